@@ -1,0 +1,39 @@
+# Thin targets. Every target depends on `setup`, so on a fresh clone `make demo` and
+# `make test` are each one command. uv comes from PyPI if it is missing.
+SHELL := /bin/bash
+UV ?= $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+RUN := $(UV) run --frozen
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test lint format bench ui clean
+
+setup: .venv/.synced
+
+.venv/.synced: pyproject.toml uv.lock
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	$(UV) sync --frozen
+	@touch $@
+
+demo: setup
+	$(RUN) mlops-lab demo loop
+
+test: setup
+	$(RUN) pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy
+
+format: setup
+	$(RUN) ruff format .
+	$(RUN) ruff check --fix .
+
+bench: setup
+	$(RUN) mlops-lab bench
+
+ui: setup
+	$(RUN) mlops-lab ui
+
+clean:
+	rm -rf .state

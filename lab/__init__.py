@@ -1,0 +1,1 @@
+"""The lab shell: settings, the one CLI, the concept catalog and the narrated demos."""

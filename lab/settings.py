@@ -1,0 +1,113 @@
+"""Runtime settings: where state lives and which services to talk to.
+
+Concept: configuration management (C48). Paths, URIs and secrets come from the environment
+(prefix ``MLOPS_``); model and rollout knobs live in the DVC-tracked ``params.yaml`` instead.
+Everything defaults to a project-local, gitignored state folder so the whole loop runs offline
+on embedded engines (MLflow on SQLite, Prefect's ephemeral API). Pointing the same code at real
+servers is a matter of setting ``MLOPS_TRACKING_URI`` and friends, never of changing code.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_actor() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry in some containers
+        return "unknown"
+
+
+class Settings(BaseSettings):
+    """One settings object for the CLI, the flows, the API and the tests."""
+
+    model_config = SettingsConfigDict(env_prefix="MLOPS_", extra="ignore")
+
+    project_dir: Path = Field(default_factory=Path.cwd, description="Repository root (holds params.yaml).")
+    state_dir: Path | None = Field(default=None, description="Local state folder; default <project_dir>/.state.")
+    params_file: Path | None = Field(default=None, description="Parameters file; default <project_dir>/params.yaml.")
+    tracking_uri: str | None = Field(default=None, description="MLflow tracking URI; default SQLite in the state folder.")
+    registry_uri: str | None = Field(default=None, description="MLflow registry URI; default = tracking URI.")
+    artifact_root: str | None = Field(default=None, description="Artifact location for new experiments.")
+    experiment_name: str = "mlops-lab"
+    model_name: str = "iris-classifier"
+    actor: str = Field(default_factory=_default_actor, description="Who is acting, recorded in the audit log.")
+
+    # ---- derived locations -------------------------------------------------------------
+    @property
+    def state(self) -> Path:
+        return (self.state_dir or self.project_dir / ".state").resolve()
+
+    @property
+    def params_path(self) -> Path:
+        return (self.params_file or self.project_dir / "params.yaml").resolve()
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        return self.tracking_uri or f"sqlite:///{self.state / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifact_root(self) -> str:
+        return self.artifact_root or (self.state / "mlartifacts").as_uri()
+
+    @property
+    def prefect_home(self) -> Path:
+        return self.state / "prefect"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.state / "reports"
+
+    @property
+    def gx_dir(self) -> Path:
+        return self.state / "gx"
+
+    def resolve(self, path: str | Path) -> Path:
+        """Resolve a path from params.yaml or the CLI against the project folder."""
+        p = Path(path)
+        return p if p.is_absolute() else (self.project_dir / p).resolve()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment once, on first use."""
+    return Settings()
+
+
+# Library telemetry and chatter that must be off for an offline, quiet run.
+_QUIET_ENV = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "DO_NOT_TRACK": "1",
+    "DVC_NO_ANALYTICS": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+    "PREFECT_UI_ENABLED": "false",
+    "GIT_PYTHON_REFRESH": "quiet",
+}
+
+
+def configure_runtime(settings: Settings) -> None:
+    """Create the state folders and point the libraries at them.
+
+    Called by the CLI callback, the test fixtures and the API lifespan, never at import time.
+    Existing environment variables win, so a user can still point Prefect at a real server.
+    """
+    for folder in (settings.state, settings.prefect_home, settings.reports_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    for key, value in _QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+    os.environ.setdefault("PREFECT_HOME", str(settings.prefect_home))
+    os.environ.setdefault(
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL",
+        f"sqlite+aiosqlite:///{settings.prefect_home / 'prefect.db'}",
+    )
+    os.environ.setdefault("DVC_SITE_CACHE_DIR", str(settings.state / "dvc-site-cache"))

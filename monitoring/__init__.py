@@ -1,0 +1,1 @@
+"""How we notice drift and decay (monitoring issue)."""

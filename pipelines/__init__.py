@@ -1,0 +1,1 @@
+"""How models are made: data, validation, features, training, the quality gate, the registry, flows."""

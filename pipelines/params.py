@@ -1,0 +1,173 @@
+"""Typed view of ``params.yaml``: the dataset contract and every training knob.
+
+Concept: configuration as code (C07, C48). The dataset is *described*, not hard-coded: another
+iris-style CSV (numeric features + a class label) works by editing this file alone. Pydantic turns
+a typo in the file into an error that names the offending key, before any work starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FeatureSpec(_Strict):
+    min: float
+    max: float
+    mean: tuple[float, float] | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FeatureSpec:
+        if self.min >= self.max:
+            raise ValueError(f"min ({self.min}) must be below max ({self.max})")
+        return self
+
+
+class RowCount(_Strict):
+    min: int = 1
+    max: int = 10_000_000
+
+
+class DatasetConfig(_Strict):
+    """The data contract: columns, types, ranges and classes of one iris-style dataset."""
+
+    name: str
+    path: str
+    target: str
+    classes: list[str] = Field(min_length=2)
+    features: dict[str, FeatureSpec] = Field(min_length=1)
+    allow_missing: bool = False
+    unique_rows: bool = True
+    row_count: RowCount = RowCount()
+    group_column: str | None = None
+    decimals: int = 2
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.features)
+
+    @property
+    def required_columns(self) -> list[str]:
+        return [*self.features, self.target]
+
+
+class IngestParams(_Strict):
+    source: Literal["sklearn-iris", "sklearn-wine"] = "sklearn-iris"
+
+
+class FeatureParams(_Strict):
+    products: list[tuple[str, str]] = []
+    ratios: list[tuple[str, str]] = []
+
+
+class TrainParams(_Strict):
+    seed: int = 42
+    test_size: float = Field(default=0.3, gt=0, lt=1)
+    cv_folds: int = Field(default=5, ge=2)
+    estimator: Literal["logistic_regression", "random_forest", "svc", "knn"] = "logistic_regression"
+    hyperparams: dict[str, Any] = {}
+    sweep: dict[str, list[Any]] = {}
+
+
+class InvarianceParams(_Strict):
+    noise: float = 0.02
+    min_confidence: float = 0.9
+    max_flip_rate: float = 0.0
+    seed: int = 7
+
+
+class DirectionalSpec(_Strict):
+    feature: str
+    from_class: str
+    towards_class: str
+    delta: float
+
+
+class SliceParityParams(_Strict):
+    max_recall_gap: float = 0.25
+    min_slice_size: int = 5
+
+
+class GateParams(_Strict):
+    mode: Literal["non_inferiority", "superiority"] = "non_inferiority"
+    metric: str = "accuracy"
+    tolerance: float = 0.02
+    margin: float = 0.01
+    min_metric: float = 0.0
+    invariance: InvarianceParams = InvarianceParams()
+    directional: list[DirectionalSpec] = []
+    slice_parity: SliceParityParams = SliceParityParams()
+
+
+class CovariateShiftParams(_Strict):
+    features: list[str] | None = None
+    shift_std: float = 1.5
+
+
+class PriorShiftParams(_Strict):
+    weights: list[float] | None = None
+
+
+class ConceptShiftParams(_Strict):
+    swap: tuple[str, str] | None = None
+
+
+class BatchParams(_Strict):
+    rows: int = 200
+    covariate_shift: CovariateShiftParams = CovariateShiftParams()
+    prior_shift: PriorShiftParams = PriorShiftParams()
+    concept_shift: ConceptShiftParams = ConceptShiftParams()
+
+
+class Params(BaseModel):
+    """Everything in params.yaml. Sections added by later stages are kept but not interpreted here."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    dataset: DatasetConfig
+    ingest: IngestParams = IngestParams()
+    features: FeatureParams = FeatureParams()
+    train: TrainParams = TrainParams()
+    gate: GateParams = GateParams()
+    batches: BatchParams = BatchParams()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Params:
+        known = set(self.dataset.features)
+        for pair in [*self.features.products, *self.features.ratios]:
+            unknown = set(pair) - known
+            if unknown:
+                raise ValueError(f"features: derived feature uses unknown column(s) {sorted(unknown)}")
+        for spec in self.gate.directional:
+            if spec.feature not in known:
+                raise ValueError(f"gate.directional: unknown feature {spec.feature!r}")
+            for cls in (spec.from_class, spec.towards_class):
+                if cls not in self.dataset.classes:
+                    raise ValueError(f"gate.directional: unknown class {cls!r}")
+        return self
+
+    def digest(self) -> str:
+        """A stable hash of the knobs that shape a model, logged as the `params_hash` tag."""
+        shaping = {k: self.model_dump(mode="json")[k] for k in ("dataset", "features", "train")}
+        return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_params(path: str | Path) -> Params:
+    """Read and validate params.yaml; the error names the bad key and the file."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"parameters file not found: {p} (run from the repository root or set MLOPS_PARAMS_FILE)")
+    raw = yaml.safe_load(p.read_text()) or {}
+    try:
+        return Params.model_validate(raw)
+    except ValueError as err:
+        raise ValueError(f"invalid parameters in {p}:\n{err}") from err

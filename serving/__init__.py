@@ -1,0 +1,1 @@
+"""How models meet traffic (serving issue)."""
