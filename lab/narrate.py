@@ -6,6 +6,8 @@ vocabulary instead of scattered prints.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
@@ -41,7 +43,7 @@ class Narrator:
     def bad(self, text: str) -> None:
         self.console.print(f"   [bold red]✘[/bold red] {text}")
 
-    def table(self, title: str, columns: list[str], rows: list[list[object]]) -> None:
+    def table(self, title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
         tbl = Table(title=title, title_justify="left")
         for col in columns:
             tbl.add_column(col)

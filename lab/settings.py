@@ -10,6 +10,7 @@ servers is a matter of setting ``MLOPS_TRACKING_URI`` and friends, never of chan
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -33,7 +34,9 @@ class Settings(BaseSettings):
     project_dir: Path = Field(default_factory=Path.cwd, description="Repository root (holds params.yaml).")
     state_dir: Path | None = Field(default=None, description="Local state folder; default <project_dir>/.state.")
     params_file: Path | None = Field(default=None, description="Parameters file; default <project_dir>/params.yaml.")
-    tracking_uri: str | None = Field(default=None, description="MLflow tracking URI; default SQLite in the state folder.")
+    tracking_uri: str | None = Field(
+        default=None, description="MLflow tracking URI; default SQLite in the state folder."
+    )
     registry_uri: str | None = Field(default=None, description="MLflow registry URI; default = tracking URI.")
     artifact_root: str | None = Field(default=None, description="Artifact location for new experiments.")
     experiment_name: str = "mlops-lab"
@@ -85,6 +88,7 @@ def get_settings() -> Settings:
 _QUIET_ENV = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "MLFLOW_LOGGING_LEVEL": "WARNING",
     "DO_NOT_TRACK": "1",
     "DVC_NO_ANALYTICS": "1",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -111,3 +115,6 @@ def configure_runtime(settings: Settings) -> None:
         f"sqlite+aiosqlite:///{settings.prefect_home / 'prefect.db'}",
     )
     os.environ.setdefault("DVC_SITE_CACHE_DIR", str(settings.state / "dvc-site-cache"))
+    # Named chatty loggers: registration notices, and "pip version unknown" in a uv venv without pip.
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)

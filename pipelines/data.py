@@ -41,7 +41,9 @@ def build_raw_frame(cfg: DatasetConfig, ingest: IngestParams) -> pd.DataFrame:
     frame[cfg.target] = [names[i] for i in frame.pop("target")]
     missing = [c for c in cfg.required_columns if c not in frame.columns]
     if missing:
-        raise ValueError(f"ingest source {ingest.source!r} has no column(s) {missing}; check dataset.features in params.yaml")
+        raise ValueError(
+            f"ingest source {ingest.source!r} has no column(s) {missing}; check dataset.features in params.yaml"
+        )
     out = frame[cfg.required_columns].round(cfg.decimals)
     if cfg.unique_rows:
         out = out.drop_duplicates(ignore_index=True)

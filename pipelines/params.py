@@ -165,7 +165,9 @@ def load_params(path: str | Path) -> Params:
     """Read and validate params.yaml; the error names the bad key and the file."""
     p = Path(path)
     if not p.exists():
-        raise FileNotFoundError(f"parameters file not found: {p} (run from the repository root or set MLOPS_PARAMS_FILE)")
+        raise FileNotFoundError(
+            f"parameters file not found: {p} (run from the repository root or set MLOPS_PARAMS_FILE)"
+        )
     raw = yaml.safe_load(p.read_text()) or {}
     try:
         return Params.model_validate(raw)

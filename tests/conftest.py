@@ -1,15 +1,25 @@
-"""Shared fixtures: every test gets its own state folder, so no test sees another's registry."""
+"""Shared fixtures: every test gets its own state folder, so no test sees another's registry.
+
+Creating an MLflow SQLite store runs all of MLflow's schema migrations (seconds each time), so one
+empty store is created per session and copied into each test's state folder: still a real,
+separate MLflow store per test, at the cost of a file copy.
+"""
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import pytest
 
 from lab.settings import Settings, configure_runtime
 from pipelines.params import Params, load_params
 
 REPO = Path(__file__).resolve().parents[1]
+MakeSettings = Callable[..., Settings]
 
 
 @pytest.fixture(scope="session")
@@ -17,16 +27,39 @@ def params() -> Params:
     return load_params(REPO / "params.yaml")
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """Settings pointing at a fresh state folder under tmp_path (real SQLite MLflow store)."""
-    s = Settings(project_dir=REPO, state_dir=tmp_path / "state")
-    configure_runtime(s)
-    return s
+@pytest.fixture(scope="session")
+def empty_mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MLflow SQLite store with its schema created and nothing in it."""
+    from mlflow.tracking import MlflowClient
+
+    db = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{db}").search_experiments()
+    return db
 
 
 @pytest.fixture(scope="session")
-def iris_frame(params: Params):
+def make_settings(empty_mlflow_db: Path) -> MakeSettings:
+    """Build Settings for a fresh state folder holding a copy of the empty MLflow store."""
+
+    def build(state_dir: Path, **overrides: Any) -> Settings:
+        settings = Settings(project_dir=REPO, state_dir=state_dir, **overrides)
+        configure_runtime(settings)
+        target = settings.state / "mlflow.db"
+        if settings.tracking_uri is None and not target.exists():
+            shutil.copyfile(empty_mlflow_db, target)
+        return settings
+
+    return build
+
+
+@pytest.fixture
+def settings(tmp_path: Path, make_settings: MakeSettings) -> Settings:
+    """Settings pointing at a fresh state folder under tmp_path (a real SQLite MLflow store)."""
+    return make_settings(tmp_path / "state")
+
+
+@pytest.fixture(scope="session")
+def iris_frame(params: Params) -> pd.DataFrame:
     from pipelines.data import build_raw_frame
 
     return build_raw_frame(params.dataset, params.ingest)

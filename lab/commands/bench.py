@@ -1,0 +1,48 @@
+"""CLI command: ``bench``, the performance targets measured against baselines.
+
+Concept: speed is measured, not asserted in tests (DESIGN.md, "Performance targets"). This shell
+runs the sections of ``lab/bench.py``, writes ``docs/benchmarks.md`` and prints the same report.
+It always exits 0 when the measurements ran: a missed target is a finding in the report, not a
+crash. Only typer, rich and the stdlib are imported at the top, so ``--help`` stays instant.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+
+def bench(
+    out: Annotated[Path | None, typer.Option(help="Report file (default: docs/benchmarks.md).")] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", help="Run only this section (cli, validation, training); repeatable."),
+    ] = None,
+) -> None:
+    """Time CLI start-up, validation and training side by side with baselines; write docs/benchmarks.md."""
+    from rich.markdown import Markdown
+    from rich.markup import escape
+
+    from lab.bench import SECTIONS, BenchEnv, render_markdown, run_bench, write_report
+    from lab.context import load_context
+
+    console = Console()
+    unknown = sorted(set(only or []) - set(SECTIONS))
+    if unknown:
+        raise typer.BadParameter(f"unknown section(s) {unknown}; choose from {list(SECTIONS)}", param_hint="--only")
+    ctx = load_context()
+    env = BenchEnv(
+        settings=ctx.settings, params=ctx.params, say=lambda text: console.print(f"[dim]{escape(text)}[/dim]")
+    )
+    report = run_bench(env, only)
+    path = write_report(report, out or ctx.settings.project_dir / "docs" / "benchmarks.md")
+    console.print(Markdown(render_markdown(report)))
+    console.print(f"[bold]wrote {path}[/bold] in {report.duration_s:.0f} s")
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the CLI."""
+    app.command("bench")(bench)

@@ -1,0 +1,131 @@
+"""Narrated demos: each concept shown live, in under 30 seconds, on the real engines.
+
+Concept: show, don't tell. An interview answer lands better as a run than as a slide, so every
+catalog entry names a demo (``mlops-lab demo data-validation``). A demo is a module in this package
+with ``run(n: Narrator, ctx: LabContext) -> None``; ``DEMOS`` maps its name to the module path,
+and the module is imported only when that demo runs, so the CLI stays fast and one unfinished or
+broken demo cannot break the others. ``run_demo`` accepts a demo name, a concept id or a slug.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from lab.context import LabContext
+    from lab.narrate import Narrator
+    from lab.settings import Settings
+
+DemoFn = Callable[["Narrator", "LabContext"], None]
+
+DEMOS: dict[str, str] = {
+    "loop": "lab.demos.loop",
+    "orchestration": "lab.demos.orchestration",
+    "reproducibility": "lab.demos.reproducibility",
+    "data-versioning": "lab.demos.data_versioning",
+    "data-validation": "lab.demos.data_validation",
+    "features": "lab.demos.features",
+    "skew": "lab.demos.skew",
+    "tracking": "lab.demos.tracking",
+    "registry-gate": "lab.demos.registry_gate",
+    "rollback": "lab.demos.rollback",
+}
+
+
+class UnknownDemoError(LookupError):
+    """The name is neither a demo nor a concept with a registered demo; the message lists the demos."""
+
+
+class DemoNotBuiltError(LookupError):
+    """The demo is registered but its module (or its ``run`` function) does not exist yet."""
+
+
+def _available() -> str:
+    return ", ".join(DEMOS)
+
+
+def resolve_demo(name: str) -> str:
+    """The demo name for a demo name, a concept id (``C06``) or a concept slug.
+
+    Raises:
+        UnknownDemoError: nothing by that name; the message lists the available demos.
+    """
+    from lab.catalog import UnknownConceptError, find
+
+    key = name.strip().lower()
+    if key in DEMOS:
+        return key
+    try:
+        concept = find(name)
+    except UnknownConceptError:
+        raise UnknownDemoError(
+            f"unknown demo {name!r}. Available demos: {_available()}. "
+            "A concept id or slug works too (`mlops-lab concepts` lists them)."
+        ) from None
+    if concept.demo_name not in DEMOS:
+        raise UnknownDemoError(
+            f"concept {concept.id} names demo {concept.demo_name!r}, which is not registered in "
+            f"lab/demos/__init__.py DEMOS. Available demos: {_available()}."
+        )
+    return concept.demo_name
+
+
+def load_demo(name: str) -> DemoFn:
+    """Import a registered demo's module and return its ``run`` function.
+
+    Raises:
+        DemoNotBuiltError: the module or its ``run`` function does not exist yet.
+    """
+    module_path = DEMOS[name]
+    try:
+        spec = importlib.util.find_spec(module_path)
+    except ModuleNotFoundError:  # a parent package is missing
+        spec = None
+    if spec is None:
+        raise DemoNotBuiltError(
+            f"demo {name!r} is not built yet: module {module_path} does not exist. "
+            f"Create it with `def run(n: Narrator, ctx: LabContext) -> None`."
+        )
+    run = getattr(importlib.import_module(module_path), "run", None)
+    if not callable(run):
+        raise DemoNotBuiltError(
+            f"demo {name!r} is not built yet: {module_path} has no `run(n: Narrator, ctx: LabContext)` function."
+        )
+    return run
+
+
+def run_demo(name: str, console: Console | None = None, settings: Settings | None = None) -> float:
+    """Run one demo with narration and return its duration in seconds.
+
+    Args:
+        name: a demo name, a concept id or a concept slug.
+        console: where the narration goes (tests pass a recording console).
+        settings: the settings to use; default: from the environment.
+
+    Raises:
+        UnknownDemoError: the name matches nothing.
+        DemoNotBuiltError: the demo's module is not written yet.
+    """
+    from lab.catalog import load_catalog
+    from lab.context import load_context
+    from lab.narrate import Narrator
+
+    demo = resolve_demo(name)  # resolve and import before touching any state
+    run = load_demo(demo)
+    narrator = Narrator(console)
+    start = time.perf_counter()
+    run(narrator, load_context(settings))
+    elapsed = time.perf_counter() - start
+    ids = [c.id for c in load_catalog() if c.demo_name == demo]
+    narrator.console.print(f"\n[bold]demo {demo} finished in {elapsed:.1f} s[/bold]")
+    if ids:
+        narrator.console.print(
+            f"[dim]concepts shown: {', '.join(ids)} (`mlops-lab explain {ids[0]}` for the answer)[/dim]"
+        )
+    return elapsed

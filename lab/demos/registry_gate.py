@@ -1,0 +1,39 @@
+"""Demo "registry-gate" (C12, C14, C40, C41): only a model that passes the gate gets an alias."""
+
+from __future__ import annotations
+
+from lab.context import LabContext
+from lab.narrate import Narrator
+
+
+def run(n: Narrator, ctx: LabContext) -> None:
+    from lab.demos.prep import ensure_champion, ensure_raw_data, show_outcome, with_hyperparams
+    from pipelines.registry import current_aliases, list_versions
+    from pipelines.training import run_training
+
+    n.title("Model registry and the quality gate", "C12 C14 C40 C41")
+    data = ensure_raw_data(ctx, n)
+    champion = ensure_champion(ctx, n)
+    n.say(f"champion today: version {champion}")
+
+    n.step("A new candidate with the same recipe: compared with the champion on the SAME held-out rows")
+    n.why(
+        f"gate mode {ctx.params.gate.mode}: a candidate may trail the champion by at most "
+        f"{ctx.params.gate.tolerance} {ctx.params.gate.metric}; it must also pass behavioural checks "
+        "(minimum functionality, invariance, directional) and slice parity."
+    )
+    good = run_training(ctx.settings, ctx.params, data)
+    show_outcome(n, good)
+    for check in good.gate.get("checks", []):
+        (n.ok if check["passed"] else n.bad)(f"{check['name']}: {check['detail']}")
+
+    n.step("A worse candidate (over-regularised: C=0.01) tries the same gate")
+    bad = run_training(ctx.settings, with_hyperparams(ctx.params, C=0.01), data)
+    show_outcome(n, bad)
+    n.why("it is logged for the record (run tagged gate.status=rejected) but never registered or aliased.")
+
+    n.step("The registry: versions and aliases")
+    rows = [[v.version, ",".join(v.aliases) or "-", v.gate_status, v.accuracy] for v in list_versions(ctx.settings)]
+    n.table(ctx.settings.model_name, ["version", "aliases", "gate", "accuracy"], rows[-6:])
+    n.ok(f"aliases now: {current_aliases(ctx.settings)}")
+    n.code("pipelines/quality_gate.py", "pipelines/behavioural.py", "pipelines/slices.py", "pipelines/registry.py")

@@ -1,0 +1,162 @@
+"""Model cards: one human-readable page per registered model version.
+
+Concept: governance (C16). A model card (Mitchell et al., 2019) says what a model is for, what it
+must not be used for, what data made it, how well it does overall and per slice, which checks it
+passed and exactly where it came from. Reviewers approve a version by reading its card, so the card
+is rendered from the same numbers the quality gate saw and is stored next to the version in the
+registry (``pipelines/registry.py`` logs it as ``model_card.md``).
+
+Rendering is a pure function of plain data: training fills a ``ModelCardInfo``, this module only
+formats it, so the card is unit-testable without MLflow. The version number is only known after
+registration, so a card rendered before it carries ``VERSION_PENDING``, which the registry replaces.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pipelines.params import DatasetConfig
+
+VERSION_PENDING = "(pending registration)"  # replaced by the version number when registered
+
+
+@dataclass(frozen=True)
+class ModelCardInfo:
+    """Everything a model card shows, as plain data (dicts and lists, no library objects)."""
+
+    model_name: str
+    version: str | None  # None before registration: rendered as VERSION_PENDING
+    created: str  # ISO timestamp
+    dataset_name: str
+    target: str
+    classes: list[str]
+    feature_ranges: dict[str, tuple[float, float]]  # feature -> (valid min, valid max)
+    data_path: str
+    data_md5: str
+    data_rows: int
+    params: dict[str, Any]
+    test_metrics: dict[str, float]
+    cv_metrics: dict[str, float] = field(default_factory=dict)
+    per_class_metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # class -> metric -> value
+    slice_metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # slice -> metric -> value
+    gate: dict[str, Any] | None = None  # {"passed": bool, "reasons": [...], "checks": {...} or [...]}
+    run_id: str = ""
+    git_sha: str | None = None
+    params_hash: str | None = None
+    library_versions: dict[str, str] = field(default_factory=dict)
+
+
+def dataset_fields(cfg: DatasetConfig) -> dict[str, Any]:
+    """The card fields that come from the data contract, ready for ``ModelCardInfo(**...)``."""
+    return {
+        "dataset_name": cfg.name,
+        "target": cfg.target,
+        "classes": list(cfg.classes),
+        "feature_ranges": {name: (spec.min, spec.max) for name, spec in cfg.features.items()},
+    }
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value).replace("|", "\\|")
+
+
+def _table(header: list[str], rows: list[list[object]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+    return lines
+
+
+def _metric_table(first: str, metrics: dict[str, dict[str, float]]) -> list[str]:
+    columns = list(dict.fromkeys(k for row in metrics.values() for k in row))
+    return _table([first, *columns], [[name, *(row.get(c, "") for c in columns)] for name, row in metrics.items()])
+
+
+def _gate_lines(gate: dict[str, Any] | None) -> list[str]:
+    if gate is None:
+        return ["Not evaluated."]
+    passed = gate.get("passed")
+    lines = [f"**Result:** {'PASSED' if passed else 'FAILED' if passed is False else 'unknown'}"]
+    reasons = gate.get("reasons") or []
+    if reasons:
+        lines += ["", "Reasons:", *(f"- {r}" for r in reasons)]
+    comparisons = gate.get("comparisons") or {}
+    metric = comparisons.get("metric", "metric")
+    rows = [[f"{metric} vs {k}", *_check_row(v)] for k, v in comparisons.items() if isinstance(v, dict)]
+    checks = gate.get("checks") or {}
+    if isinstance(checks, dict):
+        rows += [[name, *_check_row(value)] for name, value in checks.items()]
+    else:
+        rows += [[c.get("name", "?"), *_check_row(c)] for c in checks]
+    if rows:
+        lines += ["", *_table(["check", "passed", "detail"], rows)]
+    return lines
+
+
+def _check_row(value: object) -> list[object]:
+    if isinstance(value, dict):
+        extra = ", ".join(f"{k} {_fmt(v)}" for k, v in value.items() if k not in ("name", "passed", "cases"))
+        return [value.get("passed", ""), value.get("detail", extra)]
+    return [value, ""]
+
+
+def render_model_card(info: ModelCardInfo) -> str:
+    """Render the model card as Markdown."""
+    version = info.version or VERSION_PENDING
+    ranges = ", ".join(f"{f} in [{lo}, {hi}]" for f, (lo, hi) in info.feature_ranges.items())
+    lines = [
+        f"# Model card: {info.model_name} version {version}",
+        "",
+        f"- **Model:** {info.model_name}",
+        f"- **Version:** {version}",
+        f"- **Created:** {info.created}",
+        "",
+        "## Intended use and limits",
+        "",
+        f"Classifies one {info.dataset_name} measurement into `{info.target}`: {', '.join(info.classes)}.",
+        f"Valid input ranges (the data contract): {ranges}.",
+        "Out of scope: inputs outside these ranges (the model never saw them; data validation flags them), "
+        "classes not listed here, and populations unlike the training data.",
+        "",
+        "## Training data",
+        "",
+        f"- **Path:** `{info.data_path}`",
+        f"- **MD5:** `{info.data_md5}`",
+        f"- **Rows:** {info.data_rows}",
+        "",
+        "## Parameters",
+        "",
+        *_table(["parameter", "value"], [[k, str(v)] for k, v in info.params.items()]),  # as given, unrounded
+        "",
+        "## Metrics",
+        "",
+        *_table(
+            ["metric", "value"],
+            [[f"test {k}", v] for k, v in info.test_metrics.items()]
+            + [[f"cv {k}", v] for k, v in info.cv_metrics.items()],
+        ),
+        "",
+    ]
+    if info.per_class_metrics:
+        lines += ["### Per class", "", *_metric_table("class", info.per_class_metrics), ""]
+    if info.slice_metrics:
+        lines += ["### Per slice", "", *_metric_table("slice", info.slice_metrics), ""]
+    lines += ["## Quality gate", "", *_gate_lines(info.gate), ""]
+    lines += [
+        "## Lineage",
+        "",
+        f"- **Run id:** `{info.run_id or 'unknown'}`",
+        f"- **Git sha:** `{info.git_sha or 'unknown'}`",
+        f"- **Params hash:** `{info.params_hash or 'unknown'}`",
+        "",
+        "## Library versions",
+        "",
+        *_table(["library", "version"], [[k, v] for k, v in info.library_versions.items()]),
+        "",
+    ]
+    return "\n".join(lines)

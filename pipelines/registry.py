@@ -1,0 +1,352 @@
+"""The model registry: versions, aliases, promotion, rollback and the audit trail.
+
+Concepts: model registry (C12), rollback (C15), governance (C16). Every model that passed the
+quality gate becomes a numbered version of one registered model in MLflow. Where a version stands
+is said by *aliases* (MLflow stages are deprecated): ``champion`` serves traffic, ``challenger``
+waits for promotion, ``previous`` is the champion before the last promotion. Serving loads
+``models:/<name>@champion``, so promotion and rollback are alias moves: instant, nothing rebuilt.
+
+Every alias move records who, when and why in the registry itself, as registered-model tags
+``audit/<6-digit seq>`` holding compact JSON, so the trail travels with the registry (backups,
+the MLflow UI) instead of living in a side file. Version tags keep each version's own story:
+``gate.*``, ``champion_since``, ``rolled_back``... and ``status``, the last decision on it
+(``candidate`` → ``promoted``, ``superseded``, ``rejected`` or ``rolled_back``). Rollback restores
+``previous`` and clears it: one level of undo, so a second rollback is an error, not a surprise.
+Writes assume one writer at a time (the CLI, a flow or the rollout controller).
+
+Gotcha: ``search_model_versions`` returns ``aliases=[]`` (mlflow#9783), so aliases are always read
+from ``get_registered_model().aliases``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from pipelines.model_card import VERSION_PENDING
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import RegisteredModel
+
+    from lab.settings import Settings
+
+CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
+AUDIT_PREFIX = "audit/"
+ACCURACY_KEYS = ("test_accuracy", "accuracy")
+
+
+class RegistryError(RuntimeError):
+    """A registry operation cannot go ahead; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    seq: int
+    ts: str
+    actor: str
+    action: str
+    alias: str
+    from_version: str | None
+    to_version: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class AliasChange:
+    action: str
+    champion_before: str | None
+    champion_after: str
+    entries: list[AuditEntry]
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    name: str
+    version: str
+    alias: str  # champion (first model) or challenger
+    run_id: str
+    replaced: str | None  # the older challenger this one displaced
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    version: str
+    aliases: list[str]
+    run_id: str
+    status: str
+    gate_status: str
+    gate_summary: str
+    metrics: dict[str, float]
+    created: str
+    description: str
+
+    @property
+    def accuracy(self) -> float | None:
+        """Held-out accuracy if the run logged it (``test_accuracy`` preferred)."""
+        for key in ACCURACY_KEYS:
+            if key in self.metrics:
+                return self.metrics[key]
+        return next((v for k, v in sorted(self.metrics.items()) if "accuracy" in k), None)
+
+
+def mlflow_client(settings: Settings) -> MlflowClient:
+    """Point MLflow (fluent API and client) at the configured tracking and registry stores."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    registry_uri = settings.registry_uri or settings.mlflow_tracking_uri
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlflow.set_registry_uri(registry_uri)
+    return MlflowClient(tracking_uri=settings.mlflow_tracking_uri, registry_uri=registry_uri)
+
+
+def ensure_experiment(settings: Settings) -> str:
+    """Create the experiment (artifacts under ``mlflow_artifact_root``) if missing; make it active."""
+    import mlflow
+
+    client = mlflow_client(settings)
+    exp = client.get_experiment_by_name(settings.experiment_name)
+    if exp is None:
+        exp_id = client.create_experiment(settings.experiment_name, artifact_location=settings.mlflow_artifact_root)
+    else:
+        exp_id = exp.experiment_id
+        if exp.lifecycle_stage == "deleted":
+            client.restore_experiment(exp_id)
+    mlflow.set_experiment(experiment_id=exp_id)
+    return str(exp_id)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _model(client: MlflowClient, name: str) -> RegisteredModel:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_registered_model(name)
+    except MlflowException as err:
+        if err.error_code == "RESOURCE_DOES_NOT_EXIST":
+            msg = f"no registered model {name!r} yet: train and register one first (`mlops-lab train`)"
+            raise RegistryError(msg) from err
+        raise
+
+
+def _aliases(client: MlflowClient, name: str) -> dict[str, str]:
+    return {alias: str(version) for alias, version in _model(client, name).aliases.items()}
+
+
+class _Operation:
+    """One governed registry change: who makes it and why, the aliases as they stand, the audit entries."""
+
+    def __init__(self, settings: Settings, action: str, actor: str, reason: str) -> None:
+        self.client, self.name = mlflow_client(settings), settings.model_name
+        self.action, self.actor, self.reason = action, actor, reason
+        self.aliases = _aliases(self.client, self.name)
+        self.entries: list[AuditEntry] = []
+
+    def tag(self, version: str, **tags: str) -> None:
+        for key, value in tags.items():
+            self.client.set_model_version_tag(self.name, version, key, value)
+
+    def move(self, alias: str, to_v: str | None) -> None:
+        """Point ``alias`` at ``to_v`` (remove it when None) and audit the move."""
+        from_v = self.aliases.get(alias)
+        if from_v == to_v:
+            return
+        if to_v is None:
+            self.client.delete_registered_model_alias(self.name, alias)
+            del self.aliases[alias]
+        else:
+            self.client.set_registered_model_alias(self.name, alias, to_v)
+            self.aliases[alias] = to_v
+        self.audit(alias, from_v, to_v)
+
+    def audit(self, alias: str, from_v: str | None, to_v: str | None) -> None:
+        tags = self.client.get_registered_model(self.name).tags
+        seq = max((int(k.removeprefix(AUDIT_PREFIX)) for k in tags if k.startswith(AUDIT_PREFIX)), default=0) + 1
+        entry = AuditEntry(seq, _now(), self.actor, self.action, alias, from_v, to_v, self.reason)
+        payload = json.dumps({k: v for k, v in asdict(entry).items() if k != "seq"}, separators=(",", ":"))
+        self.client.set_registered_model_tag(self.name, f"{AUDIT_PREFIX}{seq:06d}", payload)
+        self.entries.append(entry)
+
+    def change(self, champion_before: str | None) -> AliasChange:
+        return AliasChange(self.action, champion_before, self.aliases[CHAMPION], self.entries)
+
+
+def _gate_summary(gate: dict[str, Any]) -> str:
+    if "summary" in gate:
+        return str(gate["summary"])[:500]
+    checks = gate.get("checks") or {}
+    values = checks.values() if isinstance(checks, dict) else checks
+    flags = [c.get("passed") if isinstance(c, dict) else c for c in values]
+    parts = [f"{sum(bool(f) for f in flags)}/{len(flags)} checks passed"] if flags else []
+    parts += [str(r) for r in gate.get("reasons") or []]
+    return "; ".join(parts)[:500] or "passed"
+
+
+def register_candidate(
+    settings: Settings,
+    run_id: str,
+    model_uri: str,
+    gate: dict[str, Any],
+    card_markdown: str | None,
+    actor: str,
+    reason: str,
+) -> RegisteredVersion:
+    """Register a gated model: the first one becomes champion, later ones challenger.
+
+    Raises:
+        RegistryError: the gate result is not an explicit pass (such a model never reaches the registry).
+    """
+    import mlflow
+
+    summary = _gate_summary(gate)
+    if gate.get("passed") is not True:  # absent counts as failed: only an explicit pass reaches the registry
+        raise RegistryError(
+            f"run {run_id} did not pass the quality gate ({summary}); fix the model or data and retrain"
+        )
+    tags = {
+        "gate.status": "passed",
+        "gate.summary": summary,
+        "gate.result": json.dumps(gate, default=str)[:20_000],
+        "run_id": run_id,
+        "status": "candidate",
+        "registered_by": actor,
+        "registration_reason": reason,
+    }
+    mlflow_client(settings)  # points the fluent register_model at our registry
+    version = str(mlflow.register_model(model_uri, settings.model_name, tags=tags).version)
+    op = _Operation(settings, "register", actor, reason)
+    op.client.update_model_version(
+        op.name, version, description=f"From run {run_id}; gate passed ({summary}). {reason}"
+    )
+    if card_markdown is not None:
+        op.client.log_text(run_id, card_markdown.replace(VERSION_PENDING, version), "model_card.md")
+        op.tag(version, model_card=f"runs:/{run_id}/model_card.md")
+
+    alias = CHALLENGER if CHAMPION in op.aliases else CHAMPION
+    replaced = op.aliases.get(CHALLENGER) if alias == CHALLENGER else None
+    if replaced and op.client.get_model_version(op.name, replaced).tags.get("status") == "candidate":
+        op.tag(replaced, status="superseded", superseded_by=version)
+    if alias == CHAMPION:
+        op.tag(version, status="promoted", champion_since=_now(), promoted_by=actor)
+    op.move(alias, version)
+    return RegisteredVersion(name=op.name, version=version, alias=alias, run_id=run_id, replaced=replaced)
+
+
+def promote(settings: Settings, actor: str, reason: str) -> AliasChange:
+    """champion ← challenger; the old champion becomes ``previous``; the challenger alias goes."""
+    op = _Operation(settings, "promote", actor, reason)
+    challenger = op.aliases.get(CHALLENGER)
+    if challenger is None:
+        raise RegistryError(
+            f"{op.name!r} has no challenger to promote (aliases: {op.aliases or 'none'}); "
+            "register a candidate that passes the quality gate first (`mlops-lab train`)"
+        )
+    tags = op.client.get_model_version(op.name, challenger).tags
+    if tags.get("status") == "rejected":
+        raise RegistryError(
+            f"challenger v{challenger} was rejected ({tags.get('rejection_reason', 'no reason')}); "
+            "train and register a new candidate instead of promoting it"
+        )
+    old, now = op.aliases.get(CHAMPION), _now()
+    if old is not None:
+        op.tag(old, champion_until=now)
+        op.move(PREVIOUS, old)
+    op.tag(challenger, status="promoted", champion_since=now, promoted_by=actor, promotion_reason=reason)
+    op.move(CHAMPION, challenger)
+    op.move(CHALLENGER, None)
+    return op.change(old)
+
+
+def rollback(settings: Settings, actor: str, reason: str) -> AliasChange:
+    """champion ← previous; the rolled-back version is tagged ``rolled_back=true`` with the reason."""
+    op = _Operation(settings, "rollback", actor, reason)
+    previous = op.aliases.get(PREVIOUS)
+    if previous is None:
+        raise RegistryError(
+            f"{op.name!r} has no previous champion to roll back to (aliases: {op.aliases or 'none'}); "
+            "rollback undoes one promotion, so promote a challenger first"
+        )
+    old, now = op.aliases.get(CHAMPION), _now()
+    if old is not None and old != previous:
+        op.tag(
+            old,
+            status="rolled_back",
+            rolled_back="true",
+            rollback_reason=reason,
+            rolled_back_by=actor,
+            rolled_back_at=now,
+            champion_until=now,
+        )
+    op.tag(previous, champion_since=now, restored_by=actor)
+    op.move(CHAMPION, previous)
+    op.move(PREVIOUS, None)
+    return op.change(old)
+
+
+def reject_challenger(settings: Settings, actor: str, reason: str) -> str:
+    """Mark the challenger ``status=rejected`` (alias kept, so it stays visible); returns its version."""
+    op = _Operation(settings, "reject", actor, reason)
+    challenger = op.aliases.get(CHALLENGER)
+    if challenger is None:
+        raise RegistryError(f"{op.name!r} has no challenger to reject; nothing to do")
+    op.tag(challenger, status="rejected", rejection_reason=reason, rejected_by=actor, rejected_at=_now())
+    op.audit(CHALLENGER, challenger, challenger)
+    return challenger
+
+
+def current_aliases(settings: Settings) -> dict[str, str]:
+    """Alias → version; empty when nothing is registered yet."""
+    try:
+        return _aliases(mlflow_client(settings), settings.model_name)
+    except RegistryError:
+        return {}
+
+
+def audit_log(settings: Settings) -> list[AuditEntry]:
+    """The registry-side audit trail, oldest first; empty when nothing is registered yet."""
+    try:
+        tags = _model(mlflow_client(settings), settings.model_name).tags
+    except RegistryError:
+        return []
+    keys = sorted(k for k in tags if k.startswith(AUDIT_PREFIX))
+    return [AuditEntry(seq=int(k.removeprefix(AUDIT_PREFIX)), **json.loads(tags[k])) for k in keys]
+
+
+def list_versions(settings: Settings) -> list[VersionInfo]:
+    """Every version, oldest first, with its aliases, governance tags and run metrics."""
+    from mlflow.exceptions import MlflowException
+
+    client, name = mlflow_client(settings), settings.model_name
+    try:
+        by_version: dict[str, list[str]] = {}
+        for alias, version in _aliases(client, name).items():
+            by_version.setdefault(version, []).append(alias)
+    except RegistryError:
+        return []
+    out = []
+    for mv in client.search_model_versions(f"name='{name}'", order_by=["version_number ASC"]):
+        try:
+            metrics = dict(client.get_run(mv.run_id).data.metrics) if mv.run_id else {}
+        except MlflowException:  # run deleted or in another tracking store: the version still lists
+            metrics = {}
+        created = datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC).isoformat(timespec="seconds")
+        out.append(
+            VersionInfo(
+                version=str(mv.version),
+                aliases=sorted(by_version.get(str(mv.version), [])),
+                run_id=mv.run_id or "",
+                status=mv.tags.get("status", ""),
+                gate_status=mv.tags.get("gate.status", ""),
+                gate_summary=mv.tags.get("gate.summary", ""),
+                metrics=metrics,
+                created=created,
+                description=mv.description or "",
+            )
+        )
+    return out

@@ -1,0 +1,123 @@
+"""Rebuild a registered model version from its lineage and prove it is the same model.
+
+Concept: reproducibility (C04) and lineage (C13). A registered version points to its run; the run
+holds the exact params (as logged), the seed, the data md5 and the code sha. We find the data by
+its md5 (working tree, DVC cache, or the DVC remote), retrain with the logged params, and compare
+metrics and predictions with the registered artefact. Equality, not closeness, is the bar.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pipelines.data import file_md5, read_csv
+from pipelines.lineage import library_versions
+
+if TYPE_CHECKING:
+    from lab.settings import Settings
+
+
+class ReproductionError(RuntimeError):
+    """The version cannot be rebuilt (missing lineage or data); the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class ReproductionReport:
+    version: str
+    run_id: str
+    data_path: Path
+    data_md5: str
+    git_sha: str
+    logged_metrics: dict[str, float]
+    rebuilt_metrics: dict[str, float]
+    max_probability_diff: float
+    predictions_identical: bool
+    library_drift: dict[str, tuple[str, str]]  # name -> (logged, current), only where they differ
+
+    @property
+    def metrics_identical(self) -> bool:
+        return all(self.rebuilt_metrics.get(k) == v for k, v in self.logged_metrics.items())
+
+    @property
+    def identical(self) -> bool:
+        return self.metrics_identical and self.predictions_identical
+
+
+def dvc_cache_candidates(project_dir: Path, md5: str) -> list[Path]:
+    """Where DVC 3 keeps a file with this md5: the repo cache, then the in-repo local remote."""
+    rel = Path("files", "md5", md5[:2], md5[2:])
+    return [project_dir / ".dvc" / "cache" / rel, project_dir / ".dvc-remote" / rel]
+
+
+def locate_data(project_dir: Path, data_path: str, md5: str) -> Path:
+    """Find the exact bytes a model was trained on, by content hash."""
+    working = Path(data_path) if Path(data_path).is_absolute() else project_dir / data_path
+    for candidate in [working, *dvc_cache_candidates(project_dir, md5)]:
+        if candidate.is_file() and file_md5(candidate) == md5:
+            return candidate
+    raise ReproductionError(
+        f"training data with md5 {md5} ({data_path}) is not in the working tree, the DVC cache or the local "
+        "DVC remote; restore it with `dvc pull` (or `git checkout <git_sha> -- dvc.lock && dvc checkout`)"
+    )
+
+
+def reproduce_version(settings: Settings, version: str) -> ReproductionReport:
+    """Retrain registered `version` from its logged lineage and compare with the registered model."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from pipelines.params import Params
+    from pipelines.registry import mlflow_client
+    from pipelines.train import fit_and_evaluate
+
+    client = mlflow_client(settings)
+    try:
+        mv = client.get_model_version(settings.model_name, str(version))
+    except MlflowException as err:
+        raise ReproductionError(
+            f"no version {version} of {settings.model_name}; see `mlops-lab registry list`"
+        ) from err
+    if not mv.run_id:
+        raise ReproductionError(
+            f"version {version} has no source run: it was not registered by this project's training"
+        )
+    run_id: str = mv.run_id
+    run = client.get_run(run_id)
+    tags = run.data.tags
+    if "data_md5" not in tags:
+        raise ReproductionError(f"run {mv.run_id} has no data_md5 tag: it was not logged by this project's training")
+    artifacts = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="evaluation")
+    params = Params.model_validate_json(Path(artifacts, "params.json").read_text())
+    hyperparams = json.loads(Path(artifacts, "hyperparams.json").read_text())
+
+    data_path = locate_data(settings.project_dir, tags["data_path"], tags["data_md5"])
+    rebuilt = fit_and_evaluate(read_csv(data_path), params, hyperparams)
+    registered = mlflow.sklearn.load_model(f"models:/{settings.model_name}/{version}")
+    X_test = rebuilt.split.X_test
+    same_labels = bool(np.array_equal(registered.predict(X_test), rebuilt.pipeline.predict(X_test)))
+    proba_diff = float(np.max(np.abs(registered.predict_proba(X_test) - rebuilt.pipeline.predict_proba(X_test))))
+
+    logged = {k: v for k, v in run.data.metrics.items() if k in rebuilt.metrics}
+    current = library_versions()
+    drift = {
+        name: (tags[f"lib.{name}"], current.get(name, "missing"))
+        for name in current
+        if f"lib.{name}" in tags and tags[f"lib.{name}"] != current.get(name)
+    }
+    return ReproductionReport(
+        version=str(version),
+        run_id=run_id,
+        data_path=data_path,
+        data_md5=tags["data_md5"],
+        git_sha=tags.get("git_sha", "unknown"),
+        logged_metrics=logged,
+        rebuilt_metrics=rebuilt.metrics,
+        max_probability_diff=proba_diff,
+        predictions_identical=same_labels and proba_diff == 0.0,
+        library_drift=drift,
+    )

@@ -1,0 +1,78 @@
+"""The narrated demos of the training spine run on a fresh state and say what they claim.
+
+Each demo is what a candidate runs in front of an interviewer, so a demo that breaks or stops
+showing its point is a bug. They share one state folder here, in the order a learner would run them.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from lab.context import LabContext
+from lab.narrate import Narrator
+from pipelines.params import Params
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def ctx(tmp_path_factory: pytest.TempPathFactory, make_settings, params: Params) -> LabContext:
+    settings = make_settings(tmp_path_factory.mktemp("demos") / "state")
+    # The demos ingest into dataset.path; point it into the temporary state so the repo stays untouched.
+    dataset = params.dataset.model_copy(update={"path": str(settings.state / "iris.csv")})
+    return LabContext(settings=settings, params=params.model_copy(update={"dataset": dataset}))
+
+
+def run_demo(module: str, ctx: LabContext) -> str:
+    import importlib
+
+    buffer = io.StringIO()
+    narrator = Narrator(Console(file=buffer, width=160, color_system=None))
+    importlib.import_module(f"lab.demos.{module}").run(narrator, ctx)
+    return buffer.getvalue()
+
+
+def test_features_demo_shows_derived_features_inside_the_model(ctx: LabContext) -> None:
+    out = run_demo("features", ctx)
+    assert "derive: DerivedFeatures" in out
+    assert "petal_length_x_petal_width" in out
+
+
+def test_skew_demo_finds_identical_predictions(ctx: LabContext) -> None:
+    out = run_demo("skew", ctx)
+    assert "identical predictions" in out
+    assert ": True" in out
+
+
+def test_registry_gate_demo_registers_a_challenger_and_rejects_a_worse_model(ctx: LabContext) -> None:
+    out = run_demo("registry_gate", ctx)
+    assert "as alias challenger" in out
+    assert "rejected" in out
+    assert "below the floor" in out
+
+
+def test_reproducibility_demo_rebuilds_identically(ctx: LabContext) -> None:
+    out = run_demo("reproducibility", ctx)
+    assert "identical metrics and predictions: True" in out
+
+
+def test_tracking_demo_logs_a_sweep_of_nested_runs(ctx: LabContext) -> None:
+    out = run_demo("tracking", ctx)
+    assert out.count("trial C=") == len(ctx.params.train.sweep["C"])
+    assert "← candidate" in out
+
+
+def test_loop_demo_tells_the_whole_story(ctx: LabContext, tmp_path: Path) -> None:
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        out = run_demo("loop", ctx)
+    assert "corrupted batch" in out
+    assert "refused" in out
+    assert "retrain with new data" in out
+    assert "rollback" in out
+    assert "MLflow UI" in out

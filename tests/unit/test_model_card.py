@@ -1,0 +1,109 @@
+"""The model card is a pure rendering of plain data: sections, numbers and the version placeholder."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from pipelines.model_card import VERSION_PENDING, ModelCardInfo, dataset_fields, render_model_card
+from pipelines.params import Params
+
+
+@pytest.fixture
+def info(params: Params) -> ModelCardInfo:
+    return ModelCardInfo(
+        model_name="iris-classifier",
+        version="7",
+        created="2026-11-23T12:00:00+00:00",
+        **dataset_fields(params.dataset),
+        data_path="data/raw/iris.csv",
+        data_md5="0123456789abcdef0123456789abcdef",
+        data_rows=149,
+        params={"estimator": "logistic_regression", "C": 0.3},
+        test_metrics={"accuracy": 0.955555, "macro_f1": 0.9512},
+        cv_metrics={"accuracy_mean": 0.9612, "accuracy_std": 0.0213},
+        per_class_metrics={
+            "setosa": {"precision": 1.0, "recall": 1.0},
+            "virginica": {"precision": 0.93, "recall": 0.9},
+        },
+        slice_metrics={"source=field": {"accuracy": 0.94, "n": 40}},
+        gate={
+            "passed": True,
+            "reasons": ["accuracy 0.956 >= champion 0.944 - 0.02"],
+            "comparisons": {"metric": "accuracy", "floor": {"required": 0.85, "actual": 0.955555, "passed": True}},
+            "checks": {"min_metric": True, "invariance": {"passed": True, "flip_rate": 0.0}},
+        },
+        run_id="abc123run",
+        git_sha="deadbeef",
+        params_hash="323e39073c122ad2",
+        library_versions={"scikit-learn": "1.9.1", "mlflow": "3.17.2"},
+    )
+
+
+def test_card_has_every_section(info: ModelCardInfo) -> None:
+    card = render_model_card(info)
+    for heading in (
+        "# Model card: iris-classifier version 7",
+        "## Intended use and limits",
+        "## Training data",
+        "## Parameters",
+        "## Metrics",
+        "### Per class",
+        "### Per slice",
+        "## Quality gate",
+        "## Lineage",
+        "## Library versions",
+    ):
+        assert heading in card
+    assert card.index("## Training data") < card.index("## Metrics") < card.index("## Lineage")
+
+
+def test_card_carries_the_numbers(info: ModelCardInfo) -> None:
+    card = render_model_card(info)
+    assert "| test accuracy | 0.9556 |" in card
+    assert "| cv accuracy_std | 0.0213 |" in card
+    assert "| C | 0.3 |" in card  # parameters are shown as given, not rounded
+    assert "| virginica | 0.9300 | 0.9000 |" in card
+    assert "| source=field | 0.9400 | 40 |" in card
+    assert "**Rows:** 149" in card
+    assert "0123456789abcdef0123456789abcdef" in card
+    assert "`abc123run`" in card
+    assert "`deadbeef`" in card
+    assert "`323e39073c122ad2`" in card
+    assert "| scikit-learn | 1.9.1 |" in card
+
+
+def test_card_states_the_data_contract_as_limits(info: ModelCardInfo, params: Params) -> None:
+    card = render_model_card(info)
+    limits = card.split("## Intended use and limits")[1].split("## Training data")[0]
+    assert "setosa, versicolor, virginica" in limits
+    spec = params.dataset.features["petal_width"]
+    assert f"petal_width in [{spec.min}, {spec.max}]" in limits
+    assert "Out of scope" in limits
+
+
+def test_gate_result_reasons_and_checks(info: ModelCardInfo) -> None:
+    card = render_model_card(info)
+    assert "**Result:** PASSED" in card
+    assert "- accuracy 0.956 >= champion 0.944 - 0.02" in card
+    assert "| min_metric | yes |" in card
+    assert "| invariance | yes | flip_rate 0.0000 |" in card
+    assert "| accuracy vs floor | yes | required 0.8500, actual 0.9556 |" in card
+
+    checks = [{"name": "slice_parity", "passed": False, "detail": "recall gap 0.31 > 0.25", "cases": [{"x": 1}]}]
+    failed = render_model_card(replace(info, gate={"passed": False, "checks": checks}))
+    assert "**Result:** FAILED" in failed
+    assert "| slice_parity | no | recall gap 0.31 > 0.25 |" in failed
+    assert "Not evaluated." in render_model_card(replace(info, gate=None))
+
+
+def test_unregistered_card_carries_the_version_placeholder(info: ModelCardInfo) -> None:
+    card = render_model_card(replace(info, version=None))
+    assert f"version {VERSION_PENDING}" in card
+    assert card.replace(VERSION_PENDING, "7") == render_model_card(info)
+
+
+def test_pipe_characters_cannot_break_a_table(info: ModelCardInfo) -> None:
+    card = render_model_card(replace(info, params={"note": "a|b"}))
+    assert "| note | a\\|b |" in card

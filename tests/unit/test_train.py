@@ -1,0 +1,78 @@
+"""Training is pure and deterministic: same data + params → same split, model and metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines.features import DerivedFeatures, build_pipeline, make_estimator
+from pipelines.params import Params
+from pipelines.train import fit_and_evaluate, split_data
+
+
+def test_training_twice_gives_identical_metrics_and_probabilities(iris_frame, params: Params) -> None:
+    first = fit_and_evaluate(iris_frame, params)
+    second = fit_and_evaluate(iris_frame, params)
+    assert first.metrics == second.metrics
+    X = first.split.X_test
+    assert np.array_equal(first.pipeline.predict_proba(X), second.pipeline.predict_proba(X))
+
+
+def test_a_different_seed_gives_a_different_split(iris_frame, params: Params) -> None:
+    other = params.model_copy(update={"train": params.train.model_copy(update={"seed": 7})})
+    assert set(split_data(iris_frame, params).X_test.index) != set(split_data(iris_frame, other).X_test.index)
+
+
+def test_split_is_stratified_and_disjoint(iris_frame, params: Params) -> None:
+    split = split_data(iris_frame, params)
+    assert set(split.X_train.index).isdisjoint(split.X_test.index)
+    assert len(split.X_test) == round(len(iris_frame) * params.train.test_size)
+    shares = split.y_test.value_counts(normalize=True)
+    assert shares.max() - shares.min() < 0.05
+
+
+def test_result_reports_cv_and_per_class_metrics(iris_frame, params: Params) -> None:
+    result = fit_and_evaluate(iris_frame, params)
+    assert len(result.cv_scores) == params.train.cv_folds
+    for cls in params.dataset.classes:
+        assert 0.0 <= result.metrics[f"test_recall_{cls}"] <= 1.0
+    assert result.metrics["test_accuracy"] >= params.gate.min_metric
+    assert np.asarray(result.evaluation.confusion).sum() == len(result.split.X_test)
+
+
+def test_derived_features_compute_products_and_ratios() -> None:
+    X = pd.DataFrame({"a": [2.0, 3.0], "b": [4.0, 0.0]})
+    out = DerivedFeatures(products=[("a", "b")], ratios=[("a", "b")]).fit(X).transform(X)
+    assert out["a_x_b"].tolist() == [8.0, 0.0]
+    assert out.loc[0, "a_per_b"] == 0.5
+    assert np.isnan(out.loc[1, "a_per_b"])  # zero denominator is missing, not infinite
+    assert list(DerivedFeatures(products=[("a", "b")]).fit(X).get_feature_names_out()) == ["a", "b", "a_x_b"]
+
+
+def test_pipeline_imputes_missing_inputs(iris_frame, params: Params) -> None:
+    result = fit_and_evaluate(iris_frame, params)
+    row = result.split.X_test.head(1).copy()
+    row.iloc[0, 0] = np.nan
+    proba = result.pipeline.predict_proba(row)
+    assert np.isfinite(proba).all()
+    assert proba.sum() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("estimator", ["random_forest", "svc", "knn"])
+def test_every_listed_estimator_trains(iris_frame, params: Params, estimator: str) -> None:
+    train = params.train.model_copy(update={"estimator": estimator, "hyperparams": {}})
+    result = fit_and_evaluate(iris_frame, params.model_copy(update={"train": train}))
+    assert result.metrics["test_accuracy"] > 0.8
+    assert hasattr(result.pipeline, "predict_proba")
+
+
+def test_hyperparams_that_do_not_fit_the_estimator_are_a_clear_error(params: Params) -> None:
+    train = params.train.model_copy(update={"estimator": "random_forest"})  # keeps logistic regression's C
+    with pytest.raises(ValueError, match="hyperparameters are per estimator"):
+        make_estimator(train)
+
+
+def test_pipeline_is_one_object_with_features_inside(params: Params) -> None:
+    pipe = build_pipeline(params.features, params.train)
+    assert [name for name, _ in pipe.steps] == ["impute", "derive", "impute_derived", "scale", "model"]
