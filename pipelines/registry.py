@@ -1,4 +1,4 @@
-"""The model registry: versions, aliases, promotion, rollback and the audit trail.
+"""The model registry: versions, aliases, promotion and rollback.
 
 Concepts: model registry (C12), rollback (C15), governance (C16). Every model that passed the
 quality gate becomes a numbered version of one registered model in MLflow. Where a version stands
@@ -6,9 +6,8 @@ is said by *aliases* (MLflow stages are deprecated): ``champion`` serves traffic
 waits for promotion, ``previous`` is the champion before the last promotion. Serving loads
 ``models:/<name>@champion``, so promotion and rollback are alias moves: instant, nothing rebuilt.
 
-Every alias move records who, when and why in the registry itself, as registered-model tags
-``audit/<6-digit seq>`` holding compact JSON, so the trail travels with the registry (backups,
-the MLflow UI) instead of living in a side file. Version tags keep each version's own story:
+Every alias move records who, when and why in the registry itself (``pipelines.audit``, re-exported
+here as ``audit_log`` and ``AuditEntry``). Version tags keep each version's own story:
 ``gate.*``, ``champion_since``, ``rolled_back``... and ``status``, the last decision on it
 (``candidate`` → ``promoted``, ``superseded``, ``rejected`` or ``rolled_back``). Rollback restores
 ``previous`` and clears it: one level of undo, so a second rollback is an error, not a surprise.
@@ -21,10 +20,14 @@ from ``get_registered_model().aliases``.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from pipelines.audit import AUDIT_PREFIX as AUDIT_PREFIX
+from pipelines.audit import AuditEntry as AuditEntry
+from pipelines.audit import append_entry
+from pipelines.audit import audit_log as audit_log
 from pipelines.model_card import VERSION_PENDING
 
 if TYPE_CHECKING:
@@ -34,24 +37,11 @@ if TYPE_CHECKING:
     from lab.settings import Settings
 
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
-AUDIT_PREFIX = "audit/"
 ACCURACY_KEYS = ("test_accuracy", "accuracy")
 
 
 class RegistryError(RuntimeError):
     """A registry operation cannot go ahead; the message says how to fix it."""
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    seq: int
-    ts: str
-    actor: str
-    action: str
-    alias: str
-    from_version: str | None
-    to_version: str | None
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -166,11 +156,7 @@ class _Operation:
         self.audit(alias, from_v, to_v)
 
     def audit(self, alias: str, from_v: str | None, to_v: str | None) -> None:
-        tags = self.client.get_registered_model(self.name).tags
-        seq = max((int(k.removeprefix(AUDIT_PREFIX)) for k in tags if k.startswith(AUDIT_PREFIX)), default=0) + 1
-        entry = AuditEntry(seq, _now(), self.actor, self.action, alias, from_v, to_v, self.reason)
-        payload = json.dumps({k: v for k, v in asdict(entry).items() if k != "seq"}, separators=(",", ":"))
-        self.client.set_registered_model_tag(self.name, f"{AUDIT_PREFIX}{seq:06d}", payload)
+        entry = append_entry(self.client, self.name, _now(), self.actor, self.action, alias, from_v, to_v, self.reason)
         self.entries.append(entry)
 
     def change(self, champion_before: str | None) -> AliasChange:
@@ -306,16 +292,6 @@ def current_aliases(settings: Settings) -> dict[str, str]:
         return _aliases(mlflow_client(settings), settings.model_name)
     except RegistryError:
         return {}
-
-
-def audit_log(settings: Settings) -> list[AuditEntry]:
-    """The registry-side audit trail, oldest first; empty when nothing is registered yet."""
-    try:
-        tags = _model(mlflow_client(settings), settings.model_name).tags
-    except RegistryError:
-        return []
-    keys = sorted(k for k in tags if k.startswith(AUDIT_PREFIX))
-    return [AuditEntry(seq=int(k.removeprefix(AUDIT_PREFIX)), **json.loads(tags[k])) for k in keys]
 
 
 def list_versions(settings: Settings) -> list[VersionInfo]:

@@ -14,11 +14,11 @@ from lab.narrate import Narrator
 
 
 def run(n: Narrator, ctx: LabContext) -> None:
-    from lab.demos.prep import display_path, ensure_raw_data, show_outcome
+    from lab.demos.prep import VERSION_COLUMNS, display_path, ensure_raw_data, show_outcome, version_rows
     from pipelines.batches import generate_batch, write_batch
     from pipelines.data import file_md5, read_csv, write_csv
     from pipelines.flows import training_flow
-    from pipelines.registry import audit_log, current_aliases, list_versions, promote, rollback
+    from pipelines.registry import audit_log, current_aliases, promote, rollback
     from pipelines.validation import validate_file
 
     s, p = ctx.settings, ctx.params
@@ -68,8 +68,7 @@ def run(n: Narrator, ctx: LabContext) -> None:
 
     n.step("Summary")
     n.table("decisions", ["step", "result", "detail"], decisions)
-    versions = [[v.version, ",".join(v.aliases) or "-", v.gate_status, v.accuracy] for v in list_versions(s)]
-    n.table(f"registry: {s.model_name}", ["version", "aliases", "gate", "accuracy"], versions[-6:])
+    n.table(f"registry: {s.model_name}", VERSION_COLUMNS, version_rows(s))
     n.say(f"aliases: {current_aliases(s)}; audit entries: {len(audit_log(s))}")
     n.say(f"MLflow UI:  uv run mlflow ui --backend-store-uri {s.mlflow_tracking_uri}")
     n.say(f"Prefect UI: PREFECT_HOME={s.prefect_home} uv run prefect server start")

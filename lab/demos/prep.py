@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from lab.context import LabContext
     from lab.narrate import Narrator
+    from lab.settings import Settings
     from pipelines.params import Params
     from pipelines.training import TrainingOutcome
 
@@ -64,3 +65,23 @@ def show_outcome(n: Narrator, outcome: TrainingOutcome) -> None:
     from lab.commands.training import print_outcome
 
     print_outcome(outcome, n.console)
+
+
+VERSION_COLUMNS = ["version", "aliases", "gate", "status", "accuracy"]
+
+
+def version_rows(settings: Settings, last: int = 6) -> list[list[str]]:
+    """The newest registry versions as table rows (VERSION_COLUMNS)."""
+    from pipelines.registry import list_versions
+
+    rows = [
+        [
+            v.version,
+            ", ".join(v.aliases) or "-",
+            v.gate_status,
+            v.status,
+            "-" if v.accuracy is None else f"{v.accuracy:.4f}",
+        ]
+        for v in list_versions(settings)
+    ]
+    return rows[-last:]

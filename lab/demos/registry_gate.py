@@ -7,8 +7,15 @@ from lab.narrate import Narrator
 
 
 def run(n: Narrator, ctx: LabContext) -> None:
-    from lab.demos.prep import ensure_champion, ensure_raw_data, show_outcome, with_hyperparams
-    from pipelines.registry import current_aliases, list_versions
+    from lab.demos.prep import (
+        VERSION_COLUMNS,
+        ensure_champion,
+        ensure_raw_data,
+        show_outcome,
+        version_rows,
+        with_hyperparams,
+    )
+    from pipelines.registry import current_aliases
     from pipelines.training import run_training
 
     n.title("Model registry and the quality gate", "C12 C14 C40 C41")
@@ -33,7 +40,6 @@ def run(n: Narrator, ctx: LabContext) -> None:
     n.why("it is logged for the record (run tagged gate.status=rejected) but never registered or aliased.")
 
     n.step("The registry: versions and aliases")
-    rows = [[v.version, ",".join(v.aliases) or "-", v.gate_status, v.accuracy] for v in list_versions(ctx.settings)]
-    n.table(ctx.settings.model_name, ["version", "aliases", "gate", "accuracy"], rows[-6:])
+    n.table(ctx.settings.model_name, VERSION_COLUMNS, version_rows(ctx.settings))
     n.ok(f"aliases now: {current_aliases(ctx.settings)}")
     n.code("pipelines/quality_gate.py", "pipelines/behavioural.py", "pipelines/slices.py", "pipelines/registry.py")

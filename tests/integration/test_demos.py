@@ -76,3 +76,21 @@ def test_loop_demo_tells_the_whole_story(ctx: LabContext, tmp_path: Path) -> Non
     assert "retrain with new data" in out
     assert "rollback" in out
     assert "MLflow UI" in out
+
+
+def test_orchestration_demo_shows_the_flow_and_its_task_runs(ctx: LabContext) -> None:
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        out = run_demo("orchestration", ctx)
+    assert "flow state: COMPLETED" in out
+    for task in ("load", "validate", "train", "gate", "register"):
+        assert f"{task}-" in out
+
+
+def test_data_versioning_demo_restores_the_old_version_from_the_remote(ctx: LabContext, params: Params) -> None:
+    # This demo works in a scratch clone of the repository, so it keeps the repo-relative data path.
+    out = run_demo("data_versioning", LabContext(settings=ctx.settings, params=params))
+    assert "after checkout: md5" in out
+    assert "after pull: md5" in out
+    assert "≠ v1" not in out

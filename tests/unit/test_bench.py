@@ -22,16 +22,15 @@ from lab.bench import (
     Section,
     Timing,
     format_duration,
-    heavy_modules_imported,
     library_versions,
     machine_info,
-    pandas_check,
     render_markdown,
     run_bench,
     time_calls,
     time_interleaved,
     write_report,
 )
+from lab.bench_sections import heavy_modules_imported, pandas_check
 from lab.cli import app
 from lab.settings import Settings
 from pipelines.params import Params
