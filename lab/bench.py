@@ -25,7 +25,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -193,14 +192,10 @@ def machine_info() -> dict[str, str]:
 
 
 def library_versions() -> dict[str, str]:
-    """Python and the installed versions of the libraries measured (read from metadata, not imported)."""
-    versions = {"python": platform.python_version()}
-    for name in LIBRARIES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
+    """Python and the versions of the libraries whose speed the figures depend on."""
+    from pipelines.lineage import library_versions as installed
+
+    return installed(LIBRARIES)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:

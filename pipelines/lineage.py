@@ -34,10 +34,10 @@ def git_revision(repo: Path) -> tuple[str, bool]:
     return sha, bool(status)
 
 
-def library_versions() -> dict[str, str]:
-    """Versions of the libraries whose behaviour shapes the model."""
+def library_versions(names: tuple[str, ...] = TRACKED_LIBRARIES) -> dict[str, str]:
+    """Python and the installed versions of `names` (read from package metadata, nothing imported)."""
     versions = {"python": platform.python_version()}
-    for name in TRACKED_LIBRARIES:
+    for name in names:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
