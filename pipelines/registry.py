@@ -169,8 +169,10 @@ def _gate_summary(gate: dict[str, Any]) -> str:
     checks = gate.get("checks") or {}
     values = checks.values() if isinstance(checks, dict) else checks
     flags = [c.get("passed") if isinstance(c, dict) else c for c in values]
-    parts = [f"{sum(bool(f) for f in flags)}/{len(flags)} checks passed"] if flags else []
-    parts += [str(r) for r in gate.get("reasons") or []]
+    # The gate's own reasons already summarise it; count the checks only when it gave none.
+    parts = [str(r) for r in gate.get("reasons") or []]
+    if not parts and flags:
+        parts = [f"{sum(bool(f) for f in flags)}/{len(flags)} checks passed"]
     return "; ".join(parts)[:500] or "passed"
 
 

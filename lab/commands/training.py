@@ -46,9 +46,8 @@ def train(
     from lab.context import load_context
 
     load_context()
-    from pipelines.validation import DataValidationError
-
     from pipelines.flows import training_flow
+    from pipelines.validation import DataValidationError
 
     try:
         outcome = training_flow(data_path=str(data) if data else None, sweep=sweep)
