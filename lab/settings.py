@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     )
     registry_uri: str | None = Field(default=None, description="MLflow registry URI; default = tracking URI.")
     artifact_root: str | None = Field(default=None, description="Artifact location for new experiments.")
+    prediction_log_url: str | None = Field(
+        default=None, description="SQLAlchemy URL of the prediction log; default SQLite in state."
+    )
+    poll_interval_s: float = Field(default=5.0, gt=0, description="How often serving re-reads aliases and state.")
+    admin_token: str | None = Field(default=None, description="Bearer token for /v1/admin/*; admin API off if unset.")
     experiment_name: str = "mlops-lab"
     model_name: str = "iris-classifier"
     actor: str = Field(default_factory=_default_actor, description="Who is acting, recorded in the audit log.")
@@ -59,6 +64,10 @@ class Settings(BaseSettings):
     @property
     def mlflow_artifact_root(self) -> str:
         return self.artifact_root or (self.state / "mlartifacts").as_uri()
+
+    @property
+    def prediction_log_uri(self) -> str:
+        return self.prediction_log_url or f"sqlite:///{self.state / 'predictions.db'}"
 
     @property
     def prefect_home(self) -> Path:

@@ -128,6 +128,35 @@ class BatchParams(_Strict):
     concept_shift: ConceptShiftParams = ConceptShiftParams()
 
 
+class BanditParams(_Strict):
+    algorithm: Literal["thompson", "epsilon_greedy"] = "thompson"
+    epsilon: float = Field(default=0.1, ge=0, le=1)
+    prior: tuple[float, float] = (1.0, 1.0)
+
+
+class RoutingParams(_Strict):
+    strategy: Literal["canary", "blue_green", "shadow", "ab", "bandit"] = "canary"
+    canary_weight: float = Field(default=0.0, ge=0, le=1)
+    ab_split: float = Field(default=0.5, ge=0, le=1)
+    bandit: BanditParams = BanditParams()
+
+
+class RolloutParams(_Strict):
+    steps: list[int] = Field(default=[10, 25, 50, 100], min_length=1)
+    min_requests: int = Field(default=200, ge=1)
+    min_feedback: int = Field(default=50, ge=1)
+    max_error_rate: float = 0.02
+    max_error_rate_increase: float = 0.01
+    max_p99_latency_ms: float = 500.0
+    max_accuracy_drop: float = 0.05
+
+    @model_validator(mode="after")
+    def _increasing(self) -> RolloutParams:
+        if any(not 0 < s <= 100 for s in self.steps) or self.steps != sorted(set(self.steps)):
+            raise ValueError(f"rollout.steps must be strictly increasing percentages in (0, 100], got {self.steps}")
+        return self
+
+
 class Params(BaseModel):
     """Everything in params.yaml. Sections added by later stages are kept but not interpreted here."""
 
@@ -139,6 +168,8 @@ class Params(BaseModel):
     train: TrainParams = TrainParams()
     gate: GateParams = GateParams()
     batches: BatchParams = BatchParams()
+    routing: RoutingParams = RoutingParams()
+    rollout: RolloutParams = RolloutParams()
 
     @model_validator(mode="after")
     def _consistent(self) -> Params:

@@ -1,0 +1,146 @@
+"""Models behind registry aliases, cached in memory and swapped atomically when an alias moves.
+
+Concepts: zero-downtime hot reload (C28) and resilience (C49). ``refresh`` asks the registry which
+version each alias points to and loads only what changed. The cache hands out immutable
+snapshots: a request takes one snapshot at its start and finishes on it, so a swap never changes
+a model under a request in flight. If the registry (or its database) is unreachable, the cache
+keeps serving what it has, reports itself degraded with the error, and backs off exponentially.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lab.settings import Settings
+
+ALIASES = ("champion", "challenger")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    alias: str
+    version: str
+    run_id: str
+    model: Any  # the fitted scikit-learn Pipeline (predict / predict_proba / classes_)
+    loaded_at: float
+
+
+@dataclass
+class CacheHealth:
+    """What /readyz reports: the last refresh, the last error, and when the next attempt is due."""
+
+    last_success: float | None = None
+    last_error: str | None = None
+    consecutive_failures: int = 0
+    next_attempt: float = 0.0
+    reloads: int = 0
+
+    @property
+    def degraded(self) -> bool:
+        return self.consecutive_failures > 0
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with a cap: base · 2^(failures-1), at most `cap` seconds."""
+
+    base: float = 1.0
+    cap: float = 60.0
+
+    def delay(self, failures: int) -> float:
+        return 0.0 if failures <= 0 else min(self.cap, self.base * 2 ** (failures - 1))
+
+
+Resolver = Callable[[str], "tuple[str, str] | None"]  # alias -> (version, run_id) or None when unset
+Loader = Callable[[str], Any]  # version -> fitted model
+
+
+@dataclass
+class ModelCache:
+    """Alias → LoadedModel, refreshed from the registry; readers get immutable snapshots."""
+
+    resolve: Resolver
+    load: Loader
+    backoff: Backoff = field(default_factory=Backoff)
+    clock: Callable[[], float] = time.monotonic
+    health: CacheHealth = field(default_factory=CacheHealth)
+
+    def __post_init__(self) -> None:
+        self._models: Mapping[str, LoadedModel] = MappingProxyType({})
+        self._lock = threading.Lock()  # one refresh at a time; readers never take it
+
+    def snapshot(self) -> Mapping[str, LoadedModel]:
+        """The current alias → model mapping; never mutated after it is handed out."""
+        return self._models
+
+    @property
+    def ready(self) -> bool:
+        return "champion" in self._models
+
+    def due(self) -> bool:
+        return self.clock() >= self.health.next_attempt
+
+    def refresh(self) -> bool:
+        """Load what changed; True when the snapshot was replaced. Never raises on registry errors."""
+        with self._lock:
+            current = dict(self._models)
+            try:
+                targets = {alias: self.resolve(alias) for alias in ALIASES}
+                for alias, target in targets.items():
+                    if target is None:
+                        current.pop(alias, None)
+                        continue
+                    version, run_id = target
+                    held = current.get(alias)
+                    if held is None or held.version != version:
+                        reuse = next((m for m in current.values() if m.version == version), None)
+                        model = reuse.model if reuse else self.load(version)
+                        current[alias] = LoadedModel(alias, version, run_id, model, time.time())
+            except Exception as err:
+                # Not swallowed: any registry, database or artifact failure is recorded, reported by
+                # /readyz as "degraded" with this message, and retried with backoff. Serving goes on.
+                self.health.consecutive_failures += 1
+                self.health.last_error = f"{type(err).__name__}: {err}"[:500]
+                self.health.next_attempt = self.clock() + self.backoff.delay(self.health.consecutive_failures)
+                return False
+            self.health.consecutive_failures = 0
+            self.health.last_error = None
+            self.health.last_success = time.time()
+            self.health.next_attempt = self.clock()
+            changed = {a: m.version for a, m in current.items()} != {a: m.version for a, m in self._models.items()}
+            if changed:
+                self._models = MappingProxyType(current)  # one reference assignment: the atomic swap
+                self.health.reloads += 1
+            return changed
+
+
+def registry_cache(settings: Settings, backoff: Backoff | None = None) -> ModelCache:
+    """A cache bound to the MLflow registry named by the settings."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from pipelines.registry import mlflow_client
+
+    clients: list[Any] = []  # created on first use, so a registry that is down at start-up is an outage, not a crash
+
+    def resolve(alias: str) -> tuple[str, str] | None:
+        if not clients:
+            clients.append(mlflow_client(settings))
+        try:
+            mv = clients[0].get_model_version_by_alias(settings.model_name, alias)
+        except MlflowException as err:
+            if err.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                return None  # alias (or model) not set: a normal state, not an outage
+            raise
+        return str(mv.version), str(mv.run_id or "")
+
+    def load(version: str) -> Any:
+        return mlflow.sklearn.load_model(f"models:/{settings.model_name}/{version}")
+
+    return ModelCache(resolve=resolve, load=load, backoff=backoff or Backoff())

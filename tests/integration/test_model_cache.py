@@ -1,0 +1,110 @@
+"""Hot reload and resilience of the model cache, against a real MLflow registry."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lab.settings import Settings
+from pipelines.data import ingest
+from pipelines.params import Params
+from pipelines.registry import promote, rollback
+from pipelines.training import run_training
+from serving.model_cache import Backoff, ModelCache, registry_cache
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory, make_settings, params: Params) -> tuple[Settings, Path]:
+    root = tmp_path_factory.mktemp("cache")
+    settings = make_settings(root / "state")
+    data = ingest(params.dataset, params.ingest, root / "iris.csv")
+    for _ in range(2):  # v1 champion, v2 challenger
+        assert run_training(settings, params, data).status == "registered"
+    return settings, data
+
+
+def test_cache_loads_champion_and_challenger(registry) -> None:
+    settings, _ = registry
+    cache = registry_cache(settings)
+    assert not cache.ready
+    assert cache.refresh() is True
+    snap = cache.snapshot()
+    assert (snap["champion"].version, snap["challenger"].version) == ("1", "2")
+    assert cache.ready
+    assert cache.refresh() is False  # nothing moved: no reload
+
+
+def test_alias_move_swaps_the_snapshot_but_not_one_in_flight(registry) -> None:
+    settings, _ = registry
+    cache = registry_cache(settings)
+    cache.refresh()
+    in_flight = cache.snapshot()
+    promote(settings, "tester", "hot reload test")
+    try:
+        assert cache.refresh() is True
+        assert cache.snapshot()["champion"].version == "2"
+        assert "challenger" not in cache.snapshot()
+        assert in_flight["champion"].version == "1"  # a request that took its snapshot keeps its model
+        assert cache.snapshot()["champion"].model is in_flight["challenger"].model  # reused, not reloaded
+    finally:
+        rollback(settings, "tester", "restore for the next test")
+    assert cache.refresh() is True
+    assert cache.snapshot()["champion"].version == "1"
+
+
+def test_registry_outage_keeps_serving_reports_degraded_and_backs_off(registry) -> None:
+    settings, _ = registry
+    now = [100.0]
+    cache = registry_cache(settings, backoff=Backoff(base=2.0, cap=10.0))
+    cache.clock = lambda: now[0]
+    assert cache.refresh() is True
+    served = cache.snapshot()
+
+    db = settings.state / "mlflow.db"
+    saved = db.with_suffix(".saved")
+    shutil.copyfile(db, saved)
+    try:
+        db.write_bytes(b"this is not a database" * 100)  # the registry's database breaks under the service
+        assert cache.refresh() is False
+        assert cache.snapshot() is served  # still serving the cached models
+        assert cache.health.degraded
+        assert "database" in (cache.health.last_error or "")
+        delays = []
+        for _ in range(4):
+            delays.append(cache.health.next_attempt - now[0])
+            now[0] = cache.health.next_attempt
+            assert cache.due()
+            assert cache.refresh() is False
+        assert delays == [2.0, 4.0, 8.0, 10.0]
+    finally:
+        db.write_bytes(saved.read_bytes())  # the database comes back (same file, as a restarted server would)
+    assert cache.refresh() is False  # registry back: no alias moved, nothing to reload ...
+    assert not cache.health.degraded  # ... and healthy again
+
+
+def test_unknown_alias_is_not_an_outage() -> None:
+    cache = ModelCache(resolve=lambda alias: ("3", "run") if alias == "champion" else None, load=lambda v: f"model{v}")
+    assert cache.refresh() is True
+    assert set(cache.snapshot()) == {"champion"}
+    assert not cache.health.degraded
+
+
+def test_a_failing_load_keeps_the_old_snapshot() -> None:
+    versions = {"champion": ("1", "r1")}
+
+    def load(version: str) -> str:
+        if version == "2":
+            raise OSError("artifact store unreachable")
+        return f"model{version}"
+
+    cache = ModelCache(resolve=versions.get, load=load)
+    cache.refresh()
+    before = cache.snapshot()
+    versions["champion"] = ("2", "r2")
+    assert cache.refresh() is False
+    assert cache.snapshot() is before
+    assert "artifact store unreachable" in (cache.health.last_error or "")

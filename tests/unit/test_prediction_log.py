@@ -1,0 +1,232 @@
+"""Prediction log and its readers on a real SQLite file (WAL) in tmp_path: fast and deterministic."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+from serving.log_reader import accuracy_by_version, labelled_window, recent_predictions
+from serving.prediction_log import (
+    FeedbackStatus,
+    PredictionLog,
+    PredictionLogError,
+    PredictionRecord,
+    feedback_table,
+    make_engine,
+    predictions_table,
+)
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def rec(i: int, *, version: str = "1", prediction: str = "setosa", **kw: object) -> PredictionRecord:
+    fields: dict[str, object] = {
+        "request_id": f"req-{i}",
+        "model_name": "iris",
+        "model_version": version,
+        "features": {"sepal_length": 5.0 + i / 10, "petal_width": 0.2},
+        "prediction": prediction,
+        "ts": T0 + timedelta(minutes=i),
+    }
+    return PredictionRecord(**(fields | kw))  # type: ignore[arg-type]
+
+
+def count(url: str, table: sa.Table) -> int:
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        n = conn.scalar(sa.select(sa.func.count()).select_from(table))
+    engine.dispose()
+    return int(n or 0)
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'state' / 'predictions.db'}"
+
+
+@pytest.fixture
+def plog(url: str) -> Iterator[PredictionLog]:
+    log = PredictionLog(url, batch_size=8, max_delay=0.05).start()
+    yield log
+    log.close()
+
+
+def test_record_round_trips_every_field(plog: PredictionLog, url: str) -> None:
+    full = rec(
+        1,
+        probabilities={"setosa": 0.9, "versicolor": 0.08, "virginica": 0.02},
+        arm="challenger",
+        strategy="canary",
+        latency_ms=1.25,
+        status="ok",
+    )
+    failed = rec(2, prediction=None, status="error")  # type: ignore[arg-type]
+    assert plog.record(full) and plog.record(failed)
+    assert plog.flush()
+    with plog.engine.connect() as conn:
+        rows = {r.request_id: r for r in conn.execute(sa.select(predictions_table))}
+    got = rows["req-1"]._asdict()
+    assert got.pop("ts").replace(tzinfo=UTC) == full.ts  # SQLite stores UTC without an offset
+    assert got == {k: v for k, v in vars(full).items() if k != "ts"}
+    assert rows["req-2"].prediction is None and rows["req-2"].status == "error"
+
+    frame = recent_predictions(url)
+    assert frame.loc[0, "ts"] == full.ts and frame.loc[0, "probabilities"] == full.probabilities
+    assert frame.loc[0, "sepal_length"] == pytest.approx(5.1) and frame.loc[0, "latency_ms"] == 1.25
+
+
+def test_numpy_features_are_stored_as_plain_numbers(plog: PredictionLog) -> None:
+    plog.record(rec(1, features={"x": np.float32(1.5), "v": np.array([1, 2])}))
+    assert plog.flush()
+    with plog.engine.connect() as conn:
+        assert conn.scalar(sa.select(predictions_table.c.features)) == {"x": 1.5, "v": [1, 2]}
+
+
+def test_same_request_id_is_written_exactly_once(plog: PredictionLog, url: str) -> None:
+    plog.record(rec(1))
+    plog.record(rec(1))  # a retry inside one batch
+    assert plog.flush()
+    plog.record(rec(1, prediction="virginica"))  # a retry in a later batch does not overwrite
+    plog.close()
+    assert count(url, predictions_table) == 1
+    assert recent_predictions(url)["prediction"].tolist() == ["setosa"]
+
+
+def test_a_record_the_database_rejects_does_not_cost_its_batch(plog: PredictionLog, url: str) -> None:
+    for i, features in enumerate([{"x": 1.0}, {"x": object()}, {"x": 3.0}]):
+        plog.record(rec(i, features=features))
+    plog.close()
+    assert sorted(recent_predictions(url)["request_id"]) == ["req-0", "req-2"]
+    assert plog.stats().failed == 1
+
+
+def test_feedback_recorded_duplicate_conflict_unknown(plog: PredictionLog, url: str) -> None:
+    plog.record(rec(1))
+    assert plog.flush()
+    first = plog.record_feedback("req-1", "setosa")
+    again = plog.record_feedback("req-1", "setosa")
+    other = plog.record_feedback("req-1", "virginica")
+    unknown = plog.record_feedback("req-404", "setosa")
+    assert [first.status, again.status, other.status, unknown.status] == [
+        FeedbackStatus.RECORDED,
+        FeedbackStatus.DUPLICATE,
+        FeedbackStatus.CONFLICT,
+        FeedbackStatus.UNKNOWN_REQUEST,
+    ]
+    assert other.existing_label == "setosa" and "not stored" in other.message
+    assert "unknown request id 'req-404'" in unknown.message
+    assert labelled_window(url)["label"].tolist() == ["setosa"]  # the conflict did not overwrite
+    assert count(url, feedback_table) == 1
+
+
+def test_feedback_for_a_prediction_still_in_memory_is_not_unknown(url: str) -> None:
+    log = PredictionLog(url, batch_size=1000, max_delay=60.0).start()  # nothing written by itself
+    log.record(rec(1))
+    assert log.stats().written == 0
+    assert log.record_feedback("req-1", "setosa").status is FeedbackStatus.RECORDED
+    assert log.close()
+
+
+def test_writer_batches_by_size_and_keeps_the_rest_in_memory(url: str) -> None:
+    log = PredictionLog(url, batch_size=5, max_delay=60.0).start()
+    for i in range(13):
+        log.record(rec(i))
+    deadline = time.monotonic() + 5
+    while log.stats().written < 10 and time.monotonic() < deadline:
+        time.sleep(0.005)  # polling a condition, bounded
+    assert log.stats().written == 10  # two full batches; the last 3 wait for max_delay or a flush
+    assert log.flush() and log.stats().written == 13
+    log.close()
+
+
+def test_full_queue_drops_and_counts_instead_of_blocking(url: str) -> None:
+    log = PredictionLog(url, max_queue=2, enqueue_timeout=0.0)  # not started: nothing drains
+    started = time.monotonic()
+    accepted = [log.record(rec(i)) for i in range(3)]
+    assert time.monotonic() - started < 1.0
+    assert accepted == [True, True, False] and log.stats().dropped == 1
+    log.start()
+    assert log.close() and count(url, predictions_table) == 2
+
+
+def test_close_is_idempotent_and_record_after_close_raises(plog: PredictionLog, url: str) -> None:
+    plog.record(rec(1))
+    assert plog.close() and plog.close()
+    assert count(url, predictions_table) == 1
+    with pytest.raises(PredictionLogError, match="closed"):
+        plog.record(rec(2))
+
+
+@pytest.mark.parametrize("bad", ["sqlite://", "sqlite:///:memory:", "mysql://u@h/db"])
+def test_engine_rejects_unsupported_urls(bad: str) -> None:
+    with pytest.raises(PredictionLogError, match="use"):
+        make_engine(bad)
+
+
+def test_sqlite_runs_in_wal_mode(plog: PredictionLog) -> None:
+    with plog.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 10000
+
+
+# ---- readers -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def seeded(plog: PredictionLog, url: str) -> str:
+    """10 predictions a minute apart, versions 1 (even i) and 2 (odd i); labels for i < 6."""
+    for i in range(10):
+        plog.record(rec(i, version=str(1 + i % 2), prediction="setosa" if i % 3 else "virginica"))
+    assert plog.flush()
+    for i in range(6):
+        assert plog.record_feedback(f"req-{i}", "setosa").status is FeedbackStatus.RECORDED
+    return url
+
+
+def ids(frame: object) -> list[str]:
+    return list(frame["request_id"])  # type: ignore[index]
+
+
+def test_recent_predictions_windows_by_count_time_and_version(seeded: str) -> None:
+    assert ids(recent_predictions(seeded)) == [f"req-{i}" for i in range(10)]
+    assert ids(recent_predictions(seeded, last_n=3)) == ["req-7", "req-8", "req-9"]
+    assert ids(recent_predictions(seeded, since=T0 + timedelta(minutes=8))) == ["req-8", "req-9"]
+    naive = (T0 + timedelta(minutes=8)).replace(tzinfo=None)
+    assert ids(recent_predictions(seeded, since=naive)) == ["req-8", "req-9"]
+    assert ids(recent_predictions(seeded, model_version="2", last_n=2)) == ["req-7", "req-9"]
+    assert recent_predictions(seeded, model_name="other").empty
+
+
+def test_recent_predictions_expands_features_into_columns(seeded: str) -> None:
+    frame = recent_predictions(seeded, last_n=1)
+    assert "features" not in frame
+    assert frame.loc[0, "sepal_length"] == pytest.approx(5.9) and frame.loc[0, "petal_width"] == 0.2
+
+
+def test_labelled_window_joins_feedback_with_a_correct_flag(seeded: str) -> None:
+    frame = labelled_window(seeded)
+    assert ids(frame) == [f"req-{i}" for i in range(6)]
+    assert frame["correct"].tolist() == [i % 3 != 0 for i in range(6)]
+    assert ids(labelled_window(seeded, last_n=2)) == ["req-4", "req-5"]  # counts labelled rows only
+    assert ids(labelled_window(seeded, model_version="1")) == ["req-0", "req-2", "req-4"]
+    assert frame["label_ts"].dt.tz is not None
+
+
+def test_accuracy_by_version(seeded: str) -> None:
+    acc = accuracy_by_version(seeded).set_index("model_version")
+    # version 1: req-0 (wrong), req-2, req-4; version 2: req-1, req-3 (wrong), req-5
+    assert acc.loc["1", "n_labelled"] == 3 and acc.loc["1", "n_correct"] == 2
+    assert acc.loc["2", "accuracy"] == pytest.approx(2 / 3)
+    later = accuracy_by_version(seeded, since=T0 + timedelta(minutes=4))
+    assert later["n_labelled"].sum() == 2
+
+
+def test_readers_on_a_log_that_has_no_tables_yet(url: str) -> None:
+    assert recent_predictions(url).empty and labelled_window(url).empty
+    assert list(accuracy_by_version(url).columns) == ["model_name", "model_version", "n_labelled", "n_correct", "accuracy"]
