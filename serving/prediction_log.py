@@ -10,162 +10,56 @@ arbitrates races, so a repeated label is a no-op and a different label is a conf
 overwrite. The same SQLAlchemy Core code runs on SQLite (WAL, the default) and on PostgreSQL.
 
 Durability bound: ``close()`` (graceful shutdown, also run at interpreter exit) drains everything.
-A hard kill (SIGKILL, OOM, power cut) loses what is still in memory: the batch being filled plus
-the queue. While the writer keeps up the queue is empty, so that is at most one batch:
-``batch_size`` records or ``max_delay`` seconds of traffic; the absolute bound is
-``max_queue + batch_size`` records. Queue policy: when the queue is full, ``record()`` blocks for
-at most ``enqueue_timeout`` seconds, then drops the record and counts it in ``stats().dropped``.
+A hard kill (SIGKILL, OOM) loses what is still in memory: the batch being filled plus the queue.
+While the writer keeps up the queue is empty, so that is at most one batch: ``batch_size`` records
+or ``max_delay`` seconds of traffic; the absolute bound is ``max_queue + batch_size`` records.
+A power cut may also lose SQLite's last commits (WAL with ``synchronous=NORMAL`` trades that for
+speed). Queue policy: when the queue is full, ``record()`` blocks for at most ``enqueue_timeout``
+seconds, then drops the record and counts it in ``stats().dropped``.
 """
 
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import queue
 import threading
 import time
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from enum import StrEnum
-from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+
+from serving.log_schema import (
+    FeedbackRecord,
+    FeedbackResult,
+    FeedbackStatus,
+    LogStats,
+    PredictionLogError,
+    PredictionRecord,
+    feedback_table,
+    insert_ignoring_duplicates,
+    make_engine,
+    metadata,
+    predictions_table,
+    utc_now,
+)
+
+__all__ = [
+    "FeedbackRecord",
+    "FeedbackResult",
+    "FeedbackStatus",
+    "LogStats",
+    "PredictionLog",
+    "PredictionLogError",
+    "PredictionRecord",
+    "feedback_table",
+    "insert_ignoring_duplicates",
+    "make_engine",
+    "metadata",
+    "predictions_table",
+    "utc_now",
+]
 
 log = logging.getLogger(__name__)
-metadata = sa.MetaData()
-_JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
-
-predictions_table = sa.Table(
-    "predictions",
-    metadata,
-    sa.Column("request_id", sa.String(64), primary_key=True),
-    sa.Column("ts", sa.DateTime(timezone=True), nullable=False, index=True),
-    sa.Column("model_name", sa.String(200), nullable=False),
-    sa.Column("model_version", sa.String(64), nullable=False, index=True),
-    sa.Column("arm", sa.String(64)),
-    sa.Column("strategy", sa.String(64)),
-    sa.Column("features", _JSON, nullable=False),
-    sa.Column("prediction", sa.String(200)),
-    sa.Column("probabilities", _JSON),
-    sa.Column("latency_ms", sa.Float),
-    sa.Column("status", sa.String(32), nullable=False),
-)
-feedback_table = sa.Table(
-    "feedback",
-    metadata,
-    sa.Column("request_id", sa.String(64), sa.ForeignKey("predictions.request_id"), primary_key=True),
-    sa.Column("ts", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("label", sa.String(200), nullable=False),
-)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class PredictionRecord:
-    """One served prediction (or a failed request, with ``status`` != "ok" and no prediction)."""
-
-    request_id: str
-    model_name: str
-    model_version: str
-    features: dict[str, Any]
-    prediction: str | None
-    probabilities: dict[str, float] | None = None
-    arm: str | None = None
-    strategy: str | None = None
-    latency_ms: float | None = None
-    status: str = "ok"
-    ts: datetime = field(default_factory=utc_now)
-
-
-@dataclass(frozen=True)
-class FeedbackRecord:
-    """The ground-truth label for a served request."""
-
-    request_id: str
-    label: str
-    ts: datetime = field(default_factory=utc_now)
-
-
-class FeedbackStatus(StrEnum):
-    RECORDED = "recorded"
-    DUPLICATE = "duplicate"  # the same label again: a no-op
-    CONFLICT = "conflict"  # a different label for a request that already has one: not overwritten
-    UNKNOWN_REQUEST = "unknown_request"
-
-
-@dataclass(frozen=True)
-class FeedbackResult:
-    status: FeedbackStatus
-    request_id: str
-    label: str
-    existing_label: str | None = None
-
-    @property
-    def message(self) -> str:
-        return {
-            FeedbackStatus.RECORDED: f"label {self.label!r} recorded for request {self.request_id}",
-            FeedbackStatus.DUPLICATE: f"request {self.request_id} already has label {self.label!r}; nothing changed",
-            FeedbackStatus.CONFLICT: f"request {self.request_id} already has label {self.existing_label!r}; "
-            f"{self.label!r} was not stored (labels are write-once)",
-            FeedbackStatus.UNKNOWN_REQUEST: f"unknown request id {self.request_id!r}: no prediction logged with it "
-            "(check the id from the predict response; one served by another worker within the last second "
-            "may not be written yet, so retry)",
-        }[self.status]
-
-
-@dataclass(frozen=True)
-class LogStats:
-    enqueued: int
-    written: int  # rows committed (a retried duplicate counts, it is already stored)
-    dropped: int  # records refused because the queue was full
-    failed: int  # records the database rejected (logged with their request id)
-    queued: int
-
-
-class PredictionLogError(RuntimeError):
-    """The log is misconfigured or used outside its lifecycle."""
-
-
-def _json_default(obj: Any) -> Any:
-    if hasattr(obj, "tolist"):  # numpy scalars and arrays
-        return obj.tolist()
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable; log plain floats/str in features")
-
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cursor = dbapi_conn.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
-    cursor.execute("PRAGMA busy_timeout=10000")  # wait for the write lock instead of failing at once
-    cursor.execute("PRAGMA synchronous=NORMAL")  # WAL-safe; survives process crashes
-    cursor.close()
-
-
-def make_engine(url: str) -> sa.Engine:
-    """An engine for the prediction log: SQLite (file, WAL) or PostgreSQL, chosen by URL."""
-    parsed = sa.make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database in (None, "", ":memory:"):
-            raise PredictionLogError(f"{url!r} is in-memory; use a file, e.g. sqlite:////abs/predictions.db")
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    elif parsed.get_backend_name() != "postgresql":
-        raise PredictionLogError(f"unsupported prediction log URL {url!r}; use sqlite:/// or postgresql+psycopg://")
-    engine = sa.create_engine(url, json_serializer=lambda o: json.dumps(o, default=_json_default), pool_pre_ping=True)
-    if engine.dialect.name == "sqlite":
-        sa.event.listen(engine, "connect", _sqlite_pragmas)
-    return engine
-
-
-def insert_ignoring_duplicates(engine: sa.Engine, table: sa.Table) -> Any:
-    """``INSERT ... ON CONFLICT (request_id) DO NOTHING`` in the engine's dialect."""
-    dialect_insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
-    return dialect_insert(table).on_conflict_do_nothing(index_elements=["request_id"])
-
 
 _STOP = object()
 
@@ -218,14 +112,18 @@ class PredictionLog:
             return LogStats(**self._counts, queued=self._queue.qsize())
 
     def record(self, rec: PredictionRecord) -> bool:
-        """Enqueue a prediction; never waits on disk. False if dropped because the queue stayed full."""
+        """Enqueue a prediction; never waits on disk. False if dropped because the queue stayed full.
+
+        Records enqueued before ``start()`` are kept and written once the writer starts.
+        """
         if self._closed:
             raise PredictionLogError("prediction log is closed; record() before close() (the API lifespan)")
         try:
             self._queue.put(rec, timeout=self.enqueue_timeout)
         except queue.Full:
             self._count("dropped")
-            log.warning("prediction log queue full; dropped request %s", rec.request_id)
+            if (dropped := self._counts["dropped"]) == 1 or dropped % 1000 == 0:  # a warning, not a flood
+                log.warning("prediction log queue full: %d records dropped so far (last %s)", dropped, rec.request_id)
             return False
         self._count("enqueued")
         return True
@@ -278,7 +176,7 @@ class PredictionLog:
         if not self._prediction_exists(request_id) and not (self.flush() and self._prediction_exists(request_id)):
             return FeedbackResult(FeedbackStatus.UNKNOWN_REQUEST, request_id, fb.label)
         with self.engine.begin() as conn:  # the unique request id decides who wins a race
-            inserted = conn.execute(insert_ignoring_duplicates(self.engine, feedback_table), asdict(fb)).rowcount
+            inserted = conn.execute(insert_ignoring_duplicates(self.engine, feedback_table), vars(fb)).rowcount
         if inserted == 1:
             return FeedbackResult(FeedbackStatus.RECORDED, request_id, fb.label)
         with self.engine.connect() as conn:
@@ -324,7 +222,7 @@ class PredictionLog:
         while batch:
             try:
                 with self.engine.begin() as conn:
-                    conn.execute(stmt, [asdict(r) for r in batch])
+                    conn.execute(stmt, [vars(r) for r in batch])
                 self._count("written", len(batch))
                 return
             except sa.exc.OperationalError as exc:  # locked or unreachable: the retry is idempotent

@@ -1,179 +1,28 @@
-"""Automated canary analysis: may the challenger take more traffic, must it be pulled, or is it too early?
+"""The canary rollout as a small state machine over immutable plain data.
 
-Concept: progressive delivery with automatic rollback (C21, C26), the job of Argo Rollouts' and Flagger's
-analysis. Between weight steps (``rollout.steps`` in params.yaml) the challenger's live metrics are compared
-with the champion's: error rate (absolute and as an increase over the champion), p99 latency and online
-accuracy from feedback. Each check needs its own minimum sample (``min_requests``, ``min_feedback``);
-without it the check is *inconclusive*, never a pass: empty metrics silently passing (or aborting) a rollout
-is the classic failure of such controllers. Verdict: any breach with enough data -> ``breach`` (one bad
-signal is enough, even if others still lack data); else anything inconclusive -> ``inconclusive``; else
-``pass``. A value exactly at its limit passes ("may not exceed").
-
-The rollout itself is a small state machine over immutable plain data: ``start`` -> ``advance`` (pass: next
+Concept: progressive delivery with automatic rollback (C21, C26). ``start`` -> ``advance`` (pass: next
 step or promote after the last; breach: abort to weight 0; inconclusive: wait) with ``pause``/``resume``/
 ``abort`` for operators. Every function is pure, takes ``now`` and returns ``(new_state, Action)``; the
 controller loop and the admin API persist the JSON state and carry out the action (router weight, registry
 promote / reject). A paused rollout holds its weight and never steps, but a breach still aborts it: pausing
 stops progress, not protection. Weights are the challenger's share in [0, 1], like ``routing.canary_weight``.
+The verdicts come from ``canary_analysis.analyse``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
-import numpy as np
-
 from pipelines.params import RolloutParams
+from serving.canary_analysis import Analysis
 
-Verdict = Literal["pass", "breach", "inconclusive"]
 Status = Literal["idle", "running", "paused", "aborted", "promoted"]
 ActionKind = Literal["set_weight", "promote", "abort", "wait"]
 STATUSES: tuple[Status, ...] = ("idle", "running", "paused", "aborted", "promoted")
-_EPS = 1e-9  # float slack: 0.90 - 0.85 is 0.05000000000000004, and exactly-at-the-limit must pass
-
-
-@dataclass(frozen=True)
-class ArmMetrics:
-    """What one arm served in the analysis window; give raw ``latencies_ms`` or a precomputed ``p99_ms``.
-
-    ``errors`` are failed requests (5xx); ``labelled``/``correct`` count predictions with feedback.
-    """
-
-    requests: int = 0
-    errors: int = 0
-    latencies_ms: Sequence[float] = ()
-    p99_ms: float | None = None
-    labelled: int = 0
-    correct: int = 0
-
-    def __post_init__(self) -> None:
-        counts = f"requests={self.requests} errors={self.errors} labelled={self.labelled} correct={self.correct}"
-        if min(self.requests, self.errors, self.labelled, self.correct) < 0:
-            raise ValueError(f"arm metrics must be non-negative counts, got {counts}")
-        if self.errors > self.requests or self.correct > self.labelled:
-            raise ValueError(f"errors must be <= requests and correct <= labelled, got {counts}")
-        if self.p99_ms is not None and len(self.latencies_ms):
-            raise ValueError("give either latencies_ms or p99_ms, not both")
-
-    @property
-    def error_rate(self) -> float | None:
-        return self.errors / self.requests if self.requests else None
-
-    @property
-    def p99(self) -> float | None:
-        if self.p99_ms is not None:
-            return float(self.p99_ms)
-        return float(np.percentile(self.latencies_ms, 99)) if len(self.latencies_ms) else None
-
-    @property
-    def online_accuracy(self) -> float | None:
-        return self.correct / self.labelled if self.labelled else None
-
-
-@dataclass(frozen=True)
-class Check:
-    """One guard rail: its status, the observed value against its limit, and why, with numbers."""
-
-    name: str
-    status: Verdict
-    reason: str
-    observed: float | None = None
-    limit: float | None = None
-
-
-@dataclass(frozen=True)
-class Analysis:
-    """The verdict of one analysis and every check behind it."""
-
-    verdict: Verdict
-    checks: tuple[Check, ...]
-
-    @property
-    def reasons(self) -> list[str]:
-        """The reasons behind the verdict (breaches for a breach, shortfalls when inconclusive)."""
-        return [c.reason for c in self.checks if c.status == self.verdict]
-
-    def summary(self) -> str:
-        return f"{self.verdict}: " + "; ".join(self.reasons)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _shortfall(name: str, counts: Mapping[str, int], need: int, unit: str) -> Check | None:
-    short = [f"{arm} has {n} {unit}" for arm, n in counts.items() if n < need]
-    return Check(name, "inconclusive", f"{name}: {', '.join(short)}, need {need}") if short else None
-
-
-def _judge(name: str, observed: float, limit: float, detail: str) -> Check:
-    ok = observed <= limit + _EPS
-    verdict: Verdict = "pass" if ok else "breach"
-    return Check(name, verdict, f"{name}: {detail} ({'within' if ok else 'BREACH of'} limit)", observed, limit)
-
-
-def _error_rate(chall: ArmMetrics, p: RolloutParams) -> Check:
-    if short := _shortfall("error_rate", {"challenger": chall.requests}, p.min_requests, "requests"):
-        return short
-    rate = chall.errors / chall.requests
-    detail = f"challenger {chall.errors}/{chall.requests} = {rate:.2%}, max {p.max_error_rate:.2%}"
-    return _judge("error_rate", rate, p.max_error_rate, detail)
-
-
-def _error_rate_increase(champ: ArmMetrics, chall: ArmMetrics, p: RolloutParams) -> Check:
-    counts = {"challenger": chall.requests, "champion": champ.requests}
-    if short := _shortfall("error_rate_increase", counts, p.min_requests, "requests"):
-        return short
-    c, k = chall.errors / chall.requests, champ.errors / champ.requests
-    detail = (
-        f"challenger {c:.2%} vs champion {k:.2%}: {100 * (c - k):+.2f} pts, max +{100 * p.max_error_rate_increase:.2f}"
-    )
-    return _judge("error_rate_increase", c - k, p.max_error_rate_increase, detail)
-
-
-def _p99_latency(chall: ArmMetrics, p: RolloutParams) -> Check:
-    if short := _shortfall("p99_latency", {"challenger": chall.requests}, p.min_requests, "requests"):
-        return short
-    if (p99 := chall.p99) is None:
-        return Check("p99_latency", "inconclusive", "p99_latency: challenger has no latency samples")
-    return _judge(
-        "p99_latency", p99, p.max_p99_latency_ms, f"challenger {p99:.1f} ms, max {p.max_p99_latency_ms:.1f} ms"
-    )
-
-
-def _online_accuracy(champ: ArmMetrics, chall: ArmMetrics, p: RolloutParams) -> Check:
-    counts = {"challenger": chall.labelled, "champion": champ.labelled}
-    if short := _shortfall("online_accuracy", counts, p.min_feedback, "labelled predictions"):
-        return short
-    c, k = chall.correct / chall.labelled, champ.correct / champ.labelled
-    detail = (
-        f"challenger {chall.correct}/{chall.labelled} = {c:.2%} vs champion {champ.correct}/{champ.labelled} = "
-        f"{k:.2%}: drop {100 * (k - c):.2f} pts, max {100 * p.max_accuracy_drop:.2f}"
-    )
-    return _judge("online_accuracy", k - c, p.max_accuracy_drop, detail)
-
-
-def analyse(champion: ArmMetrics, challenger: ArmMetrics, params: RolloutParams) -> Analysis:
-    """Compare the arms over the same window (the current step) and give a verdict with per-check reasons.
-
-    At a 100 % step the champion serves nothing, so the comparative checks stay inconclusive unless the
-    caller passes the champion's metrics from the last window in which it served (its baseline).
-    """
-    checks = (
-        _error_rate(challenger, params),
-        _error_rate_increase(champion, challenger, params),
-        _p99_latency(challenger, params),
-        _online_accuracy(champion, challenger, params),
-    )
-    statuses = {c.status for c in checks}
-    verdict: Verdict = "breach" if "breach" in statuses else "inconclusive" if "inconclusive" in statuses else "pass"
-    return Analysis(verdict, checks)
-
-
-# ---- the rollout state machine ---------------------------------------------------------------------------
 
 
 class RolloutTransitionError(RuntimeError):

@@ -110,8 +110,10 @@ def test_concurrent_writers_and_feedback_are_logged_exactly_once(log_url: str) -
     assert log.close()
 
     ids, labels = stored(log_url)
-    assert len(ids) == n and set(ids.values()) == {1}
-    assert log.stats().dropped == 0 and log.stats().failed == 0
+    assert len(ids) == n
+    assert set(ids.values()) == {1}
+    assert log.stats().dropped == 0
+    assert log.stats().failed == 0
     assert len(labels) == len(results) == n // 10
     for request_id, outcomes in results.items():
         recorded = [r for r in outcomes if r.status is FeedbackStatus.RECORDED]
@@ -174,5 +176,6 @@ def test_sigterm_drains_the_in_memory_batch_exactly_once(log_url: str) -> None:
 
     ids, labels = stored(log_url)
     assert enqueued == n + 10
-    assert len(ids) == n and set(ids.values()) == {1}
+    assert len(ids) == n
+    assert set(ids.values()) == {1}
     assert len(labels) == labelled == len(range(0, n // 2, 25))

@@ -67,18 +67,22 @@ def test_record_round_trips_every_field(plog: PredictionLog, url: str) -> None:
         status="ok",
     )
     failed = rec(2, prediction=None, status="error")  # type: ignore[arg-type]
-    assert plog.record(full) and plog.record(failed)
+    assert plog.record(full)
+    assert plog.record(failed)
     assert plog.flush()
     with plog.engine.connect() as conn:
         rows = {r.request_id: r for r in conn.execute(sa.select(predictions_table))}
     got = rows["req-1"]._asdict()
     assert got.pop("ts").replace(tzinfo=UTC) == full.ts  # SQLite stores UTC without an offset
     assert got == {k: v for k, v in vars(full).items() if k != "ts"}
-    assert rows["req-2"].prediction is None and rows["req-2"].status == "error"
+    assert rows["req-2"].prediction is None
+    assert rows["req-2"].status == "error"
 
     frame = recent_predictions(url)
-    assert frame.loc[0, "ts"] == full.ts and frame.loc[0, "probabilities"] == full.probabilities
-    assert frame.loc[0, "sepal_length"] == pytest.approx(5.1) and frame.loc[0, "latency_ms"] == 1.25
+    assert frame.loc[0, "ts"] == full.ts
+    assert frame.loc[0, "probabilities"] == full.probabilities
+    assert frame.loc[0, "sepal_length"] == pytest.approx(5.1)
+    assert frame.loc[0, "latency_ms"] == 1.25
 
 
 def test_numpy_features_are_stored_as_plain_numbers(plog: PredictionLog) -> None:
@@ -119,7 +123,8 @@ def test_feedback_recorded_duplicate_conflict_unknown(plog: PredictionLog, url: 
         FeedbackStatus.CONFLICT,
         FeedbackStatus.UNKNOWN_REQUEST,
     ]
-    assert other.existing_label == "setosa" and "not stored" in other.message
+    assert other.existing_label == "setosa"
+    assert "not stored" in other.message
     assert "unknown request id 'req-404'" in unknown.message
     assert labelled_window(url)["label"].tolist() == ["setosa"]  # the conflict did not overwrite
     assert count(url, feedback_table) == 1
@@ -141,7 +146,8 @@ def test_writer_batches_by_size_and_keeps_the_rest_in_memory(url: str) -> None:
     while log.stats().written < 10 and time.monotonic() < deadline:
         time.sleep(0.005)  # polling a condition, bounded
     assert log.stats().written == 10  # two full batches; the last 3 wait for max_delay or a flush
-    assert log.flush() and log.stats().written == 13
+    assert log.flush()
+    assert log.stats().written == 13
     log.close()
 
 
@@ -150,14 +156,17 @@ def test_full_queue_drops_and_counts_instead_of_blocking(url: str) -> None:
     started = time.monotonic()
     accepted = [log.record(rec(i)) for i in range(3)]
     assert time.monotonic() - started < 1.0
-    assert accepted == [True, True, False] and log.stats().dropped == 1
+    assert accepted == [True, True, False]
+    assert log.stats().dropped == 1
     log.start()
-    assert log.close() and count(url, predictions_table) == 2
+    assert log.close()
+    assert count(url, predictions_table) == 2
 
 
 def test_close_is_idempotent_and_record_after_close_raises(plog: PredictionLog, url: str) -> None:
     plog.record(rec(1))
-    assert plog.close() and plog.close()
+    assert plog.close()
+    assert plog.close()
     assert count(url, predictions_table) == 1
     with pytest.raises(PredictionLogError, match="closed"):
         plog.record(rec(2))
@@ -206,7 +215,8 @@ def test_recent_predictions_windows_by_count_time_and_version(seeded: str) -> No
 def test_recent_predictions_expands_features_into_columns(seeded: str) -> None:
     frame = recent_predictions(seeded, last_n=1)
     assert "features" not in frame
-    assert frame.loc[0, "sepal_length"] == pytest.approx(5.9) and frame.loc[0, "petal_width"] == 0.2
+    assert frame.loc[0, "sepal_length"] == pytest.approx(5.9)
+    assert frame.loc[0, "petal_width"] == 0.2
 
 
 def test_labelled_window_joins_feedback_with_a_correct_flag(seeded: str) -> None:
@@ -221,12 +231,20 @@ def test_labelled_window_joins_feedback_with_a_correct_flag(seeded: str) -> None
 def test_accuracy_by_version(seeded: str) -> None:
     acc = accuracy_by_version(seeded).set_index("model_version")
     # version 1: req-0 (wrong), req-2, req-4; version 2: req-1, req-3 (wrong), req-5
-    assert acc.loc["1", "n_labelled"] == 3 and acc.loc["1", "n_correct"] == 2
+    assert acc.loc["1", "n_labelled"] == 3
+    assert acc.loc["1", "n_correct"] == 2
     assert acc.loc["2", "accuracy"] == pytest.approx(2 / 3)
     later = accuracy_by_version(seeded, since=T0 + timedelta(minutes=4))
     assert later["n_labelled"].sum() == 2
 
 
 def test_readers_on_a_log_that_has_no_tables_yet(url: str) -> None:
-    assert recent_predictions(url).empty and labelled_window(url).empty
-    assert list(accuracy_by_version(url).columns) == ["model_name", "model_version", "n_labelled", "n_correct", "accuracy"]
+    assert recent_predictions(url).empty
+    assert labelled_window(url).empty
+    assert list(accuracy_by_version(url).columns) == [
+        "model_name",
+        "model_version",
+        "n_labelled",
+        "n_correct",
+        "accuracy",
+    ]

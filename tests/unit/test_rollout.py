@@ -8,15 +8,12 @@ import numpy as np
 import pytest
 
 from pipelines.params import RolloutParams
+from serving.canary_analysis import Analysis, ArmMetrics, Check, analyse
 from serving.rollout import (
-    Analysis,
-    ArmMetrics,
-    Check,
     RolloutState,
     RolloutTransitionError,
     abort,
     advance,
-    analyse,
     pause,
     resume,
     start,

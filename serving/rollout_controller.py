@@ -1,0 +1,117 @@
+"""The rollout controller: live metrics in, weight steps / promotion / abort out.
+
+Concepts: canary release with automated analysis (C21) and automatic rollback (C26). One ``tick``
+reads the persisted rollout state, measures both arms from the prediction log (the challenger over
+the current step's window, the champion over the whole rollout, so a 100 % step still has a
+baseline), runs ``canary_analysis.analyse`` and the pure state machine in ``rollout.py``, then
+carries out the action: move the router's weight in the shared state store, promote through the
+registry, or abort (weight 0, challenger tagged rejected with the reason, audited). All state is in
+the database, so a restarted controller continues where the last one stopped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+
+from serving.canary_analysis import Analysis, ArmMetrics, analyse
+from serving.prediction_log import feedback_table, predictions_table
+from serving.rollout import Action, RolloutState, advance, start
+from serving.router import with_strategy, with_weight
+
+if TYPE_CHECKING:
+    from lab.settings import Settings
+    from pipelines.params import Params
+    from serving.state_store import StateStore
+
+P, F = predictions_table.c, feedback_table.c
+
+
+def arm_metrics(engine: sa.Engine, arm: str, version: str, since: datetime | None) -> ArmMetrics:
+    """Requests, errors, latencies and labelled outcomes of one arm + model version since `since`."""
+    stmt = (
+        sa.select(P.status, P.latency_ms, P.prediction, F.label)
+        .select_from(predictions_table.outerjoin(feedback_table, P.request_id == F.request_id))
+        .where(P.arm == arm, P.model_version == str(version))
+    )
+    if since is not None:
+        stmt = stmt.where(P.ts >= since.astimezone(UTC))
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table(predictions_table.name):
+            return ArmMetrics()
+        rows = conn.execute(stmt).all()
+    ok = [r for r in rows if r.status == "ok"]
+    labelled = [r for r in ok if r.label is not None]
+    return ArmMetrics(
+        requests=len(rows),
+        errors=len(rows) - len(ok),
+        latencies_ms=tuple(float(r.latency_ms) for r in ok if r.latency_ms is not None),
+        labelled=len(labelled),
+        correct=sum(r.prediction == r.label for r in labelled),
+    )
+
+
+@dataclass(frozen=True)
+class Tick:
+    """One controller step: what it saw and what it did."""
+
+    state: RolloutState
+    action: Action
+    analysis: Analysis | None
+
+
+def begin_rollout(settings: Settings, params: Params, store: StateStore, now: datetime | None = None) -> Tick:
+    """Start a canary for the current challenger: first step's weight, strategy canary."""
+    from pipelines.registry import RegistryError, current_aliases
+
+    aliases = current_aliases(settings)
+    if "challenger" not in aliases:
+        raise RegistryError("no challenger to roll out: train one that passes the gate first (`mlops-lab train`)")
+    state, action = start(aliases["challenger"], params.rollout, now or datetime.now(UTC), current=store.rollout())
+    store.update_routing(lambda r: with_weight(with_strategy(r, "canary"), action.weight or 0.0))
+    store.put_rollout(state)
+    return Tick(state, action, None)
+
+
+def tick(settings: Settings, params: Params, store: StateStore, engine: sa.Engine, now: datetime | None = None) -> Tick:
+    """Analyse the running rollout once and carry out the decision."""
+    from pipelines.registry import current_aliases, promote, reject_challenger
+
+    now = now or datetime.now(UTC)
+    champion_version = current_aliases(settings).get("champion", "")
+    seen: list[Tick] = []
+
+    def decide(state: RolloutState) -> RolloutState:
+        # Called again if an operator changed the rollout meanwhile (compare-and-swap): decide afresh.
+        seen.clear()
+        if state.status not in ("running", "paused"):
+            seen.append(Tick(state, Action("wait", f"no rollout in progress (status {state.status})"), None))
+            return state
+        step_started = state.step_started_at or state.started_at
+        analysis = analyse(
+            arm_metrics(engine, "champion", champion_version, state.started_at),
+            arm_metrics(engine, "challenger", str(state.challenger_version), step_started),
+            params.rollout,
+        )
+        new_state, action = advance(state, analysis, params.rollout, now)
+        seen.append(Tick(new_state, action, analysis))
+        return new_state
+
+    store.update_rollout(decide)
+    result = seen[-1]
+    # The decision is committed first, then carried out; each action is safe to repeat.
+    action = result.action
+    if action.kind == "set_weight" and action.weight is not None:
+        weight = action.weight
+        store.update_routing(lambda r: with_weight(r, weight))
+    elif action.kind == "promote":
+        summary = result.analysis.summary() if result.analysis else ""
+        promote(settings, "rollout-controller", f"canary passed every step: {summary}")
+        store.update_routing(lambda r: with_weight(r, 0.0))
+    elif action.kind == "abort":
+        store.update_routing(lambda r: with_weight(r, 0.0))
+        reject_challenger(settings, "rollout-controller", action.reason)
+    return result

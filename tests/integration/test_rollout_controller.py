@@ -1,0 +1,128 @@
+"""The rollout controller end to end on real parts: MLflow registry, shared state store, prediction log.
+
+Traffic is written to the prediction log directly (the API does the same per request), so each test
+controls exactly what the analysis sees: a good challenger is promoted step by step, a bad one is
+aborted and rejected, and too little data never moves the rollout.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from lab.settings import Settings
+from pipelines.data import ingest
+from pipelines.params import Params
+from pipelines.registry import audit_log, current_aliases, list_versions
+from pipelines.training import run_training
+from serving.prediction_log import PredictionLog, PredictionRecord
+from serving.rollout_controller import begin_rollout, tick
+from serving.state_store import StateStore
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+_ids = itertools.count()
+
+
+@pytest.fixture
+def world(tmp_path: Path, make_settings, params: Params):
+    settings: Settings = make_settings(tmp_path / "state")
+    data = ingest(params.dataset, params.ingest, tmp_path / "iris.csv")
+    for _ in range(2):  # v1 champion, v2 challenger
+        assert run_training(settings, params, data).status == "registered"
+    store = StateStore(settings.prediction_log_uri, params.routing)
+    log = PredictionLog(settings.prediction_log_uri).start()
+    yield settings, params, store, log
+    log.close()
+    store.close()
+
+
+def serve(log: PredictionLog, arm: str, version: str, n: int, *, errors: int = 0, wrong: int = 0, ms: float = 2.0):
+    """n requests on one arm: `errors` fail, `wrong` get feedback that disagrees with the prediction."""
+    for i in range(n):
+        rid = f"r{next(_ids)}"
+        failed = i < errors
+        log.record(
+            PredictionRecord(
+                request_id=rid,
+                model_name="iris-classifier",
+                model_version=version,
+                features={"sepal_length": 5.0},
+                prediction=None if failed else "setosa",
+                arm=arm,
+                strategy="canary",
+                latency_ms=ms,
+                status="error" if failed else "ok",
+            )
+        )
+        if not failed:
+            log.flush()
+            log.record_feedback(rid, "virginica" if i < errors + wrong else "setosa")
+
+
+def test_good_challenger_walks_every_step_and_is_promoted(world) -> None:
+    settings, params, store, log = world
+    begin = begin_rollout(settings, params, store)
+    assert store.routing().canary_weight == pytest.approx(params.rollout.steps[0] / 100)
+    assert tick(settings, params, store, log.engine).action.kind == "wait"  # no traffic yet: inconclusive
+
+    n = params.rollout.min_requests
+    serve(log, "champion", "1", n)
+    weights = [store.routing().canary_weight]
+    for _ in params.rollout.steps:
+        serve(log, "challenger", begin.state.challenger_version or "2", n)
+        log.flush()
+        result = tick(settings, params, store, log.engine)
+        assert result.analysis is not None
+        assert result.analysis.verdict == "pass", result.analysis.summary()
+        weights.append(store.routing().canary_weight)
+    assert result.action.kind == "promote"
+    assert weights == [s / 100 for s in params.rollout.steps] + [0.0]
+    assert current_aliases(settings)["champion"] == "2"
+    assert any(e.actor == "rollout-controller" and e.action == "promote" for e in audit_log(settings))
+    assert store.rollout().status == "promoted"
+
+
+def test_erroring_challenger_is_aborted_rejected_and_loses_its_traffic(world) -> None:
+    settings, params, store, log = world
+    begin_rollout(settings, params, store)
+    n = params.rollout.min_requests
+    serve(log, "champion", "1", n)
+    serve(log, "challenger", "2", n, errors=n // 10)  # 10 % errors, far above max_error_rate
+    log.flush()
+    result = tick(settings, params, store, log.engine)
+    assert result.action.kind == "abort"
+    assert "error" in result.action.reason
+    assert store.routing().canary_weight == 0.0
+    assert store.rollout().status == "aborted"
+    assert current_aliases(settings)["champion"] == "1"
+    status = {v.version: v.status for v in list_versions(settings)}
+    assert status["2"] == "rejected"
+
+
+def test_inaccurate_challenger_is_aborted_on_online_accuracy(world) -> None:
+    settings, params, store, log = world
+    begin_rollout(settings, params, store)
+    n = params.rollout.min_requests
+    serve(log, "champion", "1", n)
+    serve(log, "challenger", "2", n, wrong=n // 4)  # 75 % online accuracy vs 100 %
+    log.flush()
+    result = tick(settings, params, store, log.engine)
+    assert result.action.kind == "abort"
+    assert "accuracy" in result.action.reason
+
+
+def test_too_little_traffic_waits_at_the_same_weight(world) -> None:
+    settings, params, store, log = world
+    begin_rollout(settings, params, store)
+    weight = store.routing().canary_weight
+    serve(log, "champion", "1", params.rollout.min_requests)
+    serve(log, "challenger", "2", params.rollout.min_requests - 1)
+    log.flush()
+    result = tick(settings, params, store, log.engine)
+    assert result.action.kind == "wait"
+    assert result.analysis is not None
+    assert result.analysis.verdict == "inconclusive"
+    assert store.routing().canary_weight == weight
+    assert store.rollout().status == "running"
