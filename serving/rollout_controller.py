@@ -115,3 +115,30 @@ def tick(settings: Settings, params: Params, store: StateStore, engine: sa.Engin
         store.update_routing(lambda r: with_weight(r, 0.0))
         reject_challenger(settings, "rollout-controller", action.reason)
     return result
+
+
+def operate(
+    settings: Settings, store: StateStore, operation: str, actor: str, reason: str = "", now: datetime | None = None
+) -> Tick:
+    """An operator's pause / resume / abort, persisted with compare-and-swap and carried out."""
+    from pipelines.registry import reject_challenger
+    from serving import rollout
+
+    ops = {"pause": rollout.pause, "resume": rollout.resume, "abort": rollout.abort}
+    if operation not in ops:
+        raise ValueError(f"operation must be one of {sorted(ops)}, got {operation!r}")
+    when = now or datetime.now(UTC)
+    seen: list[Tick] = []
+
+    def apply(state: RolloutState) -> RolloutState:
+        seen.clear()
+        new_state, action = ops[operation](state, when, reason, actor=actor)
+        seen.append(Tick(new_state, action, None))
+        return new_state
+
+    store.update_rollout(apply)
+    result = seen[-1]
+    if result.action.kind == "abort":
+        store.update_routing(lambda r: with_weight(r, 0.0))
+        reject_challenger(settings, actor, result.action.reason)
+    return result

@@ -1,0 +1,131 @@
+"""CLI commands: the canary rollout controller (`mlops-lab rollout ...`).
+
+Thin shells over serving/rollout_controller.py. State lives in the shared database, so `run` can be
+stopped and started again, and `status` / `pause` / `abort` work from any shell or replica.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from lab.context import LabContext
+    from serving.rollout_controller import Tick
+    from serving.state_store import StateStore
+
+console = Console()
+rollout_app = typer.Typer(help="Canary rollout: start, watch, step, pause, resume, abort.", no_args_is_help=True)
+
+
+def _parts() -> tuple[LabContext, StateStore, sa.Engine]:
+    from lab.context import load_context
+    from serving.prediction_log import make_engine
+    from serving.state_store import StateStore
+
+    ctx = load_context()
+    store = StateStore(ctx.settings.prediction_log_uri, ctx.params.routing)
+    return ctx, store, make_engine(ctx.settings.prediction_log_uri)
+
+
+def _show(tick: Tick) -> None:
+    state, action, analysis = tick.state, tick.action, tick.analysis
+    console.print(f"rollout [bold]{state.status}[/bold]  weight {100 * state.weight:g} %  v{state.challenger_version}")
+    if analysis is not None:
+        console.print(f"analysis: {analysis.summary()}")
+    console.print(f"action: [bold]{action.kind}[/bold]  {action.reason}")
+
+
+@rollout_app.command("start")
+def start_cmd() -> None:
+    """Start a canary for the current challenger at the first step of rollout.steps."""
+    from pipelines.registry import RegistryError
+    from serving.rollout import RolloutTransitionError
+    from serving.rollout_controller import begin_rollout
+
+    ctx, store, _ = _parts()
+    try:
+        _show(begin_rollout(ctx.settings, ctx.params, store))
+    except (RegistryError, RolloutTransitionError) as err:
+        console.print(f"[red]{err}[/red]")
+        raise typer.Exit(1) from err
+
+
+@rollout_app.command("status")
+def status_cmd() -> None:
+    """Show the rollout state and its history."""
+    _ctx, store, _engine = _parts()
+    state = store.rollout()
+    routing = store.routing()
+    console.print(f"rollout [bold]{state.status}[/bold]  challenger v{state.challenger_version}")
+    console.print(f"routing: strategy {routing.strategy}, canary weight {100 * routing.canary_weight:g} %")
+    for event in state.history[-10:]:
+        console.print(f"  {event.at:%H:%M:%S} {event.event:<8} {100 * event.weight:g} %  {event.reason}")
+
+
+@rollout_app.command("tick")
+def tick_cmd() -> None:
+    """Analyse once and carry out the decision (step, promote, abort or wait)."""
+    from serving.rollout_controller import tick
+
+    ctx, store, engine = _parts()
+    _show(tick(ctx.settings, ctx.params, store, engine))
+
+
+@rollout_app.command("run")
+def run_cmd(
+    interval: Annotated[float, typer.Option(help="Seconds between analyses.")] = 10.0,
+    max_ticks: Annotated[int, typer.Option(help="Stop after this many analyses (0 = until finished).")] = 0,
+) -> None:
+    """Analyse every INTERVAL seconds until the rollout is promoted or aborted (restartable)."""
+    from serving.rollout_controller import tick
+
+    ctx, store, engine = _parts()
+    ticks = 0
+    while True:
+        result = tick(ctx.settings, ctx.params, store, engine)
+        _show(result)
+        ticks += 1
+        if result.state.status not in ("running", "paused") or (max_ticks and ticks >= max_ticks):
+            return
+        time.sleep(interval)  # a controller's polling interval, not test synchronisation
+
+
+def _operate(operation: str, reason: str) -> None:
+    from serving.rollout import RolloutTransitionError
+    from serving.rollout_controller import operate
+
+    ctx, store, _ = _parts()
+    try:
+        _show(operate(ctx.settings, store, operation, ctx.settings.actor, reason))
+    except (RolloutTransitionError, ValueError) as err:
+        console.print(f"[red]{err}[/red]")
+        raise typer.Exit(1) from err
+
+
+@rollout_app.command("pause")
+def pause_cmd(reason: Annotated[str, typer.Option(help="Why.")] = "") -> None:
+    """Hold the current weight (breaches still abort)."""
+    _operate("pause", reason)
+
+
+@rollout_app.command("resume")
+def resume_cmd(reason: Annotated[str, typer.Option(help="Why.")] = "") -> None:
+    """Let a paused rollout step again."""
+    _operate("resume", reason)
+
+
+@rollout_app.command("abort")
+def abort_cmd(reason: Annotated[str, typer.Option(help="Why (required).")]) -> None:
+    """Send all traffic back to the champion and mark the challenger rejected."""
+    _operate("abort", reason)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the CLI."""
+    app.add_typer(rollout_app, name="rollout")
