@@ -1,0 +1,161 @@
+"""The serving API: an app factory whose lifespan loads models and keeps them current.
+
+Concepts: REST serving (C18), standard protocols (C19), batch endpoint (C20), feedback loop (C38),
+hot reload (C28). Nothing happens at import: `create_app` builds the routes from the dataset
+contract, and the *lifespan* starts a `serving.runtime.Runtime` (prediction log, shared state
+store, aliased models, a poller that swaps models when an alias moves) and stops it on shutdown,
+flushing the prediction log. The routes only validate, call the `Predictor`, and respond; the
+prediction log and the shadow model run after the response is sent (background tasks).
+
+``/v1/predict`` answers one row (a flat object of feature fields) or a batch (``{"rows": [...]}``)
+with the same shape: ``predictions`` is always a list, one item per row, each with the ``id`` to send
+feedback for that row. ``X-User-Id`` is the routing key (else the request id), ``X-Force-Arm`` forces
+an arm or slot, ``X-Request-Id`` lets a client choose the id (a retried request is logged once).
+
+Handlers are ``async def``. Scoring one row is a few milliseconds of CPU, so a threadpool hop buys
+nothing and costs latency: measured with 1 uvicorn worker on the 2-core box (same model, 600
+requests), async vs sync p50 was 9.1 vs 10.4 ms at concurrency 1 and 49-58 vs 68-70 ms at
+concurrency 8, with 110-130 vs 95-110 requests/s. Batches over 256 rows are scored on the threadpool
+(`Runtime.serve`) so small requests never queue behind them. Feedback waits on the database, so it
+is a plain ``def`` (threadpool).
+"""
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import BackgroundTasks, FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+
+from lab.settings import Settings, configure_runtime, get_settings
+from pipelines.params import Params, load_params
+from serving import mlflow_protocol, oip
+from serving.metrics import Metrics, MetricsMiddleware
+from serving.predict import SERVING_ERRORS, http_status, to_frame
+from serving.runtime import Runtime
+from serving.schemas import (
+    REQUEST_ID_PATTERN,
+    ErrorResponse,
+    FeedbackResponse,
+    PredictResponse,
+    build_schemas,
+    error_detail,
+)
+
+HeaderId = Annotated[str | None, Header(pattern=REQUEST_ID_PATTERN, description="Your id for this request.")]
+UserId = Annotated[str | None, Header(max_length=200, description="Routing key: a user stays on one arm.")]
+ForceArm = Annotated[str | None, Header(description="champion | challenger | blue | green (debugging)")]
+ERRORS: dict[int | str, dict[str, Any]] = {422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}}
+
+
+def create_app(settings: Settings | None = None, params: Params | None = None) -> FastAPI:
+    """Build the app (cheap, no I/O beyond reading params.yaml); the lifespan loads the models."""
+    settings = settings or get_settings()
+    params = params or load_params(settings.params_path)
+    schemas = build_schemas(params.dataset)
+    metrics = Metrics()
+    runtime = Runtime(settings, params, metrics)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_runtime(settings)
+        runtime.start()
+        try:
+            yield
+        finally:
+            runtime.stop()
+
+    app = FastAPI(
+        title="mlops-lab serving",
+        version="1",
+        summary="Native, MLflow and Open Inference Protocol V2 prediction endpoints over registry aliases.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        detail = error_detail(exc.errors())
+        summary = "; ".join(f"{d['field']}: {d['msg']}" for d in detail)
+        return JSONResponse({"error": f"invalid request: {summary}", "detail": detail}, status_code=422)
+
+    @app.post("/v1/predict", response_model=PredictResponse, responses=ERRORS, tags=["native"])
+    async def predict(
+        body: schemas.predict_body,  # type: ignore[name-defined]
+        request: Request,
+        background: BackgroundTasks,
+        x_request_id: HeaderId = None,
+        x_user_id: UserId = None,
+        x_force_arm: ForceArm = None,
+    ) -> Response:
+        """Predict one row (a flat object of feature fields) or a batch (``{"rows": [...]}``)."""
+        rows: list[Any] = getattr(body, "rows", None) or [body]
+        frame = to_frame([row.__dict__ for row in rows], schemas.features)
+        rid = x_request_id or uuid.uuid4().hex
+        try:
+            served = await runtime.serve(frame, rid, user_id=x_user_id, override=x_force_arm)
+        except SERVING_ERRORS as err:
+            return _error(err)
+        request.state.access = {"request_id": rid, "arm": served.decision.arm, "version": served.model.version}
+        background.add_task(runtime.after_response, served, frame)
+        payload = {
+            "request_id": rid,
+            "predictions": [
+                {"id": i, "class": label, "probabilities": proba}
+                for i, label, proba in zip(
+                    served.row_ids, served.scored.labels, served.scored.probability_dicts(), strict=True
+                )
+            ],
+            "model_name": settings.model_name,
+            "model_version": served.model.version,
+            "arm": served.decision.arm,
+            "strategy": served.decision.strategy,
+        }
+        return JSONResponse(payload, headers={"X-Request-Id": rid})
+
+    @app.post(
+        "/v1/feedback",
+        response_model=FeedbackResponse,
+        responses={404: {"model": FeedbackResponse}, 409: {"model": FeedbackResponse}, **ERRORS},
+        tags=["native"],
+    )
+    def feedback(body: schemas.feedback) -> JSONResponse:  # type: ignore[name-defined]
+        """Ground truth for a served row: 200 recorded or duplicate, 409 different label, 404 unknown id."""
+        try:
+            result = runtime.record_feedback(body.request_id, body.label)
+        except SERVING_ERRORS as err:
+            return _error(err)
+        status = {"recorded": 200, "duplicate": 200, "conflict": 409, "unknown_request": 404}[result.status.value]
+        content = {"request_id": result.request_id, "label": result.label, "status": result.status.value}
+        return JSONResponse({**content, "message": result.message}, status_code=status)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers (models may still be loading)."""
+        return {"status": "alive"}
+
+    @app.get("/readyz", tags=["health"], responses={503: {"description": "No champion loaded yet"}})
+    async def readyz() -> JSONResponse:
+        """Readiness: 200 once a champion is loaded; versions, degraded flag and last registry error."""
+        report = runtime.readiness()
+        return JSONResponse(report, status_code=200 if report["ready"] else 503)
+
+    @app.get("/metrics", tags=["health"], response_class=Response)
+    async def prometheus_metrics() -> Response:
+        """Prometheus exposition of this process's counters."""
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    app.include_router(mlflow_protocol.build_router(runtime, schemas.features, params.dataset.allow_missing))
+    app.include_router(oip.build_router(runtime, settings.model_name, schemas.features))
+    return app
+
+
+def _error(err: Exception) -> JSONResponse:
+    """A serving error as JSON; a bad ``X-Force-Arm`` names the header like any invalid field."""
+    status = http_status(err)
+    detail = [{"field": "X-Force-Arm", "msg": str(err), "type": "value_error"}] if status == 422 else []
+    return JSONResponse({"error": str(err), "detail": detail}, status_code=status)

@@ -1,0 +1,113 @@
+"""Prometheus metrics of the serving API: traffic, latency, predictions per version and arm.
+
+Concept: operational monitoring of a model service (C18, C21). A canary analysis, an alert or a
+Grafana panel needs the same few series every model server exposes: requests by endpoint and
+status, a latency histogram, predictions by model version / arm / class (a sudden class shift is
+often the first visible symptom of drift), errors, and which versions are loaded right now.
+
+Each app gets its *own* ``CollectorRegistry``: the global default registry would raise
+"Duplicated timeseries" as soon as a second app is created in one process (tests, reloads), and
+it would mix in unrelated collectors. Request metrics come from a pure ASGI middleware (cheaper
+than ``BaseHTTPMiddleware``) labelled with the route *template* (``/v2/models/{name}/infer``), never
+the raw path, so a client cannot explode the label cardinality with made-up URLs. With several
+uvicorn workers each process has its own counters; Prometheus scrapes per process (or use the
+client's multiprocess mode behind a single exporter).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter as Tally
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+    from serving.model_cache import LoadedModel
+
+access_log = logging.getLogger("serving.access")
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class Metrics:
+    """All series of one app, registered in a private registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("requests", "HTTP requests", ["endpoint", "status"], registry=r)
+        self.latency = Histogram(
+            "request_latency_seconds", "Request latency", ["endpoint"], buckets=LATENCY_BUCKETS, registry=r
+        )
+        self.predictions = Counter(
+            "predictions", "Rows predicted", ["model_version", "arm", "predicted_class"], registry=r
+        )
+        self.prediction_errors = Counter("prediction_errors", "Rows the model failed to score", ["arm"], registry=r)
+        self.shadow_agreement = Counter(
+            "shadow_predictions", "Shadow rows scored, by agreement with the served answer", ["agreed"], registry=r
+        )
+        self.reloads = Counter("model_reloads", "Model snapshot swaps after an alias moved", registry=r)
+        self.model_info = Gauge("model_info", "Loaded model per alias (value 1)", ["alias", "version"], registry=r)
+
+    def count_predictions(self, version: str, arm: str, labels: Iterable[str]) -> None:
+        for label, n in Tally(labels).items():
+            self.predictions.labels(version, arm, label).inc(n)
+
+    def count_shadow(self, served: Sequence[str], shadow: Sequence[str]) -> None:
+        agreed = sum(a == b for a, b in zip(served, shadow, strict=True))
+        self.shadow_agreement.labels("true").inc(agreed)
+        self.shadow_agreement.labels("false").inc(len(shadow) - agreed)
+
+    def models_loaded(self, snapshot: Mapping[str, LoadedModel], reloaded: bool) -> None:
+        """Publish the loaded versions; count a reload when the snapshot was swapped."""
+        if reloaded:
+            self.reloads.inc()
+        self.model_info.clear()
+        for alias, loaded in snapshot.items():
+            self.model_info.labels(alias, loaded.version).set(1)
+
+    def render(self) -> tuple[bytes, str]:
+        """The exposition text and its content type, for GET /metrics."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class MetricsMiddleware:
+    """Counts and times every HTTP request; writes one structured JSON access-log line per request.
+
+    Handlers can add fields to the log line (request id, arm, model version) through
+    ``request.state.access`` -- a dict in the ASGI scope's state.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500  # if the app raises before answering, the server error middleware answers 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - start
+            route = scope.get("route")
+            endpoint = getattr(route, "path", None) or "unmatched"
+            self.metrics.requests.labels(endpoint, str(status)).inc()
+            self.metrics.latency.labels(endpoint).observe(elapsed)
+            if access_log.isEnabledFor(logging.INFO):
+                extra: dict[str, Any] = scope.get("state", {}).get("access", {})
+                line = {"method": scope["method"], "path": endpoint, "status": status, "latency_ms": elapsed * 1e3}
+                access_log.info(json.dumps({**line, **extra}, default=str))

@@ -1,0 +1,175 @@
+"""MLflow's scoring protocol (`POST /invocations`), so MLflow clients and tooling work unchanged.
+
+Concept: standard serving protocols (C19). ``mlflow models serve`` defines the wire format many
+tools speak: a JSON body with exactly one of ``dataframe_split``, ``dataframe_records``,
+``instances`` or ``inputs`` (``params`` allowed beside it), or a CSV body; the answer is
+``{"predictions": [...]}`` -- for a classifier the class labels, exactly what ``mlflow.pyfunc``
+returns, because both call the same Pipeline's ``predict``. Client errors are 400 with MLflow's
+body ``{"error_code": "BAD_REQUEST" | "INVALID_PARAMETER_VALUE", "message": ...}``: BAD_REQUEST for
+a body that is not the protocol (malformed JSON, no or two format keys, unparsable CSV),
+INVALID_PARAMETER_VALUE for data that does not fit the model (missing column, non-numeric value,
+missing value, too many rows). Unlike the reference server, a missing or unsupported Content-Type
+is a 415 (it answers 500), messages name the column instead of dumping the schema, and an alias
+move is picked up without a restart. As in MLflow, the schema is columns and types; the contract's
+value *ranges* are enforced by /v1/predict. Extra columns are ignored.
+
+Requests are routed and logged like /v1/predict (``X-User-Id``, ``X-Force-Arm``); the served version,
+arm and request id are returned in ``X-Model-Version``, ``X-Arm`` and ``X-Request-Id`` headers.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from collections.abc import Sequence
+from importlib.metadata import version as package_version
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from serving.predict import SERVING_ERRORS, NotReadyError, http_status
+from serving.schemas import MAX_BATCH_ROWS, valid_request_id
+
+if TYPE_CHECKING:
+    from serving.runtime import Runtime
+
+FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+BAD_REQUEST, INVALID = "BAD_REQUEST", "INVALID_PARAMETER_VALUE"
+
+
+class ProtocolError(ValueError):
+    """A request the protocol rejects; carries MLflow's error code and the HTTP status."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code, self.status = code, status
+
+
+def parse_json(body: bytes) -> pd.DataFrame:
+    """The DataFrame in an MLflow JSON body (before column and type checks)."""
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ProtocolError(BAD_REQUEST, f"malformed JSON: {err}") from err
+    keys = [k for k in FORMATS if isinstance(payload, dict) and k in payload]
+    if len(keys) != 1:
+        got = list(payload) if isinstance(payload, dict) else type(payload).__name__
+        raise ProtocolError(BAD_REQUEST, f"the body must have exactly one of {', '.join(FORMATS)}; got {got}")
+    data = payload[keys[0]]
+    try:
+        if keys[0] == "dataframe_split":
+            if not isinstance(data, dict) or not isinstance(data.get("columns"), list):
+                raise ProtocolError(BAD_REQUEST, 'dataframe_split needs {"columns": [...], "data": [[...], ...]}')
+            return pd.DataFrame(data.get("data"), columns=data["columns"])
+        if isinstance(data, dict):  # columnar {"col": [values]} or one row {"col": value}
+            scalar = all(not isinstance(v, list | dict) for v in data.values())
+            return pd.DataFrame([data] if scalar else data)
+        if isinstance(data, list) and all(isinstance(r, dict) for r in data):
+            return pd.DataFrame.from_records(data)
+    except (ValueError, TypeError) as err:  # ragged lists, shape mismatches
+        raise ProtocolError(BAD_REQUEST, f"{keys[0]} does not form a table: {err}") from err
+    raise ProtocolError(
+        BAD_REQUEST, f"{keys[0]} must be a list of records or an object of columns: this model has named columns"
+    )
+
+
+def parse_csv(body: bytes) -> pd.DataFrame:
+    try:
+        return pd.read_csv(io.BytesIO(body))
+    except (UnicodeDecodeError, ValueError, pd.errors.ParserError) as err:  # EmptyDataError is a ValueError
+        raise ProtocolError(BAD_REQUEST, f"malformed CSV: {err}") from err
+
+
+def _numeric(col: pd.Series) -> bool:
+    if pd.api.types.is_bool_dtype(col):
+        return False
+    if pd.api.types.is_numeric_dtype(col):
+        return True
+    return all(v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in col)
+
+
+def check_frame(
+    frame: pd.DataFrame, features: Sequence[str], allow_missing: bool, max_rows: int = MAX_BATCH_ROWS
+) -> pd.DataFrame:
+    """The model's columns in contract order as float64, or INVALID_PARAMETER_VALUE naming the problem."""
+    if not 1 <= len(frame) <= max_rows:
+        raise ProtocolError(INVALID, f"send between 1 and {max_rows} rows, got {len(frame)}")
+    missing = [f for f in features if f not in frame.columns]
+    if missing:
+        raise ProtocolError(INVALID, f"missing column(s) {missing}; the model needs {list(features)}")
+    for name in features:
+        if not _numeric(frame[name]):
+            bad = next(v for v in frame[name] if not isinstance(v, int | float) or isinstance(v, bool))
+            raise ProtocolError(INVALID, f"column {name!r} must hold numbers; got {bad!r} ({type(bad).__name__})")
+    out = frame[list(features)].astype("float64")
+    if np.isinf(out.to_numpy()).any():
+        raise ProtocolError(INVALID, "values must be finite numbers (no Infinity)")
+    if not allow_missing and out.isna().to_numpy().any():
+        columns = [c for c in out.columns if out[c].isna().any()]
+        raise ProtocolError(INVALID, f"missing values in column(s) {columns}; this model's contract allows none")
+    return out
+
+
+def _mlflow_error(code: str, message: str, status: int = 400) -> JSONResponse:
+    return JSONResponse({"error_code": code, "message": message}, status_code=status)
+
+
+def build_router(runtime: Runtime, features: Sequence[str], allow_missing: bool) -> APIRouter:
+    """The /invocations, /ping, /health and /version routes."""
+    router = APIRouter(tags=["mlflow"])
+
+    @router.post(
+        "/invocations",
+        responses={400: {"description": "BAD_REQUEST / INVALID_PARAMETER_VALUE"}, 415: {"description": "Media"}},
+    )
+    async def invocations(request: Request, background: BackgroundTasks) -> Response:
+        """MLflow scoring protocol: JSON (dataframe_split | dataframe_records | instances | inputs) or CSV."""
+        mime, _, options = (request.headers.get("content-type") or "").partition(";")
+        mime, charset = mime.strip().lower(), options.strip().lower()
+        if mime not in ("application/json", "text/csv") or charset not in ("", "charset=utf-8"):
+            got = request.headers.get("content-type") or "no Content-Type"
+            return _mlflow_error(BAD_REQUEST, f"send application/json or text/csv (UTF-8); got {got}", 415)
+        body = await request.body()
+        header_id = request.headers.get("x-request-id", "")
+        rid = header_id if valid_request_id(header_id) else uuid.uuid4().hex
+        try:
+            raw = parse_json(body) if mime == "application/json" else parse_csv(body)
+            frame = check_frame(raw, features, allow_missing)
+            served = await runtime.serve(
+                frame,
+                rid,
+                user_id=request.headers.get("x-user-id"),
+                override=request.headers.get("x-force-arm"),
+                labels_only=True,
+            )
+        except ProtocolError as err:
+            return _mlflow_error(err.code, str(err), err.status)
+        except SERVING_ERRORS as err:
+            status = http_status(err)
+            code = {503: "TEMPORARILY_UNAVAILABLE", 500: "INTERNAL_ERROR"}.get(status, INVALID)
+            return _mlflow_error(code, str(err), 400 if status == 422 else status)
+        request.state.access = {"request_id": rid, "arm": served.decision.arm, "version": served.model.version}
+        background.add_task(runtime.after_response, served, frame)
+        headers = {"X-Request-Id": rid, "X-Model-Version": served.model.version, "X-Arm": served.decision.arm}
+        return JSONResponse({"predictions": served.scored.labels}, headers=headers)
+
+    @router.get("/ping")
+    @router.get("/health")
+    async def ping() -> Response:
+        """200 once a champion is loaded (as ``mlflow models serve``), else 503."""
+        try:
+            ready = "champion" in runtime.predictor().cache.snapshot()
+        except NotReadyError:
+            ready = False
+        return PlainTextResponse("\n" if ready else "no model loaded\n", status_code=200 if ready else 503)
+
+    @router.get("/version")
+    async def mlflow_version() -> Response:
+        """The MLflow version whose protocol this implements (what the reference server answers)."""
+        return PlainTextResponse(package_version("mlflow"))
+
+    return router

@@ -1,0 +1,241 @@
+"""One prediction request, protocol-agnostic: route, score, and describe what was served.
+
+Concept: REST serving without training-serving skew (C18, C19). Every endpoint -- native
+/v1/predict, MLflow's /invocations, Open Inference Protocol V2 -- ends here: rows become a
+DataFrame in the *contract's* column order and go through the one logged scikit-learn Pipeline,
+so preprocessing is never re-implemented in the API. The `Predictor` takes one immutable snapshot
+of the model cache per request (a hot reload never changes a model under a request in flight),
+asks the router which alias serves, and returns a `Served` value that the caller turns into its
+protocol's response. Logging happens afterwards (`record`, `shadow`), off the response path.
+
+Ids in the prediction log: a one-row request is logged under its request id; row ``i`` of a batch
+under ``<request id>:<i>``; a shadow answer under ``<row id>:shadow`` with arm ``shadow`` (client ids
+cannot contain ``:``, so these never collide). Feedback uses the same ids.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from serving.bandit import BanditState, choose
+from serving.prediction_log import PredictionRecord
+from serving.router import CHALLENGER, CHAMPION, OVERRIDES, Arm, Decision, RoutingState, route
+
+if TYPE_CHECKING:
+    from serving.metrics import Metrics
+    from serving.model_cache import LoadedModel, ModelCache
+    from serving.prediction_log import PredictionLog
+
+log = logging.getLogger(__name__)
+SHADOW_ARM = "shadow"
+
+
+class NotReadyError(RuntimeError):
+    """No champion is loaded yet (fresh registry, or the registry was unreachable at start-up)."""
+
+
+class UnknownVersionError(LookupError):
+    """A model version that no alias currently points to."""
+
+
+class BadOverrideError(ValueError):
+    """An ``X-Force-Arm`` value that is not an arm/slot, or names an alias with no model loaded."""
+
+
+class ScoringError(RuntimeError):
+    """The model raised on valid input: a server error, logged with status "error"."""
+
+
+SERVING_ERRORS = (NotReadyError, UnknownVersionError, BadOverrideError, ScoringError)
+_STATUS: dict[type[Exception], int] = {NotReadyError: 503, UnknownVersionError: 404, BadOverrideError: 422}
+
+
+def http_status(err: Exception) -> int:
+    """The HTTP status of a serving error in the native API (protocols may map 422 to 400)."""
+    return _STATUS.get(type(err), 500)
+
+
+class RoutingSource(Protocol):
+    """Where the live routing state comes from (the shared state store, or fixed params)."""
+
+    def current(self) -> RoutingState: ...
+
+    def bandit(self) -> BanditState: ...
+
+
+@dataclass(frozen=True)
+class Scored:
+    labels: list[str]
+    probabilities: np.ndarray | None  # rows x classes, None when only labels were asked for
+    classes: list[str]
+
+    def probability_dicts(self) -> list[dict[str, float]]:
+        if self.probabilities is None:
+            return [{} for _ in self.labels]
+        return [dict(zip(self.classes, row, strict=True)) for row in self.probabilities.tolist()]
+
+
+@dataclass(frozen=True)
+class Served:
+    request_id: str
+    row_ids: list[str]
+    decision: Decision
+    model: LoadedModel
+    scored: Scored
+    latency_ms: float
+
+
+def to_frame(rows: Sequence[Mapping[str, float | None]], features: Sequence[str]) -> pd.DataFrame:
+    """Rows as a float64 DataFrame in contract column order; ``None`` becomes NaN (for the imputer)."""
+    values = np.array([[row.get(f) for f in features] for row in rows], dtype="float64")
+    return pd.DataFrame(values.reshape(len(rows), len(features)), columns=list(features))
+
+
+def score(model: Any, frame: pd.DataFrame) -> Scored:
+    """Class probabilities and the most probable class per row, in the model's class order."""
+    proba = np.asarray(model.predict_proba(frame), dtype="float64")
+    classes = [str(c) for c in model.classes_]
+    return Scored([classes[i] for i in proba.argmax(axis=1)], proba, classes)
+
+
+def predict_labels(model: Any, frame: pd.DataFrame) -> Scored:
+    """``model.predict`` only -- exactly what ``mlflow.pyfunc`` returns for an sklearn model."""
+    return Scored([str(v) for v in np.asarray(model.predict(frame)).tolist()], None, [str(c) for c in model.classes_])
+
+
+def row_ids(request_id: str, n: int) -> list[str]:
+    return [request_id] if n == 1 else [f"{request_id}:{i}" for i in range(n)]
+
+
+def _arm_of(alias: str) -> Arm:
+    return CHAMPION if alias == CHAMPION else CHALLENGER
+
+
+class Predictor:
+    """Routes and scores requests against the current model snapshot; records what was served."""
+
+    def __init__(
+        self,
+        model_name: str,
+        features: Sequence[str],
+        cache: ModelCache,
+        routing: RoutingSource,
+        metrics: Metrics,
+        log: PredictionLog | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.model_name, self.features, self.cache, self.routing = model_name, list(features), cache, routing
+        self.metrics, self.log, self.rng = metrics, log, rng or random.Random()  # noqa: S311 - routing, not crypto
+
+    def decide(
+        self, request_id: str, user_id: str | None, override: str | None, version: str | None
+    ) -> tuple[Decision, LoadedModel]:
+        """Pick the model for a request (raises NotReady / UnknownVersion / BadOverride)."""
+        snapshot = self.cache.snapshot()  # one snapshot for the whole request
+        if CHAMPION not in snapshot:
+            raise NotReadyError("no champion model loaded yet; train and register one (`mlops-lab train`)")
+        state = self.routing.current()
+        if version is not None:
+            pinned = sorted((m for m in snapshot.values() if m.version == version), key=lambda m: m.alias != CHAMPION)
+            if not pinned:
+                loaded = sorted({m.version for m in snapshot.values()})
+                raise UnknownVersionError(f"model version {version!r} is not loaded; loaded versions: {loaded}")
+            alias = pinned[0].alias
+            return Decision(_arm_of(alias), alias, state.strategy, None, f"version {version} pinned"), pinned[0]
+        if override is not None and override.strip().lower() not in OVERRIDES:
+            raise BadOverrideError(f"X-Force-Arm must be one of {', '.join(OVERRIDES)}; got {override!r}")
+        bandit_choice = choose(self.routing.bandit(), self.rng) if state.strategy == "bandit" and not override else None
+        decision = route(state, user_id or request_id, override, bandit_choice)
+        if decision.served_alias not in snapshot:
+            if override is not None:
+                raise BadOverrideError(f"X-Force-Arm={override}: alias {decision.served_alias!r} has no model loaded")
+            reason = f"{decision.reason}; {decision.served_alias} not loaded, champion serves"
+            decision = replace(decision, arm=CHAMPION, served_alias=CHAMPION, shadow_alias=None, reason=reason)
+        if decision.shadow_alias is not None and decision.shadow_alias not in snapshot:
+            decision = replace(decision, shadow_alias=None)
+        return decision, snapshot[decision.served_alias]
+
+    def serve(
+        self,
+        frame: pd.DataFrame,
+        request_id: str,
+        *,
+        user_id: str | None = None,
+        override: str | None = None,
+        version: str | None = None,
+        labels_only: bool = False,
+    ) -> Served:
+        """Route and score ``frame``; on a model failure log the rows as errors and raise ScoringError."""
+        start = time.perf_counter()
+        decision, loaded = self.decide(request_id, user_id, override, version)
+        ids = row_ids(request_id, len(frame))
+        try:
+            scored = predict_labels(loaded.model, frame) if labels_only else score(loaded.model, frame)
+        except Exception as err:  # any model failure is a 500 -- but counted and logged per arm first
+            self.metrics.prediction_errors.labels(decision.arm).inc(len(frame))
+            failed = Scored([], None, [])
+            self.record(Served(request_id, ids, decision, loaded, failed, _ms(start)), frame, status="error")
+            raise ScoringError(f"model version {loaded.version} failed to score: {type(err).__name__}: {err}") from err
+        served = Served(request_id, ids, decision, loaded, scored, _ms(start))
+        self.metrics.count_predictions(loaded.version, decision.arm, scored.labels)
+        return served
+
+    def record(self, served: Served, frame: pd.DataFrame, *, arm: str | None = None, status: str = "ok") -> None:
+        """Enqueue one prediction-log record per row (never waits on the database)."""
+        if self.log is None:
+            return
+        suffix = ":shadow" if arm == SHADOW_ARM else ""
+        features = [
+            {f: (v if v == v else None) for f, v in zip(self.features, row, strict=True)}  # NaN -> null
+            for row in frame.to_numpy().tolist()
+        ]
+        labels: Sequence[str | None] = served.scored.labels or [None] * len(frame)
+        probabilities: Sequence[dict[str, float] | None] = (
+            served.scored.probability_dicts() if served.scored.probabilities is not None else [None] * len(frame)
+        )
+        for rid, feats, label, proba in zip(served.row_ids, features, labels, probabilities, strict=True):
+            self.log.record(
+                PredictionRecord(
+                    request_id=rid + suffix,
+                    model_name=self.model_name,
+                    model_version=served.model.version,
+                    features=feats,
+                    prediction=label,
+                    probabilities=proba,
+                    arm=arm or served.decision.arm,
+                    strategy=served.decision.strategy,
+                    latency_ms=served.latency_ms,
+                    status=status,
+                )
+            )
+
+    def shadow(self, served: Served, frame: pd.DataFrame) -> None:
+        """Score the mirrored alias after the response was sent; its answer is only logged and counted."""
+        alias = served.decision.shadow_alias
+        loaded = self.cache.snapshot().get(alias) if alias else None
+        if loaded is None:
+            return
+        start = time.perf_counter()
+        mirror = replace(served, model=loaded, scored=Scored([], None, []))
+        try:
+            scored = score(loaded.model, frame)
+        except Exception:  # a failing shadow must never surface; it is counted and logged instead
+            log.exception("shadow model version %s failed on request %s", loaded.version, served.request_id)
+            self.metrics.prediction_errors.labels(SHADOW_ARM).inc(len(frame))
+            self.record(replace(mirror, latency_ms=_ms(start)), frame, arm=SHADOW_ARM, status="error")
+            return
+        self.metrics.count_shadow(served.scored.labels, scored.labels)
+        self.metrics.count_predictions(loaded.version, SHADOW_ARM, scored.labels)
+        self.record(replace(mirror, scored=scored, latency_ms=_ms(start)), frame, arm=SHADOW_ARM)
+
+
+def _ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1e3

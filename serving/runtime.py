@@ -1,0 +1,203 @@
+"""What a serving process holds while it runs: models, routing state, the prediction log, a poller.
+
+Concepts: zero-downtime hot reload (C28), runtime configuration (C27), feedback loop (C38).
+`Runtime.start` (called by the app's lifespan) opens the prediction log and the shared state store,
+loads the aliased models once, and starts a `Poller` thread. Every ``poll_interval_s`` the poller
+
+- refreshes the model cache when it is due (the cache loads a moved alias and swaps its snapshot
+  atomically; on registry errors it keeps serving and backs off exponentially), and
+- re-reads the routing and bandit state when the store's change token moved.
+
+So every worker and replica converges on the same models and routing within one interval, and the
+request path never touches the registry or the database. Feedback is synchronous (it must say
+"recorded", "duplicate" or "conflict"), and a first label for a bandit-routed prediction is also the
+bandit's reward -- exactly once, because only the call that *recorded* the label adds it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from starlette.concurrency import run_in_threadpool
+
+from serving.bandit import DEFAULT_ARMS, BanditState
+from serving.model_cache import registry_cache
+from serving.predict import NotReadyError, Predictor
+from serving.prediction_log import FeedbackStatus, PredictionLog, predictions_table
+from serving.router import ARMS, RoutingState
+from serving.schemas import MAX_BATCH_ROWS
+from serving.state_store import StateStore
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from lab.settings import Settings
+    from pipelines.params import Params
+    from serving.metrics import Metrics
+    from serving.model_cache import ModelCache
+    from serving.predict import Served
+    from serving.prediction_log import FeedbackResult
+
+log = logging.getLogger(__name__)
+OFFLOAD_ROWS = 256  # larger batches are scored on the threadpool, so small requests never queue behind them
+LOG_QUEUE = 5 * MAX_BATCH_ROWS  # a few full batches fit in the log's queue: a burst is not dropped
+
+
+class LiveRouting:
+    """The routing and bandit state of the shared store, cached in memory and refreshed by the poller."""
+
+    def __init__(self, params: Params, store: StateStore | None) -> None:
+        self.params, self.store = params, store
+        self._state = RoutingState.from_params(params.routing)
+        self._bandit = BanditState.from_params(params.routing.bandit, DEFAULT_ARMS)
+        self._token: object = None
+        self._lock = threading.Lock()
+        self.last_error: str | None = None
+
+    def current(self) -> RoutingState:
+        return self._state
+
+    def bandit(self) -> BanditState:
+        return self._bandit
+
+    def refresh(self) -> None:
+        """Re-read the state if it changed; on a database error keep the last state and report it."""
+        if self.store is None:
+            return
+        with self._lock:
+            try:
+                token = self.store.change_token()
+                if token != self._token:
+                    state, bandit = self.store.routing(), self.store.bandit(DEFAULT_ARMS, self.params.routing.bandit)
+                    self._state, self._bandit, self._token = state, bandit, token
+                self.last_error = None
+            except sa.exc.SQLAlchemyError as err:  # serve on with the last known state; /readyz shows it
+                self.last_error = f"{type(err).__name__}: {err}"[:500]
+                log.warning("routing state not refreshed, keeping version %d: %s", self._state.version, err)
+
+
+class Poller:
+    """A daemon thread that refreshes models and routing every ``interval`` seconds."""
+
+    def __init__(self, cache: ModelCache, routing: LiveRouting, metrics: Metrics, interval: float) -> None:
+        self.cache, self.routing, self.metrics, self.interval = cache, routing, metrics, interval
+        self.generation = 0  # completed refreshes; tests wait on it instead of sleeping
+        self._changed = threading.Condition()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def refresh(self) -> bool:
+        """One poll: reload models if an alias moved (True) and re-read routing state."""
+        reloaded = False
+        if self.cache.due():
+            reloaded = self.cache.refresh()
+            self.metrics.models_loaded(self.cache.snapshot(), reloaded)
+        self.routing.refresh()
+        with self._changed:
+            self.generation += 1
+            self._changed.notify_all()
+        return reloaded
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Block until ``predicate()`` holds after some poll, or ``timeout`` seconds pass."""
+        with self._changed:
+            return self._changed.wait_for(predicate, timeout)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.refresh()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="registry-poller", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+
+class Runtime:
+    """Everything the handlers need, created by `start` (the lifespan) and released by `stop`."""
+
+    def __init__(self, settings: Settings, params: Params, metrics: Metrics) -> None:
+        self.settings, self.params, self.metrics = settings, params, metrics
+        self.log: PredictionLog | None = None
+        self.store: StateStore | None = None
+        self.cache: ModelCache | None = None
+        self.routing: LiveRouting | None = None
+        self.poller: Poller | None = None
+        self._predictor: Predictor | None = None
+
+    def start(self) -> None:
+        self.log = PredictionLog(self.settings.prediction_log_uri, max_queue=LOG_QUEUE).start()
+        self.store = StateStore(self.settings.prediction_log_uri, self.params.routing)
+        self.cache = registry_cache(self.settings)
+        self.routing = LiveRouting(self.params, self.store)
+        self.poller = Poller(self.cache, self.routing, self.metrics, self.settings.poll_interval_s)
+        features = self.params.dataset.feature_names
+        self._predictor = Predictor(
+            self.settings.model_name, features, self.cache, self.routing, self.metrics, self.log
+        )
+        self.poller.refresh()  # load the models before the first request is accepted
+        self.poller.start()
+
+    def stop(self) -> None:
+        """Stop polling, then flush every logged prediction (graceful shutdown loses nothing)."""
+        if self.poller is not None:
+            self.poller.stop()
+        if self.log is not None:
+            self.log.close()
+        if self.store is not None:
+            self.store.close()
+
+    def predictor(self) -> Predictor:
+        if self._predictor is None:
+            raise NotReadyError("the service is starting (lifespan not run yet)")
+        return self._predictor
+
+    async def serve(self, frame: pd.DataFrame, request_id: str, **options: Any) -> Served:
+        """`Predictor.serve` for async handlers: inline for small requests, on the threadpool for big batches."""
+        predictor = self.predictor()
+        if len(frame) <= OFFLOAD_ROWS:
+            return predictor.serve(frame, request_id, **options)
+        return await run_in_threadpool(predictor.serve, frame, request_id, **options)
+
+    def after_response(self, served: Served, frame: pd.DataFrame) -> None:
+        """Background task: log the served rows, then score the shadow alias if the strategy mirrors."""
+        predictor = self.predictor()
+        predictor.record(served, frame)
+        if served.decision.shadow_alias is not None:
+            predictor.shadow(served, frame)
+
+    def record_feedback(self, request_id: str, label: str) -> FeedbackResult:
+        """Store a label once; the first label of a bandit-routed prediction also rewards its arm."""
+        if self.log is None or self.store is None:
+            raise NotReadyError("the service is starting (lifespan not run yet)")
+        result = self.log.record_feedback(request_id, label)
+        if result.status == FeedbackStatus.RECORDED:
+            p = predictions_table.c
+            query = sa.select(p.arm, p.strategy, p.prediction).where(p.request_id == request_id)
+            with self.log.engine.connect() as conn:
+                served = conn.execute(query).one_or_none()
+            if served is not None and served.strategy == "bandit" and served.arm in ARMS:
+                self.store.add_reward(served.arm, 1.0 if served.prediction == label else 0.0)
+        return result
+
+    def readiness(self) -> dict[str, Any]:
+        """What /readyz shows: loaded versions, degraded flag, last registry and routing errors."""
+        snapshot = self.cache.snapshot() if self.cache else {}
+        health = self.cache.health if self.cache else None
+        routing = self.routing.current() if self.routing else None
+        return {
+            "ready": "champion" in snapshot,
+            "models": {a: {"version": m.version, "run_id": m.run_id} for a, m in snapshot.items()},
+            "degraded": bool((health and health.degraded) or (self.routing and self.routing.last_error)),
+            "last_registry_error": health.last_error if health else None,
+            "routing": routing.to_dict() if routing else None,
+            "routing_error": self.routing.last_error if self.routing else None,
+        }

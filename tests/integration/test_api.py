@@ -1,0 +1,323 @@
+"""The native API end to end: real MLflow registry, real prediction log, the app's own lifespan.
+
+One registry per module (v1 champion, v2 challenger, trained by the real training path) keeps it
+fast; each test that changes routing or aliases puts them back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from lab.settings import Settings
+from pipelines.data import ingest, split_features_target
+from pipelines.params import Params
+from pipelines.registry import mlflow_client, promote
+from pipelines.train import fit_and_evaluate
+from pipelines.training import load_data, run_training
+from serving.app import create_app
+from serving.prediction_log import feedback_table, predictions_table
+from serving.router import RoutingState
+from serving.schemas import MAX_BATCH_ROWS
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}  # a setosa
+VIRGINICA = {"sepal_length": 6.7, "sepal_width": 3.0, "petal_length": 5.2, "petal_width": 2.3}
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory, make_settings, params: Params) -> tuple[Settings, Path]:
+    root = tmp_path_factory.mktemp("api")
+    settings = make_settings(root / "state", poll_interval_s=3600)  # tests drive the poller themselves
+    data = ingest(params.dataset, params.ingest, root / "iris.csv")
+    for _ in range(2):  # v1 champion, v2 challenger
+        assert run_training(settings, params, data).status == "registered"
+    return settings, data
+
+
+@pytest.fixture(scope="module")
+def client(registry, params: Params) -> Iterator[TestClient]:
+    settings, _ = registry
+    with TestClient(create_app(settings, params)) as test_client:  # `with`: the lifespan runs
+        yield test_client
+
+
+@contextmanager
+def routing(client: TestClient, **changes: Any) -> Iterator[None]:
+    """Write routing state to the shared store, let the poller pick it up, restore it afterwards."""
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    runtime.store.update_routing(lambda s: replace(s, **changes))
+    runtime.poller.refresh()
+    try:
+        yield
+    finally:
+        runtime.store.update_routing(lambda s: replace(RoutingState.from_params(runtime.params.routing)))
+        runtime.poller.refresh()
+
+
+def logged(client: TestClient, *ids: str) -> dict[str, Any]:
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    assert runtime.log.flush()
+    p = predictions_table.c
+    with runtime.log.engine.connect() as conn:
+        rows = conn.execute(sa.select(predictions_table).where(p.request_id.in_(ids))).mappings().all()
+    return {r["request_id"]: dict(r) for r in rows}
+
+
+def test_predict_one_row(client: TestClient) -> None:
+    response = client.post("/v1/predict", json=ROW, headers={"X-Request-Id": "one-row-1"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["request_id"] == response.headers["x-request-id"] == "one-row-1"
+    assert (body["model_name"], body["model_version"], body["arm"], body["strategy"]) == (
+        "iris-classifier",
+        "1",
+        "champion",
+        "canary",
+    )
+    [prediction] = body["predictions"]
+    assert prediction["id"] == "one-row-1"
+    assert prediction["class"] == "setosa" == max(prediction["probabilities"], key=prediction["probabilities"].get)
+    assert sum(prediction["probabilities"].values()) == pytest.approx(1.0)
+    record = logged(client, "one-row-1")["one-row-1"]
+    assert (record["prediction"], record["arm"], record["model_version"], record["status"]) == (
+        "setosa",
+        "champion",
+        "1",
+        "ok",
+    )
+    assert record["features"] == ROW
+
+
+def test_each_request_writes_one_structured_access_log_line(client: TestClient, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="serving.access")
+    client.post("/v1/predict", json=ROW, headers={"X-Request-Id": "logged-1", "X-Force-Arm": "challenger"})
+    [line] = [json.loads(r.getMessage()) for r in caplog.records if r.name == "serving.access"]
+    assert {k: line[k] for k in ("path", "status", "request_id", "arm", "version")} == {
+        "path": "/v1/predict",
+        "status": 200,
+        "request_id": "logged-1",
+        "arm": "challenger",
+        "version": "2",
+    }
+    assert line["latency_ms"] > 0
+
+
+def test_predict_batch(client: TestClient) -> None:
+    response = client.post("/v1/predict", json={"rows": [ROW, VIRGINICA, ROW]}, headers={"X-Request-Id": "batch-1"})
+    assert response.status_code == 200
+    predictions = response.json()["predictions"]
+    assert [p["id"] for p in predictions] == ["batch-1:0", "batch-1:1", "batch-1:2"]
+    assert [p["class"] for p in predictions] == ["setosa", "virginica", "setosa"]
+    assert set(logged(client, "batch-1:0", "batch-1:1", "batch-1:2")) == {"batch-1:0", "batch-1:1", "batch-1:2"}
+
+
+INVALID_CASES = [
+    *("missing", "string", "bool", "null", "above-max", "below-min"),
+    *("extra", "batch-row", "empty", "batch-extra", "list"),
+]
+
+
+def _without(key: str) -> dict[str, float]:
+    return {k: v for k, v in ROW.items() if k != key}
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "error_type"),
+    [
+        (_without("petal_width"), "petal_width", "missing"),
+        ({**ROW, "sepal_length": "5.1"}, "sepal_length", "float_type"),
+        ({**ROW, "sepal_width": True}, "sepal_width", "float_type"),
+        ({**ROW, "sepal_width": None}, "sepal_width", "float_type"),
+        ({**ROW, "petal_length": 80.0}, "petal_length", "less_than_equal"),
+        ({**ROW, "petal_width": 0.0}, "petal_width", "greater_than_equal"),
+        ({**ROW, "colour": 1.0}, "colour", "extra_forbidden"),
+        ({"rows": [ROW, {**ROW, "sepal_length": 99}]}, "rows.1.sepal_length", "less_than_equal"),
+        ({"rows": []}, "rows", "too_short"),
+        ({"rows": [ROW], "extra": 1}, "extra", "extra_forbidden"),
+        ([ROW], "body", "model_attributes_type"),
+    ],
+    ids=INVALID_CASES,
+)
+def test_invalid_input_is_a_422_naming_the_field(client: TestClient, body: Any, field: str, error_type: str) -> None:
+    response = client.post("/v1/predict", json=body)
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert [(d["field"], d["type"]) for d in detail] == [(field, error_type)]  # one branch's errors only
+    assert field in response.json()["error"]
+
+
+def test_batch_row_limit_and_malformed_json_are_422_not_5xx(client: TestClient) -> None:
+    too_many = client.post("/v1/predict", json={"rows": [ROW] * (MAX_BATCH_ROWS + 1)})
+    assert too_many.status_code == 422
+    assert too_many.json()["detail"][0]["field"] == "rows"
+    broken = client.post("/v1/predict", content=b'{"sepal_length": 5.1,', headers={"Content-Type": "application/json"})
+    assert broken.status_code == 422
+    assert broken.json()["detail"][0]["field"] == "body"
+    bad_id = client.post("/v1/predict", json=ROW, headers={"X-Request-Id": "has:colon"})
+    assert bad_id.status_code == 422
+    assert "x-request-id" in bad_id.json()["error"]
+
+
+def test_force_arm_header_overrides_routing(client: TestClient) -> None:
+    forced = client.post("/v1/predict", json=ROW, headers={"X-Force-Arm": "challenger"})
+    assert (forced.status_code, forced.json()["arm"], forced.json()["model_version"]) == (200, "challenger", "2")
+    wrong = client.post("/v1/predict", json=ROW, headers={"X-Force-Arm": "canary-please"})
+    assert wrong.status_code == 422
+    assert wrong.json()["detail"][0]["field"] == "X-Force-Arm"
+
+
+def test_canary_routes_by_user_and_sticks(client: TestClient) -> None:
+    with routing(client, canary_weight=0.5):
+        first = {u: client.post("/v1/predict", json=ROW, headers={"X-User-Id": f"user-{u}"}).json() for u in range(40)}
+        again = {u: client.post("/v1/predict", json=ROW, headers={"X-User-Id": f"user-{u}"}).json() for u in range(40)}
+    arms = Counter(body["arm"] for body in first.values())
+    assert set(arms) == {"champion", "challenger"}  # 40 users at 50 %: both arms (fails with p = 2^-39)
+    assert all(first[u]["arm"] == again[u]["arm"] for u in first)  # sticky per user
+    assert all(body["model_version"] == {"champion": "1", "challenger": "2"}[body["arm"]] for body in first.values())
+
+
+def test_shadow_scores_the_challenger_after_the_response_and_never_changes_it(client: TestClient) -> None:
+    plain = client.post("/v1/predict", json=VIRGINICA).json()
+    with routing(client, strategy="shadow"):
+        response = client.post("/v1/predict", json=VIRGINICA, headers={"X-Request-Id": "mirror-1"})
+    body = response.json()
+    assert (body["arm"], body["model_version"], body["strategy"]) == ("champion", "1", "shadow")
+    assert body["predictions"][0]["probabilities"] == plain["predictions"][0]["probabilities"]
+    records = logged(client, "mirror-1", "mirror-1:shadow")  # TestClient returns after the background task
+    assert (records["mirror-1"]["arm"], records["mirror-1"]["model_version"]) == ("champion", "1")
+    assert (records["mirror-1:shadow"]["arm"], records["mirror-1:shadow"]["model_version"]) == ("shadow", "2")
+    assert 'shadow_predictions_total{agreed="true"}' in client.get("/metrics").text
+
+
+def test_feedback_is_idempotent(client: TestClient) -> None:
+    rid = client.post("/v1/predict", json=ROW).json()["request_id"]
+    first = client.post("/v1/feedback", json={"request_id": rid, "label": "setosa"})
+    again = client.post("/v1/feedback", json={"request_id": rid, "label": "setosa"})
+    other = client.post("/v1/feedback", json={"request_id": rid, "label": "virginica"})
+    unknown = client.post("/v1/feedback", json={"request_id": "never-served", "label": "setosa"})
+    bad_label = client.post("/v1/feedback", json={"request_id": rid, "label": "rose"})
+    assert (first.status_code, first.json()["status"]) == (200, "recorded")
+    assert (again.status_code, again.json()["status"]) == (200, "duplicate")
+    assert (other.status_code, other.json()["status"]) == (409, "conflict")
+    assert (unknown.status_code, unknown.json()["status"]) == (404, "unknown_request")
+    assert bad_label.status_code == 422
+    assert bad_label.json()["detail"][0]["field"] == "label"
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    with runtime.log.engine.connect() as conn:
+        labels = conn.execute(sa.select(feedback_table.c.label).where(feedback_table.c.request_id == rid)).all()
+    assert labels == [("setosa",)]  # stored once, never overwritten
+
+
+def test_feedback_on_a_bandit_prediction_rewards_its_arm_once(client: TestClient) -> None:
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    with routing(client, strategy="bandit"):
+        body = client.post("/v1/predict", json=ROW, headers={"X-Force-Arm": "challenger"}).json()
+    before = runtime.store.bandit().successes["challenger"]
+    for _ in range(2):  # the duplicate must not reward again
+        client.post("/v1/feedback", json={"request_id": body["request_id"], "label": "setosa"})
+    assert runtime.store.bandit().successes["challenger"] == before + 1.0
+
+
+def test_training_and_serving_give_identical_outputs(client: TestClient, registry, params: Params) -> None:
+    _, data = registry
+    trained = fit_and_evaluate(load_data(data).frame, params)  # the training path, refitted the same way
+    X_test = trained.split.X_test
+    body = client.post("/v1/predict", json={"rows": X_test.to_dict("records")}).json()
+    assert [p["class"] for p in body["predictions"]] == trained.pipeline.predict(X_test).tolist()
+    served = np.array([[p["probabilities"][c] for c in params.dataset.classes] for p in body["predictions"]])
+    np.testing.assert_allclose(served, trained.pipeline.predict_proba(X_test), rtol=0, atol=1e-12)
+    X_all, _ = split_features_target(load_data(data).frame, params.dataset)
+    assert list(X_all.columns) == list(params.dataset.features)  # the contract's order is the model's order
+
+
+def test_registry_outage_keeps_serving_and_reports_degraded(client: TestClient, registry) -> None:
+    settings, _ = registry
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    db = settings.state / "mlflow.db"
+    saved = db.with_suffix(".saved")
+    shutil.copyfile(db, saved)
+    now = [runtime.cache.clock()]
+    runtime.cache.clock = lambda: now[0]
+    try:
+        db.write_bytes(b"not a database" * 100)
+        runtime.poller.refresh()
+        ready = client.get("/readyz")
+        assert ready.status_code == 200  # cached models keep serving
+        assert ready.json()["degraded"] is True
+        assert "database" in ready.json()["last_registry_error"]
+        assert client.post("/v1/predict", json=ROW).status_code == 200
+    finally:
+        shutil.copyfile(saved, db)
+        now[0] = runtime.cache.health.next_attempt  # the backoff delay has passed
+        runtime.poller.refresh()
+    assert client.get("/readyz").json()["degraded"] is False
+
+
+def test_hot_reload_under_concurrent_load_fails_no_request(client: TestClient, registry) -> None:
+    settings, _ = registry
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    statuses: Counter[int] = Counter()
+    versions: list[list[str]] = [[] for _ in range(4)]
+    halfway = threading.Barrier(5)
+
+    def hammer(k: int) -> None:
+        for i in range(150):
+            if i == 50:
+                halfway.wait(timeout=60)  # everyone has served on the old model; now the alias moves
+            response = client.post("/v1/predict", json=ROW, headers={"X-User-Id": f"load-{k}"})
+            statuses[response.status_code] += 1
+            versions[k].append(response.json().get("model_version", "?"))
+
+    threads = [threading.Thread(target=hammer, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    halfway.wait(timeout=60)
+    promote(settings, "tester", "hot reload under load")
+    try:
+        assert runtime.poller.refresh() is True  # what the poller thread does every interval
+        for t in threads:
+            t.join(timeout=120)
+    finally:
+        client_ = mlflow_client(settings)
+        client_.set_registered_model_alias(settings.model_name, "champion", "1")
+        client_.set_registered_model_alias(settings.model_name, "challenger", "2")
+        client_.delete_registered_model_alias(settings.model_name, "previous")
+        runtime.poller.refresh()
+    assert statuses == Counter({200: 600})
+    for seen in versions:
+        assert seen[:50] == ["1"] * 50
+        assert seen[-1] == "2"
+        first_new = seen.index("2")
+        assert set(seen[first_new:]) == {"2"}  # once swapped, never back
+    metrics = client.get("/metrics").text
+    assert "model_reloads_total" in metrics
+    assert 'requests_total{endpoint="/v1/predict",status="200"}' in metrics
+    assert 'predictions_total{arm="champion",model_version="2",predicted_class="setosa"}' in metrics
+    assert 'request_latency_seconds_bucket{endpoint="/v1/predict"' in metrics
+    assert 'model_info{alias="champion",version="1"} 1.0' in metrics
+
+
+def test_readyz_is_503_before_any_model_exists(tmp_path: Path, make_settings, params: Params) -> None:
+    settings = make_settings(tmp_path / "empty", poll_interval_s=3600)
+    with TestClient(create_app(settings, params)) as empty:
+        assert empty.get("/healthz").status_code == 200
+        ready = empty.get("/readyz")
+        assert ready.status_code == 503
+        assert (ready.json()["ready"], ready.json()["models"], ready.json()["degraded"]) == (False, {}, False)
+        predict = empty.post("/v1/predict", json=ROW)
+        assert predict.status_code == 503
+        assert "no champion" in predict.json()["error"]
