@@ -24,7 +24,10 @@ class DerivedFeatures(TransformerMixin, BaseEstimator):
     """Append products (e.g. petal area) and ratios (e.g. petal length / sepal length).
 
     Stateless: ``fit`` only records the input columns, so the transformer is safe inside
-    cross-validation. Ratios with a zero denominator become NaN rather than inf.
+    cross-validation. A DataFrame is read *by column name* (a request may send the fields in any
+    order); an array is taken to be in contract order. The output is a plain float array, because
+    per-step pandas output costs milliseconds per request. A missing input makes its derived values
+    missing too (the imputer after this step fills them); a zero denominator gives NaN, not inf.
     """
 
     def __init__(self, products: list[tuple[str, str]] | None = None, ratios: list[tuple[str, str]] | None = None):
@@ -32,6 +35,8 @@ class DerivedFeatures(TransformerMixin, BaseEstimator):
         self.ratios = ratios
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> DerivedFeatures:
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError("DerivedFeatures must be fitted on a DataFrame: it needs the column names")
         self.feature_names_in_ = np.asarray(list(X.columns), dtype=object)
         self.n_features_in_ = len(self.feature_names_in_)
         return self
@@ -40,13 +45,14 @@ class DerivedFeatures(TransformerMixin, BaseEstimator):
         names = [f"{a}_x_{b}" for a, b in self.products or []]
         return names + [f"{a}_per_{b}" for a, b in self.ratios or []]
 
-    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
-        out = pd.DataFrame(X, columns=list(self.feature_names_in_)).astype("float64")
-        for a, b in self.products or []:
-            out[f"{a}_x_{b}"] = out[a] * out[b]
-        for a, b in self.ratios or []:
-            out[f"{a}_per_{b}"] = out[a] / out[b].replace(0.0, np.nan)
-        return out
+    def transform(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        names = list(self.feature_names_in_)
+        values = X[names].to_numpy(dtype="float64") if isinstance(X, pd.DataFrame) else np.asarray(X, "float64")
+        col = {name: values[:, i] for i, name in enumerate(names)}
+        derived = [col[a] * col[b] for a, b in self.products or []]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            derived += [np.where(col[b] == 0.0, np.nan, col[a] / col[b]) for a, b in self.ratios or []]
+        return np.column_stack([values, *derived]) if derived else values
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return np.asarray([*self.feature_names_in_, *self._derived_names()], dtype=object)
@@ -98,18 +104,17 @@ def make_estimator(train: TrainParams, hyperparams: dict[str, Any] | None = None
 
 
 def build_pipeline(features: FeatureParams, train: TrainParams, hyperparams: dict[str, Any] | None = None) -> Pipeline:
-    """Impute → derive → scale → classify, as one fitted artefact.
+    """Derive → impute → scale → classify, as one fitted artefact.
 
-    Imputation comes first so derived features never see a missing value; for a dataset whose
-    contract forbids nulls it is a no-op, for one that allows them it is the documented policy.
+    Derived features come first, while the column names are still known; the imputer then fills
+    any missing value (raw or derived) with its training median. For a dataset whose contract
+    forbids nulls it is a no-op; for one that allows them it is the documented policy.
     """
-    pipe = Pipeline(
+    return Pipeline(
         steps=[
-            ("impute", SimpleImputer(strategy="median")),
             ("derive", DerivedFeatures(products=list(features.products), ratios=list(features.ratios))),
-            ("impute_derived", SimpleImputer(strategy="median", keep_empty_features=True)),
+            ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
             ("scale", StandardScaler()),
             ("model", make_estimator(train, hyperparams)),
         ]
     )
-    return pipe.set_output(transform="pandas")

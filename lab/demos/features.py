@@ -23,8 +23,9 @@ def run(n: Narrator, ctx: LabContext) -> None:
 
     n.step("Raw request fields in, engineered features out (before scaling):")
     row = X.head(1)
-    derived = pipe[:3].transform(row)
-    n.table("one row", ["feature", "value"], [[c, round(float(v), 3)] for c, v in derived.iloc[0].items()])
+    derived = pipe[:2].transform(row)[0]
+    names = pipe[:2].get_feature_names_out()
+    n.table("one row", ["feature", "value"], [[c, round(float(v), 3)] for c, v in zip(names, derived, strict=True)])
     n.why(
         "areas and ratios are declared in params.yaml and computed by a transformer inside the Pipeline, "
         "so serving sends only the four measurements and can never compute the features differently."

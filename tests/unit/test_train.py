@@ -43,11 +43,18 @@ def test_result_reports_cv_and_per_class_metrics(iris_frame, params: Params) -> 
 
 def test_derived_features_compute_products_and_ratios() -> None:
     X = pd.DataFrame({"a": [2.0, 3.0], "b": [4.0, 0.0]})
-    out = DerivedFeatures(products=[("a", "b")], ratios=[("a", "b")]).fit(X).transform(X)
-    assert out["a_x_b"].tolist() == [8.0, 0.0]
-    assert out.loc[0, "a_per_b"] == 0.5
-    assert np.isnan(out.loc[1, "a_per_b"])  # zero denominator is missing, not infinite
-    assert list(DerivedFeatures(products=[("a", "b")]).fit(X).get_feature_names_out()) == ["a", "b", "a_x_b"]
+    step = DerivedFeatures(products=[("a", "b")], ratios=[("a", "b")]).fit(X)
+    out = step.transform(X)
+    assert list(step.get_feature_names_out()) == ["a", "b", "a_x_b", "a_per_b"]
+    assert out[:, 2].tolist() == [8.0, 0.0]
+    assert out[0, 3] == 0.5
+    assert np.isnan(out[1, 3])  # zero denominator is missing, not infinite
+
+
+def test_derived_features_read_columns_by_name_not_position() -> None:
+    X = pd.DataFrame({"a": [2.0], "b": [4.0]})
+    step = DerivedFeatures(products=[("a", "b")], ratios=[("a", "b")]).fit(X)
+    assert np.array_equal(step.transform(X[["b", "a"]]), step.transform(X))
 
 
 def test_pipeline_imputes_missing_inputs(iris_frame, params: Params) -> None:
@@ -75,4 +82,4 @@ def test_hyperparams_that_do_not_fit_the_estimator_are_a_clear_error(params: Par
 
 def test_pipeline_is_one_object_with_features_inside(params: Params) -> None:
     pipe = build_pipeline(params.features, params.train)
-    assert [name for name, _ in pipe.steps] == ["impute", "derive", "impute_derived", "scale", "model"]
+    assert [name for name, _ in pipe.steps] == ["derive", "impute", "scale", "model"]
