@@ -141,6 +141,7 @@ def registry_cache(settings: Settings, backoff: Backoff | None = None) -> ModelC
         return str(mv.version), str(mv.run_id or "")
 
     def load(version: str) -> Any:
+        mlflow_client(settings)  # load_model resolves models:/ through the global registry URI: pin it to ours
         return mlflow.sklearn.load_model(f"models:/{settings.model_name}/{version}")
 
     return ModelCache(resolve=resolve, load=load, backoff=backoff or Backoff())

@@ -97,7 +97,10 @@ class PredictionLog:
         if self._thread is not None or self._closed:
             raise PredictionLogError("start() may be called once, before close()")
         self._engine = make_engine(self.url)
-        metadata.create_all(self._engine)  # CREATE TABLE IF NOT EXISTS, on both engines
+        try:
+            metadata.create_all(self._engine)  # checks, then CREATE TABLE, on both engines
+        except sa.exc.DBAPIError:  # another worker created the tables between our check and our CREATE
+            metadata.create_all(self._engine)
         self._thread = threading.Thread(target=self._run, name="prediction-log-writer", daemon=True)
         self._thread.start()
         atexit.register(self.close)
