@@ -7,6 +7,7 @@ separate MLflow store per test, at the cost of a file copy.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,27 @@ from pipelines.params import Params, load_params
 
 REPO = Path(__file__).resolve().parents[1]
 MakeSettings = Callable[..., Settings]
+POSTGRES_URL = os.environ.get("MLOPS_TEST_POSTGRES_URL")
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param(
+            "postgresql",
+            marks=pytest.mark.skipif(not POSTGRES_URL, reason="set MLOPS_TEST_POSTGRES_URL to also run on PostgreSQL"),
+        ),
+    ]
+)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A shared-database URL: a SQLite file here, and PostgreSQL too when MLOPS_TEST_POSTGRES_URL is set.
+
+    On PostgreSQL the database outlives the test: a test drops the tables it uses before it starts.
+    """
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'predictions.db'}"
+    assert POSTGRES_URL is not None
+    return POSTGRES_URL
 
 
 @pytest.fixture(scope="session")

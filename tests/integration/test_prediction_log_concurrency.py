@@ -7,7 +7,6 @@ the tables in that database are dropped and recreated by each test.
 
 from __future__ import annotations
 
-import os
 import queue
 import signal
 import subprocess
@@ -33,26 +32,15 @@ from serving.prediction_log import (
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
-PG_URL = os.environ.get("MLOPS_TEST_POSTGRES_URL")
 
 
-@pytest.fixture(
-    params=[
-        "sqlite",
-        pytest.param(
-            "postgresql",
-            marks=pytest.mark.skipif(not PG_URL, reason="set MLOPS_TEST_POSTGRES_URL to also run on PostgreSQL"),
-        ),
-    ]
-)
-def log_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'predictions.db'}"
-    assert PG_URL is not None
-    engine = make_engine(PG_URL)
-    metadata.drop_all(engine)
-    engine.dispose()
-    return PG_URL
+@pytest.fixture
+def log_url(database_url: str) -> str:
+    if database_url.startswith("postgresql"):
+        engine = make_engine(database_url)
+        metadata.drop_all(engine)
+        engine.dispose()
+    return database_url
 
 
 def rec(i: int) -> PredictionRecord:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -25,7 +24,6 @@ from serving.state_store import StateStore, metadata
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
-PG_URL = os.environ.get("MLOPS_TEST_POSTGRES_URL")
 UPDATES, REWARDS = 120, 240
 STEP = 1 / 1024  # a power of two: any sum of up to 1024 steps is exact, so a lost update shows as a miss
 
@@ -52,23 +50,13 @@ print(json.dumps({"versions": versions}), flush=True)
 """
 
 
-@pytest.fixture(
-    params=[
-        "sqlite",
-        pytest.param(
-            "postgresql",
-            marks=pytest.mark.skipif(not PG_URL, reason="set MLOPS_TEST_POSTGRES_URL to also run on PostgreSQL"),
-        ),
-    ]
-)
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'predictions.db'}"
-    assert PG_URL is not None
-    store = StateStore(PG_URL, RoutingParams())
-    metadata.drop_all(store.engine)  # the children race to create the tables again
-    store.close()
-    return PG_URL
+@pytest.fixture
+def url(database_url: str) -> str:
+    if database_url.startswith("postgresql"):
+        store = StateStore(database_url, RoutingParams())
+        metadata.drop_all(store.engine)  # the children race to create the tables again
+        store.close()
+    return database_url
 
 
 def test_two_processes_share_exact_counts_and_lose_no_routing_update(url: str) -> None:
