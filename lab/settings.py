@@ -44,6 +44,15 @@ class Settings(BaseSettings):
     )
     poll_interval_s: float = Field(default=5.0, gt=0, description="How often serving re-reads aliases and state.")
     admin_token: str | None = Field(default=None, description="Bearer token for /v1/admin/*; admin API off if unset.")
+    max_body_bytes: int = Field(default=1 << 20, gt=0, description="Largest request body accepted (413 above).")
+    rate_limit_per_s: float = Field(
+        default=200.0, ge=0, description="Requests per second per client IP (429 above); 0 turns the limit off."
+    )
+    rate_limit_burst: int = Field(default=400, ge=1, description="Requests a client may send at once before 429s.")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Browser origins allowed by CORS, a JSON list; empty = CORS off."
+    )
+    api_url: str = Field(default="http://127.0.0.1:8000", description="Base URL of a running service (admin CLI).")
     experiment_name: str = "mlops-lab"
     model_name: str = "iris-classifier"
     actor: str = Field(default_factory=_default_actor, description="Who is acting, recorded in the audit log.")

@@ -31,7 +31,7 @@ from fastapi.responses import JSONResponse, Response
 
 from lab.settings import Settings, configure_runtime, get_settings
 from pipelines.params import Params, load_params
-from serving import mlflow_protocol, oip
+from serving import admin, limits, mlflow_protocol, oip
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.predict import SERVING_ERRORS, http_status, to_frame
 from serving.runtime import Runtime
@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None, params: Params | None = None) -
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    limits.install(app, settings)  # body size, rate limit, CORS; inside the metrics, so 413/429 are counted
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
     @app.exception_handler(RequestValidationError)
@@ -151,6 +152,7 @@ def create_app(settings: Settings | None = None, params: Params | None = None) -
 
     app.include_router(mlflow_protocol.build_router(runtime, schemas.features, params.dataset.allow_missing))
     app.include_router(oip.build_router(runtime, settings.model_name, schemas.features))
+    admin.install(app, runtime)  # /v1/admin/*, only when MLOPS_ADMIN_TOKEN is set
     return app
 
 

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from serving.canary_analysis import Analysis, ArmMetrics, analyse
 from serving.prediction_log import feedback_table, predictions_table
 from serving.rollout import Action, RolloutState, advance, start
-from serving.router import with_strategy, with_weight
+from serving.router import with_paused, with_strategy, with_weight
 
 if TYPE_CHECKING:
     from lab.settings import Settings
@@ -138,7 +138,10 @@ def operate(
 
     store.update_rollout(apply)
     result = seen[-1]
+    paused = operation == "pause"  # routing decisions then say "rollout paused, weight held"
     if result.action.kind == "abort":
-        store.update_routing(lambda r: with_weight(r, 0.0))
+        store.update_routing(lambda r: with_paused(with_weight(r, 0.0), False))
         reject_challenger(settings, actor, result.action.reason)
+    else:
+        store.update_routing(lambda r: with_paused(r, paused))
     return result

@@ -1,0 +1,210 @@
+"""Request limits at the edge of the API: body size (413), per-client rate (429) and CORS.
+
+Concept: API security (C44) as runtime configuration (C27). A model server is a CPU-bound service
+on a public port, so the cheapest requests to refuse are the ones refused before any parsing:
+
+- **Body size.** ``Content-Length`` above ``max_body_bytes`` is refused before a byte is read. A
+  chunked body declares no length, so its bytes are counted as the app reads them; past the limit
+  the read fails and whatever the app would have answered is replaced by the same 413.
+- **Rate.** A token bucket per client: ``burst`` tokens, refilled at ``rate`` per second, one per
+  request; an empty bucket answers 429 with ``Retry-After`` (seconds until the next token). The key
+  is the client **IP**, not ``X-User-Id``: a header is chosen by the client, so rotating it would
+  escape any limit. Behind a reverse proxy the IP is the proxy's unless uvicorn trusts it
+  (``--forwarded-allow-ips``; it rewrites the client address from ``X-Forwarded-For``). Buckets live
+  in process memory: with N workers a client gets up to N x the rate. For one global limit, enforce
+  it at the proxy (nginx ``limit_req``) or in a shared store; here it protects each process.
+- **CORS** is off unless origins are configured (Starlette's ``CORSMiddleware``): with it off, a
+  browser page from another origin cannot read our answers at all.
+
+The middlewares are pure ASGI (no ``BaseHTTPMiddleware``: no extra task per request), and their
+refusals are JSON in the API's error shape, naming the field and the limit.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+    from lab.settings import Settings
+
+MAX_CLIENTS = 10_000  # buckets kept; the least recently seen client is forgotten first
+CORS_HEADERS = ("Authorization", "Content-Type", "X-Actor", "X-Force-Arm", "X-Request-Id", "X-User-Id")
+
+
+@dataclass
+class TokenBucket:
+    """``burst`` tokens, refilled continuously at ``rate`` per second; a request takes one."""
+
+    rate: float
+    burst: float
+    tokens: float
+    updated: float
+
+    def take(self, now: float) -> float:
+        """Take a token at time ``now``: 0.0 if granted, else the seconds until one is available."""
+        elapsed = max(0.0, now - self.updated)  # a clock that steps back must not mint tokens
+        self.tokens = min(self.burst, self.tokens + elapsed * self.rate)
+        self.updated = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return 0.0
+        return (1.0 - self.tokens) / self.rate
+
+
+class RateLimiter:
+    """One token bucket per client key, at most ``max_clients`` of them (least recently seen dropped)."""
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        clock: Callable[[], float] = time.monotonic,
+        max_clients: int = MAX_CLIENTS,
+    ) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError(f"rate must be > 0 and burst >= 1, got rate={rate!r}, burst={burst!r}")
+        self.rate, self.burst, self.clock, self.max_clients = rate, burst, clock, max_clients
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+
+    def check(self, key: str) -> float:
+        """Count one request from ``key``: 0.0 if allowed, else the seconds to wait before retrying."""
+        now = self.clock()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = TokenBucket(self.rate, self.burst, self.burst, now)
+            if len(self._buckets) > self.max_clients:
+                # Bounded memory under a flood of addresses. A forgotten client starts again with a full
+                # bucket, so the bound can only make the limit more lenient, never refuse anyone wrongly.
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(key)
+        return bucket.take(now)
+
+
+def client_key(scope: Scope) -> str:
+    """The rate-limit key: the client IP as the server (or a trusted proxy's header) reports it."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+def declared_length(scope: Scope) -> int | None:
+    """The request's ``Content-Length``, or None when it is absent (chunked) or not a number."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
+async def send_error(
+    send: Send, status: int, message: str, detail: dict[str, Any], headers: dict[str, str] | None = None
+) -> None:
+    """Answer with the API's JSON error shape: ``{"error": ..., "detail": [{field, msg, type, ...}]}``."""
+    body = json.dumps({"error": message, "detail": [{"msg": message, **detail}]}).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodyTooLargeError(Exception):
+    """Raised from ``receive`` when a streamed body passes the limit; the middleware answers 413."""
+
+
+class BodySizeLimit:
+    """413 for a request body over ``max_bytes``, declared (Content-Length) or streamed (chunked)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def reject(self, send: Send) -> None:
+        message = f"request body too large: the limit is {self.max_bytes} bytes (MLOPS_MAX_BODY_BYTES); send less"
+        await send_error(send, 413, message, {"field": "body", "type": "body_too_large", "limit": self.max_bytes})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = declared_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            await self.reject(send)  # refused unread: the client's upload is never buffered
+            return
+        received, exceeded, started = 0, False, False
+
+        async def counting_receive() -> Message:
+            nonlocal received, exceeded
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    exceeded = True
+                    raise BodyTooLargeError(f"request body passed {self.max_bytes} bytes")
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if exceeded and not started:
+                return  # the app's answer to a body cut short (FastAPI: a 400) is replaced by our 413
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            # Only the failure we caused is ours to answer (the app may wrap it in its own exception);
+            # anything else, or anything after the response started, goes on to the server.
+            if not exceeded or started:
+                raise
+        if exceeded and not started:
+            await self.reject(send)
+
+
+class RateLimit:
+    """429 with ``Retry-After`` once a client has used up its token bucket."""
+
+    def __init__(self, app: ASGIApp, limiter: RateLimiter) -> None:
+        self.app, self.limiter = app, limiter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (wait := self.limiter.check(client_key(scope))) > 0:
+            retry_after = max(1, math.ceil(wait))  # Retry-After takes whole seconds
+            limiter = self.limiter
+            message = (
+                f"rate limit exceeded: {limiter.rate:g} requests/s per client, burst {limiter.burst} "
+                f"(MLOPS_RATE_LIMIT_PER_S, MLOPS_RATE_LIMIT_BURST); retry after {retry_after} s"
+            )
+            detail = {"field": "client", "type": "rate_limited", "retry_after": retry_after}
+            await send_error(send, 429, message, detail, {"Retry-After": str(retry_after)})
+            return
+        await self.app(scope, receive, send)
+
+
+def install(app: Starlette, settings: Settings) -> None:
+    """Add the limits to ``app``. Starlette runs the middleware added *last* first, so the order below
+    (body size, then rate, then CORS) puts CORS outermost -- a browser can read a 413 or 429 -- and
+    refuses a flood before its bodies are read.
+    """
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if settings.rate_limit_per_s > 0:
+        limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+        app.add_middleware(RateLimit, limiter=limiter)
+    if settings.cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT"],
+            allow_headers=list(CORS_HEADERS),
+            expose_headers=["Retry-After", "X-Request-Id"],
+            allow_credentials=False,  # bearer tokens, no cookies: nothing ambient for another site to ride on
+            max_age=600,
+        )
