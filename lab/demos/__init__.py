@@ -35,6 +35,12 @@ DEMOS: dict[str, str] = {
     "tracking": "lab.demos.tracking",
     "registry-gate": "lab.demos.registry_gate",
     "rollback": "lab.demos.rollback",
+    "canary": "lab.demos.canary",
+    "blue-green": "lab.demos.blue_green",
+    "shadow": "lab.demos.shadow",
+    "ab-test": "lab.demos.ab_test",
+    "bandit": "lab.demos.bandit",
+    "serving-rollback": "lab.demos.serving_rollback",
 }
 
 

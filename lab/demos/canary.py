@@ -1,0 +1,195 @@
+"""Demo ``canary``: a challenger earns traffic step by step, or the controller pulls it automatically.
+
+Concepts: canary release (C21) and automatic rollback (C26). The router sends a *weight* of users to
+the challenger by consistent hashing of the user id (sticky: a user stays on one arm), and the
+rollout controller walks the weight through ``rollout.steps`` in params.yaml. Between steps it
+compares the challenger's live metrics with the champion's (error rate, p99 latency, online accuracy
+from feedback), each only once it has its minimum sample; too little data is *inconclusive* and the
+controller waits. Passing the last step promotes the challenger in the registry; any breach aborts:
+weight back to 0, challenger tagged rejected with the reason, audited. The second episode plants a
+model trained on swapped labels to show that abort.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lab.context import LabContext
+    from lab.demos.traffic import DemoService, Traffic
+    from lab.narrate import Narrator
+    from pipelines.params import Params
+    from serving.rollout_controller import Tick
+
+DEMO_MIN_SAMPLE = 30  # per arm and step; params.yaml asks for more, which would take minutes of demo traffic
+DEMO_MAX_ACCURACY_DROP = 0.15  # at 30 labels one wrong answer moves accuracy by 3.3 points
+MAX_ROUNDS = 15
+SHORT = {"error_rate": "err", "error_rate_increase": "Δerr", "p99_latency": "p99", "online_accuracy": "acc"}
+MARK = {"pass": "✔", "breach": "✘", "inconclusive": "…"}
+
+
+def _demo_params(params: Params) -> Params:
+    """A copy of params with demo-sized samples and a wider accuracy limit (the file itself is untouched)."""
+    demo = {
+        "min_requests": DEMO_MIN_SAMPLE,
+        "min_feedback": DEMO_MIN_SAMPLE,
+        "max_accuracy_drop": DEMO_MAX_ACCURACY_DROP,
+    }
+    rollout = params.rollout.model_copy(update=demo)
+    return params.model_copy(update={"rollout": rollout})
+
+
+def _round_size(weight: float) -> int:
+    """Users per round so that the challenger most likely gets its minimum sample in one round."""
+    return max(40, min(400, math.ceil(1.3 * DEMO_MIN_SAMPLE / max(weight, 0.01))))
+
+
+def _drive(n: Narrator, service: DemoService, params: Params, seed: int, before: Traffic | None = None) -> Tick:
+    """Send traffic with feedback and tick the controller until it promotes or aborts."""
+    from lab.demos.traffic import users
+    from serving.rollout_controller import tick
+
+    s, log = service.ctx.settings, service.runtime.log
+    if log is None:
+        raise RuntimeError("the service is not running: drive the rollout inside `with running_service(ctx)`")
+    rows: list[list[object]] = []
+    sent, to_challenger = (before.total, before.arms["challenger"]) if before is not None else (0, 0)
+    for round_ in range(MAX_ROUNDS + 1):
+        weight = service.store.routing().canary_weight
+        service.flush()
+        result = tick(s, params, service.store, log.engine)
+        checks = (
+            "  ".join(f"{SHORT[c.name]} {MARK[c.status]}" for c in result.analysis.checks) if result.analysis else "-"
+        )
+        rows.append([f"{100 * weight:g} %", sent, to_challenger, checks, result.action.kind])
+        if result.analysis is not None and result.analysis.verdict == "inconclusive" and round_ == 0:
+            n.say(f"too little data, so the controller waits: {result.analysis.reasons[-1]}")
+        service.refresh()  # what every worker's poller does within poll_interval_s
+        if result.action.kind in ("promote", "abort") or round_ == MAX_ROUNDS:
+            break
+        traffic = service.send(users("user", _round_size(service.store.routing().canary_weight)), seed=seed + round_)
+        sent, to_challenger = traffic.total, traffic.arms["challenger"]
+    n.table(
+        "controller ticks: error rate, its rise over the champion, p99 latency, online accuracy "
+        "(✔ pass, ✘ breach, … too little data)",
+        ["weight", "new requests", "to challenger", "checks", "action"],
+        rows,
+    )
+    if result.action.kind not in ("promote", "abort"):
+        n.bad(f"no decision after {MAX_ROUNDS} rounds; `mlops-lab rollout status` shows where it stands")
+    return result
+
+
+def _start(n: Narrator, service: DemoService, params: Params) -> bool:
+    from pipelines.registry import RegistryError
+    from serving.rollout import RolloutTransitionError
+    from serving.rollout_controller import begin_rollout
+
+    try:
+        begun = begin_rollout(service.ctx.settings, params, service.store)
+    except (RegistryError, RolloutTransitionError) as err:
+        n.bad(str(err))
+        return False
+    service.refresh()
+    n.ok(begun.action.reason)
+    return True
+
+
+def run(n: Narrator, ctx: LabContext) -> None:
+    """Roll a good challenger out to promotion, then watch a planted bad one get aborted."""
+    from lab.demos.prep import ensure_champion
+    from lab.demos.traffic import (
+        ARM_COLUMNS,
+        Traffic,
+        arm_table,
+        ensure_challenger,
+        plant_bad_challenger,
+        running_service,
+    )
+    from lab.demos.traffic import users as user_ids
+    from pipelines.registry import RegistryError, current_aliases, mlflow_client
+    from serving.rollout_controller import operate
+    from serving.router import bucket
+
+    s = ctx.settings
+    params = _demo_params(ctx.params)
+    n.title("Canary release: weight steps with automated analysis", "C21 canary · C26 automatic rollback")
+    n.step("A champion serves; a challenger waits for traffic")
+    champion = ensure_champion(ctx, n)
+    with running_service(ctx, restore_routing=False) as service:  # the controller owns the weight
+        stale = service.store.rollout()
+        if stale.status in ("running", "paused"):
+            try:
+                operate(s, service.store, "abort", s.actor, "demo canary starts a new rollout")
+            except RegistryError as err:  # its challenger alias is already gone: nothing left to reject
+                n.say(f"[dim]{err}[/dim]")
+            n.say(f"an earlier rollout of v{stale.challenger_version} was still {stale.status}: aborted it")
+        if ensure_challenger(ctx, n) is None:
+            return
+        service.refresh()
+        aliases = current_aliases(s)
+        n.say(f"champion v{aliases['champion']}, challenger v{aliases['challenger']}")
+        n.say(
+            f"demo setting: a minimum sample of {DEMO_MIN_SAMPLE} requests and {DEMO_MIN_SAMPLE} labels per arm "
+            f"and step (params.yaml: {ctx.params.rollout.min_requests} and {ctx.params.rollout.min_feedback}), so "
+            f"the accuracy limit widens from {ctx.params.rollout.max_accuracy_drop:.0%} to "
+            f"{DEMO_MAX_ACCURACY_DROP:.0%} (one wrong answer in {DEMO_MIN_SAMPLE} is already "
+            f"{100 / DEMO_MIN_SAMPLE:.1f} points); a copy of params, the file is unchanged"
+        )
+
+        n.step(f"Start the rollout: steps {params.rollout.steps} % of users")
+        if not _start(n, service, params):
+            return
+        weight = service.store.routing().canary_weight
+        first = service.send(user_ids("user", 200), seed=1)
+        n.table(f"200 users at weight {100 * weight:g} %", ARM_COLUMNS, arm_table(first))
+        again = service.send(user_ids("user", 200), seed=2)
+        same = sum(first.arm_of_user[u] == again.arm_of_user.get(u) for u in first.arm_of_user)
+        n.ok(f"sticky: {same}/{len(first.arm_of_user)} users got the same arm on their second request")
+        keys = [f"key-{i}" for i in range(10_000)]
+        offline = sum(bucket(k) < weight for k in keys) / len(keys)
+        n.say(f"over 10,000 keys the hash sends {offline:.2%} to the challenger (weight {weight:.0%})")
+        n.why(
+            "blake2b of the user id is a uniform bucket in [0, 1); challenger iff bucket < weight. The same in "
+            "every worker and replica, and raising the weight only moves users champion → challenger"
+        )
+
+        n.step("The controller analyses each step and moves the weight (true labels arrive as feedback)")
+        both = Traffic(arms=first.arms + again.arms)
+        result = _drive(n, service, params, seed=10, before=both)
+        if result.action.kind == "promote":
+            n.ok(
+                f"rollout promoted: champion v{champion} → v{current_aliases(s)['champion']} (old one kept as previous)"
+            )
+        else:
+            n.bad(f"rollout {result.state.status}: {result.action.reason}")
+        n.why("no step without enough data: inconclusive means wait, never pass")
+
+        n.step("Episode 2: a bad challenger (PLANTED for this demo)")
+        champion = current_aliases(s)["champion"]
+        bad = plant_bad_challenger(ctx, n)
+        service.refresh()
+        if not _start(n, service, params):
+            return
+        result = _drive(n, service, params, seed=40)
+        if result.action.kind == "abort":
+            n.ok(f"rollout aborted: {result.action.reason}")
+        else:
+            n.bad(f"rollout {result.state.status}: {result.action.reason}")
+        tags = mlflow_client(s).get_model_version(s.model_name, bad).tags
+        weight = service.store.routing().canary_weight
+        n.say(f"weight now {weight:.0%}; v{bad} status={tags.get('status')} (alias kept, visible, never promotable)")
+        back = service.send(user_ids("user", 50), seed=60, feedback=False)
+        n.ok(f"champion unchanged: v{current_aliases(s)['champion']} == v{champion}; {back.arms['champion']}/50 on it")
+        n.why(
+            "its offline score looked fine; only online accuracy from feedback showed the truth, and the "
+            "controller acted on it without a human: abort = weight 0 + rejected + audit entry"
+        )
+    n.code(
+        "serving/router.py (bucket, route)",
+        "serving/rollout_controller.py (begin_rollout, tick)",
+        "serving/rollout.py",
+        "serving/canary_analysis.py",
+    )
+    n.say("try: `mlops-lab rollout start`, `mlops-lab rollout status`, `mlops-lab rollout run`")
