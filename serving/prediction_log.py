@@ -175,8 +175,7 @@ class PredictionLog:
     def record_feedback(self, request_id: str, label: str) -> FeedbackResult:
         """Store the ground truth for a request, once. Safe to call from many threads and processes."""
         fb = FeedbackRecord(request_id=request_id, label=str(label))
-        # The prediction may still sit in this process's in-memory batch: flush, then look again.
-        if not self._prediction_exists(request_id) and not (self.flush() and self._prediction_exists(request_id)):
+        if not self._prediction_known(request_id):
             return FeedbackResult(FeedbackStatus.UNKNOWN_REQUEST, request_id, fb.label)
         with self.engine.begin() as conn:  # the unique request id decides who wins a race
             inserted = conn.execute(insert_ignoring_duplicates(self.engine, feedback_table), vars(fb)).rowcount
@@ -186,6 +185,21 @@ class PredictionLog:
             stored = conn.scalar(sa.select(feedback_table.c.label).where(feedback_table.c.request_id == request_id))
         status = FeedbackStatus.DUPLICATE if stored == fb.label else FeedbackStatus.CONFLICT
         return FeedbackResult(status, request_id, fb.label, existing_label=stored)
+
+    def _prediction_known(self, request_id: str) -> bool:
+        """Is the prediction stored, or about to be? Bounded wait, only for ids not yet in the table.
+
+        It may sit in this process's in-memory batch (flush), or in another worker's, which writes it
+        within its ``max_delay``: so look again for a little longer than that before saying unknown.
+        """
+        if self._prediction_exists(request_id) or (self.flush() and self._prediction_exists(request_id)):
+            return True
+        deadline = time.monotonic() + 2 * self.max_delay + 0.5
+        while time.monotonic() < deadline:
+            time.sleep(0.02)  # polling the database for another process's write, not test synchronisation
+            if self._prediction_exists(request_id):
+                return True
+        return False
 
     def _prediction_exists(self, request_id: str) -> bool:
         query = sa.select(predictions_table.c.request_id).where(predictions_table.c.request_id == request_id)

@@ -159,3 +159,56 @@ def test_cli_serve_with_two_workers_answers_and_shuts_down_cleanly(tmp_path: Pat
     ready = json.loads(answers[1][2])
     assert (ready["ready"], ready["models"]) == (False, {})
     assert b"requests_total" in answers[3][2]
+
+
+def test_every_prediction_and_label_is_logged_exactly_once_through_a_sigterm(
+    tmp_path: Path, make_settings, params
+) -> None:
+    """N concurrent requests + their feedback on a 2-worker `mlops-lab serve`, then SIGTERM: N rows of each."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import sqlalchemy as sa
+
+    from pipelines.data import ingest
+    from pipelines.training import run_training
+    from serving.prediction_log import feedback_table, make_engine, predictions_table
+
+    settings = make_settings(tmp_path / "state")
+    run_training(settings, params, ingest(params.dataset, params.ingest, tmp_path / "iris.csv"))
+    port = _free_port()
+    env = {
+        "MLOPS_PROJECT_DIR": str(REPO),
+        "MLOPS_STATE_DIR": str(settings.state),
+        "MLOPS_RATE_LIMIT_PER_S": "0",  # one loopback client sends everything: no throttling here
+    }
+    cli = str(Path(sys.executable).with_name("mlops-lab"))
+    row = {"sepal_length": 6.1, "sepal_width": 2.8, "petal_length": 4.7, "petal_width": 1.2}
+    n = 300
+
+    def one(i: int) -> tuple[int, int]:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        headers = {"content-type": "application/json", "x-request-id": f"sigterm-{i}"}
+        conn.request("POST", "/v1/predict", json.dumps(row), headers)
+        predicted = conn.getresponse()
+        body = json.loads(predicted.read())
+        label = body["predictions"][0]["class"]
+        conn.request("POST", "/v1/feedback", json.dumps({"request_id": f"sigterm-{i}", "label": label}), headers)
+        fed = conn.getresponse()
+        fed.read()
+        conn.close()
+        return predicted.status, fed.status
+
+    serve = [cli, "serve", "--port", str(port), "--workers", "2"]
+    with _running(serve, port, tmp_path, env, path="/readyz"), ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(one, range(n)))
+    # _running sent SIGTERM and asserted a clean exit: the lifespans flushed the logs.
+    assert statuses == [(200, 200)] * n
+    engine = make_engine(settings.prediction_log_uri)
+    with engine.connect() as conn:
+        predictions = conn.execute(
+            sa.select(sa.func.count(), sa.func.count(sa.distinct(predictions_table.c.request_id)))
+        ).one()
+        labels = conn.execute(sa.select(sa.func.count()).select_from(feedback_table)).scalar_one()
+    engine.dispose()
+    assert tuple(predictions) == (n, n)
+    assert labels == n
