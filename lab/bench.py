@@ -39,6 +39,7 @@ SECTIONS = {
     "cli": "lab.bench_sections:measure_cli",
     "validation": "lab.bench_sections:measure_validation",
     "training": "lab.bench_sections:measure_training",
+    "serving": "lab.bench_serving:measure_serving",
 }
 COLUMNS = ("measurement", "baseline", "baseline median", "subject", "subject median", "ratio", "target", "verdict")
 

@@ -157,8 +157,8 @@ def build_router(runtime: Runtime, features: Sequence[str], allow_missing: bool)
         headers = {"X-Request-Id": rid, "X-Model-Version": served.model.version, "X-Arm": served.decision.arm}
         return JSONResponse({"predictions": served.scored.labels}, headers=headers)
 
-    @router.get("/ping")
-    @router.get("/health")
+    @router.get("/ping", response_class=PlainTextResponse)
+    @router.get("/health", response_class=PlainTextResponse)
     async def ping() -> Response:
         """200 once a champion is loaded (as ``mlflow models serve``), else 503."""
         try:
@@ -167,7 +167,7 @@ def build_router(runtime: Runtime, features: Sequence[str], allow_missing: bool)
             ready = False
         return PlainTextResponse("\n" if ready else "no model loaded\n", status_code=200 if ready else 503)
 
-    @router.get("/version")
+    @router.get("/version", response_class=PlainTextResponse)
     async def mlflow_version() -> Response:
         """The MLflow version whose protocol this implements (what the reference server answers)."""
         return PlainTextResponse(package_version("mlflow"))

@@ -78,7 +78,15 @@ def parse_infer(body: bytes, header_length: str | None, n_features: int) -> tupl
         raise OipError(f"input {tensor.name!r}: shape must be [n, {n_features}] with n >= 1, got {tensor.shape}")
     size = tensor.parameters.get("binary_data_size")
     if size is not None:
-        values = np.frombuffer(body[split : split + int(size)], dtype=DTYPES[tensor.datatype])
+        dtype = np.dtype(DTYPES[tensor.datatype])
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0 or size % dtype.itemsize:
+            raise OipError(
+                f"input {tensor.name!r}: parameters.binary_data_size must be a whole number of "
+                f"{dtype.itemsize}-byte values, got {size!r}"
+            )
+        if split + size > len(body):
+            raise OipError(f"input {tensor.name!r}: binary_data_size {size} exceeds the {len(body) - split} bytes sent")
+        values = np.frombuffer(body[split : split + size], dtype=dtype)
     else:
         values = np.asarray(tensor.data if tensor.data is not None else [])
         if values.size and values.dtype.kind not in "fiu":
