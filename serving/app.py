@@ -41,6 +41,7 @@ from serving.schemas import (
     FeedbackResponse,
     PredictResponse,
     build_schemas,
+    contract_ranges,
     error_detail,
 )
 
@@ -150,8 +151,9 @@ def create_app(settings: Settings | None = None, params: Params | None = None) -
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 
-    app.include_router(mlflow_protocol.build_router(runtime, schemas.features, params.dataset.allow_missing))
-    app.include_router(oip.build_router(runtime, settings.model_name, schemas.features))
+    ranges = contract_ranges(params.dataset)
+    app.include_router(mlflow_protocol.build_router(runtime, schemas.features, params.dataset.allow_missing, ranges))
+    app.include_router(oip.build_router(runtime, settings.model_name, schemas.features, ranges))
     admin.install(app, runtime)  # /v1/admin/*, only when MLOPS_ADMIN_TOKEN is set
     return app
 

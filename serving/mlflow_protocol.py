@@ -22,7 +22,7 @@ from __future__ import annotations
 import io
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib.metadata import version as package_version
 from typing import TYPE_CHECKING
 
@@ -32,7 +32,7 @@ from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from serving.predict import SERVING_ERRORS, NotReadyError, http_status
-from serving.schemas import MAX_BATCH_ROWS, valid_request_id
+from serving.schemas import MAX_BATCH_ROWS, out_of_range, valid_request_id
 
 if TYPE_CHECKING:
     from serving.runtime import Runtime
@@ -93,7 +93,11 @@ def _numeric(col: pd.Series) -> bool:
 
 
 def check_frame(
-    frame: pd.DataFrame, features: Sequence[str], allow_missing: bool, max_rows: int = MAX_BATCH_ROWS
+    frame: pd.DataFrame,
+    features: Sequence[str],
+    allow_missing: bool,
+    max_rows: int = MAX_BATCH_ROWS,
+    ranges: Mapping[str, tuple[float, float]] | None = None,
 ) -> pd.DataFrame:
     """The model's columns in contract order as float64, or INVALID_PARAMETER_VALUE naming the problem."""
     if not 1 <= len(frame) <= max_rows:
@@ -111,6 +115,9 @@ def check_frame(
     if not allow_missing and out.isna().to_numpy().any():
         columns = [c for c in out.columns if out[c].isna().any()]
         raise ProtocolError(INVALID, f"missing values in column(s) {columns}; this model's contract allows none")
+    problem = out_of_range(out, ranges) if ranges else None
+    if problem:
+        raise ProtocolError(INVALID, problem)
     return out
 
 
@@ -118,7 +125,12 @@ def _mlflow_error(code: str, message: str, status: int = 400) -> JSONResponse:
     return JSONResponse({"error_code": code, "message": message}, status_code=status)
 
 
-def build_router(runtime: Runtime, features: Sequence[str], allow_missing: bool) -> APIRouter:
+def build_router(
+    runtime: Runtime,
+    features: Sequence[str],
+    allow_missing: bool,
+    ranges: Mapping[str, tuple[float, float]] | None = None,
+) -> APIRouter:
     """The /invocations, /ping, /health and /version routes."""
     router = APIRouter(tags=["mlflow"])
 
@@ -138,7 +150,7 @@ def build_router(runtime: Runtime, features: Sequence[str], allow_missing: bool)
         rid = header_id if valid_request_id(header_id) else uuid.uuid4().hex
         try:
             raw = parse_json(body) if mime == "application/json" else parse_csv(body)
-            frame = check_frame(raw, features, allow_missing)
+            frame = check_frame(raw, features, allow_missing, ranges=ranges)
             served = await runtime.serve(
                 frame,
                 rid,

@@ -17,7 +17,7 @@ version, 503 while no champion is loaded. As with MLflow's protocol, value range
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib.metadata import version as package_version
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +28,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 
 from serving.predict import SERVING_ERRORS, NotReadyError, http_status
-from serving.schemas import error_detail, valid_request_id
+from serving.schemas import error_detail, out_of_range, valid_request_id
 
 if TYPE_CHECKING:
     from serving.runtime import Runtime
@@ -103,7 +103,12 @@ def parse_infer(body: bytes, header_length: str | None, n_features: int) -> tupl
     return request, matrix
 
 
-def build_router(runtime: Runtime, model_name: str, features: Sequence[str]) -> APIRouter:
+def build_router(
+    runtime: Runtime,
+    model_name: str,
+    features: Sequence[str],
+    ranges: Mapping[str, tuple[float, float]] | None = None,
+) -> APIRouter:
     """The /v2 routes for the registered model ``model_name``."""
     router = APIRouter(prefix="/v2", tags=["open-inference-v2"])
 
@@ -178,6 +183,9 @@ def build_router(runtime: Runtime, model_name: str, features: Sequence[str]) -> 
             )
             rid = str(infer_request.id) if valid_request_id(infer_request.id) else uuid.uuid4().hex
             frame = pd.DataFrame(values, columns=list(features))
+            problem = out_of_range(frame, ranges) if ranges else None
+            if problem:
+                raise OipError(f"input {infer_request.inputs[0].name!r}: {problem}")
             served = await runtime.serve(
                 frame,
                 rid,

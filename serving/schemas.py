@@ -18,11 +18,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_model
 
 from pipelines.params import DatasetConfig
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MAX_BATCH_ROWS = 10_000
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9._-]{1,40}$"  # no ':' -- it separates row and shadow ids in the log
@@ -139,3 +142,23 @@ def error_detail(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 def valid_request_id(value: str | None) -> bool:
     """True for a client-chosen request id the prediction log can key on."""
     return bool(value) and _REQUEST_ID.fullmatch(value or "") is not None
+
+
+def contract_ranges(dataset: DatasetConfig) -> dict[str, tuple[float, float]]:
+    """Feature → (valid min, valid max) from the data contract."""
+    return {name: (spec.min, spec.max) for name, spec in dataset.features.items()}
+
+
+def out_of_range(frame: pd.DataFrame, ranges: Mapping[str, tuple[float, float]]) -> str | None:
+    """A message naming the first column with a value outside the contract, or None.
+
+    Every protocol applies the same contract as /v1/predict: values outside the valid range are out
+    of the model's scope (and absurd ones overflow inside the feature pipeline), so they are the
+    client's error, never a 500. Missing values are left to the missing-value rule.
+    """
+    for name, (low, high) in ranges.items():
+        values = frame[name].to_numpy(dtype="float64")
+        bad = values[(values < low) | (values > high)]
+        if bad.size:
+            return f"column {name!r} must lie in [{low:g}, {high:g}] (the data contract); got {bad[0]!r}"
+    return None
