@@ -73,4 +73,5 @@ def run(n: Narrator, ctx: LabContext) -> None:
     n.say(f"MLflow UI:  uv run mlflow ui --backend-store-uri {s.mlflow_tracking_uri}")
     n.say(f"Prefect UI: PREFECT_HOME={s.prefect_home} uv run prefect server start")
     n.say(f"Data Docs:  {result.docs_path}")
-    n.say("next in the loop (later issues): serving with canary routing, drift monitoring, automatic retraining")
+    n.say("serving: `mlops-lab serve`; its demos: canary, blue-green, shadow, ab-test, bandit, serving-rollback")
+    n.say("next in the loop (the monitoring issue): drift detection and the automatic, canaried retrain")
