@@ -7,7 +7,6 @@ showing its point is a bug. They share one state folder here, in the order a lea
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -25,6 +24,21 @@ def ctx(tmp_path_factory: pytest.TempPathFactory, make_settings, params: Params)
     # The demos ingest into dataset.path; point it into the temporary state so the repo stays untouched.
     dataset = params.dataset.model_copy(update={"path": str(settings.state / "iris.csv")})
     return LabContext(settings=settings, params=params.model_copy(update={"dataset": dataset}))
+
+
+@pytest.fixture
+def flow_env(ctx: LabContext, monkeypatch: pytest.MonkeyPatch):
+    """Prefect tasks read settings from the environment (as the CLI does): point them at this state."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    from lab.settings import get_settings
+
+    monkeypatch.setenv("MLOPS_STATE_DIR", str(ctx.settings.state))
+    monkeypatch.setenv("MLOPS_PROJECT_DIR", str(ctx.settings.project_dir))
+    get_settings.cache_clear()
+    with prefect_test_harness(server_startup_timeout=90):
+        yield
+    get_settings.cache_clear()
 
 
 def run_demo(module: str, ctx: LabContext) -> str:
@@ -66,11 +80,8 @@ def test_tracking_demo_logs_a_sweep_of_nested_runs(ctx: LabContext) -> None:
     assert "← candidate" in out
 
 
-def test_loop_demo_tells_the_whole_story(ctx: LabContext, tmp_path: Path) -> None:
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=90):
-        out = run_demo("loop", ctx)
+def test_loop_demo_tells_the_whole_story(ctx: LabContext, flow_env: None) -> None:
+    out = run_demo("loop", ctx)
     assert "corrupted batch" in out
     assert "refused" in out
     assert "retrain with new data" in out
@@ -78,11 +89,8 @@ def test_loop_demo_tells_the_whole_story(ctx: LabContext, tmp_path: Path) -> Non
     assert "MLflow UI" in out
 
 
-def test_orchestration_demo_shows_the_flow_and_its_task_runs(ctx: LabContext) -> None:
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=90):
-        out = run_demo("orchestration", ctx)
+def test_orchestration_demo_shows_the_flow_and_its_task_runs(ctx: LabContext, flow_env: None) -> None:
+    out = run_demo("orchestration", ctx)
     assert "flow state: COMPLETED" in out
     for task in ("load", "validate", "train", "gate", "register"):
         assert f"{task}-" in out
