@@ -85,3 +85,35 @@ def iris_frame(params: Params) -> pd.DataFrame:
     from pipelines.data import build_raw_frame
 
     return build_raw_frame(params.dataset, params.ingest)
+
+
+@pytest.fixture(scope="session")
+def demo_context(params: Params) -> Callable[..., Any]:
+    """A LabContext for demo tests: the dataset path points into the test's state, not the repo."""
+    from lab.context import LabContext
+
+    def build(settings: Settings) -> LabContext:
+        dataset = params.dataset.model_copy(update={"path": str(settings.state / "iris.csv")})
+        return LabContext(settings=settings, params=params.model_copy(update={"dataset": dataset}))
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def run_demo() -> Callable[..., str]:
+    """Run a demo module with a Narrator over a captured console; returns what it printed."""
+    import importlib
+    import io
+
+    from rich.console import Console
+
+    from lab.narrate import Narrator
+
+    def run(module: str, ctx: Any, width: int = 160) -> str:
+        buffer = io.StringIO()
+        importlib.import_module(f"lab.demos.{module}").run(
+            Narrator(Console(file=buffer, width=width, color_system=None)), ctx
+        )
+        return buffer.getvalue()
+
+    return run

@@ -6,24 +6,19 @@ showing its point is a bug. They share one state folder here, in the order a lea
 
 from __future__ import annotations
 
-import io
-
 import pytest
-from rich.console import Console
 
 from lab.context import LabContext
-from lab.narrate import Narrator
 from pipelines.params import Params
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def ctx(tmp_path_factory: pytest.TempPathFactory, make_settings, params: Params) -> LabContext:
+def ctx(tmp_path_factory: pytest.TempPathFactory, make_settings, demo_context) -> LabContext:
     settings = make_settings(tmp_path_factory.mktemp("demos") / "state")
     # The demos ingest into dataset.path; point it into the temporary state so the repo stays untouched.
-    dataset = params.dataset.model_copy(update={"path": str(settings.state / "iris.csv")})
-    return LabContext(settings=settings, params=params.model_copy(update={"dataset": dataset}))
+    return demo_context(settings)
 
 
 @pytest.fixture
@@ -41,46 +36,37 @@ def flow_env(ctx: LabContext, monkeypatch: pytest.MonkeyPatch):
     get_settings.cache_clear()
 
 
-def run_demo(module: str, ctx: LabContext) -> str:
-    import importlib
-
-    buffer = io.StringIO()
-    narrator = Narrator(Console(file=buffer, width=160, color_system=None))
-    importlib.import_module(f"lab.demos.{module}").run(narrator, ctx)
-    return buffer.getvalue()
-
-
-def test_features_demo_shows_derived_features_inside_the_model(ctx: LabContext) -> None:
+def test_features_demo_shows_derived_features_inside_the_model(run_demo, ctx: LabContext) -> None:
     out = run_demo("features", ctx)
     assert "derive: DerivedFeatures" in out
     assert "petal_length_x_petal_width" in out
 
 
-def test_skew_demo_finds_identical_predictions(ctx: LabContext) -> None:
+def test_skew_demo_finds_identical_predictions(run_demo, ctx: LabContext) -> None:
     out = run_demo("skew", ctx)
     assert "identical predictions" in out
     assert ": True" in out
 
 
-def test_registry_gate_demo_registers_a_challenger_and_rejects_a_worse_model(ctx: LabContext) -> None:
+def test_registry_gate_demo_registers_a_challenger_and_rejects_a_worse_model(run_demo, ctx: LabContext) -> None:
     out = run_demo("registry_gate", ctx)
     assert "as alias challenger" in out
     assert "rejected" in out
     assert "below the floor" in out
 
 
-def test_reproducibility_demo_rebuilds_identically(ctx: LabContext) -> None:
+def test_reproducibility_demo_rebuilds_identically(run_demo, ctx: LabContext) -> None:
     out = run_demo("reproducibility", ctx)
     assert "identical metrics and predictions: True" in out
 
 
-def test_tracking_demo_logs_a_sweep_of_nested_runs(ctx: LabContext) -> None:
+def test_tracking_demo_logs_a_sweep_of_nested_runs(run_demo, ctx: LabContext) -> None:
     out = run_demo("tracking", ctx)
     assert out.count("trial C=") == len(ctx.params.train.sweep["C"])
     assert "← candidate" in out
 
 
-def test_loop_demo_tells_the_whole_story(ctx: LabContext, flow_env: None) -> None:
+def test_loop_demo_tells_the_whole_story(run_demo, ctx: LabContext, flow_env: None) -> None:
     out = run_demo("loop", ctx)
     assert "corrupted batch" in out
     assert "refused" in out
@@ -89,14 +75,16 @@ def test_loop_demo_tells_the_whole_story(ctx: LabContext, flow_env: None) -> Non
     assert "MLflow UI" in out
 
 
-def test_orchestration_demo_shows_the_flow_and_its_task_runs(ctx: LabContext, flow_env: None) -> None:
+def test_orchestration_demo_shows_the_flow_and_its_task_runs(run_demo, ctx: LabContext, flow_env: None) -> None:
     out = run_demo("orchestration", ctx)
     assert "flow state: COMPLETED" in out
     for task in ("load", "validate", "train", "gate", "register"):
         assert f"{task}-" in out
 
 
-def test_data_versioning_demo_restores_the_old_version_from_the_remote(ctx: LabContext, params: Params) -> None:
+def test_data_versioning_demo_restores_the_old_version_from_the_remote(
+    run_demo, ctx: LabContext, params: Params
+) -> None:
     # This demo works in a scratch clone of the repository, so it keeps the repo-relative data path.
     out = run_demo("data_versioning", LabContext(settings=ctx.settings, params=params))
     assert "after checkout: md5" in out

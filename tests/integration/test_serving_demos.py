@@ -8,35 +8,21 @@ demo leaves: routing put back as found, planted models rejected.
 
 from __future__ import annotations
 
-import io
 import re
 
 import pytest
-from rich.console import Console
 
 from lab.context import LabContext
-from lab.narrate import Narrator
-from pipelines.params import Params
 from pipelines.registry import current_aliases, list_versions, mlflow_client
 from serving.router import RoutingState
 from serving.state_store import StateStore
 
 
 @pytest.fixture(scope="module")
-def ctx(tmp_path_factory: pytest.TempPathFactory, make_settings, params: Params) -> LabContext:
+def ctx(tmp_path_factory: pytest.TempPathFactory, make_settings, demo_context) -> LabContext:
     # The poller thread stays quiet: the demos poll explicitly, as they narrate.
     settings = make_settings(tmp_path_factory.mktemp("serving-demos") / "state", poll_interval_s=3600)
-    dataset = params.dataset.model_copy(update={"path": str(settings.state / "iris.csv")})
-    return LabContext(settings=settings, params=params.model_copy(update={"dataset": dataset}))
-
-
-def run_demo(module: str, ctx: LabContext) -> str:
-    import importlib
-
-    buffer = io.StringIO()
-    narrator = Narrator(Console(file=buffer, width=200, color_system=None))
-    importlib.import_module(f"lab.demos.{module}").run(narrator, ctx)
-    return buffer.getvalue()
+    return demo_context(settings)
 
 
 def routing_now(ctx: LabContext) -> RoutingState:
@@ -57,8 +43,8 @@ def planted_statuses(ctx: LabContext) -> list[str]:
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_canary_demo_promotes_a_good_challenger_and_aborts_a_planted_one(ctx: LabContext) -> None:
-    out = run_demo("canary", ctx)
+def test_canary_demo_promotes_a_good_challenger_and_aborts_a_planted_one(run_demo, ctx: LabContext) -> None:
+    out = run_demo("canary", ctx, width=200)
     assert "sticky: 200/200 users" in out
     assert "rollout promoted" in out
     assert "PLANTED" in out
@@ -73,8 +59,8 @@ def test_canary_demo_promotes_a_good_challenger_and_aborts_a_planted_one(ctx: La
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_blue_green_demo_switches_everyone_and_back(ctx: LabContext) -> None:
-    out = run_demo("blue_green", ctx)
+def test_blue_green_demo_switches_everyone_and_back(run_demo, ctx: LabContext) -> None:
+    out = run_demo("blue_green", ctx, width=200)
     assert "switch moved 100% of requests to green" in out
     assert "switched back: 100% of requests on blue" in out
     assert "20/20 user requests still answered by blue" in out  # the preview moved nobody
@@ -83,8 +69,8 @@ def test_blue_green_demo_switches_everyone_and_back(ctx: LabContext) -> None:
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_shadow_demo_never_changes_a_response(ctx: LabContext) -> None:
-    out = run_demo("shadow", ctx)
+def test_shadow_demo_never_changes_a_response(run_demo, ctx: LabContext) -> None:
+    out = run_demo("shadow", ctx, width=200)
     assert "responses identical to champion-only answers: 150/150" in out
     assert 'shadow_predictions_total{agreed="true"}' in out
     assert re.search(r"agreement rate \d+\.\d% \(\d+/150 rows\)", out)
@@ -92,8 +78,8 @@ def test_shadow_demo_never_changes_a_response(ctx: LabContext) -> None:
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_ab_test_demo_guards_then_tests(ctx: LabContext) -> None:
-    out = run_demo("ab_test", ctx)
+def test_ab_test_demo_guards_then_tests(run_demo, ctx: LabContext) -> None:
+    out = run_demo("ab_test", ctx, width=200)
     assert "not enough data yet" in out
     assert "returning users kept their arm: 40/40" in out
     assert re.search(r"95 % CI \[[+-]\d+\.\d%, [+-]\d+\.\d%\], z = -?\d+\.\d+, p = \d\.\d{3}", out)
@@ -102,8 +88,8 @@ def test_ab_test_demo_guards_then_tests(ctx: LabContext) -> None:
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_bandit_demo_shifts_traffic_to_the_better_arm(ctx: LabContext) -> None:
-    out = run_demo("bandit", ctx)
+def test_bandit_demo_shifts_traffic_to_the_better_arm(run_demo, ctx: LabContext) -> None:
+    out = run_demo("bandit", ctx, width=200)
     shifted = re.search(r"champion share \d+% in round 1, (\d+)% in round \d+", out)
     assert shifted is not None
     assert int(shifted.group(1)) > 70
@@ -114,9 +100,9 @@ def test_bandit_demo_shifts_traffic_to_the_better_arm(ctx: LabContext) -> None:
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_serving_rollback_demo_fails_no_request(ctx: LabContext) -> None:
+def test_serving_rollback_demo_fails_no_request(run_demo, ctx: LabContext) -> None:
     champion = current_aliases(ctx.settings)["champion"]
-    out = run_demo("serving_rollback", ctx)
+    out = run_demo("serving_rollback", ctx, width=200)
     assert "on every protocol" in out
     assert "degraded=True" in out  # the simulated registry outage was visible ...
     assert "degraded=False after the next poll" in out  # ... and over once the backoff passed
