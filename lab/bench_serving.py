@@ -3,22 +3,22 @@
 Concept: performance as evidence (DESIGN.md, "Performance targets"). The serving targets are
 ratios: the router and prediction log may cost at most 15 % of a bare endpoint's throughput, and we
 must do at least 5x the requests/s of ``mlflow models serve``; plus p50 under 1 ms at concurrency 1
-and a 10,000-row batch in under 100 ms. So three servers run at once from one freshly trained
-registry, each its own process with one uvicorn worker on a free loopback port:
+and a 10,000-row batch in under 100 ms. So the servers run at once from one freshly trained
+registry, each its own process on a free loopback port:
 
 - **ours**: ``mlops-lab serve`` (``/v1/predict`` and ``/invocations``), exactly as deployed;
-- **bare**: `bare_app`, one ``async`` FastAPI route that parses the JSON, builds the DataFrame and
-  calls the champion's ``predict_proba``, run by the same `lab.commands.serve.run_server`;
-- **mlflow**: ``mlflow models serve --env-manager local`` for ``models:/<name>@champion``.
+- **bare**: `bare_app`, one ``async`` FastAPI route that parses the JSON (orjson), calls the
+  champion's ``predict_proba`` on a numpy array and answers with orjson: the cheapest honest
+  endpoint for the same estimator, run by the same `lab.commands.serve.run_server`;
+- **mlflow**: ``mlflow models serve --env-manager local`` for ``models:/<name>@champion``;
+- the same with **2 workers**: ours and bare through ``run_server`` (which sets TCP_NODELAY on
+  accepted sockets), and bare under plain ``uvicorn --workers 2``, which does not (uvicorn #3149).
 
-The load generator is small and bounded (wrk is not on the box): ``c`` threads, each with one
-keep-alive ``http.client`` connection, share a fixed budget of requests under a time cap. Each
-measurement is split into rounds and the subjects' rounds alternate, so a burst of machine load
-hits them alike. The client runs in this process: on 2 cores its CPU competes with the server's, so
-at c > 1 the figures are a floor on each server's capacity and only their ratios compare.
-`percentile`, `aggregate` and `combine` are pure and unit-tested; processes are started and heavy
+Load comes from `lab.loadgen`: wrk when installed (``apt-get install wrk``), else the bounded
+Python generator; the report says which. Each measurement is split into rounds and the subjects'
+rounds alternate, so a burst of machine load hits them alike. Processes are started and heavy
 libraries imported only inside the measurement. The servers' logs stay in the state folder's
-``reports/bench-serving-<name>.log``; a line our server logs about dropped records becomes a note.
+``reports/bench-serving-<name>.log``; a line our server logs about the prediction log becomes a note.
 """
 
 from __future__ import annotations
@@ -26,142 +26,57 @@ from __future__ import annotations
 import http.client
 import itertools
 import json
-import math
 import os
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request  # imported for real: FastAPI reads `bare_app`'s annotations at runtime
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 from lab.bench import BenchEnv, Row, Section, Timing, format_duration, time_calls, time_interleaved
+from lab.loadgen import (
+    LoadResult,
+    Target,
+    aggregate,
+    combine,
+    percentile,
+    requests_for,
+    run_load,
+    run_wrk,
+    wrk_available,
+)
 
-CONCURRENCY, ROUNDS, ROUND_CAP_S, WARMUP = (1, 8, 64), 3, 8.0, 20
+__all__ = ["LoadResult", "Target", "aggregate", "combine", "measure_serving", "percentile", "run_load"]
+
+CONCURRENCY, ROUNDS, ROUND_CAP_S, WARMUP, WRK_ROUND_S = (1, 8, 64), 3, 8.0, 20, 3.0
 BATCH_ROWS, BATCH_REPEATS, START_TIMEOUT_S = 10_000, 5, 120.0
-HEALTH = {"ours": "/readyz", "bare": "/docs", "mlflow": "/ping"}
-
-
-def requests_for(concurrency: int) -> int:
-    """Requests per subject and concurrency: 600, or more so each connection sends at least 16."""
-    return max(600, 16 * concurrency)
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q``-th percentile (0-100) by nearest rank: always a value that was actually observed."""
-    if not values:
-        raise ValueError("no values: every request failed or none was sent; see the server logs")
-    if not 0 <= q <= 100:
-        raise ValueError(f"q must be within 0-100, got {q}")
-    ordered = sorted(values)
-    return ordered[max(math.ceil(q / 100 * len(ordered)) - 1, 0)]
-
-
-@dataclass(frozen=True)
-class LoadResult:
-    """The latencies (s, sorted) of the successful requests of one or more runs; failures; wall time."""
-
-    latencies: tuple[float, ...]
-    errors: int
-    wall_s: float
-    concurrency: int
-
-    @property
-    def requests_per_s(self) -> float:
-        return len(self.latencies) / self.wall_s if self.wall_s > 0 else 0.0
-
-    def summary(self) -> str:
-        """``N req/s, p50 X, p99 Y``, and the failures if there were any."""
-        p50, p99 = (format_duration(percentile(self.latencies, q)) for q in (50, 99))
-        return f"{self.requests_per_s:.0f} req/s, p50 {p50}, p99 {p99}" + (
-            f", {self.errors} FAILED" * bool(self.errors)
-        )
-
-
-def aggregate(per_worker: Sequence[Sequence[float]], errors: int, wall_s: float) -> LoadResult:
-    """One run: every worker's latencies pooled and sorted, with the run's failures and wall time."""
-    return LoadResult(tuple(sorted(itertools.chain(*per_worker))), errors, wall_s, len(per_worker))
-
-
-def combine(runs: Sequence[LoadResult]) -> LoadResult:
-    """The rounds of one measurement as one: latencies pooled, failures and wall times summed."""
-    if not runs or len({r.concurrency for r in runs}) != 1:
-        raise ValueError("combine needs at least one run, all at the same concurrency")
-    latencies = tuple(sorted(itertools.chain(*(r.latencies for r in runs))))
-    return LoadResult(latencies, sum(r.errors for r in runs), sum(r.wall_s for r in runs), runs[0].concurrency)
-
-
-@dataclass(frozen=True)
-class Target:
-    """One endpoint under load: POST ``body`` (JSON) to ``path`` on the loopback ``port``."""
-
-    port: int
-    path: str
-    body: bytes
-
-    def connect(self, timeout: float = 60) -> http.client.HTTPConnection:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        conn.connect()  # http.client sets TCP_NODELAY, as a real client library would
-        return conn
-
-    def send(self, conn: http.client.HTTPConnection) -> int:
-        """One request on a keep-alive connection; its HTTP status."""
-        conn.request("POST", self.path, self.body, {"Content-Type": "application/json"})
-        response = conn.getresponse()
-        response.read()
-        return response.status
-
-
-def run_load(target: Target, concurrency: int, requests: int, cap_s: float) -> LoadResult:
-    """``requests`` POSTs from ``concurrency`` threads, one connection each; stop early after ``cap_s``."""
-    tickets, connected, go = itertools.count(), threading.Barrier(concurrency + 1), threading.Event()
-    latencies: list[list[float]] = [[] for _ in range(concurrency)]
-    errors = [0] * concurrency
-    deadline = math.inf
-
-    def worker(i: int) -> None:
-        conn = target.connect()  # before the clock starts
-        connected.wait()
-        go.wait()
-        while next(tickets) < requests and time.perf_counter() < deadline:
-            began = time.perf_counter()
-            try:
-                ok = target.send(conn) == 200
-            except (OSError, http.client.HTTPException):
-                ok = False
-                conn.close()  # http.client reconnects on the next request
-            if ok:
-                latencies[i].append(time.perf_counter() - began)
-            else:
-                errors[i] += 1
-        conn.close()
-
-    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(concurrency)]
-    for thread in threads:
-        thread.start()
-    connected.wait(timeout=60)
-    began = time.perf_counter()
-    deadline = began + cap_s
-    go.set()
-    for thread in threads:
-        thread.join(cap_s + 60)
-    return aggregate(latencies, sum(errors), time.perf_counter() - began)
+HEALTH = {
+    "ours": "/readyz",
+    "bare": "/docs",
+    "mlflow": "/ping",
+    "ours2": "/readyz",
+    "bare2": "/docs",
+    "uvicorn2": "/docs",
+}
+ONE_WORKER = ("ours /v1/predict", "ours /invocations", "bare", "mlflow serve")
+TWO_WORKERS = ("ours ×2 /v1/predict", "bare ×2", "bare ×2, plain uvicorn")
 
 
 def bare_app() -> FastAPI:
     """The baseline (a uvicorn factory): one route calling the champion's estimator, and nothing else."""
     import mlflow
-    import pandas as pd
+    import numpy as np
+    import orjson
+    import sklearn
 
     from lab.settings import configure_runtime, get_settings
     from pipelines.params import load_params
@@ -175,12 +90,14 @@ def bare_app() -> FastAPI:
     app = FastAPI()
 
     @app.post("/predict")
-    async def predict(request: Request) -> JSONResponse:
-        body = json.loads(await request.body())
-        probabilities = model.predict_proba(pd.DataFrame.from_records(body.get("rows") or [body], columns=features))
-        answers = [{"class": classes[p.argmax()], "probabilities": dict(zip(classes, p.tolist(), strict=True))}
-                   for p in probabilities]  # fmt: skip
-        return JSONResponse({"predictions": answers})
+    async def predict(request: Request) -> Response:
+        body = orjson.loads(await request.body())
+        values = np.array([[row[f] for f in features] for row in body.get("rows") or [body]], dtype="float64")
+        with sklearn.config_context(skip_parameter_validation=True):
+            probabilities = model.predict_proba(values).tolist()
+        answers = [{"class": classes[max(range(len(p)), key=p.__getitem__)],
+                    "probabilities": dict(zip(classes, p, strict=True))} for p in probabilities]  # fmt: skip
+        return Response(orjson.dumps({"predictions": answers}), media_type="application/json")
 
     return app
 
@@ -245,7 +162,7 @@ def _bodies(frame: Any, features: list[str]) -> dict[str, bytes]:
 
 
 def _targets(ports: dict[str, int], bodies: dict[str, bytes], batch: bool = False) -> dict[str, Target]:
-    """The four subjects, with the one-row or the batch bodies."""
+    """The one-worker subjects, with the one-row or the batch bodies."""
     native, mlflow = ("rows", "mlflow_rows") if batch else ("row", "mlflow_row")
     return {
         "ours /v1/predict": Target(ports["ours"], "/v1/predict", bodies[native]),
@@ -255,15 +172,31 @@ def _targets(ports: dict[str, int], bodies: dict[str, bytes], batch: bool = Fals
     }
 
 
+def _two_worker_targets(ports: dict[str, int], bodies: dict[str, bytes]) -> dict[str, Target]:
+    return {
+        "ours ×2 /v1/predict": Target(ports["ours2"], "/v1/predict", bodies["row"]),
+        "bare ×2": Target(ports["bare2"], "/predict", bodies["row"]),
+        "bare ×2, plain uvicorn": Target(ports["uvicorn2"], "/predict", bodies["row"]),
+    }
+
+
 def _commands(model_name: str, ports: dict[str, int]) -> dict[str, list[str]]:
-    """The three servers, one uvicorn worker each."""
+    """The servers: one uvicorn worker each, then the 2-worker variants."""
     venv, uri = Path(sys.executable).parent, f"models:/{model_name}@champion"
-    bare = f"from lab.commands.serve import run_server; run_server('lab.bench_serving:bare_app', port={ports['bare']})"
+
+    def bare(port: int, workers: int) -> list[str]:
+        run = f"run_server('lab.bench_serving:bare_app', port={port}, workers={workers})"
+        return [sys.executable, "-c", f"from lab.commands.serve import run_server; {run}"]
+
     mlflow = ["models", "serve", "-m", uri, "--env-manager", "local", "-h", "127.0.0.1", "-p", str(ports["mlflow"])]
+    plain = ["lab.bench_serving:bare_app", "--factory", "--workers", "2", "--port", str(ports["uvicorn2"])]
     return {
         "ours": [str(venv / "mlops-lab"), "serve", "--port", str(ports["ours"]), "--workers", "1"],
-        "bare": [sys.executable, "-c", bare],
+        "bare": bare(ports["bare"], 1),
         "mlflow": [str(venv / "mlflow"), *mlflow, "-w", "1"],
+        "ours2": [str(venv / "mlops-lab"), "serve", "--port", str(ports["ours2"]), "--workers", "2"],
+        "bare2": bare(ports["bare2"], 2),
+        "uvicorn2": [str(venv / "uvicorn"), *plain, "--host", "127.0.0.1", "--log-level", "warning"],
     }
 
 
@@ -290,9 +223,28 @@ def _batch_call(target: Target, logs: Path) -> Callable[[], None]:
     return call
 
 
+def _load(target: Target, concurrency: int, use_wrk: bool) -> LoadResult:
+    """One round: wrk for a fixed time, or the Python generator for a fixed budget under a cap."""
+    if use_wrk:
+        return run_wrk(target, concurrency, WRK_ROUND_S, threads=1 if concurrency == 1 else 2)
+    return run_load(target, concurrency, requests_for(concurrency) // ROUNDS, ROUND_CAP_S)
+
+
+def _measure(
+    targets: dict[str, Target], levels: Sequence[int], use_wrk: bool, say: Callable[[str], None]
+) -> dict[int, dict[str, list[LoadResult]]]:
+    runs: dict[int, dict[str, list[LoadResult]]] = {c: {n: [] for n in targets} for c in levels}
+    for c in levels:
+        say(f"  concurrency {c}: {', '.join(targets)}, {ROUNDS} interleaved rounds ...")
+        for _, (name, target) in itertools.product(range(ROUNDS), targets.items()):
+            runs[c][name].append(_load(target, c, use_wrk))
+    return runs
+
+
 def measure_serving(env: BenchEnv) -> Section:
     """One row at each concurrency, and a 10,000-row batch: ours, bare FastAPI and mlflow serve."""
     import mlflow
+    import sklearn
 
     from lab.bench_sections import _quiet
     from lab.settings import Settings, configure_runtime
@@ -300,7 +252,7 @@ def measure_serving(env: BenchEnv) -> Section:
     from pipelines.registry import mlflow_client
     from pipelines.training import load_data, run_training
 
-    features = list(env.params.dataset.feature_names)
+    features, use_wrk = list(env.params.dataset.feature_names), wrk_available()
     with tempfile.TemporaryDirectory(prefix="mlops-lab-bench-") as tmp:
         settings = Settings(project_dir=env.settings.project_dir, state_dir=Path(tmp) / "state", tracking_uri=None,
                             registry_uri=None, artifact_root=None)  # fmt: skip
@@ -313,34 +265,41 @@ def measure_serving(env: BenchEnv) -> Section:
         bodies, ports = _bodies(frame, features), {name: _free_port() for name in HEALTH}
         logs = env.settings.reports_dir  # kept after the run: the servers' logs, for a failure or a finding
         logs.mkdir(parents=True, exist_ok=True)
-        env.say(f"  starting ours, bare FastAPI and mlflow serve (logs in {logs}; mlflow takes 15-30 s) ...")
+        env.say(f"  starting {len(HEALTH)} servers (logs in {logs}; mlflow serve takes 15-30 s) ...")
+        env.say(f"  load generator: {'wrk' if use_wrk else 'Python threads (install wrk for lighter load)'}")
         with servers(_commands(settings.model_name, ports), ports, _environment(settings), logs) as start_s:
-            one = _targets(ports, bodies)
-            for name, target in one.items():
+            one, two = _targets(ports, bodies), _two_worker_targets(ports, bodies)
+            for name, target in {**one, **two}.items():
                 if warm := run_load(target, 1, WARMUP, ROUND_CAP_S).errors:
                     raise RuntimeError(f"{name}: {warm} of {WARMUP} warm-up requests failed; see {logs}")
-            runs: dict[int, dict[str, list[LoadResult]]] = {c: {n: [] for n in one} for c in CONCURRENCY}
-            for c in CONCURRENCY:
-                env.say(f"  concurrency {c}: {requests_for(c)} requests per subject, {ROUNDS} interleaved rounds ...")
-                for _, (name, target) in itertools.product(range(ROUNDS), one.items()):
-                    runs[c][name].append(run_load(target, c, requests_for(c) // ROUNDS, ROUND_CAP_S))
+            runs = _measure(one, CONCURRENCY, use_wrk, env.say)
+            env.say("  2 workers ...")
+            runs2 = _measure(two, CONCURRENCY, use_wrk, env.say)
             env.say(f"  {BATCH_ROWS:,}-row batches ...")
             calls = {name: _batch_call(target, logs) for name, target in _targets(ports, bodies, batch=True).items()}
             for call in calls.values():
                 call()  # warm-up; a refused batch fails here, naming its status
             batch = time_interleaved(calls, BATCH_REPEATS)
-        warnings = [line for line in (logs / "bench-serving-ours.log").read_text().splitlines() if "dropped" in line]
+        log_lines = (logs / "bench-serving-ours.log").read_text().splitlines()
+        warnings = [line for line in log_lines if "prediction log" in line and "WARNING" in line.upper()]
         mlflow_client(settings)
         with _quiet():
             model = mlflow.sklearn.load_model(f"models:/{settings.model_name}@champion")
-        alone = {"row": time_calls(lambda: model.predict_proba(frame.iloc[:1]), 200, warmup=20)}
-        alone["batch"] = time_calls(lambda: model.predict_proba(frame), BATCH_REPEATS, warmup=1)
-    return _section(runs, batch, alone, start_s, bodies, warnings)
+        values = frame.to_numpy(dtype="float64")
+
+        def proba(x: Any) -> Any:
+            with sklearn.config_context(skip_parameter_validation=True):
+                return model.predict_proba(x)
+
+        alone = {"row": time_calls(lambda: proba(values[:1]), 200, warmup=20)}
+        alone["batch"] = time_calls(lambda: proba(values), BATCH_REPEATS, warmup=1)
+    generator = "wrk" if use_wrk else "a keep-alive Python client in this process"
+    return _section(runs, runs2, batch, alone, start_s, bodies, warnings, generator)
 
 
 def _per_request(rounds: Sequence[LoadResult]) -> Timing:
     """Wall time per successful request, one sample per round: 1 / throughput, so lower is faster."""
-    return Timing(tuple(r.wall_s / max(len(r.latencies), 1) for r in rounds))
+    return Timing(tuple(r.wall_s / max(r.ok, 1) for r in rounds))
 
 
 def _throughput_rows(c: int, runs: dict[str, list[LoadResult]]) -> list[Row]:
@@ -373,16 +332,32 @@ def _load_note(c: int, by: dict[str, LoadResult]) -> str:
     )
 
 
+def _two_worker_rows(c: int, runs: dict[str, list[LoadResult]]) -> list[Row]:
+    """Ours vs bare with 2 workers each, and what plain ``uvicorn --workers 2`` costs (no TCP_NODELAY)."""
+    t = {name: _per_request(rounds) for name, rounds in runs.items()}
+    what, bare = f"time per request, 2 workers, c={c}", t["bare ×2"]
+    return [
+        Row(what, "bare FastAPI ×2", "ours ×2 `/v1/predict`", bare, t["ours ×2 /v1/predict"],
+            "≤ 1.18× (≤ 15 % fewer req/s)", t["ours ×2 /v1/predict"].median <= bare.median / 0.85),
+        Row(what, "bare ×2 via `run_server`", "bare ×2 via plain `uvicorn --workers 2`", bare,
+            t["bare ×2, plain uvicorn"]),
+    ]  # fmt: skip
+
+
 def _section(
     runs: dict[int, dict[str, list[LoadResult]]],
+    runs2: dict[int, dict[str, list[LoadResult]]],
     batch: dict[str, Timing],
     alone: dict[str, Timing],
     start_s: float,
     bodies: dict[str, bytes],
     warnings: list[str],
+    generator: str,
 ) -> Section:
     combined = {c: {name: combine(rounds) for name, rounds in by.items()} for c, by in runs.items()}
+    combined2 = {c: {name: combine(rounds) for name, rounds in by.items()} for c, by in runs2.items()}
     c1, rows = combined[CONCURRENCY[0]], [r for c in CONCURRENCY for r in _throughput_rows(c, runs[c])]
+    rows += [r for c in CONCURRENCY for r in _two_worker_rows(c, runs2[c])]
     ours_p50, bare_p50 = (percentile(c1[name].latencies, 50) for name in ("ours /v1/predict", "bare"))
     native, mlflow, n = batch["ours /v1/predict"], batch["ours /invocations"], f"{BATCH_ROWS:,}-row batch"
     rows += [
@@ -396,15 +371,28 @@ def _section(
     ]  # fmt: skip
     notes = [_load_note(c, by) for c, by in combined.items()]
     notes += [
-        f"The three servers were healthy {start_s:.0f} s after start (mlflow serve comes up last). Ours ran with "
+        f"2 workers, c={c}: " + "; ".join(f"{name} {result.summary()}" for name, result in by.items()) + "."
+        for c, by in combined2.items()
+    ]
+    notes += [
+        f"Load generator: {generator}. "
+        + (
+            f"Each round runs {WRK_ROUND_S:g} s; with wrk the latency figures are its histogram's quantiles (n is "
+            "999 quantiles, not the request count), and the request counts are exact."
+            if generator == "wrk"
+            else "On 2 cores the client's CPU competes with the server's, so at c > 1 only ratios compare."
+        ),
+        f"The servers were healthy {start_s:.0f} s after start (mlflow serve comes up last). Ours ran with "
         "its rate limit out of reach (the limiter still runs); all else is the default configuration, including "
-        "uvicorn's access log, our prediction log (SQLite, written off the request path) and metrics.",
+        "our JSON access log, our prediction log (SQLite; rows are queued before the answer, written by a "
+        "background thread) and metrics.",
         f"Bodies: one row {len(bodies['row'])} B ({len(bodies['mlflow_row'])} B as MLflow records); the batch "
         f"{len(bodies['rows']) / 1e6:.2f} MB as `rows`, {len(bodies['mlflow_rows']) / 1e6:.2f} MB as dataframe_split. "
-        "A round trip includes the server's JSON parsing and the transfer: an upper bound on server time.",
-        f"One-row `predict_proba` of the estimator alone, in-process: {format_duration(alone['row'].median)} "
-        f"(n={len(alone['row'].samples)}); the rest of ours' p50 ({format_duration(ours_p50)}) is HTTP, JSON, "
-        f"validation, routing and logging; the bare endpoint's p50 is {format_duration(bare_p50)}.",
+        "A batch round trip (Python client) includes the JSON transfer: an upper bound on server time.",
+        f"One-row `predict_proba` of the estimator alone, in-process (numpy input, as served): "
+        f"{format_duration(alone['row'].median)} (n={len(alone['row'].samples)}); the rest of ours' p50 "
+        f"({format_duration(ours_p50)}) is HTTP, JSON, validation, routing and logging; the bare endpoint's p50 is "
+        f"{format_duration(bare_p50)}.",
         f"Servers: uvicorn {version('uvicorn')}, FastAPI {version('fastapi')}; `mlflow models serve` is FastAPI on "
         "uvicorn too, so its gap to a bare endpoint is its own pyfunc wrapper and input parsing.",
     ]
@@ -418,9 +406,10 @@ def _section(
         f"Our server's log during the run: `{line.strip()}` (a finding, not a benchmark error)." for line in warnings
     ]
     intro = (
-        "Three servers from one freshly trained registry, one uvicorn worker each, on loopback, loaded by a "
-        f"keep-alive client in this process: one-row requests in {ROUNDS} interleaved rounds per subject and "
-        f"concurrency (each round capped at {ROUND_CAP_S:.0f} s). *Time per request* is wall time over successful "
-        "requests (1 / throughput): a ratio below 1 means the subject serves more requests/s than the baseline."
+        "Servers from one freshly trained registry on loopback: ours, a bare FastAPI endpoint with the same "
+        "estimator, and `mlflow models serve`, one uvicorn worker each, then ours and bare with 2 workers. "
+        f"One-row requests in {ROUNDS} interleaved rounds per subject and concurrency. *Time per request* is wall "
+        "time over successful requests (1 / throughput): a ratio below 1 means the subject serves more requests/s "
+        "than the baseline."
     )
     return Section("Serving over HTTP", intro, rows, notes)

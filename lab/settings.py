@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(
         default_factory=list, description="Browser origins allowed by CORS, a JSON list; empty = CORS off."
     )
+    access_log: bool = Field(default=True, description="One JSON line per request on stdout (serving.access).")
     api_url: str = Field(default="http://127.0.0.1:8000", description="Base URL of a running service (admin CLI).")
     experiment_name: str = "mlops-lab"
     model_name: str = "iris-classifier"

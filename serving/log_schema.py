@@ -9,12 +9,14 @@ PostgreSQL (JSONB columns), chosen by URL alone.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -65,6 +67,67 @@ class PredictionRecord:
     status: str = "ok"
     ts: datetime = field(default_factory=utc_now)
 
+    def __len__(self) -> int:
+        return 1
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [vars(self)]
+
+
+@dataclass(frozen=True)
+class ServedRows:
+    """All rows of one request in compact form (arrays, not per-row objects).
+
+    The request path enqueues this one object; the log's writer thread expands it into table rows,
+    so a 10,000-row batch costs the request a queue put, not 10,000 records. ``predictions`` is
+    None for a failed request (the rows are logged with ``status`` "error" and no prediction).
+    """
+
+    request_ids: Sequence[str]
+    model_name: str
+    model_version: str
+    feature_names: Sequence[str]
+    values: np.ndarray  # rows x features in contract order; NaN = missing
+    predictions: Sequence[str] | None
+    probabilities: np.ndarray | None  # rows x classes
+    classes: Sequence[str]
+    arm: str | None
+    strategy: str | None
+    latency_ms: float | None
+    status: str = "ok"
+    ts: datetime = field(default_factory=utc_now)
+
+    def __len__(self) -> int:
+        return len(self.request_ids)
+
+    def rows(self) -> list[dict[str, Any]]:
+        n, names = len(self.request_ids), list(self.feature_names)
+        features = [
+            {f: (v if v == v else None) for f, v in zip(names, row, strict=True)} for row in self.values.tolist()
+        ]
+        predictions: Sequence[str | None] = self.predictions if self.predictions is not None else [None] * n
+        probabilities: list[dict[str, float] | None] = (
+            [dict(zip(self.classes, row, strict=True)) for row in self.probabilities.tolist()]
+            if self.probabilities is not None
+            else [None] * n
+        )
+        shared = {
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            "arm": self.arm,
+            "strategy": self.strategy,
+            "latency_ms": self.latency_ms,
+            "status": self.status,
+            "ts": self.ts,
+        }
+        return [
+            {"request_id": rid, "features": feats, "prediction": label, "probabilities": proba, **shared}
+            for rid, feats, label, proba in zip(self.request_ids, features, predictions, probabilities, strict=True)
+        ]
+
+
+LogItem = PredictionRecord | ServedRows
+
 
 @dataclass(frozen=True)
 class FeedbackRecord:
@@ -106,9 +169,9 @@ class FeedbackResult:
 class LogStats:
     enqueued: int
     written: int  # rows committed (a retried duplicate counts, it is already stored)
-    dropped: int  # records refused because the queue was full
-    failed: int  # records the database rejected (logged with their request id)
-    queued: int
+    refused: int  # rows not accepted because the log stayed full (their request got a 503, nothing was served)
+    failed: int  # rows the database rejected (logged with their request id)
+    queued: int  # rows accepted but not yet written
 
 
 class PredictionLogError(RuntimeError):

@@ -16,13 +16,13 @@ client's multiprocess mode behind a single exporter).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import Counter as Tally
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 if TYPE_CHECKING:
@@ -110,4 +110,4 @@ class MetricsMiddleware:
             if access_log.isEnabledFor(logging.INFO):
                 extra: dict[str, Any] = scope.get("state", {}).get("access", {})
                 line = {"method": scope["method"], "path": endpoint, "status": status, "latency_ms": elapsed * 1e3}
-                access_log.info(json.dumps({**line, **extra}, default=str))
+                access_log.info(orjson.dumps({**line, **extra}, default=str).decode())

@@ -10,8 +10,12 @@ a body that is not the protocol (malformed JSON, no or two format keys, unparsab
 INVALID_PARAMETER_VALUE for data that does not fit the model (missing column, non-numeric value,
 missing value, too many rows). Unlike the reference server, a missing or unsupported Content-Type
 is a 415 (it answers 500), messages name the column instead of dumping the schema, and an alias
-move is picked up without a restart. As in MLflow, the schema is columns and types; the contract's
-value *ranges* are enforced by /v1/predict. Extra columns are ignored.
+move is picked up without a restart. Beyond MLflow's columns and types, the data contract's value
+ranges apply, as on every protocol here (a 400 naming the column). Extra columns are ignored.
+
+Plainly valid ``dataframe_split`` and ``dataframe_records`` bodies (the ones MLflow's own client
+sends) skip pandas: `serving.fast_input.ContractMatrix` reads them in one pass; everything else,
+including every invalid body, goes through `parse_json` / `check_frame`, which name the problem.
 
 Requests are routed and logged like /v1/predict (``X-User-Id``, ``X-Force-Arm``); the served version,
 arm and request id are returned in ``X-Model-Version``, ``X-Arm`` and ``X-Request-Id`` headers.
@@ -27,10 +31,12 @@ from importlib.metadata import version as package_version
 from typing import TYPE_CHECKING
 
 import numpy as np
+import orjson
 import pandas as pd
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from serving.fast_input import ContractMatrix
 from serving.predict import SERVING_ERRORS, NotReadyError, http_status
 from serving.schemas import MAX_BATCH_ROWS, out_of_range, valid_request_id
 
@@ -121,6 +127,21 @@ def check_frame(
     return out
 
 
+def fast_values(body: bytes, matrix: ContractMatrix) -> np.ndarray | None:
+    """The matrix of a plainly valid dataframe_split / dataframe_records body, else None."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if type(payload) is not dict or len(payload.keys() - {"params"}) != 1:
+        return None
+    if type(split := payload.get("dataframe_split")) is dict and split.keys() <= {"columns", "data", "index"}:
+        return matrix.split(split.get("columns"), split.get("data"))
+    if "dataframe_records" in payload:
+        return matrix.records(payload["dataframe_records"], exact=False)
+    return None
+
+
 def _mlflow_error(code: str, message: str, status: int = 400) -> JSONResponse:
     return JSONResponse({"error_code": code, "message": message}, status_code=status)
 
@@ -133,6 +154,8 @@ def build_router(
 ) -> APIRouter:
     """The /invocations, /ping, /health and /version routes."""
     router = APIRouter(tags=["mlflow"])
+    bounds = ranges or {f: (-np.inf, np.inf) for f in features}
+    matrix = ContractMatrix(features, bounds, allow_missing, MAX_BATCH_ROWS)
 
     @router.post(
         "/invocations",
@@ -149,10 +172,12 @@ def build_router(
         header_id = request.headers.get("x-request-id", "")
         rid = header_id if valid_request_id(header_id) else uuid.uuid4().hex
         try:
-            raw = parse_json(body) if mime == "application/json" else parse_csv(body)
-            frame = check_frame(raw, features, allow_missing, ranges=ranges)
+            values = fast_values(body, matrix) if mime == "application/json" else None
+            if values is None:  # not plainly valid (or CSV): the precise path, whose errors name the problem
+                raw = parse_json(body) if mime == "application/json" else parse_csv(body)
+                values = check_frame(raw, features, allow_missing, ranges=ranges).to_numpy(dtype="float64")
             served = await runtime.serve(
-                frame,
+                values,
                 rid,
                 user_id=request.headers.get("x-user-id"),
                 override=request.headers.get("x-force-arm"),
@@ -165,9 +190,10 @@ def build_router(
             code = {503: "TEMPORARILY_UNAVAILABLE", 500: "INTERNAL_ERROR"}.get(status, INVALID)
             return _mlflow_error(code, str(err), 400 if status == 422 else status)
         request.state.access = {"request_id": rid, "arm": served.decision.arm, "version": served.model.version}
-        background.add_task(runtime.after_response, served, frame)
+        background.add_task(runtime.after_response, served, values)
         headers = {"X-Request-Id": rid, "X-Model-Version": served.model.version, "X-Arm": served.decision.arm}
-        return JSONResponse({"predictions": served.scored.labels}, headers=headers)
+        return Response(orjson.dumps({"predictions": served.scored.labels}), media_type="application/json",
+                        headers=headers)  # fmt: skip
 
     @router.get("/ping", response_class=PlainTextResponse)
     @router.get("/health", response_class=PlainTextResponse)

@@ -9,13 +9,18 @@ is written exactly once. Feedback is rare and synchronous; the unique request id
 arbitrates races, so a repeated label is a no-op and a different label is a conflict, never an
 overwrite. The same SQLAlchemy Core code runs on SQLite (WAL, the default) and on PostgreSQL.
 
+Backpressure, never silent loss: the log holds at most ``max_pending_rows`` rows that are accepted
+but not yet committed. ``record()`` waits up to ``enqueue_timeout`` seconds for room and otherwise
+*refuses* the rows (``False``, counted in ``stats().refused``); the API then answers 503 and does not
+return the prediction, so nothing is served without being logged. A request is one queue item
+(`ServedRows`, expanded into table rows by the writer thread), so a 10,000-row batch costs the
+request one queue put.
+
 Durability bound: ``close()`` (graceful shutdown, also run at interpreter exit) drains everything.
-A hard kill (SIGKILL, OOM) loses what is still in memory: the batch being filled plus the queue.
-While the writer keeps up the queue is empty, so that is at most one batch: ``batch_size`` records
-or ``max_delay`` seconds of traffic; the absolute bound is ``max_queue + batch_size`` records.
-A power cut may also lose SQLite's last commits (WAL with ``synchronous=NORMAL`` trades that for
-speed). Queue policy: when the queue is full, ``record()`` blocks for at most ``enqueue_timeout``
-seconds, then drops the record and counts it in ``stats().dropped``.
+A hard kill (SIGKILL, OOM) loses what is accepted but not yet committed: while the writer keeps up
+that is the batch being filled, ``batch_size`` rows or ``max_delay`` seconds of traffic; the
+absolute bound is ``max_pending_rows`` rows. A power cut may also lose SQLite's last commits (WAL
+with ``synchronous=NORMAL`` trades that for speed).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import logging
 import queue
 import threading
 import time
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -32,9 +38,11 @@ from serving.log_schema import (
     FeedbackRecord,
     FeedbackResult,
     FeedbackStatus,
+    LogItem,
     LogStats,
     PredictionLogError,
     PredictionRecord,
+    ServedRows,
     feedback_table,
     insert_ignoring_duplicates,
     make_engine,
@@ -51,6 +59,7 @@ __all__ = [
     "PredictionLog",
     "PredictionLogError",
     "PredictionRecord",
+    "ServedRows",
     "feedback_table",
     "insert_ignoring_duplicates",
     "make_engine",
@@ -73,15 +82,18 @@ class PredictionLog:
         *,
         batch_size: int = 256,
         max_delay: float = 0.2,
-        max_queue: int = 10_000,
-        enqueue_timeout: float = 0.01,
+        max_pending_rows: int = 100_000,
+        enqueue_timeout: float = 5.0,
     ) -> None:
-        if batch_size < 1 or max_delay <= 0 or max_queue < 1:
-            raise PredictionLogError("batch_size and max_queue must be >= 1 and max_delay > 0")
-        self.url, self.batch_size, self.max_delay, self.enqueue_timeout = url, batch_size, max_delay, enqueue_timeout
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=max_queue)
+        if batch_size < 1 or max_delay <= 0 or max_pending_rows < 1:
+            raise PredictionLogError("batch_size and max_pending_rows must be >= 1 and max_delay > 0")
+        self.url, self.batch_size, self.max_delay = url, batch_size, max_delay
+        self.max_pending_rows, self.enqueue_timeout = max_pending_rows, enqueue_timeout
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self._counts = {"enqueued": 0, "written": 0, "dropped": 0, "failed": 0}
+        self._room = threading.Condition(self._lock)  # notified whenever committed rows free room
+        self._pending = 0  # rows accepted and not yet committed (or given up)
+        self._counts = {"enqueued": 0, "written": 0, "refused": 0, "failed": 0}
         self._engine: sa.Engine | None = None
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -112,34 +124,43 @@ class PredictionLog:
 
     def stats(self) -> LogStats:
         with self._lock:
-            return LogStats(**self._counts, queued=self._queue.qsize())
+            return LogStats(**self._counts, queued=self._pending)
 
-    def record(self, rec: PredictionRecord) -> bool:
-        """Enqueue a prediction; never waits on disk. False if dropped because the queue stayed full.
+    def record(self, item: LogItem, timeout: float | None = None) -> bool:
+        """Accept a prediction (one row, or all rows of a request) for writing; never waits on disk.
 
-        Records enqueued before ``start()`` are kept and written once the writer starts.
+        Waits up to ``timeout`` seconds (default ``enqueue_timeout``; 0 = do not wait) while the
+        log is full, then refuses: False, and the rows are counted in ``stats().refused``. An item
+        larger than the whole capacity is accepted when nothing else is pending. Items recorded
+        before ``start()`` are kept and written once the writer starts.
         """
         if self._closed:
             raise PredictionLogError("prediction log is closed; record() before close() (the API lifespan)")
-        try:
-            self._queue.put(rec, timeout=self.enqueue_timeout)
-        except queue.Full:
-            self._count("dropped")
-            if (dropped := self._counts["dropped"]) == 1 or dropped % 1000 == 0:  # a warning, not a flood
-                log.warning("prediction log queue full: %d records dropped so far (last %s)", dropped, rec.request_id)
-            return False
-        self._count("enqueued")
+        n = len(item)
+        with self._room:
+            has_room = self._room.wait_for(
+                lambda: self._pending == 0 or self._pending + n <= self.max_pending_rows,
+                timeout=self.enqueue_timeout if timeout is None else timeout,
+            )
+            if not has_room:
+                self._counts["refused"] += n
+                return False
+            self._pending += n
+            self._counts["enqueued"] += n
+        self._queue.put(item)
         return True
+
+    def _release(self, n: int) -> None:
+        with self._room:
+            self._pending -= n
+            self._room.notify_all()
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Block until everything recorded before this call is committed. False on timeout."""
         if self._thread is None or not self._thread.is_alive():
             return self._queue.empty()
         done = threading.Event()
-        try:
-            self._queue.put(done, timeout=timeout)
-        except queue.Full:
-            return False
+        self._queue.put(done)
         return done.wait(timeout)
 
     def close(self, timeout: float = 30.0) -> bool:
@@ -159,18 +180,16 @@ class PredictionLog:
             self._queue.put(_STOP)  # FIFO: behind every record already enqueued
             self._thread.join(timeout)
             if self._thread.is_alive():
-                log.error(
-                    "prediction log writer did not finish in %.0f s; %d records lost", timeout, self._queue.qsize()
-                )
+                log.error("prediction log writer did not finish in %.0f s; %d rows lost", timeout, self._pending)
                 return False
             # A record() or flush() racing with close() may have slipped in behind the stop marker.
             late = [self._queue.get_nowait() for _ in range(self._queue.qsize())]
-            self._write([r for r in late if isinstance(r, PredictionRecord)])
+            self._write([r for r in late if isinstance(r, PredictionRecord | ServedRows)])
             for item in late:
                 if isinstance(item, threading.Event):
                     item.set()
             self.engine.dispose()
-        return self._queue.empty()
+        return self._queue.empty() and self._pending == 0
 
     def record_feedback(self, request_id: str, label: str) -> FeedbackResult:
         """Store the ground truth for a request, once. Safe to call from many threads and processes."""
@@ -207,54 +226,63 @@ class PredictionLog:
             return conn.scalar(query) is not None
 
     def _run(self) -> None:
-        batch: list[PredictionRecord] = []
-        deadline = 0.0
+        batch: list[LogItem] = []
+        rows, deadline = 0, 0.0
         while True:
             try:
                 item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()) if batch else None)
             except queue.Empty:
                 item = None  # the oldest record has waited max_delay
-            if isinstance(item, PredictionRecord):
+            if isinstance(item, PredictionRecord | ServedRows):
                 if not batch:
                     deadline = time.monotonic() + self.max_delay
                 batch.append(item)
-                if len(batch) < self.batch_size and time.monotonic() < deadline:
+                rows += len(item)
+                if rows < self.batch_size and time.monotonic() < deadline:
                     continue
             self._write(batch)
-            batch = []
+            batch, rows = [], 0
             if isinstance(item, threading.Event):  # a flush() waiting for everything before it
                 item.set()
             elif item is _STOP:
                 return
 
-    def _write(self, batch: list[PredictionRecord]) -> None:
-        """Commit a batch in one transaction; retry transient errors; isolate a record the DB rejects.
+    def _write(self, items: list[LogItem]) -> None:
+        """Commit the items' rows in one transaction, then free their room in the log."""
+        rows = [row for item in items for row in item.rows()]
+        try:
+            self._insert(rows)
+        finally:
+            self._release(len(rows))
+
+    def _insert(self, rows: list[dict[str, Any]]) -> None:
+        """Insert rows in one transaction; retry transient errors; isolate a row the DB rejects.
 
         While the service runs, a database outage is retried with capped backoff for as long as it
-        lasts (the bounded queue then drops and counts new records, requests never wait); once
+        lasts (the log fills up, then new requests get 503s instead of unlogged answers); once
         ``close()`` has been called, the writer gives up after a few more attempts.
         """
         stmt = insert_ignoring_duplicates(self.engine, predictions_table)
         attempt = 0
-        while batch:
+        while rows:
             try:
                 with self.engine.begin() as conn:
-                    conn.execute(stmt, [vars(r) for r in batch])
-                self._count("written", len(batch))
+                    conn.execute(stmt, rows)
+                self._count("written", len(rows))
                 return
             except sa.exc.OperationalError as exc:  # locked or unreachable: the retry is idempotent
                 attempt += 1
                 if self._closed and attempt >= 5:
-                    log.error("prediction log gave up on %d records at shutdown: %s", len(batch), exc)
-                    self._count("failed", len(batch))
+                    log.error("prediction log gave up on %d rows at shutdown: %s", len(rows), exc)
+                    self._count("failed", len(rows))
                     return
                 log.warning("prediction log write failed (attempt %d), retrying: %s", attempt, exc)
                 time.sleep(min(0.05 * 2**attempt, 2.0))
-            except sa.exc.StatementError:  # a record the database rejects (bad type, too long)
-                if len(batch) == 1:
-                    log.exception("prediction log rejected request %s", batch[0].request_id)
+            except sa.exc.StatementError:  # a row the database rejects (bad type, too long)
+                if len(rows) == 1:
+                    log.exception("prediction log rejected request %s", rows[0]["request_id"])
                     self._count("failed")
                     return
-                for rec in batch:  # one bad record must not cost the whole batch
-                    self._write([rec])
+                for row in rows:  # one bad row must not cost the whole batch
+                    self._insert([row])
                 return

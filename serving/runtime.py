@@ -26,14 +26,14 @@ from starlette.concurrency import run_in_threadpool
 
 from serving.bandit import DEFAULT_ARMS, BanditState
 from serving.model_cache import registry_cache
-from serving.predict import NotReadyError, Predictor
+from serving.predict import LogSaturatedError, NotReadyError, Predictor
 from serving.prediction_log import FeedbackStatus, PredictionLog, predictions_table
 from serving.router import ARMS, RoutingState
 from serving.schemas import MAX_BATCH_ROWS
 from serving.state_store import StateStore
 
 if TYPE_CHECKING:
-    import pandas as pd
+    import numpy as np
 
     from lab.settings import Settings
     from pipelines.params import Params
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 OFFLOAD_ROWS = 256  # larger batches are scored on the threadpool, so small requests never queue behind them
-LOG_QUEUE = 5 * MAX_BATCH_ROWS  # a few full batches fit in the log's queue: a burst is not dropped
+LOG_CAPACITY = 10 * MAX_BATCH_ROWS  # rows accepted but not yet written; beyond it requests wait, then get 503
 
 
 class LiveRouting:
@@ -134,7 +134,7 @@ class Runtime:
         self._predictor: Predictor | None = None
 
     def start(self) -> None:
-        self.log = PredictionLog(self.settings.prediction_log_uri, max_queue=LOG_QUEUE).start()
+        self.log = PredictionLog(self.settings.prediction_log_uri, max_pending_rows=LOG_CAPACITY).start()
         self.store = StateStore(self.settings.prediction_log_uri, self.params.routing)
         self.cache = registry_cache(self.settings)
         self.routing = LiveRouting(self.params, self.store)
@@ -160,19 +160,37 @@ class Runtime:
             raise NotReadyError("the service is starting (lifespan not run yet)")
         return self._predictor
 
-    async def serve(self, frame: pd.DataFrame, request_id: str, **options: Any) -> Served:
-        """`Predictor.serve` for async handlers: inline for small requests, on the threadpool for big batches."""
-        predictor = self.predictor()
-        if len(frame) <= OFFLOAD_ROWS:
-            return predictor.serve(frame, request_id, **options)
-        return await run_in_threadpool(predictor.serve, frame, request_id, **options)
+    async def serve(self, values: np.ndarray, request_id: str, **options: Any) -> Served:
+        """Score and log a request; inline for small requests, on the threadpool for big batches.
 
-    def after_response(self, served: Served, frame: pd.DataFrame) -> None:
-        """Background task: log the served rows, then score the shadow alias if the strategy mirrors."""
+        The rows are in the prediction log's queue before this returns, or it raises
+        `LogSaturatedError` (503) and the answer is withheld. A small request never blocks the
+        event loop on a full log: it tries without waiting, then waits on the threadpool.
+        """
         predictor = self.predictor()
-        predictor.record(served, frame)
+        if len(values) > OFFLOAD_ROWS:
+            return await run_in_threadpool(self._serve_logged, values, request_id, options)
+        served = predictor.serve(values, request_id, **options)
+        if not predictor.record(served, values, wait=0):
+            await run_in_threadpool(self._record_or_refuse, served, values)
+        return served
+
+    def _serve_logged(self, values: np.ndarray, request_id: str, options: dict[str, Any]) -> Served:
+        served = self.predictor().serve(values, request_id, **options)
+        self._record_or_refuse(served, values)
+        return served
+
+    def _record_or_refuse(self, served: Served, values: np.ndarray) -> None:
+        if not self.predictor().record(served, values):
+            raise LogSaturatedError(
+                f"the prediction log is full (its database is down or too slow); request {served.request_id} "
+                "was not answered so that nothing is served unlogged. Retry later."
+            )
+
+    def after_response(self, served: Served, values: np.ndarray) -> None:
+        """Background task: score the shadow alias when the strategy mirrors (never changes the answer)."""
         if served.decision.shadow_alias is not None:
-            predictor.shadow(served, frame)
+            self.predictor().shadow(served, values)
 
     def record_feedback(self, request_id: str, label: str) -> FeedbackResult:
         """Store a label once; the first label of a bandit-routed prediction also rewards its arm."""

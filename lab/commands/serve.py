@@ -64,6 +64,7 @@ def run_server(
         factory=factory,
         loop=loop,
         log_level=log_level,
+        access_log=False,  # the app writes one structured JSON line per request (serving.access) instead
         timeout_graceful_shutdown=30,
     )
     sock = bind_tcp_socket(host, port)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import sqlite3
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -125,6 +126,55 @@ def test_predict_batch(client: TestClient) -> None:
     assert set(logged(client, "batch-1:0", "batch-1:1", "batch-1:2")) == {"batch-1:0", "batch-1:1", "batch-1:2"}
 
 
+def test_repeated_full_batches_are_logged_exactly_once(client: TestClient) -> None:
+    """Five concurrent 10,000-row batches: every row logged once, none refused (the log holds them all)."""
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    refused_before = runtime.log.stats().refused
+    rows = [ROW, VIRGINICA] * (MAX_BATCH_ROWS // 2)
+    statuses: list[int] = []
+
+    def send(k: int) -> None:
+        response = client.post("/v1/predict", json={"rows": rows}, headers={"X-Request-Id": f"full-{k}"})
+        statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=send, args=(k,)) for k in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert statuses == [200] * 5
+    assert runtime.log.flush(timeout=60)
+    p = predictions_table.c
+    with runtime.log.engine.connect() as conn:
+        stored = conn.scalar(sa.select(sa.func.count()).where(p.request_id.like("full-%")))
+    assert stored == 5 * MAX_BATCH_ROWS
+    assert runtime.log.stats().refused == refused_before
+
+
+def test_a_saturated_prediction_log_answers_503_and_serves_nothing_unlogged(client: TestClient, registry) -> None:
+    """The log's database is locked (an outage): once the log is full, requests get 503 and are not logged."""
+    settings, _ = registry
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    plog = runtime.log
+    assert plog.flush()
+    saved = plog.max_pending_rows, plog.enqueue_timeout
+    plog.max_pending_rows, plog.enqueue_timeout = 3, 0.2
+    lock = sqlite3.connect(sa.make_url(settings.prediction_log_uri).database, timeout=10)
+    try:
+        lock.execute("BEGIN EXCLUSIVE")  # the writer cannot commit while this is held
+        answers = [
+            client.post("/v1/predict", json=ROW, headers={"X-Request-Id": f"sat-{i}"}) for i in range(6)
+        ]  # fmt: skip
+    finally:
+        lock.rollback()
+        lock.close()
+        plog.max_pending_rows, plog.enqueue_timeout = saved
+    assert [a.status_code for a in answers] == [200, 200, 200, 503, 503, 503]
+    assert "prediction log is full" in answers[3].json()["error"]
+    assert "predictions" not in answers[3].json()
+    assert set(logged(client, *(f"sat-{i}" for i in range(6)))) == {"sat-0", "sat-1", "sat-2"}
+
+
 INVALID_CASES = [
     *("missing", "string", "bool", "null", "above-max", "below-min"),
     *("extra", "batch-row", "empty", "batch-extra", "list"),
@@ -148,7 +198,7 @@ def _without(key: str) -> dict[str, float]:
         ({"rows": [ROW, {**ROW, "sepal_length": 99}]}, "rows.1.sepal_length", "less_than_equal"),
         ({"rows": []}, "rows", "too_short"),
         ({"rows": [ROW], "extra": 1}, "extra", "extra_forbidden"),
-        ([ROW], "body", "model_attributes_type"),
+        ([ROW], "body", "model_type"),
     ],
     ids=INVALID_CASES,
 )

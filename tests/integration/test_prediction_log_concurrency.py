@@ -100,7 +100,7 @@ def test_concurrent_writers_and_feedback_are_logged_exactly_once(log_url: str) -
     ids, labels = stored(log_url)
     assert len(ids) == n
     assert set(ids.values()) == {1}
-    assert log.stats().dropped == 0
+    assert log.stats().refused == 0
     assert log.stats().failed == 0
     assert len(labels) == len(results) == n // 10
     for request_id, outcomes in results.items():

@@ -212,3 +212,10 @@ def test_every_prediction_and_label_is_logged_exactly_once_through_a_sigterm(
     engine.dispose()
     assert tuple(predictions) == (n, n)
     assert labels == n
+    # The structured access log (stdout, written by a queue listener) has one JSON line per request, also
+    # for the requests answered just before the SIGTERM: the listener is drained at shutdown.
+    lines = [json.loads(line) for line in (tmp_path / f"server-{port}.log").read_text().splitlines() if line[:1] == "{"]
+    predicted_ids = sorted(x["request_id"] for x in lines if x["path"] == "/v1/predict" and x["status"] == 200)
+    assert predicted_ids == sorted(f"sigterm-{i}" for i in range(n))
+    assert sum(x["path"] == "/v1/feedback" and x["status"] == 200 for x in lines) == n
+    assert all(x["latency_ms"] > 0 and x["arm"] == "champion" for x in lines if x["path"] == "/v1/predict")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,7 @@ from serving.prediction_log import (
     PredictionLog,
     PredictionLogError,
     PredictionRecord,
+    ServedRows,
     feedback_table,
     make_engine,
     predictions_table,
@@ -151,16 +153,84 @@ def test_writer_batches_by_size_and_keeps_the_rest_in_memory(url: str) -> None:
     log.close()
 
 
-def test_full_queue_drops_and_counts_instead_of_blocking(url: str) -> None:
-    log = PredictionLog(url, max_queue=2, enqueue_timeout=0.0)  # not started: nothing drains
+def test_a_full_log_refuses_and_counts_instead_of_losing_accepted_rows(url: str) -> None:
+    log = PredictionLog(url, max_pending_rows=2, enqueue_timeout=0.0)  # not started: nothing drains
     started = time.monotonic()
     accepted = [log.record(rec(i)) for i in range(3)]
     assert time.monotonic() - started < 1.0
     assert accepted == [True, True, False]
-    assert log.stats().dropped == 1
+    assert log.stats().refused == 1
+    assert log.stats().queued == 2
     log.start()
     assert log.close()
-    assert count(url, predictions_table) == 2
+    assert count(url, predictions_table) == 2  # every accepted row, and only those
+
+
+def test_a_waiting_record_gets_room_once_the_writer_commits(url: str) -> None:
+    log = PredictionLog(url, max_pending_rows=2, batch_size=1, enqueue_timeout=0.0)
+    assert log.record(rec(0))
+    assert log.record(rec(1))
+    assert not log.record(rec(2), timeout=0)  # full, and nothing drains yet
+    waiter_result: list[bool] = []
+    waiter = threading.Thread(target=lambda: waiter_result.append(log.record(rec(2), timeout=30)))
+    waiter.start()
+    log.start()  # the writer commits the two pending rows, which frees room for the waiting one
+    waiter.join(timeout=30)
+    assert waiter_result == [True]
+    assert log.close()
+    assert count(url, predictions_table) == 3
+    assert log.stats().refused == 1
+
+
+def test_an_item_larger_than_the_capacity_is_accepted_when_the_log_is_empty(url: str) -> None:
+    log = PredictionLog(url, max_pending_rows=10, enqueue_timeout=0.0).start()
+    assert log.record(served_rows("big", 25))
+    assert not log.record(rec(1))  # nothing fits beside it until it is written
+    assert log.flush()
+    assert log.record(rec(1))
+    assert log.close()
+    assert count(url, predictions_table) == 26
+
+
+def served_rows(request_id: str, n: int, **kw: object) -> ServedRows:
+    values = np.arange(n * 2, dtype="float64").reshape(n, 2)
+    values[0, 1] = np.nan
+    proba = np.tile([0.25, 0.75], (n, 1))
+    fields: dict[str, object] = {
+        "request_ids": [f"{request_id}:{i}" for i in range(n)],
+        "model_name": "iris",
+        "model_version": "3",
+        "feature_names": ["a", "b"],
+        "values": values,
+        "predictions": ["y"] * n,
+        "probabilities": proba,
+        "classes": ["x", "y"],
+        "arm": "challenger",
+        "strategy": "canary",
+        "latency_ms": 1.5,
+        "ts": T0,
+    }
+    return ServedRows(**(fields | kw))  # type: ignore[arg-type]
+
+
+def test_served_rows_are_expanded_into_one_table_row_each(plog: PredictionLog, url: str) -> None:
+    assert plog.record(served_rows("r", 3))
+    assert plog.record(served_rows("e", 2, predictions=None, probabilities=None, status="error"))
+    assert plog.flush()
+    with plog.engine.connect() as conn:
+        stored = {r.request_id: r for r in conn.execute(sa.select(predictions_table))}
+    assert sorted(stored) == ["e:0", "e:1", "r:0", "r:1", "r:2"]
+    assert stored["r:0"].features == {"a": 0.0, "b": None}  # NaN is stored as null
+    assert stored["r:2"].features == {"a": 4.0, "b": 5.0}
+    assert stored["r:1"].probabilities == {"x": 0.25, "y": 0.75}
+    assert (stored["r:1"].prediction, stored["r:1"].arm, stored["r:1"].strategy) == ("y", "challenger", "canary")
+    assert stored["r:1"].model_version == "3"
+    assert stored["r:1"].latency_ms == 1.5
+    assert stored["e:1"].status == "error"
+    assert stored["e:1"].prediction is None
+    assert stored["e:1"].probabilities is None
+    assert plog.stats().written == 5
+    assert plog.stats().queued == 0
 
 
 def test_close_is_idempotent_and_record_after_close_raises(plog: PredictionLog, url: str) -> None:

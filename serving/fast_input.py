@@ -1,0 +1,73 @@
+"""Turning plainly valid JSON rows into the model's float matrix in one cheap pass.
+
+Concept: validation at serving speed (C18, C19). Every protocol has a precise, slower validator
+(pydantic for /v1/predict, pandas + column checks for /invocations) that produces the error
+message naming the field. Most bodies are valid, and for those a single pass is enough: every row
+has every contract feature, every value is a JSON number (``null`` only when missing values are
+allowed; ``true`` is not a number), and numpy checks the contract's ranges on the whole matrix.
+`ContractMatrix` does that pass and answers None for anything else, so the caller falls back to
+its precise validator: the fast path only ever accepts a subset of what the precise one accepts,
+and tests hold the two side by side on generated valid and invalid bodies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+_NUMBER = (float, int)  # compared with type(v) is ...: bool and numeric strings are not numbers here
+
+
+class ContractMatrix:
+    """Rows → ``n x features`` float64 matrix in contract order, or None when not plainly valid."""
+
+    def __init__(
+        self, features: Sequence[str], ranges: Mapping[str, tuple[float, float]], allow_missing: bool, max_rows: int
+    ) -> None:
+        self.features = list(features)
+        self.fields = frozenset(features)
+        self.max_rows = max_rows
+        self.kinds: tuple[type, ...] = (*_NUMBER, type(None)) if allow_missing else _NUMBER
+        self.low = np.array([ranges[f][0] for f in self.features], dtype="float64")
+        self.high = np.array([ranges[f][1] for f in self.features], dtype="float64")
+
+    def records(self, rows: Any, *, exact: bool) -> np.ndarray | None:
+        """A list of row objects; ``exact``: no other keys allowed (else extra keys are ignored)."""
+        if type(rows) is not list or not 1 <= len(rows) <= self.max_rows:
+            return None
+        fields = self.fields
+        if exact:
+            if not all(type(row) is dict and row.keys() == fields for row in rows):
+                return None
+        elif not all(type(row) is dict and fields <= row.keys() for row in rows):
+            return None
+        names = self.features
+        return self._checked([[row[f] for f in names] for row in rows])
+
+    def split(self, columns: Any, data: Any) -> np.ndarray | None:
+        """A pandas "split" table: a list of column names and a list of equally long row lists."""
+        if type(columns) is not list or type(data) is not list or not 1 <= len(data) <= self.max_rows:
+            return None
+        if not all(type(c) is str for c in columns):
+            return None
+        if len(set(columns)) != len(columns) or not self.fields <= set(columns):
+            return None
+        width, where = len(columns), [columns.index(f) for f in self.features]
+        if not all(type(row) is list and len(row) == width for row in data):
+            return None
+        return self._checked([[row[i] for i in where] for row in data])
+
+    def _checked(self, matrix: list[list[Any]]) -> np.ndarray | None:
+        kinds = self.kinds
+        if not all(type(v) in kinds for row in matrix for v in row):
+            return None
+        try:
+            values = np.array(matrix, dtype="float64")  # None -> NaN
+        except OverflowError:  # an integer beyond float range: the precise validator says so
+            return None
+        with np.errstate(invalid="ignore"):
+            if ((values < self.low) | (values > self.high)).any() or np.isinf(values).any():  # NaN: allowed here
+                return None
+        return values
