@@ -2,6 +2,7 @@
 
 Thin shells over serving/rollout_controller.py. State lives in the shared database, so `run` can be
 stopped and started again, and `status` / `pause` / `abort` work from any shell or replica.
+`run --prefect` runs the same loop as the Prefect flow `rollout` (pipelines/rollout_flow.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -81,11 +83,22 @@ def tick_cmd() -> None:
 def run_cmd(
     interval: Annotated[float, typer.Option(help="Seconds between analyses.")] = 10.0,
     max_ticks: Annotated[int, typer.Option(help="Stop after this many analyses (0 = until finished).")] = 0,
+    prefect: Annotated[
+        bool, typer.Option("--prefect", help="Run the loop as the Prefect flow `rollout` (task runs + artifacts).")
+    ] = False,
 ) -> None:
     """Analyse every INTERVAL seconds until the rollout is promoted or aborted (restartable)."""
     from serving.rollout_controller import tick
 
-    ctx, store, engine = _parts()
+    ctx, store, engine = _parts()  # also configures Prefect's home and database before prefect is imported
+    if prefect:
+        from pipelines.rollout_flow import ARTIFACT_KEY, rollout_flow
+
+        status = rollout_flow(interval_s=interval, max_ticks=max_ticks)
+        last = store.rollout().history[-1:]
+        console.print(f"rollout flow finished: [bold]{status}[/bold]" + (f"  {escape(last[0].reason)}" if last else ""))
+        console.print(f"every decision is a `{ARTIFACT_KEY}` artifact of the flow run (Prefect UI: `mlops-lab ui`)")
+        return
     ticks = 0
     while True:
         result = tick(ctx.settings, ctx.params, store, engine)

@@ -1,0 +1,109 @@
+"""Prefect 3 flow ``rollout``: the canary controller's polling loop, run by an orchestrator.
+
+Concept: canary release with automated analysis (C21), the same loop as ``mlops-lab rollout run`` but
+observable: each analysis is a task run (``analyse-and-act``) in the Prefect UI, and each decision is
+published as a markdown artifact (``rollout-decision``: step, weight, every check's verdict, the reason),
+so "why did the canary stop at 25 %?" is answered from the UI. The flow holds no state of its own: every
+tick re-reads the rollout from the shared state store and the parameters from params.yaml, so a crashed
+or cancelled flow run is simply started again and continues where the database says, and a schedule
+edited mid-rollout takes effect at the next tick. Scheduling the flow on a Prefect server (a deployment)
+instead of a terminal loop changes nothing here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from lab.context import LabContext, load_context
+from serving.prediction_log import make_engine
+from serving.rollout_controller import Tick, tick
+from serving.state_store import StateStore
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+ACTIVE = ("running", "paused")  # statuses the controller keeps analysing; anything else is finished
+ARTIFACT_KEY = "rollout-decision"
+
+
+@contextmanager
+def controller_parts() -> Iterator[tuple[LabContext, StateStore, sa.Engine]]:
+    """Settings + params, the shared state store and the prediction log engine, closed afterwards."""
+    ctx = load_context()
+    store = StateStore(ctx.settings.prediction_log_uri, ctx.params.routing)
+    engine = make_engine(ctx.settings.prediction_log_uri)
+    try:
+        yield ctx, store, engine
+    finally:
+        engine.dispose()
+        store.close()
+
+
+# NO_CACHE: the task takes no inputs, so any input-based cache key would be identical for every tick
+# of a flow run; each call must read the database afresh.
+@task(name="analyse-and-act", cache_policy=NO_CACHE)
+def analyse_and_act_task() -> Tick:
+    """One controller step: measure both arms, decide, and carry out the decision."""
+    with controller_parts() as (ctx, store, engine):
+        return tick(ctx.settings, ctx.params, store, engine)
+
+
+def _cell(text: object) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def decision_markdown(result: Tick) -> str:
+    """The decision of one tick as markdown: step, weight, action, reason, and a row per check."""
+    state, action, analysis = result.state, result.action, result.analysis
+    lines = [
+        f"# Rollout of version {state.challenger_version}: {state.status}",
+        "",
+        "| step | challenger weight | action |",
+        "|---|---|---|",
+        f"| {state.step_index + 1} | {100 * state.weight:g} % | {action.kind} |",
+        "",
+        f"**Reason:** {action.reason}",
+        "",
+    ]
+    if analysis is None:
+        return "\n".join([*lines, "No analysis: no rollout in progress."])
+    lines += [
+        f"## Analysis: {analysis.verdict}",
+        "",
+        "| check | verdict | observed | limit | reason |",
+        "|---|---|---|---|---|",
+    ]
+    for c in analysis.checks:
+        observed = "-" if c.observed is None else f"{c.observed:.4g}"
+        limit = "-" if c.limit is None else f"{c.limit:.4g}"
+        lines.append(f"| {c.name} | {c.status} | {observed} | {limit} | {_cell(c.reason)} |")
+    return "\n".join(lines)
+
+
+@flow(name="rollout", log_prints=True)
+def rollout_flow(interval_s: float = 10.0, max_ticks: int = 0) -> str:
+    """Analyse every ``interval_s`` seconds until promoted or aborted (or ``max_ticks`` analyses, 0 = no limit).
+
+    Returns the rollout's status after the last analysis (``promoted``, ``aborted``, or ``running`` /
+    ``paused`` when ``max_ticks`` ran out; ``idle`` if no rollout was started).
+    """
+    if interval_s < 0 or max_ticks < 0:
+        raise ValueError(f"interval_s and max_ticks must be >= 0, got {interval_s} and {max_ticks}")
+    ticks = 0
+    while True:
+        result = analyse_and_act_task()
+        create_markdown_artifact(
+            key=ARTIFACT_KEY, markdown=decision_markdown(result), description=f"rollout: {result.action.kind}"
+        )
+        print(f"rollout {result.state.status} at {100 * result.state.weight:g} %: {result.action.reason}")
+        ticks += 1
+        if result.state.status not in ACTIVE or (max_ticks and ticks >= max_ticks):
+            return result.state.status
+        time.sleep(interval_s)  # the controller's polling interval: traffic accumulates in between
