@@ -4,48 +4,69 @@ Concept: logging beside monitoring (C30). Metrics say *how many* and *how slow*;
 *which request*: its id (to find its prediction and feedback), the arm and model version that
 served it, the status and the latency. `serving.metrics.MetricsMiddleware` builds the line; this
 module decides where it goes. A handler writing to a stream from the request path would put a
-blocking ``write`` on the event loop for every request, so the logger only enqueues the record
-(`logging.handlers.QueueHandler`) and a `QueueListener` thread writes it. ``stop`` (the app's
-shutdown) drains the queue, so no line is lost on a graceful exit. Lines go to stdout, where a
-container runtime or a log shipper collects them; ``MLOPS_ACCESS_LOG=false`` turns them off.
+blocking ``write`` on the event loop for every request, and a queue listener would wake a thread
+for every request. So the handler only appends the line to an in-memory deque, and one writer
+thread wakes every ``interval`` seconds and writes what gathered in a single call. ``stop`` (the
+app's shutdown) writes the rest, so no line is lost on a graceful exit; a hard kill loses at most
+``interval`` seconds of lines. ``MLOPS_ACCESS_LOG=false`` turns the lines off.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import sys
-from logging.handlers import QueueHandler, QueueListener
+import threading
+from collections import deque
 from typing import TextIO
 
 ACCESS_LOGGER = "serving.access"
 
 
-class AccessLog:
-    """Attach a queue-backed JSON-line handler to the ``serving.access`` logger while the app runs."""
+class _DequeHandler(logging.Handler):
+    def __init__(self, lines: deque[str]) -> None:
+        super().__init__(logging.INFO)
+        self.lines = lines
 
-    def __init__(self, stream: TextIO | None = None) -> None:
-        self.stream = stream
-        self._handler: QueueHandler | None = None
-        self._listener: QueueListener | None = None
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())  # deque.append is thread-safe and never blocks
+
+
+class AccessLog:
+    """Attach a batched JSON-line writer to the ``serving.access`` logger while the app runs."""
+
+    def __init__(self, stream: TextIO | None = None, interval: float = 0.05) -> None:
+        self.stream, self.interval = stream, interval
+        self._lines: deque[str] = deque()
+        self._handler = _DequeHandler(self._lines)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def start(self) -> AccessLog:
-        records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-        writer = logging.StreamHandler(self.stream or sys.stdout)
-        writer.setFormatter(logging.Formatter("%(message)s"))  # the message is already one JSON object
-        self._listener = QueueListener(records, writer)
-        self._handler = QueueHandler(records)
         logger = logging.getLogger(ACCESS_LOGGER)
         logger.addHandler(self._handler)
         logger.setLevel(logging.INFO)
-        self._listener.start()
+        self._thread = threading.Thread(target=self._run, name="access-log-writer", daemon=True)
+        self._thread.start()
         return self
 
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._write()
+        self._write()
+
+    def _write(self) -> None:
+        lines = []
+        while self._lines:
+            lines.append(self._lines.popleft())
+        if lines:
+            stream = self.stream or sys.stdout
+            stream.write("\n".join(lines) + "\n")
+            stream.flush()
+
     def stop(self) -> None:
-        """Detach the handler and write every queued line (idempotent)."""
-        if self._handler is not None:
-            logging.getLogger(ACCESS_LOGGER).removeHandler(self._handler)
-            self._handler = None
-        if self._listener is not None:
-            self._listener.stop()  # processes what is queued, then joins the thread
-            self._listener = None
+        """Detach the handler and write every pending line (idempotent)."""
+        logging.getLogger(ACCESS_LOGGER).removeHandler(self._handler)
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None

@@ -23,13 +23,12 @@ concurrency 8, with 110-130 vs 95-110 requests/s. Batches over 256 rows are scor
 is a plain ``def`` (threadpool).
 """
 
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
-from fastapi import BackgroundTasks, FastAPI, Header, Request
+from fastapi import BackgroundTasks, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
@@ -49,11 +48,21 @@ from serving.schemas import (
     build_schemas,
     contract_ranges,
     error_detail,
+    new_request_id,
+    valid_request_id,
 )
 
-HeaderId = Annotated[str | None, Header(pattern=REQUEST_ID_PATTERN, description="Your id for this request.")]
-UserId = Annotated[str | None, Header(max_length=200, description="Routing key: a user stays on one arm.")]
-ForceArm = Annotated[str | None, Header(description="champion | challenger | blue | green (debugging)")]
+MAX_USER_ID = 200
+# /v1/predict reads its headers itself (FastAPI's per-request dependency solving costs more than the
+# rest of the route); these entries document them in the OpenAPI spec exactly as Header() params would.
+PREDICT_HEADERS: list[dict[str, Any]] = [
+    {"name": "x-request-id", "in": "header", "required": False, "description": "Your id for this request.",
+     "schema": {"type": "string", "pattern": REQUEST_ID_PATTERN}},
+    {"name": "x-user-id", "in": "header", "required": False, "description": "Routing key: a user stays on one arm.",
+     "schema": {"type": "string", "maxLength": MAX_USER_ID}},
+    {"name": "x-force-arm", "in": "header", "required": False,
+     "description": "champion | challenger | blue | green (debugging)", "schema": {"type": "string"}},
+]  # fmt: skip
 ERRORS: dict[int | str, dict[str, Any]] = {422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}}
 
 
@@ -102,20 +111,14 @@ def create_app(settings: Settings | None = None, params: Params | None = None) -
         response_model=PredictResponse,
         responses=ERRORS,
         tags=["native"],
-        openapi_extra={"requestBody": predict_body},
+        openapi_extra={"requestBody": predict_body, "parameters": PREDICT_HEADERS},
     )
-    async def predict(
-        request: Request,
-        background: BackgroundTasks,
-        x_request_id: HeaderId = None,
-        x_user_id: UserId = None,
-        x_force_arm: ForceArm = None,
-    ) -> Response:
+    async def predict(request: Request, background: BackgroundTasks) -> Response:
         """Predict one row (a flat object of feature fields) or a batch (``{"rows": [...]}``)."""
+        rid, user_id, force_arm = _routing_headers(request)
         values = parser.parse(await request.body())  # 422 naming the field, from the typed schema
-        rid = x_request_id or uuid.uuid4().hex
         try:
-            served = await runtime.serve(values, rid, user_id=x_user_id, override=x_force_arm)
+            served = await runtime.serve(values, rid, user_id=user_id, override=force_arm)
         except SERVING_ERRORS as err:
             return _error(err)
         request.state.access = {"request_id": rid, "arm": served.decision.arm, "version": served.model.version}
@@ -162,6 +165,22 @@ def create_app(settings: Settings | None = None, params: Params | None = None) -
     admin.install(app, runtime)  # /v1/admin/*, only when MLOPS_ADMIN_TOKEN is set
     _document_components(app, body_components)
     return app
+
+
+def _routing_headers(request: Request) -> tuple[str, str | None, str | None]:
+    """(request id, X-User-Id, X-Force-Arm); a malformed header is a 422 naming it, like any field."""
+    headers = request.headers
+    rid, user_id = headers.get("x-request-id"), headers.get("x-user-id")
+    errors = []
+    if rid is not None and not valid_request_id(rid):
+        msg = f"String should match pattern '{REQUEST_ID_PATTERN}'"
+        errors.append({"type": "string_pattern_mismatch", "loc": ("header", "x-request-id"), "msg": msg, "input": rid})
+    if user_id is not None and len(user_id) > MAX_USER_ID:
+        msg = f"String should have at most {MAX_USER_ID} characters"
+        errors.append({"type": "string_too_long", "loc": ("header", "x-user-id"), "msg": msg, "input": user_id})
+    if errors:
+        raise RequestValidationError(errors)
+    return rid or new_request_id(), user_id, headers.get("x-force-arm")
 
 
 def predict_payload(served: Served, model_name: str) -> bytes:

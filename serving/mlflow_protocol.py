@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import io
 import json
-import uuid
 from collections.abc import Mapping, Sequence
 from importlib.metadata import version as package_version
 from typing import TYPE_CHECKING
@@ -38,7 +37,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from serving.fast_input import ContractMatrix
 from serving.predict import SERVING_ERRORS, NotReadyError, http_status
-from serving.schemas import MAX_BATCH_ROWS, out_of_range, valid_request_id
+from serving.schemas import MAX_BATCH_ROWS, new_request_id, out_of_range, valid_request_id
 
 if TYPE_CHECKING:
     from serving.runtime import Runtime
@@ -170,7 +169,7 @@ def build_router(
             return _mlflow_error(BAD_REQUEST, f"send application/json or text/csv (UTF-8); got {got}", 415)
         body = await request.body()
         header_id = request.headers.get("x-request-id", "")
-        rid = header_id if valid_request_id(header_id) else uuid.uuid4().hex
+        rid = header_id if valid_request_id(header_id) else new_request_id()
         try:
             values = fast_values(body, matrix) if mime == "application/json" else None
             if values is None:  # not plainly valid (or CSV): the precise path, whose errors name the problem

@@ -16,7 +16,6 @@ version, 503 while no champion is loaded. As with MLflow's protocol, value range
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from importlib.metadata import version as package_version
 from typing import TYPE_CHECKING, Any
@@ -28,7 +27,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 
 from serving.predict import SERVING_ERRORS, NotReadyError, http_status
-from serving.schemas import error_detail, out_of_range, valid_request_id
+from serving.schemas import error_detail, new_request_id, out_of_range, valid_request_id
 
 if TYPE_CHECKING:
     from serving.runtime import Runtime
@@ -181,7 +180,7 @@ def build_router(
             infer_request, values = parse_infer(
                 body, request.headers.get("inference-header-content-length"), len(features)
             )
-            rid = str(infer_request.id) if valid_request_id(infer_request.id) else uuid.uuid4().hex
+            rid = str(infer_request.id) if valid_request_id(infer_request.id) else new_request_id()
             frame = pd.DataFrame(values, columns=list(features))
             problem = out_of_range(frame, ranges) if ranges else None
             if problem:

@@ -93,6 +93,7 @@ class PredictionLog:
         self._lock = threading.Lock()
         self._room = threading.Condition(self._lock)  # notified whenever committed rows free room
         self._pending = 0  # rows accepted and not yet committed (or given up)
+        self._due = threading.Event()  # wakes the writer early: a full batch, a flush or a close
         self._counts = {"enqueued": 0, "written": 0, "refused": 0, "failed": 0}
         self._engine: sa.Engine | None = None
         self._thread: threading.Thread | None = None
@@ -147,7 +148,10 @@ class PredictionLog:
                 return False
             self._pending += n
             self._counts["enqueued"] += n
+            full_batch = self._pending >= self.batch_size
         self._queue.put(item)
+        if full_batch:
+            self._due.set()
         return True
 
     def _release(self, n: int) -> None:
@@ -161,6 +165,7 @@ class PredictionLog:
             return self._queue.empty()
         done = threading.Event()
         self._queue.put(done)
+        self._due.set()
         return done.wait(timeout)
 
     def close(self, timeout: float = 30.0) -> bool:
@@ -178,6 +183,7 @@ class PredictionLog:
         atexit.unregister(self.close)
         if self._thread is not None:
             self._queue.put(_STOP)  # FIFO: behind every record already enqueued
+            self._due.set()
             self._thread.join(timeout)
             if self._thread.is_alive():
                 log.error("prediction log writer did not finish in %.0f s; %d rows lost", timeout, self._pending)
@@ -226,25 +232,37 @@ class PredictionLog:
             return conn.scalar(query) is not None
 
     def _run(self) -> None:
-        batch: list[LogItem] = []
-        rows, deadline = 0, 0.0
+        """Sleep until there is work, let a batch gather, write it; markers are handled in queue order.
+
+        The writer is woken by the first record after an idle spell, then sleeps until the batch is
+        due (``max_delay``), or ``batch_size`` rows are pending, or a flush/close asks -- not once
+        per record, so the request path pays a queue put and never a thread switch.
+        """
         while True:
-            try:
-                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()) if batch else None)
-            except queue.Empty:
-                item = None  # the oldest record has waited max_delay
-            if isinstance(item, PredictionRecord | ServedRows):
-                if not batch:
-                    deadline = time.monotonic() + self.max_delay
-                batch.append(item)
-                rows += len(item)
-                if rows < self.batch_size and time.monotonic() < deadline:
+            first = self._queue.get()
+            if isinstance(first, PredictionRecord | ServedRows):
+                self._due.wait(self.max_delay)
+            self._due.clear()
+            items = [first]
+            while True:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            batch: list[LogItem] = []
+            stop = False
+            for item in items:
+                if isinstance(item, PredictionRecord | ServedRows):
+                    batch.append(item)
                     continue
+                self._write(batch)  # everything before a marker is committed before it is answered
+                batch = []
+                if isinstance(item, threading.Event):  # a flush() waiting for everything before it
+                    item.set()
+                elif item is _STOP:
+                    stop = True  # a record() racing with close() may sit behind it: written below
             self._write(batch)
-            batch, rows = [], 0
-            if isinstance(item, threading.Event):  # a flush() waiting for everything before it
-                item.set()
-            elif item is _STOP:
+            if stop:
                 return
 
     def _write(self, items: list[LogItem]) -> None:

@@ -141,15 +141,18 @@ def test_feedback_for_a_prediction_still_in_memory_is_not_unknown(url: str) -> N
 
 
 def test_writer_batches_by_size_and_keeps_the_rest_in_memory(url: str) -> None:
-    log = PredictionLog(url, batch_size=5, max_delay=60.0).start()
-    for i in range(13):
-        log.record(rec(i))
+    log = PredictionLog(url, batch_size=5, max_delay=60.0).start()  # time alone would not write for a minute
+    for i in range(5):
+        log.record(rec(i))  # the fifth makes a full batch: written without waiting max_delay
     deadline = time.monotonic() + 5
-    while log.stats().written < 10 and time.monotonic() < deadline:
+    while log.stats().written < 5 and time.monotonic() < deadline:
         time.sleep(0.005)  # polling a condition, bounded
-    assert log.stats().written == 10  # two full batches; the last 3 wait for max_delay or a flush
+    assert log.stats().written == 5
+    for i in range(5, 8):
+        log.record(rec(i))
+    assert (log.stats().written, log.stats().queued) == (5, 3)  # below a batch: in memory until due or flushed
     assert log.flush()
-    assert log.stats().written == 13
+    assert (log.stats().written, log.stats().queued) == (8, 0)
     log.close()
 
 
