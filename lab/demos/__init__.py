@@ -41,6 +41,10 @@ DEMOS: dict[str, str] = {
     "ab-test": "lab.demos.ab_test",
     "bandit": "lab.demos.bandit",
     "serving-rollback": "lab.demos.serving_rollback",
+    "logs-vs-metrics": "lab.demos.logs_vs_metrics",
+    "api-fuzz": "lab.demos.api_fuzz",
+    "load-test": "lab.demos.load_test",
+    "security": "lab.demos.security",
 }
 
 

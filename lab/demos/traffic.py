@@ -145,7 +145,7 @@ def running_service(ctx: LabContext, restore_routing: bool = True) -> Iterator[D
 
     # Hundreds of simulated users share one in-process client (one "IP"), so the per-client rate limit
     # (a protection for the real port) is off for this demo service.
-    settings = ctx.settings.model_copy(update={"rate_limit_per_s": 0.0})
+    settings = ctx.settings.model_copy(update={"rate_limit_per_s": 0.0, "access_log": False})
     with TestClient(create_app(settings, ctx.params)) as client:
         service = DemoService(client, ctx)
         found = service.store.routing()
