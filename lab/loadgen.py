@@ -101,6 +101,7 @@ class Target:
     port: int
     path: str
     body: bytes
+    request_id: str | None = None  # sent as X-Request-Id, so the server's access log can be matched
 
     def connect(self, timeout: float = 60) -> http.client.HTTPConnection:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
@@ -109,7 +110,8 @@ class Target:
 
     def send(self, conn: http.client.HTTPConnection) -> int:
         """One request on a keep-alive connection; its HTTP status."""
-        conn.request("POST", self.path, self.body, {"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json"} | ({"X-Request-Id": self.request_id} if self.request_id else {})
+        conn.request("POST", self.path, self.body, headers)
         response = conn.getresponse()
         response.read()
         return response.status

@@ -124,3 +124,24 @@ def test_run_load_spends_exactly_its_request_budget_and_counts_failures(flaky_se
     assert (len(result.latencies), result.errors, result.concurrency) == (20, 10, concurrency)
     assert _EveryThirdFails.count == 30  # no request beyond the budget
     assert list(result.latencies) == sorted(result.latencies)
+
+
+def test_server_times_read_the_batch_lines_of_the_access_log_without_the_warm_up() -> None:
+    from lab.bench_serving import BATCH_IDS, server_times
+
+    native, mlflow = BATCH_IDS["ours /v1/predict"], BATCH_IDS["ours /invocations"]
+    lines = [
+        "INFO:     Started server process",
+        f'{{"path": "/v1/predict", "status": 200, "latency_ms": 900.0, "request_id": "{native}"}}',  # warm-up
+        f'{{"path": "/v1/predict", "status": 200, "latency_ms": 40.0, "request_id": "{native}"}}',
+        '{"path": "/v1/predict", "status": 200, "latency_ms": 1.0, "request_id": "other"}',
+        f'{{"path": "/invocations", "status": 200, "latency_ms": 800.0, "request_id": "{mlflow}"}}',
+        f'{{"path": "/invocations", "status": 503, "latency_ms": 5.0, "request_id": "{mlflow}"}}',
+        f'{{"path": "/invocations", "status": 200, "latency_ms": 30.0, "request_id": "{mlflow}"}}',
+        f'{{"path": "/invocations", "status": 200, "latency_ms": 50.0, "request_id": "{mlflow}"}}',
+    ]
+    times = server_times(lines)
+    assert times["ours /v1/predict"].samples == (0.04,)
+    assert times["ours /invocations"].samples == (0.03, 0.05)  # the failed request is not a timing
+    with pytest.raises(RuntimeError, match="MLOPS_ACCESS_LOG"):
+        server_times(lines[:3])
