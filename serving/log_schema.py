@@ -8,7 +8,6 @@ PostgreSQL (JSONB columns), chosen by URL alone.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -179,9 +179,15 @@ class PredictionLogError(RuntimeError):
 
 
 def _json_default(obj: Any) -> Any:
-    if hasattr(obj, "tolist"):  # numpy scalars and arrays
+    if hasattr(obj, "tolist"):  # numpy scalars and arrays orjson does not take natively
         return obj.tolist()
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable; log plain floats/str in features")
+
+
+def to_json(obj: Any) -> str:
+    """JSON for the JSON/JSONB columns: orjson, about ten times faster than the standard library on the
+    writer thread (which shares the interpreter with the request path); numpy values are plain numbers."""
+    return orjson.dumps(obj, default=_json_default, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -201,7 +207,7 @@ def make_engine(url: str) -> sa.Engine:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     elif parsed.get_backend_name() != "postgresql":
         raise PredictionLogError(f"unsupported prediction log URL {url!r}; use sqlite:/// or postgresql+psycopg://")
-    engine = sa.create_engine(url, json_serializer=lambda o: json.dumps(o, default=_json_default), pool_pre_ping=True)
+    engine = sa.create_engine(url, json_serializer=to_json, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     return engine

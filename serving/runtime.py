@@ -16,6 +16,7 @@ bandit's reward -- exactly once, because only the call that *recorded* the label
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import Callable
@@ -145,6 +146,11 @@ class Runtime:
         )
         self.poller.refresh()  # load the models before the first request is accepted
         self.poller.start()
+        # Everything loaded so far (MLflow, scikit-learn, pandas, the models: millions of objects) lives
+        # as long as the process. Freezing it keeps the garbage collector's full collections from walking
+        # it again and again: a 10,000-row request creates enough objects to trigger them, and each one
+        # otherwise paused the service for ~200 ms on the 2-core box (docs/benchmarks.md).
+        gc.freeze()
 
     def stop(self) -> None:
         """Stop polling, then flush every logged prediction (graceful shutdown loses nothing)."""
