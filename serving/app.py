@@ -28,9 +28,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
-from fastapi import BackgroundTasks, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.background import BackgroundTask
 
 from lab.settings import Settings, configure_runtime, get_settings
 from pipelines.params import Params, load_params
@@ -113,7 +114,7 @@ def create_app(settings: Settings | None = None, params: Params | None = None) -
         tags=["native"],
         openapi_extra={"requestBody": predict_body, "parameters": PREDICT_HEADERS},
     )
-    async def predict(request: Request, background: BackgroundTasks) -> Response:
+    async def predict(request: Request) -> Response:
         """Predict one row (a flat object of feature fields) or a batch (``{"rows": [...]}``)."""
         rid, user_id, force_arm = _routing_headers(request)
         values = parser.parse(await request.body())  # 422 naming the field, from the typed schema
@@ -122,10 +123,9 @@ def create_app(settings: Settings | None = None, params: Params | None = None) -
         except SERVING_ERRORS as err:
             return _error(err)
         request.state.access = {"request_id": rid, "arm": served.decision.arm, "version": served.model.version}
-        if served.decision.shadow_alias is not None:
-            background.add_task(runtime.after_response, served, values)
+        shadow = BackgroundTask(runtime.after_response, served, values) if served.decision.shadow_alias else None
         return Response(predict_payload(served, settings.model_name), media_type="application/json",
-                        headers={"X-Request-Id": rid})  # fmt: skip
+                        headers={"X-Request-Id": rid}, background=shadow)  # fmt: skip
 
     @app.post(
         "/v1/feedback",
