@@ -83,10 +83,12 @@ def tick(settings: Settings, params: Params, store: StateStore, engine: sa.Engin
     now = now or datetime.now(UTC)
     champion_version = current_aliases(settings).get("champion", "")
     seen: list[Tick] = []
+    before: list[RolloutState] = []
 
     def decide(state: RolloutState) -> RolloutState:
         # Called again if an operator changed the rollout meanwhile (compare-and-swap): decide afresh.
         seen.clear()
+        before[:] = [state]
         if state.status not in ("running", "paused"):
             seen.append(Tick(state, Action("wait", f"no rollout in progress (status {state.status})"), None))
             return state
@@ -102,18 +104,26 @@ def tick(settings: Settings, params: Params, store: StateStore, engine: sa.Engin
 
     store.update_rollout(decide)
     result = seen[-1]
-    # The decision is committed first, then carried out; each action is safe to repeat.
+    # The decision is committed first, then carried out. A weight change is safe to repeat. If the
+    # registry refuses a promotion or a rejection (an outage), the committed "promoted" / "aborted" is
+    # undone -- unless an operator changed the rollout meanwhile -- so the next tick decides again
+    # instead of finding a finished rollout whose registry side never happened.
     action = result.action
     if action.kind == "set_weight" and action.weight is not None:
         weight = action.weight
         store.update_routing(lambda r: with_weight(r, weight))
-    elif action.kind == "promote":
-        summary = result.analysis.summary() if result.analysis else ""
-        promote(settings, "rollout-controller", f"canary passed every step: {summary}")
+    elif action.kind in ("promote", "abort"):
+        try:
+            if action.kind == "promote":
+                summary = result.analysis.summary() if result.analysis else ""
+                promote(settings, "rollout-controller", f"canary passed every step: {summary}")
+            else:
+                store.update_routing(lambda r: with_weight(r, 0.0))
+                reject_challenger(settings, "rollout-controller", action.reason)
+        except Exception:
+            store.update_rollout(lambda s: before[0] if s == result.state else s)
+            raise
         store.update_routing(lambda r: with_weight(r, 0.0))
-    elif action.kind == "abort":
-        store.update_routing(lambda r: with_weight(r, 0.0))
-        reject_challenger(settings, "rollout-controller", action.reason)
     return result
 
 

@@ -84,6 +84,38 @@ def test_good_challenger_walks_every_step_and_is_promoted(world) -> None:
     assert store.rollout().status == "promoted"
 
 
+def test_a_registry_failure_at_promotion_leaves_the_rollout_running_for_the_next_tick(world, monkeypatch) -> None:
+    """The registry refuses the promotion once (an outage): the rollout is not marked promoted; a later tick is."""
+    import pipelines.registry
+
+    settings, params, store, log = world
+    begin_rollout(settings, params, store)
+    n = params.rollout.min_requests
+    serve(log, "champion", "1", n)
+    for _ in params.rollout.steps[:-1]:
+        serve(log, "challenger", "2", n)
+        log.flush()
+        assert tick(settings, params, store, log.engine).action.kind == "set_weight"
+    serve(log, "challenger", "2", n)
+    log.flush()
+    real_promote = pipelines.registry.promote
+
+    def registry_down(*args: object, **kwargs: object) -> None:
+        raise ConnectionError("registry unreachable")
+
+    monkeypatch.setattr(pipelines.registry, "promote", registry_down)
+    before = store.rollout()
+    with pytest.raises(ConnectionError):
+        tick(settings, params, store, log.engine)
+    assert store.rollout() == before  # still running at the last step, not "promoted"
+    assert current_aliases(settings)["champion"] == "1"
+
+    monkeypatch.setattr(pipelines.registry, "promote", real_promote)  # the registry is back
+    assert tick(settings, params, store, log.engine).action.kind == "promote"
+    assert store.rollout().status == "promoted"
+    assert current_aliases(settings)["champion"] == "2"
+
+
 def test_erroring_challenger_is_aborted_rejected_and_loses_its_traffic(world) -> None:
     settings, params, store, log = world
     begin_rollout(settings, params, store)
