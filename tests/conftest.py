@@ -64,6 +64,9 @@ def make_settings(empty_mlflow_db: Path) -> MakeSettings:
     """Build Settings for a fresh state folder holding a copy of the empty MLflow store."""
 
     def build(state_dir: Path, **overrides: Any) -> Settings:
+        # In-process apps log requests through `logging` (caplog sees them); the stdout writer is for real
+        # servers, and a module-scoped app writing after pytest's capture ended only adds noise.
+        overrides.setdefault("access_log", False)
         settings = Settings(project_dir=REPO, state_dir=state_dir, **overrides)
         configure_runtime(settings)
         target = settings.state / "mlflow.db"
