@@ -42,6 +42,7 @@ class AccessLog:
         self._thread: threading.Thread | None = None
 
     def start(self) -> AccessLog:
+        self.stream = self.stream or sys.stdout  # bound now: a later swap of sys.stdout never gets our lines
         logger = logging.getLogger(ACCESS_LOGGER)
         logger.addHandler(self._handler)
         logger.setLevel(logging.INFO)
@@ -58,10 +59,9 @@ class AccessLog:
         lines = []
         while self._lines:
             lines.append(self._lines.popleft())
-        if lines:
-            stream = self.stream or sys.stdout
-            stream.write("\n".join(lines) + "\n")
-            stream.flush()
+        if lines and self.stream is not None:
+            self.stream.write("\n".join(lines) + "\n")
+            self.stream.flush()
 
     def stop(self) -> None:
         """Detach the handler and write every pending line (idempotent)."""
