@@ -74,18 +74,19 @@ def create_app(settings: Settings | None = None, params: Params | None = None) -
     schemas = build_schemas(params.dataset)
     metrics = Metrics()
     runtime = Runtime(settings, params, metrics)
+    access = AccessLog()  # started by the lifespan when MLOPS_ACCESS_LOG is on
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_runtime(settings)
-        access = AccessLog().start() if settings.access_log else None
+        if settings.access_log:
+            access.start()
         runtime.start()
         try:
             yield
         finally:
             runtime.stop()
-            if access is not None:
-                access.stop()
+            access.stop()
 
     app = FastAPI(
         title="mlops-lab serving",
@@ -95,7 +96,7 @@ def create_app(settings: Settings | None = None, params: Params | None = None) -
     )
     app.state.runtime = runtime
     limits.install(app, settings)  # body size, rate limit, CORS; inside the metrics, so 413/429 are counted
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(MetricsMiddleware, metrics=metrics, access=access)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

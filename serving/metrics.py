@@ -28,6 +28,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+    from serving.access_log import AccessLog
     from serving.model_cache import LoadedModel
 
 access_log = logging.getLogger("serving.access")
@@ -80,11 +81,13 @@ class MetricsMiddleware:
     """Counts and times every HTTP request; writes one structured JSON access-log line per request.
 
     Handlers can add fields to the log line (request id, arm, model version) through
-    ``request.state.access`` -- a dict in the ASGI scope's state.
+    ``request.state.access`` -- a dict in the ASGI scope's state. While ``access`` (the app's stdout
+    writer) runs, the line goes straight to it; otherwise to the ``serving.access`` logger, for
+    whoever configured a handler on it (tests, a custom logging setup).
     """
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app, self.metrics = app, metrics
+    def __init__(self, app: ASGIApp, metrics: Metrics, access: AccessLog | None = None) -> None:
+        self.app, self.metrics, self.access = app, metrics, access
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -107,7 +110,12 @@ class MetricsMiddleware:
             endpoint = getattr(route, "path", None) or "unmatched"
             self.metrics.requests.labels(endpoint, str(status)).inc()
             self.metrics.latency.labels(endpoint).observe(elapsed)
-            if access_log.isEnabledFor(logging.INFO):
+            writer = self.access if self.access is not None and self.access.running else None
+            if writer is not None or access_log.isEnabledFor(logging.INFO):
                 extra: dict[str, Any] = scope.get("state", {}).get("access", {})
                 line = {"method": scope["method"], "path": endpoint, "status": status, "latency_ms": elapsed * 1e3}
-                access_log.info(orjson.dumps({**line, **extra}, default=str).decode())
+                text = orjson.dumps({**line, **extra}, default=str).decode()
+                if writer is not None:
+                    writer.write(text)  # a deque append; the writer thread does the I/O
+                else:
+                    access_log.info(text)
