@@ -32,8 +32,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import orjson
 import pandas as pd
-from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.background import BackgroundTask
 
 from serving.fast_input import ContractMatrix
 from serving.predict import SERVING_ERRORS, NotReadyError, http_status
@@ -160,7 +161,7 @@ def build_router(
         "/invocations",
         responses={400: {"description": "BAD_REQUEST / INVALID_PARAMETER_VALUE"}, 415: {"description": "Media"}},
     )
-    async def invocations(request: Request, background: BackgroundTasks) -> Response:
+    async def invocations(request: Request) -> Response:
         """MLflow scoring protocol: JSON (dataframe_split | dataframe_records | instances | inputs) or CSV."""
         mime, _, options = (request.headers.get("content-type") or "").partition(";")
         mime, charset = mime.strip().lower(), options.strip().lower()
@@ -189,10 +190,10 @@ def build_router(
             code = {503: "TEMPORARILY_UNAVAILABLE", 500: "INTERNAL_ERROR"}.get(status, INVALID)
             return _mlflow_error(code, str(err), 400 if status == 422 else status)
         request.state.access = {"request_id": rid, "arm": served.decision.arm, "version": served.model.version}
-        background.add_task(runtime.after_response, served, values)
+        shadow = BackgroundTask(runtime.after_response, served, values) if served.decision.shadow_alias else None
         headers = {"X-Request-Id": rid, "X-Model-Version": served.model.version, "X-Arm": served.decision.arm}
         return Response(orjson.dumps({"predictions": served.scored.labels}), media_type="application/json",
-                        headers=headers)  # fmt: skip
+                        headers=headers, background=shadow)  # fmt: skip
 
     @router.get("/ping", response_class=PlainTextResponse)
     @router.get("/health", response_class=PlainTextResponse)
