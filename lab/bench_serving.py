@@ -23,18 +23,12 @@ libraries imported only inside the measurement. The servers' logs stay in the st
 
 from __future__ import annotations
 
-import http.client
 import itertools
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -46,7 +40,6 @@ from lab.bench import BenchEnv, Row, Section, Timing, format_duration, time_call
 from lab.loadgen import (
     LoadResult,
     Target,
-    aggregate,
     combine,
     percentile,
     requests_for,
@@ -54,8 +47,7 @@ from lab.loadgen import (
     run_wrk,
     wrk_available,
 )
-
-__all__ = ["LoadResult", "Target", "aggregate", "combine", "measure_serving", "percentile", "run_load"]
+from lab.local_servers import Server, free_port, running
 
 BATCH_IDS = {"ours /v1/predict": "bench-batch-native", "ours /invocations": "bench-batch-mlflow"}
 CONCURRENCY, ROUNDS, ROUND_CAP_S, WARMUP, WRK_ROUND_S = (1, 8, 64), 3, 8.0, 20, 3.0
@@ -68,8 +60,6 @@ HEALTH = {
     "bare2": "/docs",
     "uvicorn2": "/docs",
 }
-ONE_WORKER = ("ours /v1/predict", "ours /invocations", "bare", "mlflow serve")
-TWO_WORKERS = ("ours ×2 /v1/predict", "bare ×2", "bare ×2, plain uvicorn")
 
 
 def bare_app() -> FastAPI:
@@ -101,57 +91,6 @@ def bare_app() -> FastAPI:
         return Response(orjson.dumps({"predictions": answers}), media_type="application/json")
 
     return app
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _answers(port: int, path: str) -> bool:
-    try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        conn.request("GET", path)
-        return conn.getresponse().status == 200
-    except (OSError, http.client.HTTPException):
-        return False
-
-
-@contextmanager
-def servers(commands: dict[str, list[str]], ports: dict[str, int], env: dict[str, str], logs: Path) -> Iterator[float]:
-    """Start every server in its own process group (log: ``logs/bench-serving-<name>.log``), wait (bounded)
-    until each is healthy, yield the start-up time; afterwards SIGTERM each group (SIGKILL after 30 s).
-    A server that dies or stays unhealthy fails the benchmark with the tail of its log."""
-    procs: dict[str, subprocess.Popen[bytes]] = {}
-    began = time.monotonic()
-    try:
-        for name, cmd in commands.items():
-            with (logs / f"bench-serving-{name}.log").open(
-                "wb"
-            ) as out:  # the child keeps its own copy of the descriptor
-                procs[name] = subprocess.Popen(
-                    cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-                )
-        waiting = set(procs)
-        while waiting:
-            for name in sorted(waiting):
-                if _answers(ports[name], HEALTH[name]):
-                    waiting.discard(name)
-                elif procs[name].poll() is not None or time.monotonic() - began > START_TIMEOUT_S:
-                    tail = (logs / f"bench-serving-{name}.log").read_text(errors="replace")[-600:]
-                    raise RuntimeError(f"the {name} server did not come up on port {ports[name]}: ...{tail}")
-            time.sleep(0.2)
-        yield time.monotonic() - began
-    finally:
-        for proc in procs.values():
-            os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs.values():
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
 
 
 def _bodies(frame: Any, features: list[str]) -> dict[str, bytes]:
@@ -264,12 +203,15 @@ def measure_serving(env: BenchEnv) -> Section:
             if (status := run_training(settings, env.params, data_path=data).status) != "registered":
                 raise RuntimeError(f"the benchmark's training run ended {status!r}; run `mlops-lab train` to see why")
         frame = load_data(data).frame[features].sample(BATCH_ROWS, replace=True, random_state=0)
-        bodies, ports = _bodies(frame, features), {name: _free_port() for name in HEALTH}
+        bodies, ports = _bodies(frame, features), {name: free_port() for name in HEALTH}
         logs = env.settings.reports_dir  # kept after the run: the servers' logs, for a failure or a finding
         logs.mkdir(parents=True, exist_ok=True)
         env.say(f"  starting {len(HEALTH)} servers (logs in {logs}; mlflow serve takes 15-30 s) ...")
         env.say(f"  load generator: {'wrk' if use_wrk else 'Python threads (install wrk for lighter load)'}")
-        with servers(_commands(settings.model_name, ports), ports, _environment(settings), logs) as start_s:
+        env_vars, commands = _environment(settings), _commands(settings.model_name, ports)
+        started = {name: Server(cmd, env_vars, ports[name], HEALTH[name], logs / f"bench-serving-{name}.log")
+                   for name, cmd in commands.items()}  # fmt: skip
+        with running(started, START_TIMEOUT_S) as start_s:
             one, two = _targets(ports, bodies), _two_worker_targets(ports, bodies)
             for name, target in {**one, **two}.items():
                 if warm := run_load(target, 1, WARMUP, ROUND_CAP_S).errors:

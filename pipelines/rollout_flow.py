@@ -13,37 +13,15 @@ instead of a terminal loop changes nothing here.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from lab.context import LabContext, load_context
-from serving.prediction_log import make_engine
-from serving.rollout_controller import Tick, tick
-from serving.state_store import StateStore
-
-if TYPE_CHECKING:
-    import sqlalchemy as sa
+from serving.rollout_controller import Tick, controller_parts, tick
 
 ACTIVE = ("running", "paused")  # statuses the controller keeps analysing; anything else is finished
 ARTIFACT_KEY = "rollout-decision"
-
-
-@contextmanager
-def controller_parts() -> Iterator[tuple[LabContext, StateStore, sa.Engine]]:
-    """Settings + params, the shared state store and the prediction log engine, closed afterwards."""
-    ctx = load_context()
-    store = StateStore(ctx.settings.prediction_log_uri, ctx.params.routing)
-    engine = make_engine(ctx.settings.prediction_log_uri)
-    try:
-        yield ctx, store, engine
-    finally:
-        engine.dispose()
-        store.close()
 
 
 # NO_CACHE: the task takes no inputs, so any input-based cache key would be identical for every tick
@@ -51,8 +29,12 @@ def controller_parts() -> Iterator[tuple[LabContext, StateStore, sa.Engine]]:
 @task(name="analyse-and-act", cache_policy=NO_CACHE)
 def analyse_and_act_task() -> Tick:
     """One controller step: measure both arms, decide, and carry out the decision."""
-    with controller_parts() as (ctx, store, engine):
+    ctx, store, engine = controller_parts()
+    try:
         return tick(ctx.settings, ctx.params, store, engine)
+    finally:
+        engine.dispose()
+        store.close()
 
 
 def _cell(text: object) -> str:

@@ -29,6 +29,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
 
 from serving.fast_input import ContractMatrix
+from serving.predict import to_matrix
 from serving.schemas import ApiSchemas
 
 
@@ -68,8 +69,7 @@ class BodyParser:
             errors = [{**e, "loc": ("body", *e["loc"])} for e in err.errors(include_url=False)]
             raise RequestValidationError(errors) from None
         rows = getattr(parsed, "rows", None) or [parsed]
-        matrix = [[getattr(row, f) for f in self.features] for row in rows]
-        return np.array(matrix, dtype="float64").reshape(len(rows), len(self.features))
+        return to_matrix([row.__dict__ for row in rows], self.features)
 
     def openapi_body(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """The request-body schema for the OpenAPI document and the component schemas it refers to."""

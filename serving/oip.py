@@ -186,7 +186,7 @@ def build_router(
             if problem:
                 raise OipError(f"input {infer_request.inputs[0].name!r}: {problem}")
             served = await runtime.serve(
-                frame.to_numpy(dtype="float64"),
+                values,  # already n x features float64 (parse_infer)
                 rid,
                 user_id=request.headers.get("x-user-id"),
                 override=request.headers.get("x-force-arm"),
@@ -195,7 +195,7 @@ def build_router(
         except (OipError, *SERVING_ERRORS) as err:
             return _error(err)
         request.state.access = {"request_id": rid, "arm": served.decision.arm, "version": served.model.version}
-        background.add_task(runtime.after_response, served, frame.to_numpy(dtype="float64"))
+        background.add_task(runtime.after_response, served, values)
         n = len(frame)
         probabilities = served.scored.probabilities
         outputs = {

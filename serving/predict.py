@@ -92,11 +92,6 @@ class Scored:
     probabilities: np.ndarray | None  # rows x classes, None when only labels were asked for
     classes: list[str]
 
-    def probability_dicts(self) -> list[dict[str, float]]:
-        if self.probabilities is None:
-            return [{} for _ in self.labels]
-        return [dict(zip(self.classes, row, strict=True)) for row in self.probabilities.tolist()]
-
 
 @dataclass(frozen=True)
 class Served:

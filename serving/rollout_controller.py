@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from serving.canary_analysis import Analysis, ArmMetrics, analyse
-from serving.prediction_log import feedback_table, predictions_table
+from serving.prediction_log import feedback_table, make_engine, predictions_table
 from serving.rollout import Action, RolloutState, advance, start
 from serving.router import with_paused, with_strategy, with_weight
 
 if TYPE_CHECKING:
+    from lab.context import LabContext
     from lab.settings import Settings
     from pipelines.params import Params
     from serving.state_store import StateStore
@@ -61,6 +62,22 @@ class Tick:
     state: RolloutState
     action: Action
     analysis: Analysis | None
+
+
+def controller_parts() -> tuple[LabContext, StateStore, sa.Engine]:
+    """What the controller works on: settings + params, the shared state store, the prediction log engine.
+
+    The caller closes the store and disposes of the engine when it is done (a CLI process may just exit).
+    """
+    from lab.context import load_context
+    from serving.state_store import StateStore
+
+    ctx = load_context()
+    return (
+        ctx,
+        StateStore(ctx.settings.prediction_log_uri, ctx.params.routing),
+        make_engine(ctx.settings.prediction_log_uri),
+    )
 
 
 def begin_rollout(settings: Settings, params: Params, store: StateStore, now: datetime | None = None) -> Tick:

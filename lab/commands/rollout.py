@@ -26,13 +26,9 @@ rollout_app = typer.Typer(help="Canary rollout: start, watch, step, pause, resum
 
 
 def _parts() -> tuple[LabContext, StateStore, sa.Engine]:
-    from lab.context import load_context
-    from serving.prediction_log import make_engine
-    from serving.state_store import StateStore
+    from serving.rollout_controller import controller_parts
 
-    ctx = load_context()
-    store = StateStore(ctx.settings.prediction_log_uri, ctx.params.routing)
-    return ctx, store, make_engine(ctx.settings.prediction_log_uri)
+    return controller_parts()
 
 
 def _show(tick: Tick) -> None:

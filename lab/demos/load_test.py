@@ -9,7 +9,7 @@ how the service fails: cheap, explicit refusals (429 with ``Retry-After``) are f
 5xx are not.
 
 The service runs exactly as deployed (``mlops-lab serve``, one uvicorn worker, a free loopback
-port, a subprocess) with the load generator of ``make bench`` (`lab.bench_serving.run_load`:
+port, a subprocess) with the load generator of ``make bench`` (`lab.loadgen.run_load`:
 threads with keep-alive connections, a request budget and a time cap). Two servers start side by
 side: one with its rate limit out of reach, to measure, and one with a low limit, to overload. Both
 write to their own prediction log in ``<state>/load-test/``: synthetic traffic must never reach
@@ -23,9 +23,6 @@ import http.client
 import itertools
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -36,9 +33,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lab.local_servers import Server, free_port, running
+
 if TYPE_CHECKING:
-    from lab.bench_serving import LoadResult, Target
     from lab.context import LabContext
+    from lab.loadgen import LoadResult, Target
     from lab.narrate import Narrator
     from lab.settings import Settings
 
@@ -53,28 +52,12 @@ START_TIMEOUT_S = 120.0
 PASSED_ON = ("project_dir", "params_file", "tracking_uri", "registry_uri", "artifact_root", "model_name")
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def server_environment(settings: Settings, prediction_log: Path, limits: dict[str, str]) -> dict[str, str]:
     """The environment of a load-test server: these settings, its own prediction log, its rate limit."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_")}  # only what the demo decides
     env |= {f"MLOPS_{name.upper()}": str(value) for name in PASSED_ON if (value := getattr(settings, name)) is not None}
     env |= {"MLOPS_STATE_DIR": str(settings.state), "MLOPS_PREDICTION_LOG_URL": f"sqlite:///{prediction_log}"}
     return env | limits | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"}
-
-
-def _ready(port: int) -> bool:
-    try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        conn.request("GET", "/readyz")
-        return conn.getresponse().status == 200
-    except (OSError, http.client.HTTPException):
-        return False
 
 
 @contextmanager
@@ -84,39 +67,16 @@ def serve_processes(settings: Settings, limits: dict[str, dict[str, str]], folde
     Each server logs to ``<folder>/<name>.log`` and keeps a fresh prediction log ``<folder>/<name>.db``.
     A server that exits or is not ready within START_TIMEOUT_S raises RuntimeError with its log's tail.
     """
-    folder.mkdir(parents=True, exist_ok=True)
-    procs: dict[str, subprocess.Popen[bytes]] = {}
     ports = {name: free_port() for name in limits}
-    began = time.monotonic()
-    try:
-        for name, limit in limits.items():
-            (folder / f"{name}.db").unlink(missing_ok=True)  # each run starts from an empty log
-            command = [str(Path(sys.executable).parent / "mlops-lab"), "serve", "--port", str(ports[name])]
-            with (folder / f"{name}.log").open("wb") as log:  # the child keeps its own descriptor
-                env = server_environment(settings, folder / f"{name}.db", limit)
-                procs[name] = subprocess.Popen(
-                    command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-                )
-        waiting = set(procs)
-        while waiting:
-            for name in sorted(waiting):
-                if _ready(ports[name]):
-                    waiting.discard(name)
-                elif procs[name].poll() is not None or time.monotonic() - began > START_TIMEOUT_S:
-                    tail = (folder / f"{name}.log").read_text(errors="replace")[-800:]
-                    raise RuntimeError(f"the {name} server did not become ready on port {ports[name]}: ...{tail}")
-            time.sleep(0.2)  # readiness poll of a subprocess, bounded by START_TIMEOUT_S
+    cli = str(Path(sys.executable).parent / "mlops-lab")
+    servers = {}
+    for name, limit in limits.items():
+        (folder / f"{name}.db").unlink(missing_ok=True)  # each run starts from an empty log
+        env = server_environment(settings, folder / f"{name}.db", limit)
+        command = [cli, "serve", "--port", str(ports[name])]
+        servers[name] = Server(command, env, ports[name], "/readyz", folder / f"{name}.log")
+    with running(servers, START_TIMEOUT_S):
         yield ports
-    finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)  # graceful: drains the prediction log
-        for proc in procs.values():
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
 
 
 @dataclass
@@ -160,7 +120,7 @@ def flood(target: Target, concurrency: int, requests: int) -> Flood:
 def load_rows(result: LoadResult) -> list[object]:
     """One table row: concurrency, sent, ok, errors, req/s, p50, p95, p99."""
     from lab.bench import format_duration
-    from lab.bench_serving import percentile
+    from lab.loadgen import percentile
 
     ok = len(result.latencies)
     p = [format_duration(percentile(result.latencies, q)) if ok else "-" for q in (50, 95, 99)]
@@ -183,8 +143,8 @@ def _one_refusal(target: Target) -> tuple[int, str, str]:
 def run(n: Narrator, ctx: LabContext) -> None:
     """Bounded load at two concurrencies, a table of percentiles, then an overload against a low rate limit."""
     from lab.bench import format_duration
-    from lab.bench_serving import Target, percentile, run_load
     from lab.demos.prep import display_path, ensure_champion
+    from lab.loadgen import Target, percentile, run_load
 
     n.title("Load test: percentiles under bounded load, then overload", "C43 load / stress tests")
     n.step("Start the real service twice (`mlops-lab serve`, one worker each, loopback)")
@@ -244,5 +204,6 @@ def run(n: Narrator, ctx: LabContext) -> None:
         "lab/loadgen.py (run_load, Target, percentile)",
         "serving/limits.py (RateLimit)",
         "lab/demos/load_test.py (serve_processes)",
+        "lab/local_servers.py",
     )
     n.say("the performance targets live in `make bench` (same load generator, three servers side by side)")

@@ -1,7 +1,7 @@
-"""The load generator's wrk engine: its Lua script, the parsing of its result, and a real run.
+"""The load generator: percentiles and pooling, the Python engine's request budget, and the wrk engine.
 
-The real run needs the ``wrk`` binary (Debian package ``wrk``; `.ci/run` installs it) and is
-skipped without it; the parsing is tested either way.
+The wrk run needs the ``wrk`` binary (Debian package ``wrk``; `.ci/run` installs it) and is skipped
+without it; the parsing of its output is tested either way. Speed is never asserted here.
 """
 
 from __future__ import annotations
@@ -13,7 +13,66 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from lab.loadgen import LoadResult, Target, combine, lua_string, parse_wrk, percentile, run_wrk
+from lab.loadgen import (
+    LoadResult,
+    Target,
+    aggregate,
+    combine,
+    lua_string,
+    parse_wrk,
+    percentile,
+    run_load,
+    run_wrk,
+)
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [(0, 1.0), (1, 1.0), (50, 50.0), (90, 90.0), (99, 99.0), (99.5, 100.0), (100, 100.0)],
+)
+def test_percentile_is_the_nearest_rank_of_the_sorted_values(q: float, expected: float) -> None:
+    values = [float(v) for v in range(100, 0, -1)]  # 100..1, unsorted on purpose
+    assert percentile(values, q) == expected
+
+
+def test_percentile_of_few_values_is_always_an_observed_one() -> None:
+    assert percentile([0.003], 99) == 0.003
+    assert percentile([0.002, 0.001], 50) == 0.001  # nearest rank: no interpolation to 0.0015
+    assert percentile([0.002, 0.001], 51) == 0.002
+
+
+@pytest.mark.parametrize(("values", "q"), [([], 50), ([1.0], -1), ([1.0], 100.1)])
+def test_percentile_rejects_no_values_and_q_out_of_range(values: list[float], q: float) -> None:
+    with pytest.raises(ValueError, match=r"no values|0-100"):
+        percentile(values, q)
+
+
+def test_aggregate_pools_every_worker_sorted_with_throughput_over_wall_time() -> None:
+    result = aggregate([[0.003, 0.001], [0.002], []], errors=2, wall_s=0.5)
+    assert result == LoadResult((0.001, 0.002, 0.003), 2, 0.5, 3)
+    assert result.requests_per_s == pytest.approx(6.0)  # successful requests only
+    assert LoadResult((), 0, 0.0, 1).requests_per_s == 0.0
+
+
+def test_combine_pools_rounds_and_adds_up_failures_and_wall_time() -> None:
+    rounds = [aggregate([[0.004], [0.001]], 1, 1.0), aggregate([[0.002], [0.003]], 0, 3.0)]
+    pooled = combine(rounds)
+    assert pooled == LoadResult((0.001, 0.002, 0.003, 0.004), 1, 4.0, 2)
+    assert pooled.requests_per_s == pytest.approx(1.0)
+    assert percentile(pooled.latencies, 50) == 0.002
+
+
+def test_combine_refuses_nothing_and_mixed_concurrency() -> None:
+    with pytest.raises(ValueError, match="same concurrency"):
+        combine([])
+    with pytest.raises(ValueError, match="same concurrency"):
+        combine([aggregate([[0.001]], 0, 1.0), aggregate([[0.001], [0.002]], 0, 1.0)])
+
+
+def test_summary_shows_throughput_percentiles_and_failures() -> None:
+    latencies = tuple(i / 1000 for i in range(1, 101))  # 1..100 ms
+    assert LoadResult(latencies, 0, 2.0, 1).summary() == "50 req/s, p50 50 ms, p99 99 ms"
+    assert LoadResult(latencies, 3, 2.0, 1).summary().endswith(", 3 FAILED")
 
 
 def test_lua_string_picks_a_long_bracket_level_the_body_does_not_contain() -> None:
@@ -56,7 +115,7 @@ class _EveryThirdFails(BaseHTTPRequestHandler):
         with self.lock:
             type(self).count += 1
             status = 500 if type(self).count % 3 == 0 else 200
-        self.send_response(status if body == b'{"x": [[1]]}' else 400)
+        self.send_response(status if body.startswith(b'{"x": ') else 400)  # the body was really posted
         self.send_header("Content-Length", "2")
         self.end_headers()
         self.wfile.write(b"{}")
@@ -86,3 +145,11 @@ def test_run_wrk_posts_the_body_and_counts_non_2xx_as_errors(flaky_server: int) 
     assert abs(3 * result.errors - (result.ok + result.errors)) <= 3 * 2  # every third failed (400s would break it)
     assert list(result.latencies) == sorted(result.latencies)
     assert len(result.latencies) == 999
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_run_load_spends_exactly_its_request_budget_and_counts_failures(flaky_server: int, concurrency: int) -> None:
+    result = run_load(Target(flaky_server, "/predict", b'{"x": 1}'), concurrency, requests=30, cap_s=60)
+    assert (len(result.latencies), result.errors, result.concurrency) == (20, 10, concurrency)
+    assert _EveryThirdFails.count == 30  # no request beyond the budget
+    assert list(result.latencies) == sorted(result.latencies)
