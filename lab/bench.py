@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from lab.settings import Settings
     from pipelines.params import Params
 
-LIBRARIES = ("scikit-learn", "mlflow", "prefect", "great-expectations", "pandas", "numpy")
+LIBRARIES = ("scikit-learn", "mlflow", "prefect", "great-expectations", "evidently", "pandas", "numpy")
 COMMAND = "make bench"
 # Sections in report order: name -> "module:function" taking a BenchEnv and returning a Section.
 SECTIONS = {
@@ -40,6 +40,8 @@ SECTIONS = {
     "validation": "lab.bench_sections:measure_validation",
     "training": "lab.bench_sections:measure_training",
     "serving": "lab.bench_serving:measure_serving",
+    "drift": "lab.bench_drift:measure_drift",
+    "demo": "lab.bench_demo:measure_demo",
 }
 COLUMNS = ("measurement", "baseline", "baseline median", "subject", "subject median", "ratio", "target", "verdict")
 

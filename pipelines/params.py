@@ -157,6 +157,66 @@ class RolloutParams(_Strict):
         return self
 
 
+class DataDriftParams(_Strict):
+    drift_share: float = Field(default=0.5, gt=0, le=1)  # dataset drift when this share of features drifted
+    method: str | None = None  # Evidently stattest name (e.g. "ks", "psi", "wasserstein"); None = its default per size
+    threshold: float | None = None  # the stattest's threshold; None = Evidently's default for the method
+
+
+class PredictionDriftParams(_Strict):
+    p_value: float = Field(default=0.01, gt=0, lt=1)  # class-share chi-square and confidence K-S, each at this level
+
+
+class ConceptDriftParams(_Strict):
+    window: int = Field(default=200, ge=1)  # newest labelled predictions per model version
+    min_labels: int = Field(default=50, ge=1)  # fewer labels: inconclusive, never a pass
+    max_accuracy_drop: float = Field(default=0.1, ge=0, le=1)  # online may trail offline test accuracy by this
+
+
+class AttributionDriftParams(_Strict):
+    n_repeats: int = Field(default=5, ge=1)
+    seed: int = 0
+    max_rows: int = Field(default=1000, ge=10)  # rows sampled from each side for the importance estimate
+    threshold: float = Field(default=0.3, gt=0)  # attribution drift score above this fires
+
+
+class AnomalyParams(_Strict):
+    alpha: float = Field(default=0.3, gt=0, le=1)  # EWMA smoothing
+    z_threshold: float = Field(default=4.0, gt=0)  # robust z-score above this is an anomaly
+    warmup: int = Field(default=20, ge=2)  # points before the detector may fire
+
+
+class ABTestParams(_Strict):
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    power: float = Field(default=0.8, gt=0, lt=1)
+    min_effect: float = Field(default=0.05, gt=0, lt=1)  # smallest difference in success rate worth detecting
+    min_samples: int = Field(default=100, ge=1)  # per arm, before any decision
+
+
+class RetrainParams(_Strict):
+    cooldown_minutes: float = Field(default=30.0, ge=0)  # no second retrain within this time of the last one
+    lock_ttl_s: float = Field(default=900.0, gt=0)  # a crashed retrain's lock expires after this
+    recent_rows: int = Field(default=2000, ge=0)  # newest labelled production rows added to the reference
+    triggers: list[Literal["data_drift", "prediction_drift", "concept_drift", "attribution_drift", "anomaly"]] = [
+        "data_drift",
+        "concept_drift",
+    ]  # checks whose firing starts a retrain
+    schedule: str | None = None  # cron of a periodic retrain whatever the checks say (None: only on triggers)
+
+
+class MonitoringParams(_Strict):
+    window: int = Field(default=500, ge=1)  # newest served predictions per check
+    min_rows: int = Field(default=100, ge=1)  # fewer rows in the window: inconclusive
+    schedule: str = "0 * * * *"  # cron of the scheduled monitoring deployment
+    data_drift: DataDriftParams = DataDriftParams()
+    prediction_drift: PredictionDriftParams = PredictionDriftParams()
+    concept_drift: ConceptDriftParams = ConceptDriftParams()
+    attribution_drift: AttributionDriftParams = AttributionDriftParams()
+    anomaly: AnomalyParams = AnomalyParams()
+    ab_test: ABTestParams = ABTestParams()
+    retrain: RetrainParams = RetrainParams()
+
+
 class Params(BaseModel):
     """Everything in params.yaml. Sections added by later stages are kept but not interpreted here."""
 
@@ -170,6 +230,7 @@ class Params(BaseModel):
     batches: BatchParams = BatchParams()
     routing: RoutingParams = RoutingParams()
     rollout: RolloutParams = RolloutParams()
+    monitoring: MonitoringParams = MonitoringParams()
 
     @model_validator(mode="after")
     def _consistent(self) -> Params:

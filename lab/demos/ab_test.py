@@ -4,65 +4,24 @@ Concept: A/B testing (C24). The router puts each user in arm A (champion) or B (
 hash of the user id with its own salt, so the split is fixed, sticky and independent of any canary
 assignment. Outcomes come from the feedback loop: every answer's true label arrives through
 ``POST /v1/feedback`` and is joined to the prediction in the log. The comparison is a two-proportion
-z-test on online accuracy with a 95 % confidence interval for the difference, computed inline here
-(scipy's normal distribution); the guard refuses to conclude anything below a minimum number of
-labels per arm, because an early look at a handful of labels is mostly noise.
+z-test on online accuracy with a 95 % confidence interval for the difference (``monitoring/ab_stats.py``);
+the guard refuses to conclude anything below ``monitoring.ab_test.min_samples`` labels per arm,
+because an early look at a handful of labels is mostly noise. A seeded simulation then prices the
+fixed split: the correct answers it loses against a bandit.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
+
+from monitoring.ab_stats import ArmOutcome, Decision, compare_regret, decide, labels_needed
 
 if TYPE_CHECKING:
     from lab.context import LabContext
     from lab.demos.traffic import DemoService
     from lab.narrate import Narrator
-
-
-@dataclass(frozen=True)
-class ArmOutcome:
-    labelled: int
-    correct: int
-
-    @property
-    def accuracy(self) -> float:
-        return self.correct / self.labelled if self.labelled else float("nan")
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """B minus A in online accuracy: the difference, its 95 % CI, the z statistic and the two-sided p-value."""
-
-    difference: float
-    ci_low: float
-    ci_high: float
-    z: float
-    p_value: float
-
-
-def two_proportion_test(a: ArmOutcome, b: ArmOutcome) -> Comparison:
-    """Two-proportion z-test (pooled standard error) and a Wald 95 % interval for B - A."""
-    from scipy.stats import norm
-
-    pa, pb = a.accuracy, b.accuracy
-    pooled = (a.correct + b.correct) / (a.labelled + b.labelled)
-    se_pooled = math.sqrt(pooled * (1 - pooled) * (1 / a.labelled + 1 / b.labelled))
-    z = (pb - pa) / se_pooled if se_pooled > 0 else 0.0
-    se = math.sqrt(pa * (1 - pa) / a.labelled + pb * (1 - pb) / b.labelled)
-    half = float(norm.ppf(0.975)) * se
-    return Comparison(pb - pa, pb - pa - half, pb - pa + half, z, float(2 * norm.sf(abs(z))))
-
-
-def labels_needed(baseline: float, drop: float, power: float = 0.8, alpha: float = 0.05) -> int:
-    """Labels per arm to detect an accuracy drop of ``drop`` from ``baseline`` (normal approximation)."""
-    from scipy.stats import norm
-
-    p2 = max(baseline - drop, 0.0)
-    spread = baseline * (1 - baseline) + p2 * (1 - p2)
-    return math.ceil((norm.ppf(1 - alpha / 2) + norm.ppf(power)) ** 2 * spread / drop**2)
+    from pipelines.params import ABTestParams
 
 
 def outcomes(service: DemoService, since: datetime) -> dict[str, ArmOutcome]:
@@ -79,22 +38,39 @@ def outcomes(service: DemoService, since: datetime) -> dict[str, ArmOutcome]:
     }
 
 
-def _report(n: Narrator, result: dict[str, ArmOutcome], minimum: int) -> Comparison | None:
+def _report(n: Narrator, result: dict[str, ArmOutcome], params: ABTestParams) -> Decision:
     a, b = result.get("champion", ArmOutcome(0, 0)), result.get("challenger", ArmOutcome(0, 0))
     n.table(
         "online accuracy per arm (from feedback)",
         ["arm", "labelled", "correct", "accuracy"],
         [[name, o.labelled, o.correct, f"{o.accuracy:.1%}"] for name, o in (("A champion", a), ("B challenger", b))],
     )
-    if min(a.labelled, b.labelled) < minimum:
-        n.bad(f"not enough data yet: {a.labelled} and {b.labelled} labels, need {minimum} per arm; keep collecting")
-        return None
-    test = two_proportion_test(a, b)
+    decision = decide(a, b, params)
+    test = decision.comparison
+    if test is None:
+        n.bad(f"not enough data yet: {decision.reason}; keep collecting")
+        return decision
     n.say(
-        f"B - A = {test.difference:+.1%}, 95 % CI [{test.ci_low:+.1%}, {test.ci_high:+.1%}], "
+        f"B - A = {test.difference:+.1%}, {test.confidence * 100:.0f} % CI [{test.ci_low:+.1%}, {test.ci_high:+.1%}], "
         f"z = {test.z:.2f}, p = {test.p_value:.3f}"
     )
-    return test
+    return decision
+
+
+def _price_of_the_split(n: Narrator, params: ABTestParams) -> None:
+    rates, steps = {"champion": 0.95, "challenger": 0.90}, 2000
+    result = compare_regret(rates, steps, params, seeds=range(10))
+    names = {
+        "fixed_split": "fixed 50/50 for the whole run",
+        "explore_then_commit": f"50/50 for {result.test_length} requests, then the winner",
+        "thompson": "Thompson-sampling bandit",
+    }
+    n.table(
+        f"{steps} simulated requests, true accuracy {rates}, mean of {result.seeds} seeds",
+        ["policy", "regret (correct answers lost)"],
+        [[names[p], f"{r:.1f}"] for p, r in result.regret.items()],
+    )
+    n.ok(f"the bandit loses {result.ratio('thompson'):.0f}x fewer answers than a split held to the end")
 
 
 def run(n: Narrator, ctx: LabContext) -> None:
@@ -102,7 +78,7 @@ def run(n: Narrator, ctx: LabContext) -> None:
     from lab.demos.prep import ensure_champion
     from lab.demos.traffic import ARM_COLUMNS, arm_table, ensure_challenger, running_service, users
 
-    minimum = ctx.params.rollout.min_feedback
+    stats = ctx.params.monitoring.ab_test
     n.title("A/B test: fixed split, feedback as outcome, a test before a verdict", "C24 A/B test · C38 feedback")
     n.step("Split users 50/50 by a hash of their id (strategy ab, split 0.5)")
     ensure_champion(ctx, n)
@@ -118,7 +94,7 @@ def run(n: Narrator, ctx: LabContext) -> None:
         n.step("First look after 40 requests (each answer gets its true label as feedback)")
         early = service.send(users("ab-user", 40), seed=21)
         n.table("40 users", ARM_COLUMNS, arm_table(early))
-        _report(n, outcomes(service, started), minimum)
+        _report(n, outcomes(service, started), stats)
         n.why("peeking at a few labels and stopping when it looks good inflates false positives: fix the sample first")
 
         n.step("More traffic: the 40 users come back, 260 new ones arrive")
@@ -126,22 +102,28 @@ def run(n: Narrator, ctx: LabContext) -> None:
         kept = sum(early.arm_of_user[u] == later.arm_of_user.get(u) for u in early.arm_of_user)
         n.table("300 users", ARM_COLUMNS, arm_table(later))
         n.ok(f"returning users kept their arm: {kept}/{len(early.arm_of_user)}")
-        test = _report(n, outcomes(service, started), minimum)
-        if test is not None:
-            if test.ci_low > 0 or test.ci_high < 0:
-                winner = "B (challenger)" if test.difference > 0 else "A (champion)"
-                n.ok(f"significant at 95 %: {winner} is more accurate; the interval says by how much")
-            else:
-                n.ok("no significant difference at 95 %: the interval contains 0, so B has not earned a promotion")
+        decision = _report(n, outcomes(service, started), stats)
+        if decision.verdict in ("a_better", "b_better"):
+            winner = "B (challenger)" if decision.verdict == "b_better" else "A (champion)"
+            n.ok(f"significant ({decision.reason}): {winner} is more accurate; the interval says by how much")
+        elif decision.verdict == "no_difference":
+            n.ok(f"no significant difference ({decision.reason}), so B has not earned a promotion")
+        if decision.comparison is not None:
             baseline = outcomes(service, started).get("champion", ArmOutcome(1, 1)).accuracy
-            need = labels_needed(min(max(baseline, 0.5), 0.99), 0.05)
-            n.say(f"to detect a 5-point drop from {baseline:.0%} with 80 % power: about {need} labels per arm")
-        n.why(
-            "a fixed split is fair for the test but costly: half the users get the worse arm until it ends "
-            "(the bandit demo measures that regret)"
-        )
+            need = labels_needed(min(max(baseline, 0.5), 0.99), stats.min_effect, stats.power, stats.alpha)
+            n.say(
+                f"to detect a {stats.min_effect:.0%} drop from {baseline:.0%} with {stats.power:.0%} power: "
+                f"about {need} labels per arm"
+            )
+    n.step("The price of a fixed split: regret, simulated offline")
+    _price_of_the_split(n, stats)
+    n.why(
+        "a fixed split is fair for the test but costly: half the users get the worse arm until it ends; "
+        "stopping at the planned sample size and shipping the winner cuts the cost, a bandit cuts it further "
+        "but gives up the clean comparison"
+    )
     n.code(
         "serving/router.py (ab split, AB_SALT)",
         "serving/log_reader.py (labelled_window)",
-        "lab/demos/ab_test.py (two_proportion_test)",
+        "monitoring/ab_stats.py (two_proportion_test, labels_needed, decide, compare_regret)",
     )

@@ -113,7 +113,7 @@ def test_serving_rollback_demo_fails_no_request(run_demo, ctx: LabContext) -> No
 
 
 def test_two_proportion_test_matches_a_hand_computation() -> None:
-    from lab.demos.ab_test import ArmOutcome, labels_needed, two_proportion_test
+    from monitoring.ab_stats import ArmOutcome, labels_needed, two_proportion_test
 
     result = two_proportion_test(ArmOutcome(100, 90), ArmOutcome(100, 80))
     # pooled p = 0.85, pooled SE = sqrt(0.85 * 0.15 * 2 / 100); unpooled SE = sqrt(0.09/100 + 0.16/100) = 0.05
