@@ -12,6 +12,10 @@ than ``BaseHTTPMiddleware``) labelled with the route *template* (``/v2/models/{n
 the raw path, so a client cannot explode the label cardinality with made-up URLs. With several
 uvicorn workers each process has its own counters; Prometheus scrapes per process (or use the
 client's multiprocess mode behind a single exporter).
+
+The same registry also carries `serving.monitor_metrics.MonitorCollector`: the monitoring findings
+and the rollout state of the shared database, re-exported as gauges for alert rules and dashboards
+(monitoring/prometheus/alerts.yml, monitoring/grafana/). docs/metrics.md lists every series.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from serving.monitor_metrics import MonitorCollector
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -54,6 +60,8 @@ class Metrics:
         )
         self.reloads = Counter("model_reloads", "Model snapshot swaps after an alias moved", registry=r)
         self.model_info = Gauge("model_info", "Loaded model per alias (value 1)", ["alias", "version"], registry=r)
+        self.monitor = MonitorCollector()  # findings + rollout gauges; the runtime attaches the state store
+        r.register(self.monitor)
 
     def count_predictions(self, version: str, arm: str, labels: Iterable[str]) -> None:
         for label, n in Tally(labels).items():

@@ -20,6 +20,7 @@ import gc
 import logging
 import threading
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -27,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 from serving.bandit import DEFAULT_ARMS, BanditState
 from serving.model_cache import registry_cache
+from serving.monitor_metrics import read_monitor_state
 from serving.predict import LogSaturatedError, NotReadyError, Predictor
 from serving.prediction_log import FeedbackStatus, PredictionLog, predictions_table
 from serving.router import ARMS, RoutingState
@@ -98,6 +100,7 @@ class Poller:
             reloaded = self.cache.refresh()
             self.metrics.models_loaded(self.cache.snapshot(), reloaded)
         self.routing.refresh()
+        self.metrics.monitor.refresh()  # findings + rollout gauges for /metrics; keeps the last on errors
         with self._changed:
             self.generation += 1
             self._changed.notify_all()
@@ -139,6 +142,7 @@ class Runtime:
         self.store = StateStore(self.settings.prediction_log_uri, self.params.routing)
         self.cache = registry_cache(self.settings)
         self.routing = LiveRouting(self.params, self.store)
+        self.metrics.monitor.attach(partial(read_monitor_state, self.store))
         self.poller = Poller(self.cache, self.routing, self.metrics, self.settings.poll_interval_s)
         features = self.params.dataset.feature_names
         self._predictor = Predictor(
