@@ -45,6 +45,12 @@ DEMOS: dict[str, str] = {
     "api-fuzz": "lab.demos.api_fuzz",
     "load-test": "lab.demos.load_test",
     "security": "lab.demos.security",
+    "retrain-loop": "lab.demos.retrain_loop",
+    "concept-drift": "lab.demos.concept_drift",
+    "attribution": "lab.demos.attribution",
+    "anomaly": "lab.demos.anomaly",
+    "alerts": "lab.demos.alerts",
+    "drift": "lab.demos.drift",
 }
 
 

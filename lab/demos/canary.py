@@ -45,8 +45,10 @@ def _round_size(weight: float) -> int:
     return max(40, min(400, math.ceil(1.3 * DEMO_MIN_SAMPLE / max(weight, 0.01))))
 
 
-def _drive(n: Narrator, service: DemoService, params: Params, seed: int, before: Traffic | None = None) -> Tick:
-    """Send traffic with feedback and tick the controller until it promotes or aborts."""
+def _drive(
+    n: Narrator, service: DemoService, params: Params, seed: int, before: Traffic | None = None, kind: str = "clean"
+) -> Tick:
+    """Send traffic (rows of batch ``kind``) with feedback and tick the controller until it promotes or aborts."""
     from lab.demos.traffic import users
     from serving.rollout_controller import tick
 
@@ -68,7 +70,8 @@ def _drive(n: Narrator, service: DemoService, params: Params, seed: int, before:
         service.refresh()  # what every worker's poller does within poll_interval_s
         if result.action.kind in ("promote", "abort") or round_ == MAX_ROUNDS:
             break
-        traffic = service.send(users("user", _round_size(service.store.routing().canary_weight)), seed=seed + round_)
+        size = _round_size(service.store.routing().canary_weight)
+        traffic = service.send(users("user", size), seed=seed + round_, kind=kind)
         sent, to_challenger = traffic.total, traffic.arms["challenger"]
     n.table(
         "controller ticks: error rate, its rise over the champion, p99 latency, online accuracy "

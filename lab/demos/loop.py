@@ -1,77 +1,151 @@
-"""Demo "loop" (C01, what `make demo` runs): the lifecycle as far as it is built, narrated.
+"""Demo "loop" (C01, what `make demo` runs): the whole closed loop, narrated, on a fresh state of its own.
 
-ingest → validate → train (Prefect flow) → gate → register champion → a corrupted batch is refused →
-new labelled data → retrain → gated challenger → promote → roll back, with a summary at the end.
-Serving, monitoring and the automatic retrain/canary loop join this story as they land.
+ingest → validate → train v1 (Prefect flow, gate, champion) → serve → clean traffic with feedback →
+monitoring: quiet → the world drifts → monitoring: data drift → guarded retrain on reference + labelled
+production rows → gated v2 challenger → canary steps with automated analysis → promoted. Episode 2: a
+bad challenger is planted, its canary is aborted on online accuracy and traffic returns to the champion.
+
+The story needs a known starting point (no champion, an empty prediction log, no cooldown running), so it
+runs in its own state folder, ``<state>/loop``, wiped at the start of every run; the summary says how to
+open it. Prefect keeps its usual home, so its UI shows these flow runs beside all the others.
 """
 
 from __future__ import annotations
 
-import pandas as pd
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from lab.context import LabContext
-from lab.narrate import Narrator
+if TYPE_CHECKING:
+    from lab.context import LabContext
+    from lab.narrate import Narrator
+    from pipelines.monitoring_flow import MonitoringOutcome
+
+CLEAN_USERS, DRIFTED_USERS = 300, 500
+
+
+@contextmanager
+def story_state(ctx: LabContext) -> Iterator[LabContext]:
+    """A wiped ``<state>/loop`` folder, made the process's state (flows read settings from the environment)."""
+    from lab.context import LabContext
+    from lab.settings import configure_runtime, get_settings
+
+    root = ctx.settings.state / "loop"
+    shutil.rmtree(root, ignore_errors=True)
+    before = os.environ.get("MLOPS_STATE_DIR")
+    os.environ["MLOPS_STATE_DIR"] = str(root)
+    get_settings.cache_clear()
+    settings = ctx.settings.model_copy(update={"state_dir": root})
+    configure_runtime(settings)
+    try:
+        yield LabContext(settings=settings, params=ctx.params)
+    finally:
+        if before is None:
+            os.environ.pop("MLOPS_STATE_DIR", None)
+        else:
+            os.environ["MLOPS_STATE_DIR"] = before
+        get_settings.cache_clear()
+
+
+def _monitor(n: Narrator, label: str) -> MonitoringOutcome:
+    from lab.commands.monitor import print_monitoring
+    from pipelines.monitoring_flow import monitoring_flow
+
+    with n.console.status(f"monitoring flow: {label}"):
+        outcome = monitoring_flow()
+    print_monitoring(outcome, n.console)
+    return outcome
 
 
 def run(n: Narrator, ctx: LabContext) -> None:
+    from lab.demos.canary import _demo_params, _drive, _start
     from lab.demos.prep import VERSION_COLUMNS, display_path, ensure_raw_data, show_outcome, version_rows
+    from lab.demos.traffic import plant_bad_challenger, running_service, users
     from pipelines.batches import generate_batch, write_batch
-    from pipelines.data import file_md5, read_csv, write_csv
+    from pipelines.data import read_csv
     from pipelines.flows import training_flow
-    from pipelines.registry import audit_log, current_aliases, promote, rollback
+    from pipelines.registry import audit_log, current_aliases
     from pipelines.validation import validate_file
 
-    s, p = ctx.settings, ctx.params
+    n.title("The MLOps loop, closed: drift → retrain → canary → promote or roll back", "C01 · C37")
     decisions: list[list[str]] = []
-    n.title("The MLOps loop, end to end, offline", "C01")
+    with story_state(ctx) as sctx:
+        s, p = sctx.settings, sctx.params
+        n.say(f"fresh state for this story: {display_path(sctx, s.state)} (wiped at every run)")
 
-    n.step("Ingest: raw data from scikit-learn's bundled iris (the first DVC stage)")
-    raw = ensure_raw_data(ctx, n)
-    n.say(f"{display_path(ctx, raw)}  md5 {file_md5(raw)} (the hash dvc.lock records)")
+        n.step("Ingest iris, validate it with Great Expectations, train v1 through the Prefect `training` flow")
+        raw = ensure_raw_data(sctx, n)
+        with n.console.status("training flow (the first flow run starts Prefect's local API)"):
+            first = training_flow(data_path=str(raw))
+        show_outcome(n, first)
+        decisions.append(["train v1", first.status, f"v{first.version} → {first.alias}"])
 
-    n.step("Validate it with Great Expectations before anything trains")
-    result = validate_file(raw, p.dataset, docs_dir=s.gx_dir)
-    (n.ok if result.success else n.bad)(f"{result.statistics} → Data Docs {result.docs_path}")
+        n.step("A corrupted feed arrives (a sensor switched to millimetres): the data contract refuses it")
+        bad = write_batch(generate_batch("out-of-range", read_csv(raw), p, seed=11), s.state / "mm.csv", "out-of-range")
+        refused = validate_file(bad, p.dataset, docs_dir=s.gx_dir)
+        n.bad(
+            f"{len(refused.failures)} failed expectations, e.g. {refused.failures[0].expectation} "
+            f"on {refused.failures[0].column}: nothing trains on it"
+        )
+        decisions.append(["corrupted batch", "refused", f"{len(refused.failures)} failed expectations"])
 
-    n.step("Train through the Prefect `training` flow: load → validate → train → gate → register")
-    outcome = training_flow(data_path=str(raw))
-    show_outcome(n, outcome)
-    decisions.append(["train on raw data", outcome.status, f"v{outcome.version} → {outcome.alias}"])
+        with running_service(sctx, restore_routing=False) as service:
+            n.step(f"Serve v1; {CLEAN_USERS} users send requests, true labels come back as feedback")
+            clean = service.send(users("user", CLEAN_USERS), seed=100)
+            n.say(f"{clean.total} answered, online accuracy {clean.accuracy('champion'):.1%}; every request logged")
+            quiet = _monitor(n, "a look at clean traffic")
+            decisions.append(["monitor clean traffic", "no retrain", quiet.decision.reason])
 
-    n.step("A production batch arrives corrupted (a sensor switched to millimetres)")
-    batches = s.state / "batches"
-    reference = read_csv(raw)
-    bad = write_batch(generate_batch("out-of-range", reference, p, seed=11), batches / "mm.csv", "out-of-range")
-    refused = validate_file(bad, p.dataset, docs_dir=s.gx_dir)
-    for failure in refused.failures[:3]:
-        n.bad(f"{failure.expectation} on {failure.column}: e.g. {failure.examples[:3]}")
-    n.why("invalid data never reaches training: the flow would stop at `validate`; the registry is untouched.")
-    decisions.append(["corrupted batch", "refused", f"{len(refused.failures)} failed expectations"])
+            n.step(f"The world drifts: {DRIFTED_USERS} requests with sepal measurements shifted (covariate shift)")
+            drifted = service.send(users("user", DRIFTED_USERS), seed=200, kind="covariate-shift")
+            n.say(f"{drifted.total} answered; the service cannot tell, each request on its own looks valid")
+            service.flush()
+            loud = _monitor(n, "drift check, then a guarded retrain")
+            retrain = loud.retrain
+            decisions.append(
+                ["monitor drifted traffic", "retrain" if loud.decision.retrain else "no retrain", loud.decision.reason]
+            )
+            if retrain is not None:
+                decisions.append(
+                    ["retrain", retrain.status, f"v{retrain.version}" if retrain.version else retrain.reason]
+                )
+            n.why(
+                "drift says the inputs moved, not that the model is wrong: the retrain learns the new region from "
+                "labelled production rows, passes the same gate, and still has to earn traffic as a canary"
+            )
 
-    n.step("A clean labelled batch arrives: retrain on reference + new data")
-    fresh = generate_batch("clean", reference, p, seed=12)
-    combined = pd.concat([reference, fresh], ignore_index=True).drop_duplicates(ignore_index=True)
-    training_set = write_csv(combined, batches / "train-v2.csv", p.dataset.decimals)
-    second = training_flow(data_path=str(training_set))
-    show_outcome(n, second)
-    decisions.append(["retrain with new data", second.status, f"v{second.version} → {second.alias}"])
+            params = _demo_params(p)
+            if retrain is not None and retrain.status == "started-canary":
+                n.step("v2 goes out as a canary: traffic steps up while the controller compares live metrics")
+                service.refresh()
+                result = _drive(n, service, params, seed=300, kind="covariate-shift")
+                decisions.append(["canary of retrained model", result.state.status, result.action.reason])
+                (n.ok if result.action.kind == "promote" else n.bad)(
+                    f"rollout {result.state.status}: {result.action.reason}"
+                )
 
-    if second.alias == "challenger":
-        n.step("Promote the challenger (audited alias move), then roll back (one more alias move)")
-        change = promote(s, s.actor, "demo: challenger passed the gate")
-        n.ok(f"champion v{change.champion_before} → v{change.champion_after}; previous = v{change.champion_before}")
-        decisions.append(["promote", "done", f"champion v{change.champion_after}"])
-        back = rollback(s, s.actor, "demo: roll back to the previous champion")
-        n.ok(f"rollback: champion v{back.champion_before} → v{back.champion_after}")
-        decisions.append(["rollback", "done", f"champion v{back.champion_after}"])
-        n.why("promotion and rollback are registry alias moves: instant, no rebuild, each one audited.")
+            n.step("Episode 2: a bad challenger is PLANTED; its canary must abort on its own")
+            bad_version = plant_bad_challenger(sctx, n)
+            service.refresh()
+            if _start(n, service, params):
+                result = _drive(n, service, params, seed=400, kind="covariate-shift")
+                decisions.append([f"canary of planted v{bad_version}", result.state.status, result.action.reason])
+                (n.ok if result.action.kind == "abort" else n.bad)(
+                    f"rollout {result.state.status}: {result.action.reason}"
+                )
+                n.say(
+                    f"challenger weight now {service.store.routing().canary_weight:.0%}: every user is on the champion"
+                )
 
-    n.step("Summary")
-    n.table("decisions", ["step", "result", "detail"], decisions)
-    n.table(f"registry: {s.model_name}", VERSION_COLUMNS, version_rows(s))
-    n.say(f"aliases: {current_aliases(s)}; audit entries: {len(audit_log(s))}")
-    n.say(f"MLflow UI:  uv run mlflow ui --backend-store-uri {s.mlflow_tracking_uri}")
-    n.say(f"Prefect UI: PREFECT_HOME={s.prefect_home} uv run prefect server start")
-    n.say(f"Data Docs:  {result.docs_path}")
-    n.say("serving: `mlops-lab serve`; its demos: canary, blue-green, shadow, ab-test, bandit, serving-rollback")
-    n.say("next in the loop (the monitoring issue): drift detection and the automatic, canaried retrain")
+        n.step("Summary")
+        n.table("decisions", ["step", "result", "detail"], decisions)
+        n.table(f"registry: {s.model_name}", VERSION_COLUMNS, version_rows(s))
+        n.say(f"aliases: {current_aliases(s)}; audit entries: {len(audit_log(s))}")
+        if loud.findings:
+            n.say(f"drift reports (HTML + JSON): {display_path(sctx, Path(loud.report_dir))}")
+        n.say(f"MLflow UI:  uv run mlflow ui --backend-store-uri {s.mlflow_tracking_uri}")
+        n.say(f"Prefect UI: PREFECT_HOME={os.environ.get('PREFECT_HOME', s.prefect_home)} uv run prefect server start")
+        n.say(f"explore this state: MLOPS_STATE_DIR={s.state} uv run mlops-lab registry list")

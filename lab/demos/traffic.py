@@ -98,21 +98,30 @@ class DemoService:
         if self.runtime.log is not None:
             self.runtime.log.flush()
 
-    def rows(self, count: int, seed: int) -> Any:
-        """``count`` clean rows with their true class, reproducible from ``seed``."""
+    def rows(self, count: int, seed: int, kind: str = "clean") -> Any:
+        """``count`` rows of a batch kind (clean, covariate-shift, ...) with their true class, from ``seed``."""
         from pipelines.batches import generate_batch
         from pipelines.data import read_csv
 
         if self._reference is None:
             self._reference = read_csv(ensure_raw_data(self.ctx))
-        return generate_batch("clean", self._reference, self.ctx.params, rows=count, seed=seed)
+        return generate_batch(kind, self._reference, self.ctx.params, rows=count, seed=seed)
 
     def send(
-        self, users: Sequence[str], seed: int, *, feedback: bool = True, headers: Mapping[str, str] | None = None
+        self,
+        users: Sequence[str],
+        seed: int,
+        *,
+        feedback: bool = True,
+        headers: Mapping[str, str] | None = None,
+        kind: str = "clean",
     ) -> Traffic:
-        """One single-row request per user id (``X-User-Id``), then the true label for each answer."""
+        """One single-row request per user id (``X-User-Id``), then the true label for each answer.
+
+        ``kind`` is the batch generator's kind the rows are drawn from: ``covariate-shift`` is a drifted world.
+        """
         dataset = self.ctx.params.dataset
-        frame = self.rows(len(users), seed)
+        frame = self.rows(len(users), seed, kind)
         traffic, truth = Traffic(), []
         records = frame[dataset.feature_names].to_dict("records")
         for user, row, label in zip(users, records, frame[dataset.target].astype(str), strict=True):

@@ -67,12 +67,28 @@ def test_tracking_demo_logs_a_sweep_of_nested_runs(run_demo, ctx: LabContext) ->
 
 
 def test_loop_demo_tells_the_whole_story(run_demo, ctx: LabContext, flow_env: None) -> None:
-    out = run_demo("loop", ctx)
-    assert "corrupted batch" in out
-    assert "refused" in out
-    assert "retrain with new data" in out
-    assert "rollback" in out
+    from pipelines.registry import current_aliases
+
+    out = run_demo("loop", ctx, width=400)
+    assert "│ corrupted batch" in out
+    assert "decision: no retrain - no trigger fired" in out  # clean traffic
+    assert "decision: retrain - triggered by data_drift" in out  # drifted traffic
+    assert "retrain: started-canary" in out
+    assert "rollout promoted: all steps passed" in out
+    assert "rollout aborted: analysis at" in out  # the planted challenger
     assert "MLflow UI" in out
+    story = ctx.settings.model_copy(update={"state_dir": ctx.settings.state / "loop"})
+    assert current_aliases(story)["champion"] == "2"  # v1 trained, v2 retrained and promoted, v3 planted and rejected
+
+
+def test_retrain_loop_demo_retrains_once_and_the_cooldown_refuses_the_second(
+    run_demo, ctx: LabContext, flow_env: None
+) -> None:
+    out = run_demo("retrain_loop", ctx, width=400)
+    assert "decision: retrain - triggered by data_drift" in out
+    assert "retrain: started-canary" in out
+    assert "retrain skipped: cooldown" in out
+    assert "retrains ever started: 1;" in out
 
 
 def test_orchestration_demo_shows_the_flow_and_its_task_runs(run_demo, ctx: LabContext, flow_env: None) -> None:

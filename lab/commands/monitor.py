@@ -1,0 +1,106 @@
+"""CLI command ``mlops-lab monitor``: one look at production now, or the scheduled deployment.
+
+Thin shell over the Prefect flow ``monitoring`` (pipelines/monitoring_flow.py). Exit codes: 0 nothing
+fired, 2 a check fired (whatever the retrain did), so a cron job or a CI step can branch on it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+if TYPE_CHECKING:
+    from pipelines.monitoring_flow import MonitoringOutcome
+    from pipelines.params import Params
+
+console = Console()
+EXIT_FIRED = 2
+DEPLOYMENT = "scheduled"
+RETRAIN_DEPLOYMENT = "scheduled-retrain"
+
+
+def print_monitoring(outcome: MonitoringOutcome, out: Console = console) -> None:
+    """The findings table, the decision and the retrain outcome (shared by the CLI and the demos)."""
+    from rich.table import Table
+
+    from pipelines.monitoring_flow import findings_table
+
+    colour = {"ok": "green", "fired": "red", "inconclusive": "yellow"}
+    table = Table("check", "status", "score", "threshold", "rows", "summary", title="monitoring", title_justify="left")
+    for row in findings_table(outcome.findings):
+        status = f"[{colour[row['status']]}]{row['status']}[/]"
+        table.add_row(row["check"], status, row["score"], row["threshold"], row["rows"], escape(row["summary"]))
+    out.print(table)
+    for note in outcome.notes:
+        out.print(f"reference: {escape(note)}")
+    out.print(f"reports: {outcome.report_dir}  (MLflow run {outcome.mlflow_run_id})")
+    verdict = "[bold red]retrain[/]" if outcome.decision.retrain else "[bold green]no retrain[/]"
+    out.print(f"decision: {verdict} - {escape(outcome.decision.reason)}")
+    if outcome.retrain is not None:
+        out.print(f"retrain: [bold]{outcome.retrain.status}[/] - {escape(outcome.retrain.reason)}")
+
+
+def scheduled_deployments(params: Params) -> list[Any]:
+    """The monitoring flow as deployments (not yet served): a check on ``monitoring.schedule``, and a periodic
+    retrain on ``monitoring.retrain.schedule`` when that is set (the same flow with ``requested="schedule"``)."""
+    from pipelines.monitoring_flow import monitoring_flow
+
+    deployments = [
+        monitoring_flow.to_deployment(
+            name=DEPLOYMENT,
+            cron=params.monitoring.schedule,
+            parameters={"requested": None},
+            description="Scheduled look at production: drift and decay checks, guarded retrain on a trigger.",
+        )
+    ]
+    if params.monitoring.retrain.schedule:
+        deployments.append(
+            monitoring_flow.to_deployment(
+                name=RETRAIN_DEPLOYMENT,
+                cron=params.monitoring.retrain.schedule,
+                parameters={"requested": "schedule"},
+                description="Periodic retrain whatever the checks say; still guarded, gated and canaried.",
+            )
+        )
+    return deployments
+
+
+def monitor(
+    window: Annotated[
+        int | None, typer.Option(min=1, help="Newest predictions to check (default monitoring.window).")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check and report only; never retrain.")] = False,
+    retrain: Annotated[
+        bool, typer.Option("--retrain", help="Retrain now (manual trigger), whatever the checks say.")
+    ] = False,
+    serve: Annotated[
+        bool, typer.Option("--serve", help="Serve the flow as a deployment on monitoring.schedule (blocks).")
+    ] = False,
+) -> None:
+    """Drift and decay checks on the newest traffic; a fired trigger starts a guarded retrain → canary."""
+    from lab.context import load_context
+
+    ctx = load_context()
+    if serve:
+        from prefect import serve as prefect_serve
+
+        console.print(
+            f"serving flow `monitoring` as deployment `{DEPLOYMENT}` on cron `{ctx.params.monitoring.schedule}`"
+        )
+        console.print("runs appear in the Prefect UI; stop with Ctrl-C")
+        prefect_serve(*scheduled_deployments(ctx.params))
+        return
+    from pipelines.monitoring_flow import monitoring_flow
+
+    outcome = monitoring_flow(window=window, retrain=not dry_run, requested="manual" if retrain else None)
+    print_monitoring(outcome)
+    if any(f.fired for f in outcome.findings):
+        raise typer.Exit(EXIT_FIRED)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the CLI."""
+    app.command("monitor")(monitor)

@@ -1,0 +1,138 @@
+"""Prefect 3 flow ``monitoring``: read a window → run the checks → keep the reports → decide → maybe retrain.
+
+Concept: the closed loop (C01, C37). One flow run is one look at production: the newest window of
+the prediction log against the champion's training data. Every check's `Finding` is saved to the
+shared database (the API's ``/metrics`` exports them, so Prometheus alerts on them), its HTML/JSON
+reports are written under the state folder and logged to MLflow as a run of the ``<experiment>-monitoring``
+experiment, and the findings table and the decision are published as Prefect artifacts, so "why did
+it retrain at 03:00?" is answered in the Prefect UI. If a trigger fired, the ``retraining`` flow runs
+as a subflow: guarded, gated, and shipped as a canary -- never straight to every user.
+
+The same flow runs on demand (``mlops-lab monitor``), on a cron schedule as a deployment
+(``mlops-lab monitor --serve``), or from a Kubernetes CronJob against a Prefect server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from lab.context import load_context
+
+if TYPE_CHECKING:
+    from monitoring.findings import Finding
+    from monitoring.retrain_plan import Decision
+    from monitoring.window import CheckInputs
+    from pipelines.retraining_flow import RetrainOutcome
+
+
+@dataclass
+class MonitoringOutcome:
+    """One monitoring run: what every check found, the decision, and the retrain it started (if any)."""
+
+    findings: list[Finding]
+    decision: Decision
+    report_dir: str
+    mlflow_run_id: str | None = None
+    retrain: RetrainOutcome | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def by_check(self) -> dict[str, Finding]:
+        return {f.check: f for f in self.findings}
+
+
+@task(name="read-window", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
+def read_window_task(window: int | None) -> CheckInputs:
+    from monitoring.window import load_inputs
+
+    ctx = load_context()
+    return load_inputs(ctx.settings, ctx.params, window)
+
+
+@task(name="run-checks", cache_policy=NO_CACHE)
+def run_checks_task(inputs: CheckInputs, out_dir: Path) -> list[Finding]:
+    from monitoring.checks import run_checks
+
+    return run_checks(inputs, load_context().params, out_dir)
+
+
+@task(name="record-findings", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
+def record_findings_task(findings: list[Finding], out_dir: Path) -> str:
+    """Findings to the shared DB (for /metrics and the decision) and to MLflow (reports as artifacts)."""
+    import mlflow
+
+    from monitoring.findings import save_findings
+    from pipelines.registry import ensure_experiment
+    from serving.prediction_log import make_engine
+
+    ctx = load_context()
+    s = ctx.settings
+    engine = make_engine(s.prediction_log_uri)
+    try:
+        save_findings(engine, findings)
+    finally:
+        engine.dispose()
+    monitoring = s.model_copy(update={"experiment_name": f"{s.experiment_name}-monitoring"})
+    with mlflow.start_run(experiment_id=ensure_experiment(monitoring), run_name=f"check {out_dir.name}") as run:
+        mlflow.set_tags({f"status.{f.check}": f.status for f in findings})
+        mlflow.log_metrics({f"{f.check}.score": f.score for f in findings if f.score is not None})
+        mlflow.log_metrics({f"{f.check}.rows": float(f.rows) for f in findings})
+        if out_dir.exists() and any(out_dir.iterdir()):
+            mlflow.log_artifacts(str(out_dir), artifact_path="reports")
+    return run.info.run_id
+
+
+def findings_table(findings: list[Finding]) -> list[dict[str, str]]:
+    """One row per check, for the Prefect table artifact and the CLI."""
+    return [
+        {
+            "check": f.check,
+            "status": f.status,
+            "score": "-" if f.score is None else f"{f.score:.3g}",
+            "threshold": "-" if f.threshold is None else f"{f.threshold:.3g}",
+            "rows": str(f.rows),
+            "summary": f.summary,
+        }
+        for f in findings
+    ]
+
+
+@flow(name="monitoring", log_prints=True)
+def monitoring_flow(window: int | None = None, retrain: bool = True, requested: str | None = None) -> MonitoringOutcome:
+    """One look at production; retrains (guarded) when a trigger fired or ``requested`` is manual/schedule.
+
+    Args:
+        window: newest served predictions to check (default ``monitoring.window`` in params.yaml).
+        retrain: False to only check and report (a dry run).
+        requested: "manual" or "schedule" to retrain whatever the checks say.
+    """
+    from monitoring.retrain_plan import decide
+    from pipelines.retraining_flow import retraining_flow
+
+    ctx = load_context()
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    out_dir = ctx.settings.reports_dir / f"check-{stamp}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    inputs = read_window_task(window)
+    findings = run_checks_task(inputs, out_dir)
+    run_id = record_findings_task(findings, out_dir)
+    create_table_artifact(key="monitoring-findings", table=findings_table(findings), description=inputs.reference.note)
+    decision = decide({f.check: f for f in findings}, ctx.params.monitoring.retrain.triggers, requested)
+    outcome = MonitoringOutcome(findings, decision, str(out_dir), run_id, notes=[inputs.reference.note])
+    for f in findings:
+        print(f"{f.check}: {f.status} - {f.summary}")
+    print(f"decision: {'retrain' if decision.retrain else 'no retrain'} - {decision.reason}")
+    if decision.retrain and retrain:
+        outcome.retrain = retraining_flow(trigger=",".join(decision.triggers), reason=decision.reason)
+    markdown = [f"# Monitoring: {'retrain' if decision.retrain else 'no retrain'}", "", f"**Why:** {decision.reason}"]
+    if outcome.retrain is not None:
+        markdown += ["", f"**Retrain:** {outcome.retrain.status} - {outcome.retrain.reason}"]
+    markdown += ["", f"Reports: `{out_dir}`", f"Reference: {inputs.reference.note}"]
+    create_markdown_artifact(key="monitoring-decision", markdown="\n".join(markdown))
+    return outcome
