@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from lab.commands import admin, bench, catalog, data, monitor, registry, rollout, serve, stages, training
+from lab.commands import admin, bench, catalog, data, images, monitor, ops, registry, rollout, serve, stages, training
 
 app = typer.Typer(
     name="mlops-lab",
@@ -20,7 +20,7 @@ app = typer.Typer(
     rich_markup_mode=None,  # plain help: drawing rich panels costs ~0.3 s, and --help must be instant
 )
 
-for module in (data, training, stages, registry, rollout, serve, monitor, admin, catalog, bench):
+for module in (data, training, stages, registry, rollout, serve, monitor, admin, ops, images, catalog, bench):
     module.register(app)
 
 

@@ -1,0 +1,99 @@
+"""CLI commands: `mlops-lab backup` and `mlops-lab restore`, disaster recovery for the local state.
+
+Concept: disaster recovery (C50). Thin shells over ``lab/backup.py`` and ``lab/restore.py``: they
+resolve the state from the settings, call the core, print what was copied or restored and exit
+non-zero (1) on any refusal, so a cron job or a runbook step can gate on them. ``restore`` ends by
+asking MLflow itself to load the restored champion, the check a serving replica would make first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+console = Console()
+EXIT_FAILED = 1
+
+
+def _human(size: int) -> str:
+    for unit in ("B", "KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024  # type: ignore[assignment]
+    return f"{size:.1f} GiB"
+
+
+def counts(rows: dict[str, int]) -> str:
+    return ", ".join(f"{n} {table}" for table, n in rows.items())
+
+
+def component_rows(manifest: dict[str, Any]) -> list[list[str]]:
+    """One row per backed-up part: component, archive member, files, size (shared by the CLI and the demo)."""
+    return [
+        [name, info["member"] + (" (shared)" if info.get("shared_with_registry") else ""), str(info["files"]),
+         _human(info["bytes"])]
+        for name, info in manifest["components"].items()
+    ]  # fmt: skip
+
+
+def backup(
+    out: Annotated[Path | None, typer.Option(help="Folder for the archive [default: <project>/backups].")] = None,
+) -> None:
+    """Archive the registry DB, MLflow artifacts, prediction log and DVC cache, with a checksummed manifest."""
+    from rich.table import Table
+
+    from lab.backup import BackupError, backup
+    from lab.context import load_context
+
+    ctx = load_context()
+    try:
+        result = backup(ctx.settings, out or ctx.settings.project_dir / "backups")
+    except BackupError as err:
+        console.print(f"[red]{escape(str(err))}[/red]")
+        raise typer.Exit(EXIT_FAILED) from err
+    table = Table("component", "member", "files", "size", title_justify="left")
+    for row in component_rows(result.manifest):
+        table.add_row(*row)
+    console.print(table)
+    m = result.manifest
+    console.print(f"champion v{m['registry']['champion']}, prediction log: {counts(m['prediction_log'])}")
+    console.print(f"wrote [bold]{escape(str(result.archive))}[/bold] ({_human(result.archive.stat().st_size)})")
+
+
+def restore(
+    archive: Annotated[Path, typer.Argument(help="A backup archive written by `mlops-lab backup`.")],
+    force: Annotated[bool, typer.Option(help="Replace existing state (refused without it).")] = False,
+) -> None:
+    """Verify a backup's checksums, then restore it into the state folder (existing state needs --force)."""
+    from lab.backup import BackupError
+    from lab.context import load_context
+    from lab.restore import load_champion, restore
+
+    ctx = load_context()
+    try:
+        result = restore(archive.resolve(), ctx.settings, force=force)
+        version, _model = load_champion(ctx.settings)
+    except BackupError as err:
+        console.print(f"[red]{escape(str(err))}[/red]")
+        raise typer.Exit(EXIT_FAILED) from err
+    m = result.manifest
+    console.print(f"verified {len(m['files'])} members against the manifest of {m['created_at']}")
+    console.print(f"restored {', '.join(result.installed)} into [bold]{escape(str(result.state))}[/bold]")
+    if result.replaced:
+        console.print(f"replaced existing state: {escape(', '.join(result.replaced))}")
+    if result.relocated_uris:
+        console.print(f"moved {result.relocated_uris} MLflow artifact URIs to this state's artifact root")
+    if result.dvc_objects_added:
+        console.print(f"added {result.dvc_objects_added} objects to the DVC cache")
+    console.print(f"prediction log: {counts(result.rows)}, as in the manifest")
+    console.print(f"[bold green]champion v{version} loads from the restored registry[/bold green]")
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the CLI."""
+    app.command("backup")(backup)
+    app.command("restore")(restore)
