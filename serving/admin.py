@@ -89,8 +89,9 @@ class AdminState(BaseModel):
     message: str
     routing: dict[str, Any]
     rollout: dict[str, Any]
-    aliases: dict[str, str] = Field(description="Registry aliases now (alias -> version).")
+    aliases: dict[str, str] = Field(description="Registry aliases now (alias -> version); empty if unreachable.")
     loaded: dict[str, str] = Field(description="What this worker serves now (alias -> version).")
+    registry_error: str | None = Field(default=None, description="Why the registry could not be read, if it could not.")
 
 
 def _authorize(token: str) -> Callable[[HTTPAuthorizationCredentials | None], None]:
@@ -118,16 +119,29 @@ async def _admin_error(_request: Request, exc: Exception) -> JSONResponse:
 
 def build_router(runtime: Runtime, token: str) -> APIRouter:
     """The ``/v1/admin`` routes over ``runtime``; every route requires ``token``."""
+    from mlflow.exceptions import MlflowException
+
     from pipelines import registry
     from serving import rollout_controller
     from serving.rollout import RolloutTransitionError
     from serving.state_store import StateConflictError
 
     conflicts = (registry.RegistryError, RolloutTransitionError, StateConflictError)
+    # A registry that cannot answer (database gone, server down) is an outage: 503, retry later. An
+    # MlflowException that *answers* (no such model or version, a bad value) is not.
+    answered = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS")
+
+    def outage(err: MlflowException | OSError) -> str | None:
+        """The outage message for ``err``, or None when the registry did answer."""
+        if isinstance(err, MlflowException) and err.error_code in answered:
+            return None
+        return f"registry unreachable ({type(err).__name__}: {err})"[:500]
+
     refusals: dict[int | str, dict[str, Any]] = {
         401: {"description": "No bearer token"},
         403: {"description": "Wrong token"},
         422: {"description": "Invalid request, naming the field"},
+        503: {"description": "Starting, or the model registry is unreachable (nothing changed)"},
     }
     router = APIRouter(tags=["admin"], dependencies=[Depends(_authorize(token))], responses=refusals)
     settings = runtime.settings
@@ -143,12 +157,21 @@ def build_router(runtime: Runtime, token: str) -> APIRouter:
         if runtime.poller is not None:  # store() checked it; this tells the type checker
             runtime.poller.refresh()
         snapshot = runtime.cache.snapshot() if runtime.cache else {}
+        aliases: dict[str, str] = {}
+        problem = None
+        try:
+            aliases = registry.current_aliases(settings)
+        except (MlflowException, OSError) as err:  # routing and rollout state still come from the shared store
+            problem = outage(err)
+            if problem is None:
+                raise
         return AdminState(
             message=message,
             routing=state_store.routing().to_dict(),
             rollout=state_store.rollout().to_dict(),
-            aliases=registry.current_aliases(settings),
+            aliases=aliases,
             loaded={alias: model.version for alias, model in snapshot.items()},
+            registry_error=problem,
         )
 
     def route_change(fn: Callable[[RoutingState], RoutingState], describe: Callable[[RoutingState], str]) -> AdminState:
@@ -165,6 +188,11 @@ def build_router(runtime: Runtime, token: str) -> APIRouter:
             message = action()
         except conflicts as err:
             raise AdminError(409, str(err)) from err
+        except (MlflowException, OSError) as err:
+            problem = outage(err)
+            if problem is None:
+                raise
+            raise AdminError(503, f"{problem}; nothing was changed, retry when the registry is back") from err
         return answer(message)
 
     @router.get("/state", response_model=AdminState)

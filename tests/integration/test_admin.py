@@ -429,3 +429,27 @@ def test_admin_cli_over_http(api_url: str, restored: TestClient, monkeypatch: py
         assert "403" in wrong.output
     finally:
         get_settings.cache_clear()
+
+
+def test_a_registry_outage_is_a_503_for_actions_and_a_degraded_state_not_a_500(
+    client: TestClient, settings: Settings
+) -> None:
+    import shutil
+
+    db = settings.state / "mlflow.db"
+    saved = db.with_suffix(".admin-saved")
+    shutil.copyfile(db, saved)
+    try:
+        db.write_bytes(b"not a database" * 100)  # the registry's database is gone
+        state = client.get("/v1/admin/state", headers=AUTH)
+        assert state.status_code == 200  # routing and rollout state still come from the shared store
+        assert state.json()["aliases"] == {}
+        assert "registry unreachable" in state.json()["registry_error"]
+        promote = client.post("/v1/admin/promote", headers=AUTH, json={"reason": "during an outage"})
+        assert promote.status_code == 503
+        assert "registry unreachable" in promote.json()["error"]
+    finally:
+        shutil.copyfile(saved, db)
+    back = client.get("/v1/admin/state", headers=AUTH).json()
+    assert back["registry_error"] is None
+    assert back["aliases"]
