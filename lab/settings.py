@@ -72,8 +72,13 @@ class Settings(BaseSettings):
         return self.tracking_uri or f"sqlite:///{self.state / 'mlflow.db'}"
 
     @property
-    def mlflow_artifact_root(self) -> str:
-        return self.artifact_root or (self.state / "mlartifacts").as_uri()
+    def mlflow_artifact_root(self) -> str | None:
+        """Artifacts of new experiments: the state folder, or None on a tracking server (it picks its store)."""
+        if self.artifact_root:
+            return self.artifact_root
+        if self.mlflow_tracking_uri.startswith(("http://", "https://")):
+            return None  # a served store (mlflow-artifacts:/...) every client reaches over HTTP, not this disk
+        return (self.state / "mlartifacts").as_uri()
 
     @property
     def prediction_log_uri(self) -> str:

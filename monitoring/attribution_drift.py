@@ -115,14 +115,14 @@ def check_attribution_drift(
     """
     if (window_labels is None) != (reference_labels is None):
         raise ValueError("pass both reference_labels and window_labels, or neither (then predictions are targets)")
+    threshold = params.threshold
+    if len(window) < min_rows:  # first: an empty prediction log gives a window without any columns
+        summary = f"{len(window)} window rows, need {min_rows}: too few to estimate importances"
+        return Finding(CHECK, "inconclusive", None, threshold, summary, rows=len(window))
     missing = sorted((set(features) - set(reference.columns)) | (set(features) - set(window.columns)))
     if missing:
         raise ValueError(f"feature column(s) {missing} missing from the reference or the window")
     target: Target = "predictions" if window_labels is None else "labels"
-    threshold = params.threshold
-    if len(window) < min_rows:
-        summary = f"{len(window)} window rows, need {min_rows}: too few to estimate importances"
-        return Finding(CHECK, "inconclusive", None, threshold, summary, rows=len(window))
 
     sides = {}
     for name, frame, labels in (("reference", reference, reference_labels), ("window", window, window_labels)):
