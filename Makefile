@@ -4,8 +4,9 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
+IMAGE_TAGS_ARGS ?=
 
-.PHONY: setup demo test lint format bench ui clean
+.PHONY: setup demo test lint format bench ui clean image-tags
 
 setup: .venv/.synced
 
@@ -31,9 +32,13 @@ format: setup
 
 bench: setup
 	$(RUN) mlops-lab bench
+	$(RUN) python -m lab.capacity   # the capacity plan and prod's sizes follow the new figures
 
 ui: setup
 	$(RUN) mlops-lab ui
+
+image-tags: setup
+	$(RUN) mlops-lab images tags $(IMAGE_TAGS_ARGS)
 
 clean:
 	rm -rf .state
