@@ -1,0 +1,292 @@
+"""The restore drill (C50): back up a live state, lose it, restore it, and get the same service back.
+
+One module-scoped state holds a champion trained with real MLflow and a prediction log filled through
+the real API (predictions plus their true labels). The backup is taken while that service is still
+running, so the prediction log is copied live, with rows still in SQLite's WAL. The drill wipes the
+state folder, restores, and checks what a user would notice: the same champion version, identical
+answers (class and every probability, exactly) for the same rows, the same log counts, and request
+ids the restored log still knows. Damaged archives must be refused before anything is touched.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import shutil
+import sqlite3
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from lab.backup import (
+    BackupError,
+    CorruptBackupError,
+    OutOfScopeError,
+    StateExistsError,
+    backup,
+    log_counts,
+    registry_facts,
+)
+from lab.cli import app
+from lab.context import LabContext
+from lab.restore import ARTIFACT_URI_COLUMNS, load_champion, restore
+from lab.settings import Settings, get_settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+USERS = [f"drill-{i:02d}" for i in range(24)]
+SEED = 5
+
+
+@dataclass(frozen=True)
+class Drill:
+    ctx: LabContext
+    archive: Path
+    manifest: dict[str, Any]
+    champion: str
+    answers: list[tuple[str, dict[str, float]]]  # (class, probabilities) per user, in order
+    request_ids: list[str]
+    probabilities: Any  # predict_proba of the pre-backup champion on the drill rows
+    rows: Any
+
+
+def answers_of(bodies: list[dict[str, Any]]) -> list[tuple[str, dict[str, float]]]:
+    return [(b["predictions"][0]["class"], b["predictions"][0]["probabilities"]) for b in bodies]
+
+
+@pytest.fixture(scope="module")
+def drill(tmp_path_factory: pytest.TempPathFactory, make_settings, demo_context) -> Drill:
+    from lab.demos.prep import ensure_champion
+    from lab.demos.traffic import running_service
+
+    root = tmp_path_factory.mktemp("drill")
+    ctx = demo_context(make_settings(root / "state", poll_interval_s=3600))
+    champion = ensure_champion(ctx)
+    with running_service(ctx) as service:
+        traffic = service.send(USERS, seed=SEED)
+        assert traffic.failed == 0
+        assert traffic.feedback["recorded"] == len(USERS)
+        rows = service.rows(len(USERS), SEED)[ctx.params.dataset.feature_names]
+        # Taken while the service runs: the log's writer is open and recent rows sit in the WAL.
+        result = backup(ctx.settings, root / "backups")
+    _, model = load_champion(ctx.settings)
+    return Drill(
+        ctx=ctx,
+        archive=result.archive,
+        manifest=result.manifest,
+        champion=champion,
+        answers=answers_of(traffic.bodies),
+        request_ids=[b["predictions"][0]["id"] for b in traffic.bodies],
+        probabilities=model.predict_proba(rows),
+        rows=rows,
+    )
+
+
+def test_manifest_describes_the_archive(drill: Drill) -> None:
+    m = drill.manifest
+    assert m["registry"]["champion"] == drill.champion
+    assert m["prediction_log"] == {"predictions": len(USERS), "feedback": len(USERS)}
+    assert {"registry", "artifacts", "prediction_log"} <= set(m["components"])
+    assert m["versions"]["mlflow"]
+    assert m["versions"]["mlflow_schema"]
+    with tarfile.open(drill.archive, "r:gz") as tar:
+        names = {member.name for member in tar.getmembers() if member.isfile()}
+    assert names == {"manifest.json", *m["files"]}
+    assert {"mlflow.db", "predictions.db"} <= names
+    assert any(name.endswith("/MLmodel") for name in names)  # the model files, not only the registry row
+    assert all(len(info["sha256"]) == 64 for info in m["files"].values())
+
+
+def test_restore_drill_brings_back_the_same_champion_answers_and_log(drill: Drill) -> None:
+    from lab.demos.traffic import running_service
+    from lab.settings import configure_runtime
+
+    settings = drill.ctx.settings
+    shutil.rmtree(settings.state)  # the disaster: the whole state folder is gone
+    assert not settings.state.exists()
+
+    result = restore(drill.archive, settings)
+    configure_runtime(settings)  # the folders the services expect (Prefect home, reports)
+
+    assert result.champion == drill.champion
+    assert result.rows == {"predictions": len(USERS), "feedback": len(USERS)}
+    assert result.relocated_uris == 0  # same folder: MLflow's stored URIs are already right
+    version, model = load_champion(settings)
+    assert version == drill.champion
+    assert (model.predict_proba(drill.rows) == drill.probabilities).all()  # exactly, not approximately
+
+    with running_service(drill.ctx) as service:
+        again = service.send(USERS, seed=SEED, feedback=False)
+        assert answers_of(again.bodies) == drill.answers
+        assert set(again.versions) == {drill.champion}
+        # The restored log still holds the old requests and their labels: a repeated label is a no-op.
+        first = service.client.post("/v1/feedback", json={"request_id": drill.request_ids[0], "label": "setosa"})
+        assert first.json()["status"] in ("duplicate", "conflict")
+    assert log_counts(settings.state / "predictions.db") == {"predictions": 2 * len(USERS), "feedback": len(USERS)}
+
+
+def test_restore_into_another_folder_moves_mlflow_artifact_uris(drill: Drill, tmp_path: Path, make_settings) -> None:
+    elsewhere = make_settings(tmp_path / "elsewhere")
+    (elsewhere.state / "mlflow.db").unlink()  # make_settings seeds an empty registry: a truly empty target
+    result = restore(drill.archive, elsewhere)
+    assert result.relocated_uris > 0
+    version, model = load_champion(elsewhere)
+    assert version == drill.champion
+    assert (model.predict_proba(drill.rows) == drill.probabilities).all()
+    old_root = drill.manifest["source"]["artifact_root"]
+    with sqlite3.connect(elsewhere.state / "mlflow.db") as conn:
+        for table, column in ARTIFACT_URI_COLUMNS:
+            stale = conn.execute(f"SELECT count(*) FROM {table} WHERE {column} LIKE ?", (old_root + "%",)).fetchone()
+            assert stale[0] == 0, f"{table}.{column} still points at the old state"
+
+
+def test_existing_state_is_refused_without_force_and_replaced_with_it(
+    drill: Drill, tmp_path: Path, make_settings
+) -> None:
+    target = make_settings(tmp_path / "occupied")  # holds an (empty) MLflow registry already
+    registry = target.state / "mlflow.db"
+    before = registry.read_bytes()
+    with pytest.raises(StateExistsError, match="--force"):
+        restore(drill.archive, target)
+    assert registry.read_bytes() == before  # refused: nothing touched
+
+    result = restore(drill.archive, target, force=True)
+    assert str(registry) in result.replaced
+    assert registry_facts(registry, target.model_name)["champion"] == drill.champion
+    assert not list(target.state.glob(".restore-*"))  # the work folder is cleaned up
+
+
+def test_a_failed_install_puts_the_previous_state_back(
+    drill: Drill, tmp_path: Path, make_settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = make_settings(tmp_path / "kept")
+    registry = target.state / "mlflow.db"
+    before = registry.read_bytes()
+    old_artifact = target.state / "mlartifacts" / "old-run" / "note.txt"
+    old_artifact.parent.mkdir(parents=True)
+    old_artifact.write_text("the previous state")
+    # The post-install check reads something other than the manifest says: the install must be undone.
+    monkeypatch.setattr("lab.restore.registry_facts", lambda db, name: {"aliases": {"champion": "999"}})
+    with pytest.raises(BackupError, match="does not match the manifest"):
+        restore(drill.archive, target, force=True)
+    assert registry.read_bytes() == before
+    assert old_artifact.read_text() == "the previous state"
+    assert sorted(p.name for p in (target.state / "mlartifacts").iterdir()) == ["old-run"]
+    assert not (target.state / "predictions.db").exists()
+    assert not list(target.state.glob(".restore-*"))
+
+
+def _rewrite(archive: Path, target: Path, change) -> Path:
+    """Copy a valid archive member by member, letting ``change(name, data)`` alter or add members."""
+    with tarfile.open(archive, "r:gz") as src, tarfile.open(target, "w:gz") as dst:
+        for member in src.getmembers():
+            data = src.extractfile(member).read() if member.isfile() else b""
+            for name, payload in change(member.name, data):
+                info = tarfile.TarInfo(name)
+                info.size = len(payload)
+                dst.addfile(info, io.BytesIO(payload))
+    return target
+
+
+@pytest.mark.parametrize("damage", ["truncated", "bit-flip", "tampered-member", "unlisted-member", "not-a-backup"])
+def test_damaged_archive_is_refused_before_anything_is_touched(
+    drill: Drill, tmp_path: Path, make_settings, damage: str
+) -> None:
+    bad = tmp_path / "bad.tar.gz"
+    raw = drill.archive.read_bytes()
+    if damage == "truncated":
+        bad.write_bytes(raw[: len(raw) // 2])
+        expected = "truncated or damaged"
+    elif damage == "bit-flip":
+        flipped = bytearray(raw)
+        flipped[len(raw) // 2] ^= 0xFF
+        bad.write_bytes(bytes(flipped))
+        # Whichever check meets the damage first: gzip's CRC, a garbled tar header, or the manifest.
+        expected = "truncated or damaged|does not match the manifest|missing from the archive"
+    elif damage == "tampered-member":  # a valid gzip whose model file changed after the manifest was written
+        _rewrite(drill.archive, bad, lambda n, d: [(n, d + b"x" if n.endswith("model.skops") else d)])
+        expected = r"member mlartifacts/.*model\.skops does not match the manifest"
+    elif damage == "unlisted-member":
+        _rewrite(drill.archive, bad, lambda n, d: [(n, d)] + ([("extra.sh", b"echo hi")] if n == "mlflow.db" else []))
+        expected = "members not in the manifest: extra.sh"
+    else:
+        bad.write_bytes(gzip.compress(b"not a tar file at all" * 100))
+        expected = "truncated or damaged"
+    target = make_settings(tmp_path / "target")
+    (target.state / "mlflow.db").unlink()
+    with pytest.raises(CorruptBackupError, match=expected):
+        restore(bad, target)
+    assert not (target.state / "mlflow.db").exists()
+    assert not (target.state / "mlartifacts").exists()
+    assert not list(target.state.glob(".restore-*"))
+
+
+def test_cli_backup_and_restore_exit_codes(drill: Drill, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runner = CliRunner()
+    monkeypatch.setenv("MLOPS_STATE_DIR", str(tmp_path / "cli-state"))
+    get_settings.cache_clear()
+    try:
+        restored = runner.invoke(app, ["restore", str(drill.archive)])
+        assert restored.exit_code == 0, restored.output
+        assert f"champion v{drill.champion} loads from the restored registry" in restored.output
+        refused = runner.invoke(app, ["restore", str(drill.archive)])
+        assert refused.exit_code == 1
+        assert "--force" in refused.output
+        made = runner.invoke(app, ["backup", "--out", str(tmp_path / "out")])
+        assert made.exit_code == 0, made.output
+        assert len(list((tmp_path / "out").glob("mlops-lab-backup-*.tar.gz"))) == 1
+        truncated = tmp_path / "half.tar.gz"
+        truncated.write_bytes(drill.archive.read_bytes()[:100])
+        broken = runner.invoke(app, ["restore", str(truncated), "--force"])
+        assert broken.exit_code == 1
+        assert "truncated or damaged" in broken.output
+    finally:
+        get_settings.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ({"prediction_log_url": "postgresql+psycopg://mlops:s3cret@db:5432/mlops"}, "pg_dump"),
+        ({"tracking_uri": "http://mlflow:5000"}, "tracking server's backend database"),
+        ({"artifact_root": "s3://bucket/mlartifacts"}, "not a local folder"),
+    ],
+)
+def test_server_databases_are_out_of_scope_with_a_hint(tmp_path: Path, override: dict[str, str], expected: str) -> None:
+    settings = Settings(project_dir=tmp_path, state_dir=tmp_path / "state", **override)
+    with pytest.raises(OutOfScopeError, match=expected) as caught:
+        backup(settings, tmp_path / "out")
+    assert "s3cret" not in str(caught.value)  # a password in a URL never reaches the message
+    assert not (tmp_path / "out").exists()
+
+
+def test_dvc_cache_is_archived_and_merged_into_a_fresh_clone(tmp_path: Path, empty_mlflow_db: Path) -> None:
+    project = tmp_path / "project"
+    objects = project / ".dvc" / "cache" / "files" / "md5" / "ab"
+    objects.mkdir(parents=True)
+    (objects / "cdef0123").write_text("data version 1")
+    (project / ".dvc" / "cache" / "tmp").mkdir()
+    (project / ".dvc" / "cache" / "tmp" / "half-written").write_text("scratch")
+    settings = Settings(project_dir=project, state_dir=tmp_path / "state")
+    settings.state.mkdir()
+    shutil.copyfile(empty_mlflow_db, settings.state / "mlflow.db")  # a registry with no model yet
+
+    made = backup(settings, tmp_path / "out")
+    assert made.manifest["components"]["dvc_cache"]["files"] == 1  # DVC's scratch folder is left out
+    assert made.manifest["registry"]["champion"] is None
+
+    clone = tmp_path / "clone"  # a new machine: a fresh clone has .dvc/ but no cache
+    (clone / ".dvc").mkdir(parents=True)
+    target = Settings(project_dir=clone, state_dir=tmp_path / "restored")
+    assert restore(made.archive, target).dvc_objects_added == 1
+    assert (clone / ".dvc" / "cache" / "files" / "md5" / "ab" / "cdef0123").read_text() == "data version 1"
+    assert restore(made.archive, target, force=True).dvc_objects_added == 0  # content-addressed: nothing twice
+
+
+def test_backup_without_a_registry_says_what_to_do(tmp_path: Path) -> None:
+    settings = Settings(project_dir=tmp_path, state_dir=tmp_path / "state")
+    with pytest.raises(BackupError, match="train a model first"):
+        backup(settings, tmp_path / "out")
