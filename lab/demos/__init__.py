@@ -51,6 +51,10 @@ DEMOS: dict[str, str] = {
     "anomaly": "lab.demos.anomaly",
     "alerts": "lab.demos.alerts",
     "drift": "lab.demos.drift",
+    "immutable-infra": "lab.demos.immutable_infra",
+    "k8s": "lab.demos.k8s",
+    "disaster-recovery": "lab.demos.disaster_recovery",
+    "ci-cd": "lab.demos.ci_cd",
 }
 
 
