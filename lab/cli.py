@@ -9,7 +9,21 @@ from __future__ import annotations
 
 import typer
 
-from lab.commands import admin, bench, catalog, data, images, monitor, ops, registry, rollout, serve, stages, training
+from lab.commands import (
+    admin,
+    bench,
+    catalog,
+    data,
+    images,
+    monitor,
+    ops,
+    registry,
+    rollout,
+    serve,
+    stages,
+    study,
+    training,
+)
 
 app = typer.Typer(
     name="mlops-lab",
@@ -20,7 +34,7 @@ app = typer.Typer(
     rich_markup_mode=None,  # plain help: drawing rich panels costs ~0.3 s, and --help must be instant
 )
 
-for module in (data, training, stages, registry, rollout, serve, monitor, admin, ops, images, catalog, bench):
+for module in (data, training, stages, registry, rollout, serve, monitor, admin, ops, images, catalog, study, bench):
     module.register(app)
 
 
