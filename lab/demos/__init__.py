@@ -55,6 +55,9 @@ DEMOS: dict[str, str] = {
     "k8s": "lab.demos.k8s",
     "disaster-recovery": "lab.demos.disaster_recovery",
     "ci-cd": "lab.demos.ci_cd",
+    "test-pyramid": "lab.demos.test_pyramid",
+    "technical-debt": "lab.demos.technical_debt",
+    "cloud-equivalents": "lab.demos.cloud_equivalents",
 }
 
 

@@ -6,7 +6,6 @@ demo must exist. They are parametrized per concept, so a failure names the entry
 
 from __future__ import annotations
 
-import ast
 import re
 import textwrap
 from collections.abc import Callable
@@ -22,13 +21,13 @@ from lab.catalog import (
     UnknownConceptError,
     code_summary,
     find,
-    find_symbol,
     load_catalog,
     parse_catalog,
     search,
 )
 from lab.context import LabContext
 from lab.demos import DEMOS, DemoNotBuiltError, UnknownDemoError, load_demo, resolve_demo, run_demo
+from lab.refs import code_ref_problem, node_id_exists
 from lab.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -241,31 +240,13 @@ def test_run_demo_narrates_with_the_context_and_reports_time(
 # ---- the catalog against the repository (fail until every named file exists) -------------------
 @per_concept
 def test_every_code_path_exists(concept: Concept) -> None:
-    missing = []
-    for ref in concept.code:
-        file, _, symbol = ref.partition("::")
-        path = REPO / file
-        if not path.is_file():
-            missing.append(f"{ref} (no such file)")
-        elif symbol and (path.suffix != ".py" or find_symbol(ast.parse(path.read_text()), symbol) is None):
-            missing.append(f"{ref} (no symbol {symbol} in {file})")
+    missing = [problem for ref in concept.code if (problem := code_ref_problem(ref, REPO))]
     assert not missing, f"{concept.id}: fix lab/catalog.yaml or write the code: {missing}"
 
 
 def _test_exists(node_id: str) -> bool:
-    """Whether a pytest node id (``file::func``, ``file::Class::method``, ``[params]`` allowed) exists."""
-    file, *names = node_id.split("[", 1)[0].split("::")
-    path = REPO / file
-    if not (file.startswith("tests/") and path.is_file() and path.suffix == ".py"):
-        return False
-    node: ast.AST | None = ast.parse(path.read_text())
-    for name in names:
-        scope = node.body if isinstance(node, ast.Module | ast.ClassDef) else []
-        found = [s for s in scope if isinstance(s, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)]
-        node = next((s for s in found if s.name == name), None)
-        if node is None or not name.lower().startswith("test"):
-            return False
-    return True
+    """Whether a pytest node id exists in this repository (the rule lives in lab/refs.py)."""
+    return node_id_exists(node_id, REPO)
 
 
 @per_concept

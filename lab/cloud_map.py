@@ -1,0 +1,160 @@
+"""Managed cloud ML platform features, mapped to the open-source component that does the job here.
+
+Concept: cloud equivalents (C53). SageMaker, Vertex AI and Azure ML sell the same handful of
+capabilities under different names: pipelines, tracking, a registry, endpoints that split traffic,
+request capture, monitoring, batch scoring, a feature store. Knowing the capability, not the brand,
+is what transfers between jobs. Each row names the capability in plain words, the widely known
+product name on each platform (``None`` where we do not claim one), and the file here that does the
+same job, or says plainly that we did not build it. ``check_cloud_map`` checks every local path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab.refs import reference_problems
+
+
+@dataclass(frozen=True)
+class Equivalent:
+    """One capability: the cloud names for it and our component (empty ``local`` = not built)."""
+
+    capability: str
+    sagemaker: str | None
+    vertex: str | None
+    azure: str | None
+    ours: str
+    local: tuple[str, ...] = ()
+
+    @property
+    def built(self) -> bool:
+        return bool(self.local)
+
+
+CLOUD_MAP: tuple[Equivalent, ...] = (
+    Equivalent(
+        "ML pipelines (steps with retries and parameters)",
+        "SageMaker Pipelines",
+        "Vertex AI Pipelines",
+        "Azure ML pipelines",
+        "Prefect flows and tasks; dvc.yaml for offline reruns",
+        ("pipelines/flows.py", "dvc.yaml"),
+    ),
+    Equivalent(
+        "Experiment tracking",
+        "SageMaker Experiments (or managed MLflow)",
+        "Vertex AI Experiments",
+        "Azure ML jobs with MLflow tracking",
+        "MLflow runs: params, metrics, artefacts, lineage tags",
+        ("pipelines/tracking.py::log_training_run",),
+    ),
+    Equivalent(
+        "Hyperparameter search",
+        "SageMaker automatic model tuning",
+        "Vertex AI hyperparameter tuning",
+        "Azure ML sweep jobs",
+        "a small sweep logged as nested MLflow runs",
+        ("pipelines/training.py::sweep_grid",),
+    ),
+    Equivalent(
+        "Model registry with versions",
+        "SageMaker Model Registry",
+        "Vertex AI Model Registry",
+        "Azure ML model registry",
+        "MLflow registry with champion/challenger aliases and an audit log",
+        ("pipelines/registry.py", "pipelines/audit.py"),
+    ),
+    Equivalent(
+        "Online endpoint with weighted traffic split",
+        "SageMaker real-time endpoint with production variants",
+        "Vertex AI endpoint traffic split",
+        "Azure ML managed online endpoint traffic allocation",
+        "FastAPI service with the canary / A/B / blue-green router",
+        ("serving/app.py::create_app", "serving/router.py::route"),
+    ),
+    Equivalent(
+        "Shadow (mirrored) traffic",
+        "SageMaker shadow tests",
+        None,
+        "Azure ML mirrored traffic",
+        "shadow strategy: challenger scored after the response, never returned",
+        ("serving/router.py::route", "serving/predict.py::Predictor.shadow"),
+    ),
+    Equivalent(
+        "Guarded rollout with automatic rollback",
+        "SageMaker deployment guardrails",
+        None,
+        None,
+        "rollout controller: step schedule, canary analysis, abort on a breach",
+        ("serving/rollout_controller.py::tick", "serving/canary_analysis.py::analyse"),
+    ),
+    Equivalent(
+        "Request/response capture",
+        "SageMaker Data Capture",
+        "Vertex AI request-response logging",
+        "Azure ML model data collection",
+        "SQL prediction log, joined with feedback labels by request id",
+        ("serving/prediction_log.py", "serving/log_reader.py"),
+    ),
+    Equivalent(
+        "Model monitoring (drift, quality)",
+        "SageMaker Model Monitor",
+        "Vertex AI Model Monitoring",
+        "Azure ML model monitoring",
+        "data, prediction, concept and attribution drift plus anomaly checks",
+        ("monitoring/checks.py::run_checks", "pipelines/monitoring_flow.py"),
+    ),
+    Equivalent(
+        "Explainability and bias checks",
+        "SageMaker Clarify",
+        "Vertex Explainable AI",
+        "Azure ML Responsible AI dashboard",
+        "permutation attribution (and its drift) and per-slice parity in the gate",
+        ("monitoring/attribution_drift.py::attribution", "pipelines/slices.py"),
+    ),
+    Equivalent(
+        "Batch scoring",
+        "SageMaker Batch Transform",
+        "Vertex AI batch prediction",
+        "Azure ML batch endpoints",
+        "batch body on the same endpoint (up to MAX_BATCH_ROWS rows)",
+        ("serving/schemas.py::MAX_BATCH_ROWS", "serving/app.py"),
+    ),
+    Equivalent(
+        "Feature store",
+        "SageMaker Feature Store",
+        "Vertex AI Feature Store",
+        "Azure ML managed feature store",
+        "not built: features are computed inside the logged Pipeline, so there is nothing to share",
+    ),
+    Equivalent(
+        "Metrics, dashboards and alerts",
+        "Amazon CloudWatch",
+        "Google Cloud Monitoring",
+        "Azure Monitor",
+        "Prometheus metrics and alert rules, a Grafana dashboard",
+        ("serving/metrics.py::Metrics", "monitoring/prometheus/alerts.yml"),
+    ),
+    Equivalent(
+        "Container registry and managed Kubernetes",
+        "Amazon ECR and EKS",
+        "Artifact Registry and GKE",
+        "Azure Container Registry and AKS",
+        "Dockerfiles tagged by commit, kustomize manifests (validated offline)",
+        ("docker/api.Dockerfile", "k8s/base/kustomization.yaml"),
+    ),
+)
+
+
+def check_cloud_map(rows: Sequence[Equivalent], root: Path) -> list[str]:
+    """Every problem: a row naming no cloud product, or a local path or symbol that does not exist."""
+    problems: list[str] = []
+    for row in rows:
+        if not (row.sagemaker or row.vertex or row.azure):
+            problems.append(f"{row.capability}: name the product on at least one platform")
+        if not row.built and not row.ours.startswith("not built"):
+            problems.append(f"{row.capability}: no local path; say 'not built: ...' in `ours`")
+        problems += reference_problems(row.local, (), root, row.capability)
+    return problems
