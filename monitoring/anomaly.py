@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from statistics import median
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
@@ -148,10 +148,6 @@ def detect(
     )
 
 
-def _confidence(probabilities: Any) -> float:
-    return max(probabilities.values()) if isinstance(probabilities, Mapping) and probabilities else math.nan
-
-
 def live_metrics(frame: pd.DataFrame, interval: str = "1min") -> pd.DataFrame:
     """Per-interval series from the prediction log: requests, latency p50/p99, error rate, mean confidence.
 
@@ -161,6 +157,8 @@ def live_metrics(frame: pd.DataFrame, interval: str = "1min") -> pd.DataFrame:
     """
     import pandas as pd
 
+    from serving.log_reader import confidence
+
     missing = {"ts", "status", "latency_ms", "probabilities"} - set(frame.columns)
     if missing:
         raise ValueError(f"prediction log frame lacks {sorted(missing)}; read it with serving.log_reader")
@@ -168,7 +166,7 @@ def live_metrics(frame: pd.DataFrame, interval: str = "1min") -> pd.DataFrame:
         {
             "latency": frame["latency_ms"].astype(float).to_numpy(),
             "error": (frame["status"] != "ok").astype(float).to_numpy(),
-            "confidence": [_confidence(p) for p in frame["probabilities"]],
+            "confidence": [confidence(p) for p in frame["probabilities"]],
         },
         index=pd.DatetimeIndex(pd.to_datetime(frame["ts"], utc=True)),
     )

@@ -170,5 +170,6 @@ def predictions_from_log(frame: pd.DataFrame) -> tuple[list[str], list[float]]:
     served = frame[frame["prediction"].notna()]
     if "status" in served.columns:
         served = served[served["status"] == "ok"]
-    confidences = [max(p.values()) if isinstance(p, dict) and p else float("nan") for p in served["probabilities"]]
-    return served["prediction"].astype(str).tolist(), [float(c) for c in confidences]
+    from serving.log_reader import confidence
+
+    return served["prediction"].astype(str).tolist(), [float(confidence(p)) for p in served["probabilities"]]

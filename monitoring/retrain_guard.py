@@ -60,9 +60,12 @@ def _ensure_row(engine: sa.Engine) -> None:
 def guard_state(engine: sa.Engine) -> dict[str, Any]:
     """The guard row as a dict (holder, lease_until, last_started, last_finished, last_result, starts)."""
     _ensure_row(engine)
+    return _read(engine)
+
+
+def _read(engine: sa.Engine) -> dict[str, Any]:
     with engine.connect() as conn:
-        row = conn.execute(sa.select(guard_table).where(guard_table.c.id == _ROW)).mappings().one()
-    return dict(row)
+        return dict(conn.execute(sa.select(guard_table).where(guard_table.c.id == _ROW)).mappings().one())
 
 
 def try_acquire(engine: sa.Engine, *, now: float, cooldown_s: float, ttl_s: float) -> GuardDecision:
@@ -86,7 +89,7 @@ def try_acquire(engine: sa.Engine, *, now: float, cooldown_s: float, ttl_s: floa
         ).rowcount
     if done == 1:
         return GuardDecision(True, "retrain lease acquired", token)
-    state = guard_state(engine)
+    state = _read(engine)
     if state["holder"] is not None and (state["lease_until"] or 0.0) >= now:
         return GuardDecision(False, f"another retrain is running (lease for {state['lease_until'] - now:.0f} s more)")
     wait = (state["last_started"] or 0.0) + cooldown_s - now

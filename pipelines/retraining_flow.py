@@ -19,7 +19,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
@@ -111,7 +110,7 @@ def retraining_flow(trigger: str = "manual", reason: str = "", start_rollout: bo
         create_markdown_artifact(key=ARTIFACT_KEY, markdown=_markdown(outcome, trigger, reason))
         print(f"retrain skipped: {guard.reason}")
         return outcome
-    result: dict[str, Any] = {"text": "failed: crashed before finishing"}
+    result = "failed: crashed before finishing"
     try:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         data_path, added, note = build_training_set_task(stamp)
@@ -130,12 +129,12 @@ def retraining_flow(trigger: str = "manual", reason: str = "", start_rollout: bo
             else:
                 reasons = "; ".join(trained.gate.get("reasons", [])) or "the quality gate refused it"
                 outcome = RetrainOutcome("rejected", f"{note}; {reasons}", None, data_path, added)
-        result["text"] = f"{outcome.status}: {outcome.reason}"
+        result = f"{outcome.status}: {outcome.reason}"
     except Exception as err:  # recorded on the lease row, then re-raised: the flow run shows Failed
-        result["text"] = f"failed: {type(err).__name__}: {err}"
+        result = f"failed: {type(err).__name__}: {err}"
         raise
     finally:
-        release(engine, guard.token, result["text"], now=time.time())
+        release(engine, guard.token, result, now=time.time())
         engine.dispose()
     create_markdown_artifact(key=ARTIFACT_KEY, markdown=_markdown(outcome, trigger, reason))
     print(f"retrain {outcome.status}: {outcome.reason}")

@@ -73,6 +73,11 @@ def _frame(rows: sa.CursorResult[tuple[object, ...]] | None, columns: list[str])
     return frame
 
 
+def confidence(probabilities: object) -> float:
+    """A logged row's confidence: its largest class probability (NaN when only a label was asked for)."""
+    return max(probabilities.values()) if isinstance(probabilities, dict) and probabilities else float("nan")
+
+
 def _expand_features(frame: pd.DataFrame) -> pd.DataFrame:
     """One column per feature (prefixed ``feature_`` only if a name clashes with a log column)."""
     features = pd.DataFrame(list(frame.pop("features")), index=frame.index)

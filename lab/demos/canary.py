@@ -29,7 +29,7 @@ SHORT = {"error_rate": "err", "error_rate_increase": "Δerr", "p99_latency": "p9
 MARK = {"pass": "✔", "breach": "✘", "inconclusive": "…"}
 
 
-def _demo_params(params: Params) -> Params:
+def demo_params(params: Params) -> Params:
     """A copy of params with demo-sized samples and a wider accuracy limit (the file itself is untouched)."""
     demo = {
         "min_requests": DEMO_MIN_SAMPLE,
@@ -45,7 +45,7 @@ def _round_size(weight: float) -> int:
     return max(40, min(400, math.ceil(1.3 * DEMO_MIN_SAMPLE / max(weight, 0.01))))
 
 
-def _drive(
+def drive_rollout(
     n: Narrator, service: DemoService, params: Params, seed: int, before: Traffic | None = None, kind: str = "clean"
 ) -> Tick:
     """Send traffic (rows of batch ``kind``) with feedback and tick the controller until it promotes or aborts."""
@@ -84,7 +84,7 @@ def _drive(
     return result
 
 
-def _start(n: Narrator, service: DemoService, params: Params) -> bool:
+def start_rollout(n: Narrator, service: DemoService, params: Params) -> bool:
     from pipelines.registry import RegistryError
     from serving.rollout import RolloutTransitionError
     from serving.rollout_controller import begin_rollout
@@ -116,7 +116,7 @@ def run(n: Narrator, ctx: LabContext) -> None:
     from serving.router import bucket
 
     s = ctx.settings
-    params = _demo_params(ctx.params)
+    params = demo_params(ctx.params)
     n.title("Canary release: weight steps with automated analysis", "C21 canary · C26 automatic rollback")
     n.step("A champion serves; a challenger waits for traffic")
     champion = ensure_champion(ctx, n)
@@ -142,7 +142,7 @@ def run(n: Narrator, ctx: LabContext) -> None:
         )
 
         n.step(f"Start the rollout: steps {params.rollout.steps} % of users")
-        if not _start(n, service, params):
+        if not start_rollout(n, service, params):
             return
         weight = service.store.routing().canary_weight
         first = service.send(user_ids("user", 200), seed=1)
@@ -160,7 +160,7 @@ def run(n: Narrator, ctx: LabContext) -> None:
 
         n.step("The controller analyses each step and moves the weight (true labels arrive as feedback)")
         both = Traffic(arms=first.arms + again.arms)
-        result = _drive(n, service, params, seed=10, before=both)
+        result = drive_rollout(n, service, params, seed=10, before=both)
         if result.action.kind == "promote":
             n.ok(
                 f"rollout promoted: champion v{champion} → v{current_aliases(s)['champion']} (old one kept as previous)"
@@ -173,9 +173,9 @@ def run(n: Narrator, ctx: LabContext) -> None:
         champion = current_aliases(s)["champion"]
         bad = plant_bad_challenger(ctx, n)
         service.refresh()
-        if not _start(n, service, params):
+        if not start_rollout(n, service, params):
             return
-        result = _drive(n, service, params, seed=40)
+        result = drive_rollout(n, service, params, seed=40)
         if result.action.kind == "abort":
             n.ok(f"rollout aborted: {result.action.reason}")
         else:

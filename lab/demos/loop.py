@@ -61,7 +61,7 @@ def _monitor(n: Narrator, label: str) -> MonitoringOutcome:
 
 
 def run(n: Narrator, ctx: LabContext) -> None:
-    from lab.demos.canary import _demo_params, _drive, _start
+    from lab.demos.canary import demo_params, drive_rollout, start_rollout
     from lab.demos.prep import VERSION_COLUMNS, display_path, ensure_raw_data, show_outcome, version_rows
     from lab.demos.traffic import plant_bad_challenger, running_service, users
     from pipelines.batches import generate_batch, write_batch
@@ -117,11 +117,11 @@ def run(n: Narrator, ctx: LabContext) -> None:
                 "labelled production rows, passes the same gate, and still has to earn traffic as a canary"
             )
 
-            params = _demo_params(p)
+            params = demo_params(p)
             if retrain is not None and retrain.status == "started-canary":
                 n.step("v2 goes out as a canary: traffic steps up while the controller compares live metrics")
                 service.refresh()
-                result = _drive(n, service, params, seed=300, kind="covariate-shift")
+                result = drive_rollout(n, service, params, seed=300, kind="covariate-shift")
                 decisions.append(["canary of retrained model", result.state.status, result.action.reason])
                 (n.ok if result.action.kind == "promote" else n.bad)(
                     f"rollout {result.state.status}: {result.action.reason}"
@@ -130,8 +130,8 @@ def run(n: Narrator, ctx: LabContext) -> None:
             n.step("Episode 2: a bad challenger is PLANTED; its canary must abort on its own")
             bad_version = plant_bad_challenger(sctx, n)
             service.refresh()
-            if _start(n, service, params):
-                result = _drive(n, service, params, seed=400, kind="covariate-shift")
+            if start_rollout(n, service, params):
+                result = drive_rollout(n, service, params, seed=400, kind="covariate-shift")
                 decisions.append([f"canary of planted v{bad_version}", result.state.status, result.action.reason])
                 (n.ok if result.action.kind == "abort" else n.bad)(
                     f"rollout {result.state.status}: {result.action.reason}"

@@ -111,10 +111,10 @@ def test_drift_starts_exactly_one_retrain_whose_challenger_goes_out_as_a_canary(
 
 
 def test_the_retrained_challenger_is_promoted_on_live_metrics(loop: LabContext, service: DemoService) -> None:
-    from lab.demos.canary import _demo_params
+    from lab.demos.canary import demo_params
     from serving.rollout_controller import tick
 
-    params = _demo_params(loop.params)
+    params = demo_params(loop.params)
     challenger = current_aliases(loop.settings)["challenger"]
     assert service.runtime.log is not None
     for round_ in range(12):
