@@ -130,7 +130,9 @@ def record_all(ids):
 
 record_all(list(range(n // 2)))
 labelled = [log.record_feedback(f"req-{i:05d}", "setosa").status for i in range(0, n // 2, 25)]
-record_all(list(range(n // 2, n)) + list(range(10)))  # the second half, plus 10 retried ids
+record_all(list(range(n // 2, n - 20)) + list(range(10)))  # most of the second half, plus 10 retried ids
+log.flush()  # the writer is idle now, so the last 20 records (under one batch) stay in memory until SIGTERM
+record_all(list(range(n - 20, n)))
 s = log.stats()
 print("READY", s.enqueued, s.written, len(labelled), flush=True)
 signal.pause()
