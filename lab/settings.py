@@ -131,6 +131,7 @@ def configure_runtime(settings: Settings) -> None:
     """
     for folder in (settings.state, settings.prefect_home, settings.reports_dir):
         folder.mkdir(parents=True, exist_ok=True)
+    (settings.state / ".mlops-lab-state").touch()  # lab/reset.py removes only folders with this marker
     for key, value in _QUIET_ENV.items():
         os.environ.setdefault(key, value)
     os.environ.setdefault("PREFECT_HOME", str(settings.prefect_home))

@@ -1,9 +1,10 @@
-"""CLI commands: `mlops-lab backup` and `mlops-lab restore`, disaster recovery for the local state.
+"""CLI commands: `mlops-lab backup`, `restore` and `reset`: the local state's life cycle.
 
 Concept: disaster recovery (C50). Thin shells over ``lab/backup.py`` and ``lab/restore.py``: they
 resolve the state from the settings, call the core, print what was copied or restored and exit
 non-zero (1) on any refusal, so a cron job or a runbook step can gate on them. ``restore`` ends by
 asking MLflow itself to load the restored champion, the check a serving replica would make first.
+``reset`` (``lab/reset.py``) removes the state folder between workshop groups, after showing what goes.
 """
 
 from __future__ import annotations
@@ -96,7 +97,40 @@ def restore(
     console.print(f"[bold green]champion v{version} loads from the restored registry[/bold green]")
 
 
+def reset(
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Remove the local state folder (registry, artifacts, prediction log, reports): a clean start."""
+    from lab.reset import ResetRefusedError, apply_reset, plan_reset
+    from lab.settings import get_settings
+
+    try:
+        plan = plan_reset(get_settings())
+    except ResetRefusedError as err:
+        console.print(f"[bold red]refused:[/bold red] {escape(str(err))}")
+        raise typer.Exit(EXIT_FAILED) from None
+    for store in plan.kept:
+        console.print(f"not touched (outside the state folder): {escape(store)}")
+    if not plan.entries:
+        console.print(f"{escape(str(plan.state))} is already empty: nothing to reset")
+        return
+    console.print(f"[bold]{escape(str(plan.state))}[/bold] holds {_human(plan.total_bytes)}:")
+    for entry in plan.entries:
+        console.print(f"  {escape(entry.name)}  {_human(entry.bytes)}")
+    if not yes:
+        try:
+            confirmed = typer.confirm("Remove all of it? Stop any running `mlops-lab serve` first", default=False)
+        except typer.Abort:  # end of input: no answer is a no
+            confirmed = False
+        if not confirmed:
+            console.print("nothing removed (add --yes to skip the question)")
+            raise typer.Exit(EXIT_FAILED)
+    apply_reset(plan)
+    console.print(f"[bold green]removed {escape(str(plan.state))}[/bold green]: the next command starts fresh")
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the CLI."""
     app.command("backup")(backup)
     app.command("restore")(restore)
+    app.command("reset")(reset)
