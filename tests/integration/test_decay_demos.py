@@ -1,15 +1,12 @@
 """The decay demos (concept drift, attribution drift, anomalies) run on a fresh state and reach their verdicts.
 
-They share one state folder, as a learner running them in a row would. The demo budget is 30 s on
-a fresh state; measured on an idle 2-core machine: concept-drift 19 s (15 s of it training the first
-champion), attribution 1 s, anomaly 0.1 s. The tests allow twice the budget, because CI shares its
-two cores, and still catch a demo that grew an order of magnitude slower.
+They share one state folder, as a learner running them in a row would. Their timings are measured,
+not asserted here: `python -m lab.demo_timings` (run by `make bench`) times every demo.
 """
 
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 
 import pytest
@@ -18,9 +15,6 @@ from lab.context import LabContext
 from monitoring.findings import latest_findings
 from serving.prediction_log import make_engine
 
-DEMO_BUDGET_S = 30.0
-LOADED_MACHINE_FACTOR = 2.0
-
 
 @pytest.fixture(scope="module")
 def ctx(tmp_path_factory: pytest.TempPathFactory, make_settings, demo_context) -> LabContext:
@@ -28,11 +22,8 @@ def ctx(tmp_path_factory: pytest.TempPathFactory, make_settings, demo_context) -
     return demo_context(settings)
 
 
-def timed(run_demo: Callable[..., str], name: str, ctx: LabContext) -> str:
-    start = time.perf_counter()
+def run_clean(run_demo: Callable[..., str], name: str, ctx: LabContext) -> str:
     out = run_demo(name, ctx, width=200)
-    elapsed = time.perf_counter() - start
-    assert elapsed < DEMO_BUDGET_S * LOADED_MACHINE_FACTOR, f"demo {name} took {elapsed:.1f} s"
     assert "Traceback" not in out
     return out
 
@@ -40,7 +31,7 @@ def timed(run_demo: Callable[..., str], name: str, ctx: LabContext) -> str:
 @pytest.mark.integration
 @pytest.mark.slow
 def test_concept_drift_demo_sees_accuracy_fall_while_inputs_stay(run_demo, ctx: LabContext) -> None:
-    out = timed(run_demo, "concept_drift", ctx)
+    out = run_clean(run_demo, "concept_drift", ctx)
     assert "concept_drift inconclusive" in out  # 30 labels: no verdict
     assert "concept_drift ok" in out  # 150 clean labels
     assert "inputs identical to a clean batch of the same seed: True" in out
@@ -59,7 +50,7 @@ def test_concept_drift_demo_sees_accuracy_fall_while_inputs_stay(run_demo, ctx: 
 def test_attribution_demo_is_quiet_on_clean_traffic_and_fires_when_the_reasons_change(
     run_demo, ctx: LabContext
 ) -> None:
-    out = timed(run_demo, "attribution", ctx)
+    out = run_clean(run_demo, "attribution", ctx)
     verdicts = re.findall(r"attribution_drift (\w+): attribution shift (\d\.\d\d)", out)
     statuses = [status for status, _ in verdicts]
     # clean, stuck petal sensors, concept shift without labels, concept shift with labels
@@ -74,7 +65,7 @@ def test_attribution_demo_is_quiet_on_clean_traffic_and_fires_when_the_reasons_c
 def test_anomaly_demo_flags_the_spike_the_slowdown_and_the_error_burst(run_demo, ctx: LabContext) -> None:
     from lab.demos.anomaly import SLOWDOWN_MINUTE, SPIKE_MINUTE
 
-    out = timed(run_demo, "anomaly", ctx)
+    out = run_clean(run_demo, "anomaly", ctx)
     flagged = re.search(r"flagged minutes: \[([\d, ]*)\]", out)
     assert flagged is not None
     minutes = [int(m) for m in flagged.group(1).split(",")]

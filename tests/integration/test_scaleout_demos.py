@@ -10,7 +10,6 @@ assertions accept both a clean and a dirty checkout and check the tag format ins
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 
@@ -27,9 +26,7 @@ def ctx(tmp_path_factory: pytest.TempPathFactory, make_settings, demo_context) -
 
 
 def test_immutable_infra_demo_tags_by_commit_and_champion_and_refuses_latest(run_demo, ctx: LabContext) -> None:
-    start = time.perf_counter()
     out = run_demo("immutable_infra", ctx, width=220)
-    elapsed = time.perf_counter() - start
     champion = current_aliases(ctx.settings)["champion"]  # trained by the demo on the fresh state
     sha = re.search(r"commit ([0-9a-f]{12}), champion v(\d+)", out)
     assert sha is not None
@@ -73,4 +70,3 @@ def test_immutable_infra_demo_tags_by_commit_and_champion_and_refuses_latest(run
     for rule in ("DL3007", "DL3008", "DL3025"):
         assert rule in out
     assert re.search(r"✔ hadolint refuses it with \d+ findings \(exit code 1\)", out)
-    assert elapsed < 60  # the demo's budget is 30 s; CI's shared 2-core box gets slack, never a flaky bound
