@@ -4,6 +4,9 @@ Concept: the repository as an answer key. Every concept row in DESIGN.md (C01–
 entry in ``lab/catalog.yaml``, which names the code that does it, the demo that shows it in under
 30 seconds and the tests that fail if it stops working. The catalog is plain data, not code, so
 it is reviewed like any other diff and checked by a test (every path, demo and test must exist).
+Every entry carries three questions, five to eight key points and an ``at_scale`` paragraph (what
+changes with many models, high traffic or several regions, and what this repository does not have),
+because a strong interview answer says where the design stops as well as how it works.
 The file ships inside the ``lab`` package and is read with ``importlib.resources``, so the
 installed CLI finds it wherever it runs. Only stdlib and PyYAML are imported: ``mlops-lab
 concepts`` must answer instantly.
@@ -22,8 +25,11 @@ from pathlib import Path
 import yaml
 
 DEMO_PREFIX = "mlops-lab demo "
-FIELDS = ("id", "slug", "title", "questions", "key_points", "code", "demo", "tests", "related")
+FIELDS = ("id", "slug", "title", "questions", "key_points", "at_scale", "code", "demo", "tests", "related")
 _LIST_FIELDS = ("questions", "key_points", "code", "tests", "related")
+_TEXT_FIELDS = ("id", "slug", "title", "at_scale", "demo")
+QUESTIONS = 3  # questions per entry
+KEY_POINTS = (5, 8)  # fewest and most key points per entry
 _ID_RE = re.compile(r"C\d{2}")
 _SLUG_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _ID_QUERY_RE = re.compile(r"[cC]?0*(\d{1,2})")
@@ -46,6 +52,7 @@ class Concept:
     title: str
     questions: tuple[str, ...]
     key_points: tuple[str, ...]
+    at_scale: str
     code: tuple[str, ...]
     demo: str
     tests: tuple[str, ...]
@@ -63,7 +70,16 @@ class Concept:
 
     def haystack(self) -> str:
         """All searchable text of the entry, lower-cased."""
-        parts = [self.id, self.slug, self.title, self.demo, *self.questions, *self.key_points, *self.code]
+        parts = [
+            self.id,
+            self.slug,
+            self.title,
+            self.demo,
+            *self.questions,
+            *self.key_points,
+            self.at_scale,
+            *self.code,
+        ]
         return "\n".join(parts).lower()
 
 
@@ -75,13 +91,20 @@ def _entry(raw: object, index: int, source: str) -> Concept:
     unknown = sorted(set(raw) - set(FIELDS))
     if missing or unknown:
         raise CatalogError(f"{where}: missing fields {missing}, unknown fields {unknown}; allowed: {list(FIELDS)}")
-    for field in ("id", "slug", "title", "demo"):
+    for field in _TEXT_FIELDS:
         if not isinstance(raw[field], str) or not raw[field].strip():
             raise CatalogError(f"{where}: `{field}` must be a non-empty string")
     for field in _LIST_FIELDS:
         value = raw[field]
         if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
             raise CatalogError(f"{where}: `{field}` must be a list of non-empty strings (use [] for none)")
+    if len(raw["questions"]) != QUESTIONS:
+        raise CatalogError(f"{where}: `questions` has {len(raw['questions'])} entries; write exactly {QUESTIONS}")
+    fewest, most = KEY_POINTS
+    if not fewest <= len(raw["key_points"]) <= most:
+        raise CatalogError(
+            f"{where}: `key_points` has {len(raw['key_points'])} entries; a strong answer has {fewest} to {most}"
+        )
     if not _ID_RE.fullmatch(raw["id"]):
         raise CatalogError(f"{where}: id must look like C06 (a C and two digits)")
     if not _SLUG_RE.fullmatch(raw["slug"]):
@@ -94,6 +117,7 @@ def _entry(raw: object, index: int, source: str) -> Concept:
         title=raw["title"].strip(),
         questions=tuple(raw["questions"]),
         key_points=tuple(raw["key_points"]),
+        at_scale=" ".join(raw["at_scale"].split()),
         code=tuple(raw["code"]),
         demo=raw["demo"].strip(),
         tests=tuple(raw["tests"]),

@@ -37,25 +37,6 @@ def _concept_link(cid: str, by_id: dict[str, Concept]) -> str:
     return f"[{other.id} {other.title}]({page_name(other)})"
 
 
-def _at_scale(c: Concept, by_id: dict[str, Concept]) -> list[str]:
-    """The "what would change at scale" section.
-
-    The catalog has no field for it yet; if an optional ``at_scale`` text is added to ``Concept``
-    it is rendered here as is. Until then the page points to the scaled deployment and the
-    related concepts.
-    """
-    text = getattr(c, "at_scale", None)
-    if isinstance(text, str) and text.strip():
-        return [text.strip()]
-    names = ", ".join(_concept_link(r, by_id) for r in c.related) or "none listed"
-    return [
-        "_Not written for this concept yet._ The scaled deployment (API replicas, MLflow server on PostgreSQL, "
-        "Prefect server and worker, Prometheus and Grafana, the monitoring CronJob) is drawn in "
-        "[docs/architecture.md](../architecture.md#the-scaled-deployment); the related concepts cover the "
-        f"neighbouring ground: {names}."
-    ]
-
-
 def render_page(c: Concept, concepts: Sequence[Concept]) -> str:
     """The markdown page of one concept."""
     by_id = {other.id: other for other in concepts}
@@ -63,6 +44,7 @@ def render_page(c: Concept, concepts: Sequence[Concept]) -> str:
     lines += ["## Questions it answers", ""] + [f"- {q}" for q in c.questions] + [""]
     lines += ["## Key points of a strong answer", ""]
     lines += [f"{i}. {p}" for i, p in enumerate(c.key_points, start=1)] + [""]
+    lines += ["## What would change at scale", "", c.at_scale, ""]
     lines += ["## Code", ""]
     lines += [f"- [`{ref}`]({TO_ROOT}{ref.partition('::')[0]})" for ref in c.code] or ["- (none listed)"]
     lines += ["", "## Demo", "", "```bash", f"uv run {c.demo}", "```", ""]
@@ -71,7 +53,6 @@ def render_page(c: Concept, concepts: Sequence[Concept]) -> str:
     lines += [f"- [`{t}`]({TO_ROOT}{t.partition('::')[0]})" for t in c.tests] or ["- (none listed yet)"]
     lines += ["", "## Related", ""]
     lines += [f"- {_concept_link(r, by_id)}" for r in c.related] or ["- (none listed)"]
-    lines += ["", "## What would change at scale", "", *_at_scale(c, by_id)]
     return "\n".join(lines) + "\n"
 
 
@@ -82,8 +63,10 @@ def render_index(concepts: Sequence[Concept]) -> str:
         "# Concepts",
         "",
         "Every MLOps concept this repository answers with running code, generated from `lab/catalog.yaml`. "
-        "Each page has the questions, the key points of a strong answer, the code, the demo and the tests. "
-        "The whole system is drawn in [docs/architecture.md](../architecture.md).",
+        "Each page has the questions, the key points of a strong answer, what would change at scale, the code, "
+        "the demo and the tests. The whole system is drawn in [docs/architecture.md](../architecture.md); "
+        "for the night before an interview, the [cheat sheets](../cheatsheets/README.md) put each area on "
+        "one page.",
         "",
         "| id | concept | demo | tests |",
         "| --- | --- | --- | --- |",

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.padding import Padding
 from rich.panel import Panel
 from rich.table import Table
 
@@ -58,7 +59,7 @@ def concepts(
 def explain(
     query: Annotated[str, typer.Argument(help="Concept id (C06), slug (data-validation) or title words.")],
 ) -> None:
-    """Print one concept: the questions it answers, the key points, the code, demo and tests."""
+    """Print one concept: the questions, the key points, what changes at scale, the code, demo and tests."""
     from lab.catalog import UnknownConceptError, code_summary, find, load_catalog
     from lab.settings import get_settings
 
@@ -74,6 +75,8 @@ def explain(
     console.print(_listing([("•", escape(q)) for q in c.questions]))
     console.print("[bold]Key points of a strong answer[/bold]")
     console.print(_listing([(f"{i}.", escape(p)) for i, p in enumerate(c.key_points, start=1)]))
+    console.print("[bold]What would change at scale[/bold]")
+    console.print(Padding(escape(c.at_scale), (0, 0, 0, 2)))
     console.print("[bold]Code[/bold]")
     rows = []
     for ref in c.code:

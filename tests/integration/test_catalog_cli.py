@@ -87,6 +87,9 @@ def test_explain_prints_questions_key_points_and_code(state_dir: Path) -> None:
     c14 = next(c for c in load_catalog() if c.id == "C14")
     for text in (c14.title, *c14.questions, *c14.key_points, *c14.code, c14.demo):
         assert text in result.output
+    assert "What would change at scale" in result.output
+    assert result.output.index("Key points") < result.output.index("What would change at scale")
+    assert " ".join(c14.at_scale.split()) in " ".join(result.output.split()), "the paragraph, wrapped"
     assert not state_dir.exists(), "explain must not create state"
 
 

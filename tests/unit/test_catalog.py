@@ -16,6 +16,8 @@ from rich.console import Console
 
 from lab.catalog import (
     DEMO_PREFIX,
+    KEY_POINTS,
+    QUESTIONS,
     CatalogError,
     Concept,
     UnknownConceptError,
@@ -39,8 +41,9 @@ GOOD_ENTRY = """
 - id: C99
   slug: sample
   title: Sample
-  questions: [why it matters]
-  key_points: [a, b, c, d]
+  questions: [why, how, when]
+  key_points: [a, b, c, d, e]
+  at_scale: It runs on more machines.
   code: [lab/catalog.py]
   demo: mlops-lab demo sample
   tests: []
@@ -71,8 +74,10 @@ def test_this_rounds_concepts_are_present() -> None:
 @per_concept
 def test_every_entry_has_the_required_content(concept: Concept) -> None:
     assert concept.title
-    assert concept.questions
-    assert 4 <= len(concept.key_points) <= 6
+    assert len(concept.questions) == QUESTIONS == 3
+    assert KEY_POINTS == (5, 8)
+    assert 5 <= len(concept.key_points) <= 8
+    assert 150 <= len(concept.at_scale) <= 800, "at_scale is a short paragraph of 2-4 sentences"
     assert concept.code, "name at least one code path"
     assert concept.demo.startswith(DEMO_PREFIX)
     assert concept.demo_name
@@ -86,7 +91,13 @@ def test_every_entry_has_the_required_content(concept: Concept) -> None:
         (lambda t: t.replace("  related: []\n", ""), "missing fields"),
         (lambda t: t.replace("id: C99", "id: X1"), "id must look like C06"),
         (lambda t: t.replace("slug: sample", "slug: Sample Entry"), "slug"),
-        (lambda t: t.replace("[a, b, c, d]", "\n    - a flow is a shell: it wires tasks"), "key_points"),
+        (lambda t: t.replace("[a, b, c, d, e]", "\n    - a flow is a shell: it wires tasks"), "key_points"),
+        (lambda t: t.replace("[a, b, c, d, e]", "[a, b, c, d]"), "entry C99: `key_points` has 4 entries; a strong"),
+        (lambda t: t.replace("[a, b, c, d, e]", "[a, b, c, d, e, f, g, h, i]"), "`key_points` has 9 entries"),
+        (lambda t: t.replace("[why, how, when]", "[why, how]"), "entry C99: `questions` has 2 entries"),
+        (lambda t: t.replace("  at_scale: It runs on more machines.\n", ""), "entry C99: missing fields ['at_scale']"),
+        (lambda t: t.replace("It runs on more machines.", "''"), "entry C99: `at_scale` must be a non-empty string"),
+        (lambda t: t.replace("It runs on more machines.", "[a, b]"), "`at_scale` must be a non-empty string"),
         (lambda t: t.replace("mlops-lab demo sample", "make demo"), "demo must be the exact command"),
         (lambda t: t + t.replace("slug: sample", "slug: other"), "duplicate id 'C99'"),
         (lambda t: t + "  owner: me\n", "unknown fields ['owner']"),
@@ -98,6 +109,12 @@ def test_every_entry_has_the_required_content(concept: Concept) -> None:
         "bad-id",
         "bad-slug",
         "unquoted-colon",
+        "four-key-points",
+        "nine-key-points",
+        "two-questions",
+        "no-at-scale",
+        "empty-at-scale",
+        "list-at-scale",
         "bad-demo",
         "duplicate",
         "unknown-field",
@@ -131,6 +148,13 @@ def test_find_explains_ambiguous_and_unknown_queries() -> None:
         find("C99")
     with pytest.raises(UnknownConceptError, match="concepts --search"):
         find("quantum blockchain")
+
+
+def test_search_reads_the_at_scale_paragraph() -> None:
+    c28 = find("C28")
+    assert "thundering herd" in c28.at_scale
+    assert "thundering" not in " ".join((*c28.questions, *c28.key_points)).lower()
+    assert [c.id for c in search("thundering herd")] == ["C28"]
 
 
 def test_search_filters_and_ranks_name_hits_first() -> None:

@@ -36,8 +36,18 @@ def test_a_page_has_every_section_and_links_code_tests_and_related() -> None:
     catalog = load_catalog()
     c = next(c for c in catalog if c.id == "C21")
     page = render_page(c, catalog)
-    for section in ("Questions it answers", "Key points", "Code", "Demo", "Tests", "Related", "at scale"):
-        assert f"## {section}" in page or section in page
+    sections = [line for line in page.splitlines() if line.startswith("## ")]
+    assert sections == [
+        "## Questions it answers",
+        "## Key points of a strong answer",
+        "## What would change at scale",
+        "## Code",
+        "## Demo",
+        "## Tests",
+        "## Related",
+    ]
+    assert c.at_scale in page
+    assert "Not written" not in page
     assert "](../../serving/router.py)" in page
     assert "](../../tests/unit/test_router.py)" in page
     assert f"]({page_name(next(o for o in catalog if o.id == c.related[0]))})" in page
@@ -45,10 +55,15 @@ def test_a_page_has_every_section_and_links_code_tests_and_related() -> None:
 
 
 def test_a_related_id_without_an_entry_is_named_not_linked() -> None:
-    lone = Concept("C90", "lone", "Lone", ("q?",), ("p",), (), "mlops-lab demo x", (), ("C91",))
+    lone = Concept("C90", "lone", "Lone", ("q?",), ("p",), "Bigger.", (), "mlops-lab demo x", (), ("C91",))
     page = render_page(lone, [lone])
     assert "C91 (no entry yet)" in page
     assert "](C91" not in page
+
+
+def test_the_index_links_the_cheat_sheets() -> None:
+    index = render_all(load_catalog())["README.md"]
+    assert "](../cheatsheets/README.md)" in index
 
 
 def test_architecture_has_both_diagrams_and_names_real_modules() -> None:
