@@ -3,7 +3,9 @@
 Concept: reproducibility (C04) and lineage (C13). A registered version points to its run; the run
 holds the exact params (as logged), the seed, the data md5 and the code sha. We find the data by
 its md5 (working tree, DVC cache, or the DVC remote), retrain with the logged params, and compare
-metrics and predictions with the registered artefact. Equality, not closeness, is the bar.
+metrics and predictions with the registered artefact. Equality, not closeness, is the bar. The
+verdict is recorded on the version (tags ``reproduced``, ``reproduced_at``, ``reproduced_by``), so
+an auditor or a lab checker can see that a version was rebuilt, when, by whom, and with what result.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from pipelines.lineage import library_versions
 
 if TYPE_CHECKING:
     from lab.settings import Settings
+
+
+REPRODUCED_TAGS = ("reproduced", "reproduced_at", "reproduced_by")
 
 
 class ReproductionError(RuntimeError):
@@ -121,3 +126,20 @@ def reproduce_version(settings: Settings, version: str) -> ReproductionReport:
         predictions_identical=same_labels and proba_diff == 0.0,
         library_drift=drift,
     )
+
+
+def record_reproduction(settings: Settings, report: ReproductionReport, actor: str) -> dict[str, str]:
+    """Tag the version with the rebuild's verdict (``identical`` or ``different``), time and actor."""
+    from datetime import UTC, datetime
+
+    from pipelines.registry import mlflow_client
+
+    verdict = {
+        "reproduced": "identical" if report.identical else "different",
+        "reproduced_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "reproduced_by": actor,
+    }
+    client = mlflow_client(settings)
+    for key, value in verdict.items():
+        client.set_model_version_tag(settings.model_name, report.version, key, value)
+    return verdict

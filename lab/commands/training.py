@@ -68,7 +68,7 @@ def reproduce(version: Annotated[str, typer.Argument(help="Registered model vers
     from rich.table import Table
 
     from lab.context import load_context
-    from pipelines.reproduce import ReproductionError, reproduce_version
+    from pipelines.reproduce import ReproductionError, record_reproduction, reproduce_version
 
     ctx = load_context()
     try:
@@ -76,6 +76,7 @@ def reproduce(version: Annotated[str, typer.Argument(help="Registered model vers
     except ReproductionError as err:
         console.print(f"[red]{err}[/red]")
         raise typer.Exit(1) from err
+    verdict = record_reproduction(ctx.settings, report, ctx.settings.actor)
     console.print(f"version {report.version}  run {report.run_id}  git {report.git_sha[:12]}")
     console.print(f"data {report.data_path} (md5 {report.data_md5})")
     table = Table("metric", "logged", "rebuilt", "equal", title_justify="left")
@@ -87,9 +88,12 @@ def reproduce(version: Annotated[str, typer.Argument(help="Registered model vers
     for name, (then, now) in report.library_drift.items():
         console.print(f"[yellow]library {name}: logged {then}, now {now}[/yellow]")
     if not report.identical:
-        console.print("[bold red]NOT reproduced[/bold red]")
+        console.print("[bold red]NOT reproduced[/bold red] (recorded on the version as reproduced=different)")
         raise typer.Exit(1)
     console.print("[bold green]reproduced: identical metrics and predictions[/bold green]")
+    console.print(
+        f"[dim]recorded on version {report.version}: {', '.join(f'{k}={v}' for k, v in verdict.items())}[/dim]"
+    )
 
 
 def register(app: typer.Typer) -> None:

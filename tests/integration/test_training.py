@@ -18,7 +18,7 @@ from pipelines.batches import generate_batch, write_batch
 from pipelines.data import file_md5, ingest, read_csv
 from pipelines.params import Params
 from pipelines.registry import current_aliases, list_versions, mlflow_client
-from pipelines.reproduce import ReproductionError, reproduce_version
+from pipelines.reproduce import REPRODUCED_TAGS, ReproductionError, record_reproduction, reproduce_version
 from pipelines.training import run_training
 from pipelines.validation import DataValidationError
 
@@ -138,6 +138,10 @@ def test_reproduce_rebuilds_identical_metrics_and_predictions(lab, first) -> Non
     assert report.max_probability_diff == 0.0
     assert report.logged_metrics["test_accuracy"] == report.rebuilt_metrics["test_accuracy"]
     assert len(report.logged_metrics) > 5
+    verdict = record_reproduction(settings, report, "auditor")
+    tags = mlflow_client(settings).get_model_version(settings.model_name, first.version).tags
+    assert {k: tags[k] for k in REPRODUCED_TAGS} == verdict
+    assert (verdict["reproduced"], verdict["reproduced_by"]) == ("identical", "auditor")
 
 
 def test_reproduce_without_the_data_names_the_fix(lab, params: Params, tmp_path: Path) -> None:
