@@ -15,6 +15,7 @@ from lab.commands import (
     catalog,
     data,
     images,
+    labs,
     monitor,
     ops,
     registry,
@@ -22,6 +23,7 @@ from lab.commands import (
     serve,
     stages,
     study,
+    traffic,
     training,
 )
 
@@ -34,7 +36,8 @@ app = typer.Typer(
     rich_markup_mode=None,  # plain help: drawing rich panels costs ~0.3 s, and --help must be instant
 )
 
-for module in (data, training, stages, registry, rollout, serve, monitor, admin, ops, images, catalog, study, bench):
+COMMAND_MODULES = (data, training, stages, registry, rollout, serve, traffic, monitor, admin, ops, images)
+for module in (*COMMAND_MODULES, catalog, study, labs, bench):
     module.register(app)
 
 

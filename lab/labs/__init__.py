@@ -1,0 +1,102 @@
+"""Workshop labs: exercises a learner does by hand, checked against the real state they leave.
+
+Concept: learning by doing, verified. A demo shows a concept; a lab asks the learner to make it
+happen (block a bad batch, abort a canary, roll back) and ``mlops-lab lab check N`` then reads the
+state the learner's commands left behind (registry aliases and tags, the audit log, the prediction
+log, saved findings and reports) and says, condition by condition, what is met and, when it is
+not, a hint pointing at the next step. Some labs also ask for a conclusion (``--answer``), which the
+checker compares with what the real state supports, never with a stored string.
+
+Each lab is a module ``lab.labs.labNN_<slug>`` with a ``check(ctx, answer) -> list[Check]``
+function (and, when the lab needs a prepared scenario such as a planted bad model, a
+``setup(ctx) -> list[str]`` that prepares it and returns what it did, run by ``mlops-lab lab setup N``),
+and a page ``docs/labs/NN-<slug>.md`` with goals, steps and expected output. ``LABS``
+lists them; modules are imported only when their lab is checked, so the CLI stays instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lab.context import LabContext
+
+
+@dataclass(frozen=True)
+class Check:
+    """One verified condition of a lab: met or not, what was found, and a hint when it is not met."""
+
+    name: str
+    passed: bool
+    detail: str
+    hint: str = ""
+
+
+@dataclass(frozen=True)
+class Lab:
+    """One workshop lab: its number, page, the concepts it practises and the module that checks it."""
+
+    number: int
+    slug: str
+    title: str
+    concepts: tuple[str, ...]
+    module: str
+
+    @property
+    def doc(self) -> str:
+        """The lab's page, relative to the repository root."""
+        return f"docs/labs/{self.number:02d}-{self.slug}.md"
+
+
+CheckFn = Callable[["LabContext", "str | None"], list[Check]]
+SetupFn = Callable[["LabContext"], list[str]]
+
+LABS: dict[int, Lab] = {
+    lab.number: lab
+    for lab in (
+        Lab(1, "block-a-bad-batch", "Block a bad batch", ("C06", "C07"), "lab.labs.lab01_bad_batch"),
+        Lab(2, "trace-a-model", "Trace a model to its data and code", ("C13", "C04", "C05"), "lab.labs.lab02_trace"),
+        Lab(3, "abort-a-canary", "Run a canary and watch it abort", ("C21", "C26"), "lab.labs.lab03_canary"),
+        Lab(4, "read-an-ab-test", "Read an A/B result and decide", ("C24", "C38"), "lab.labs.lab04_ab_test"),
+        Lab(5, "bandit-vs-ab", "Bandit against A/B: count the regret", ("C25", "C24"), "lab.labs.lab05_bandit"),
+        Lab(6, "drift-to-retrain", "Trigger drift, watch the retrain", ("C32", "C37", "C01"), "lab.labs.lab06_drift"),
+        Lab(7, "roll-back", "Roll back a bad release", ("C15", "C16", "C28"), "lab.labs.lab07_rollback"),
+        Lab(8, "review-k8s", "Render and review the Kubernetes overlay", ("C47", "C48", "C51"), "lab.labs.lab08_k8s"),
+    )
+}
+
+
+class UnknownLabError(LookupError):
+    """No lab has that number; the message lists the labs."""
+
+
+class NoSetupError(LookupError):
+    """The lab needs no prepared scenario: its steps start from the state the learner has."""
+
+
+def get_lab(number: int) -> Lab:
+    """The lab with this number."""
+    try:
+        return LABS[number]
+    except KeyError:
+        listing = ", ".join(f"{n} {lab.title}" for n, lab in LABS.items())
+        raise UnknownLabError(f"no lab {number}; the labs are: {listing}") from None
+
+
+def run_check(number: int, ctx: LabContext, answer: str | None = None) -> list[Check]:
+    """Import the lab's checker and run it on the real state of ``ctx``."""
+    lab = get_lab(number)
+    fn: CheckFn = importlib.import_module(lab.module).check
+    return fn(ctx, answer)
+
+
+def run_setup(number: int, ctx: LabContext) -> list[str]:
+    """Prepare the lab's scenario on the state of ``ctx``; the lines say what was done."""
+    lab = get_lab(number)
+    fn: SetupFn | None = getattr(importlib.import_module(lab.module), "setup", None)
+    if fn is None:
+        raise NoSetupError(f"lab {number} needs no setup: follow the steps in {lab.doc}")
+    return fn(ctx)

@@ -1,0 +1,197 @@
+"""Lab 3: run a canary of a bad model and watch the controller abort it.
+
+Concepts: canary release (C21) and automatic rollback (C26). ``setup`` plants a challenger trained on
+labels with two classes swapped (``lab/demos/traffic.py::plant_bad_challenger``, tagged ``planted``).
+The learner starts the service, starts the rollout, sends labelled traffic and lets the controller
+tick. The checker reads what that left: the rollout state in the shared database (its challenger and
+history), the challenger's registry tags, the routing weight and the champion alias. It wants an
+abort *by the controller*, with a reason naming the metric that breached: an operator's manual
+``rollout abort`` proves nothing about automatic rollback.
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from lab.labs import Check
+from lab.narrate import Narrator
+
+if TYPE_CHECKING:
+    from lab.context import LabContext
+    from serving.rollout import RolloutState
+
+METRICS = ("error_rate_increase", "error_rate", "p99_latency", "online_accuracy")  # canary_analysis check names
+TRAFFIC_HINT = "send labelled traffic: `mlops-lab traffic --url http://127.0.0.1:8703 --rows 600`"
+
+
+class LineNarrator(Narrator):
+    """A narrator that collects what a demo helper says as plain lines (for ``lab setup`` output)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def say(self, text: str) -> None:
+        self.lines.append(text)
+
+    def ok(self, text: str) -> None:
+        self.lines.append(text)
+
+    def bad(self, text: str) -> None:
+        self.lines.append(text)
+
+    def why(self, text: str) -> None:
+        """Explanations stay in the lab page; setup output lists what was done."""
+
+
+def version_tags(ctx: LabContext, version: str) -> dict[str, str]:
+    """The registry tags of one version; empty when the registry or the version does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    from pipelines.registry import RegistryError, mlflow_client
+
+    try:
+        return dict(mlflow_client(ctx.settings).get_model_version(ctx.settings.model_name, version).tags)
+    except (MlflowException, RegistryError):
+        return {}
+
+
+def registered_at(ctx: LabContext, version: str) -> datetime | None:
+    """When a version was registered (UTC); None when the registry or the version does not exist.
+
+    Labs that compare two models count only the traffic served after the newer one was registered.
+    """
+    from mlflow.exceptions import MlflowException
+
+    from pipelines.registry import RegistryError, mlflow_client
+
+    try:
+        created = mlflow_client(ctx.settings).get_model_version(ctx.settings.model_name, version).creation_timestamp
+    except (MlflowException, RegistryError):
+        return None
+    return datetime.fromtimestamp(created / 1000, UTC)
+
+
+def abort_stale_rollout(ctx: LabContext, n: LineNarrator, why: str) -> None:
+    """Abort a rollout still running or paused (a new scenario needs the router free), saying so."""
+    from pipelines.registry import RegistryError
+    from serving.rollout_controller import operate
+    from serving.state_store import StateStore
+
+    store = StateStore(ctx.settings.prediction_log_uri, ctx.params.routing)
+    try:
+        stale = store.rollout()
+        if stale.status not in ("running", "paused"):
+            return
+        with suppress(RegistryError):  # its challenger alias is already gone: nothing left to reject
+            operate(ctx.settings, store, "abort", ctx.settings.actor, why)
+        n.lines.append(f"aborted the rollout of v{stale.challenger_version} that was still {stale.status} ({why})")
+    finally:
+        store.close()
+
+
+def metric_named(reason: str) -> str | None:
+    """The first canary metric named in an abort reason, if any."""
+    return next((m for m in METRICS if m in reason), None)
+
+
+def setup(ctx: LabContext) -> list[str]:
+    """A champion (trained if missing), no rollout in progress, and a PLANTED bad challenger."""
+    from lab.demos.prep import ensure_champion
+    from lab.demos.traffic import plant_bad_challenger
+    from pipelines.registry import current_aliases
+
+    n = LineNarrator()
+    n.lines.append(f"champion is v{ensure_champion(ctx, n)}")
+    abort_stale_rollout(ctx, n, "lab 3 setup: a new rollout will start")
+    challenger = current_aliases(ctx.settings).get("challenger")
+    tags = version_tags(ctx, challenger) if challenger else {}
+    if challenger and tags.get("planted") == "true" and tags.get("status") != "rejected":
+        n.lines.append(f"v{challenger} is already the planted challenger (not rejected yet): nothing to do")
+    else:
+        plant_bad_challenger(ctx, n)
+    return n.lines
+
+
+def _rollout(ctx: LabContext) -> tuple[RolloutState, float]:
+    from serving.state_store import StateStore
+
+    store = StateStore(ctx.settings.prediction_log_uri, ctx.params.routing)
+    try:
+        return store.rollout(), store.routing().canary_weight
+    finally:
+        store.close()
+
+
+def check(ctx: LabContext, answer: str | None = None) -> list[Check]:
+    """Planted challenger rolled out, aborted by the controller on a metric, rejected, weight 0, champion kept."""
+    from pipelines.registry import current_aliases
+
+    state, weight = _rollout(ctx)
+    aliases = current_aliases(ctx.settings)
+    version = state.challenger_version
+    tags = version_tags(ctx, version) if version else {}
+    checks = [
+        Check(
+            "a canary was started for the planted bad challenger",
+            version is not None and tags.get("planted") == "true",
+            f"rollout of v{version} ({state.status}), planted={tags.get('planted', 'no')}"
+            if version
+            else "no rollout was ever started",
+            "`mlops-lab lab setup 3` plants the bad challenger, then `mlops-lab rollout start`",
+        )
+    ]
+    last = state.history[-1] if state.history else None
+    reason = last.reason if last is not None else ""
+    metric = metric_named(reason)
+    aborted = last is not None and last.event == "abort" and last.actor == "controller" and metric is not None
+    if last is None:
+        found = "no rollout history"
+    else:
+        found = f"last event: {last.event} by {last.actor} at {100 * last.weight:g} %: {reason[:160]}"
+    checks.append(
+        Check(
+            "the controller aborted it on a metric",
+            aborted,
+            found,
+            "an operator's abort does not count; "
+            + (
+                f"{TRAFFIC_HINT}, then `mlops-lab rollout tick` until the action is abort"
+                if last is None or last.event in ("start", "wait", "step", "pause", "resume")
+                else "start again: `mlops-lab lab setup 3`, `mlops-lab rollout start`, traffic, ticks"
+            ),
+        )
+    )
+    rejected = tags.get("status") == "rejected" and bool(reason) and tags.get("rejection_reason") == reason
+    checks.append(
+        Check(
+            "the challenger is marked rejected with that reason",
+            aborted and rejected,
+            f"v{version}: status {tags.get('status', '-')}, rejection reason "
+            f"{'= the abort reason' if rejected else repr(tags.get('rejection_reason', '-')[:80])}"
+            if version
+            else "no challenger rolled out",
+            "the controller tags it when it aborts: keep ticking (`mlops-lab rollout tick`) with labelled traffic",
+        )
+    )
+    checks.append(
+        Check(
+            "the canary weight is back to 0",
+            aborted and weight == 0.0,
+            f"canary weight {100 * weight:g} %",
+            "the abort sets it to 0; `mlops-lab rollout status` shows where the rollout stands",
+        )
+    )
+    champion = aliases.get("champion")
+    checks.append(
+        Check(
+            "the champion is unchanged",
+            champion is not None and champion != version and version is not None,
+            f"champion v{champion}, planted v{version}" if champion else "no champion",
+            "the planted model must never be promoted: `mlops-lab registry rollback` if it was, "
+            "or `mlops-lab ingest && mlops-lab train` if there is no champion",
+        )
+    )
+    return checks

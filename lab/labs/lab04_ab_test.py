@@ -1,0 +1,154 @@
+"""Lab 4: run an A/B test on live traffic, read its statistics, and decide: ship, keep or wait.
+
+Concepts: A/B testing (C24) on outcomes from the feedback loop (C38). The learner switches a running
+service to the ``ab`` strategy, sends labelled traffic (every answer's true label comes back through
+``/v1/feedback``) and decides from the statistics. The checker recomputes those statistics from the
+prediction log with the same code as the ``ab-test`` demo (``monitoring/ab_stats.py::decide``): every
+A/B-routed prediction of the current champion (arm A) and challenger (arm B) that has a label. The
+decision it accepts follows from the test, never from a stored string:
+
+- ``wait``: an arm has fewer labels than ``monitoring.ab_test.min_samples`` (no verdict yet);
+- ``ship``: B is significantly more accurate (p < alpha);
+- ``keep``: A is significantly better, or there is no significant difference (B has not earned it).
+
+Running ``lab check 4`` without an answer prints the statistics to read.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lab.labs import Check
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from lab.context import LabContext
+    from monitoring.ab_stats import ArmOutcome, Decision
+    from pipelines.params import ABTestParams
+
+ANSWERS = {"inconclusive": "wait", "b_better": "ship", "a_better": "keep", "no_difference": "keep"}
+PORT = 8704
+ADMIN = f"MLOPS_ADMIN_TOKEN=workshop mlops-lab admin --url http://127.0.0.1:{PORT}"
+TRAFFIC = f"mlops-lab traffic --url http://127.0.0.1:{PORT}"
+
+
+def normalise(answer: str | None) -> str | None:
+    """``--answer`` in lower case without spaces; ``ship``, ``keep`` or ``wait`` are the valid ones."""
+    return answer.strip().lower() if answer and answer.strip() else None
+
+
+def ab_outcomes(frame: pd.DataFrame, champion: str, challenger: str) -> tuple[ArmOutcome, ArmOutcome]:
+    """(A, B): labelled A/B-routed predictions of the champion and the challenger version, and how many were right.
+
+    ``frame`` is ``serving.log_reader.labelled_window`` output (columns arm, model_version, strategy, correct).
+    """
+    from monitoring.ab_stats import ArmOutcome
+
+    ab = frame[frame["strategy"] == "ab"] if len(frame) else frame
+
+    def arm(name: str, version: str) -> ArmOutcome:
+        rows = ab[(ab["arm"] == name) & (ab["model_version"].astype(str) == str(version))] if len(ab) else ab
+        return ArmOutcome(len(rows), int(rows["correct"].astype(bool).sum()) if len(rows) else 0)
+
+    return arm("champion", champion), arm("challenger", challenger)
+
+
+def describe(a: ArmOutcome, b: ArmOutcome, decision: Decision, params: ABTestParams) -> str:
+    """The numbers a learner decides from (labels, accuracies, difference, interval, p), not the verdict."""
+
+    def arm(name: str, o: ArmOutcome) -> str:
+        return f"{name} {o.correct}/{o.labelled} right" + (f" = {o.accuracy:.1%}" if o.labelled else "")
+
+    text = f"{arm('A', a)}, {arm('B', b)}"
+    test = decision.comparison
+    if test is None:
+        return f"{text}; the test needs {params.min_samples} labels per arm before it runs"
+    return (
+        f"{text}; B - A = {100 * test.difference:+.1f} pts, {test.confidence:.0%} CI "
+        f"[{100 * test.ci_low:+.1f}, {100 * test.ci_high:+.1f}], p = {test.p_value:.3f} (alpha {params.alpha})"
+    )
+
+
+def setup(ctx: LabContext) -> list[str]:
+    """A champion and a challenger that passed the quality gate (trained if missing); no rollout in progress."""
+    from lab.demos.prep import ensure_champion
+    from lab.demos.traffic import ensure_challenger
+    from lab.labs.lab03_canary import LineNarrator, abort_stale_rollout
+
+    n = LineNarrator()
+    n.lines.append(f"champion is v{ensure_champion(ctx, n)}")
+    abort_stale_rollout(ctx, n, "lab 4 setup: an A/B test needs fixed arms")
+    challenger = ensure_challenger(ctx, n)
+    n.lines.append(f"challenger is v{challenger}" if challenger else "no usable challenger: the gate refused it")
+    return n.lines
+
+
+def check(ctx: LabContext, answer: str | None = None) -> list[Check]:
+    """A/B traffic on both arms, labels joined, enough of them, and the decision the test supports."""
+    from lab.labs.lab03_canary import registered_at
+    from monitoring.ab_stats import decide
+    from pipelines.registry import current_aliases
+    from serving.log_reader import labelled_window, recent_predictions
+
+    s, stats = ctx.settings, ctx.params.monitoring.ab_test
+    aliases = current_aliases(s)
+    champion, challenger = aliases.get("champion"), aliases.get("challenger")
+    if champion is None or challenger is None:
+        return [
+            Check(
+                "a champion and a challenger to compare",
+                False,
+                f"aliases: {aliases or 'none'}",
+                "`mlops-lab lab setup 4` trains what is missing",
+            )
+        ]
+    since = registered_at(ctx, challenger)  # A/B traffic of this pair only: none can predate the challenger
+    served = recent_predictions(s.prediction_log_uri, model_name=s.model_name, since=since)
+    ab = served[served["strategy"] == "ab"] if len(served) else served
+    counts = {
+        arm: int(((ab["arm"] == arm) & (ab["model_version"].astype(str) == v)).sum()) if len(ab) else 0
+        for arm, v in (("champion", champion), ("challenger", challenger))
+    }
+    a, b = ab_outcomes(
+        labelled_window(s.prediction_log_uri, model_name=s.model_name, since=since), champion, challenger
+    )
+    decision = decide(a, b, stats)
+    supported = ANSWERS[decision.verdict]
+    given = normalise(answer)
+    if given is None:
+        verdict_hint = "read the numbers above and give your decision: `mlops-lab lab check 4 --answer ship|keep|wait`"
+    elif given not in set(ANSWERS.values()):
+        verdict_hint = f"{given!r} is not a decision: answer ship, keep or wait"
+    else:
+        verdict_hint = (
+            "look again: fewer labels than planned means no verdict; p >= alpha means B has not shown it is "
+            "better; only a significant gain in B's favour ships it"
+        )
+    return [
+        Check(
+            "the A/B strategy served both arms",
+            min(counts.values()) > 0,
+            f"A/B-routed requests: A = champion v{champion} {counts['champion']}, "
+            f"B = challenger v{challenger} {counts['challenger']}",
+            f"switch the running service to A/B: `{ADMIN} strategy ab`, then `{TRAFFIC} --rows 60`",
+        ),
+        Check(
+            "true labels joined to both arms",
+            min(a.labelled, b.labelled) > 0,
+            f"labelled: A {a.labelled}, B {b.labelled}",
+            f"send traffic with feedback (the default): `{TRAFFIC} --rows 60`",
+        ),
+        Check(
+            f"at least {stats.min_samples} labels per arm (the planned sample)",
+            min(a.labelled, b.labelled) >= stats.min_samples,
+            f"A {a.labelled}, B {b.labelled} of {stats.min_samples} each",
+            f"more A/B traffic: `{TRAFFIC} --rows 400 --seed 1 --users 400`",
+        ),
+        Check(
+            "your decision is the one the statistics support",
+            given == supported,
+            describe(a, b, decision, stats) + (f"; you answered {given}" if given else ""),
+            verdict_hint,
+        ),
+    ]

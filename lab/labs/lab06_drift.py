@@ -1,0 +1,145 @@
+"""Lab 6: send drifted traffic, watch data drift fire and a guarded retrain ship a canary.
+
+Concepts: data drift (C32), retraining triggers (C37) and the pipeline that closes the loop (C01).
+The learner sends rows from a shifted world (``mlops-lab traffic --kind covariate-shift``, true
+labels included) to a running service and runs ``mlops-lab monitor``. The checker reads what that
+left: the latest saved data-drift finding and the HTML report it names
+(``monitoring/findings.py``), the retrain guard's row (``monitoring/retrain_guard.py``: a retrain
+started and ended by starting a canary), the new version's training data (a file the retraining flow
+wrote under ``<state>/retrain/``), and the rollout state (a canary of that version was started).
+
+The covariate shift moves two of the four features by 1.5 standard deviations, so the share of
+drifted features is 0.5 against a ``drift_share`` of 0.5: at the threshold by construction, but each
+moved feature's K-S p-value is around 1e-28 at 500 rows against 0.05, so it fires with a wide margin.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lab.labs import Check
+
+if TYPE_CHECKING:
+    from lab.context import LabContext
+    from monitoring.findings import Finding
+    from serving.rollout import RolloutState
+
+PORT = 8706
+TRAFFIC = f"mlops-lab traffic --url http://127.0.0.1:{PORT} --kind covariate-shift --rows 500"
+
+
+def _shared_state(ctx: LabContext) -> tuple[dict[str, Finding], dict[str, Any], RolloutState]:
+    """Latest findings, the retrain guard row and the rollout state, from the shared database."""
+    from monitoring.findings import latest_findings
+    from monitoring.retrain_guard import guard_state
+    from serving.prediction_log import make_engine
+    from serving.state_store import StateStore
+
+    engine = make_engine(ctx.settings.prediction_log_uri)
+    store = StateStore(ctx.settings.prediction_log_uri, ctx.params.routing)
+    try:
+        return latest_findings(engine), guard_state(engine), store.rollout()
+    finally:
+        store.close()
+        engine.dispose()
+
+
+def training_data_path(ctx: LabContext, version: str) -> str | None:
+    """The ``data_path`` lineage tag of the run behind a registered version (None if unknown)."""
+    from mlflow.exceptions import MlflowException
+
+    from pipelines.registry import RegistryError, mlflow_client
+
+    try:
+        client = mlflow_client(ctx.settings)
+        run_id = client.get_model_version(ctx.settings.model_name, version).tags.get("run_id")
+        return client.get_run(run_id).data.tags.get("data_path") if run_id else None
+    except (MlflowException, RegistryError):
+        return None
+
+
+def made_by_retrain(ctx: LabContext, data_path: str | None) -> bool:
+    """Did the retraining flow write this training file (``<state>/retrain/train-*.csv``)?"""
+    if not data_path:
+        return False
+    path = Path(data_path).resolve()
+    return path.parent == (ctx.settings.state / "retrain").resolve() and path.name.startswith("train-")
+
+
+def setup(ctx: LabContext) -> list[str]:
+    """A champion (trained if missing), no rollout in progress, and every user on the champion (canary at 0 %)."""
+    from lab.demos.prep import ensure_champion
+    from lab.labs.lab03_canary import LineNarrator, abort_stale_rollout
+    from serving.router import with_strategy, with_weight
+    from serving.state_store import StateStore
+
+    n = LineNarrator()
+    n.lines.append(f"champion is v{ensure_champion(ctx, n)}")
+    abort_stale_rollout(ctx, n, "lab 6 setup: the retrain starts its own canary")
+    store = StateStore(ctx.settings.prediction_log_uri, ctx.params.routing)
+    try:
+        state = store.update_routing(lambda r: with_weight(with_strategy(r, "canary"), 0.0))
+    finally:
+        store.close()
+    n.lines.append(f"routing v{state.version}: strategy canary at 0 %, so every request goes to the champion")
+    return n.lines
+
+
+def check(ctx: LabContext, answer: str | None = None) -> list[Check]:
+    """Drift fired, its report exists, a guarded retrain ran, a newer gated challenger, its canary started."""
+    from pipelines.registry import current_aliases
+
+    findings, guard, rollout = _shared_state(ctx)
+    drift = findings.get("data_drift")
+    checks = [
+        Check(
+            "data drift fired on the newest traffic",
+            drift is not None and drift.fired,
+            f"{drift.status} at {drift.ts}: {drift.summary}" if drift else "no data-drift finding saved yet",
+            f"send drifted traffic: `{TRAFFIC}`, then `mlops-lab monitor`",
+        )
+    ]
+    html = drift.reports.get("html") if drift else None
+    checks.append(
+        Check(
+            "the drift report exists",
+            html is not None and Path(html).is_file(),
+            f"{html} ({'found' if html and Path(html).is_file() else 'missing'})" if html else "no report named",
+            "`mlops-lab monitor` writes it with the finding; run it again if the file was deleted",
+        )
+    )
+    result = str(guard.get("last_result") or "")
+    checks.append(
+        Check(
+            "a guarded retrain ran and started a canary",
+            int(guard.get("starts") or 0) > 0 and result.startswith("started-canary"),
+            f"retrains started: {guard.get('starts')}; last result: {result[:160] or '-'}",
+            "`mlops-lab monitor` (not --dry-run) retrains when a trigger fired; if it says 'skipped' the "
+            "cooldown holds (monitoring.retrain.cooldown_minutes): the earlier retrain is the one to check",
+        )
+    )
+    aliases = current_aliases(ctx.settings)
+    champion, challenger = aliases.get("champion"), aliases.get("challenger")
+    data_path = training_data_path(ctx, challenger) if challenger else None
+    newer = challenger is not None and champion is not None and int(challenger) > int(champion)
+    checks.append(
+        Check(
+            "a newer challenger, trained by the retrain on production rows",
+            newer and made_by_retrain(ctx, data_path),
+            f"champion v{champion}, challenger v{challenger}, trained on {data_path or '-'}",
+            "the retrain registers its model as challenger only if the quality gate passes; "
+            "`mlops-lab registry list` shows the versions and their gate results",
+        )
+    )
+    started = any(e.event == "start" for e in rollout.history)
+    checks.append(
+        Check(
+            "a canary rollout started for that challenger",
+            challenger is not None and rollout.challenger_version == challenger and started,
+            f"rollout of v{rollout.challenger_version}: {rollout.status}" if started else "no rollout started",
+            "the retrain starts it; if a rollout was already running it could not: "
+            "`mlops-lab rollout status`, then `mlops-lab rollout abort --reason ...` and `mlops-lab rollout start`",
+        )
+    )
+    return checks
