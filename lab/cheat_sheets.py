@@ -296,17 +296,9 @@ def render_all(concepts: Sequence[Concept], areas: Sequence[Area] = AREAS) -> di
 
 def write_all(out_dir: Path = OUT_DIR, concepts: Sequence[Concept] | None = None) -> list[Path]:
     """Write the sheets and the index, and delete sheets of areas that no longer exist."""
-    files = render_all(concepts if concepts is not None else load_catalog())
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in out_dir.glob("*.md"):
-        if stale.name not in files:
-            stale.unlink()
-    written = []
-    for name, text in files.items():
-        path = out_dir / name
-        path.write_text(text, encoding="utf-8")
-        written.append(path)
-    return written
+    from lab.concept_docs import write_generated
+
+    return write_generated(out_dir, render_all(concepts if concepts is not None else load_catalog()), "*.md")
 
 
 def main() -> None:  # pragma: no cover - thin shell, the test checks the output through render_all

@@ -83,11 +83,10 @@ def render_all(concepts: Sequence[Concept]) -> dict[str, str]:
     return files
 
 
-def write_all(out_dir: Path = OUT_DIR, concepts: Sequence[Concept] | None = None) -> list[Path]:
-    """Write the pages and the index, and delete pages of concepts no longer in the catalog."""
-    files = render_all(concepts if concepts is not None else load_catalog())
+def write_generated(out_dir: Path, files: dict[str, str], stale_glob: str) -> list[Path]:
+    """Write generated ``files`` into ``out_dir`` and delete the ones matching ``stale_glob`` it no longer makes."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in out_dir.glob("C*.md"):
+    for stale in out_dir.glob(stale_glob):
         if stale.name not in files:
             stale.unlink()
     written = []
@@ -96,6 +95,11 @@ def write_all(out_dir: Path = OUT_DIR, concepts: Sequence[Concept] | None = None
         path.write_text(text, encoding="utf-8")
         written.append(path)
     return written
+
+
+def write_all(out_dir: Path = OUT_DIR, concepts: Sequence[Concept] | None = None) -> list[Path]:
+    """Write the pages and the index, and delete pages of concepts no longer in the catalog."""
+    return write_generated(out_dir, render_all(concepts if concepts is not None else load_catalog()), "C*.md")
 
 
 def main() -> None:  # pragma: no cover - thin shell, the test checks the output through render_all
