@@ -42,7 +42,9 @@ VIRGINICA = {"sepal_length": 6.7, "sepal_width": 3.0, "petal_length": 5.2, "peta
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory, make_settings, params: Params) -> tuple[Settings, Path]:
     root = tmp_path_factory.mktemp("api")
-    settings = make_settings(root / "state", poll_interval_s=3600)  # tests drive the poller themselves
+    # Tests drive the poller themselves; the rate limit is off because these tests share one client
+    # address and send bursts (600 requests in the hot-reload test); its own tests are in test_admin.py.
+    settings = make_settings(root / "state", poll_interval_s=3600, rate_limit_per_s=0)
     data = ingest(params.dataset, params.ingest, root / "iris.csv")
     for _ in range(2):  # v1 champion, v2 challenger
         assert run_training(settings, params, data).status == "registered"
