@@ -4,9 +4,10 @@ Concept: the repository as an answer key. Every concept row in DESIGN.md (C01–
 entry in ``lab/catalog.yaml``, which names the code that does it, the demo that shows it in under
 30 seconds and the tests that fail if it stops working. The catalog is plain data, not code, so
 it is reviewed like any other diff and checked by a test (every path, demo and test must exist).
-Every entry carries three questions, five to eight key points and an ``at_scale`` paragraph (what
-changes with many models, high traffic or several regions, and what this repository does not have),
-because a strong interview answer says where the design stops as well as how it works.
+Every entry carries a one-line ``answer`` (at most 140 characters, the line a cheat sheet prints),
+three questions, five to eight key points and an ``at_scale`` paragraph (what changes with many
+models, high traffic or several regions, and what this repository does not have), because a strong
+interview answer says where the design stops as well as how it works.
 The file ships inside the ``lab`` package and is read with ``importlib.resources``, so the
 installed CLI finds it wherever it runs. Only stdlib and PyYAML are imported: ``mlops-lab
 concepts`` must answer instantly.
@@ -25,11 +26,12 @@ from pathlib import Path
 import yaml
 
 DEMO_PREFIX = "mlops-lab demo "
-FIELDS = ("id", "slug", "title", "questions", "key_points", "at_scale", "code", "demo", "tests", "related")
+FIELDS = ("id", "slug", "title", "answer", "questions", "key_points", "at_scale", "code", "demo", "tests", "related")
 _LIST_FIELDS = ("questions", "key_points", "code", "tests", "related")
-_TEXT_FIELDS = ("id", "slug", "title", "at_scale", "demo")
+_TEXT_FIELDS = ("id", "slug", "title", "answer", "at_scale", "demo")
 QUESTIONS = 3  # questions per entry
 KEY_POINTS = (5, 8)  # fewest and most key points per entry
+ANSWER_MAX = 140  # characters: one line on a printed cheat sheet
 _ID_RE = re.compile(r"C\d{2}")
 _SLUG_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _ID_QUERY_RE = re.compile(r"[cC]?0*(\d{1,2})")
@@ -50,6 +52,7 @@ class Concept:
     id: str
     slug: str
     title: str
+    answer: str
     questions: tuple[str, ...]
     key_points: tuple[str, ...]
     at_scale: str
@@ -74,6 +77,7 @@ class Concept:
             self.id,
             self.slug,
             self.title,
+            self.answer,
             self.demo,
             *self.questions,
             *self.key_points,
@@ -105,6 +109,12 @@ def _entry(raw: object, index: int, source: str) -> Concept:
         raise CatalogError(
             f"{where}: `key_points` has {len(raw['key_points'])} entries; a strong answer has {fewest} to {most}"
         )
+    answer = " ".join(raw["answer"].split())
+    if len(answer) > ANSWER_MAX:
+        raise CatalogError(
+            f"{where}: `answer` has {len(answer)} characters; keep it to one line of at most {ANSWER_MAX} "
+            "(the detail belongs in key_points)"
+        )
     if not _ID_RE.fullmatch(raw["id"]):
         raise CatalogError(f"{where}: id must look like C06 (a C and two digits)")
     if not _SLUG_RE.fullmatch(raw["slug"]):
@@ -115,6 +125,7 @@ def _entry(raw: object, index: int, source: str) -> Concept:
         id=raw["id"],
         slug=raw["slug"],
         title=raw["title"].strip(),
+        answer=answer,
         questions=tuple(raw["questions"]),
         key_points=tuple(raw["key_points"]),
         at_scale=" ".join(raw["at_scale"].split()),

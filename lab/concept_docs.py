@@ -41,6 +41,7 @@ def render_page(c: Concept, concepts: Sequence[Concept]) -> str:
     """The markdown page of one concept."""
     by_id = {other.id: other for other in concepts}
     lines = [HEADER, f"# {c.id} {c.title}", "", f"[All concepts](README.md) · slug `{c.slug}`", ""]
+    lines += [f"**Short answer:** {c.answer}", ""]
     lines += ["## Questions it answers", ""] + [f"- {q}" for q in c.questions] + [""]
     lines += ["## Key points of a strong answer", ""]
     lines += [f"{i}. {p}" for i, p in enumerate(c.key_points, start=1)] + [""]
@@ -63,10 +64,10 @@ def render_index(concepts: Sequence[Concept]) -> str:
         "# Concepts",
         "",
         "Every MLOps concept this repository answers with running code, generated from `lab/catalog.yaml`. "
-        "Each page has the questions, the key points of a strong answer, what would change at scale, the code, "
-        "the demo and the tests. The whole system is drawn in [docs/architecture.md](../architecture.md); "
-        "for the night before an interview, the [cheat sheets](../cheatsheets/README.md) put each area on "
-        "one page.",
+        "Each page has the short answer in one line, the questions, the key points of a strong answer, what "
+        "would change at scale, the code, the demo and the tests. The whole system is drawn in "
+        "[docs/architecture.md](../architecture.md); for the night before an interview, the "
+        "[cheat sheets](../cheatsheets/README.md) put each area on one printed page.",
         "",
         "| id | concept | demo | tests |",
         "| --- | --- | --- | --- |",

@@ -59,7 +59,7 @@ def concepts(
 def explain(
     query: Annotated[str, typer.Argument(help="Concept id (C06), slug (data-validation) or title words.")],
 ) -> None:
-    """Print one concept: the questions, the key points, what changes at scale, the code, demo and tests."""
+    """Print one concept: the one-line answer, the questions, the key points, scale, code, demo and tests."""
     from lab.catalog import UnknownConceptError, code_summary, find, load_catalog
     from lab.settings import get_settings
 
@@ -71,6 +71,7 @@ def explain(
     titles = {other.id: other.title for other in load_catalog()}
     console = Console()
     console.print(Panel(f"[bold]{c.id} {escape(c.title)}[/bold]  [dim]{c.slug}[/dim]", expand=False))
+    console.print(f"[bold cyan]In one line:[/bold cyan] [bold]{escape(c.answer)}[/bold]")
     console.print("[bold]Questions it answers[/bold]")
     console.print(_listing([("•", escape(q)) for q in c.questions]))
     console.print("[bold]Key points of a strong answer[/bold]")

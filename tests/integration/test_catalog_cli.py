@@ -81,12 +81,14 @@ def test_concepts_search_filters(state_dir: Path) -> None:
     assert "C03" not in result.output
 
 
-def test_explain_prints_questions_key_points_and_code(state_dir: Path) -> None:
+def test_explain_prints_the_answer_questions_key_points_and_code(state_dir: Path) -> None:
     result = CliRunner().invoke(app, ["explain", "C14"], env=WIDE)
     assert result.exit_code == 0, result.output
     c14 = next(c for c in load_catalog() if c.id == "C14")
     for text in (c14.title, *c14.questions, *c14.key_points, *c14.code, c14.demo):
         assert text in result.output
+    assert f"In one line: {c14.answer}" in result.output
+    assert result.output.index(c14.title) < result.output.index(c14.answer) < result.output.index("Questions")
     assert "What would change at scale" in result.output
     assert result.output.index("Key points") < result.output.index("What would change at scale")
     assert " ".join(c14.at_scale.split()) in " ".join(result.output.split()), "the paragraph, wrapped"

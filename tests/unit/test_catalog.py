@@ -15,6 +15,7 @@ import pytest
 from rich.console import Console
 
 from lab.catalog import (
+    ANSWER_MAX,
     DEMO_PREFIX,
     KEY_POINTS,
     QUESTIONS,
@@ -41,6 +42,7 @@ GOOD_ENTRY = """
 - id: C99
   slug: sample
   title: Sample
+  answer: Because it is checked.
   questions: [why, how, when]
   key_points: [a, b, c, d, e]
   at_scale: It runs on more machines.
@@ -74,6 +76,9 @@ def test_this_rounds_concepts_are_present() -> None:
 @per_concept
 def test_every_entry_has_the_required_content(concept: Concept) -> None:
     assert concept.title
+    assert concept.answer, "one line answering the first question"
+    assert len(concept.answer) <= ANSWER_MAX == 140
+    assert "\n" not in concept.answer
     assert len(concept.questions) == QUESTIONS == 3
     assert KEY_POINTS == (5, 8)
     assert 5 <= len(concept.key_points) <= 8
@@ -98,6 +103,12 @@ def test_every_entry_has_the_required_content(concept: Concept) -> None:
         (lambda t: t.replace("  at_scale: It runs on more machines.\n", ""), "entry C99: missing fields ['at_scale']"),
         (lambda t: t.replace("It runs on more machines.", "''"), "entry C99: `at_scale` must be a non-empty string"),
         (lambda t: t.replace("It runs on more machines.", "[a, b]"), "`at_scale` must be a non-empty string"),
+        (lambda t: t.replace("  answer: Because it is checked.\n", ""), "entry C99: missing fields ['answer']"),
+        (lambda t: t.replace("Because it is checked.", "''"), "entry C99: `answer` must be a non-empty string"),
+        (
+            lambda t: t.replace("Because it is checked.", "x" * 141),
+            "entry C99: `answer` has 141 characters; keep it to one line of at most 140",
+        ),
         (lambda t: t.replace("mlops-lab demo sample", "make demo"), "demo must be the exact command"),
         (lambda t: t + t.replace("slug: sample", "slug: other"), "duplicate id 'C99'"),
         (lambda t: t + "  owner: me\n", "unknown fields ['owner']"),
@@ -115,6 +126,9 @@ def test_every_entry_has_the_required_content(concept: Concept) -> None:
         "no-at-scale",
         "empty-at-scale",
         "list-at-scale",
+        "no-answer",
+        "empty-answer",
+        "long-answer",
         "bad-demo",
         "duplicate",
         "unknown-field",
@@ -126,6 +140,13 @@ def test_malformed_catalogs_are_rejected_with_the_fix(change: Callable[[str], st
     assert parse_catalog(GOOD_ENTRY)[0].demo_name == "sample"
     with pytest.raises(CatalogError, match=re.escape(message)):
         parse_catalog(change(GOOD_ENTRY))
+
+
+def test_an_answer_of_exactly_the_limit_is_accepted_and_folded_to_one_line() -> None:
+    entry = GOOD_ENTRY.replace("answer: Because it is checked.", "answer: >-\n    " + "y" * 70 + "\n    " + "z" * 69)
+    [concept] = parse_catalog(entry)
+    assert concept.answer == "y" * 70 + " " + "z" * 69
+    assert len(concept.answer) == ANSWER_MAX
 
 
 # ---- lookup -----------------------------------------------------------------------------------
@@ -155,6 +176,12 @@ def test_search_reads_the_at_scale_paragraph() -> None:
     assert "thundering herd" in c28.at_scale
     assert "thundering" not in " ".join((*c28.questions, *c28.key_points)).lower()
     assert [c.id for c in search("thundering herd")] == ["C28"]
+
+
+def test_search_reads_the_answer() -> None:
+    concept = parse_catalog(GOOD_ENTRY)
+    assert search("checked", concept) == concept
+    assert search("because checked", concept) == concept
 
 
 def test_search_filters_and_ranks_name_hits_first() -> None:

@@ -1,4 +1,4 @@
-"""docs/cheatsheets/ is exactly what the generator writes, every concept is in one area, and links resolve."""
+"""docs/cheatsheets/ is what the generator writes, each sheet fits its page budget, every concept is in one area."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from lab.catalog import Concept, load_catalog
 from lab.cheat_sheets import (
     AREAS,
     OUT_DIR,
+    SHEET_BUDGET,
     Area,
     AreaError,
     check_areas,
@@ -19,7 +20,6 @@ from lab.cheat_sheets import (
     page_name,
     render_all,
     render_area,
-    scale_line,
 )
 
 CATALOG = load_catalog()
@@ -71,24 +71,37 @@ def test_every_relative_link_target_exists(sheet: Path) -> None:
 
 
 @pytest.mark.parametrize("area", AREAS, ids=lambda a: a.slug)
-def test_a_sheet_has_the_traps_and_a_block_per_concept_from_the_catalog(area: Area) -> None:
+def test_a_sheet_fits_one_printed_page(area: Area) -> None:
     page = render_area(area, CATALOG)
-    blocks = page.split("\n### ")[1:]
-    assert [b.split("]")[0].lstrip("[").split()[0] for b in blocks] == list(area.concepts)
+    assert len(page) <= SHEET_BUDGET, (
+        f"{page_name(area)} is {len(page)} characters, over the one-page budget of {SHEET_BUDGET}: "
+        "shorten the longest answers in lab/catalog.yaml or the traps, or split the area"
+    )
+
+
+@pytest.mark.parametrize("area", AREAS, ids=lambda a: a.slug)
+def test_a_sheet_has_the_traps_then_one_line_per_concept_from_the_catalog(area: Area) -> None:
+    page = render_area(area, CATALOG)
     assert page.index("## Traps interviewers probe") < page.index("## Concepts")
     for trap in area.traps:
         assert f"- {trap}" in page
-    for block, cid in zip(blocks, area.concepts, strict=True):
+    concept_lines = [line for line in page.splitlines() if line.startswith("- **[")]
+    assert [line.removeprefix("- **[").split()[0] for line in concept_lines] == list(area.concepts)
+    for line, cid in zip(concept_lines, area.concepts, strict=True):
         c = BY_ID[cid]
-        assert f"**Answer:** {c.key_points[0]}" in block
-        assert all(point not in block for point in c.key_points[1:]), "one page: the rest is on the concept page"
-        assert f"**At scale:** {scale_line(c.at_scale)}" in block
-        assert f"`uv run {c.demo}`" in block
+        assert f"** — {c.answer} · `uv run {c.demo}`" in line
+        assert line.endswith(f"`uv run {c.demo}`")
+        assert f"(../concepts/{c.id}-{c.slug}.md)" in line
+    for cid in area.concepts:
+        c = BY_ID[cid]
+        assert c.key_points[0] not in page, "one page: the key points stay on the concept page"
+        assert c.at_scale not in page
 
 
-def test_scale_line_is_the_first_sentence_without_the_label() -> None:
-    assert scale_line("At scale the API has replicas. The log is one primary.") == "The API has replicas. …"
-    assert scale_line("At scale, nothing changes.") == "Nothing changes."
+def test_every_concepts_answer_appears_on_exactly_one_sheet() -> None:
+    sheets = [text for name, text in render_all(CATALOG).items() if name != "README.md"]
+    for c in CATALOG:
+        assert sum(f"** — {c.answer} ·" in sheet for sheet in sheets) == 1, c.id
 
 
 def test_id_ranges_are_compact() -> None:
@@ -103,11 +116,11 @@ def test_index_lists_every_area_sheet() -> None:
 
 def test_a_hand_made_catalog_renders_without_the_repository() -> None:
     lone = Concept(
-        "C01", "lone", "Lone", ("q?",) * 3, ("First.", "Second."), "At scale more.", (), "mlops-lab demo x", (), ()
+        "C01", "lone", "Lone", "In short.", ("q?",) * 3, ("First.", "Second."), "More.", (), "mlops-lab demo x", (), ()
     )
     areas = (replace(AREAS[0], concepts=("C01",)),)
     files = render_all([lone], areas)
     sheet = files[page_name(areas[0])]
-    assert "**Answer:** First." in sheet
-    assert "Second." not in sheet
-    assert "**At scale:** More." in sheet
+    assert "- **[C01 Lone](../concepts/C01-lone.md)** — In short. · `uv run mlops-lab demo x`" in sheet
+    assert "First." not in sheet
+    assert "More." not in sheet

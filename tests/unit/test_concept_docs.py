@@ -37,6 +37,8 @@ def test_a_page_has_every_section_and_links_code_tests_and_related() -> None:
     c = next(c for c in catalog if c.id == "C21")
     page = render_page(c, catalog)
     sections = [line for line in page.splitlines() if line.startswith("## ")]
+    assert f"**Short answer:** {c.answer}" in page
+    assert page.index("**Short answer:**") < page.index("## Questions it answers"), "the answer comes first"
     assert sections == [
         "## Questions it answers",
         "## Key points of a strong answer",
@@ -55,7 +57,7 @@ def test_a_page_has_every_section_and_links_code_tests_and_related() -> None:
 
 
 def test_a_related_id_without_an_entry_is_named_not_linked() -> None:
-    lone = Concept("C90", "lone", "Lone", ("q?",), ("p",), "Bigger.", (), "mlops-lab demo x", (), ("C91",))
+    lone = Concept("C90", "lone", "Lone", "Short.", ("q?",), ("p",), "Bigger.", (), "mlops-lab demo x", (), ("C91",))
     page = render_page(lone, [lone])
     assert "C91 (no entry yet)" in page
     assert "](C91" not in page

@@ -23,7 +23,8 @@ POOR = "Deploy the new model to some servers and watch the dashboards for a whil
 
 
 def concept(cid: str, questions: tuple[str, ...]) -> Concept:
-    return Concept(cid, f"slug-{cid.lower()}", f"Title {cid}", questions, POINTS, "", (), "mlops-lab demo x", (), ())
+    slug, title = f"slug-{cid.lower()}", f"Title {cid}"
+    return Concept(cid, slug, title, f"Answer {cid}.", questions, POINTS, "", (), "mlops-lab demo x", (), ())
 
 
 def test_stem_strips_one_suffix_and_keeps_short_stems() -> None:
