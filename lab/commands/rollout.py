@@ -3,11 +3,15 @@
 Thin shells over serving/rollout_controller.py. State lives in the shared database, so `run` can be
 stopped and started again, and `status` / `pause` / `abort` work from any shell or replica.
 `run --prefect` runs the same loop as the Prefect flow `rollout` (pipelines/rollout_flow.py).
+`run --watch` is the deployed controller (serving/rollout_watch.py): it never returns on its own, waits
+while no rollout is in progress, retries through outages and stops on SIGTERM after the current tick;
+`heartbeat` is its liveness / readiness probe.
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -82,8 +86,24 @@ def run_cmd(
     prefect: Annotated[
         bool, typer.Option("--prefect", help="Run the loop as the Prefect flow `rollout` (task runs + artifacts).")
     ] = False,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch", help="Run as the deployed controller: forever, idle-tolerant, retrying, stopped by SIGTERM."
+        ),
+    ] = False,
+    max_backoff: Annotated[float, typer.Option(help="--watch: longest wait between failed ticks (s).")] = 60.0,
+    heartbeat: Annotated[
+        Path | None, typer.Option(help="--watch: heartbeat file (default: rollout-controller.heartbeat in the state).")
+    ] = None,
 ) -> None:
-    """Analyse every INTERVAL seconds until the rollout is promoted or aborted (restartable)."""
+    """Analyse every INTERVAL seconds until the rollout is promoted or aborted (restartable); --watch: forever."""
+    if watch:
+        if prefect or max_ticks:
+            console.print("[red]--watch runs until stopped: it takes neither --prefect nor --max-ticks[/red]")
+            raise typer.Exit(2)
+        _watch(interval, max_backoff, heartbeat)
+        return
     from serving.rollout_controller import tick
 
     ctx, store, engine = _parts()  # also configures Prefect's home and database before prefect is imported
@@ -103,6 +123,82 @@ def run_cmd(
         if result.state.status not in ("running", "paused") or (max_ticks and ticks >= max_ticks):
             return
         time.sleep(interval)  # a controller's polling interval, not test synchronisation
+
+
+def _watch(interval: float, max_backoff: float, heartbeat: Path | None) -> None:
+    """The loop in a worker thread; the main thread only waits and turns SIGTERM / SIGINT into a stop.
+
+    A Python signal handler runs in the main thread; setting the event from there while the same thread
+    sat inside ``stop.wait`` could deadlock on the event's lock, so the loop runs elsewhere. A second
+    SIGINT (an impatient Ctrl-C) raises KeyboardInterrupt at once; a repeated SIGTERM changes nothing,
+    since some supervisors send it to the whole process group (the kubelet's answer to a stuck stop is
+    SIGKILL after terminationGracePeriodSeconds anyway).
+    """
+    import logging
+    import signal
+    import sys
+    import threading
+
+    from lab.context import load_context
+    from serving.rollout_watch import HEARTBEAT_FILE, ControllerSession, watch
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
+    log = logging.getLogger("serving.rollout_watch")
+    if interval <= 0 or max_backoff <= 0:
+        console.print(f"[red]--interval and --max-backoff must be > 0, got {interval} and {max_backoff}[/red]")
+        raise typer.Exit(2)
+    ctx = load_context()
+    session = ControllerSession(ctx.settings, ctx.params)
+    stop = threading.Event()
+    failed: list[BaseException] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("%s: finishing the current tick, then stopping", signal.Signals(signum).name)
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def loop() -> None:
+        try:
+            watch(
+                session,
+                stop,
+                interval_s=interval,
+                max_backoff_s=max_backoff,
+                heartbeat=heartbeat or ctx.settings.state / HEARTBEAT_FILE,
+            )
+        except BaseException as err:  # handed to the main thread, which exits non-zero with it
+            failed.append(err)
+        finally:
+            session.close()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
+    worker = threading.Thread(target=loop, name="rollout-controller", daemon=True)
+    worker.start()
+    worker.join()  # interrupted by a signal only long enough to run on_signal
+    if failed:
+        raise failed[0]
+
+
+@rollout_app.command("heartbeat")
+def heartbeat_cmd(
+    max_age: Annotated[float, typer.Option(help="Fail when the last heartbeat is older than this (s).")] = 180.0,
+    ready: Annotated[bool, typer.Option("--ready", help="Also fail while the last tick failed (readiness).")] = False,
+    path: Annotated[Path | None, typer.Option(help="Heartbeat file (default: the one `run --watch` writes).")] = None,
+) -> None:
+    """Probe a `run --watch` controller: exit 0 if its heartbeat is fresh, 1 (with the reason) if not."""
+    from datetime import UTC, datetime
+
+    from lab.settings import get_settings
+    from serving.rollout_watch import HEARTBEAT_FILE, heartbeat_problem
+
+    problem = heartbeat_problem(
+        path or get_settings().state / HEARTBEAT_FILE, max_age, datetime.now(UTC), require_ok=ready
+    )
+    if problem:
+        console.print(problem)
+        raise typer.Exit(1)
+    console.print("ok")
 
 
 def _operate(operation: str, reason: str) -> None:

@@ -37,7 +37,17 @@ SCHEMA = DOCKER / "schema/compose-spec.json"
 SCHEMA_SHA256 = "d549057ebc2925f39f62799eab0db7b9e2c18b35b6c00595199116da3ed10e64"
 ENV_EXAMPLE = DOCKER / ".env.example"
 SECRETS = ("POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "MLOPS_ADMIN_TOKEN")
-SERVICES = {"postgres", "mlflow", "prefect-server", "pipeline-worker", "trainer", "api", "prometheus", "grafana"}
+SERVICES = {
+    "postgres",
+    "mlflow",
+    "prefect-server",
+    "pipeline-worker",
+    "rollout-controller",
+    "trainer",
+    "api",
+    "prometheus",
+    "grafana",
+}
 _VAR = re.compile(
     r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])((?:[^{}]|\{[^{}]*\})*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)"
 )
@@ -202,6 +212,28 @@ def test_mlops_variables_are_settings_fields_and_urls_point_at_real_services(com
     assert services["prefect-server"]["environment"]["PREFECT_SERVER_DATABASE_CONNECTION_URL"].startswith(
         "postgresql+asyncpg://"
     )
+
+
+def test_the_rollout_controller_watches_like_the_k8s_one_and_is_probed_by_its_heartbeat(
+    compose: dict[str, Any],
+) -> None:
+    """The same command as k8s/base/rollout-controller.yaml, restarted by Docker, healthy by its heartbeat."""
+    service = compose["services"]["rollout-controller"]
+    deployment = yaml.safe_load((REPO / "k8s/base/rollout-controller.yaml").read_text())
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert service["command"] == [*container["command"], *container["args"]]
+    assert service["command"][:4] == ["mlops-lab", "rollout", "run", "--watch"]
+    # The pipeline image's HEALTHCHECK probes a Prefect runner this container does not run: override it.
+    assert service["healthcheck"]["test"][1:4] == ["mlops-lab", "rollout", "heartbeat"]
+    assert service["healthcheck"]["test"][1:] == container["readinessProbe"]["exec"]["command"]
+    assert {d: r["condition"] for d, r in service["depends_on"].items()} == {
+        "postgres": "service_healthy",
+        "mlflow": "service_healthy",
+    }
+    assert service["restart"] == "unless-stopped"
+    env = service["environment"]
+    assert env["MLOPS_PREDICTION_LOG_URL"].startswith("postgresql+psycopg://"), "state store shared with the API"
+    assert env["MLOPS_TRACKING_URI"] == compose["services"]["api"]["environment"]["MLOPS_TRACKING_URI"]
 
 
 def listening_ports(service: dict[str, Any]) -> set[str]:

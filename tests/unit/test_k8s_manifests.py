@@ -53,7 +53,7 @@ def api_container(objects: Objects) -> K8sObject:
 
 EXPECTED = {
     "Namespace": {"mlops-lab"},
-    "Deployment": {"mlops-lab-api", "mlflow", "prefect-server", "prefect-worker"},
+    "Deployment": {"mlops-lab-api", "mlflow", "prefect-server", "prefect-worker", "rollout-controller"},
     "Rollout": {"mlops-lab-api"},
     "AnalysisTemplate": {"mlops-lab-api-canary"},
     "StatefulSet": {"postgres"},
@@ -370,6 +370,39 @@ def test_analysis_guard_rails_are_the_params_rollout_guard_rails(rendered: dict[
     for m in metrics.values():
         minimum = re.findall(r">= ([0-9]+)\s*$", m["provider"]["prometheus"]["query"].strip())
         assert minimum == [str(params.rollout.min_requests)], "too few requests must leave no sample"
+
+
+@pytest.mark.parametrize("env", OVERLAYS)
+def test_the_rollout_controller_runs_once_watching_and_reaches_its_databases(
+    rendered: dict[str, Objects], env: str
+) -> None:
+    """One watching controller (Recreate: never two during an update), probed by its heartbeat, allowed
+    through the PostgreSQL and MLflow policies, and reachable by nobody (it has no port)."""
+    objects = rendered[env]
+    deployment = get(objects, "Deployment", "rollout-controller")
+    spec, pod = deployment["spec"], deployment["spec"]["template"]["spec"]
+    assert (spec["replicas"], spec["strategy"]["type"]) == (1, "Recreate")
+    [container] = pod["containers"]
+    command = [*container["command"], *container["args"]]
+    assert command[:4] == ["mlops-lab", "rollout", "run", "--watch"]
+    assert container["image"].split("/")[-1].startswith("mlops-lab-pipeline:")
+    for probe, extra in (("livenessProbe", []), ("readinessProbe", ["--ready"])):
+        exec_command = container[probe]["exec"]["command"]
+        assert exec_command[:3] == ["mlops-lab", "rollout", "heartbeat"]
+        assert exec_command[3:] == ["--max-age", exec_command[4], *extra]
+        max_age = float(exec_command[4])
+        backoff = float(command[command.index("--max-backoff") + 1])
+        assert max_age >= 2 * backoff, f"{probe}: an outage's longest wait alone must not look stuck"
+    assert "ports" not in container
+    names = {e["name"] for e in container["env"]}
+    assert "MLOPS_PREDICTION_LOG_URL" in names  # the state store and the prediction log
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    for name in ("postgres-ingress", "mlflow-ingress"):
+        [peer] = get(objects, "NetworkPolicy", name)["spec"]["ingress"][0]["from"]
+        assert selector_matches(peer["podSelector"], labels), f"{name} does not admit the controller"
+    policies = [o for o in objects if o["kind"] == "NetworkPolicy" and o["spec"]["podSelector"]]  # not deny-all
+    admitting = [p["metadata"]["name"] for p in policies if selector_matches(p["spec"]["podSelector"], labels)]
+    assert admitting == [], "no policy opens a port on the controller"
 
 
 def test_api_port_is_reached_only_from_the_ingress_and_prometheus_namespaces(rendered: dict[str, Objects]) -> None:
