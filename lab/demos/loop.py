@@ -64,10 +64,11 @@ def run(n: Narrator, ctx: LabContext) -> None:
     from lab.demos.canary import demo_params, drive_rollout, start_rollout
     from lab.demos.prep import VERSION_COLUMNS, display_path, ensure_raw_data, show_outcome, version_rows
     from lab.demos.traffic import plant_bad_challenger, running_service, users
+    from lab.demos.warmup import PrefectWarmup
     from pipelines.batches import generate_batch, write_batch
     from pipelines.data import read_csv
     from pipelines.flows import training_flow
-    from pipelines.registry import audit_log, current_aliases
+    from pipelines.registry import audit_log, current_aliases, ensure_experiment
     from pipelines.validation import validate_file
 
     n.title("The MLOps loop, closed: drift → retrain → canary → promote or roll back", "C01 · C37")
@@ -77,8 +78,11 @@ def run(n: Narrator, ctx: LabContext) -> None:
         n.say(f"fresh state for this story: {display_path(sctx, s.state)} (wiped at every run)")
 
         n.step("Ingest iris, validate it with Great Expectations, train v1 through the Prefect `training` flow")
+        warmup = PrefectWarmup()  # Prefect's local API starts in its own process while this one works
         raw = ensure_raw_data(sctx, n)
-        with n.console.status("training flow (the first flow run starts Prefect's local API)"):
+        with n.console.status("training flow (Prefect's local API starts beside the MLflow store)"):
+            ensure_experiment(s)  # the fresh MLflow store's migrations run meanwhile
+            warmup.wait()
             first = training_flow(data_path=str(raw))
         show_outcome(n, first)
         decisions.append(["train v1", first.status, f"v{first.version} → {first.alias}"])

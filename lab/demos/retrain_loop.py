@@ -21,6 +21,7 @@ def run(n: Narrator, ctx: LabContext) -> None:
     from lab.commands.monitor import print_monitoring
     from lab.demos.prep import ensure_champion
     from lab.demos.traffic import running_service, users
+    from lab.demos.warmup import PrefectWarmup
     from monitoring.retrain_guard import guard_state
     from pipelines.monitoring_flow import monitoring_flow
     from pipelines.registry import current_aliases
@@ -29,6 +30,7 @@ def run(n: Narrator, ctx: LabContext) -> None:
     s, p = ctx.settings, ctx.params
     n.title("Retraining triggers: drift fires, a guarded retrain ships as a canary", "C37 retraining triggers")
     n.step("A champion serves; 500 requests arrive from a drifted world (sepal measurements shifted)")
+    warmup = PrefectWarmup()  # Prefect's local API comes up in its own process while the traffic flows
     champion = ensure_champion(ctx, n)
     with running_service(ctx, restore_routing=False) as service:
         traffic = service.send(users("drift", 500), seed=500, kind="covariate-shift")
@@ -39,7 +41,8 @@ def run(n: Narrator, ctx: LabContext) -> None:
         f"triggers in params.yaml: {p.monitoring.retrain.triggers}; cooldown {p.monitoring.retrain.cooldown_minutes:g} "
         f"min; lease {p.monitoring.retrain.lock_ttl_s:g} s"
     )
-    with n.console.status("monitoring flow (Prefect's local API starts on the first flow run)"):
+    with n.console.status("monitoring flow"):
+        warmup.wait()
         first = monitoring_flow()
     print_monitoring(first, n.console)
     if first.retrain is not None and first.retrain.status == "started-canary":
