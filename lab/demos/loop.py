@@ -64,7 +64,7 @@ def run(n: Narrator, ctx: LabContext) -> None:
     from lab.demos.canary import demo_params, drive_rollout, start_rollout
     from lab.demos.prep import VERSION_COLUMNS, display_path, ensure_raw_data, show_outcome, version_rows
     from lab.demos.traffic import plant_bad_challenger, running_service, users
-    from lab.demos.warmup import PrefectWarmup
+    from lab.demos.warmup import PrefectWarmup, preload
     from pipelines.batches import generate_batch, write_batch
     from pipelines.data import read_csv
     from pipelines.flows import training_flow
@@ -82,6 +82,7 @@ def run(n: Narrator, ctx: LabContext) -> None:
         raw = ensure_raw_data(sctx, n)
         with n.console.status("training flow (Prefect's local API starts beside the MLflow store)"):
             ensure_experiment(s)  # the fresh MLflow store's migrations run meanwhile
+            preload("great_expectations", "evidently")  # validation and drift checks need them later
             warmup.wait()
             first = training_flow(data_path=str(raw))
         show_outcome(n, first)

@@ -21,7 +21,7 @@ def run(n: Narrator, ctx: LabContext) -> None:
     from lab.commands.monitor import print_monitoring
     from lab.demos.prep import ensure_champion
     from lab.demos.traffic import running_service, users
-    from lab.demos.warmup import PrefectWarmup
+    from lab.demos.warmup import PrefectWarmup, preload
     from monitoring.retrain_guard import guard_state
     from pipelines.monitoring_flow import monitoring_flow
     from pipelines.registry import current_aliases
@@ -42,6 +42,7 @@ def run(n: Narrator, ctx: LabContext) -> None:
         f"min; lease {p.monitoring.retrain.lock_ttl_s:g} s"
     )
     with n.console.status("monitoring flow"):
+        preload("evidently")  # the drift check needs it; imported while the API may still be starting
         warmup.wait()
         first = monitoring_flow()
     print_monitoring(first, n.console)
