@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from lab.context import LabContext
     from lab.settings import Settings
 
-TRAINING_RUN_NAME = "batch"  # the run name the training pipeline's validation is stored under
 
 
 def bad_batch_path(settings: Settings) -> Path:
@@ -128,6 +127,7 @@ def _not_started(detail: str, hint: str) -> list[Check]:
 def check(ctx: LabContext, answer: str | None) -> list[Check]:
     """The bad batch exists, validation refused it (manually and in training), Data Docs show it, no model used it."""
     from pipelines.data import file_md5
+    from pipelines.training import VALIDATION_RUN_NAME
 
     s = ctx.settings
     path = bad_batch_path(s)
@@ -164,7 +164,7 @@ def check(ctx: LabContext, answer: str | None) -> list[Check]:
         )
     )
 
-    by_training = [v for v in failed if v.run_name == TRAINING_RUN_NAME]
+    by_training = [v for v in failed if v.run_name == VALIDATION_RUN_NAME]
     checks.append(
         Check(
             CONDITIONS[3],
