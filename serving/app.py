@@ -8,7 +8,9 @@ flushing the prediction log. The routes only validate, call the `Predictor`, and
 served rows are in the prediction log's queue before the answer leaves (a 503 otherwise), the
 shadow model runs after the response is sent (a background task). /v1/predict bodies are read by
 `serving.native_body` (fast path for valid bodies, the typed schema's 422 for the rest) and
-answered with orjson.
+answered with orjson. ``POST /v1/predict`` and ``POST /invocations`` are raw ASGI handlers that
+`serving.hot_routes.HotRoutes` calls before FastAPI's router (same answers, errors and OpenAPI
+document; the router's per-request machinery cost more than our routing and logging together).
 
 ``/v1/predict`` answers one row (a flat object of feature fields) or a batch (``{"rows": [...]}``)
 with the same shape: ``predictions`` is always a list, one item per row, each with the ``id`` to send
@@ -31,12 +33,14 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.types import Receive, Scope, Send
 
 from lab.settings import Settings, configure_runtime, get_settings
 from pipelines.params import Params, load_params
-from serving import admin, limits, mlflow_protocol, oip
+from serving import admin, hot_routes, limits, mlflow_protocol, oip
 from serving.access_log import AccessLog
+from serving.hot_routes import AsgiEndpoint, HotRoutes, header_values, read_body, send_invalid, send_json
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.native_body import BodyParser
 from serving.predict import SERVING_ERRORS, Served, http_status
@@ -64,6 +68,7 @@ PREDICT_HEADERS: list[dict[str, Any]] = [
     {"name": "x-force-arm", "in": "header", "required": False,
      "description": "champion | challenger | blue | green (debugging)", "schema": {"type": "string"}},
 ]  # fmt: skip
+PREDICT_HEADER_NAMES = frozenset(h["name"].encode() for h in PREDICT_HEADERS)
 ERRORS: dict[int | str, dict[str, Any]] = {422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}}
 
 
@@ -95,6 +100,8 @@ def create_app(settings: Settings | None = None, params: Params | None = None) -
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    hot: dict[str, tuple[Any, hot_routes.Handler]] = {}  # filled once the routes exist (below)
+    app.add_middleware(HotRoutes, table=hot)  # added first = innermost: inside the limits and the metrics
     limits.install(app, settings)  # body size, rate limit, CORS; inside the metrics, so 413/429 are counted
     app.add_middleware(MetricsMiddleware, metrics=metrics, access=access)
 
@@ -117,16 +124,26 @@ def create_app(settings: Settings | None = None, params: Params | None = None) -
     )
     async def predict(request: Request) -> Response:
         """Predict one row (a flat object of feature fields) or a batch (``{"rows": [...]}``)."""
-        rid, user_id, force_arm = _routing_headers(request)
-        values = parser.parse(await request.body())  # 422 naming the field, from the typed schema
+        return AsgiEndpoint(predict_asgi)  # reached only off the hot path (e.g. under a root_path)
+
+    async def predict_asgi(scope: Scope, receive: Receive, send: Send) -> None:
+        """/v1/predict as raw ASGI (`serving.hot_routes`): same answers, no Request/Response objects."""
+        try:
+            rid, user_id, force_arm = _routing_headers(header_values(scope, PREDICT_HEADER_NAMES))
+            values = parser.parse(await read_body(receive))  # 422 naming the field, from the typed schema
+        except RequestValidationError as exc:
+            await send_invalid(app, scope, receive, send, exc)
+            return
         try:
             served = await runtime.serve(values, rid, user_id=user_id, override=force_arm)
         except SERVING_ERRORS as err:
-            return _error(err)
-        request.state.access = {"request_id": rid, "arm": served.decision.arm, "version": served.model.version}
-        shadow = BackgroundTask(runtime.after_response, served, values) if served.decision.shadow_alias else None
-        return Response(predict_payload(served, settings.model_name), media_type="application/json",
-                        headers={"X-Request-Id": rid}, background=shadow)  # fmt: skip
+            await _error(err)(scope, receive, send)
+            return
+        scope.setdefault("state", {})["access"] = {"request_id": rid, "arm": served.decision.arm,
+                                                   "version": served.model.version}  # fmt: skip
+        await send_json(send, predict_payload(served, settings.model_name), ((b"x-request-id", rid.encode("latin-1")),))
+        if served.decision.shadow_alias:  # after the answer, as a BackgroundTask would run it
+            await run_in_threadpool(runtime.after_response, served, values)
 
     @app.post(
         "/v1/feedback",
@@ -161,17 +178,21 @@ def create_app(settings: Settings | None = None, params: Params | None = None) -
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 
-    app.include_router(mlflow_protocol.build_router(runtime, schemas.features, params.dataset.allow_missing, ranges))
+    mlflow_router, invocations_asgi = mlflow_protocol.build_router(
+        runtime, schemas.features, params.dataset.allow_missing, ranges
+    )
+    app.include_router(mlflow_router)
+    hot_routes.register(hot, app.routes, "/v1/predict", predict_asgi)
+    hot_routes.register(hot, mlflow_router.routes, "/invocations", invocations_asgi)
     app.include_router(oip.build_router(runtime, settings.model_name, schemas.features, ranges))
     admin.install(app, runtime)  # /v1/admin/*, only when MLOPS_ADMIN_TOKEN is set
     _document_components(app, body_components)
     return app
 
 
-def _routing_headers(request: Request) -> tuple[str, str | None, str | None]:
+def _routing_headers(headers: dict[bytes, str]) -> tuple[str, str | None, str | None]:
     """(request id, X-User-Id, X-Force-Arm); a malformed header is a 422 naming it, like any field."""
-    headers = request.headers
-    rid, user_id = headers.get("x-request-id"), headers.get("x-user-id")
+    rid, user_id = headers.get(b"x-request-id"), headers.get(b"x-user-id")
     errors = []
     if rid is not None and not valid_request_id(rid):
         msg = f"String should match pattern '{REQUEST_ID_PATTERN}'"
@@ -181,7 +202,7 @@ def _routing_headers(request: Request) -> tuple[str, str | None, str | None]:
         errors.append({"type": "string_too_long", "loc": ("header", "x-user-id"), "msg": msg, "input": user_id})
     if errors:
         raise RequestValidationError(errors)
-    return rid or new_request_id(), user_id, headers.get("x-force-arm")
+    return rid or new_request_id(), user_id, headers.get(b"x-force-arm")
 
 
 def predict_payload(served: Served, model_name: str) -> bytes:

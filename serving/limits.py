@@ -3,9 +3,10 @@
 Concept: API security (C44) as runtime configuration (C27). A model server is a CPU-bound service
 on a public port, so the cheapest requests to refuse are the ones refused before any parsing:
 
-- **Body size.** ``Content-Length`` above ``max_body_bytes`` is refused before a byte is read. A
-  chunked body declares no length, so its bytes are counted as the app reads them; past the limit
-  the read fails and whatever the app would have answered is replaced by the same 413.
+- **Body size.** ``Content-Length`` above ``max_body_bytes`` is refused before a byte is read (and
+  one within it needs no counting: the server frames the body by that length). A chunked body
+  declares no length, so its bytes are counted as the app reads them; past the limit the read
+  fails and whatever the app would have answered is replaced by the same 413.
 - **Rate.** A token bucket per client: ``burst`` tokens, refilled at ``rate`` per second, one per
   request; an empty bucket answers 429 with ``Retry-After`` (seconds until the next token). The key
   is the client **IP**, not ``X-User-Id``: a header is chosen by the client, so rotating it would
@@ -134,8 +135,13 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         declared = declared_length(scope)
-        if declared is not None and declared > self.max_bytes:
-            await self.reject(send)  # refused unread: the client's upload is never buffered
+        if declared is not None:
+            if declared > self.max_bytes:
+                await self.reject(send)  # refused unread: the client's upload is never buffered
+            else:
+                # The server frames the body by Content-Length, so it cannot outgrow what was declared:
+                # no counting wrappers (two closures and an extra call per message) on the common path.
+                await self.app(scope, receive, send)
             return
         received, exceeded, started = 0, False, False
 

@@ -34,17 +34,21 @@ import orjson
 import pandas as pd
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 
 from serving.fast_input import ContractMatrix
+from serving.hot_routes import AsgiEndpoint, Handler, header_values, read_body, send_json
 from serving.predict import SERVING_ERRORS, NotReadyError, http_status
 from serving.schemas import MAX_BATCH_ROWS, new_request_id, out_of_range, valid_request_id
 
 if TYPE_CHECKING:
+    from starlette.types import Receive, Scope, Send
+
     from serving.runtime import Runtime
 
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 BAD_REQUEST, INVALID = "BAD_REQUEST", "INVALID_PARAMETER_VALUE"
+INVOCATION_HEADERS = frozenset((b"content-type", b"x-request-id", b"x-user-id", b"x-force-arm"))
 
 
 class ProtocolError(ValueError):
@@ -151,8 +155,8 @@ def build_router(
     features: Sequence[str],
     allow_missing: bool,
     ranges: Mapping[str, tuple[float, float]] | None = None,
-) -> APIRouter:
-    """The /invocations, /ping, /health and /version routes."""
+) -> tuple[APIRouter, Handler]:
+    """The /invocations, /ping, /health and /version routes, and /invocations' raw ASGI handler (hot path)."""
     router = APIRouter(tags=["mlflow"])
     bounds = ranges or {f: (-np.inf, np.inf) for f in features}
     matrix = ContractMatrix(features, bounds, allow_missing, MAX_BATCH_ROWS)
@@ -163,13 +167,21 @@ def build_router(
     )
     async def invocations(request: Request) -> Response:
         """MLflow scoring protocol: JSON (dataframe_split | dataframe_records | instances | inputs) or CSV."""
-        mime, _, options = (request.headers.get("content-type") or "").partition(";")
+        return AsgiEndpoint(invocations_asgi)  # reached only off the hot path (e.g. under a root_path)
+
+    async def invocations_asgi(scope: Scope, receive: Receive, send: Send) -> None:
+        """/invocations as raw ASGI (`serving.hot_routes`): same answers, no Request/Response objects."""
+        headers = header_values(scope, INVOCATION_HEADERS)
+        mime, _, options = (headers.get(b"content-type") or "").partition(";")
         mime, charset = mime.strip().lower(), options.strip().lower()
         if mime not in ("application/json", "text/csv") or charset not in ("", "charset=utf-8"):
-            got = request.headers.get("content-type") or "no Content-Type"
-            return _mlflow_error(BAD_REQUEST, f"send application/json or text/csv (UTF-8); got {got}", 415)
-        body = await request.body()
-        header_id = request.headers.get("x-request-id", "")
+            got = headers.get(b"content-type") or "no Content-Type"
+            await _mlflow_error(BAD_REQUEST, f"send application/json or text/csv (UTF-8); got {got}", 415)(
+                scope, receive, send
+            )
+            return
+        body = await read_body(receive)
+        header_id = headers.get(b"x-request-id", "")
         rid = header_id if valid_request_id(header_id) else new_request_id()
         try:
             values = fast_values(body, matrix) if mime == "application/json" else None
@@ -177,23 +189,23 @@ def build_router(
                 raw = parse_json(body) if mime == "application/json" else parse_csv(body)
                 values = check_frame(raw, features, allow_missing, ranges=ranges).to_numpy(dtype="float64")
             served = await runtime.serve(
-                values,
-                rid,
-                user_id=request.headers.get("x-user-id"),
-                override=request.headers.get("x-force-arm"),
-                labels_only=True,
+                values, rid, user_id=headers.get(b"x-user-id"), override=headers.get(b"x-force-arm"), labels_only=True
             )
         except ProtocolError as err:
-            return _mlflow_error(err.code, str(err), err.status)
+            await _mlflow_error(err.code, str(err), err.status)(scope, receive, send)
+            return
         except SERVING_ERRORS as err:
             status = http_status(err)
             code = {503: "TEMPORARILY_UNAVAILABLE", 500: "INTERNAL_ERROR"}.get(status, INVALID)
-            return _mlflow_error(code, str(err), 400 if status == 422 else status)
-        request.state.access = {"request_id": rid, "arm": served.decision.arm, "version": served.model.version}
-        shadow = BackgroundTask(runtime.after_response, served, values) if served.decision.shadow_alias else None
-        headers = {"X-Request-Id": rid, "X-Model-Version": served.model.version, "X-Arm": served.decision.arm}
-        return Response(orjson.dumps({"predictions": served.scored.labels}), media_type="application/json",
-                        headers=headers, background=shadow)  # fmt: skip
+            await _mlflow_error(code, str(err), 400 if status == 422 else status)(scope, receive, send)
+            return
+        version, arm = served.model.version, served.decision.arm
+        scope.setdefault("state", {})["access"] = {"request_id": rid, "arm": arm, "version": version}
+        extra = ((b"x-request-id", rid.encode("latin-1")), (b"x-model-version", version.encode("latin-1")),
+                 (b"x-arm", arm.encode("latin-1")))  # fmt: skip
+        await send_json(send, orjson.dumps({"predictions": served.scored.labels}), extra)
+        if served.decision.shadow_alias:  # after the answer, as a BackgroundTask would run it
+            await run_in_threadpool(runtime.after_response, served, values)
 
     @router.get("/ping", response_class=PlainTextResponse)
     @router.get("/health", response_class=PlainTextResponse)
@@ -210,4 +222,4 @@ def build_router(
         """The MLflow version whose protocol this implements (what the reference server answers)."""
         return PlainTextResponse(package_version("mlflow"))
 
-    return router
+    return router, invocations_asgi

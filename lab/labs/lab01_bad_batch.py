@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from lab.settings import Settings
 
 
-
 def bad_batch_path(settings: Settings) -> Path:
     """Where the lab asks the learner to write the corrupted batch."""
     return settings.state / "labs" / "bad-batch.csv"

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from pipelines.params import Params
-from serving.fast_input import ContractMatrix
+from serving.fast_input import SMALL_ROWS, ContractMatrix
 from serving.mlflow_protocol import ProtocolError, check_frame, fast_values, parse_json
 from serving.schemas import contract_ranges
 
@@ -78,3 +78,23 @@ def test_infinite_values_never_take_the_fast_path_even_without_ranges() -> None:
     assert matrix.split(["a", "a"], [[1, 1]]) is None  # duplicated column: the precise path decides
     assert matrix.split(["a", ["b"]], [[1, 2]]) is None  # a column name that is not a string (found by fuzzing)
     assert matrix.split(["a", {"b": 1}], [[1, 2]]) is None
+
+
+@pytest.mark.parametrize("allow_missing", [False, True])
+def test_few_rows_are_checked_in_python_exactly_as_numpy_checks_many(allow_missing: bool) -> None:
+    """The plain-Python checks for small bodies (SMALL_ROWS) and the numpy checks accept the same matrices."""
+    matrix = ContractMatrix(["a", "b"], {"a": (0.0, 10.0), "b": (-1.0, 1.0)}, allow_missing, max_rows=100)
+    edge: list[Any] = [0, 10, 0.0, 10.0, -1, 1, 5.5, -0.0, 10.000000000000002, -1.0000001, 11, -2, 10**30, 10**400]
+    edge += [float("inf"), float("-inf"), None, True, False, "1", [1]]
+    rng = random.Random(SEED)
+    accepted = 0
+    for _ in range(2000):
+        rows = [[rng.choice(edge), rng.choice(edge)] for _ in range(rng.randint(1, 3))]
+        small = matrix._checked(rows)
+        assert len(rows) <= SMALL_ROWS
+        numpy = matrix._checked_numpy(rows)
+        assert (small is None) == (numpy is None), rows
+        if small is not None:
+            accepted += 1
+            np.testing.assert_array_equal(small, numpy)
+    assert accepted >= 50

@@ -14,13 +14,16 @@ import sqlalchemy as sa
 
 from serving.log_reader import accuracy_by_version, labelled_window, recent_predictions
 from serving.prediction_log import (
+    DriverInsert,
     FeedbackStatus,
     PredictionLog,
     PredictionLogError,
     PredictionRecord,
     ServedRows,
     feedback_table,
+    insert_ignoring_duplicates,
     make_engine,
+    metadata,
     predictions_table,
 )
 
@@ -234,6 +237,43 @@ def test_served_rows_are_expanded_into_one_table_row_each(plog: PredictionLog, u
     assert stored["e:1"].probabilities is None
     assert plog.stats().written == 5
     assert plog.stats().queued == 0
+
+
+def test_driver_insert_stores_exactly_what_sqlalchemy_would(tmp_path: Path) -> None:
+    """The writer's SQLite path (tuples, multi-row statements) against SQLAlchemy's own execute: same bytes."""
+    items = [served_rows("r", 150), served_rows("e", 2, predictions=None, probabilities=None, status="error"), rec(7)]
+    stored = []
+    for name in ("core", "driver"):
+        engine = make_engine(f"sqlite:///{tmp_path / name / 'p.db'}")
+        metadata.create_all(engine)
+        driver = DriverInsert.for_engine(engine)
+        assert driver is not None
+        with engine.begin() as conn:
+            if name == "driver":
+                rows = driver.rows(items, reject=pytest.fail)
+                assert [len(params) // 11 for _, params in driver.statements(rows)] == [64, 64, 25]
+                for sql, params in driver.statements(rows):
+                    conn.exec_driver_sql(sql, params)
+            else:
+                conn.execute(
+                    insert_ignoring_duplicates(engine, predictions_table), [r for i in items for r in i.rows()]
+                )
+        with engine.connect() as conn:  # raw text as stored, not SQLAlchemy's parsed values
+            stored.append(conn.exec_driver_sql("SELECT * FROM predictions ORDER BY request_id").fetchall())
+        engine.dispose()
+    assert stored[0] == stored[1]
+    assert len(stored[1]) == 153
+
+
+def test_driver_insert_isolates_a_row_json_refuses(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'p.db'}")
+    driver = DriverInsert.for_engine(engine)
+    assert driver is not None
+    rejected: list[str] = []
+    rows = driver.rows([rec(1), rec(2, features={"x": object()}), rec(3)], reject=rejected.append)
+    assert [row[0] for row in rows] == ["req-1", "req-3"]
+    assert rejected == ["req-2"]
+    engine.dispose()
 
 
 def test_close_is_idempotent_and_record_after_close_raises(plog: PredictionLog, url: str) -> None:
