@@ -11,12 +11,10 @@ abort *by the controller*, with a reason naming the metric that breached: an ope
 
 from __future__ import annotations
 
-from contextlib import suppress
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from lab.labs import Check
-from lab.narrate import Narrator
+from lab.labs.scenario import LineNarrator, abort_stale_rollout, version_tags
 
 if TYPE_CHECKING:
     from lab.context import LabContext
@@ -24,72 +22,6 @@ if TYPE_CHECKING:
 
 METRICS = ("error_rate_increase", "error_rate", "p99_latency", "online_accuracy")  # canary_analysis check names
 TRAFFIC_HINT = "send labelled traffic: `mlops-lab traffic --url http://127.0.0.1:8703 --rows 600`"
-
-
-class LineNarrator(Narrator):
-    """A narrator that collects what a demo helper says as plain lines (for ``lab setup`` output)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[str] = []
-
-    def say(self, text: str) -> None:
-        self.lines.append(text)
-
-    def ok(self, text: str) -> None:
-        self.lines.append(text)
-
-    def bad(self, text: str) -> None:
-        self.lines.append(text)
-
-    def why(self, text: str) -> None:
-        """Explanations stay in the lab page; setup output lists what was done."""
-
-
-def version_tags(ctx: LabContext, version: str) -> dict[str, str]:
-    """The registry tags of one version; empty when the registry or the version does not exist."""
-    from mlflow.exceptions import MlflowException
-
-    from pipelines.registry import RegistryError, mlflow_client
-
-    try:
-        return dict(mlflow_client(ctx.settings).get_model_version(ctx.settings.model_name, version).tags)
-    except (MlflowException, RegistryError):
-        return {}
-
-
-def registered_at(ctx: LabContext, version: str) -> datetime | None:
-    """When a version was registered (UTC); None when the registry or the version does not exist.
-
-    Labs that compare two models count only the traffic served after the newer one was registered.
-    """
-    from mlflow.exceptions import MlflowException
-
-    from pipelines.registry import RegistryError, mlflow_client
-
-    try:
-        created = mlflow_client(ctx.settings).get_model_version(ctx.settings.model_name, version).creation_timestamp
-    except (MlflowException, RegistryError):
-        return None
-    return datetime.fromtimestamp(created / 1000, UTC)
-
-
-def abort_stale_rollout(ctx: LabContext, n: LineNarrator, why: str) -> None:
-    """Abort a rollout still running or paused (a new scenario needs the router free), saying so."""
-    from pipelines.registry import RegistryError
-    from serving.rollout_controller import operate
-    from serving.state_store import StateStore
-
-    store = StateStore(ctx.settings.prediction_log_uri, ctx.params.routing)
-    try:
-        stale = store.rollout()
-        if stale.status not in ("running", "paused"):
-            return
-        with suppress(RegistryError):  # its challenger alias is already gone: nothing left to reject
-            operate(ctx.settings, store, "abort", ctx.settings.actor, why)
-        n.lines.append(f"aborted the rollout of v{stale.challenger_version} that was still {stale.status} ({why})")
-    finally:
-        store.close()
 
 
 def metric_named(reason: str) -> str | None:

@@ -74,7 +74,7 @@ def setup(ctx: LabContext) -> list[str]:
     """A champion and a challenger that passed the quality gate (trained if missing); no rollout in progress."""
     from lab.demos.prep import ensure_champion
     from lab.demos.traffic import ensure_challenger
-    from lab.labs.lab03_canary import LineNarrator, abort_stale_rollout
+    from lab.labs.scenario import LineNarrator, abort_stale_rollout
 
     n = LineNarrator()
     n.lines.append(f"champion is v{ensure_champion(ctx, n)}")
@@ -86,7 +86,7 @@ def setup(ctx: LabContext) -> list[str]:
 
 def check(ctx: LabContext, answer: str | None = None) -> list[Check]:
     """A/B traffic on both arms, labels joined, enough of them, and the decision the test supports."""
-    from lab.labs.lab03_canary import registered_at
+    from lab.labs.scenario import registered_at
     from monitoring.ab_stats import decide
     from pipelines.registry import current_aliases
     from serving.log_reader import labelled_window, recent_predictions

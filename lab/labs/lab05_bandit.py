@@ -71,7 +71,7 @@ def setup(ctx: LabContext) -> list[str]:
     """A champion, no rollout in progress, a PLANTED worse challenger, and fresh bandit reward sums."""
     from lab.demos.prep import ensure_champion
     from lab.demos.traffic import plant_bad_challenger
-    from lab.labs.lab03_canary import LineNarrator, abort_stale_rollout, version_tags
+    from lab.labs.scenario import LineNarrator, abort_stale_rollout, version_tags
     from pipelines.registry import current_aliases
     from serving.state_store import StateStore
 
@@ -95,7 +95,7 @@ def setup(ctx: LabContext) -> list[str]:
 
 def check(ctx: LabContext, answer: str | None = None) -> list[Check]:
     """Both phases with enough labels, the bandit favoured the better arm, and which phase lost fewer answers."""
-    from lab.labs.lab03_canary import registered_at
+    from lab.labs.scenario import registered_at
     from pipelines.registry import current_aliases
     from serving.log_reader import labelled_window
 

@@ -70,7 +70,7 @@ def made_by_retrain(ctx: LabContext, data_path: str | None) -> bool:
 def setup(ctx: LabContext) -> list[str]:
     """A champion (trained if missing), no rollout in progress, and every user on the champion (canary at 0 %)."""
     from lab.demos.prep import ensure_champion
-    from lab.labs.lab03_canary import LineNarrator, abort_stale_rollout
+    from lab.labs.scenario import LineNarrator, abort_stale_rollout
     from serving.router import with_strategy, with_weight
     from serving.state_store import StateStore
 
