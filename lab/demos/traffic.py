@@ -3,7 +3,8 @@
 Concepts: REST serving (C18) and the feedback loop (C38). The progressive-delivery demos need users
 sending requests and, later, the ground truth arriving. Here both go through the same FastAPI app
 that ``mlops-lab serve`` runs, driven by Starlette's TestClient *inside* ``with`` so the lifespan
-loads the aliased models, opens the prediction log and starts the poller. Rows come from the batch
+loads the aliased models, opens the prediction log and starts the poller; a burst of requests is sent
+in the app's own event loop (httpx's ASGI transport), one after the other. Rows come from the batch
 generator's ``clean`` kind (drawn from per-class Gaussians fitted to the raw data, with their true
 class), so every answer can be scored: each prediction is followed by ``POST /v1/feedback`` with the
 true label, as a labelling process would do hours later in production.
@@ -124,12 +125,13 @@ class DemoService:
         frame = self.rows(len(users), seed, kind)
         traffic, truth = Traffic(), []
         records = frame[dataset.feature_names].to_dict("records")
-        for user, row, label in zip(users, records, frame[dataset.target].astype(str), strict=True):
-            response = self.client.post("/v1/predict", json=row, headers={"X-User-Id": user, **(headers or {})})
-            if response.status_code != 200:
+        labels = frame[dataset.target].astype(str).tolist()
+        calls = [(row, {"X-User-Id": user, **(headers or {})}) for user, row in zip(users, records, strict=True)]
+        answers = self.post_in_order("/v1/predict", calls)
+        for user, label, (status, body) in zip(users, labels, answers, strict=True):
+            if status != 200:
                 traffic.failed += 1
                 continue
-            body = response.json()
             arm, answer = body["arm"], body["predictions"][0]
             traffic.arms[arm] += 1
             traffic.correct[arm] += answer["class"] == label
@@ -139,10 +141,43 @@ class DemoService:
             truth.append((answer["id"], label))
         if feedback:
             self.flush()  # the log writes off the request path; one flush instead of one per label
-            for request_id, label in truth:
-                reply = self.client.post("/v1/feedback", json={"request_id": request_id, "label": label})
-                traffic.feedback[reply.json().get("status", str(reply.status_code))] += 1
+            replies = self.post_in_order(
+                "/v1/feedback", [({"request_id": request_id, "label": label}, {}) for request_id, label in truth]
+            )
+            for status, body in replies:
+                traffic.feedback[body.get("status", str(status))] += 1
         return traffic
+
+    def post_in_order(
+        self, path: str, calls: Sequence[tuple[Mapping[str, Any], Mapping[str, str]]]
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """POST each (JSON body, headers) to ``path``, one after the other, inside the service's event loop.
+
+        The same app and the same requests as ``client.post`` in a loop, but the whole burst crosses from
+        this thread into the app's event loop once instead of once per request (about 3x faster here).
+        Answers come back in order as (status code, JSON body; ``{}`` when the body is not JSON).
+        """
+        portal = self.client.portal
+        if portal is None:
+            raise RuntimeError("the service is not running: use it inside `with running_service(ctx)`")
+        return portal.call(_post_each, self.client.app, path, calls)
+
+
+async def _post_each(
+    app: Any, path: str, calls: Sequence[tuple[Mapping[str, Any], Mapping[str, str]]]
+) -> list[tuple[int, dict[str, Any]]]:
+    import httpx
+
+    answers: list[tuple[int, dict[str, Any]]] = []
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+        for body, headers in calls:
+            response = await client.post(path, json=body, headers=dict(headers))
+            try:
+                answer = response.json()
+            except ValueError:
+                answer = {}
+            answers.append((response.status_code, answer if isinstance(answer, dict) else {}))
+    return answers
 
 
 @contextmanager
