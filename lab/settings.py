@@ -53,6 +53,10 @@ class Settings(BaseSettings):
         default_factory=list, description="Browser origins allowed by CORS, a JSON list; empty = CORS off."
     )
     access_log: bool = Field(default=True, description="One JSON line per request on stdout (serving.access).")
+    micro_batch_rows: int = Field(
+        default=64, ge=0, description="Score requests that arrive together in one model call, up to this many "
+        "rows (serving.micro_batch); 0 scores each request alone."
+    )  # fmt: skip
     api_url: str = Field(default="http://127.0.0.1:8000", description="Base URL of a running service (admin CLI).")
     experiment_name: str = "mlops-lab"
     model_name: str = "iris-classifier"

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 access_log = logging.getLogger("serving.access")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+MODEL_CALL_ROW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 10_000)
 
 
 class Metrics:
@@ -59,6 +60,10 @@ class Metrics:
             "shadow_predictions", "Shadow rows scored, by agreement with the served answer", ["agreed"], registry=r
         )
         self.reloads = Counter("model_reloads", "Model snapshot swaps after an alias moved", registry=r)
+        self.model_call_rows = Histogram(
+            "model_call_rows", "Rows scored per model call (one request, or a micro-batch of several)",
+            buckets=MODEL_CALL_ROW_BUCKETS, registry=r,
+        )  # fmt: skip
         self.model_info = Gauge("model_info", "Loaded model per alias (value 1)", ["alias", "version"], registry=r)
         self.monitor = MonitorCollector()  # findings + rollout gauges; the runtime attaches the state store
         r.register(self.monitor)
@@ -91,6 +96,10 @@ class Metrics:
             children = (self.requests.labels(endpoint, str(status)), self.latency.labels(endpoint))
             self._per_request[key] = children
         return children
+
+    def observe_batch(self, rows: int) -> None:
+        """One model call scored ``rows`` rows (a request alone, or a micro-batch of requests)."""
+        self.model_call_rows.observe(rows)
 
     def count_shadow(self, served: Sequence[str], shadow: Sequence[str]) -> None:
         agreed = sum(a == b for a, b in zip(served, shadow, strict=True))

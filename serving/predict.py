@@ -9,7 +9,9 @@ DataFrame plus scikit-learn's per-call parameter validation halves the cost of s
 with bit-identical results (tests compare with ``mlflow.pyfunc`` on DataFrames). The `Predictor`
 takes one immutable snapshot of the model cache per request (a hot reload never changes a model
 under a request in flight), asks the router which alias serves, and returns a `Served` value that
-the caller turns into its protocol's response. The served rows are handed to the prediction log *before* the response is
+the caller turns into its protocol's response. `Predictor.serve_many` does the same for several
+requests at once (`serving.micro_batch`): each is routed on its own, and the requests that go to one
+model are scored in one call. The served rows are handed to the prediction log *before* the response is
 sent (a queue put; the disk write happens on the log's thread), so an answer is never returned
 unless it will be logged: a saturated log makes the request a 503 (`LogSaturatedError`). The
 shadow model runs after the response.
@@ -91,6 +93,19 @@ class Scored:
     labels: list[str]
     probabilities: np.ndarray | None  # rows x classes, None when only labels were asked for
     classes: list[str]
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request's rows and routing inputs, as `Predictor.serve_many` takes them."""
+
+    values: np.ndarray
+    request_id: str
+    labels_only: bool = False
+    start: float = 0.0  # time.perf_counter() when the request arrived: its latency is measured from here
+    user_id: str | None = None
+    override: str | None = None
+    version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -192,14 +207,74 @@ class Predictor:
         """
         start = time.perf_counter()
         decision, loaded = self.decide(request_id, user_id, override, version)
+        return self._score_one(Request(values, request_id, labels_only, start), decision, loaded)
+
+    def serve_many(self, requests: Sequence[Request]) -> list[Served | Exception]:
+        """Route each request on its own, then score the requests that go to one model in one call.
+
+        The answer for each request, in order: its `Served`, or the error `serve` would have raised
+        (routing errors stay with their request). Each request keeps its own routing decision,
+        row ids, latency (from its ``start``) and log entry; only the model call is shared. If the
+        shared call fails, each request of that group is scored on its own, so a failure stays with
+        the requests the model really fails on. Answers equal what `serve` gives for the request alone,
+        up to floating-point rounding: a matrix product over many rows may round the last bit of a
+        probability differently (about 1e-16) than over one row; the class is the same.
+        """
+        answers: dict[int, Served | Exception] = {}
+        groups: dict[tuple[int, bool], list[tuple[int, Decision, LoadedModel]]] = {}
+        for i, request in enumerate(requests):
+            try:
+                decision, loaded = self.decide(request.request_id, request.user_id, request.override, request.version)
+            except SERVING_ERRORS as err:
+                answers[i] = err
+                continue
+            groups.setdefault((id(loaded.model), request.labels_only), []).append((i, decision, loaded))
+        for (_, labels_only), members in groups.items():
+            if len(members) == 1:
+                i, decision, loaded = members[0]
+                answers[i] = self._answer_alone(requests[i], decision, loaded)
+                continue
+            values = np.concatenate([requests[i].values for i, _, _ in members])
+            model = members[0][2].model
+            try:
+                scored = predict_labels(model, values) if labels_only else score(model, values)
+            except Exception:  # find out which requests the model fails on: score each on its own
+                for i, decision, loaded in members:
+                    answers[i] = self._answer_alone(requests[i], decision, loaded)
+                continue
+            self.metrics.observe_batch(len(values))
+            offset = 0
+            for i, decision, loaded in members:
+                request, n = requests[i], len(requests[i].values)
+                part = Scored(
+                    scored.labels[offset : offset + n],
+                    None if scored.probabilities is None else scored.probabilities[offset : offset + n],
+                    scored.classes,
+                )
+                ids = row_ids(request.request_id, n)
+                answers[i] = Served(request.request_id, ids, decision, loaded, part, _ms(request.start))
+                self.metrics.count_predictions(loaded.version, decision.arm, part.labels)
+                offset += n
+        return [answers[i] for i in range(len(requests))]
+
+    def _answer_alone(self, request: Request, decision: Decision, loaded: LoadedModel) -> Served | Exception:
+        try:
+            return self._score_one(request, decision, loaded)
+        except ScoringError as err:
+            return err
+
+    def _score_one(self, request: Request, decision: Decision, loaded: LoadedModel) -> Served:
+        """Score one request's rows with its routed model; on failure log them as errors, raise ScoringError."""
+        values, request_id, start = request.values, request.request_id, request.start
         ids = row_ids(request_id, len(values))
         try:
-            scored = predict_labels(loaded.model, values) if labels_only else score(loaded.model, values)
+            scored = predict_labels(loaded.model, values) if request.labels_only else score(loaded.model, values)
         except Exception as err:  # any model failure is a 500 -- but counted and logged per arm first
             self.metrics.prediction_errors.labels(decision.arm).inc(len(values))
             failed = Scored([], None, [])
             self.record(Served(request_id, ids, decision, loaded, failed, _ms(start)), values, status="error", wait=0)
             raise ScoringError(f"model version {loaded.version} failed to score: {type(err).__name__}: {err}") from err
+        self.metrics.observe_batch(len(values))
         served = Served(request_id, ids, decision, loaded, scored, _ms(start))
         self.metrics.count_predictions(loaded.version, decision.arm, scored.labels)
         return served

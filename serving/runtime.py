@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
 
 from serving.bandit import DEFAULT_ARMS, BanditState
+from serving.micro_batch import MicroBatcher
 from serving.model_cache import registry_cache
 from serving.monitor_metrics import read_monitor_state
 from serving.predict import LogSaturatedError, NotReadyError, Predictor
@@ -136,6 +137,7 @@ class Runtime:
         self.routing: LiveRouting | None = None
         self.poller: Poller | None = None
         self._predictor: Predictor | None = None
+        self._batcher: MicroBatcher | None = None
 
     def start(self) -> None:
         self.log = PredictionLog(self.settings.prediction_log_uri, max_pending_rows=LOG_CAPACITY).start()
@@ -148,6 +150,8 @@ class Runtime:
         self._predictor = Predictor(
             self.settings.model_name, features, self.cache, self.routing, self.metrics, self.log
         )
+        if self.settings.micro_batch_rows > 0:
+            self._batcher = MicroBatcher(self.predictor, self.settings.micro_batch_rows)
         self.poller.refresh()  # load the models before the first request is accepted
         self.poller.start()
         # Everything loaded so far (MLflow, scikit-learn, pandas, the models: millions of objects) lives
@@ -171,7 +175,7 @@ class Runtime:
         return self._predictor
 
     async def serve(self, values: np.ndarray, request_id: str, **options: Any) -> Served:
-        """Score and log a request; inline for small requests, on the threadpool for big batches.
+        """Score and log a request: small ones micro-batched, bigger ones inline, big batches on the threadpool.
 
         The rows are in the prediction log's queue before this returns, or it raises
         `LogSaturatedError` (503) and the answer is withheld. A small request never blocks the
@@ -180,7 +184,10 @@ class Runtime:
         predictor = self.predictor()
         if len(values) > OFFLOAD_ROWS:
             return await run_in_threadpool(self._serve_logged, values, request_id, options)
-        served = predictor.serve(values, request_id, **options)
+        if self._batcher is not None and len(values) <= self._batcher.max_rows:
+            served = await self._batcher.serve(values, request_id, **options)  # scored with its neighbours
+        else:
+            served = predictor.serve(values, request_id, **options)
         if not predictor.record(served, values, wait=0):
             await run_in_threadpool(self._record_or_refuse, served, values)
         return served

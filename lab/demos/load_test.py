@@ -127,6 +127,18 @@ def load_rows(result: LoadResult) -> list[object]:
     return [result.concurrency, ok + result.errors, ok, result.errors, f"{result.requests_per_s:.0f}", *p]
 
 
+def model_calls(port: int) -> tuple[float, float]:
+    """(model calls, rows they scored) so far, read from a running server's ``/metrics``."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    samples = dict(line.split(" ", 1) for line in text.splitlines() if line.startswith("model_call_rows_"))
+    return float(samples.get("model_call_rows_count", 0)), float(samples.get("model_call_rows_sum", 0))
+
+
 def _one_refusal(target: Target) -> tuple[int, str, str]:
     """One more request to the overloaded server: status, Retry-After, error message."""
     conn = target.connect(timeout=10)
@@ -162,11 +174,21 @@ def run(n: Narrator, ctx: LabContext) -> None:
         measured = Target(ports["measured"], "/v1/predict", body)
         n.step(f"Bounded load: {REQUESTS} one-row requests at concurrency {' and '.join(map(str, CONCURRENCY))}")
         run_load(measured, 1, WARMUP, CAP_S)  # warm-up: the first requests pay for lazy imports and caches
-        results = [run_load(measured, c, REQUESTS, CAP_S) for c in CONCURRENCY]
+        results, batching = [], []
+        for c in CONCURRENCY:
+            calls_before = model_calls(ports["measured"])
+            results.append(run_load(measured, c, REQUESTS, CAP_S))
+            calls, scored = (a - b for a, b in zip(model_calls(ports["measured"]), calls_before, strict=True))
+            batching.append(scored / calls if calls else 0.0)
         n.table(
             f"POST /v1/predict, capped at {CAP_S:.0f} s per run",
-            ["concurrency", "sent", "ok", "errors", "req/s", "p50", "p95", "p99"],
-            [load_rows(r) for r in results],
+            ["concurrency", "sent", "ok", "errors", "req/s", "p50", "p95", "p99", "rows/call"],
+            [[*load_rows(r), f"{b:.1f}"] for r, b in zip(results, batching, strict=True)],
+        )
+        n.say(
+            f"rows per model call: {batching[-1]:.1f} at concurrency {CONCURRENCY[-1]} against {batching[0]:.1f} at "
+            f"{CONCURRENCY[0]}: requests that arrive together are scored in one call (micro-batching, "
+            "serving/micro_batch.py), so the model's fixed cost per call is shared"
         )
         one, many = results[0], results[-1]
         if one.latencies and many.latencies:
@@ -179,8 +201,9 @@ def run(n: Narrator, ctx: LabContext) -> None:
             f"{sum(r.errors for r in results)} errors (a non-200 answer or a failed connection)"
         )
         n.why(
-            "one worker is one CPU-bound loop: more clients queue instead of going faster (in flight = "
-            "throughput x latency). p99 shows the queue first; the client shares the 2 cores, so this is a floor"
+            "one worker is one CPU-bound loop: past what batching shares, more clients queue instead of going "
+            "faster (in flight = throughput x latency). p99 shows the queue first; the client shares the 2 cores, "
+            "so this is a floor"
         )
 
         limited = Target(ports["limited"], "/v1/predict", body)
@@ -202,6 +225,7 @@ def run(n: Narrator, ctx: LabContext) -> None:
     )
     n.code(
         "lab/loadgen.py (run_load, Target, percentile)",
+        "serving/micro_batch.py (MicroBatcher)",
         "serving/limits.py (RateLimit)",
         "lab/demos/load_test.py (serve_processes)",
         "lab/local_servers.py",

@@ -82,6 +82,10 @@ def test_load_test_demo_answers_all_then_refuses_the_overload_with_429(run_demo,
         assert row is not None, f"no table row for concurrency {concurrency}"
         sent, ok, errors = map(int, row.groups())
         assert (ok, errors) == (sent, 0)
+    batching = re.search(r"rows per model call: ([\d.]+) at concurrency 8 against ([\d.]+) at 1", out)
+    assert batching is not None
+    assert float(batching.group(2)) == 1.0  # one client: every call scores one request's row
+    assert float(batching.group(1)) >= 1.0  # eight clients: shared calls when requests meet (timing-dependent)
     overload = re.search(r"✔ (\d+) refused with 429, 0 server errors, 0 timeouts or broken connections", out)
     assert overload is not None
     assert int(overload.group(1)) > 0
