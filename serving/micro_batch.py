@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from serving.predict import Request
 
@@ -51,19 +51,13 @@ class MicroBatcher:
         self._flush_scheduled = False
         self.flushes = 0  # model-call rounds run so far (tests read it)
 
-    async def serve(
-        self,
-        values: np.ndarray,
-        request_id: str,
-        *,
-        user_id: str | None = None,
-        override: str | None = None,
-        version: str | None = None,
-        labels_only: bool = False,
-    ) -> Served:
-        """What `Predictor.serve` returns (or raises) for this request, scored together with its neighbours."""
+    async def serve(self, values: np.ndarray, request_id: str, **options: Any) -> Served:
+        """What `Predictor.serve` returns (or raises) for this request, scored together with its neighbours.
+
+        ``options``: `Predictor.serve`'s keywords (user_id, override, version, labels_only).
+        """
         loop = asyncio.get_running_loop()
-        request = Request(values, request_id, labels_only, time.perf_counter(), user_id, override, version)
+        request = Request(values, request_id, start=time.perf_counter(), **options)
         waiting = _Waiting(request, loop.create_future())
         self._queue.append(waiting)
         if not self._flush_scheduled:
