@@ -13,7 +13,7 @@ from sklearn.linear_model import LogisticRegression
 from pipelines.params import load_params
 from serving.bandit import DEFAULT_ARMS, BanditState
 from serving.metrics import Metrics
-from serving.micro_batch import MicroBatcher, _chunks, _Waiting
+from serving.micro_batch import MicroBatcher, _chunks
 from serving.model_cache import LoadedModel
 from serving.predict import Predictor, Request, ScoringError, Served
 from serving.router import RoutingState
@@ -85,8 +85,8 @@ def test_a_batch_scores_once_and_splits_multi_row_requests_back() -> None:
     assert two.scored.probabilities.shape == (2, 2)
 
 
-def waiting(rows: int) -> _Waiting:
-    return _Waiting(Request(np.zeros((rows, 2)), f"r{rows}"), None)  # type: ignore[arg-type]
+def request(rows: int) -> Request:
+    return Request(np.zeros((rows, 2)), f"r{rows}")
 
 
 @pytest.mark.parametrize(
@@ -99,8 +99,8 @@ def waiting(rows: int) -> _Waiting:
     ],
 )
 def test_chunks_hold_at_most_max_rows_and_keep_the_order(sizes: list[int], max_rows: int, expected: Any) -> None:
-    chunks = _chunks([waiting(n) for n in sizes], max_rows)
-    assert [[len(w.request.values) for w in chunk] for chunk in chunks] == expected
+    chunks = _chunks([request(n) for n in sizes], max_rows)
+    assert [[len(r.values) for r in chunk] for chunk in chunks] == expected
 
 
 def test_the_batcher_answers_every_request_of_a_burst_with_its_own_result() -> None:
@@ -116,3 +116,24 @@ def test_the_batcher_answers_every_request_of_a_burst_with_its_own_result() -> N
     assert batcher.flushes == 1
     assert isinstance(answers[1], ScoringError)
     assert [a.scored.labels[0] for i, a in enumerate(answers) if i != 1] == ["small", "big", "small"]
+
+
+def test_a_cancelled_leader_still_answers_the_requests_that_joined_it() -> None:
+    model = FailsOnNegativeRows()
+    batcher = MicroBatcher(lambda: predictor(model), max_rows=64)
+
+    async def scenario() -> tuple[Any, Any]:
+        leader = asyncio.create_task(batcher.serve(np.array([[1.0, 1.0]]), "leader"))
+        follower = asyncio.create_task(batcher.serve(np.array([[9.0, 9.0]]), "follower"))
+        await asyncio.sleep(0)  # the leader yields once, the follower joins its batch
+        leader.cancel()  # e.g. the server shuts down under it
+        answered = await asyncio.wait_for(follower, timeout=5)
+        with pytest.raises(asyncio.CancelledError):
+            await leader
+        return answered, batcher._leading
+
+    answered, still_leading = asyncio.run(scenario())
+
+    assert answered.scored.labels == ["big"]
+    assert not still_leading  # the next request leads a new batch
+    assert model.calls == [2]
