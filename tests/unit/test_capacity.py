@@ -77,10 +77,12 @@ def test_serving_rows_come_from_the_serving_section_only() -> None:
     ]
 
 
-def test_the_chosen_row_is_the_fastest_one_worker_row_within_the_latency_budget() -> None:
+def test_the_chosen_row_is_the_one_worker_row_at_the_lowest_concurrency_within_the_latency_budget() -> None:
     rows = parse_serving_rows(BENCH)
-    assert pick_row(rows, max_p99_ms=500) == ServingRow(1, 8, 1000.0, 20.0)  # c=64 is faster but overloaded
-    assert pick_row(rows, max_p99_ms=5000).concurrency == 64
+    assert pick_row(rows, max_p99_ms=500) == ServingRow(1, 1, 800.0, 4.5)  # faster rows are headroom
+    assert pick_row(rows, max_p99_ms=10) == ServingRow(1, 1, 800.0, 4.5)
+    slow_alone = [ServingRow(1, 1, 800.0, 30.0), ServingRow(1, 8, 1000.0, 20.0)]
+    assert pick_row(slow_alone, max_p99_ms=25) == ServingRow(1, 8, 1000.0, 20.0)  # c=1 breaks the budget here
     with pytest.raises(BenchmarkParseError, match="p99 <= 1"):
         pick_row(rows, max_p99_ms=1)
 
