@@ -97,8 +97,8 @@ def render(timings: Sequence[DemoTiming], machine: dict[str, str], when: datetim
         f'(part of `make bench`), {when:%Y-%m-%d %H:%M} UTC. "In the demo" is the time the demo reports; '
         '"wall" adds the process start-up, which is what a learner waits. The budget is '
         f"{BUDGET_S:.0f} s of wall time per demo, `loop` (`make demo`) included. The first demo "
-        "that needs a model trains one, so it takes a few seconds more than it would on an existing state "
-        "(`canary`: 9.3 s wall on a fresh state, 6.8 s on the next run, on the machine below). The libraries' "
+        "that needs a model trains one, so it takes a few seconds more than it would on an existing state. "
+        "The libraries' "
         "bytecode is compiled by `make setup` (`uv sync --compile-bytecode`); without it, each demo compiles "
         "MLflow, Prefect, GX and Evidently from source wherever PYTHONDONTWRITEBYTECODE is set (about 7 s).",
         "",

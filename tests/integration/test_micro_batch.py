@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -159,9 +158,7 @@ def test_labels_only_requests_are_batched_apart_from_probability_requests(client
     assert [a.scored.probabilities is None for a in answers] == [True, False] * 3
 
 
-def test_with_micro_batching_off_each_request_is_scored_alone(
-    registry: Settings, params: Params, tmp_path: Path
-) -> None:
+def test_with_micro_batching_off_each_request_is_scored_alone(registry: Settings, params: Params) -> None:
     settings = registry.model_copy(update={"micro_batch_rows": 0})
     with TestClient(create_app(settings, params)) as alone:
         assert runtime_of(alone)._batcher is None
