@@ -23,6 +23,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-install-project
 # Then our code, installed as a regular (non-editable) package: the runtime needs no source tree.
 COPY README.md ./
+COPY core ./core
 COPY lab ./lab
 COPY pipelines ./pipelines
 COPY serving ./serving

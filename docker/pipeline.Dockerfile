@@ -21,6 +21,7 @@ COPY pyproject.toml uv.lock ./
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-install-project
 COPY README.md ./
+COPY core ./core
 COPY lab ./lab
 COPY pipelines ./pipelines
 COPY serving ./serving

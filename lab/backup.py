@@ -35,7 +35,7 @@ from urllib.parse import unquote, urlparse
 from urllib.request import url2pathname
 
 if TYPE_CHECKING:
-    from lab.settings import Settings
+    from core.settings import Settings
 
 FORMAT = 1
 MANIFEST = "manifest.json"

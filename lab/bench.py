@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from lab.settings import Settings
-    from pipelines.params import Params
+    from core.params import Params
+    from core.settings import Settings
 
 LIBRARIES = ("scikit-learn", "mlflow", "prefect", "great-expectations", "evidently", "pandas", "numpy")
 COMMAND = "make bench"

@@ -29,7 +29,7 @@ from lab.bench import BenchEnv, Row, Section, Timing, format_duration, time_inte
 if TYPE_CHECKING:
     import pandas as pd
 
-    from monitoring.findings import Finding
+    from core.findings import Finding
 
 SIZES = (1_000, 10_000, 100_000)
 REPEATS = {1_000: 5, 10_000: 5, 100_000: 3}
@@ -132,8 +132,8 @@ def measure_drift(env: BenchEnv, sizes: Sequence[int] = SIZES) -> Section:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run only the drift section and print it (docs/benchmarks.md is left alone)."""
+    from core.context import load_context
     from lab.bench import Report, library_versions, machine_info, render_markdown
-    from lab.context import load_context
 
     parser = argparse.ArgumentParser(description="Time data_drift on growing windows; print the Markdown section.")
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="window sizes in rows")

@@ -30,7 +30,7 @@ from lab.bench import BenchEnv, Row, Section, Timing, format_duration, time_inte
 if TYPE_CHECKING:
     import pandas as pd
 
-    from pipelines.params import DatasetConfig
+    from core.params import DatasetConfig
 
 HEAVY_MODULES = ("mlflow", "prefect", "great_expectations", "sklearn", "evidently", "pandas")
 HELP_TARGET_S = 0.5
@@ -184,7 +184,7 @@ def measure_training(env: BenchEnv) -> Section:
     """A bare scikit-learn fit against the full training step (validate, log, gate, register)."""
     from threadpoolctl import threadpool_info
 
-    from lab.settings import Settings, configure_runtime
+    from core.settings import Settings, configure_runtime
     from pipelines.data import ingest
     from pipelines.train import fit_and_evaluate
     from pipelines.training import load_data, run_training, train_candidate

@@ -69,8 +69,8 @@ def bare_app() -> FastAPI:
     import orjson
     import sklearn
 
-    from lab.settings import configure_runtime, get_settings
-    from pipelines.params import load_params
+    from core.params import load_params
+    from core.settings import configure_runtime, get_settings
     from pipelines.registry import mlflow_client
 
     settings = get_settings()
@@ -187,8 +187,8 @@ def measure_serving(env: BenchEnv) -> Section:
     import mlflow
     import sklearn
 
+    from core.settings import Settings, configure_runtime
     from lab.bench_sections import _quiet
-    from lab.settings import Settings, configure_runtime
     from pipelines.data import ingest
     from pipelines.registry import mlflow_client
     from pipelines.training import load_data, run_training

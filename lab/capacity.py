@@ -301,7 +301,7 @@ def load_inputs(path: Path = INPUTS) -> dict[str, Any]:
 
 def build_plan(inputs: dict[str, Any] | None = None) -> tuple[CapacityPlan, ServingRow, list[ServingRow]]:
     """The plan from the committed inputs: benchmark rows, the chosen row and the params guard rail."""
-    from pipelines.params import load_params
+    from core.params import load_params
 
     inputs = inputs or load_inputs()
     rows = parse_serving_rows((REPO / inputs["benchmark"]["file"]).read_text(), inputs["benchmark"]["subject"])

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from lab.settings import Settings
+    from core.settings import Settings
 
 MARKER = ".mlops-lab-state"
 

@@ -41,7 +41,7 @@ from lab.backup import (
 )
 
 if TYPE_CHECKING:
-    from lab.settings import Settings
+    from core.settings import Settings
 
 # Columns of MLflow's schema that hold absolute artifact URIs; columns an older schema lacks are skipped.
 ARTIFACT_URI_COLUMNS = (

@@ -85,7 +85,7 @@ DEBTS: tuple[Debt, ...] = (
         guard="Every input and derived feature is declared in params and checked against the contract; "
         "attribution drift shows which features the model leans on. No check prunes unused features.",
         status="partly",
-        code=("pipelines/params.py::FeatureParams", "monitoring/attribution_drift.py::attribution"),
+        code=("core/params.py::FeatureParams", "monitoring/attribution_drift.py::attribution"),
         tests=(
             "tests/unit/test_data_and_params.py::test_params_reject_derived_feature_on_unknown_column",
             "tests/unit/test_attribution_drift.py::test_attribution_change_by_hand",
@@ -145,7 +145,7 @@ DEBTS: tuple[Debt, ...] = (
         guard="params.yaml is parsed by strict pydantic models (a typo fails with the key named), and the "
         "Kubernetes copies of the knobs are checked against params and settings.",
         status="addressed",
-        code=("pipelines/params.py::load_params", "params.yaml"),
+        code=("core/params.py::load_params", "params.yaml"),
         tests=(
             "tests/unit/test_data_and_params.py::test_params_reject_a_typo_with_the_key_named",
             "tests/unit/test_k8s_manifests.py::test_rollout_steps_are_the_params_rollout_steps",

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:
     import pandas as pd
 
-    from pipelines.params import Params
+    from core.params import Params
 
 MAX_FAILURE_NOTES = 5
 MAX_CONSECUTIVE_CONNECTION_ERRORS = 5  # the service went away: stop instead of failing every remaining row

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from pipelines.params import ABTestParams
+    from core.params import ABTestParams
 
 Verdict = Literal["inconclusive", "b_better", "a_better", "no_difference"]
 

@@ -37,12 +37,12 @@ from dataclasses import dataclass, field
 from statistics import median
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from monitoring.findings import Finding
+from core.findings import Finding
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from pipelines.params import AnomalyParams
+    from core.params import AnomalyParams
 
 CHECK = "anomaly"
 MAD_TO_SIGMA = 1.4826

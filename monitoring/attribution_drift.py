@@ -29,12 +29,12 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from monitoring.findings import Finding
+from core.findings import Finding
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from pipelines.params import AttributionDriftParams
+    from core.params import AttributionDriftParams
 
 CHECK = "attribution_drift"
 Target = Literal["labels", "predictions"]

@@ -15,11 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from monitoring.findings import Finding
+from core.findings import Finding
 
 if TYPE_CHECKING:
+    from core.params import Params
     from monitoring.window import CheckInputs
-    from pipelines.params import Params
 
 log = logging.getLogger(__name__)
 

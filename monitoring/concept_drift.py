@@ -22,13 +22,13 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from monitoring.findings import Finding, Status
+from core.findings import Finding, Status
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from lab.settings import Settings
-    from pipelines.params import ConceptDriftParams
+    from core.params import ConceptDriftParams
+    from core.settings import Settings
 
 CHECK = "concept_drift"
 REQUIRED_COLUMNS = ("model_version", "correct", "ts")

@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from monitoring.findings import Finding
+from core.findings import Finding
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from pipelines.params import DataDriftParams, MonitoringParams
+    from core.params import DataDriftParams, MonitoringParams
 
 CHECK = "data_drift"
 _VALUE_DRIFT = "evidently:metric_v2:ValueDrift"

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-    from pipelines.params import Params
+    from core.params import Params
 
 KINDS = ("clean", "covariate-shift", "prior-shift", "concept-shift")
 CLEAN_IID = "clean-iid"  # clean rows drawn with replacement from a large pool: the class mix varies per window
@@ -259,7 +259,7 @@ def write_doc(params: Params, out: Path, seeds: int = DOC_SEEDS, shifts: Sequenc
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    from pipelines.params import load_params
+    from core.params import load_params
 
     parser = argparse.ArgumentParser(description="Measure drift false-alarm and detection rates; write the doc.")
     parser.add_argument("--params", default="params.yaml")

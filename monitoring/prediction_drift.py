@@ -28,13 +28,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from monitoring.findings import Finding
+from core.findings import Finding
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from pipelines.params import MonitoringParams
+    from core.params import MonitoringParams
 
 CHECK = "prediction_drift"
 

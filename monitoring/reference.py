@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
-    from lab.settings import Settings
-    from pipelines.params import Params
+    from core.params import Params
+    from core.settings import Settings
 
 
 @dataclass(frozen=True)

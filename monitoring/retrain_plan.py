@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
-    from monitoring.findings import Finding
-    from pipelines.params import DatasetConfig
+    from core.findings import Finding
+    from core.params import DatasetConfig
 
 MANUAL, SCHEDULE = "manual", "schedule"
 

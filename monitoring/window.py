@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-    from lab.settings import Settings
+    from core.params import Params
+    from core.settings import Settings
     from monitoring.reference import Reference
-    from pipelines.params import Params
 
 
 @dataclass

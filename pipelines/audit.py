@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-    from lab.settings import Settings
+    from core.settings import Settings
 
 AUDIT_PREFIX = "audit/"
 

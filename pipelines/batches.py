@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from pipelines.params import DatasetConfig, Params
+    from core.params import DatasetConfig, Params
 
     ClassFit = tuple[np.ndarray, np.ndarray, float]  # mean vector, covariance matrix, prior
 

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from pipelines.params import DirectionalSpec, GateParams, InvarianceParams
+from core.params import DirectionalSpec, GateParams, InvarianceParams
 
 MAX_REPORTED_CASES = 20  # keep reports readable: the detail line carries the totals
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipelines.params import DatasetConfig, IngestParams
+from core.params import DatasetConfig, IngestParams
 
 
 def _sklearn_frame(source: str) -> tuple[pd.DataFrame, list[str]]:

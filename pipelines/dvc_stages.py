@@ -19,8 +19,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from core.params import Params
 from pipelines.data import read_csv
-from pipelines.params import Params
 
 # Module prefixes whose types this project's own pipelines contain. A skops file asking for a type
 # outside them was not written by `train_stage` and is refused rather than trusted.

@@ -17,7 +17,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from pipelines.params import FeatureParams, TrainParams
+from core.params import FeatureParams, TrainParams
 
 
 class DerivedFeatures(TransformerMixin, BaseEstimator):
@@ -76,7 +76,7 @@ def _estimator_class(name: str) -> tuple[Any, bool]:
         from sklearn.neighbors import KNeighborsClassifier
 
         return KNeighborsClassifier, False
-    raise ValueError(f"unknown estimator {name!r}; use one listed in pipelines/params.py")
+    raise ValueError(f"unknown estimator {name!r}; use one listed in core/params.py")
 
 
 def make_estimator(train: TrainParams, hyperparams: dict[str, Any] | None = None) -> BaseEstimator:

@@ -17,7 +17,7 @@ from typing import Any
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
-from lab.context import load_context
+from core.context import load_context
 from pipelines import training
 
 

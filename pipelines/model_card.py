@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pipelines.params import DatasetConfig
+    from core.params import DatasetConfig
 
 VERSION_PENDING = "(pending registration)"  # replaced by the version number when registered
 

@@ -23,10 +23,10 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from lab.context import load_context
+from core.context import load_context
 
 if TYPE_CHECKING:
-    from monitoring.findings import Finding
+    from core.findings import Finding
     from monitoring.retrain_plan import Decision
     from monitoring.window import CheckInputs
     from pipelines.retraining_flow import RetrainOutcome
@@ -67,7 +67,7 @@ def record_findings_task(findings: list[Finding], out_dir: Path) -> str:
     """Findings to the shared DB (for /metrics and the decision) and to MLflow (reports as artifacts)."""
     import mlflow
 
-    from monitoring.findings import save_findings
+    from core.findings import save_findings
     from pipelines.registry import ensure_experiment
     from serving.prediction_log import make_engine
 

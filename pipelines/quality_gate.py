@@ -22,8 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.params import GateParams
 from pipelines.behavioural import CheckResult
-from pipelines.params import GateParams
 
 # Float slack: 0.8 - 0.1 evaluates to 0.7000000000000001, and a candidate at exactly 0.7 must count
 # as "at the tolerance", not below it.

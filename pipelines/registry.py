@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import RegisteredModel
 
-    from lab.settings import Settings
+    from core.settings import Settings
 
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
 ACCURACY_KEYS = ("test_accuracy", "accuracy")

@@ -21,7 +21,7 @@ from pipelines.data import file_md5, read_csv
 from pipelines.lineage import library_versions
 
 if TYPE_CHECKING:
-    from lab.settings import Settings
+    from core.settings import Settings
 
 
 REPRODUCED_TAGS = ("reproduced", "reproduced_at", "reproduced_by")
@@ -76,7 +76,7 @@ def reproduce_version(settings: Settings, version: str) -> ReproductionReport:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from pipelines.params import Params
+    from core.params import Params
     from pipelines.registry import mlflow_client
     from pipelines.train import fit_and_evaluate
 

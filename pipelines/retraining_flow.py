@@ -24,7 +24,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from lab.context import load_context
+from core.context import load_context
 
 ARTIFACT_KEY = "retraining-decision"
 

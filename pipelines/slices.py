@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.params import SliceParityParams
 from pipelines.behavioural import CheckResult
-from pipelines.params import SliceParityParams
 
 CLASS_FAMILY = "class"
 _EPS = 1e-9  # float slack so a gap of exactly the limit (1.0 - 0.7 vs 0.3) counts as within it

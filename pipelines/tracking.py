@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from pipelines.evaluate import confusion_figure
 
 if TYPE_CHECKING:
-    from lab.settings import Settings
-    from pipelines.params import Params
+    from core.params import Params
+    from core.settings import Settings
     from pipelines.train import TrainResult
 
 

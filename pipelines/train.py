@@ -16,10 +16,10 @@ import pandas as pd
 from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split
 from sklearn.pipeline import Pipeline
 
+from core.params import Params
 from pipelines.data import split_features_target
 from pipelines.evaluate import Evaluation, evaluate_model
 from pipelines.features import build_pipeline
-from pipelines.params import Params
 
 
 @dataclass(frozen=True)

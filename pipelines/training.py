@@ -21,8 +21,8 @@ from pipelines.data import file_md5, read_csv
 from pipelines.lineage import lineage_tags
 
 if TYPE_CHECKING:
-    from lab.settings import Settings
-    from pipelines.params import Params
+    from core.params import Params
+    from core.settings import Settings
     from pipelines.quality_gate import GateDecision
     from pipelines.slices import SliceMetric
     from pipelines.tracking import LoggedRun

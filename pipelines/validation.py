@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     import great_expectations as gx
     import pandas as pd
 
-    from pipelines.params import DatasetConfig
+    from core.params import DatasetConfig
 
 
 def build_suite(cfg: DatasetConfig, columns: list[str]) -> gx.ExpectationSuite:

@@ -36,8 +36,8 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
-from lab.settings import Settings, configure_runtime, get_settings
-from pipelines.params import Params, load_params
+from core.params import Params, load_params
+from core.settings import Settings, configure_runtime, get_settings
 from serving import admin, hot_routes, limits, mlflow_protocol, oip
 from serving.access_log import AccessLog
 from serving.hot_routes import AsgiEndpoint, HotRoutes, header_values, read_body, send_invalid, send_json

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from pipelines.params import BanditParams
+    from core.params import BanditParams
 
 Algorithm = Literal["thompson", "epsilon_greedy"]
 ALGORITHMS: tuple[Algorithm, ...] = ("thompson", "epsilon_greedy")

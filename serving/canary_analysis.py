@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from pipelines.params import RolloutParams
+from core.params import RolloutParams
 
 Verdict = Literal["pass", "breach", "inconclusive"]
 _EPS = 1e-9  # float slack: 0.90 - 0.85 is 0.05000000000000004, and exactly-at-the-limit must pass

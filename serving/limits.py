@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from starlette.applications import Starlette
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-    from lab.settings import Settings
+    from core.settings import Settings
 
 MAX_CLIENTS = 10_000  # buckets kept; the least recently seen client is forgotten first
 CORS_HEADERS = ("Authorization", "Content-Type", "X-Actor", "X-Force-Arm", "X-Request-Id", "X-User-Id")

@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from lab.settings import Settings
+    from core.settings import Settings
 
 ALIASES = ("champion", "challenger")
 

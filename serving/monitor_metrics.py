@@ -1,7 +1,7 @@
 """Monitoring findings and rollout state as Prometheus gauges, on every replica's ``/metrics``.
 
 Concept: operational metrics and alerting (C31). Drift checks and the rollout controller run outside
-the API and write their answers to the shared database (`monitoring.findings`, the state store). To
+the API and write their answers to the shared database (`core.findings`, the state store). To
 alert on them with the same Prometheus rules and Grafana panels as on latency and errors, the API
 re-exports that state as gauges: every check's status, score and threshold, the drift share,
 per-feature drift scores, online accuracy per model version, and the rollout's status, weight, step
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from monitoring.findings import Finding, latest_findings
+from core.findings import Finding, latest_findings
 from serving.rollout import STATUSES, RolloutState
 
 if TYPE_CHECKING:

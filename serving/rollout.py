@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from pipelines.params import RolloutParams
+from core.params import RolloutParams
 from serving.canary_analysis import Analysis
 
 Status = Literal["idle", "running", "paused", "aborted", "promoted"]

@@ -23,9 +23,9 @@ from serving.rollout import Action, RolloutState, advance, start
 from serving.router import with_paused, with_strategy, with_weight
 
 if TYPE_CHECKING:
-    from lab.context import LabContext
-    from lab.settings import Settings
-    from pipelines.params import Params
+    from core.context import LabContext
+    from core.params import Params
+    from core.settings import Settings
     from serving.state_store import StateStore
 
 P, F = predictions_table.c, feedback_table.c
@@ -69,7 +69,7 @@ def controller_parts() -> tuple[LabContext, StateStore, sa.Engine]:
 
     The caller closes the store and disposes of the engine when it is done (a CLI process may just exit).
     """
-    from lab.context import load_context
+    from core.context import load_context
     from serving.state_store import StateStore
 
     ctx = load_context()

@@ -39,8 +39,8 @@ if TYPE_CHECKING:
 
     import sqlalchemy as sa
 
-    from lab.settings import Settings
-    from pipelines.params import Params
+    from core.params import Params
+    from core.settings import Settings
     from serving.state_store import StateStore
 
 log = logging.getLogger(__name__)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from pipelines.params import RoutingParams
+    from core.params import RoutingParams
 
 Strategy = Literal["canary", "blue_green", "shadow", "ab", "bandit"]
 Arm = Literal["champion", "challenger"]

@@ -39,8 +39,8 @@ from serving.state_store import StateStore
 if TYPE_CHECKING:
     import numpy as np
 
-    from lab.settings import Settings
-    from pipelines.params import Params
+    from core.params import Params
+    from core.settings import Settings
     from serving.metrics import Metrics
     from serving.model_cache import ModelCache
     from serving.predict import Served

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_model
 
-from pipelines.params import DatasetConfig
+from core.params import DatasetConfig
 
 if TYPE_CHECKING:
     import pandas as pd

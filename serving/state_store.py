@@ -37,7 +37,7 @@ from serving.router import RoutingState
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from pipelines.params import BanditParams, RoutingParams
+    from core.params import BanditParams, RoutingParams
 
 T = TypeVar("T")
 metadata = sa.MetaData()

@@ -16,8 +16,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from lab.settings import Settings, configure_runtime
-from pipelines.params import Params, load_params
+from core.params import Params, load_params
+from core.settings import Settings, configure_runtime
 
 REPO = Path(__file__).resolve().parents[1]
 MakeSettings = Callable[..., Settings]
@@ -93,7 +93,7 @@ def iris_frame(params: Params) -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def demo_context(params: Params) -> Callable[..., Any]:
     """A LabContext for demo tests: the dataset path points into the test's state, not the repo."""
-    from lab.context import LabContext
+    from core.context import LabContext
 
     def build(settings: Settings) -> LabContext:
         dataset = params.dataset.model_copy(update={"path": str(settings.state / "iris.csv")})

@@ -47,7 +47,7 @@ def call(ctx: typer.Context, method: str, path: str, body: dict[str, Any] | None
     """Send one admin request; print and exit 1 on any refusal, with what to do about it."""
     import httpx
 
-    from lab.settings import get_settings
+    from core.settings import get_settings
 
     settings = get_settings()
     base = (ctx.obj["url"] or settings.api_url).rstrip("/")

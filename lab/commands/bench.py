@@ -26,8 +26,8 @@ def bench(
     from rich.markdown import Markdown
     from rich.markup import escape
 
+    from core.context import load_context
     from lab.bench import SECTIONS, BenchEnv, render_markdown, run_bench, write_report
-    from lab.context import load_context
 
     console = Console()
     unknown = sorted(set(only or []) - set(SECTIONS))

@@ -60,8 +60,8 @@ def explain(
     query: Annotated[str, typer.Argument(help="Concept id (C06), slug (data-validation) or title words.")],
 ) -> None:
     """Print one concept: the one-line answer, the questions, the key points, scale, code, demo and tests."""
+    from core.settings import get_settings
     from lab.catalog import UnknownConceptError, code_summary, find, load_catalog
-    from lab.settings import get_settings
 
     try:
         c = find(query)
@@ -103,7 +103,7 @@ def demo(name: Annotated[str, typer.Argument(help="Demo name, concept id or slug
 
 def ui() -> None:
     """Print how to open the MLflow and Prefect UIs, the Data Docs and the reports (starts nothing)."""
-    from lab.settings import get_settings
+    from core.settings import get_settings
 
     s = get_settings()
     console = Console(soft_wrap=True)  # soft wrap keeps commands on one line, ready to copy

@@ -19,7 +19,7 @@ from rich.markup import escape
 from pipelines.batches import BatchKind  # stdlib-only at import time, so --help stays instant
 
 if TYPE_CHECKING:
-    from lab.context import LabContext
+    from core.context import LabContext
     from pipelines.validation import ValidationResult
 
 EXIT_INVALID = 1
@@ -32,7 +32,7 @@ def _raw_path(ctx: LabContext) -> Path:
 
 def ingest() -> None:
     """Write the raw dataset (dataset.path in params.yaml) from scikit-learn's bundled copy; print its md5."""
-    from lab.context import load_context
+    from core.context import load_context
     from pipelines.data import file_md5
     from pipelines.data import ingest as ingest_raw
 
@@ -75,7 +75,7 @@ def generate_batch(
     with_source: Annotated[bool, typer.Option(help="Add the optional dataset.group_column (sites).")] = False,
 ) -> None:
     """Write a synthetic production batch: clean, shifted, or with one classic defect."""
-    from lab.context import load_context
+    from core.context import load_context
     from pipelines.batches import generate_batch as generate
     from pipelines.batches import write_batch
     from pipelines.data import ingest as ingest_raw
@@ -102,7 +102,7 @@ def validate(
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write a JSON summary here.")] = None,
 ) -> None:
     """Validate a CSV against the data contract in params.yaml; exit 1 if it is invalid."""
-    from lab.context import load_context
+    from core.context import load_context
     from pipelines.validation import validate_file
 
     ctx = load_context()

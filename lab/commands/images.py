@@ -24,7 +24,7 @@ class Format(StrEnum):
 
 def champion_version() -> str | None:
     """The champion's version in the registry the settings point at, or None."""
-    from lab.settings import configure_runtime, get_settings
+    from core.settings import configure_runtime, get_settings
     from pipelines.registry import current_aliases
 
     settings = get_settings()
@@ -47,8 +47,8 @@ def tags(
     ),
 ) -> None:
     """Print each image's immutable tag: <git sha 12> (+ -m<champion version> for the API); never `latest`."""
+    from core.settings import get_settings
     from lab.images import ImageTagError, env_lines, plan_tags, read_git_state
-    from lab.settings import get_settings
 
     try:
         git = read_git_state(get_settings().project_dir)

@@ -42,8 +42,8 @@ def list_labs() -> None:
 @lab_app.command("show")
 def show(number: Annotated[int, typer.Argument(help="Lab number, e.g. 1.")]) -> None:
     """Print a lab's page: goals, steps and the output to expect."""
+    from core.settings import get_settings
     from lab.labs import UnknownLabError, get_lab
-    from lab.settings import get_settings
 
     try:
         lab = get_lab(number)
@@ -58,7 +58,7 @@ def show(number: Annotated[int, typer.Argument(help="Lab number, e.g. 1.")]) -> 
 @lab_app.command("setup")
 def setup(number: Annotated[int, typer.Argument(help="Lab number, e.g. 3.")]) -> None:
     """Prepare a lab's scenario (e.g. plant a bad challenger) on the current state."""
-    from lab.context import load_context
+    from core.context import load_context
     from lab.labs import NoSetupError, UnknownLabError, run_setup
 
     try:
@@ -79,7 +79,7 @@ def check(
     ] = None,
 ) -> None:
     """Check a lab against the real state (registry, logs, reports); exit 1 with hints if not done."""
-    from lab.context import load_context
+    from core.context import load_context
     from lab.labs import UnknownLabError, get_lab, run_check
 
     try:

@@ -13,8 +13,8 @@ from rich.console import Console
 from rich.markup import escape
 
 if TYPE_CHECKING:
+    from core.params import Params
     from pipelines.monitoring_flow import MonitoringOutcome
-    from pipelines.params import Params
 
 console = Console()
 EXIT_FIRED = 2
@@ -81,7 +81,7 @@ def monitor(
     ] = False,
 ) -> None:
     """Drift and decay checks on the newest traffic; a fired trigger starts a guarded retrain → canary."""
-    from lab.context import load_context
+    from core.context import load_context
 
     ctx = load_context()
     if serve:

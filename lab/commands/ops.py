@@ -50,8 +50,8 @@ def backup(
     """Archive the registry DB, MLflow artifacts, prediction log and DVC cache, with a checksummed manifest."""
     from rich.table import Table
 
+    from core.context import load_context
     from lab.backup import BackupError, backup
-    from lab.context import load_context
 
     ctx = load_context()
     try:
@@ -73,8 +73,8 @@ def restore(
     force: Annotated[bool, typer.Option(help="Replace existing state (refused without it).")] = False,
 ) -> None:
     """Verify a backup's checksums, then restore it into the state folder (existing state needs --force)."""
+    from core.context import load_context
     from lab.backup import BackupError
-    from lab.context import load_context
     from lab.restore import load_champion, restore
 
     ctx = load_context()
@@ -101,8 +101,8 @@ def reset(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Remove the local state folder (registry, artifacts, prediction log, reports): a clean start."""
+    from core.settings import get_settings
     from lab.reset import ResetRefusedError, apply_reset, plan_reset
-    from lab.settings import get_settings
 
     try:
         plan = plan_reset(get_settings())

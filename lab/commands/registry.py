@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from lab.settings import Settings
+    from core.settings import Settings
     from pipelines.registry import AliasChange
 
 registry_app = typer.Typer(
@@ -27,7 +27,7 @@ registry_app = typer.Typer(
 
 
 def _settings() -> Settings:
-    from lab.settings import configure_runtime, get_settings
+    from core.settings import configure_runtime, get_settings
 
     settings = get_settings()
     configure_runtime(settings)

@@ -21,7 +21,7 @@ from rich.markup import escape
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-    from lab.context import LabContext
+    from core.context import LabContext
     from serving.rollout_controller import Tick
     from serving.state_store import StateStore
 
@@ -139,7 +139,7 @@ def _watch(interval: float, max_backoff: float, heartbeat: Path | None) -> None:
     import sys
     import threading
 
-    from lab.context import load_context
+    from core.context import load_context
     from serving.rollout_watch import HEARTBEAT_FILE, ControllerSession, watch
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
@@ -189,7 +189,7 @@ def heartbeat_cmd(
     """Probe a `run --watch` controller: exit 0 if its heartbeat is fresh, 1 (with the reason) if not."""
     from datetime import UTC, datetime
 
-    from lab.settings import get_settings
+    from core.settings import get_settings
     from serving.rollout_watch import HEARTBEAT_FILE, heartbeat_problem
 
     problem = heartbeat_problem(

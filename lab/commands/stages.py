@@ -43,7 +43,7 @@ def train_cmd(
     metrics: Annotated[Path, typer.Option(help="Cross-validation metrics JSON.")] = TRAIN_METRICS_PATH,
 ) -> None:
     """Fit the pipeline on the seeded training split; save the model and the CV metrics."""
-    from lab.context import load_context
+    from core.context import load_context
     from pipelines.dvc_stages import train_stage
 
     ctx = load_context()
@@ -65,7 +65,7 @@ def evaluate_cmd(
     ] = CONFUSION_PATH,
 ) -> None:
     """Score the saved model on the same seeded held-out rows; write metrics and confusion rows."""
-    from lab.context import load_context
+    from core.context import load_context
     from pipelines.dvc_stages import UntrustedModelError, evaluate_stage
 
     ctx = load_context()

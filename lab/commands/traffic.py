@@ -47,7 +47,7 @@ def traffic(
     """Send labelled rows to a running service (POST /v1/predict), then their true labels (/v1/feedback)."""
     from rich.table import Table
 
-    from lab.context import load_context
+    from core.context import load_context
     from lab.demos.prep import ensure_raw_data
     from lab.traffic_client import (
         REPORT_COLUMNS,

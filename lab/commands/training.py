@@ -43,7 +43,7 @@ def train(
     sweep: Annotated[bool, typer.Option(help="Run the train.sweep grid as nested MLflow runs; best CV wins.")] = False,
 ) -> None:
     """Validate → train → gate → register, as the Prefect `training` flow (local API, no server needed)."""
-    from lab.context import load_context
+    from core.context import load_context
 
     load_context()
     from pipelines.flows import training_flow
@@ -67,7 +67,7 @@ def reproduce(version: Annotated[str, typer.Argument(help="Registered model vers
     """Rebuild a registered version from its lineage and show metrics and predictions are identical."""
     from rich.table import Table
 
-    from lab.context import load_context
+    from core.context import load_context
     from pipelines.reproduce import ReproductionError, record_reproduction, reproduce_version
 
     ctx = load_context()

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from lab.context import LabContext
+    from core.context import LabContext
+    from core.settings import Settings
     from lab.narrate import Narrator
-    from lab.settings import Settings
 
 DemoFn = Callable[["Narrator", "LabContext"], None]
 
@@ -135,8 +135,8 @@ def run_demo(name: str, console: Console | None = None, settings: Settings | Non
         UnknownDemoError: the name matches nothing.
         DemoNotBuiltError: the demo's module is not written yet.
     """
+    from core.context import load_context
     from lab.catalog import load_catalog
-    from lab.context import load_context
     from lab.narrate import Narrator
 
     demo = resolve_demo(name)  # resolve and import before touching any state

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING
 from monitoring.ab_stats import ArmOutcome, Decision, compare_regret, decide, labels_needed
 
 if TYPE_CHECKING:
-    from lab.context import LabContext
+    from core.context import LabContext
+    from core.params import ABTestParams
     from lab.demos.traffic import DemoService
     from lab.narrate import Narrator
-    from pipelines.params import ABTestParams
 
 
 def outcomes(service: DemoService, since: datetime) -> dict[str, ArmOutcome]:

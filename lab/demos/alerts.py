@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 if TYPE_CHECKING:
-    from lab.context import LabContext
+    from core.context import LabContext
     from lab.demos.traffic import DemoService
     from lab.narrate import Narrator
 
@@ -48,7 +48,7 @@ SHOWN = re.compile(
 
 def _plant_drift_and_abort(service: DemoService) -> None:
     """Write a fired data drift finding and an aborted rollout to the (scratch) shared database."""
-    from monitoring.findings import Finding, save_findings
+    from core.findings import Finding, save_findings
     from serving.rollout import abort, start
 
     features = {

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from lab.context import LabContext
+    from core.context import LabContext
     from lab.narrate import Narrator
 
 SPIKE_MINUTE, SLOWDOWN_MINUTE, MINUTES = 50, 75, 100

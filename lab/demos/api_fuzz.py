@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from schemathesis import APIOperation, BaseSchema, GenerationMode
     from starlette.types import ASGIApp
 
-    from lab.context import LabContext
+    from core.context import LabContext
     from lab.narrate import Narrator
 
 CASES = 12  # generated cases per operation and mode: bounded so the demo stays well under 30 s

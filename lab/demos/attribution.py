@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
-    from lab.context import LabContext
+    from core.context import LabContext
+    from core.findings import Finding
     from lab.narrate import Narrator
-    from monitoring.findings import Finding
 
 WINDOW_ROWS = 1000
 

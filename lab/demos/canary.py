@@ -16,10 +16,10 @@ import math
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from lab.context import LabContext
+    from core.context import LabContext
+    from core.params import Params
     from lab.demos.traffic import DemoService, Traffic
     from lab.narrate import Narrator
-    from pipelines.params import Params
     from serving.rollout_controller import Tick
 
 DEMO_MIN_SAMPLE = 30  # per arm and step; params.yaml asks for more, which would take minutes of demo traffic

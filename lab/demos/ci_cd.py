@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from lab.context import LabContext
+    from core.context import LabContext
     from lab.narrate import Narrator
 
 # What a step checks, by the first pattern its shell text matches.

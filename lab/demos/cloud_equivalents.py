@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from lab.context import LabContext
+    from core.context import LabContext
     from lab.narrate import Narrator
 
 

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
-    from lab.context import LabContext
+    from core.context import LabContext
+    from core.findings import Finding
     from lab.demos.traffic import DemoService
     from lab.narrate import Narrator
-    from monitoring.findings import Finding
 
 CLEAN_ROWS, SHIFTED_ROWS = 150, 150
 
@@ -68,10 +68,10 @@ def _show(n: Narrator, finding: Finding) -> None:
 
 def run(n: Narrator, ctx: LabContext) -> None:
     """Clean traffic keeps the promised accuracy; relabelled traffic with identical inputs breaks it."""
+    from core.findings import save_findings
     from lab.demos.prep import ensure_champion, ensure_raw_data
     from lab.demos.traffic import running_service
     from monitoring.concept_drift import check_concept_drift, offline_accuracy_from_registry
-    from monitoring.findings import save_findings
     from pipelines.batches import generate_batch
     from pipelines.data import read_csv
     from serving.log_reader import labelled_window

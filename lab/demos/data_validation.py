@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from rich.markup import escape
 
-from lab.context import LabContext
+from core.context import LabContext
 from lab.narrate import Narrator
 
 # The batches shown, and the upstream story behind each one.

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from rich.markup import escape
 
-from lab.context import LabContext
+from core.context import LabContext
 from lab.narrate import Narrator
 
 DATA_STAGE = "ingest"

@@ -16,7 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from lab.context import LabContext
+    from core.context import LabContext
     from lab.narrate import Narrator
 
 USERS, SEED = 20, 50
@@ -24,8 +24,8 @@ USERS, SEED = 20, 50
 
 def drill_context(ctx: LabContext) -> LabContext:
     """The stand-in machine: embedded engines in ``<state>/disaster-recovery``, whatever the settings point at."""
-    from lab.context import LabContext
-    from lab.settings import configure_runtime
+    from core.context import LabContext
+    from core.settings import configure_runtime
 
     embedded = {"tracking_uri": None, "registry_uri": None, "artifact_root": None, "prediction_log_url": None}
     settings = ctx.settings.model_copy(update={"state_dir": ctx.settings.state / "disaster-recovery", **embedded})
@@ -39,12 +39,12 @@ def _answers(bodies: list[dict[str, Any]]) -> list[tuple[str, dict[str, float]]]
 
 def run(n: Narrator, ctx: LabContext) -> None:
     """Backup → simulated loss → a damaged copy refused → restore → the same service back."""
+    from core.settings import configure_runtime
     from lab.backup import CorruptBackupError, StateExistsError, backup, log_counts
     from lab.commands.ops import component_rows, counts
     from lab.demos.prep import display_path, ensure_champion
     from lab.demos.traffic import running_service, users
     from lab.restore import load_champion, restore
-    from lab.settings import configure_runtime
 
     n.title("Disaster recovery: back up, lose everything, restore, verify", "C50")
     drill = drill_context(ctx)

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-    from lab.context import LabContext
+    from core.context import LabContext
+    from core.findings import Finding
     from lab.narrate import Narrator
-    from monitoring.findings import Finding
 
 WINDOWS = {
     "clean": "drawn like the reference: both checks must stay quiet",

@@ -23,7 +23,7 @@ import yaml
 from lab.images import IMAGES, GitState, ImageTagError, pinning_problem, plan_tags, read_git_state
 
 if TYPE_CHECKING:
-    from lab.context import LabContext
+    from core.context import LabContext
     from lab.narrate import Narrator
 
 CARELESS_DOCKERFILE = """\

@@ -36,10 +36,10 @@ from typing import TYPE_CHECKING
 from lab.local_servers import Server, free_port, running
 
 if TYPE_CHECKING:
-    from lab.context import LabContext
+    from core.context import LabContext
+    from core.settings import Settings
     from lab.loadgen import LoadResult, Target
     from lab.narrate import Narrator
-    from lab.settings import Settings
 
 REQUESTS, CONCURRENCY, CAP_S, WARMUP = 400, (1, 8), 8.0, 20
 OVERLOAD_REQUESTS, OVERLOAD_CONCURRENCY = 400, 8

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from lab.context import LabContext
+    from core.context import LabContext
     from lab.narrate import Narrator
     from pipelines.monitoring_flow import MonitoringOutcome
 
@@ -30,8 +30,8 @@ CLEAN_USERS, DRIFTED_USERS = 300, 500
 @contextmanager
 def story_state(ctx: LabContext) -> Iterator[LabContext]:
     """A wiped ``<state>/loop`` folder, made the process's state (flows read settings from the environment)."""
-    from lab.context import LabContext
-    from lab.settings import configure_runtime, get_settings
+    from core.context import LabContext
+    from core.settings import configure_runtime, get_settings
 
     root = ctx.settings.state / "loop"
     shutil.rmtree(root, ignore_errors=True)

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from lab.context import LabContext
+    from core.context import LabContext
+    from core.params import Params
+    from core.settings import Settings
     from lab.narrate import Narrator
-    from lab.settings import Settings
-    from pipelines.params import Params
     from pipelines.training import TrainingOutcome
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lab.context import LabContext
+from core.context import LabContext
 from lab.narrate import Narrator
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from lab.context import LabContext
+    from core.context import LabContext
     from lab.demos.traffic import DemoService
     from lab.narrate import Narrator
 
@@ -209,6 +209,6 @@ def run(n: Narrator, ctx: LabContext) -> None:
     n.code(
         "serving/admin.py",
         "serving/limits.py",
-        "lab/settings.py (admin_token, limits)",
+        "core/settings.py (admin_token, limits)",
         "tests/unit/test_no_secrets.py",
     )

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
 
-    from lab.context import LabContext
+    from core.context import LabContext
     from lab.demos.traffic import DemoService
     from lab.narrate import Narrator
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from lab.context import LabContext
+    from core.context import LabContext
     from lab.narrate import Narrator
 
 LIVE_UNIT_TESTS = "tests/unit/test_router.py"

@@ -33,7 +33,7 @@ from lab.demos.prep import ensure_raw_data
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
 
-    from lab.context import LabContext
+    from core.context import LabContext
     from lab.narrate import Narrator
     from serving.router import RoutingState
     from serving.runtime import Runtime

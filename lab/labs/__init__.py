@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from lab.context import LabContext
+    from core.context import LabContext
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 from lab.labs import Check
 
 if TYPE_CHECKING:
-    from lab.context import LabContext
-    from lab.settings import Settings
+    from core.context import LabContext
+    from core.settings import Settings
 
 
 def bad_batch_path(settings: Settings) -> Path:

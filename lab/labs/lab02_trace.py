@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from lab.labs import Check
 
 if TYPE_CHECKING:
-    from lab.context import LabContext
+    from core.context import LabContext
 
 LINEAGE_TAGS = ("git_sha", "data_path", "data_md5", "params_hash")
 CONDITIONS = (

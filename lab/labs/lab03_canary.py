@@ -17,7 +17,7 @@ from lab.labs import Check
 from lab.labs.scenario import LineNarrator, abort_stale_rollout, version_tags
 
 if TYPE_CHECKING:
-    from lab.context import LabContext
+    from core.context import LabContext
     from serving.rollout import RolloutState
 
 METRICS = ("error_rate_increase", "error_rate", "p99_latency", "online_accuracy")  # canary_analysis check names

@@ -23,9 +23,9 @@ from lab.labs import Check
 if TYPE_CHECKING:
     import pandas as pd
 
-    from lab.context import LabContext
+    from core.context import LabContext
+    from core.params import ABTestParams
     from monitoring.ab_stats import ArmOutcome, Decision
-    from pipelines.params import ABTestParams
 
 ANSWERS = {"inconclusive": "wait", "b_better": "ship", "a_better": "keep", "no_difference": "keep"}
 PORT = 8704

@@ -21,7 +21,7 @@ from lab.labs import Check
 if TYPE_CHECKING:
     import pandas as pd
 
-    from lab.context import LabContext
+    from core.context import LabContext
 
 MIN_PHASE_LABELS = 200
 PORT = 8705

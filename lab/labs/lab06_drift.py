@@ -4,7 +4,7 @@ Concepts: data drift (C32), retraining triggers (C37) and the pipeline that clos
 The learner sends rows from a shifted world (``mlops-lab traffic --kind covariate-shift``, true
 labels included) to a running service and runs ``mlops-lab monitor``. The checker reads what that
 left: the latest saved data-drift finding and the HTML report it names
-(``monitoring/findings.py``), the retrain guard's row (``monitoring/retrain_guard.py``: a retrain
+(``core/findings.py``), the retrain guard's row (``monitoring/retrain_guard.py``: a retrain
 started and ended by starting a canary), the new version's training data (a file the retraining flow
 wrote under ``<state>/retrain/``), and the rollout state (a canary of that version was started).
 
@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 from lab.labs import Check
 
 if TYPE_CHECKING:
-    from lab.context import LabContext
-    from monitoring.findings import Finding
+    from core.context import LabContext
+    from core.findings import Finding
     from serving.rollout import RolloutState
 
 PORT = 8706
@@ -31,7 +31,7 @@ TRAFFIC = f"mlops-lab traffic --url http://127.0.0.1:{PORT} --kind covariate-shi
 
 def _shared_state(ctx: LabContext) -> tuple[dict[str, Finding], dict[str, Any], RolloutState]:
     """Latest findings, the retrain guard row and the rollout state, from the shared database."""
-    from monitoring.findings import latest_findings
+    from core.findings import latest_findings
     from monitoring.retrain_guard import guard_state
     from serving.prediction_log import make_engine
     from serving.state_store import StateStore

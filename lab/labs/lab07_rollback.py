@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from lab.labs import Check
 
 if TYPE_CHECKING:
-    from lab.context import LabContext
+    from core.context import LabContext
     from pipelines.audit import AuditEntry
 
 DEFAULT_REASON = "manual rollback (CLI)"  # the default of `mlops-lab registry rollback --reason`

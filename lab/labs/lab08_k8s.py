@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 from lab.labs import Check
 
 if TYPE_CHECKING:
-    from lab.context import LabContext
+    from core.context import LabContext
+    from core.settings import Settings
     from lab.k8s_objects import K8sObject
-    from lab.settings import Settings
 
 OVERLAYS = ("prod", "dev")
 CONDITIONS = (

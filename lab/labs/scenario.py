@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from lab.narrate import Narrator
 
 if TYPE_CHECKING:
-    from lab.context import LabContext
+    from core.context import LabContext
 
 
 class LineNarrator(Narrator):

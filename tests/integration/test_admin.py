@@ -18,10 +18,10 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from core.params import Params
+from core.settings import Settings, get_settings
 from lab.cli import app as cli
-from lab.settings import Settings, get_settings
 from pipelines.data import ingest
-from pipelines.params import Params
 from pipelines.registry import current_aliases, mlflow_client
 from pipelines.training import run_training
 from serving.app import create_app

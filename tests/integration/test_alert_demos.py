@@ -12,7 +12,7 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from lab.context import LabContext
+from core.context import LabContext
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -23,9 +23,9 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from lab.settings import Settings
+from core.params import Params
+from core.settings import Settings
 from pipelines.data import ingest, split_features_target
-from pipelines.params import Params
 from pipelines.registry import mlflow_client, promote
 from pipelines.train import fit_and_evaluate
 from pipelines.training import load_data, run_training

@@ -47,9 +47,9 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
-from lab.settings import Settings
+from core.params import Params, load_params
+from core.settings import Settings
 from pipelines.data import ingest
-from pipelines.params import Params, load_params
 from pipelines.training import run_training
 from serving.app import create_app
 

@@ -19,10 +19,10 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
+from core.params import Params
+from core.settings import Settings
 from lab.commands.serve import bind_tcp_socket
-from lab.settings import Settings
 from pipelines.data import ingest
-from pipelines.params import Params
 from pipelines.registry import mlflow_client
 from pipelines.training import load_data, run_training
 from serving.app import create_app

@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from core.context import LabContext
+from core.settings import Settings, get_settings
 from lab.backup import (
     BackupError,
     CorruptBackupError,
@@ -32,9 +34,7 @@ from lab.backup import (
     registry_facts,
 )
 from lab.cli import app
-from lab.context import LabContext
 from lab.restore import ARTIFACT_URI_COLUMNS, load_champion, restore
-from lab.settings import Settings, get_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 USERS = [f"drill-{i:02d}" for i in range(24)]
@@ -101,8 +101,8 @@ def test_manifest_describes_the_archive(drill: Drill) -> None:
 
 
 def test_restore_drill_brings_back_the_same_champion_answers_and_log(drill: Drill) -> None:
+    from core.settings import configure_runtime
     from lab.demos.traffic import running_service
-    from lab.settings import configure_runtime
 
     settings = drill.ctx.settings
     shutil.rmtree(settings.state)  # the disaster: the whole state folder is gone

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from core.settings import get_settings
 from lab.catalog import load_catalog
 from lab.cli import app
 from lab.demos import DEMOS
-from lab.settings import get_settings
 
 pytestmark = pytest.mark.integration
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lab.context import LabContext
+from core.context import LabContext
+from core.findings import CHECKS, latest_findings
+from core.settings import get_settings
 from lab.demos.traffic import DemoService, running_service, users
-from lab.settings import get_settings
-from monitoring.findings import CHECKS, latest_findings
 from monitoring.retrain_guard import guard_state
 from pipelines.registry import current_aliases, list_versions
 from pipelines.training import run_training

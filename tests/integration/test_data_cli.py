@@ -11,9 +11,9 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
+from core.settings import Settings, get_settings
 from lab.cli import app
 from lab.commands import data as data_commands
-from lab.settings import Settings, get_settings
 from pipelines.data import file_md5
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -98,7 +98,7 @@ def test_validate_missing_file_is_a_usage_error(project):
 
 
 def test_demo_blocks_corrupted_batches_and_builds_data_docs(project):
-    from lab.context import load_context
+    from core.context import load_context
     from lab.demos.data_validation import run
     from lab.narrate import Narrator
 

@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 import pytest
 
-from lab.context import LabContext
-from monitoring.findings import latest_findings
+from core.context import LabContext
+from core.findings import latest_findings
 from serving.prediction_log import make_engine
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from lab.context import LabContext
-from pipelines.params import Params
+from core.context import LabContext
+from core.params import Params
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -26,7 +26,7 @@ def flow_env(ctx: LabContext, monkeypatch: pytest.MonkeyPatch):
     """Prefect tasks read settings from the environment (as the CLI does): point them at this state."""
     from prefect.testing.utilities import prefect_test_harness
 
-    from lab.settings import get_settings
+    from core.settings import get_settings
 
     monkeypatch.setenv("MLOPS_STATE_DIR", str(ctx.settings.state))
     monkeypatch.setenv("MLOPS_PROJECT_DIR", str(ctx.settings.project_dir))

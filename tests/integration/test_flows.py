@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from lab.settings import get_settings
+from core.params import Params
+from core.settings import get_settings
 from pipelines.data import ingest, read_csv
-from pipelines.params import Params
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]

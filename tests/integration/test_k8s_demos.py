@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from core.context import LabContext
+from core.params import Params
+from core.settings import Settings
 from lab.capacity import build_plan
-from lab.context import LabContext
 from lab.k8s_checks import CHECKS
-from lab.settings import Settings
-from pipelines.params import Params
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from core.context import LabContext, load_context
+from core.settings import get_settings
 from lab.cli import app
-from lab.context import LabContext, load_context
 from lab.labs import Check, run_check, run_setup
-from lab.settings import get_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from lab.context import LabContext
+from core.context import LabContext
+from core.settings import get_settings
 from lab.demos.traffic import DemoService, running_service
 from lab.labs import Check, run_check, run_setup
-from lab.settings import get_settings
 from lab.traffic_client import Reply, TrafficReport, batch_rows, send_traffic, user_pool
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

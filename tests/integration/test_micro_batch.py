@@ -18,9 +18,9 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from lab.settings import Settings
+from core.params import Params
+from core.settings import Settings
 from pipelines.data import ingest
-from pipelines.params import Params
 from pipelines.training import run_training
 from serving.app import create_app
 from serving.predict import Served, UnknownVersionError, score

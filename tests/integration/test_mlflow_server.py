@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from core.params import Params
+from core.settings import Settings, get_settings
 from lab.local_servers import free_port, running, wait_until
 from lab.server_processes import fresh_postgres_database, mlflow_server
-from lab.settings import Settings, get_settings
-from pipelines.params import Params
 
 POSTGRES_URL = os.environ.get("MLOPS_TEST_POSTGRES_URL")
 pytestmark = [

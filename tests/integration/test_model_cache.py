@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from lab.settings import Settings
+from core.params import Params
+from core.settings import Settings
 from pipelines.data import ingest
-from pipelines.params import Params
 from pipelines.registry import promote, rollback
 from pipelines.training import run_training
 from serving.model_cache import Backoff, ModelCache, registry_cache

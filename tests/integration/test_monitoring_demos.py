@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.context import LabContext
+from core.context import LabContext
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from lab.context import LabContext
+from core.context import LabContext
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -10,8 +10,8 @@ import pytest
 import yaml
 from sklearn.datasets import load_wine
 
+from core.params import load_params
 from pipelines.data import write_csv
-from pipelines.params import load_params
 from pipelines.registry import current_aliases
 from pipelines.training import run_training
 from pipelines.validation import validate_file

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from core.params import Params
+from core.settings import Settings
 from lab.local_servers import background, free_port, running, wait_until
 from lab.server_processes import prefect_env, prefect_server, venv_tool
-from lab.settings import Settings
-from pipelines.params import Params
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
@@ -122,7 +122,7 @@ def test_the_served_monitoring_deployment_keeps_its_cron_and_runs_on_demand(
     from prefect.deployments import run_deployment
     from prefect.exceptions import ObjectNotFound
 
-    from monitoring.findings import CHECKS, latest_findings
+    from core.findings import CHECKS, latest_findings
     from pipelines.registry import current_aliases, list_versions
     from pipelines.training import run_training
     from serving.prediction_log import make_engine

@@ -138,8 +138,8 @@ def _drift_check(settings: Any, params: Any, logged: int, rows: int = 200) -> An
 
     Waits until the log holds ``logged`` predictions: the API writes them off the request path.
     """
+    from core.findings import save_findings
     from monitoring.data_drift import data_drift
-    from monitoring.findings import save_findings
     from monitoring.reference import champion_reference
     from serving.log_reader import recent_predictions
     from serving.prediction_log import make_engine

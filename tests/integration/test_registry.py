@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from lab.settings import Settings, get_settings
-from pipelines.params import Params
+from core.params import Params
+from core.settings import Settings, get_settings
 from pipelines.registry import (
     RegistryError,
     audit_log,
@@ -238,7 +238,7 @@ def test_cli_list_promote_rollback_audit(
 def test_rollback_demo_runs_and_restores_the_champion(reg: Settings, params: Params) -> None:
     from rich.console import Console
 
-    from lab.context import LabContext
+    from core.context import LabContext
     from lab.demos import rollback as demo
     from lab.narrate import Narrator
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from core.params import Params
+from core.settings import get_settings
 from lab.cli import app
-from lab.settings import get_settings
 from pipelines.data import ingest
-from pipelines.params import Params
 from pipelines.registry import current_aliases, list_versions
 from pipelines.training import run_training
 

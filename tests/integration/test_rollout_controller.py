@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from lab.settings import Settings
+from core.params import Params
+from core.settings import Settings
 from pipelines.data import ingest
-from pipelines.params import Params
 from pipelines.registry import audit_log, current_aliases, list_versions
 from pipelines.training import run_training
 from serving.prediction_log import PredictionLog, PredictionRecord

@@ -26,9 +26,9 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from lab.settings import Settings
+from core.params import Params
+from core.settings import Settings
 from pipelines.data import ingest
-from pipelines.params import Params
 from pipelines.registry import list_versions
 from pipelines.training import run_training
 from serving.log_schema import feedback_table, make_engine, metadata, predictions_table

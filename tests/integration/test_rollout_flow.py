@@ -16,9 +16,9 @@ from uuid import UUID
 import pytest
 from typer.testing import CliRunner
 
-from lab.settings import Settings, get_settings
+from core.params import Params
+from core.settings import Settings, get_settings
 from pipelines.data import ingest
-from pipelines.params import Params
 from pipelines.registry import current_aliases, list_versions
 from pipelines.training import run_training
 from serving.prediction_log import PredictionLog, PredictionRecord

@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from lab.context import LabContext
+from core.context import LabContext
 from pipelines.registry import current_aliases
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

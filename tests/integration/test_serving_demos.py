@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from lab.context import LabContext
+from core.context import LabContext
 from pipelines.registry import current_aliases, list_versions, mlflow_client
 from serving.router import RoutingState
 from serving.state_store import StateStore

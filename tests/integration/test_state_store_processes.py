@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.params import RoutingParams
+from core.params import RoutingParams
 from serving.state_store import StateStore, metadata
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -30,7 +30,7 @@ STEP = 1 / 1024  # a power of two: any sum of up to 1024 steps is exact, so a lo
 CHILD = r"""
 import json, sys
 from dataclasses import replace
-from pipelines.params import RoutingParams
+from core.params import RoutingParams
 from serving.state_store import StateStore, metadata
 
 url, step = sys.argv[1], float(sys.argv[5])

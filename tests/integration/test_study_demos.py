@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from lab.context import LabContext
+from core.context import LabContext
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -18,9 +18,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from core.context import LabContext
+from core.settings import get_settings
 from lab.cli import app
-from lab.context import LabContext
-from lab.settings import get_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]

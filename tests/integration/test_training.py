@@ -12,11 +12,11 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from core.params import Params
+from core.settings import Settings
 from lab.demos.prep import with_hyperparams
-from lab.settings import Settings
 from pipelines.batches import generate_batch, write_batch
 from pipelines.data import file_md5, ingest, read_csv
-from pipelines.params import Params
 from pipelines.registry import current_aliases, list_versions, mlflow_client
 from pipelines.reproduce import REPRODUCED_TAGS, ReproductionError, record_reproduction, reproduce_version
 from pipelines.training import run_training

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from core.params import ABTestParams
 from monitoring.ab_stats import (
     ArmOutcome,
     compare_regret,
@@ -12,7 +13,6 @@ from monitoring.ab_stats import (
     labels_needed,
     two_proportion_test,
 )
-from pipelines.params import ABTestParams
 
 PARAMS = ABTestParams(alpha=0.05, power=0.8, min_effect=0.05, min_samples=100)
 

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.params import AnomalyParams
 from monitoring.anomaly import EwmaDetector, check_anomalies, detect, live_metrics
-from pipelines.params import AnomalyParams
 
 CFG = AnomalyParams(alpha=0.3, z_threshold=4.0, warmup=20)
 

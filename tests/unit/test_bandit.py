@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pipelines.params import BanditParams
+from core.params import BanditParams
 from serving.bandit import (
     BanditState,
     choose,

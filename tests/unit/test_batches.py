@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.params import DatasetConfig, FeatureSpec, Params
 from pipelines.batches import CORRUPT_KINDS, BatchKind, generate_batch, write_batch
 from pipelines.data import read_csv
-from pipelines.params import DatasetConfig, FeatureSpec, Params
 
 
 def _features(frame: pd.DataFrame, params: Params) -> pd.DataFrame:

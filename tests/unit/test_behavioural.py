@@ -11,6 +11,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from core.params import DirectionalSpec, InvarianceParams, Params
 from pipelines.behavioural import (
     class_prototypes,
     directional,
@@ -19,7 +20,6 @@ from pipelines.behavioural import (
     run_behavioural_checks,
 )
 from pipelines.data import split_features_target
-from pipelines.params import DirectionalSpec, InvarianceParams, Params
 
 Split = tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Series]
 

@@ -13,6 +13,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from core.params import Params
+from core.settings import Settings
 from lab import bench
 from lab.bench import (
     COLUMNS,
@@ -32,8 +34,6 @@ from lab.bench import (
 )
 from lab.bench_sections import heavy_modules_imported, pandas_check
 from lab.cli import app
-from lab.settings import Settings
-from pipelines.params import Params
 
 REPO = Path(__file__).resolve().parents[2]
 HEADER = "| " + " | ".join(COLUMNS) + " |"

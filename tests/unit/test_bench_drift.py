@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from core.params import Params
+from core.settings import Settings
 from lab.bench import BenchEnv, Report, Timing, render_markdown
 from lab.bench_drift import linearity_row, measure_drift, per_thousand, scipy_drift
-from lab.settings import Settings
-from pipelines.params import Params
 
 
 def test_per_thousand_scales_each_sample() -> None:

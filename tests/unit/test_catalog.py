@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from core.context import LabContext
+from core.settings import Settings
 from lab.catalog import (
     ANSWER_MAX,
     DEMO_PREFIX,
@@ -28,10 +30,8 @@ from lab.catalog import (
     parse_catalog,
     search,
 )
-from lab.context import LabContext
 from lab.demos import DEMOS, DemoNotBuiltError, UnknownDemoError, load_demo, resolve_demo, run_demo
 from lab.refs import code_ref_problem, node_id_exists
-from lab.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 CONCEPTS = load_catalog()

@@ -26,9 +26,9 @@ import jsonschema
 import pytest
 import yaml
 
+from core.settings import Settings
 from lab.demos.security import find_secrets
 from lab.images import IMAGES, GitState, env_lines, is_release_tag, pinning_problem, plan_tags, split_reference
-from lab.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKER = REPO / "docker"

@@ -9,9 +9,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from core.params import ConceptDriftParams, Params
 from monitoring.concept_drift import block_accuracy, check_concept_drift, offline_accuracy_from_registry
 from pipelines.batches import generate_batch
-from pipelines.params import ConceptDriftParams, Params
 from pipelines.train import TrainResult, fit_and_evaluate
 from serving.log_reader import labelled_window
 from serving.prediction_log import PredictionLog, PredictionRecord

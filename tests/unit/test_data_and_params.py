@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from core.params import Params, load_params
 from pipelines.data import build_raw_frame, file_md5, ingest, read_csv, split_features_target
-from pipelines.params import Params, load_params
 
 REPO = Path(__file__).resolve().parents[2]
 

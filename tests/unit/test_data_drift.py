@@ -10,10 +10,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from core.params import MonitoringParams, Params
 from monitoring import data_drift as dd
 from monitoring.data_drift import data_drift, read_snapshot
 from pipelines.batches import generate_batch
-from pipelines.params import MonitoringParams, Params
 
 
 def monitoring(params: Params, **data_drift_knobs: Any) -> MonitoringParams:

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import Settings
 from lab.images import IMAGES, dockerfile_instructions, pinning_problem
-from lab.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILES = [REPO / spec.dockerfile for spec in IMAGES]

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from core.params import Params
 from monitoring.drift_study import (
     CLEAN_IID,
     DOC_KINDS,
@@ -27,7 +28,6 @@ from monitoring.drift_study import (
     run_study,
     write_doc,
 )
-from pipelines.params import Params
 
 pytestmark = pytest.mark.slow  # the study runs Evidently 100 times (about 30 s)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from core.params import Params
 from pipelines.data import write_csv
 from pipelines.dvc_stages import (
     UntrustedModelError,
@@ -17,7 +18,6 @@ from pipelines.dvc_stages import (
     train_stage,
     write_metrics,
 )
-from pipelines.params import Params
 from pipelines.train import split_data
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pipelines.params import Params
+from core.params import Params
 from serving.fast_input import SMALL_ROWS, ContractMatrix
 from serving.mlflow_protocol import ProtocolError, check_frame, fast_values, parse_json
 from serving.schemas import contract_ranges

@@ -172,8 +172,8 @@ def test_every_dockerfile_is_a_registered_image() -> None:
 def test_cli_prints_one_reference_per_dockerfile_and_refuses_a_dirty_tree(
     repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from core.settings import get_settings
     from lab.cli import app
-    from lab.settings import get_settings
 
     monkeypatch.setenv("MLOPS_PROJECT_DIR", str(repo))
     get_settings.cache_clear()

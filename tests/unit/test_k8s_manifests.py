@@ -6,7 +6,7 @@ validated strictly against the Kubernetes 1.32 schema (kubernetes-validate) or, 
 kinds, against our own schema in k8s/schemas/. Then the policy checks of lab/k8s_checks.py run, and
 a second set of tests breaks one thing at a time in a copy of the prod objects to show that each
 check, and the schema validation, can fail. The analysis queries are parsed and evaluated by the real
-promtool on synthetic series, and the manifests are tied to params.yaml and lab/settings.py where they
+promtool on synthetic series, and the manifests are tied to params.yaml and core/settings.py where they
 repeat a value from there (monitor schedule, rollout steps and guard rails, MLOPS_* names).
 """
 
@@ -23,10 +23,10 @@ from typing import Any
 import pytest
 import yaml
 
+from core.params import Params
+from core.settings import Settings
 from lab.k8s_checks import CHECKS, run_checks, validate_schemas
 from lab.k8s_objects import OVERLAYS, K8sObject, KubectlMissingError, find, render, selector_matches
-from lab.settings import Settings
-from pipelines.params import Params
 
 Objects = list[K8sObject]
 
@@ -312,7 +312,7 @@ def test_a_kind_without_any_schema_is_reported_not_skipped() -> None:
     assert "Couldn't find schema for kind Widget" in violation.message
 
 
-# ---- the manifests agree with params.yaml and lab/settings.py ---------------------------------------------
+# ---- the manifests agree with params.yaml and core/settings.py ---------------------------------------------
 
 
 @pytest.mark.parametrize("env", OVERLAYS)
@@ -322,7 +322,7 @@ def test_settings_configmap_names_only_real_settings_with_valid_values(rendered:
     )
     fields = {f"MLOPS_{name.upper()}" for name in Settings.model_fields}
     unknown = set(config["data"]) - fields
-    assert not unknown, f"not fields of lab/settings.py::Settings: {sorted(unknown)}"
+    assert not unknown, f"not fields of core/settings.py::Settings: {sorted(unknown)}"
     parsed = Settings(**{k.removeprefix("MLOPS_").lower(): v for k, v in config["data"].items()})
     assert parsed.tracking_uri == "http://mlflow:5000"
     assert parsed.mlflow_artifact_root == "mlflow-artifacts:/"

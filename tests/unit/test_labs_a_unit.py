@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from core.settings import get_settings
 from lab.cli import app
 from lab.labs import LABS
 from lab.labs.lab01_bad_batch import answer_matches, docs_page, parse_result
 from lab.labs.lab02_trace import normalise_md5
 from lab.labs.lab07_rollback import find_release
 from lab.labs.lab08_k8s import autoscaler_range, first_difference, parse_range
-from lab.settings import get_settings
 from pipelines.audit import AuditEntry
 
 REPO = Path(__file__).resolve().parents[2]

@@ -219,7 +219,7 @@ def test_regret_per_phase_uses_pooled_accuracy_and_the_worse_arms_share() -> Non
 
 
 def test_only_the_retraining_flows_files_count_as_trained_by_the_retrain(tmp_path, make_settings, params) -> None:
-    from lab.context import LabContext
+    from core.context import LabContext
     from lab.labs.lab06_drift import made_by_retrain
 
     ctx = LabContext(make_settings(tmp_path / "state"), params)

@@ -118,7 +118,7 @@ def scrape(tmp_path_factory: pytest.TempPathFactory, make_settings, params) -> s
     """/metrics of the real app: with no model (a 503), then after traffic, shadow scoring, findings and an abort."""
     from fastapi.testclient import TestClient
 
-    from monitoring.findings import CHECKS, Finding, save_findings
+    from core.findings import CHECKS, Finding, save_findings
     from pipelines.data import ingest
     from pipelines.training import run_training
     from serving.app import create_app

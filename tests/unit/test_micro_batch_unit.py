@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from pipelines.params import load_params
+from core.params import load_params
 from serving.bandit import DEFAULT_ARMS, BanditState
 from serving.metrics import Metrics
 from serving.micro_batch import MicroBatcher, _chunks

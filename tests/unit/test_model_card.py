@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
+from core.params import Params
 from pipelines.model_card import VERSION_PENDING, ModelCardInfo, dataset_fields, render_model_card
-from pipelines.params import Params
 
 
 @pytest.fixture

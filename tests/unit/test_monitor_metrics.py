@@ -12,9 +12,9 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from core.findings import Finding, save_findings
+from core.params import ConceptDriftParams, RolloutParams, RoutingParams
 from monitoring.concept_drift import check_concept_drift
-from monitoring.findings import Finding, save_findings
-from pipelines.params import ConceptDriftParams, RolloutParams, RoutingParams
 from serving.canary_analysis import Analysis
 from serving.monitor_metrics import MonitorCollector, MonitorState, read_monitor_state
 from serving.rollout import RolloutState, abort, advance, start

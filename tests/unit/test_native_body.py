@@ -17,7 +17,7 @@ import pytest
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from pipelines.params import Params
+from core.params import Params
 from serving.native_body import BodyParser
 from serving.schemas import build_schemas, contract_ranges
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.params import MonitoringParams, Params
 from monitoring.prediction_drift import (
     class_shift_test,
     confidence_shift_test,
@@ -18,7 +19,6 @@ from monitoring.prediction_drift import (
     predictions_from_log,
     reference_predictions,
 )
-from pipelines.params import MonitoringParams, Params
 
 CLASSES = ["setosa", "versicolor", "virginica"]
 

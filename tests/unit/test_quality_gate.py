@@ -7,8 +7,8 @@ from typing import Literal
 
 import pytest
 
+from core.params import GateParams
 from pipelines.behavioural import CheckResult
-from pipelines.params import GateParams
 from pipelines.quality_gate import evaluate_gate
 
 GOOD_CHECKS = [CheckResult("minimum_functionality", True, "3/3"), CheckResult("invariance", True, "0/20 flipped")]

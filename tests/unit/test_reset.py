@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from core.settings import Settings, configure_runtime, get_settings
 from lab.cli import app
 from lab.reset import MARKER, ResetRefusedError, apply_reset, plan_reset
-from lab.settings import Settings, configure_runtime, get_settings
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from monitoring.findings import Finding
+from core.findings import Finding
+from core.params import load_params
 from monitoring.retrain_plan import decide, production_rows, training_set
-from pipelines.params import load_params
 
 PARAMS = load_params("params.yaml")
 CFG = PARAMS.dataset

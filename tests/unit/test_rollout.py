@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from pipelines.params import RolloutParams
+from core.params import RolloutParams
 from serving.canary_analysis import Analysis, ArmMetrics, Check, analyse
 from serving.rollout import (
     RolloutState,

@@ -25,8 +25,8 @@ from typer.testing import CliRunner
 
 import pipelines.registry
 import serving.rollout_controller as controller
-from lab.settings import Settings
-from pipelines.params import Params
+from core.params import Params
+from core.settings import Settings
 from serving.log_schema import feedback_table, make_engine, metadata, predictions_table
 from serving.rollout import Action, RolloutState
 from serving.rollout_controller import Tick, begin_rollout, tick

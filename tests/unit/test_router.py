@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.params import RoutingParams
+from core.params import RoutingParams
 from serving.router import (
     RoutingState,
     bucket,

@@ -9,8 +9,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from core.params import Params, SliceParityParams
 from pipelines.data import split_features_target
-from pipelines.params import Params, SliceParityParams
 from pipelines.slices import SliceMetric, parity_check, slice_metrics
 
 # 10 "a" rows all right; 10 "b" rows, 5 right: recall a=1.0, b=0.5.

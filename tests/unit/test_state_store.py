@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from pipelines.params import BanditParams, RolloutParams, RoutingParams
+from core.params import BanditParams, RolloutParams, RoutingParams
 from serving.rollout import RolloutState, pause, start
 from serving.router import RoutingState, with_weight
 from serving.state_store import (

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.params import Params
 from pipelines.features import DerivedFeatures, build_pipeline, make_estimator
-from pipelines.params import Params
 from pipelines.train import fit_and_evaluate, split_data
 
 

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.params import DatasetConfig, FeatureSpec
 from pipelines.batches import CORRUPT_KINDS, VALID_KINDS, BatchKind, generate_batch, write_batch
 from pipelines.data import ingest
-from pipelines.params import DatasetConfig, FeatureSpec
 from pipelines.validation import DataValidationError, ValidationResult, build_suite, validate_file, validate_frame
 
 # The expectation that must catch each corruption (at least; others may fail too).

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from lab.settings import Settings, configure_runtime, get_settings
+from core.settings import Settings, configure_runtime, get_settings
 
 if TYPE_CHECKING:
-    from pipelines.params import Params
+    from core.params import Params
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class LabContext:
 
 def load_context(settings: Settings | None = None) -> LabContext:
     """Settings from the environment, params from the file they name; runtime configured."""
-    from pipelines.params import load_params
+    from core.params import load_params
 
     s = settings or get_settings()
     configure_runtime(s)
