@@ -35,8 +35,8 @@ format: setup
 
 bench: setup
 	$(RUN) mlops-lab bench
-	$(RUN) python -m lab.capacity   # the capacity plan and prod's sizes follow the new figures
-	$(RUN) python -m lab.demo_timings   # every demo once, in order: docs/demo-timings.md
+	$(RUN) mlops-lab capacity      # the capacity plan and prod's sizes follow the new figures
+	$(RUN) mlops-lab demo-timings  # every demo once, in order: docs/demo-timings.md
 
 ui: setup
 	$(RUN) mlops-lab ui

@@ -5,18 +5,26 @@ Concept: configuration management (C48). Paths, URIs and secrets come from the e
 Everything defaults to a project-local, gitignored state folder so the whole loop runs offline
 on embedded engines (MLflow on SQLite, Prefect's ephemeral API). Pointing the same code at real
 servers is a matter of setting ``MLOPS_TRACKING_URI`` and friends, never of changing code.
+
+The environment is read where a process starts (the CLI, the app factory, a deployment's entry
+point) by building one ``Settings()``; everything below takes that object as an argument, so a test
+or a demo on another state folder builds its own and passes it in. Its JSON form (what Prefect
+stores as a flow run's parameters) and its repr carry no password and no token.
 """
 
 from __future__ import annotations
 
 import getpass
-import logging
-import os
-from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_serializer
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.redact import redact
+
+# Fields that may hold a password (in a URL) or are a secret themselves.
+_URL_FIELDS = ("tracking_uri", "registry_uri", "artifact_root", "prediction_log_url")
 
 
 def _default_actor() -> str:
@@ -76,6 +84,10 @@ class Settings(BaseSettings):
         return self.tracking_uri or f"sqlite:///{self.state / 'mlflow.db'}"
 
     @property
+    def mlflow_registry_uri(self) -> str:
+        return self.registry_uri or self.mlflow_tracking_uri
+
+    @property
     def mlflow_artifact_root(self) -> str | None:
         """Artifacts of new experiments: the state folder, or None on a tracking server (it picks its store)."""
         if self.artifact_root:
@@ -105,45 +117,15 @@ class Settings(BaseSettings):
         p = Path(path)
         return p if p.is_absolute() else (self.project_dir / p).resolve()
 
+    # ---- serialised form: a flow run's parameters are stored and shown by Prefect ---------
+    @field_serializer(*_URL_FIELDS, when_used="json")
+    def _redact_url(self, value: str | None) -> str | None:
+        return None if value is None else redact(value)
 
-@lru_cache
-def get_settings() -> Settings:
-    """The process-wide settings, read from the environment once, on first use."""
-    return Settings()
+    @field_serializer("admin_token", when_used="json")
+    def _redact_token(self, value: str | None) -> str | None:
+        return None if value is None else "***"
 
-
-# Library telemetry and chatter that must be off for an offline, quiet run.
-_QUIET_ENV = {
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-    "MLFLOW_LOGGING_LEVEL": "WARNING",
-    "DO_NOT_TRACK": "1",
-    "DVC_NO_ANALYTICS": "1",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
-    "PREFECT_LOGGING_LEVEL": "WARNING",
-    "PREFECT_UI_ENABLED": "false",
-    "GIT_PYTHON_REFRESH": "quiet",
-}
-
-
-def configure_runtime(settings: Settings) -> None:
-    """Create the state folders and point the libraries at them.
-
-    Called by the CLI callback, the test fixtures and the API lifespan, never at import time.
-    Existing environment variables win, so a user can still point Prefect at a real server.
-    """
-    for folder in (settings.state, settings.prefect_home, settings.reports_dir):
-        folder.mkdir(parents=True, exist_ok=True)
-    (settings.state / ".mlops-lab-state").touch()  # lab/reset.py removes only folders with this marker
-    for key, value in _QUIET_ENV.items():
-        os.environ.setdefault(key, value)
-    os.environ.setdefault("PREFECT_HOME", str(settings.prefect_home))
-    os.environ.setdefault(
-        "PREFECT_SERVER_DATABASE_CONNECTION_URL",
-        f"sqlite+aiosqlite:///{settings.prefect_home / 'prefect.db'}",
-    )
-    os.environ.setdefault("DVC_SITE_CACHE_DIR", str(settings.state / "dvc-site-cache"))
-    # Named chatty loggers: registration notices, and "pip version unknown" in a uv venv without pip.
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
-    logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)
+    def __repr_args__(self) -> Any:  # repr() in tracebacks and logs: no secrets either
+        shown = self.model_dump(mode="json")
+        return [(k, shown[k]) for k in type(self).model_fields]

@@ -22,10 +22,14 @@ RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-install-project
 COPY README.md ./
 COPY core ./core
-COPY lab ./lab
 COPY pipelines ./pipelines
 COPY serving ./serving
 COPY monitoring ./monitoring
+COPY flows ./flows
+COPY ops ./ops
+COPY bench ./bench
+COPY lab ./lab
+COPY cli ./cli
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable
 

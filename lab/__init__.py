@@ -1,1 +1,1 @@
-"""The lab shell: settings, the one CLI, the concept catalog and the narrated demos."""
+"""Narrated teaching material: the concept catalog, concept pages, cheat sheets, quiz, demos and labs."""

@@ -40,7 +40,7 @@ CLOUD_MAP: tuple[Equivalent, ...] = (
         "Vertex AI Pipelines",
         "Azure ML pipelines",
         "Prefect flows and tasks; dvc.yaml for offline reruns",
-        ("pipelines/flows.py", "dvc.yaml"),
+        ("pipelines/training_flow.py", "dvc.yaml"),
     ),
     Equivalent(
         "Experiment tracking",
@@ -56,7 +56,7 @@ CLOUD_MAP: tuple[Equivalent, ...] = (
         "Vertex AI hyperparameter tuning",
         "Azure ML sweep jobs",
         "a small sweep logged as nested MLflow runs",
-        ("pipelines/training.py::sweep_grid",),
+        ("pipelines/training_steps.py::sweep_grid",),
     ),
     Equivalent(
         "Model registry with versions",
@@ -104,7 +104,7 @@ CLOUD_MAP: tuple[Equivalent, ...] = (
         "Vertex AI Model Monitoring",
         "Azure ML model monitoring",
         "data, prediction, concept and attribution drift plus anomaly checks",
-        ("monitoring/checks.py::run_checks", "pipelines/monitoring_flow.py"),
+        ("monitoring/checks.py::run_checks", "flows/monitoring_flow.py"),
     ),
     Equivalent(
         "Explainability and bias checks",

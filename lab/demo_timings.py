@@ -93,7 +93,7 @@ def render(timings: Sequence[DemoTiming], machine: dict[str, str], when: datetim
     lines = [
         "# Demo timings",
         "",
-        f"Every demo, run once in this order on one fresh state folder by `python -m lab.demo_timings` "
+        f"Every demo, run once in this order on one fresh state folder by `mlops-lab demo-timings` "
         f'(part of `make bench`), {when:%Y-%m-%d %H:%M} UTC. "In the demo" is the time the demo reports; '
         '"wall" adds the process start-up, which is what a learner waits. The budget is '
         f"{BUDGET_S:.0f} s of wall time per demo, `loop` (`make demo`) included. The first demo "
@@ -118,16 +118,12 @@ def render(timings: Sequence[DemoTiming], machine: dict[str, str], when: datetim
     return "\n".join(lines) + "\n"
 
 
-def main() -> int:  # pragma: no cover - thin shell: runs every demo (minutes); render is tested
-    from lab.bench import machine_info
+def write_timings() -> tuple[Path, bool]:
+    """Run every demo in order on a fresh state folder, write docs/demo-timings.md; (path, all exited 0)."""
+    from bench.harness import machine_info
     from lab.demos import DEMOS
 
     with tempfile.TemporaryDirectory(prefix="demo-timings-") as tmp:
         timings = run_all(list(DEMOS), Path(tmp) / "state")
     OUT.write_text(render(timings, machine_info(), datetime.now(UTC)), encoding="utf-8")
-    print(f"wrote {OUT.relative_to(REPO)}")
-    return 1 if any(t.exit_code for t in timings) else 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
+    return OUT, not any(t.exit_code for t in timings)

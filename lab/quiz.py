@@ -13,7 +13,7 @@ the answer. A key point is *covered* when at least ``threshold`` (default 30 %) 
 found. It is a recall aid, not a grade: a good answer in unusual words can score low, and a list of
 keywords scores high.
 
-Pure functions only (stdlib); the CLI shell is ``lab/commands/study.py``.
+Pure functions only (stdlib); the CLI shell is ``cli/quiz.py``.
 """
 
 from __future__ import annotations

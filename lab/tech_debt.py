@@ -121,7 +121,7 @@ DEBTS: tuple[Debt, ...] = (
         guard="One Prefect flow of named, unit-tested steps; dvc.yaml calls the same steps, and the "
         "lock proves the output is reproduced byte for byte.",
         status="addressed",
-        code=("pipelines/flows.py", "dvc.yaml", "pipelines/dvc_stages.py"),
+        code=("pipelines/training_flow.py", "dvc.yaml", "pipelines/dvc_stages.py"),
         tests=(
             "tests/integration/test_flows.py::test_training_flow_registers_a_champion_and_publishes_the_decision",
             "tests/unit/test_dvc_stages.py::test_outputs_are_byte_identical_across_runs",

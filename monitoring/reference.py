@@ -33,8 +33,9 @@ class Reference:
 
 def champion_reference(settings: Settings, params: Params) -> Reference:
     """The champion's training data (from its lineage tags), else the dataset from params.yaml."""
+    from core.mlflow_config import mlflow_client
     from pipelines.data import read_csv
-    from pipelines.registry import current_aliases, mlflow_client
+    from pipelines.registry import current_aliases
 
     fallback = settings.resolve(params.dataset.path)
     champion = current_aliases(settings).get("champion")

@@ -37,7 +37,7 @@ def load_inputs(settings: Settings, params: Params, window: int | None = None) -
     """Read the newest ``window`` predictions (default ``monitoring.window``) and everything to compare them with."""
     from monitoring.concept_drift import offline_accuracy_from_registry
     from monitoring.reference import champion_reference
-    from pipelines.training import load_alias_model
+    from pipelines.registry import load_alias_model
     from serving.log_reader import labelled_window, recent_predictions
     from serving.prediction_log import make_engine
 

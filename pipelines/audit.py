@@ -7,8 +7,8 @@ UI) instead of living in a side file that can drift or get lost. Zero-padded key
 so reading the trail back is a sorted scan of the tags; the next sequence number is one past the
 highest existing key. Writes assume one writer at a time (the CLI, a flow or the rollout controller).
 
-This module only reads and writes the tags; deciding *what* to move is ``pipelines.registry``'s job.
-mlflow is imported by the registry module, never here at import time.
+This module only reads and writes the tags; deciding *what* to move, and reading a registered
+model's trail (``pipelines.registry.audit_log``), is ``pipelines.registry``'s job.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
-
-    from core.settings import Settings
 
 AUDIT_PREFIX = "audit/"
 
@@ -64,15 +62,3 @@ def entries_from_tags(tags: Mapping[str, str]) -> list[AuditEntry]:
     """The audit entries among a registered model's tags, oldest first."""
     keys = sorted(k for k in tags if k.startswith(AUDIT_PREFIX))
     return [AuditEntry(seq=int(k.removeprefix(AUDIT_PREFIX)), **json.loads(tags[k])) for k in keys]
-
-
-def audit_log(settings: Settings) -> list[AuditEntry]:
-    """The registry-side audit trail, oldest first; empty when nothing is registered yet."""
-    # Imported at call time: pipelines.registry imports this module for AuditEntry and append_entry.
-    from pipelines.registry import RegistryError, _model, mlflow_client
-
-    try:
-        tags = _model(mlflow_client(settings), settings.model_name).tags
-    except RegistryError:
-        return []
-    return entries_from_tags(tags)

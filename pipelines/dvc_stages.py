@@ -87,7 +87,7 @@ def train_stage(params: Params, data_path: str | Path, model_path: str | Path, m
     Returns:
         The path of the saved model.
     """
-    from pipelines.train import fit_and_evaluate
+    from pipelines.fit import fit_and_evaluate
 
     result = fit_and_evaluate(read_csv(data_path), params)
     write_metrics(
@@ -124,7 +124,7 @@ def evaluate_stage(
         The flat test metrics (``test_accuracy``, ...), before rounding for the file.
     """
     from pipelines.evaluate import confusion_rows, evaluate_model
-    from pipelines.train import split_data
+    from pipelines.fit import split_data
 
     split = split_data(read_csv(data_path), params)
     evaluation = evaluate_model(load_model(model_path), split.X_test, split.y_test, params.dataset.classes)

@@ -6,8 +6,8 @@ is said by *aliases* (MLflow stages are deprecated): ``champion`` serves traffic
 waits for promotion, ``previous`` is the champion before the last promotion. Serving loads
 ``models:/<name>@champion``, so promotion and rollback are alias moves: instant, nothing rebuilt.
 
-Every alias move records who, when and why in the registry itself (``pipelines.audit``, re-exported
-here as ``audit_log`` and ``AuditEntry``). Version tags keep each version's own story:
+Every alias move records who, when and why in the registry itself (the tag format is
+``pipelines.audit``; ``audit_log`` here reads a model's trail back). Version tags keep each version's own story:
 ``gate.*``, ``champion_since``, ``rolled_back``... and ``status``, the last decision on it
 (``candidate`` → ``promoted``, ``superseded``, ``rejected`` or ``rolled_back``). Rollback restores
 ``previous`` and clears it: one level of undo, so a second rollback is an error, not a surprise.
@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from core.mlflow_config import mlflow_client, require_mlflow_configured
 from pipelines.audit import AUDIT_PREFIX as AUDIT_PREFIX
 from pipelines.audit import AuditEntry as AuditEntry
-from pipelines.audit import append_entry
-from pipelines.audit import audit_log as audit_log
+from pipelines.audit import append_entry, entries_from_tags
 from pipelines.model_card import VERSION_PENDING
 
 if TYPE_CHECKING:
@@ -82,21 +82,11 @@ class VersionInfo:
         return next((v for k, v in sorted(self.metrics.items()) if "accuracy" in k), None)
 
 
-def mlflow_client(settings: Settings) -> MlflowClient:
-    """Point MLflow (fluent API and client) at the configured tracking and registry stores."""
-    import mlflow
-    from mlflow import MlflowClient
-
-    registry_uri = settings.registry_uri or settings.mlflow_tracking_uri
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    mlflow.set_registry_uri(registry_uri)
-    return MlflowClient(tracking_uri=settings.mlflow_tracking_uri, registry_uri=registry_uri)
-
-
 def ensure_experiment(settings: Settings) -> str:
     """Create the experiment (artifacts under ``mlflow_artifact_root``) if missing; make it active."""
     import mlflow
 
+    require_mlflow_configured(settings)  # runs are started through the fluent API, on the configured store
     client = mlflow_client(settings)
     exp = client.get_experiment_by_name(settings.experiment_name)
     if exp is None:
@@ -206,7 +196,7 @@ def register_candidate(
         "registered_by": actor,
         "registration_reason": reason,
     }
-    mlflow_client(settings)  # points the fluent register_model at our registry
+    require_mlflow_configured(settings)  # register_model writes to the configured registry
     version = str(mlflow.register_model(model_uri, settings.model_name, tags=tags).version)
     op = _Operation(settings, "register", actor, reason)
     op.client.update_model_version(
@@ -286,6 +276,37 @@ def reject_challenger(settings: Settings, actor: str, reason: str) -> str:
     op.tag(challenger, status="rejected", rejection_reason=reason, rejected_by=actor, rejected_at=_now())
     op.audit(CHALLENGER, challenger, challenger)
     return challenger
+
+
+def load_version_model(settings: Settings, version: str) -> Any:
+    """The fitted pipeline of one registered version, read from the configured registry.
+
+    Every reader of a registered model (serving, the gate, monitoring, reproduce, restore) loads it here.
+    """
+    import mlflow
+
+    require_mlflow_configured(settings)  # models:/ URIs resolve through the configured registry
+    return mlflow.sklearn.load_model(f"models:/{settings.model_name}/{version}")
+
+
+def load_alias_model(settings: Settings, alias: str) -> Any | None:
+    """The fitted pipeline behind a registry alias, or None when the alias (or the model) is not set."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        version = mlflow_client(settings).get_model_version_by_alias(settings.model_name, alias).version
+    except MlflowException:
+        return None
+    return load_version_model(settings, str(version))
+
+
+def audit_log(settings: Settings) -> list[AuditEntry]:
+    """The registry-side audit trail, oldest first; empty when nothing is registered yet."""
+    try:
+        tags = _model(mlflow_client(settings), settings.model_name).tags
+    except RegistryError:
+        return []
+    return entries_from_tags(tags)
 
 
 def current_aliases(settings: Settings) -> dict[str, str]:

@@ -76,9 +76,10 @@ def reproduce_version(settings: Settings, version: str) -> ReproductionReport:
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    from core.mlflow_config import mlflow_client
     from core.params import Params
-    from pipelines.registry import mlflow_client
-    from pipelines.train import fit_and_evaluate
+    from pipelines.fit import fit_and_evaluate
+    from pipelines.registry import load_version_model
 
     client = mlflow_client(settings)
     try:
@@ -102,7 +103,7 @@ def reproduce_version(settings: Settings, version: str) -> ReproductionReport:
 
     data_path = locate_data(settings.project_dir, tags["data_path"], tags["data_md5"])
     rebuilt = fit_and_evaluate(read_csv(data_path), params, hyperparams)
-    registered = mlflow.sklearn.load_model(f"models:/{settings.model_name}/{version}")
+    registered = load_version_model(settings, version)
     X_test = rebuilt.split.X_test
     same_labels = bool(np.array_equal(registered.predict(X_test), rebuilt.pipeline.predict(X_test)))
     proba_diff = float(np.max(np.abs(registered.predict_proba(X_test) - rebuilt.pipeline.predict_proba(X_test))))
@@ -132,7 +133,7 @@ def record_reproduction(settings: Settings, report: ReproductionReport, actor: s
     """Tag the version with the rebuild's verdict (``identical`` or ``different``), time and actor."""
     from datetime import UTC, datetime
 
-    from pipelines.registry import mlflow_client
+    from core.mlflow_config import mlflow_client
 
     verdict = {
         "reproduced": "identical" if report.identical else "different",

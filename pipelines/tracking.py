@@ -20,7 +20,7 @@ from pipelines.evaluate import confusion_figure
 if TYPE_CHECKING:
     from core.params import Params
     from core.settings import Settings
-    from pipelines.train import TrainResult
+    from pipelines.fit import TrainResult
 
 
 @dataclass(frozen=True)
@@ -65,9 +65,8 @@ def log_training_run(
     from mlflow.data.pandas_dataset import from_pandas
     from mlflow.models import infer_signature
 
-    from pipelines.registry import ensure_experiment, mlflow_client
+    from pipelines.registry import ensure_experiment
 
-    mlflow_client(settings)
     experiment_id = ensure_experiment(settings)
     X_train = result.split.X_train
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, nested=nested) as run:

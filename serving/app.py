@@ -37,7 +37,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
 from core.params import Params, load_params
-from core.settings import Settings, configure_runtime, get_settings
+from core.settings import Settings
+from core.startup import configure_runtime
 from serving import admin, hot_routes, limits, mlflow_protocol, oip
 from serving.access_log import AccessLog
 from serving.hot_routes import AsgiEndpoint, HotRoutes, header_values, read_body, send_invalid, send_json
@@ -74,7 +75,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {422: {"model": ErrorResponse}, 503: {
 
 def create_app(settings: Settings | None = None, params: Params | None = None) -> FastAPI:
     """Build the app (cheap, no I/O beyond reading params.yaml); the lifespan loads the models."""
-    settings = settings or get_settings()
+    settings = settings if settings is not None else Settings()  # the app factory is an edge: env read here
     params = params or load_params(settings.params_path)
     schemas = build_schemas(params.dataset)
     metrics = Metrics()

@@ -122,10 +122,10 @@ class ModelCache:
 
 def registry_cache(settings: Settings, backoff: Backoff | None = None) -> ModelCache:
     """A cache bound to the MLflow registry named by the settings."""
-    import mlflow
     from mlflow.exceptions import MlflowException
 
-    from pipelines.registry import mlflow_client
+    from core.mlflow_config import mlflow_client
+    from pipelines.registry import load_version_model
 
     clients: list[Any] = []  # created on first use, so a registry that is down at start-up is an outage, not a crash
 
@@ -141,7 +141,6 @@ def registry_cache(settings: Settings, backoff: Backoff | None = None) -> ModelC
         return str(mv.version), str(mv.run_id or "")
 
     def load(version: str) -> Any:
-        mlflow_client(settings)  # load_model resolves models:/ through the global registry URI: pin it to ours
-        return mlflow.sklearn.load_model(f"models:/{settings.model_name}/{version}")
+        return load_version_model(settings, version)
 
     return ModelCache(resolve=resolve, load=load, backoff=backoff or Backoff())

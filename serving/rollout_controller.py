@@ -23,7 +23,6 @@ from serving.rollout import Action, RolloutState, advance, start
 from serving.router import with_paused, with_strategy, with_weight
 
 if TYPE_CHECKING:
-    from core.context import LabContext
     from core.params import Params
     from core.settings import Settings
     from serving.state_store import StateStore
@@ -64,20 +63,14 @@ class Tick:
     analysis: Analysis | None
 
 
-def controller_parts() -> tuple[LabContext, StateStore, sa.Engine]:
-    """What the controller works on: settings + params, the shared state store, the prediction log engine.
+def controller_parts(settings: Settings, params: Params) -> tuple[StateStore, sa.Engine]:
+    """What the controller works on: the shared state store and the prediction log's engine.
 
     The caller closes the store and disposes of the engine when it is done (a CLI process may just exit).
     """
-    from core.context import load_context
     from serving.state_store import StateStore
 
-    ctx = load_context()
-    return (
-        ctx,
-        StateStore(ctx.settings.prediction_log_uri, ctx.params.routing),
-        make_engine(ctx.settings.prediction_log_uri),
-    )
+    return StateStore(settings.prediction_log_uri, params.routing), make_engine(settings.prediction_log_uri)
 
 
 def begin_rollout(settings: Settings, params: Params, store: StateStore, now: datetime | None = None) -> Tick:

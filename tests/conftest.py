@@ -17,7 +17,8 @@ import pandas as pd
 import pytest
 
 from core.params import Params, load_params
-from core.settings import Settings, configure_runtime
+from core.settings import Settings
+from core.startup import configure_runtime
 
 REPO = Path(__file__).resolve().parents[1]
 MakeSettings = Callable[..., Settings]

@@ -46,7 +46,7 @@ def serve_on_loopback(app: ASGIApp, lifespan: Literal["on", "off"] = "on", timeo
     """Serve ``app`` with uvicorn in a thread on a free loopback port; yield its base URL, then stop it."""
     import uvicorn
 
-    from lab.commands.serve import bind_tcp_socket
+    from serving.server import bind_tcp_socket
 
     sock = bind_tcp_socket("127.0.0.1", 0)
     config = uvicorn.Config(app, lifespan=lifespan, log_level="warning", access_log=False)

@@ -40,7 +40,7 @@ def run(n: Narrator, ctx: LabContext) -> None:
     from monitoring.attribution_drift import check_attribution_drift
     from pipelines.batches import generate_batch
     from pipelines.data import read_csv
-    from pipelines.train import fit_and_evaluate
+    from pipelines.fit import fit_and_evaluate
 
     p, cfg = ctx.params, ctx.params.monitoring.attribution_drift
     features, target = p.dataset.feature_names, p.dataset.target

@@ -101,6 +101,7 @@ def start_rollout(n: Narrator, service: DemoService, params: Params) -> bool:
 
 def run(n: Narrator, ctx: LabContext) -> None:
     """Roll a good challenger out to promotion, then watch a planted bad one get aborted."""
+    from core.mlflow_config import mlflow_client
     from lab.demos.prep import ensure_champion
     from lab.demos.traffic import (
         ARM_COLUMNS,
@@ -111,7 +112,7 @@ def run(n: Narrator, ctx: LabContext) -> None:
         running_service,
     )
     from lab.demos.traffic import users as user_ids
-    from pipelines.registry import RegistryError, current_aliases, mlflow_client
+    from pipelines.registry import RegistryError, current_aliases
     from serving.rollout_controller import operate
     from serving.router import bucket
 

@@ -101,8 +101,7 @@ def _walk_ci(n: Narrator, ci: dict[str, Any]) -> None:
 
 
 def _data_gate(n: Narrator, ctx: LabContext) -> None:
-    from lab.commands.data import EXIT_INVALID
-    from lab.commands.training import EXIT_GATE_REJECTED, EXIT_INVALID_DATA
+    from core.exit_codes import EXIT_GATE_REJECTED, EXIT_INVALID_DATA
     from lab.demos.prep import ensure_raw_data
     from pipelines.batches import generate_batch, write_batch
     from pipelines.data import read_csv
@@ -123,7 +122,7 @@ def _data_gate(n: Narrator, ctx: LabContext) -> None:
         "exit codes the jobs gate on",
         ["command", "exit", "meaning in CI"],
         [
-            ["mlops-lab validate FILE", EXIT_INVALID, "invalid data: the data job fails, train never starts"],
+            ["mlops-lab validate FILE", EXIT_INVALID_DATA, "invalid data: the data job fails, train never starts"],
             ["mlops-lab train", EXIT_INVALID_DATA, "invalid data: nothing trained or registered"],
             ["mlops-lab train", EXIT_GATE_REJECTED, "the quality gate refused the model: the job fails"],
             ["mlops-lab reproduce 1", 1, "the registered model cannot be rebuilt identically"],
@@ -188,11 +187,11 @@ def run(n: Narrator, ctx: LabContext) -> None:
 
     n.step("The data job's gate, live: a batch with out-of-range values")
     _data_gate(n, ctx)
-    n.code("pipelines/validation.py", "lab/commands/data.py", "lab/commands/training.py")
+    n.code("pipelines/validation.py", "cli/data.py", "cli/training.py")
 
     n.step("cd.yml: a tag `v*` releases images, then starts a canary")
     _walk_cd(n, cd)
-    n.code(".github/workflows/cd.yml", "lab/images.py", "lab/commands/admin.py")
+    n.code(".github/workflows/cd.yml", "ops/images.py", "cli/admin.py")
 
     n.step(".ci/run (this machine's CI) runs the same commands")
     run_file = ctx.settings.project_dir / ".ci" / "run"

@@ -87,7 +87,7 @@ def run(n: Narrator, ctx: LabContext) -> None:
         "a model trained on millimetres or mislabelled rows is silently wrong and looks fine in metrics; "
         "a blocked batch costs one readable report that the data owner can fix at the source."
     )
-    n.code("pipelines/training.py::validate_data", "mlops-lab validate data/raw/iris.csv --json report.json")
+    n.code("pipelines/training_steps.py::validate_data", "mlops-lab validate data/raw/iris.csv --json report.json")
 
     n.step("Every run is rendered as Data Docs (static HTML anyone can open):")
     n.say(escape((docs_dir / "data_docs" / "local_site" / "index.html").as_uri()))

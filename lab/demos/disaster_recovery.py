@@ -3,9 +3,9 @@
 Concept: disaster recovery (C50). The drill runs on a stand-in for the production machine,
 ``<state>/disaster-recovery``, never on your own state: a champion in the registry, its model files,
 and a prediction log filled through the real API with predictions and their true labels. The backup
-is taken while that service runs (``lab/backup.py``), then the whole folder is deleted. A copy with
+is taken while that service runs (``ops/backup.py``), then the whole folder is deleted. A copy with
 one flipped byte is refused before anything is written; the good archive is verified member by
-member and restored (``lab/restore.py``). The proof is what a user would see: the same champion,
+member and restored (``ops/restore.py``). The proof is what a user would see: the same champion,
 the same answers to the same requests, the same number of logged rows.
 """
 
@@ -25,7 +25,7 @@ USERS, SEED = 20, 50
 def drill_context(ctx: LabContext) -> LabContext:
     """The stand-in machine: embedded engines in ``<state>/disaster-recovery``, whatever the settings point at."""
     from core.context import LabContext
-    from core.settings import configure_runtime
+    from core.startup import configure_runtime
 
     embedded = {"tracking_uri": None, "registry_uri": None, "artifact_root": None, "prediction_log_url": None}
     settings = ctx.settings.model_copy(update={"state_dir": ctx.settings.state / "disaster-recovery", **embedded})
@@ -39,12 +39,11 @@ def _answers(bodies: list[dict[str, Any]]) -> list[tuple[str, dict[str, float]]]
 
 def run(n: Narrator, ctx: LabContext) -> None:
     """Backup → simulated loss → a damaged copy refused → restore → the same service back."""
-    from core.settings import configure_runtime
-    from lab.backup import CorruptBackupError, StateExistsError, backup, log_counts
-    from lab.commands.ops import component_rows, counts
+    from core.startup import configure_runtime
     from lab.demos.prep import display_path, ensure_champion
     from lab.demos.traffic import running_service, users
-    from lab.restore import load_champion, restore
+    from ops.backup import CorruptBackupError, StateExistsError, backup, component_rows, counts, log_counts
+    from ops.restore import load_champion, restore
 
     n.title("Disaster recovery: back up, lose everything, restore, verify", "C50")
     drill = drill_context(ctx)
@@ -76,7 +75,7 @@ def run(n: Narrator, ctx: LabContext) -> None:
         "SQLite's online backup API copies a consistent snapshot while the log's writer is busy; copying the "
         "file would miss the rows still in its write-ahead log. Databases go first, then model files."
     )
-    n.code("lab/backup.py::backup", "lab/backup.py::snapshot_sqlite")
+    n.code("ops/backup.py::backup", "ops/backup.py::snapshot_sqlite")
     _, model = load_champion(s)
     before = model.predict_proba(rows)
 
@@ -105,7 +104,7 @@ def run(n: Narrator, ctx: LabContext) -> None:
         f"{len(manifest['files'])} members matched their sha256; installed {', '.join(restored.installed)} in "
         f"{took:.2f} s; champion v{restored.champion}, {counts(restored.rows)}"
     )
-    n.code("lab/restore.py::restore", "lab/restore.py::extract_verified")
+    n.code("ops/restore.py::restore", "ops/restore.py::extract_verified")
 
     n.step("Verify as a user would")
     version, model = load_champion(s)

@@ -41,8 +41,7 @@ def _model(ctx: LabContext, n: Narrator, raw: pd.DataFrame) -> Any:
     settings = ctx.settings
     fresh = settings.tracking_uri is None and not (settings.state / "mlflow.db").exists()
     if not fresh:  # looking into a registry that does not exist yet would create one (seconds of migrations)
-        from pipelines.registry import current_aliases
-        from pipelines.training import load_alias_model
+        from pipelines.registry import current_aliases, load_alias_model
 
         version = current_aliases(settings).get("champion")
         model = load_alias_model(settings, "champion") if version else None
@@ -127,5 +126,5 @@ def run(n: Narrator, ctx: LabContext) -> None:
     n.code(
         "monitoring/data_drift.py (data_drift, read_snapshot)",
         "monitoring/prediction_drift.py (prediction_drift, predictions_from_log)",
-        "monitoring/drift_study.py (run_study)",
+        "bench/drift_study.py (run_study)",
     )

@@ -2,7 +2,7 @@
 
 Concepts: immutable infrastructure (C29), containers (C46), packaging (C17). A release is an image whose
 tag is computed from what it contains: the git commit (12 hex) for every image, plus the champion's
-version for the API (``lab/images.py``). The demo prints the tags for this checkout and this state's
+version for the API (``ops/images.py``). The demo prints the tags for this checkout and this state's
 champion and what the API image serves (the champion as an MLflow pyfunc with its signature). Then it
 shows on a scratch git repository what moves a tag (a commit, a promotion) and what does not (building
 the same inputs again), why a dirty worktree is refused, why ``latest`` and partial versions are
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from lab.images import IMAGES, GitState, ImageTagError, pinning_problem, plan_tags, read_git_state
+from ops.images import IMAGES, GitState, ImageTagError, pinning_problem, plan_tags, read_git_state
 
 if TYPE_CHECKING:
     from core.context import LabContext
@@ -76,10 +76,7 @@ def _this_checkout(n: Narrator, ctx: LabContext) -> None:
 def _packaged_model(n: Narrator, ctx: LabContext) -> None:
     import mlflow
 
-    from pipelines.registry import mlflow_client
-
     n.step("What the API image serves: the champion, packaged as an MLflow pyfunc with a signature")
-    mlflow_client(ctx.settings)  # pins the registry URI that models:/ resolves through
     info = mlflow.models.get_model_info(f"models:/{ctx.settings.model_name}@champion")
     sklearn_flavor = info.flavors.get("sklearn", {})
     n.say(
@@ -135,7 +132,7 @@ def _short(reference: str) -> str:
 def _why_not_latest(n: Narrator, project_dir: Path) -> None:
     n.step("Why `latest` (and every moving tag) is refused")
     rows = [[_short(ref), (pinning_problem(ref) or "accepted: exact").removeprefix(f"{ref}: ")] for ref in EXAMPLES]
-    n.table("references and the verdict of lab/images.py::pinning_problem", ["reference", "verdict"], rows)
+    n.table("references and the verdict of ops/images.py::pinning_problem", ["reference", "verdict"], rows)
     n.why("`latest` is whatever was pushed last: two hosts pulling it can run different code, and 'roll back")
     n.say("to the previous latest' has nothing to point at. A digest is stronger than a tag: it names the bytes.")
     compose = yaml.safe_load((project_dir / "docker/compose.yaml").read_text())
@@ -186,7 +183,7 @@ def _lint(n: Narrator, project_dir: Path) -> None:
     for finding in findings:
         n.say(f"  {finding}")
     n.ok(f"hadolint refuses it with {len(findings)} findings (exit code {found.returncode})")
-    n.code("docker/api.Dockerfile", "docker/compose.yaml", "lab/images.py", "tests/unit/test_dockerfiles.py")
+    n.code("docker/api.Dockerfile", "docker/compose.yaml", "ops/images.py", "tests/unit/test_dockerfiles.py")
 
 
 def run(n: Narrator, ctx: LabContext) -> None:

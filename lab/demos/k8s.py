@@ -17,15 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from core.context import LabContext
-    from lab.k8s_objects import K8sObject
     from lab.narrate import Narrator
+    from ops.k8s_objects import K8sObject
 
 SKIP_DIFF = ("metadata.namespace", "metadata.labels.app.kubernetes.io/instance")
 
 
 def describe(obj: K8sObject) -> str:
     """The settings that matter for one object, in a line."""
-    from lab.k8s_objects import cpu_cores
+    from ops.k8s_objects import cpu_cores
 
     kind, spec = obj["kind"], obj.get("spec", {})
     if kind in ("Deployment", "StatefulSet"):
@@ -100,7 +100,7 @@ def differences(dev: list[K8sObject], prod: list[K8sObject]) -> list[tuple[str, 
 
     Generated names and the namespace and instance label (which differ by construction) are left out.
     """
-    from lab.k8s_objects import kind_name
+    from ops.k8s_objects import kind_name
 
     prod_by = {kind_name(o): o for o in _without_hashes(prod)}
     rows = []
@@ -122,9 +122,9 @@ def run(n: Narrator, ctx: LabContext) -> None:
     """Render dev and prod, validate, police, break, compare and size."""
     from rich.markup import escape
 
-    from lab.capacity import build_plan, canary_traffic_shares, overlay_mismatches
-    from lab.k8s_checks import CHECKS, K8S_VERSION, check_images, check_services, validate_schemas
-    from lab.k8s_objects import OVERLAYS, find, render
+    from ops.capacity import build_plan, canary_traffic_shares, overlay_mismatches
+    from ops.k8s_checks import CHECKS, K8S_VERSION, check_images, check_services, validate_schemas
+    from ops.k8s_objects import OVERLAYS, find, render
 
     n.title("Kubernetes, validated offline: overlays, policy checks, a capacity plan", "C47 · C48 · C51")
     n.step("Render every overlay with `kubectl kustomize` (base + overlay, no cluster needed)")
@@ -155,7 +155,7 @@ def run(n: Narrator, ctx: LabContext) -> None:
             n.ok(f"{env}: {core} core objects valid, {custom} Argo Rollouts objects valid against k8s/schemas/")
     n.why("strict mode refuses unknown fields, so a misspelt key fails here instead of being ignored by the cluster")
 
-    n.step("Run the policy checks (lab/k8s_checks.py) on both overlays")
+    n.step("Run the policy checks (ops/k8s_checks.py) on both overlays")
     rows = [[name, *(len(check(rendered[env])) for env in OVERLAYS)] for name, check in CHECKS.items()]
     n.table("violations per check", ["check", *OVERLAYS], rows)
     if all(count == 0 for row in rows for count in row[1:]):
@@ -210,6 +210,6 @@ def run(n: Narrator, ctx: LabContext) -> None:
     )
     n.why("Argo Rollouts' basic canary counts pods: with 2 pods the first step already sends a third of the traffic")
     n.code(
-        "k8s/", "lab/k8s_objects.py", "lab/k8s_checks.py", "lab/capacity.py (docs/capacity.md)", "docs/kubernetes.md"
+        "k8s/", "ops/k8s_objects.py", "ops/k8s_checks.py", "ops/capacity.py (docs/capacity.md)", "docs/kubernetes.md"
     )
     n.say("on a real cluster: `kubectl apply -k k8s/overlays/dev` (secrets first: docs/kubernetes.md)")

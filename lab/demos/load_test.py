@@ -9,7 +9,7 @@ how the service fails: cheap, explicit refusals (429 with ``Retry-After``) are f
 5xx are not.
 
 The service runs exactly as deployed (``mlops-lab serve``, one uvicorn worker, a free loopback
-port, a subprocess) with the load generator of ``make bench`` (`lab.loadgen.run_load`:
+port, a subprocess) with the load generator of ``make bench`` (`bench.loadgen.run_load`:
 threads with keep-alive connections, a request budget and a time cap). Two servers start side by
 side: one with its rate limit out of reach, to measure, and one with a low limit, to overload. Both
 write to their own prediction log in ``<state>/load-test/``: synthetic traffic must never reach
@@ -33,12 +33,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lab.local_servers import Server, free_port, running
+from ops.local_servers import Server, free_port, running
 
 if TYPE_CHECKING:
+    from bench.loadgen import LoadResult, Target
     from core.context import LabContext
     from core.settings import Settings
-    from lab.loadgen import LoadResult, Target
     from lab.narrate import Narrator
 
 REQUESTS, CONCURRENCY, CAP_S, WARMUP = 400, (1, 8), 8.0, 20
@@ -119,8 +119,8 @@ def flood(target: Target, concurrency: int, requests: int) -> Flood:
 
 def load_rows(result: LoadResult) -> list[object]:
     """One table row: concurrency, sent, ok, errors, req/s, p50, p95, p99."""
-    from lab.bench import format_duration
-    from lab.loadgen import percentile
+    from bench.harness import format_duration
+    from bench.loadgen import percentile
 
     ok = len(result.latencies)
     p = [format_duration(percentile(result.latencies, q)) if ok else "-" for q in (50, 95, 99)]
@@ -154,9 +154,9 @@ def _one_refusal(target: Target) -> tuple[int, str, str]:
 
 def run(n: Narrator, ctx: LabContext) -> None:
     """Bounded load at two concurrencies, a table of percentiles, then an overload against a low rate limit."""
-    from lab.bench import format_duration
+    from bench.harness import format_duration
+    from bench.loadgen import Target, percentile, run_load
     from lab.demos.prep import display_path, ensure_champion
-    from lab.loadgen import Target, percentile, run_load
 
     n.title("Load test: percentiles under bounded load, then overload", "C43 load / stress tests")
     n.step("Start the real service twice (`mlops-lab serve`, one worker each, loopback)")
@@ -224,10 +224,10 @@ def run(n: Narrator, ctx: LabContext) -> None:
         "tells the client when to retry, and keeps serving what it admitted; timeouts would tie up every client"
     )
     n.code(
-        "lab/loadgen.py (run_load, Target, percentile)",
+        "bench/loadgen.py (run_load, Target, percentile)",
         "serving/micro_batch.py (MicroBatcher)",
         "serving/limits.py (RateLimit)",
         "lab/demos/load_test.py (serve_processes)",
-        "lab/local_servers.py",
+        "ops/local_servers.py",
     )
     n.say("the performance targets live in `make bench` (same load generator, three servers side by side)")

@@ -21,41 +21,34 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from core.context import LabContext
+    from flows.monitoring_outcome import MonitoringOutcome
     from lab.narrate import Narrator
-    from pipelines.monitoring_flow import MonitoringOutcome
 
 CLEAN_USERS, DRIFTED_USERS = 300, 500
 
 
 @contextmanager
 def story_state(ctx: LabContext) -> Iterator[LabContext]:
-    """A wiped ``<state>/loop`` folder, made the process's state (flows read settings from the environment)."""
+    """Settings for a wiped ``<state>/loop`` folder, configured for the story and back to ``ctx``'s after it."""
     from core.context import LabContext
-    from core.settings import configure_runtime, get_settings
+    from core.startup import configure_runtime
 
     root = ctx.settings.state / "loop"
     shutil.rmtree(root, ignore_errors=True)
-    before = os.environ.get("MLOPS_STATE_DIR")
-    os.environ["MLOPS_STATE_DIR"] = str(root)
-    get_settings.cache_clear()
     settings = ctx.settings.model_copy(update={"state_dir": root})
-    configure_runtime(settings)
+    configure_runtime(settings)  # the story's own MLflow store and state folders
     try:
         yield LabContext(settings=settings, params=ctx.params)
     finally:
-        if before is None:
-            os.environ.pop("MLOPS_STATE_DIR", None)
-        else:
-            os.environ["MLOPS_STATE_DIR"] = before
-        get_settings.cache_clear()
+        configure_runtime(ctx.settings)
 
 
-def _monitor(n: Narrator, label: str) -> MonitoringOutcome:
-    from lab.commands.monitor import print_monitoring
-    from pipelines.monitoring_flow import monitoring_flow
+def _monitor(n: Narrator, ctx: LabContext, label: str) -> MonitoringOutcome:
+    from flows.monitoring_flow import monitoring_flow
+    from flows.monitoring_outcome import print_monitoring
 
     with n.console.status(f"monitoring flow: {label}"):
-        outcome = monitoring_flow()
+        outcome = monitoring_flow(ctx.settings, ctx.params)
     print_monitoring(outcome, n.console)
     return outcome
 
@@ -67,8 +60,8 @@ def run(n: Narrator, ctx: LabContext) -> None:
     from lab.demos.warmup import PrefectWarmup, preload
     from pipelines.batches import generate_batch, write_batch
     from pipelines.data import read_csv
-    from pipelines.flows import training_flow
     from pipelines.registry import audit_log, current_aliases, ensure_experiment
+    from pipelines.training_flow import training_flow
     from pipelines.validation import validate_file
 
     n.title("The MLOps loop, closed: drift → retrain → canary → promote or roll back", "C01 · C37")
@@ -84,7 +77,7 @@ def run(n: Narrator, ctx: LabContext) -> None:
             ensure_experiment(s)  # the fresh MLflow store's migrations run meanwhile
             preload("great_expectations", "evidently")  # validation and drift checks need them later
             warmup.wait()
-            first = training_flow(data_path=str(raw))
+            first = training_flow(s, p, data_path=str(raw))
         show_outcome(n, first)
         decisions.append(["train v1", first.status, f"v{first.version} → {first.alias}"])
 
@@ -101,14 +94,14 @@ def run(n: Narrator, ctx: LabContext) -> None:
             n.step(f"Serve v1; {CLEAN_USERS} users send requests, true labels come back as feedback")
             clean = service.send(users("user", CLEAN_USERS), seed=100)
             n.say(f"{clean.total} answered, online accuracy {clean.accuracy('champion'):.1%}; every request logged")
-            quiet = _monitor(n, "a look at clean traffic")
+            quiet = _monitor(n, sctx, "a look at clean traffic")
             decisions.append(["monitor clean traffic", "no retrain", quiet.decision.reason])
 
             n.step(f"The world drifts: {DRIFTED_USERS} requests with sepal measurements shifted (covariate shift)")
             drifted = service.send(users("user", DRIFTED_USERS), seed=200, kind="covariate-shift")
             n.say(f"{drifted.total} answered; the service cannot tell, each request on its own looks valid")
             service.flush()
-            loud = _monitor(n, "drift check, then a guarded retrain")
+            loud = _monitor(n, sctx, "drift check, then a guarded retrain")
             retrain = loud.retrain
             decisions.append(
                 ["monitor drifted traffic", "retrain" if loud.decision.retrain else "no retrain", loud.decision.reason]

@@ -19,9 +19,9 @@ def run(n: Narrator, ctx: LabContext) -> None:
     )
     from prefect.client.orchestration import get_client
 
-    from pipelines.flows import training_flow
+    from pipelines.training_flow import training_flow
 
-    state = training_flow(data_path=str(data), return_state=True)
+    state = training_flow(ctx.settings, ctx.params, data_path=str(data), return_state=True)
     outcome = state.result()
     n.ok(f"flow state: {state.type.value}; outcome: {outcome.status}, version {outcome.version} ({outcome.alias})")
 
@@ -38,5 +38,5 @@ def run(n: Narrator, ctx: LabContext) -> None:
     rows = [[t.name, t.state_name, f"{t.total_run_time.total_seconds():.2f}s"] for t in ordered]
     n.table(f"flow run {flow_run.name}", ["task run", "state", "run time"], rows)
     n.say("the decision is published as the markdown artifact `training-decision` (Prefect UI → Artifacts)")
-    n.code("pipelines/flows.py", "pipelines/training.py")
+    n.code("pipelines/training_flow.py", "pipelines/training_steps.py")
     n.say(f"UI: PREFECT_HOME={ctx.settings.prefect_home} prefect server start")

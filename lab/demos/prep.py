@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from core.params import Params
     from core.settings import Settings
     from lab.narrate import Narrator
-    from pipelines.training import TrainingOutcome
+    from pipelines.training_steps import TrainingOutcome
 
 
 def display_path(ctx: LabContext, path: Path) -> str:
@@ -40,7 +40,7 @@ def ensure_raw_data(ctx: LabContext, n: Narrator | None = None) -> Path:
 def ensure_champion(ctx: LabContext, n: Narrator | None = None) -> str:
     """The champion's version, training the first model if the registry has none."""
     from pipelines.registry import current_aliases
-    from pipelines.training import run_training
+    from pipelines.training_steps import run_training
 
     ensure_raw_data(ctx, n)
     aliases = current_aliases(ctx.settings)
@@ -62,7 +62,7 @@ def with_hyperparams(params: Params, **hyperparams: Any) -> Params:
 
 def show_outcome(n: Narrator, outcome: TrainingOutcome) -> None:
     """Print a training outcome through the narrator's console."""
-    from lab.commands.training import print_outcome
+    from pipelines.training_report import print_outcome
 
     print_outcome(outcome, n.console)
 

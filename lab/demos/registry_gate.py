@@ -16,7 +16,7 @@ def run(n: Narrator, ctx: LabContext) -> None:
         with_hyperparams,
     )
     from pipelines.registry import current_aliases
-    from pipelines.training import run_training
+    from pipelines.training_steps import run_training
 
     n.title("Model registry and the quality gate", "C12 C14 C40 C41")
     data = ensure_raw_data(ctx, n)

@@ -7,8 +7,8 @@ from lab.narrate import Narrator
 
 
 def run(n: Narrator, ctx: LabContext) -> None:
+    from core.mlflow_config import mlflow_client
     from lab.demos.prep import ensure_champion
-    from pipelines.registry import mlflow_client
     from pipelines.reproduce import reproduce_version
 
     n.title("Lineage and reproducibility", "C04 C13")

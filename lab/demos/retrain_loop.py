@@ -18,12 +18,12 @@ if TYPE_CHECKING:
 
 
 def run(n: Narrator, ctx: LabContext) -> None:
-    from lab.commands.monitor import print_monitoring
+    from flows.monitoring_flow import monitoring_flow
+    from flows.monitoring_outcome import print_monitoring
     from lab.demos.prep import ensure_champion
     from lab.demos.traffic import running_service, users
     from lab.demos.warmup import PrefectWarmup, preload
     from monitoring.retrain_guard import guard_state
-    from pipelines.monitoring_flow import monitoring_flow
     from pipelines.registry import current_aliases
     from serving.prediction_log import make_engine
 
@@ -44,7 +44,7 @@ def run(n: Narrator, ctx: LabContext) -> None:
     with n.console.status("monitoring flow"):
         preload("evidently")  # the drift check needs it; imported while the API may still be starting
         warmup.wait()
-        first = monitoring_flow()
+        first = monitoring_flow(s, p)
     print_monitoring(first, n.console)
     if first.retrain is not None and first.retrain.status == "started-canary":
         n.ok(
@@ -60,7 +60,7 @@ def run(n: Narrator, ctx: LabContext) -> None:
 
     n.step("A second look a moment later: the drift is still there")
     with n.console.status("monitoring flow again"):
-        second = monitoring_flow()
+        second = monitoring_flow(s, p)
     if second.retrain is not None:
         n.ok(f"retrain {second.retrain.status}: {second.retrain.reason}")
     engine = make_engine(s.prediction_log_uri)
@@ -74,8 +74,8 @@ def run(n: Narrator, ctx: LabContext) -> None:
         "failed or not, so a persistent drift or a broken feed cannot start a retrain at every check"
     )
     n.code(
-        "pipelines/monitoring_flow.py",
-        "pipelines/retraining_flow.py",
+        "flows/monitoring_flow.py",
+        "flows/retraining_flow.py",
         "monitoring/retrain_guard.py",
         "monitoring/retrain_plan.py",
     )

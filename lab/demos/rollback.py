@@ -166,7 +166,5 @@ def run(n: Narrator, ctx: LabContext) -> None:
         ],
     )
     n.why("governance: every alias move is recorded in the registry itself, so it survives backups and shows in the UI")
-    n.code(
-        "pipelines/registry.py (promote, rollback, audit trail)", "pipelines/model_card.py", "lab/commands/registry.py"
-    )
+    n.code("pipelines/registry.py (promote, rollback, audit trail)", "pipelines/model_card.py", "cli/registry.py")
     n.say("try: `mlops-lab registry list`, `mlops-lab registry audit`, `mlops-lab registry rollback --reason ...`")

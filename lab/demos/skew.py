@@ -12,12 +12,10 @@ def run(n: Narrator, ctx: LabContext) -> None:
 
     from lab.demos.prep import ensure_champion
     from pipelines.data import read_csv, split_features_target
-    from pipelines.registry import mlflow_client
-    from pipelines.train import split_data
+    from pipelines.fit import split_data
 
     n.title("Training-serving skew: one artefact, two paths, identical answers", "C09")
     version = ensure_champion(ctx, n)
-    mlflow_client(ctx.settings)
     uri = f"models:/{ctx.settings.model_name}@champion"
 
     n.step(f"Load the champion (version {version}) the way serving does: MLflow pyfunc from `{uri}`")

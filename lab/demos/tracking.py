@@ -7,9 +7,9 @@ from lab.narrate import Narrator
 
 
 def run(n: Narrator, ctx: LabContext) -> None:
+    from core.mlflow_config import mlflow_client
     from lab.demos.prep import ensure_raw_data, show_outcome
-    from pipelines.registry import mlflow_client
-    from pipelines.training import run_training, sweep_grid
+    from pipelines.training_steps import run_training, sweep_grid
 
     n.title("Experiment tracking and offline evaluation", "C10 C11")
     data = ensure_raw_data(ctx, n)
@@ -37,5 +37,5 @@ def run(n: Narrator, ctx: LabContext) -> None:
     n.say(f"artifacts: {', '.join(artifacts)}, model/ (pipeline + signature + input example)")
     n.step("Then the candidate went through the quality gate:")
     show_outcome(n, outcome)
-    n.code("pipelines/train.py", "pipelines/evaluate.py", "pipelines/tracking.py", "pipelines/training.py")
+    n.code("pipelines/fit.py", "pipelines/evaluate.py", "pipelines/tracking.py", "pipelines/training_steps.py")
     n.say(f"browse it: mlflow ui --backend-store-uri {ctx.settings.mlflow_tracking_uri}")

@@ -225,8 +225,9 @@ def ensure_challenger(ctx: LabContext, n: Narrator) -> str | None:
 
     Usable: not rejected, not rolled back and not planted by a demo.
     """
-    from pipelines.registry import current_aliases, mlflow_client
-    from pipelines.training import gate_candidate, load_data, register_or_reject, train_candidate
+    from core.mlflow_config import mlflow_client
+    from pipelines.registry import current_aliases
+    from pipelines.training_steps import gate_candidate, load_data, register_or_reject, train_candidate
 
     s, p = ctx.settings, ctx.params
     challenger = current_aliases(s).get("challenger")
@@ -248,11 +249,12 @@ def ensure_challenger(ctx: LabContext, n: Narrator) -> str | None:
 
 def plant_bad_challenger(ctx: LabContext, n: Narrator) -> str:
     """Register a model trained on concept-shifted labels as challenger, bypassing the gate (tagged planted)."""
+    from core.mlflow_config import mlflow_client
     from pipelines.batches import generate_batch
     from pipelines.data import read_csv
-    from pipelines.registry import mlflow_client, register_candidate
+    from pipelines.fit import fit_and_evaluate
+    from pipelines.registry import register_candidate
     from pipelines.tracking import log_training_run
-    from pipelines.train import fit_and_evaluate
 
     s, p = ctx.settings, ctx.params
     a, b = p.batches.concept_shift.swap or (p.dataset.classes[-2], p.dataset.classes[-1])

@@ -9,7 +9,7 @@ the MLflow runs, whose ``data_md5`` lineage tag says which bytes each model saw.
 A stored result is tied to the learner's file by GX's own batch fingerprint
 (``pandas_data_fingerprint``, a hash of the loaded DataFrame), not by its name, so renaming or
 re-generating the file cannot fool the check. The training pipeline validates under the run name
-``batch`` (``pipelines.training.validate_data`` names no batch), while ``mlops-lab validate`` uses
+``batch`` (``pipelines.training_steps.validate_data`` names no batch), while ``mlops-lab validate`` uses
 the file name; that is how a refusal *by training* is told apart from a manual validation.
 """
 
@@ -95,7 +95,7 @@ def _fingerprint(path: Path) -> str:
 
 def _runs_trained_on(settings: Settings, md5: str) -> list[str]:
     """Ids of MLflow runs whose lineage says they trained on data with this md5."""
-    from pipelines.registry import mlflow_client
+    from core.mlflow_config import mlflow_client
 
     if settings.tracking_uri is None and not (settings.state / "mlflow.db").exists():
         return []  # no tracking store yet: nothing was ever trained here
@@ -126,7 +126,7 @@ def _not_started(detail: str, hint: str) -> list[Check]:
 def check(ctx: LabContext, answer: str | None) -> list[Check]:
     """The bad batch exists, validation refused it (manually and in training), Data Docs show it, no model used it."""
     from pipelines.data import file_md5
-    from pipelines.training import VALIDATION_RUN_NAME
+    from pipelines.training_steps import VALIDATION_RUN_NAME
 
     s = ctx.settings
     path = bad_batch_path(s)

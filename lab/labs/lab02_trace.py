@@ -43,7 +43,8 @@ def check(ctx: LabContext, answer: str | None) -> list[Check]:
     """Champion → run → lineage tags → data by md5 → identical rebuild → the learner's md5."""
     from mlflow.exceptions import MlflowException
 
-    from pipelines.registry import current_aliases, mlflow_client
+    from core.mlflow_config import mlflow_client
+    from pipelines.registry import current_aliases
     from pipelines.reproduce import ReproductionError, locate_data
 
     s = ctx.settings

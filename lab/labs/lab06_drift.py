@@ -49,7 +49,8 @@ def training_data_path(ctx: LabContext, version: str) -> str | None:
     """The ``data_path`` lineage tag of the run behind a registered version (None if unknown)."""
     from mlflow.exceptions import MlflowException
 
-    from pipelines.registry import RegistryError, mlflow_client
+    from core.mlflow_config import mlflow_client
+    from pipelines.registry import RegistryError
 
     try:
         client = mlflow_client(ctx.settings)

@@ -59,10 +59,11 @@ def setup(ctx: LabContext) -> list[str]:
     """A champion, plus a bad release candidate as challenger (reused when one is already waiting)."""
     from rich.console import Console
 
+    from core.mlflow_config import mlflow_client
     from lab.demos.prep import ensure_champion
     from lab.demos.traffic import plant_bad_challenger
     from lab.narrate import Narrator
-    from pipelines.registry import current_aliases, mlflow_client
+    from pipelines.registry import current_aliases
 
     s = ctx.settings
     lines = []
@@ -86,7 +87,8 @@ def setup(ctx: LabContext) -> list[str]:
 
 def check(ctx: LabContext, answer: str | None) -> list[Check]:
     """Promotion, then a rollback to the earlier champion, visible in aliases, tags and the audit log."""
-    from pipelines.registry import audit_log, current_aliases, mlflow_client
+    from core.mlflow_config import mlflow_client
+    from pipelines.registry import audit_log, current_aliases
 
     s = ctx.settings
     release, undone = find_release(audit_log(s))

@@ -6,9 +6,9 @@ renders from them. The learner saves both renders into the lab folder of the sta
 (``<state>/labs/prod.yaml`` and ``dev.yaml``), reads them, and answers with the range the prod
 autoscaler may scale the API between (``MIN-MAX``).
 
-The checker renders the overlays again (``lab.k8s_objects.render``) and compares objects, not
+The checker renders the overlays again (``ops.k8s_objects.render``) and compares objects, not
 bytes, so a saved file counts only while it is what the repository renders *now*; it runs the same
-policy checks and schema validation as the test suite (``lab.k8s_checks``) on the saved prod file;
+policy checks and schema validation as the test suite (``ops.k8s_checks``) on the saved prod file;
 and it reads the answer's expected value from the freshly rendered HorizontalPodAutoscaler.
 """
 
@@ -23,7 +23,7 @@ from lab.labs import Check
 if TYPE_CHECKING:
     from core.context import LabContext
     from core.settings import Settings
-    from lab.k8s_objects import K8sObject
+    from ops.k8s_objects import K8sObject
 
 OVERLAYS = ("prod", "dev")
 CONDITIONS = (
@@ -54,7 +54,7 @@ def load_saved(path: Path) -> list[K8sObject]:
 
 def first_difference(saved: list[K8sObject], fresh: list[K8sObject]) -> str | None:
     """None when both renders hold the same objects; else the first object that differs, named."""
-    from lab.k8s_objects import kind_name
+    from ops.k8s_objects import kind_name
 
     by_name = {kind_name(o): o for o in saved}
     for obj in fresh:
@@ -101,8 +101,8 @@ def _compare(settings: Settings, overlay: str, fresh: list[K8sObject], index: in
 
 def check(ctx: LabContext, answer: str | None) -> list[Check]:
     """Both renders saved and current, prod passes the policy checks, the answer matches the HPA."""
-    from lab.k8s_checks import run_checks, validate_schemas
-    from lab.k8s_objects import KubectlMissingError, RenderError, render
+    from ops.k8s_checks import run_checks, validate_schemas
+    from ops.k8s_objects import KubectlMissingError, RenderError, render
 
     s = ctx.settings
     try:

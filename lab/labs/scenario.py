@@ -43,7 +43,8 @@ def version_tags(ctx: LabContext, version: str) -> dict[str, str]:
     """The registry tags of one version; empty when the registry or the version does not exist."""
     from mlflow.exceptions import MlflowException
 
-    from pipelines.registry import RegistryError, mlflow_client
+    from core.mlflow_config import mlflow_client
+    from pipelines.registry import RegistryError
 
     try:
         return dict(mlflow_client(ctx.settings).get_model_version(ctx.settings.model_name, version).tags)
@@ -58,7 +59,8 @@ def registered_at(ctx: LabContext, version: str) -> datetime | None:
     """
     from mlflow.exceptions import MlflowException
 
-    from pipelines.registry import RegistryError, mlflow_client
+    from core.mlflow_config import mlflow_client
+    from pipelines.registry import RegistryError
 
     try:
         created = mlflow_client(ctx.settings).get_model_version(ctx.settings.model_name, version).creation_timestamp

@@ -18,12 +18,13 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from cli.app import app as cli
+from core.mlflow_config import mlflow_client
 from core.params import Params
-from core.settings import Settings, get_settings
-from lab.cli import app as cli
+from core.settings import Settings
 from pipelines.data import ingest
-from pipelines.registry import current_aliases, mlflow_client
-from pipelines.training import run_training
+from pipelines.registry import current_aliases
+from pipelines.training_steps import run_training
 from serving.app import create_app
 from serving.rollout import RolloutState
 from serving.router import RoutingState, bucket
@@ -360,7 +361,7 @@ def api_url(client: TestClient) -> Iterator[str]:
     """The module's app (lifespan already running) also served by uvicorn on a loopback port."""
     import uvicorn
 
-    from lab.commands.serve import bind_tcp_socket
+    from serving.server import bind_tcp_socket
 
     sock = bind_tcp_socket("127.0.0.1", 0)
     server = uvicorn.Server(uvicorn.Config(client.app, lifespan="off", log_level="warning"))
@@ -394,41 +395,36 @@ def test_admin_cli_over_http(api_url: str, restored: TestClient, monkeypatch: py
     monkeypatch.setenv("MLOPS_API_URL", api_url)
     monkeypatch.setenv("MLOPS_ADMIN_TOKEN", TOKEN)
     monkeypatch.setenv("MLOPS_ACTOR", "carol at desk")
-    get_settings.cache_clear()
-    try:
-        state = runner.invoke(cli, ["admin", "state"])
-        assert state.exit_code == 0, state.output
-        assert "registry aliases: challenger v2, champion v1" in state.output
-        assert "this worker serves: challenger v2, champion v1" in state.output
+    state = runner.invoke(cli, ["admin", "state"])
+    assert state.exit_code == 0, state.output
+    assert "registry aliases: challenger v2, champion v1" in state.output
+    assert "this worker serves: challenger v2, champion v1" in state.output
 
-        weights = runner.invoke(cli, ["admin", "weights", "--canary", "0.2"])
-        assert weights.exit_code == 0, weights.output
-        assert "canary weight 0.2, A/B split 0.5" in weights.output
-        assert restored.app.state.runtime.routing.current().canary_weight == 0.2  # type: ignore[attr-defined]
+    weights = runner.invoke(cli, ["admin", "weights", "--canary", "0.2"])
+    assert weights.exit_code == 0, weights.output
+    assert "canary weight 0.2, A/B split 0.5" in weights.output
+    assert restored.app.state.runtime.routing.current().canary_weight == 0.2  # type: ignore[attr-defined]
 
-        as_json = runner.invoke(cli, ["admin", "--json", "state"])
-        assert json.loads(as_json.output)["routing"]["canary_weight"] == 0.2
+    as_json = runner.invoke(cli, ["admin", "--json", "state"])
+    assert json.loads(as_json.output)["routing"]["canary_weight"] == 0.2
 
-        not_blue_green = runner.invoke(cli, ["admin", "switch"])
-        assert not_blue_green.exit_code == 1
-        assert "409" in not_blue_green.output
-        assert "not blue_green" in not_blue_green.output
+    not_blue_green = runner.invoke(cli, ["admin", "switch"])
+    assert not_blue_green.exit_code == 1
+    assert "409" in not_blue_green.output
+    assert "not blue_green" in not_blue_green.output
 
-        started = runner.invoke(cli, ["admin", "rollout", "start"])
-        assert started.exit_code == 0, started.output
-        aborted = runner.invoke(cli, ["admin", "rollout", "abort", "--reason", "cli test"])
-        assert aborted.exit_code == 0, aborted.output
-        assert "rollout: aborted" in aborted.output
-        entry = restored.app.state.runtime.store.rollout().history[-1]  # type: ignore[attr-defined]
-        assert (entry.event, entry.actor) == ("abort", "carol_at_desk")
+    started = runner.invoke(cli, ["admin", "rollout", "start"])
+    assert started.exit_code == 0, started.output
+    aborted = runner.invoke(cli, ["admin", "rollout", "abort", "--reason", "cli test"])
+    assert aborted.exit_code == 0, aborted.output
+    assert "rollout: aborted" in aborted.output
+    entry = restored.app.state.runtime.store.rollout().history[-1]  # type: ignore[attr-defined]
+    assert (entry.event, entry.actor) == ("abort", "carol_at_desk")
 
-        monkeypatch.setenv("MLOPS_ADMIN_TOKEN", "wrong")
-        get_settings.cache_clear()
-        wrong = runner.invoke(cli, ["admin", "state"])
-        assert wrong.exit_code == 1
-        assert "403" in wrong.output
-    finally:
-        get_settings.cache_clear()
+    monkeypatch.setenv("MLOPS_ADMIN_TOKEN", "wrong")
+    wrong = runner.invoke(cli, ["admin", "state"])
+    assert wrong.exit_code == 1
+    assert "403" in wrong.output
 
 
 def test_a_registry_outage_is_a_503_for_actions_and_a_degraded_state_not_a_500(

@@ -23,12 +23,13 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from core.mlflow_config import mlflow_client
 from core.params import Params
 from core.settings import Settings
 from pipelines.data import ingest, split_features_target
-from pipelines.registry import mlflow_client, promote
-from pipelines.train import fit_and_evaluate
-from pipelines.training import load_data, run_training
+from pipelines.fit import fit_and_evaluate
+from pipelines.registry import promote
+from pipelines.training_steps import load_data, run_training
 from serving.app import create_app
 from serving.prediction_log import feedback_table, predictions_table
 from serving.router import RoutingState

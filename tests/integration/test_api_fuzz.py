@@ -50,7 +50,7 @@ from schemathesis.specs.openapi.checks import content_type_conformance, response
 from core.params import Params, load_params
 from core.settings import Settings
 from pipelines.data import ingest
-from pipelines.training import run_training
+from pipelines.training_steps import run_training
 from serving.app import create_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -19,13 +19,13 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
+from core.mlflow_config import mlflow_client
 from core.params import Params
 from core.settings import Settings
-from lab.commands.serve import bind_tcp_socket
 from pipelines.data import ingest
-from pipelines.registry import mlflow_client
-from pipelines.training import load_data, run_training
+from pipelines.training_steps import load_data, run_training
 from serving.app import create_app
+from serving.server import bind_tcp_socket
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 JSON, CSV = {"Content-Type": "application/json"}, {"Content-Type": "text/csv"}

@@ -22,9 +22,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from cli.app import app
 from core.context import LabContext
-from core.settings import Settings, get_settings
-from lab.backup import (
+from core.settings import Settings
+from ops.backup import (
     BackupError,
     CorruptBackupError,
     OutOfScopeError,
@@ -33,8 +34,7 @@ from lab.backup import (
     log_counts,
     registry_facts,
 )
-from lab.cli import app
-from lab.restore import ARTIFACT_URI_COLUMNS, load_champion, restore
+from ops.restore import ARTIFACT_URI_COLUMNS, load_champion, restore
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 USERS = [f"drill-{i:02d}" for i in range(24)]
@@ -101,7 +101,7 @@ def test_manifest_describes_the_archive(drill: Drill) -> None:
 
 
 def test_restore_drill_brings_back_the_same_champion_answers_and_log(drill: Drill) -> None:
-    from core.settings import configure_runtime
+    from core.startup import configure_runtime
     from lab.demos.traffic import running_service
 
     settings = drill.ctx.settings
@@ -169,7 +169,7 @@ def test_a_failed_install_puts_the_previous_state_back(
     old_artifact.parent.mkdir(parents=True)
     old_artifact.write_text("the previous state")
     # The post-install check reads something other than the manifest says: the install must be undone.
-    monkeypatch.setattr("lab.restore.registry_facts", lambda db, name: {"aliases": {"champion": "999"}})
+    monkeypatch.setattr("ops.restore.registry_facts", lambda db, name: {"aliases": {"champion": "999"}})
     with pytest.raises(BackupError, match="does not match the manifest"):
         restore(drill.archive, target, force=True)
     assert registry.read_bytes() == before
@@ -227,24 +227,20 @@ def test_damaged_archive_is_refused_before_anything_is_touched(
 def test_cli_backup_and_restore_exit_codes(drill: Drill, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     runner = CliRunner()
     monkeypatch.setenv("MLOPS_STATE_DIR", str(tmp_path / "cli-state"))
-    get_settings.cache_clear()
-    try:
-        restored = runner.invoke(app, ["restore", str(drill.archive)])
-        assert restored.exit_code == 0, restored.output
-        assert f"champion v{drill.champion} loads from the restored registry" in restored.output
-        refused = runner.invoke(app, ["restore", str(drill.archive)])
-        assert refused.exit_code == 1
-        assert "--force" in refused.output
-        made = runner.invoke(app, ["backup", "--out", str(tmp_path / "out")])
-        assert made.exit_code == 0, made.output
-        assert len(list((tmp_path / "out").glob("mlops-lab-backup-*.tar.gz"))) == 1
-        truncated = tmp_path / "half.tar.gz"
-        truncated.write_bytes(drill.archive.read_bytes()[:100])
-        broken = runner.invoke(app, ["restore", str(truncated), "--force"])
-        assert broken.exit_code == 1
-        assert "truncated or damaged" in broken.output
-    finally:
-        get_settings.cache_clear()
+    restored = runner.invoke(app, ["restore", str(drill.archive)])
+    assert restored.exit_code == 0, restored.output
+    assert f"champion v{drill.champion} loads from the restored registry" in restored.output
+    refused = runner.invoke(app, ["restore", str(drill.archive)])
+    assert refused.exit_code == 1
+    assert "--force" in refused.output
+    made = runner.invoke(app, ["backup", "--out", str(tmp_path / "out")])
+    assert made.exit_code == 0, made.output
+    assert len(list((tmp_path / "out").glob("mlops-lab-backup-*.tar.gz"))) == 1
+    truncated = tmp_path / "half.tar.gz"
+    truncated.write_bytes(drill.archive.read_bytes()[:100])
+    broken = runner.invoke(app, ["restore", str(truncated), "--force"])
+    assert broken.exit_code == 1
+    assert "truncated or damaged" in broken.output
 
 
 @pytest.mark.parametrize(

@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from core.settings import get_settings
+from cli.app import app
 from lab.catalog import load_catalog
-from lab.cli import app
 from lab.demos import DEMOS
 
 pytestmark = pytest.mark.integration
@@ -25,7 +24,7 @@ WIDE = {"COLUMNS": "400"}  # no wrapping, so assertions can match whole sentence
 # Runs `mlops-lab --help` in a fresh interpreter, then reports which heavy packages got imported.
 HELP_PROBE = f"""
 import json, sys
-from lab.cli import app
+from cli.app import app
 try:
     app(["--help"], prog_name="mlops-lab")
     code = 0
@@ -41,9 +40,7 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     """Point the CLI's settings at a state folder that does not exist yet."""
     monkeypatch.setenv("MLOPS_PROJECT_DIR", str(REPO))
     monkeypatch.setenv("MLOPS_STATE_DIR", str(tmp_path / "state"))
-    get_settings.cache_clear()
-    yield tmp_path / "state"
-    get_settings.cache_clear()
+    return tmp_path / "state"
 
 
 def test_help_runs_without_importing_heavy_libraries() -> None:

@@ -16,11 +16,11 @@ import yaml
 
 from core.context import LabContext
 from core.findings import CHECKS, latest_findings
-from core.settings import get_settings
+from core.params import load_params
 from lab.demos.traffic import DemoService, running_service, users
 from monitoring.retrain_guard import guard_state
 from pipelines.registry import current_aliases, list_versions
-from pipelines.training import run_training
+from pipelines.training_steps import run_training
 from serving.prediction_log import make_engine
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -38,12 +38,10 @@ def loop(tmp_path_factory: pytest.TempPathFactory, make_settings, demo_context) 
     patch = pytest.MonkeyPatch()
     patch.setenv("MLOPS_STATE_DIR", str(ctx.settings.state))
     patch.setenv("MLOPS_PROJECT_DIR", str(REPO))
-    get_settings.cache_clear()
     assert run_training(ctx.settings, ctx.params, ensure_raw_data(ctx)).alias == "champion"
     with prefect_test_harness(server_startup_timeout=90):
         yield ctx
     patch.undo()
-    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="module")
@@ -53,11 +51,11 @@ def service(loop: LabContext) -> Iterator[DemoService]:
 
 
 def test_clean_traffic_is_checked_recorded_and_starts_no_retrain(loop: LabContext, service: DemoService) -> None:
-    from pipelines.monitoring_flow import monitoring_flow
+    from flows.monitoring_flow import monitoring_flow
 
     traffic = service.send(users("u", 300), seed=1)
     assert traffic.failed == 0
-    outcome = monitoring_flow()
+    outcome = monitoring_flow(loop.settings, loop.params)
     found = outcome.by_check()
     assert sorted(found) == sorted(CHECKS)  # every check ran and answered
     assert not [f.summary for f in outcome.findings if f.summary.startswith("check failed")]
@@ -77,11 +75,11 @@ def test_clean_traffic_is_checked_recorded_and_starts_no_retrain(loop: LabContex
 def test_drift_starts_exactly_one_retrain_whose_challenger_goes_out_as_a_canary(
     loop: LabContext, service: DemoService
 ) -> None:
-    from pipelines.monitoring_flow import monitoring_flow
+    from flows.monitoring_flow import monitoring_flow
 
     versions_before = len(list_versions(loop.settings))
     service.send(users("u", 500), seed=2, kind="covariate-shift")
-    first = monitoring_flow()
+    first = monitoring_flow(loop.settings, loop.params)
     assert first.by_check()["data_drift"].fired
     assert first.decision.retrain
     assert first.retrain is not None
@@ -94,7 +92,7 @@ def test_drift_starts_exactly_one_retrain_whose_challenger_goes_out_as_a_canary(
     assert rollout.challenger_version == first.retrain.version
     assert service.store.routing().canary_weight == loop.params.rollout.steps[0] / 100
 
-    again = monitoring_flow()  # the drift is still there: the cooldown holds the second retrain back
+    again = monitoring_flow(loop.settings, loop.params)  # the drift is still there: the cooldown holds it back
     assert again.decision.retrain
     assert again.retrain is not None
     assert again.retrain.status == "skipped"
@@ -129,23 +127,19 @@ def test_the_retrained_challenger_is_promoted_on_live_metrics(loop: LabContext, 
 
 
 def test_a_retrain_the_gate_refuses_leaves_the_champion_serving(
-    loop: LabContext, service: DemoService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    loop: LabContext, service: DemoService, tmp_path: Path
 ) -> None:
-    from pipelines.retraining_flow import retraining_flow
+    from flows.retraining_flow import retraining_flow
 
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     raw["gate"]["min_metric"] = 1.01  # no model can pass: the retrain must be rejected
     raw["monitoring"]["retrain"]["cooldown_minutes"] = 0
     strict = tmp_path / "params.yaml"
     strict.write_text(yaml.safe_dump(raw))
-    monkeypatch.setenv("MLOPS_PARAMS_FILE", str(strict))
-    get_settings.cache_clear()
     champion = current_aliases(loop.settings)["champion"]
-    try:
-        outcome = retraining_flow(trigger="manual", reason="test: a retrain the gate refuses")
-    finally:
-        monkeypatch.delenv("MLOPS_PARAMS_FILE")
-        get_settings.cache_clear()
+    outcome = retraining_flow(
+        loop.settings, load_params(strict), trigger="manual", reason="test: a retrain the gate refuses"
+    )
     assert outcome.status == "rejected"
     assert "floor" in outcome.reason
     assert current_aliases(loop.settings)["champion"] == champion
@@ -158,7 +152,7 @@ def test_a_retrain_the_gate_refuses_leaves_the_champion_serving(
 def test_monitor_cli_dry_run_reports_and_never_retrains(loop: LabContext, service: DemoService) -> None:
     from typer.testing import CliRunner
 
-    from lab.cli import app
+    from cli.app import app
 
     versions = len(list_versions(loop.settings))
     result = CliRunner().invoke(app, ["monitor", "--dry-run", "--window", "200"], env={"COLUMNS": "200"})
@@ -170,7 +164,7 @@ def test_monitor_cli_dry_run_reports_and_never_retrains(loop: LabContext, servic
 
 
 def test_scheduled_deployments_follow_the_crons_in_params(loop: LabContext) -> None:
-    from lab.commands.monitor import scheduled_deployments
+    from cli.monitor import scheduled_deployments
 
     weekly = loop.params.monitoring.model_copy(
         update={"retrain": loop.params.monitoring.retrain.model_copy(update={"schedule": "0 3 * * 0"})}

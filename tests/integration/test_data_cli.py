@@ -11,9 +11,9 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from core.settings import Settings, get_settings
-from lab.cli import app
-from lab.commands import data as data_commands
+from cli import data as data_commands
+from cli.app import app
+from core.settings import Settings
 from pipelines.data import file_md5
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -31,9 +31,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("MLOPS_PROJECT_DIR", str(root))
     monkeypatch.setenv("MLOPS_STATE_DIR", str(root / ".state"))
     monkeypatch.setattr(data_commands, "console", Console(width=200))  # wide: table cells stay unwrapped
-    get_settings.cache_clear()
     yield root
-    get_settings.cache_clear()
     os.environ.clear()
     os.environ.update(saved)
 

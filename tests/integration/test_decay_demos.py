@@ -1,7 +1,7 @@
 """The decay demos (concept drift, attribution drift, anomalies) run on a fresh state and reach their verdicts.
 
 They share one state folder, as a learner running them in a row would. Their timings are measured,
-not asserted here: `python -m lab.demo_timings` (run by `make bench`) times every demo.
+not asserted here: `mlops-lab demo-timings` (run by `make bench`) times every demo.
 """
 
 from __future__ import annotations

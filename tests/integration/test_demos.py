@@ -22,18 +22,12 @@ def ctx(tmp_path_factory: pytest.TempPathFactory, make_settings, demo_context) -
 
 
 @pytest.fixture
-def flow_env(ctx: LabContext, monkeypatch: pytest.MonkeyPatch):
-    """Prefect tasks read settings from the environment (as the CLI does): point them at this state."""
+def flow_env():
+    """A temporary Prefect API for the demos that run flows (the demo passes its settings to them)."""
     from prefect.testing.utilities import prefect_test_harness
 
-    from core.settings import get_settings
-
-    monkeypatch.setenv("MLOPS_STATE_DIR", str(ctx.settings.state))
-    monkeypatch.setenv("MLOPS_PROJECT_DIR", str(ctx.settings.project_dir))
-    get_settings.cache_clear()
     with prefect_test_harness(server_startup_timeout=90):
         yield
-    get_settings.cache_clear()
 
 
 def test_features_demo_shows_derived_features_inside_the_model(run_demo, ctx: LabContext) -> None:

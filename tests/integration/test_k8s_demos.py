@@ -15,8 +15,8 @@ import pytest
 from core.context import LabContext
 from core.params import Params
 from core.settings import Settings
-from lab.capacity import build_plan
-from lab.k8s_checks import CHECKS
+from ops.capacity import build_plan
+from ops.k8s_checks import CHECKS
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,6 +1,6 @@
 """Labs 1, 2, 7 and 8 checked against real state: not done → hints; steps done → every condition met.
 
-The steps run through the real CLI (``CliRunner`` on ``lab.cli.app``) in a throwaway project folder
+The steps run through the real CLI (``CliRunner`` on ``cli.app.app``) in a throwaway project folder
 (a copy of params.yaml, so ``ingest`` never writes into the repository) with its own state. Training
 is called in-process (``run_training``, the same steps as the Prefect flow) to stay fast; it stores
 its validation result exactly as the flow does. One project is shared by the module, and each test
@@ -17,9 +17,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from cli.app import app
 from core.context import LabContext, load_context
-from core.settings import get_settings
-from lab.cli import app
 from lab.labs import Check, run_check, run_setup
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -37,11 +36,7 @@ def project(tmp_path_factory: pytest.TempPathFactory, make_settings) -> Iterator
         mp.setenv("MLOPS_PROJECT_DIR", str(root))
         mp.setenv("MLOPS_STATE_DIR", str(root / ".state"))
         mp.setenv("MLOPS_ACCESS_LOG", "false")
-        get_settings.cache_clear()
-        try:
-            yield load_context()
-        finally:
-            get_settings.cache_clear()
+        yield load_context()
 
 
 def cli(*args: str) -> tuple[int, str]:
@@ -65,7 +60,7 @@ def assert_done(checks: list[Check]) -> None:
 
 def test_lab1_bad_batch_is_refused_and_nothing_trains_on_it(project: LabContext) -> None:
     from lab.labs.lab01_bad_batch import bad_batch_path
-    from pipelines.training import run_training
+    from pipelines.training_steps import run_training
     from pipelines.validation import DataValidationError
 
     assert_not_done(run_check(1, project))
@@ -105,7 +100,7 @@ def test_lab1_a_run_trained_on_the_bad_bytes_fails_the_check(project: LabContext
 
 def test_lab2_trace_the_champion_to_its_data(project: LabContext) -> None:
     from pipelines.data import file_md5
-    from pipelines.training import run_training
+    from pipelines.training_steps import run_training
 
     before = unmet(run_check(2, project))
     assert "a champion is registered" in before

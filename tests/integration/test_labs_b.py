@@ -1,7 +1,7 @@
 """Labs 3-6 end to end on one state: each check fails with hints first, then passes once the steps are done.
 
 The steps run through the same code the commands call: ``lab setup`` (run_setup), the traffic client
-(``lab/traffic_client.py``, here over the in-process app instead of a socket), routing changes as the
+(``bench/traffic_client.py``, here over the in-process app instead of a socket), routing changes as the
 admin API writes them, the rollout controller's ``begin_rollout``/``tick`` and the monitoring flow.
 The labs run in workshop order on one state folder, so each one also proves it tolerates what the
 previous lab left behind. Answers are not hard-coded: the accepted one is derived from the client's
@@ -16,11 +16,10 @@ from typing import Any
 
 import pytest
 
+from bench.traffic_client import Reply, TrafficReport, batch_rows, send_traffic, user_pool
 from core.context import LabContext
-from core.settings import get_settings
 from lab.demos.traffic import DemoService, running_service
 from lab.labs import Check, run_check, run_setup
-from lab.traffic_client import Reply, TrafficReport, batch_rows, send_traffic, user_pool
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
@@ -39,23 +38,15 @@ class ClientTransport:
 
 @pytest.fixture(scope="module")
 def ctx(tmp_path_factory: pytest.TempPathFactory, make_settings, demo_context) -> Iterator[LabContext]:
-    """A champion, flows pointed at this state, Prefect's test harness running (lab 6 runs the flows)."""
+    """A champion on a fresh state, Prefect's test harness running (lab 6 runs the flows with these settings)."""
     from prefect.testing.utilities import prefect_test_harness
 
     from lab.demos.prep import ensure_champion
 
     lab_ctx = demo_context(make_settings(tmp_path_factory.mktemp("labs-b") / "state"))
-    patch = pytest.MonkeyPatch()
-    patch.setenv("MLOPS_STATE_DIR", str(lab_ctx.settings.state))
-    patch.setenv("MLOPS_PROJECT_DIR", str(REPO))
-    get_settings.cache_clear()
     ensure_champion(lab_ctx)
-    try:
-        with prefect_test_harness(server_startup_timeout=90):
-            yield lab_ctx
-    finally:
-        patch.undo()
-        get_settings.cache_clear()
+    with prefect_test_harness(server_startup_timeout=90):
+        yield lab_ctx
 
 
 @pytest.fixture(scope="module")
@@ -142,14 +133,14 @@ def test_lab5_the_bandit_phase_loses_fewer_answers_than_the_split(ctx: LabContex
 
 
 def test_lab6_drift_fires_and_a_guarded_retrain_starts_a_canary(ctx: LabContext, service: DemoService) -> None:
-    from pipelines.monitoring_flow import monitoring_flow
+    from flows.monitoring_flow import monitoring_flow
 
     run_setup(6, ctx)
     service.refresh()
     send(service, 500, seed=0, kind="covariate-shift")
     service.flush()
     assert len(unmet(run_check(6, ctx))) == 5
-    outcome = monitoring_flow()
+    outcome = monitoring_flow(ctx.settings, ctx.params)
     assert outcome.retrain is not None
     assert outcome.retrain.status == "started-canary", outcome.retrain
     checks = run_check(6, ctx)

@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from core.params import Params
 from core.settings import Settings
 from pipelines.data import ingest
-from pipelines.training import run_training
+from pipelines.training_steps import run_training
 from serving.app import create_app
 from serving.predict import Served, UnknownVersionError, score
 from serving.prediction_log import predictions_table

@@ -19,9 +19,9 @@ import pytest
 import sqlalchemy as sa
 
 from core.params import Params
-from core.settings import Settings, get_settings
-from lab.local_servers import free_port, running, wait_until
-from lab.server_processes import fresh_postgres_database, mlflow_server
+from core.settings import Settings
+from ops.local_servers import free_port, running, wait_until
+from ops.server_processes import fresh_postgres_database, mlflow_server
 
 POSTGRES_URL = os.environ.get("MLOPS_TEST_POSTGRES_URL")
 pytestmark = [
@@ -82,19 +82,16 @@ def test_the_training_flow_tracks_and_registers_on_the_server(
 ) -> None:
     from prefect.testing.utilities import prefect_test_harness
 
-    from pipelines.flows import training_flow
-    from pipelines.registry import current_aliases, mlflow_client
+    from core.mlflow_config import mlflow_client
+    from pipelines.registry import current_aliases
+    from pipelines.training_flow import training_flow
 
-    # The flow's tasks read settings from the environment, like a flow run on a worker would.
+    # No settings passed: the flow reads them from the environment, as a deployment's run on a worker does.
     monkeypatch.setenv("MLOPS_TRACKING_URI", server.url)
     monkeypatch.setenv("MLOPS_STATE_DIR", str(remote.state))
     monkeypatch.setenv("MLOPS_PROJECT_DIR", str(REPO))
-    get_settings.cache_clear()
-    try:
-        with prefect_test_harness(server_startup_timeout=90):
-            state = training_flow(data_path=str(data), return_state=True)
-    finally:
-        get_settings.cache_clear()
+    with prefect_test_harness(server_startup_timeout=90):
+        state = training_flow(data_path=str(data), return_state=True)
     assert state.is_completed()
     outcome = state.result()
     assert (outcome.status, outcome.version, outcome.alias) == ("registered", "1", "champion")
@@ -121,7 +118,7 @@ def test_the_api_serves_from_the_server_follows_alias_moves_and_logs_to_postgres
     from fastapi.testclient import TestClient
 
     from pipelines.registry import current_aliases, promote, rollback
-    from pipelines.training import run_training
+    from pipelines.training_steps import run_training
     from serving.app import create_app
     from serving.prediction_log import make_engine, predictions_table
 

@@ -11,7 +11,7 @@ from core.params import Params
 from core.settings import Settings
 from pipelines.data import ingest
 from pipelines.registry import promote, rollback
-from pipelines.training import run_training
+from pipelines.training_steps import run_training
 from serving.model_cache import Backoff, ModelCache, registry_cache
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

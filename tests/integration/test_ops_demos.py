@@ -96,9 +96,9 @@ def test_load_test_demo_answers_all_then_refuses_the_overload_with_429(run_demo,
 
 @pytest.mark.load
 def test_bounded_load_answers_every_request(ctx: LabContext) -> None:
+    from bench.loadgen import Target, percentile, run_load
     from lab.demos.api_fuzz import serve_on_loopback
     from lab.demos.prep import ensure_champion
-    from lab.loadgen import Target, percentile, run_load
     from serving.app import create_app
 
     ensure_champion(ctx)

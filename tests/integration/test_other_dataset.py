@@ -13,7 +13,7 @@ from sklearn.datasets import load_wine
 from core.params import load_params
 from pipelines.data import write_csv
 from pipelines.registry import current_aliases
-from pipelines.training import run_training
+from pipelines.training_steps import run_training
 from pipelines.validation import validate_file
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

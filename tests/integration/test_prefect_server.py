@@ -21,8 +21,8 @@ import pytest
 
 from core.params import Params
 from core.settings import Settings
-from lab.local_servers import background, free_port, running, wait_until
-from lab.server_processes import prefect_env, prefect_server, venv_tool
+from ops.local_servers import background, free_port, running, wait_until
+from ops.server_processes import prefect_env, prefect_server, venv_tool
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
@@ -97,7 +97,7 @@ def test_a_worker_runs_the_training_deployment_built_from_the_repository(
         with get_client(sync_client=True) as client:
             template = ProcessWorker.get_default_base_job_template()
             client.create_work_pool(WorkPoolCreate(name=POOL, type="process", base_job_template=template))
-        source = flow.from_source(source=str(REPO), entrypoint="pipelines/flows.py:training_flow")
+        source = flow.from_source(source=str(REPO), entrypoint="pipelines/training_flow.py:training_flow")
         deployment_id = source.deploy(
             name="from-source", work_pool_name=POOL, print_next_steps=False, ignore_warnings=True
         )
@@ -124,7 +124,7 @@ def test_the_served_monitoring_deployment_keeps_its_cron_and_runs_on_demand(
 
     from core.findings import CHECKS, latest_findings
     from pipelines.registry import current_aliases, list_versions
-    from pipelines.training import run_training
+    from pipelines.training_steps import run_training
     from serving.prediction_log import make_engine
 
     if not current_aliases(state):  # run alone: a champion, so the checks have a model and its training data
@@ -191,7 +191,7 @@ def test_the_server_schedules_the_monitoring_cron(server: PrefectServer, params:
     from prefect.client.schemas.objects import FlowRun
     from prefect.server.schemas.schedules import CronSchedule
 
-    from lab.commands.monitor import scheduled_deployments
+    from cli.monitor import scheduled_deployments
 
     # The deployment `mlops-lab monitor --serve` serves, under its own name so the served test's pause is no matter.
     deployment = scheduled_deployments(params)[0]

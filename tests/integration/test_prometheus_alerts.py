@@ -120,7 +120,7 @@ def _rule(port: int, name: str) -> dict[str, Any]:
 @pytest.fixture
 def registry(tmp_path: Path, make_settings, params):
     from pipelines.data import ingest
-    from pipelines.training import run_training
+    from pipelines.training_steps import run_training
 
     settings = make_settings(tmp_path / "state")
     assert run_training(settings, params, ingest(params.dataset, params.ingest, tmp_path / "iris.csv")).version

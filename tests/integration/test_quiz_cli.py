@@ -7,8 +7,8 @@ import re
 import pytest
 from typer.testing import CliRunner
 
+from cli.app import app
 from lab.catalog import find
-from lab.cli import app
 
 pytestmark = pytest.mark.integration
 

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from core.params import Params
-from core.settings import Settings, get_settings
+from core.settings import Settings
 from pipelines.registry import (
     RegistryError,
     audit_log,
@@ -189,7 +188,7 @@ def test_model_card_is_logged_on_run_and_version(reg: Settings, runs: list[tuple
 
 
 @pytest.fixture
-def cli(reg: Settings) -> Iterator[tuple[CliRunner, dict[str, str]]]:
+def cli(reg: Settings) -> tuple[CliRunner, dict[str, str]]:
     env = {
         "MLOPS_PROJECT_DIR": str(REPO),
         "MLOPS_STATE_DIR": str(reg.state),
@@ -197,15 +196,13 @@ def cli(reg: Settings) -> Iterator[tuple[CliRunner, dict[str, str]]]:
         "MLOPS_ACTOR": "cli-user",
         "COLUMNS": "200",  # rich wraps tables at 80 columns otherwise
     }
-    get_settings.cache_clear()  # the CLI reads settings once per process; start from this env
-    yield CliRunner(env=env), env
-    get_settings.cache_clear()
+    return CliRunner(env=env), env
 
 
 def test_cli_list_promote_rollback_audit(
     reg: Settings, runs: list[tuple[str, str]], cli: tuple[CliRunner, dict[str, str]]
 ) -> None:
-    from lab.cli import app
+    from cli.app import app
 
     runner, _ = cli
     v1, v2 = _register(reg, runs, 2)

@@ -7,12 +7,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from cli.app import app
 from core.params import Params
-from core.settings import get_settings
-from lab.cli import app
 from pipelines.data import ingest
 from pipelines.registry import current_aliases, list_versions
-from pipelines.training import run_training
+from pipelines.training_steps import run_training
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -24,33 +23,29 @@ def test_rollout_commands_start_pause_resume_abort(
     data = ingest(params.dataset, params.ingest, tmp_path / "iris.csv")
     runner = CliRunner()
     monkeypatch.setenv("MLOPS_STATE_DIR", str(settings.state))
-    get_settings.cache_clear()
-    try:
-        no_challenger = runner.invoke(app, ["rollout", "start"])
-        assert no_challenger.exit_code == 1
-        for _ in range(2):
-            run_training(settings, params, data)
+    no_challenger = runner.invoke(app, ["rollout", "start"])
+    assert no_challenger.exit_code == 1
+    for _ in range(2):
+        run_training(settings, params, data)
 
-        started = runner.invoke(app, ["rollout", "start"])
-        assert started.exit_code == 0, started.output
-        assert f"weight {params.rollout.steps[0]:g} %" in started.output
+    started = runner.invoke(app, ["rollout", "start"])
+    assert started.exit_code == 0, started.output
+    assert f"weight {params.rollout.steps[0]:g} %" in started.output
 
-        again = runner.invoke(app, ["rollout", "start"])
-        assert again.exit_code == 1  # one rollout at a time
+    again = runner.invoke(app, ["rollout", "start"])
+    assert again.exit_code == 1  # one rollout at a time
 
-        waited = runner.invoke(app, ["rollout", "tick"])
-        assert "action: wait" in waited.output  # no traffic: inconclusive, never a pass
+    waited = runner.invoke(app, ["rollout", "tick"])
+    assert "action: wait" in waited.output  # no traffic: inconclusive, never a pass
 
-        assert runner.invoke(app, ["rollout", "pause", "--reason", "investigating"]).exit_code == 0
-        assert "paused" in runner.invoke(app, ["rollout", "status"]).output
-        assert runner.invoke(app, ["rollout", "resume"]).exit_code == 0
+    assert runner.invoke(app, ["rollout", "pause", "--reason", "investigating"]).exit_code == 0
+    assert "paused" in runner.invoke(app, ["rollout", "status"]).output
+    assert runner.invoke(app, ["rollout", "resume"]).exit_code == 0
 
-        aborted = runner.invoke(app, ["rollout", "abort", "--reason", "manual stop"])
-        assert aborted.exit_code == 0, aborted.output
-        status = runner.invoke(app, ["rollout", "status"]).output
-        assert "aborted" in status
-        assert "canary weight 0 %" in status
-        assert current_aliases(settings)["champion"] == "1"
-        assert {v.version: v.status for v in list_versions(settings)}["2"] == "rejected"
-    finally:
-        get_settings.cache_clear()
+    aborted = runner.invoke(app, ["rollout", "abort", "--reason", "manual stop"])
+    assert aborted.exit_code == 0, aborted.output
+    status = runner.invoke(app, ["rollout", "status"]).output
+    assert "aborted" in status
+    assert "canary weight 0 %" in status
+    assert current_aliases(settings)["champion"] == "1"
+    assert {v.version: v.status for v in list_versions(settings)}["2"] == "rejected"

@@ -16,7 +16,7 @@ from core.params import Params
 from core.settings import Settings
 from pipelines.data import ingest
 from pipelines.registry import audit_log, current_aliases, list_versions
-from pipelines.training import run_training
+from pipelines.training_steps import run_training
 from serving.prediction_log import PredictionLog, PredictionRecord
 from serving.rollout_controller import begin_rollout, tick
 from serving.state_store import StateStore

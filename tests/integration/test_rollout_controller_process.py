@@ -30,7 +30,7 @@ from core.params import Params
 from core.settings import Settings
 from pipelines.data import ingest
 from pipelines.registry import list_versions
-from pipelines.training import run_training
+from pipelines.training_steps import run_training
 from serving.log_schema import feedback_table, make_engine, metadata, predictions_table
 from serving.rollout_controller import begin_rollout
 from serving.rollout_watch import HEARTBEAT_FILE, read_heartbeat

@@ -17,10 +17,10 @@ import pytest
 from typer.testing import CliRunner
 
 from core.params import Params
-from core.settings import Settings, get_settings
+from core.settings import Settings
 from pipelines.data import ingest
 from pipelines.registry import current_aliases, list_versions
-from pipelines.training import run_training
+from pipelines.training_steps import run_training
 from serving.prediction_log import PredictionLog, PredictionRecord
 from serving.rollout_controller import begin_rollout
 from serving.state_store import StateStore
@@ -47,11 +47,10 @@ def world(
     params: Params,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[World]:
-    """v1 champion + v2 challenger, a canary started at the first step, and the flow's settings pointed here."""
+    """v1 champion + v2 challenger, a canary started at the first step; the CLI's environment points here."""
     settings = make_settings(tmp_path / "state")
     monkeypatch.setenv("MLOPS_STATE_DIR", str(settings.state))
     monkeypatch.setenv("MLOPS_PROJECT_DIR", str(REPO))
-    get_settings.cache_clear()
     data = ingest(params.dataset, params.ingest, tmp_path / "iris.csv")
     for _ in range(2):
         assert run_training(settings, params, data).status == "registered"
@@ -61,7 +60,6 @@ def world(
     yield settings, params, store, log
     log.close()
     store.close()
-    get_settings.cache_clear()
 
 
 def plant(log: PredictionLog, arm: str, version: str, n: int, *, errors: int = 0) -> None:
@@ -103,10 +101,10 @@ def decisions(flow_run_ids: list[UUID]) -> list[str]:
     return [str(a.data) for a in reversed(artifacts)]
 
 
-def run_flow(**parameters: Any) -> tuple[str, UUID]:
-    from pipelines.rollout_flow import rollout_flow
+def run_flow(settings: Settings, **parameters: Any) -> tuple[str, UUID]:
+    from flows.rollout_flow import rollout_flow
 
-    state = rollout_flow(return_state=True, **parameters)
+    state = rollout_flow(settings, return_state=True, **parameters)
     assert state.is_completed(), state
     assert state.state_details.flow_run_id is not None
     return state.result(), state.state_details.flow_run_id
@@ -120,17 +118,17 @@ def test_flow_walks_every_step_across_restarts_and_promotes(world: World) -> Non
     plant(log, "challenger", "2", n)
 
     # One run, three analyses: the first passes and steps up; the next two see no traffic in the new step.
-    status, first_run = run_flow(interval_s=0, max_ticks=3)
+    status, first_run = run_flow(settings, interval_s=0, max_ticks=3)
     assert status == "running"
     assert store.routing().canary_weight == pytest.approx(steps[1] / 100)
     runs = [first_run]
     for _ in steps[2:]:  # a fresh flow run per step: it continues where the state store says
         plant(log, "challenger", "2", n)
-        status, run_id = run_flow(interval_s=0, max_ticks=1)
+        status, run_id = run_flow(settings, interval_s=0, max_ticks=1)
         runs.append(run_id)
         assert status == "running"
     plant(log, "challenger", "2", n)
-    status, run_id = run_flow(interval_s=0, max_ticks=0)  # until finished
+    status, run_id = run_flow(settings, interval_s=0, max_ticks=0)  # until finished
     runs.append(run_id)
 
     assert status == "promoted"
@@ -147,7 +145,7 @@ def test_flow_walks_every_step_across_restarts_and_promotes(world: World) -> Non
 
 
 def test_cli_run_prefect_aborts_an_erroring_challenger(world: World) -> None:
-    from lab.cli import app
+    from cli.app import app
 
     settings, params, store, log = world
     n = params.rollout.min_requests
@@ -161,6 +159,6 @@ def test_cli_run_prefect_aborts_an_erroring_challenger(world: World) -> None:
     assert current_aliases(settings)["champion"] == "1"
     assert {v.version: v.status for v in list_versions(settings)}["2"] == "rejected"
 
-    status, run_id = run_flow(interval_s=0, max_ticks=0)  # a restarted controller does not revive it
+    status, run_id = run_flow(settings, interval_s=0, max_ticks=0)  # a restarted controller does not revive it
     assert status == "aborted"
     assert "No analysis: no rollout in progress." in decisions([run_id])[0]

@@ -114,7 +114,7 @@ def _python(code: str) -> list[str]:
 def test_run_server_sets_tcp_nodelay_with_two_workers(tmp_path: Path, loop: str) -> None:
     port = _free_port()
     code = (
-        "from lab.commands.serve import run_server\n"
+        "from serving.server import run_server\n"
         f"run_server('test_serve_uvicorn:nodelay_app', port={port}, workers=2, factory=False, loop={loop!r},"
         " log_level='warning')"
     )
@@ -170,7 +170,7 @@ def test_every_prediction_and_label_is_logged_exactly_once_through_a_sigterm(
     import sqlalchemy as sa
 
     from pipelines.data import ingest
-    from pipelines.training import run_training
+    from pipelines.training_steps import run_training
     from serving.prediction_log import feedback_table, make_engine, predictions_table
 
     settings = make_settings(tmp_path / "state")

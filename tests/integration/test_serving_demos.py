@@ -13,7 +13,8 @@ import re
 import pytest
 
 from core.context import LabContext
-from pipelines.registry import current_aliases, list_versions, mlflow_client
+from core.mlflow_config import mlflow_client
+from pipelines.registry import current_aliases, list_versions
 from serving.router import RoutingState
 from serving.state_store import StateStore
 

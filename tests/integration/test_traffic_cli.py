@@ -18,9 +18,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from cli.app import app
 from core.context import LabContext
-from core.settings import get_settings
-from lab.cli import app
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
@@ -42,12 +41,10 @@ def ctx(tmp_path_factory: pytest.TempPathFactory, make_settings, demo_context) -
     patch.setenv("MLOPS_PARAMS_FILE", str(params_file))
     patch.setenv("MLOPS_STATE_DIR", str(lab_ctx.settings.state))
     patch.setenv("MLOPS_PROJECT_DIR", str(REPO))
-    get_settings.cache_clear()
     try:
         yield lab_ctx
     finally:
         patch.undo()
-        get_settings.cache_clear()
 
 
 @pytest.fixture(scope="module")

@@ -12,14 +12,15 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from core.mlflow_config import mlflow_client
 from core.params import Params
 from core.settings import Settings
 from lab.demos.prep import with_hyperparams
 from pipelines.batches import generate_batch, write_batch
 from pipelines.data import file_md5, ingest, read_csv
-from pipelines.registry import current_aliases, list_versions, mlflow_client
+from pipelines.registry import current_aliases, list_versions
 from pipelines.reproduce import REPRODUCED_TAGS, ReproductionError, record_reproduction, reproduce_version
-from pipelines.training import run_training
+from pipelines.training_steps import run_training
 from pipelines.validation import DataValidationError
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -79,7 +80,7 @@ def test_registered_model_has_signature_and_serves_the_feature_fields(lab, first
 
 def test_registered_artefact_predicts_exactly_what_training_computed(lab, first) -> None:
     """Training-serving skew guard: the registry's pyfunc and the training-time pipeline agree bit for bit."""
-    from pipelines.train import fit_and_evaluate
+    from pipelines.fit import fit_and_evaluate
 
     settings, params, data = lab
     mlflow_client(settings)

@@ -16,7 +16,7 @@ from core.findings import Finding
 from core.params import AttributionDriftParams, Params
 from monitoring.attribution_drift import attribution_change, check_attribution_drift
 from pipelines.batches import generate_batch
-from pipelines.train import TrainResult, fit_and_evaluate
+from pipelines.fit import TrainResult, fit_and_evaluate
 
 CFG = AttributionDriftParams(n_repeats=5, seed=0, max_rows=1000, threshold=0.3)
 

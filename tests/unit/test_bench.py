@@ -13,10 +13,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from core.params import Params
-from core.settings import Settings
-from lab import bench
-from lab.bench import (
+from bench import harness as bench
+from bench.harness import (
     COLUMNS,
     BenchEnv,
     Report,
@@ -32,8 +30,10 @@ from lab.bench import (
     time_interleaved,
     write_report,
 )
-from lab.bench_sections import heavy_modules_imported, pandas_check
-from lab.cli import app
+from bench.sections import heavy_modules_imported, pandas_check
+from cli.app import app
+from core.params import Params
+from core.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 HEADER = "| " + " | ".join(COLUMNS) + " |"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.bench_demo import _timed_cli
+from bench.demo_bench import _timed_cli
 
 REPO = Path(__file__).resolve().parents[2]
 

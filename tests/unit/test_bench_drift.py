@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from bench.drift_bench import linearity_row, measure_drift, per_thousand, scipy_drift
+from bench.harness import BenchEnv, Report, Timing, render_markdown
 from core.params import Params
 from core.settings import Settings
-from lab.bench import BenchEnv, Report, Timing, render_markdown
-from lab.bench_drift import linearity_row, measure_drift, per_thousand, scipy_drift
 
 
 def test_per_thousand_scales_each_sample() -> None:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from lab.bench_serving import _throughput_rows
-from lab.loadgen import LoadResult
+from bench.loadgen import LoadResult
+from bench.serving_bench import _throughput_rows
 
 
 def _rounds(per_request_s: float) -> list[LoadResult]:
@@ -34,7 +34,7 @@ def test_throughput_verdicts_follow_the_targets(
 
 
 def test_server_times_read_the_batch_lines_of_the_access_log_without_the_warm_up() -> None:
-    from lab.bench_serving import BATCH_IDS, server_times
+    from bench.serving_bench import BATCH_IDS, server_times
 
     native, mlflow = BATCH_IDS["ours /v1/predict"], BATCH_IDS["ours /invocations"]
     lines = [

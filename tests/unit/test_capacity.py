@@ -3,7 +3,7 @@ prod overlay and docs/capacity.md carrying exactly the plan computed from the co
 
 If `make bench` moves the measured throughput enough to change the plan, or someone edits the prod
 overlay or k8s/capacity.yaml alone, ``test_prod_overlay_carries_the_plan`` fails and names the number;
-the fix is `uv run --frozen python -m lab.capacity` and the matching patch in k8s/overlays/prod.
+the fix is `uv run mlops-lab capacity` and the matching patch in k8s/overlays/prod.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from lab.capacity import (
-    REPORT,
+from ops.capacity import (
     BenchmarkParseError,
     ServingRow,
     build_plan,
@@ -26,9 +25,9 @@ from lab.capacity import (
     pick_row,
     plan_capacity,
     platform_requests,
-    render_markdown,
 )
-from lab.k8s_objects import KubectlMissingError, find, render
+from ops.capacity_docs import REPORT, render_markdown
+from ops.k8s_objects import KubectlMissingError, find, render
 
 BENCH = """# Benchmarks
 
@@ -180,11 +179,11 @@ def test_docs_capacity_md_is_the_generators_output(prod: list[dict[str, Any]]) -
     inputs_now = load_inputs()
     plan, row, rows = build_plan(inputs_now)
     expected = render_markdown(plan, row, rows, inputs_now, platform_requests(prod))
-    assert Path(REPORT).read_text() == expected, "regenerate it: uv run --frozen python -m lab.capacity"
+    assert Path(REPORT).read_text() == expected, "regenerate it: uv run mlops-lab capacity"
 
 
 def test_the_prod_sizing_patch_is_the_generators_output() -> None:
-    from lab.capacity_patch import PATCH, render_patch
+    from ops.capacity_docs import PATCH, render_patch
 
     plan, _, _ = build_plan()
-    assert PATCH.read_text() == render_patch(plan), "regenerate it: uv run --frozen python -m lab.capacity"
+    assert PATCH.read_text() == render_patch(plan), "regenerate it: uv run mlops-lab capacity"

@@ -25,7 +25,7 @@ from lab.cheat_sheets import (
 CATALOG = load_catalog()
 BY_ID = {c.id: c for c in CATALOG}
 LINK_RE = re.compile(r"\]\(([^)\s]+)\)")
-REGENERATE = "regenerate them: uv run --frozen python -m lab.cheat_sheets"
+REGENERATE = "regenerate them: uv run mlops-lab docs"
 
 
 def test_committed_sheets_are_the_generators_output() -> None:

@@ -19,7 +19,7 @@ def test_every_local_path_and_symbol_exists() -> None:
 
 def test_the_core_capabilities_are_mapped_to_our_components() -> None:
     wanted = {
-        "ML pipelines (steps with retries and parameters)": "pipelines/flows.py",
+        "ML pipelines (steps with retries and parameters)": "pipelines/training_flow.py",
         "Experiment tracking": "pipelines/tracking.py::log_training_run",
         "Model registry with versions": "pipelines/registry.py",
         "Online endpoint with weighted traffic split": "serving/router.py::route",

@@ -3,7 +3,7 @@
 No Docker engine here, so `docker compose config` cannot run. Instead the file is validated against the
 Compose Specification JSON schema (vendored in docker/schema/, source and licence in its README) with
 `jsonschema`, both as written and after interpolation with a complete environment (the release
-variables from `lab.images`, the secrets of docker/.env.example filled with random values). Then the
+variables from `ops.images`, the secrets of docker/.env.example filled with random values). Then the
 cross-checks a reviewer would make by hand: every image is built here with a computed tag or pinned to
 an exact upstream version; MLOPS_* names are Settings fields; ports agree between services; volumes
 are declared and bind mounts exist; Prometheus loads the repository's real rule file (checked with the
@@ -28,7 +28,7 @@ import yaml
 
 from core.settings import Settings
 from lab.demos.security import find_secrets
-from lab.images import IMAGES, GitState, env_lines, is_release_tag, pinning_problem, plan_tags, split_reference
+from ops.images import IMAGES, GitState, env_lines, is_release_tag, pinning_problem, plan_tags, split_reference
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKER = REPO / "docker"

@@ -13,7 +13,7 @@ from lab.concept_docs import OUT_DIR, page_name, render_all, render_page
 REPO = Path(__file__).resolve().parents[2]
 ARCHITECTURE = REPO / "docs" / "architecture.md"
 LINK_RE = re.compile(r"\]\(([^)\s]+)\)")
-REGENERATE = "regenerate them: uv run --frozen python -m lab.concept_docs"
+REGENERATE = "regenerate them: uv run mlops-lab docs"
 
 
 def test_committed_pages_are_the_generators_output() -> None:

@@ -12,7 +12,7 @@ import pytest
 from core.params import ConceptDriftParams, Params
 from monitoring.concept_drift import block_accuracy, check_concept_drift, offline_accuracy_from_registry
 from pipelines.batches import generate_batch
-from pipelines.train import TrainResult, fit_and_evaluate
+from pipelines.fit import TrainResult, fit_and_evaluate
 from serving.log_reader import labelled_window
 from serving.prediction_log import PredictionLog, PredictionRecord
 

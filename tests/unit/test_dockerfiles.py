@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from core.settings import Settings
-from lab.images import IMAGES, dockerfile_instructions, pinning_problem
+from ops.images import IMAGES, dockerfile_instructions, pinning_problem
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILES = [REPO / spec.dockerfile for spec in IMAGES]

@@ -18,8 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from core.params import Params
-from monitoring.drift_study import (
+from bench.drift_study import (
     CLEAN_IID,
     DOC_KINDS,
     StudyResult,
@@ -28,6 +27,7 @@ from monitoring.drift_study import (
     run_study,
     write_doc,
 )
+from core.params import Params
 
 pytestmark = pytest.mark.slow  # the study runs Evidently 100 times (about 30 s)
 
@@ -38,7 +38,7 @@ MIN_DETECTION_RATE = 0.95
 
 @pytest.fixture(scope="module")
 def study(params: Params, iris_frame: pd.DataFrame) -> StudyResult:
-    from pipelines.train import fit_and_evaluate
+    from pipelines.fit import fit_and_evaluate
 
     model = fit_and_evaluate(iris_frame, params).pipeline
     return run_study(params, iris_frame, SEEDS, DOC_KINDS, model=model)
@@ -102,7 +102,7 @@ def test_clean_iid_windows_resample_a_pool(params: Params, iris_frame: pd.DataFr
 def test_write_doc_reports_settings_rates_and_command(params: Params, tmp_path: Path) -> None:
     out = write_doc(params, tmp_path / "drift.md", seeds=2, shifts=(0.0, 1.5))
     text = out.read_text(encoding="utf-8")
-    assert "python -m monitoring.drift_study" in text
+    assert "mlops-lab study drift" in text
     assert "seeds 0–1" in text
     assert f"{params.monitoring.window} rows" in text
     assert "| concept-shift | 0/2 = 0%" in text

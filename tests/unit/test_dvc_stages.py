@@ -18,7 +18,7 @@ from pipelines.dvc_stages import (
     train_stage,
     write_metrics,
 )
-from pipelines.train import split_data
+from pipelines.fit import split_data
 
 
 def _run_both(params: Params, data: Path, out: Path) -> dict[str, float]:

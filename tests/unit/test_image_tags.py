@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from lab.images import (
+from ops.images import (
     IMAGES,
     GitState,
     ImageTagError,
@@ -172,29 +172,24 @@ def test_every_dockerfile_is_a_registered_image() -> None:
 def test_cli_prints_one_reference_per_dockerfile_and_refuses_a_dirty_tree(
     repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from core.settings import get_settings
-    from lab.cli import app
+    from cli.app import app
 
     monkeypatch.setenv("MLOPS_PROJECT_DIR", str(repo))
-    get_settings.cache_clear()
-    try:
-        sha12 = git(repo, "rev-parse", "HEAD")[:12]
-        runner = CliRunner()
-        plain = runner.invoke(app, ["images", "tags", "--model-version", "5"])
-        assert plain.exit_code == 0, plain.output
-        assert plain.stdout.splitlines() == [
-            f"mlops-lab-api:{sha12}-m5 docker/api.Dockerfile",
-            f"mlops-lab-pipeline:{sha12} docker/pipeline.Dockerfile",
-            f"mlops-lab-mlflow:{sha12} docker/mlflow.Dockerfile",
-        ]
-        env = runner.invoke(app, ["images", "tags", "--model-version", "5", "--format", "env"])
-        assert f"API_IMAGE=mlops-lab-api:{sha12}-m5" in env.stdout.splitlines()
-        (repo / "app.py").write_text("changed\n")
-        refused = runner.invoke(app, ["images", "tags", "--model-version", "5"])
-        assert refused.exit_code == 1
-        assert "uncommitted change" in refused.stderr
-        assert refused.stdout == ""
-        dirty = runner.invoke(app, ["images", "tags", "--model-version", "5", "--allow-dirty"])
-        assert dirty.stdout.splitlines()[0] == f"mlops-lab-api:{sha12}-m5-dirty docker/api.Dockerfile"
-    finally:
-        get_settings.cache_clear()
+    sha12 = git(repo, "rev-parse", "HEAD")[:12]
+    runner = CliRunner()
+    plain = runner.invoke(app, ["images", "tags", "--model-version", "5"])
+    assert plain.exit_code == 0, plain.output
+    assert plain.stdout.splitlines() == [
+        f"mlops-lab-api:{sha12}-m5 docker/api.Dockerfile",
+        f"mlops-lab-pipeline:{sha12} docker/pipeline.Dockerfile",
+        f"mlops-lab-mlflow:{sha12} docker/mlflow.Dockerfile",
+    ]
+    env = runner.invoke(app, ["images", "tags", "--model-version", "5", "--format", "env"])
+    assert f"API_IMAGE=mlops-lab-api:{sha12}-m5" in env.stdout.splitlines()
+    (repo / "app.py").write_text("changed\n")
+    refused = runner.invoke(app, ["images", "tags", "--model-version", "5"])
+    assert refused.exit_code == 1
+    assert "uncommitted change" in refused.stderr
+    assert refused.stdout == ""
+    dirty = runner.invoke(app, ["images", "tags", "--model-version", "5", "--allow-dirty"])
+    assert dirty.stdout.splitlines()[0] == f"mlops-lab-api:{sha12}-m5-dirty docker/api.Dockerfile"

@@ -3,7 +3,7 @@
 Every overlay is rendered by the real ``kubectl kustomize`` (required: without kubectl these tests
 fail with the install hint, because manifests nobody rendered are worse than none). Each object is
 validated strictly against the Kubernetes 1.32 schema (kubernetes-validate) or, for the Argo Rollouts
-kinds, against our own schema in k8s/schemas/. Then the policy checks of lab/k8s_checks.py run, and
+kinds, against our own schema in k8s/schemas/. Then the policy checks of ops/k8s_checks.py run, and
 a second set of tests breaks one thing at a time in a copy of the prod objects to show that each
 check, and the schema validation, can fail. The analysis queries are parsed and evaluated by the real
 promtool on synthetic series, and the manifests are tied to params.yaml and core/settings.py where they
@@ -25,8 +25,8 @@ import yaml
 
 from core.params import Params
 from core.settings import Settings
-from lab.k8s_checks import CHECKS, run_checks, validate_schemas
-from lab.k8s_objects import OVERLAYS, K8sObject, KubectlMissingError, find, render, selector_matches
+from ops.k8s_checks import CHECKS, run_checks, validate_schemas
+from ops.k8s_objects import OVERLAYS, K8sObject, KubectlMissingError, find, render, selector_matches
 
 Objects = list[K8sObject]
 

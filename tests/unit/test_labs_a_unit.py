@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from core.settings import get_settings
-from lab.cli import app
+from cli.app import app
 from lab.labs import LABS
 from lab.labs.lab01_bad_batch import answer_matches, docs_page, parse_result
 from lab.labs.lab02_trace import normalise_md5
@@ -109,11 +108,7 @@ def test_autoscaler_range_and_first_difference_on_plain_objects() -> None:
 @pytest.mark.parametrize("number", [1, 2, 7, 8])
 def test_lab_show_prints_the_page(number: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLOPS_PROJECT_DIR", str(REPO))
-    get_settings.cache_clear()
-    try:
-        result = CliRunner().invoke(app, ["lab", "show", str(number)], env={"COLUMNS": "200"})
-    finally:
-        get_settings.cache_clear()
+    result = CliRunner().invoke(app, ["lab", "show", str(number)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert LABS[number].title in result.output
     assert f"mlops-lab lab check {number}" in result.output

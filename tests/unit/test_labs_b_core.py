@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from lab.traffic_client import (
+from bench.traffic_client import (
     LabelledRow,
     Reply,
     ServiceUnreachableError,
@@ -133,7 +133,7 @@ def test_rows_of_a_frame_carry_their_label_when_the_target_column_is_there(param
 
 
 def test_batch_rows_come_from_the_batch_generator(params, iris_frame) -> None:
-    from lab.traffic_client import batch_rows
+    from bench.traffic_client import batch_rows
 
     shifted = batch_rows("covariate-shift", iris_frame, params, 50, seed=3)
     clean = batch_rows("clean", iris_frame, params, 50, seed=3)
@@ -230,7 +230,7 @@ def test_only_the_retraining_flows_files_count_as_trained_by_the_retrain(tmp_pat
 
 @pytest.mark.parametrize("number", [3, 4, 5, 6])
 def test_lab_show_prints_the_page(number: int) -> None:
-    from lab.cli import app
+    from cli.app import app
     from lab.labs import LABS
 
     result = CliRunner().invoke(app, ["lab", "show", str(number)], env={"COLUMNS": "200"})

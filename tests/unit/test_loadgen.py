@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from lab.loadgen import (
+from bench.loadgen import (
     LoadResult,
     Target,
     aggregate,

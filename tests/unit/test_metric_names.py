@@ -120,7 +120,7 @@ def scrape(tmp_path_factory: pytest.TempPathFactory, make_settings, params) -> s
 
     from core.findings import CHECKS, Finding, save_findings
     from pipelines.data import ingest
-    from pipelines.training import run_training
+    from pipelines.training_steps import run_training
     from serving.app import create_app
     from serving.rollout import abort, start
 

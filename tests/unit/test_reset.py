@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from core.settings import Settings, configure_runtime, get_settings
-from lab.cli import app
-from lab.reset import MARKER, ResetRefusedError, apply_reset, plan_reset
+from cli.app import app
+from core.settings import Settings
+from core.startup import configure_runtime
+from ops.reset import MARKER, ResetRefusedError, apply_reset, plan_reset
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -73,20 +73,11 @@ def test_stores_outside_the_folder_are_named_without_their_password(tmp_path: Pa
     assert not any("s3cret" in k for k in kept)
 
 
-@pytest.fixture
-def fresh_settings_cache() -> Iterator[None]:
-    """The CLI reads settings once per process: make it read this test's environment, then forget it."""
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
-
-
-@pytest.mark.usefixtures("fresh_settings_cache")
 def test_cli_asks_first_and_keeps_everything_on_no(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = state_with_files(tmp_path)
     monkeypatch.setenv("MLOPS_STATE_DIR", str(settings.state))
     monkeypatch.setenv("MLOPS_PROJECT_DIR", str(REPO))
-    assert get_settings().state == settings.state  # the command will act on this folder and no other
+    assert Settings().state == settings.state  # the command will act on this folder and no other
     runner = CliRunner()
     kept = runner.invoke(app, ["reset"], input="n\n")
     assert kept.exit_code == 1, kept.output

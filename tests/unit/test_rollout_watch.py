@@ -379,7 +379,7 @@ def test_retry_delay_doubles_from_the_interval_up_to_the_cap(failures: int, expe
 
 
 def test_watch_takes_neither_max_ticks_nor_prefect() -> None:
-    from lab.cli import app
+    from cli.app import app
 
     result = CliRunner().invoke(app, ["rollout", "run", "--watch", "--max-ticks", "3"])
     assert result.exit_code == 2

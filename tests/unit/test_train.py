@@ -8,7 +8,7 @@ import pytest
 
 from core.params import Params
 from pipelines.features import DerivedFeatures, build_pipeline, make_estimator
-from pipelines.train import fit_and_evaluate, split_data
+from pipelines.fit import fit_and_evaluate, split_data
 
 
 def test_training_twice_gives_identical_metrics_and_probabilities(iris_frame, params: Params) -> None:

@@ -110,7 +110,7 @@ def test_every_action_is_pinned_to_a_commit_sha_with_its_release(path: Path) -> 
 
 
 def test_service_images_name_exact_versions(ci: dict[str, Any]) -> None:
-    from lab.images import pinning_problem
+    from ops.images import pinning_problem
 
     images = [svc["image"] for job in ci["jobs"].values() for svc in job.get("services", {}).values()]
     assert images
@@ -202,7 +202,7 @@ def test_cd_rebuilds_on_a_tag_after_ci_then_starts_a_protected_canary(cd: dict[s
 def test_every_mlops_lab_command_the_workflows_run_exists() -> None:
     from typer.testing import CliRunner
 
-    from lab.cli import app
+    from cli.app import app
 
     text = "\n".join(runs(job) for path in (CI, CD) for job in load(path)["jobs"].values())
     invoked = {tuple(m.group(1).split()) for m in re.finditer(r"mlops-lab((?: [a-z][a-z-]*)+)", text)}

@@ -1,0 +1,1 @@
+"""Measurements: benchmarks against baselines, the load generator, the traffic client, statistical studies."""

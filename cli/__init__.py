@@ -1,0 +1,1 @@
+"""The one command line, ``mlops-lab`` (cli/app.py); each module here adds one group of commands."""

@@ -1,0 +1,46 @@
+"""The one command line: ``mlops-lab``.
+
+Each command is a thin shell over a core function. Heavy libraries (mlflow, prefect,
+great_expectations, sklearn, evidently) are imported inside the commands, so ``--help`` is instant.
+Command groups live in ``cli/``; each module registers its own commands here.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from cli import (
+    admin,
+    bench,
+    catalog,
+    data,
+    generated,
+    images,
+    labs,
+    monitor,
+    ops,
+    quiz,
+    registry,
+    rollout,
+    serve,
+    stages,
+    traffic,
+    training,
+)
+
+app = typer.Typer(
+    name="mlops-lab",
+    help="A runnable MLOps reference implementation: train, gate, register, serve, monitor, retrain.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode=None,  # plain help: drawing rich panels costs ~0.3 s, and --help must be instant
+)
+
+COMMAND_MODULES = (data, training, stages, registry, rollout, serve, traffic, monitor, admin, ops, images)
+for module in (*COMMAND_MODULES, catalog, quiz, labs, bench, generated):
+    module.register(app)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()

@@ -1,0 +1,78 @@
+"""CLI command: ``bench``, the performance targets measured against baselines.
+
+Concept: speed is measured, not asserted in tests (DESIGN.md, "Performance targets"). This shell
+runs the sections of ``bench/harness.py``, writes ``docs/benchmarks.md`` and prints the same report.
+It always exits 0 when the measurements ran: a missed target is a finding in the report, not a
+crash. Only typer, rich and the stdlib are imported at the top, so ``--help`` stays instant.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+
+def bench(
+    out: Annotated[Path | None, typer.Option(help="Report file (default: docs/benchmarks.md).")] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", help="Only this section (cli, validation, training, serving, drift, demo); repeatable."),
+    ] = None,
+) -> None:
+    """Time CLI start-up, validation and training side by side with baselines; write docs/benchmarks.md."""
+    from rich.markdown import Markdown
+    from rich.markup import escape
+
+    from bench.harness import SECTIONS, BenchEnv, render_markdown, run_bench, write_report
+    from core.context import load_context
+
+    console = Console()
+    unknown = sorted(set(only or []) - set(SECTIONS))
+    if unknown:
+        raise typer.BadParameter(f"unknown section(s) {unknown}; choose from {list(SECTIONS)}", param_hint="--only")
+    ctx = load_context()
+    env = BenchEnv(
+        settings=ctx.settings, params=ctx.params, say=lambda text: console.print(f"[dim]{escape(text)}[/dim]")
+    )
+    report = run_bench(env, only)
+    path = write_report(report, out or ctx.settings.project_dir / "docs" / "benchmarks.md")
+    console.print(Markdown(render_markdown(report)))
+    console.print(f"[bold]wrote {path}[/bold] in {report.duration_s:.0f} s")
+
+
+def demo_timings() -> None:
+    """Run every demo once, in order, on a fresh state folder; write docs/demo-timings.md (minutes)."""
+    from lab.demo_timings import write_timings
+
+    path, all_ok = write_timings()
+    typer.echo(f"wrote {path}")
+    if not all_ok:
+        typer.echo("a demo failed or ran out of time: see the report", err=True)
+        raise typer.Exit(1)
+
+
+study = typer.Typer(help="Seeded simulations that measure a statistical decision's error rates.", no_args_is_help=True)
+
+
+@study.command("drift")
+def drift_study(
+    out: Annotated[Path | None, typer.Option(help="Report file (default: docs/drift-detection.md).")] = None,
+    seeds: Annotated[int | None, typer.Option(min=1, help="Windows per kind of shift (default: the doc's).")] = None,
+) -> None:
+    """How often each drift check fires on clean and on shifted windows; write docs/drift-detection.md."""
+    from bench.drift_study import DOC_SEEDS, write_doc
+    from core.context import load_context
+
+    ctx = load_context()
+    path = write_doc(ctx.params, out or ctx.settings.project_dir / "docs" / "drift-detection.md", seeds or DOC_SEEDS)
+    typer.echo(f"wrote {path}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the CLI."""
+    app.command("bench")(bench)
+    app.command("demo-timings")(demo_timings)
+    app.add_typer(study, name="study")

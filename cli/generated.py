@@ -1,0 +1,33 @@
+"""CLI commands that regenerate committed files from their sources: ``docs`` and ``capacity``.
+
+The concept pages and cheat sheets are generated from lab/catalog.yaml, the capacity plan and the prod
+overlay's sizing patch from docs/benchmarks.md and k8s/capacity.yaml. Tests fail when a committed file
+differs from what these commands would write, so a change to the source and to its output land together.
+"""
+
+from __future__ import annotations
+
+import typer
+
+
+def docs() -> None:
+    """Regenerate the concept pages (docs/concepts/) and the cheat sheets (docs/cheatsheets/) from the catalog."""
+    from core.paths import REPO
+    from lab import cheat_sheets, concept_docs
+
+    for name, module in (("concept pages", concept_docs), ("cheat sheets", cheat_sheets)):
+        written = module.write_all()
+        typer.echo(f"wrote {len(written)} {name} to {module.OUT_DIR.relative_to(REPO)}/")
+
+
+def capacity() -> None:
+    """Plan replicas, CPU and cost from docs/benchmarks.md; write docs/capacity.md and the prod sizing patch."""
+    from ops.capacity_docs import write_capacity_docs
+
+    typer.echo(write_capacity_docs())
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the CLI."""
+    app.command("docs")(docs)
+    app.command("capacity")(capacity)

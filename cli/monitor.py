@@ -1,0 +1,87 @@
+"""CLI command ``mlops-lab monitor``: one look at production now, or the scheduled deployment.
+
+Thin shell over the Prefect flow ``monitoring`` (flows/monitoring_flow.py). Exit codes: 0 nothing
+fired, 2 a check fired (whatever the retrain did), so a cron job or a CI step can branch on it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+
+from core.exit_codes import EXIT_FIRED
+from flows.monitoring_outcome import print_monitoring
+
+if TYPE_CHECKING:
+    from core.params import Params
+
+console = Console()
+DEPLOYMENT = "scheduled"
+RETRAIN_DEPLOYMENT = "scheduled-retrain"
+
+
+def scheduled_deployments(params: Params) -> list[Any]:
+    """The monitoring flow as deployments (not yet served): a check on ``monitoring.schedule``, and a periodic
+    retrain on ``monitoring.retrain.schedule`` when that is set (the same flow with ``requested="schedule"``)."""
+    from flows.monitoring_flow import monitoring_flow
+
+    deployments = [
+        monitoring_flow.to_deployment(
+            name=DEPLOYMENT,
+            cron=params.monitoring.schedule,
+            parameters={"requested": None},
+            description="Scheduled look at production: drift and decay checks, guarded retrain on a trigger.",
+        )
+    ]
+    if params.monitoring.retrain.schedule:
+        deployments.append(
+            monitoring_flow.to_deployment(
+                name=RETRAIN_DEPLOYMENT,
+                cron=params.monitoring.retrain.schedule,
+                parameters={"requested": "schedule"},
+                description="Periodic retrain whatever the checks say; still guarded, gated and canaried.",
+            )
+        )
+    return deployments
+
+
+def monitor(
+    window: Annotated[
+        int | None, typer.Option(min=1, help="Newest predictions to check (default monitoring.window).")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check and report only; never retrain.")] = False,
+    retrain: Annotated[
+        bool, typer.Option("--retrain", help="Retrain now (manual trigger), whatever the checks say.")
+    ] = False,
+    serve: Annotated[
+        bool, typer.Option("--serve", help="Serve the flow as a deployment on monitoring.schedule (blocks).")
+    ] = False,
+) -> None:
+    """Drift and decay checks on the newest traffic; a fired trigger starts a guarded retrain → canary."""
+    from core.context import load_context
+
+    ctx = load_context()
+    if serve:
+        from prefect import serve as prefect_serve
+
+        console.print(
+            f"serving flow `monitoring` as deployment `{DEPLOYMENT}` on cron `{ctx.params.monitoring.schedule}`"
+        )
+        console.print("runs appear in the Prefect UI; stop with Ctrl-C")
+        prefect_serve(*scheduled_deployments(ctx.params))
+        return
+    from flows.monitoring_flow import monitoring_flow
+
+    outcome = monitoring_flow(
+        ctx.settings, ctx.params, window=window, retrain=not dry_run, requested="manual" if retrain else None
+    )
+    print_monitoring(outcome)
+    if any(f.fired for f in outcome.findings):
+        raise typer.Exit(EXIT_FIRED)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the CLI."""
+    app.command("monitor")(monitor)

@@ -1,0 +1,129 @@
+"""CLI commands: ``registry list | promote | rollback | audit``.
+
+Concepts: model registry (C12), rollback (C15), governance (C16). A thin shell over
+``pipelines/registry.py``: every command reads settings, calls one core function and prints the
+result. The acting user (``MLOPS_ACTOR``, default the login name) and ``--reason`` go into the
+registry's audit log, so "who rolled back production, and why?" always has an answer.
+Expected failures (no challenger, nothing to roll back to) end with a one-line message and exit
+code 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from core.settings import Settings
+    from pipelines.registry import AliasChange
+
+registry_app = typer.Typer(
+    help="Model registry: list versions, promote the challenger, roll back, read the audit log.",
+    no_args_is_help=True,
+)
+
+
+def _settings() -> Settings:
+    from core.settings import Settings
+    from core.startup import configure_runtime
+
+    settings = Settings()
+    configure_runtime(settings)
+    return settings
+
+
+def _fail(err: Exception) -> NoReturn:
+    Console(stderr=True).print(f"[bold red]error:[/bold red] {err}")
+    raise typer.Exit(code=1)
+
+
+def _v(version: str | None) -> str:
+    return f"v{version}" if version else "-"
+
+
+def _print_change(change: AliasChange, settings: Settings) -> None:
+    from pipelines.registry import current_aliases
+
+    console = Console()
+    console.print(
+        f"[green]✔[/green] {change.action}: champion {_v(change.champion_before)} → {_v(change.champion_after)}"
+    )
+    aliases = current_aliases(settings)
+    console.print("aliases now: " + ", ".join(f"{a}=v{v}" for a, v in sorted(aliases.items())))
+
+
+@registry_app.command("list")
+def list_cmd() -> None:
+    """Show every registered version with its aliases, status and held-out accuracy."""
+    from pipelines.registry import list_versions
+
+    settings = _settings()
+    versions = list_versions(settings)
+    if not versions:
+        Console().print(f"no versions of {settings.model_name!r} registered yet; run `mlops-lab train` first")
+        return
+    table = Table(title=f"{settings.model_name} versions", title_justify="left")
+    for column in ("version", "aliases", "status", "accuracy", "run", "created"):
+        table.add_column(column)
+    for v in versions:
+        accuracy = "-" if v.accuracy is None else f"{v.accuracy:.3f}"
+        created = v.created.replace("T", " ")[:16]
+        table.add_row(v.version, ", ".join(v.aliases) or "-", v.status or "-", accuracy, v.run_id[:8], created)
+    Console().print(table)
+
+
+@registry_app.command("promote")
+def promote_cmd(
+    reason: Annotated[str, typer.Option(help="Why; recorded in the audit log.")] = "manual promotion (CLI)",
+) -> None:
+    """Make the challenger the champion; the old champion becomes `previous`."""
+    from pipelines.registry import RegistryError, promote
+
+    settings = _settings()
+    try:
+        change = promote(settings, settings.actor, reason)
+    except RegistryError as err:
+        _fail(err)
+    _print_change(change, settings)
+
+
+@registry_app.command("rollback")
+def rollback_cmd(
+    reason: Annotated[str, typer.Option(help="Why; recorded in the audit log.")] = "manual rollback (CLI)",
+) -> None:
+    """Restore the previous champion (an alias move: instant, nothing rebuilt)."""
+    from pipelines.registry import RegistryError, rollback
+
+    settings = _settings()
+    try:
+        change = rollback(settings, settings.actor, reason)
+    except RegistryError as err:
+        _fail(err)
+    _print_change(change, settings)
+
+
+@registry_app.command("audit")
+def audit_cmd() -> None:
+    """Show who moved which alias, when and why (oldest first)."""
+    from pipelines.registry import audit_log
+
+    settings = _settings()
+    entries = audit_log(settings)
+    if not entries:
+        Console().print(f"no audit entries for {settings.model_name!r} yet")
+        return
+    table = Table(title=f"{settings.model_name} audit log", title_justify="left")
+    for column in ("seq", "time (UTC)", "actor", "action", "alias", "from → to", "reason"):
+        table.add_column(column, no_wrap=column in ("seq", "from → to"))
+    for e in entries:
+        moved = f"{_v(e.from_version)} → {_v(e.to_version)}"
+        table.add_row(str(e.seq), e.ts.replace("T", " ")[:19], e.actor, e.action, e.alias, moved, e.reason)
+    Console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``registry`` command group to the CLI."""
+    app.add_typer(registry_app, name="registry")

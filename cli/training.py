@@ -1,0 +1,85 @@
+"""CLI commands: train, reproduce, and the DVC stage entry points.
+
+Thin shells: parse options, call pipelines/*, print a readable result, pick an exit code
+(0 registered or reproduced, 1 invalid data or not reproducible, 3 rejected by the quality gate).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+
+from core.exit_codes import EXIT_GATE_REJECTED, EXIT_INVALID_DATA
+from pipelines.training_report import print_outcome
+
+if TYPE_CHECKING:
+    pass
+
+console = Console()
+
+
+def train(
+    data: Annotated[Path | None, typer.Option(help="Training CSV (default: dataset.path in params.yaml).")] = None,
+    sweep: Annotated[bool, typer.Option(help="Run the train.sweep grid as nested MLflow runs; best CV wins.")] = False,
+) -> None:
+    """Validate → train → gate → register, as the Prefect `training` flow (local API, no server needed)."""
+    from core.context import load_context
+
+    ctx = load_context()  # first: it points Prefect at the state folder before Prefect is imported
+    from pipelines.training_flow import training_flow
+    from pipelines.validation import DataValidationError
+
+    try:
+        outcome = training_flow(ctx.settings, ctx.params, data_path=str(data) if data else None, sweep=sweep)
+    except DataValidationError as err:
+        console.print("[bold red]invalid data: nothing was trained or registered[/bold red]")
+        console.print(err.result.summary())
+        raise typer.Exit(EXIT_INVALID_DATA) from err
+    except FileNotFoundError as err:
+        console.print(f"[red]{err}[/red]")
+        raise typer.Exit(EXIT_INVALID_DATA) from err
+    print_outcome(outcome)
+    if outcome.status != "registered":
+        raise typer.Exit(EXIT_GATE_REJECTED)
+
+
+def reproduce(version: Annotated[str, typer.Argument(help="Registered model version to rebuild.")]) -> None:
+    """Rebuild a registered version from its lineage and show metrics and predictions are identical."""
+    from rich.table import Table
+
+    from core.context import load_context
+    from pipelines.reproduce import ReproductionError, record_reproduction, reproduce_version
+
+    ctx = load_context()
+    try:
+        report = reproduce_version(ctx.settings, version)
+    except ReproductionError as err:
+        console.print(f"[red]{err}[/red]")
+        raise typer.Exit(1) from err
+    verdict = record_reproduction(ctx.settings, report, ctx.settings.actor)
+    console.print(f"version {report.version}  run {report.run_id}  git {report.git_sha[:12]}")
+    console.print(f"data {report.data_path} (md5 {report.data_md5})")
+    table = Table("metric", "logged", "rebuilt", "equal", title_justify="left")
+    for key, logged in sorted(report.logged_metrics.items()):
+        rebuilt = report.rebuilt_metrics.get(key, float("nan"))
+        table.add_row(key, repr(logged), repr(rebuilt), "yes" if rebuilt == logged else "[red]NO[/red]")
+    console.print(table)
+    console.print(f"max |Δ probability| on the test set: {report.max_probability_diff!r}")
+    for name, (then, now) in report.library_drift.items():
+        console.print(f"[yellow]library {name}: logged {then}, now {now}[/yellow]")
+    if not report.identical:
+        console.print("[bold red]NOT reproduced[/bold red] (recorded on the version as reproduced=different)")
+        raise typer.Exit(1)
+    console.print("[bold green]reproduced: identical metrics and predictions[/bold green]")
+    console.print(
+        f"[dim]recorded on version {report.version}: {', '.join(f'{k}={v}' for k, v in verdict.items())}[/dim]"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the CLI."""
+    app.command("train")(train)
+    app.command("reproduce")(reproduce)

@@ -1,0 +1,69 @@
+"""MLflow pointed at our stores once, at start-up; clients made without touching global state.
+
+Concept: configuration management (C48) for the tracking and registry stores. MLflow's fluent API
+(``mlflow.start_run``, ``mlflow.register_model``, ``models:/`` URIs) reads process-wide URIs, so they
+are set once by `configure_mlflow`, called from ``core.startup.configure_runtime`` at the edge (the
+CLI, the app's lifespan, a deployment's entry point, a test's settings fixture). `mlflow_client`
+only builds a client for the settings it is given. Code that relies on the fluent API calls
+`require_mlflow_configured` first: a process configured for another store gets a clear error instead
+of a run or a model version written to the wrong registry.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING
+
+from core.redact import redact
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+    from core.settings import Settings
+
+
+class MlflowNotConfiguredError(RuntimeError):
+    """The process's MLflow URIs are not the ones these settings name."""
+
+
+def configure_mlflow(settings: Settings) -> None:
+    """Point MLflow's fluent API at the settings' tracking and registry stores (once, at start-up).
+
+    Through MLflow's own environment variables, so a command that never touches MLflow does not pay for
+    importing it, and child processes inherit the stores (as ``mlflow.set_tracking_uri`` does itself); if
+    MLflow is already imported, its process-wide URIs are set too (they take precedence over the variables).
+    """
+    os.environ["MLFLOW_TRACKING_URI"] = settings.mlflow_tracking_uri
+    os.environ["MLFLOW_REGISTRY_URI"] = settings.mlflow_registry_uri
+    if "mlflow" in sys.modules:
+        import mlflow
+
+        mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+        mlflow.set_registry_uri(settings.mlflow_registry_uri)
+
+
+def mlflow_client(settings: Settings) -> MlflowClient:
+    """A client for the settings' tracking and registry stores; changes nothing else."""
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_registry_uri)
+
+
+def require_mlflow_configured(settings: Settings) -> None:
+    """Raise unless MLflow's fluent API points at the settings' stores.
+
+    Raises:
+        MlflowNotConfiguredError: another store is configured (or none was); names both sides.
+    """
+    import mlflow
+
+    have = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+    want = (settings.mlflow_tracking_uri, settings.mlflow_registry_uri)
+    if have != want:
+        raise MlflowNotConfiguredError(
+            redact(
+                f"MLflow points at tracking {have[0]!r} / registry {have[1]!r}, but these settings name "
+                f"{want[0]!r} / {want[1]!r}: call core.startup.configure_runtime(settings) once at start-up"
+            )
+        )

@@ -1,0 +1,53 @@
+"""Start-up of a process: the state folders, the libraries' offline settings, MLflow's stores.
+
+Concept: configuration management (C48) and "no side effects at import". `configure_runtime` is
+called once by each edge (the CLI's context, the app's lifespan, a test's settings fixture, a demo
+that runs on a state folder of its own), never at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from core.mlflow_config import configure_mlflow
+from core.settings import Settings
+
+STATE_MARKER = ".mlops-lab-state"  # ops/reset.py removes only folders that carry it
+
+# Library telemetry and chatter that must be off for an offline, quiet run.
+_QUIET_ENV = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "MLFLOW_LOGGING_LEVEL": "WARNING",
+    "DO_NOT_TRACK": "1",
+    "DVC_NO_ANALYTICS": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+    "PREFECT_UI_ENABLED": "false",
+    "GIT_PYTHON_REFRESH": "quiet",
+}
+
+
+def configure_runtime(settings: Settings) -> None:
+    """Create the state folders and point the libraries (Prefect, DVC, MLflow) at them.
+
+    Existing environment variables win, so a user can still point Prefect at a real server; MLflow's
+    tracking and registry URIs are set from the settings every time (`core.mlflow_config`).
+    """
+    for folder in (settings.state, settings.prefect_home, settings.reports_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    (settings.state / STATE_MARKER).touch()
+    for key, value in _QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+    os.environ.setdefault("PREFECT_HOME", str(settings.prefect_home))
+    os.environ.setdefault(
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL",
+        f"sqlite+aiosqlite:///{settings.prefect_home / 'prefect.db'}",
+    )
+    os.environ.setdefault("DVC_SITE_CACHE_DIR", str(settings.state / "dvc-site-cache"))
+    # Named chatty loggers: registration notices, and "pip version unknown" in a uv venv without pip.
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)
+    configure_mlflow(settings)

@@ -1,0 +1,64 @@
+"""Prefect 3 flow ``training``: the training steps of `pipelines.training_steps`, each as a task.
+
+Concept: orchestration (C03). Each step is a task, so the Prefect UI shows what ran, how long it
+took and where it failed; reading the data retries on transient I/O errors; the decision is
+published as a markdown artifact. Validation is cached by the data's md5 and the contract, so
+a rerun on the same bytes skips it (state "Cached" in the UI). With no server configured,
+Prefect starts its local ephemeral API by itself; with ``PREFECT_API_URL`` set, the same flow
+runs on a Prefect server and workers.
+
+The flow takes settings and params as arguments (their JSON form, which Prefect stores, carries no
+secrets); a deployment's run passes neither and reads them from its environment, its edge.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+
+from core.context import flow_context
+from core.params import Params
+from core.settings import Settings
+from pipelines import training_steps as steps
+from pipelines.training_steps import Steps, TrainingOutcome, run_training
+
+
+def validation_cache_key(_context: Any, parameters: dict[str, Any]) -> str:
+    """Same bytes (md5) + same data contract → same verdict, so a rerun can skip the work."""
+    contract = parameters["params"].dataset.model_dump_json()
+    return f"validate-{parameters['data'].md5}-{hashlib.sha256(contract.encode()).hexdigest()[:16]}"
+
+
+TASKS = Steps(
+    load=task(name="load", retries=2, retry_delay_seconds=1)(steps.load_data),
+    validate=task(name="validate", cache_key_fn=validation_cache_key, persist_result=True)(steps.validate_data),
+    train=task(name="train")(steps.train_candidate),
+    gate=task(name="gate", retries=1, retry_delay_seconds=1)(steps.gate_candidate),
+    register=task(name="register")(steps.register_or_reject),
+)
+
+
+def decision_markdown(outcome: TrainingOutcome) -> str:
+    lines = [f"# Training: {outcome.status}", "", f"- run: `{outcome.run_id}`"]
+    if outcome.version:
+        lines.append(f"- registered version **{outcome.version}** as `{outcome.alias}`")
+    lines += ["", "## Gate", *(f"- {reason}" for reason in outcome.gate.get("reasons", []))]
+    return "\n".join(lines)
+
+
+@flow(name="training", log_prints=True)
+def training_flow(
+    settings: Settings | None = None,
+    params: Params | None = None,
+    data_path: str | None = None,
+    sweep: bool = False,
+) -> TrainingOutcome:
+    """load → validate → train → gate → register; invalid data fails the flow before training."""
+    ctx = flow_context(settings, params)
+    path = ctx.settings.resolve(data_path) if data_path else None
+    outcome = run_training(ctx.settings, ctx.params, path, sweep, steps=TASKS)
+    create_markdown_artifact(key="training-decision", markdown=decision_markdown(outcome))
+    return outcome

@@ -1,0 +1,230 @@
+"""The training steps, as plain functions: load → validate → train → gate → register.
+
+Concept: the quality gate in the training path (C14) and "bad input loses nothing" (C06).
+`run_training` is the one sequence of the steps; the Prefect flow (`pipelines.training_flow`) runs
+the same sequence with each step as a task. Order matters: data is validated before
+anything is trained or logged; a candidate is logged, but only one that passes the gate against
+the champion, on the *same* held-out rows, is registered and gets an alias.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from pipelines.data import file_md5, read_csv
+from pipelines.lineage import lineage_tags
+
+if TYPE_CHECKING:
+    from core.params import Params
+    from core.settings import Settings
+    from pipelines.fit import TrainResult
+    from pipelines.quality_gate import GateDecision
+    from pipelines.slices import SliceMetric
+    from pipelines.tracking import LoggedRun
+
+
+@dataclass(frozen=True)
+class LoadedData:
+    frame: pd.DataFrame
+    path: Path
+    md5: str
+
+
+@dataclass
+class TrainingOutcome:
+    """What one training run ended with; printed by the CLI and returned by the flow."""
+
+    status: str  # "registered" | "rejected"
+    run_id: str
+    metrics: dict[str, float]
+    gate: dict[str, Any]
+    version: str | None = None
+    alias: str | None = None
+    champion_metrics: dict[str, float] | None = None
+    sweep_run_ids: list[str] = field(default_factory=list)
+
+
+def load_data(path: Path) -> LoadedData:
+    """Read the training file and fingerprint it (the md5 DVC also records)."""
+    return LoadedData(frame=read_csv(path), path=path, md5=file_md5(path))
+
+
+# The name training's validation runs are stored under in Great Expectations (Data Docs, results), so a
+# refusal by training is told apart from a `mlops-lab validate` run (named after the file); lab 1 reads it.
+VALIDATION_RUN_NAME = "batch"
+
+
+def validate_data(data: LoadedData, params: Params, docs_dir: Path | None) -> dict[str, Any]:
+    """Run the expectation suite; raise DataValidationError (nothing trained) on any failure."""
+    from pipelines.validation import validate_frame
+
+    result = validate_frame(data.frame, params.dataset, docs_dir=docs_dir, batch_name=VALIDATION_RUN_NAME)
+    result.raise_for_failures()
+    return {"success": result.success, "statistics": result.statistics, "docs": str(result.docs_path or "")}
+
+
+def sweep_grid(params: Params) -> list[dict[str, Any]]:
+    """Every combination of the values listed under train.sweep."""
+    keys = list(params.train.sweep)
+    return [dict(zip(keys, values, strict=True)) for values in itertools.product(*params.train.sweep.values())]
+
+
+def train_candidate(
+    settings: Settings, params: Params, data: LoadedData, sweep: bool = False
+) -> tuple[TrainResult, LoggedRun, list[str]]:
+    """Fit (optionally a small sweep as nested runs) and log the candidate to MLflow.
+
+    In a sweep the winner is chosen on cross-validation accuracy only, never on the test set,
+    so the held-out score used by the gate stays an honest estimate.
+    """
+    import mlflow
+
+    from pipelines.fit import fit_and_evaluate
+    from pipelines.registry import ensure_experiment
+    from pipelines.tracking import log_training_run
+
+    tags = lineage_tags(settings.project_dir, data.path, data.md5, params.digest())
+    if not sweep or not params.train.sweep:
+        result = fit_and_evaluate(data.frame, params)
+        return result, log_training_run(settings, params, result, tags, run_name="candidate"), []
+    with mlflow.start_run(experiment_id=ensure_experiment(settings), run_name="sweep") as parent:
+        mlflow.set_tags({**tags, "sweep": "parent"})
+        trials = []
+        for hp in sweep_grid(params):
+            result = fit_and_evaluate(data.frame, params, hp)
+            name = "trial " + ", ".join(f"{k}={v}" for k, v in hp.items())
+            trials.append((result, log_training_run(settings, params, result, tags, run_name=name, nested=True)))
+        best_result, best_run = max(trials, key=lambda t: t[0].metrics["cv_accuracy_mean"])
+        mlflow.log_params({f"best.{k}": v for k, v in best_result.hyperparams.items()})
+        mlflow.log_metrics({"best_cv_accuracy_mean": best_result.metrics["cv_accuracy_mean"]})
+        mlflow.set_tag("best_run_id", best_run.run_id)
+    return best_result, best_run, [parent.info.run_id, *(run.run_id for _, run in trials)]
+
+
+@dataclass(frozen=True)
+class GateReport:
+    decision: GateDecision
+    champion_metrics: dict[str, float] | None
+    slices: list[SliceMetric]
+
+    @property
+    def slice_table(self) -> dict[str, dict[str, float]]:
+        """Slices as {"class=setosa": {"recall": 1.0, "n": 15}} for the model card."""
+        return {f"{s.family}={s.slice}": {s.metric: s.value, "n": float(s.n)} for s in self.slices}
+
+
+def gate_candidate(settings: Settings, params: Params, result: TrainResult) -> GateReport:
+    """Behavioural checks + slice parity + comparison with the champion on the same held-out rows."""
+    from pipelines.behavioural import run_behavioural_checks
+    from pipelines.evaluate import evaluate_model
+    from pipelines.quality_gate import evaluate_gate
+    from pipelines.registry import load_alias_model
+    from pipelines.slices import parity_check, slice_metrics
+
+    split = result.split
+    checks = run_behavioural_checks(result.pipeline, split.X_train, split.y_train, split.X_test, params.gate)
+    groups = None if split.groups_test is None else {params.dataset.group_column or "group": split.groups_test}
+    slices = slice_metrics(split.y_test, pd.Series(result.evaluation.predictions, index=split.y_test.index), groups)
+    checks.append(parity_check(slices, params.gate.slice_parity))
+    champion_metrics = None
+    champion = load_alias_model(settings, "champion")
+    if champion is not None:
+        champion_eval = evaluate_model(champion, split.X_test, split.y_test, params.dataset.classes)
+        champion_metrics = champion_eval.metrics
+    decision = evaluate_gate(result.evaluation.metrics, champion_metrics, checks, params.gate)
+    return GateReport(decision, champion_metrics, slices)
+
+
+def register_or_reject(
+    settings: Settings, params: Params, result: TrainResult, logged: LoggedRun, report: GateReport, data: LoadedData
+) -> TrainingOutcome:
+    """Register a passing candidate (champion if first, else challenger); tag a failing one."""
+    from core.mlflow_config import mlflow_client
+    from pipelines.model_card import ModelCardInfo, dataset_fields, render_model_card
+    from pipelines.registry import register_candidate
+
+    client = mlflow_client(settings)
+    decision = report.decision
+    gate = decision.to_dict()
+    client.set_tag(logged.run_id, "gate.status", "passed" if decision.passed else "rejected")
+    client.log_text(logged.run_id, json.dumps(gate, indent=2), "gate/decision.json")
+    outcome = TrainingOutcome(
+        status="registered" if decision.passed else "rejected",
+        run_id=logged.run_id,
+        metrics=logged.metrics,
+        gate=gate,
+        champion_metrics=report.champion_metrics,
+    )
+    if not decision.passed:
+        client.set_tag(logged.run_id, "gate.reason", "; ".join(decision.reasons)[:4000])
+        return outcome
+    tags = client.get_run(logged.run_id).data.tags
+    card = render_model_card(
+        ModelCardInfo(
+            model_name=settings.model_name,
+            version=None,
+            created=datetime.now(UTC).isoformat(timespec="seconds"),
+            **dataset_fields(params.dataset),
+            data_path=tags.get("data_path", str(data.path)),
+            data_md5=data.md5,
+            data_rows=len(data.frame),
+            params={**params.train.model_dump(mode="json"), "hyperparams": result.hyperparams},
+            test_metrics=result.evaluation.metrics,
+            cv_metrics={k: v for k, v in result.metrics.items() if k.startswith("cv_")},
+            per_class_metrics=result.evaluation.per_class,
+            slice_metrics=report.slice_table,
+            gate=gate,
+            run_id=logged.run_id,
+            git_sha=tags.get("git_sha"),
+            params_hash=tags.get("params_hash"),
+            library_versions={k.removeprefix("lib."): v for k, v in tags.items() if k.startswith("lib.")},
+        )
+    )
+    registered = register_candidate(
+        settings, logged.run_id, logged.model_uri, gate, card, settings.actor, reason="passed the quality gate"
+    )
+    outcome.version, outcome.alias = registered.version, registered.alias
+    return outcome
+
+
+@dataclass(frozen=True)
+class Steps:
+    """The five steps of a training run: the plain functions, or the same functions as Prefect tasks.
+
+    `run_training` is the one sequence; the Prefect flow (`pipelines.training_flow`) passes task
+    versions of these functions, so what the flow does and what an in-process run does cannot differ.
+    """
+
+    load: Callable[[Path], LoadedData] = load_data
+    validate: Callable[[LoadedData, Params, Path | None], dict[str, Any]] = validate_data
+    train: Callable[[Settings, Params, LoadedData, bool], tuple[TrainResult, LoggedRun, list[str]]] = train_candidate
+    gate: Callable[[Settings, Params, TrainResult], GateReport] = gate_candidate
+    register: Callable[[Settings, Params, TrainResult, LoggedRun, GateReport, LoadedData], TrainingOutcome] = (
+        register_or_reject
+    )
+
+
+def run_training(
+    settings: Settings,
+    params: Params,
+    data_path: Path | None = None,
+    sweep: bool = False,
+    steps: Steps | None = None,
+) -> TrainingOutcome:
+    """load → validate → train → gate → register; invalid data raises before anything is trained."""
+    steps = steps or Steps()
+    data = steps.load(data_path or settings.resolve(params.dataset.path))
+    steps.validate(data, params, settings.gx_dir)
+    result, logged, sweep_runs = steps.train(settings, params, data, sweep)
+    report = steps.gate(settings, params, result)
+    outcome = steps.register(settings, params, result, logged, report, data)
+    outcome.sweep_run_ids = sweep_runs
+    return outcome
