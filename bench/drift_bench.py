@@ -23,6 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.harness import BenchEnv, Row, Section, Timing, format_duration, time_interleaved
+from monitoring.data_drift import data_drift
+from pipelines.batches import generate_batch
+from pipelines.data import build_raw_frame
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -61,10 +64,6 @@ def linearity_row(base_size: int, base: Timing, size: int, subject: Timing) -> R
 
 def measure_drift(env: BenchEnv, sizes: Sequence[int] = SIZES) -> Section:
     """``data_drift`` on clean windows of each size against scipy's K-S on the same columns."""
-    from monitoring.data_drift import data_drift
-    from pipelines.batches import generate_batch
-    from pipelines.data import build_raw_frame
-
     sizes = sorted(sizes)
     # 100,000 rows at 0.1 cm cannot all differ; the drift check does not need them to.
     dataset = env.params.dataset.model_copy(update={"unique_rows": False})

@@ -27,6 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipelines.batches import generate_batch
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -86,8 +88,6 @@ def make_window(
     ``generate_batch`` keeps class counts exact in every batch; live traffic does not, so ``CLEAN_IID``
     resamples rows (with replacement) from a large clean pool to let the class mix vary per window.
     """
-    from pipelines.batches import generate_batch
-
     rows = params.monitoring.window
     if kind != CLEAN_IID:
         return generate_batch(kind, raw, params, rows=rows, seed=seed)
@@ -115,7 +115,6 @@ def run_study(
     """
     from monitoring.data_drift import data_drift
     from monitoring.prediction_drift import prediction_drift, reference_predictions
-    from pipelines.batches import generate_batch
 
     start, features, mon = time.perf_counter(), params.dataset.feature_names, params.monitoring
     raw = reference[[*features, params.dataset.target]]
@@ -152,7 +151,6 @@ def sensitivity(
 ) -> dict[str, dict[float, float]]:
     """Data-drift detection rate per covariate-shift size, for each named reference (batches fitted to ``raw``)."""
     from monitoring.data_drift import data_drift
-    from pipelines.batches import generate_batch
 
     features, mon = params.dataset.feature_names, params.monitoring
     rates: dict[str, dict[float, float]] = {name: {} for name in references}
@@ -242,7 +240,6 @@ def render_markdown(params: Params, study: StudyResult, sweep: dict[str, dict[fl
 
 def write_doc(params: Params, out: Path, seeds: int = DOC_SEEDS, shifts: Sequence[float] = DOC_SHIFTS) -> Path:
     """Run the study (all DOC_KINDS) and the sensitivity sweep, and write the Markdown report."""
-    from pipelines.batches import generate_batch
     from pipelines.data import build_raw_frame
     from pipelines.fit import fit_and_evaluate
 

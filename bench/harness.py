@@ -28,6 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipelines.lineage import library_versions as installed
+
 if TYPE_CHECKING:
     from core.params import Params
     from core.settings import Settings
@@ -196,8 +198,6 @@ def machine_info() -> dict[str, str]:
 
 def library_versions() -> dict[str, str]:
     """Python and the versions of the libraries whose speed the figures depend on."""
-    from pipelines.lineage import library_versions as installed
-
     return installed(LIBRARIES)
 
 

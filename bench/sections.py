@@ -26,6 +26,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.harness import BenchEnv, Row, Section, Timing, format_duration, time_interleaved
+from core.settings import Settings
+from core.startup import configure_runtime
+from pipelines.batches import generate_batch
+from pipelines.data import build_raw_frame, ingest
+from pipelines.fit import fit_and_evaluate
+from pipelines.training_steps import load_data, run_training, train_candidate
+from pipelines.validation import validate_frame
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -126,9 +133,6 @@ def _marginal(small: Timing, large: Timing) -> str:
 
 def measure_validation(env: BenchEnv) -> Section:
     """Great Expectations on a small and a large clean batch against the same checks in pandas."""
-    from pipelines.batches import generate_batch
-    from pipelines.data import build_raw_frame
-    from pipelines.validation import validate_frame
 
     # 100,000 distinct rows do not fit on a 0.1 cm grid: same contract, 0.01 cm precision.
     dataset = env.params.dataset.model_copy(update={"decimals": max(env.params.dataset.decimals, 2)})
@@ -183,12 +187,6 @@ def _single_threaded(fn: Callable[[], object]) -> object:
 def measure_training(env: BenchEnv) -> Section:
     """A bare scikit-learn fit against the full training step (validate, log, gate, register)."""
     from threadpoolctl import threadpool_info
-
-    from core.settings import Settings
-    from core.startup import configure_runtime
-    from pipelines.data import ingest
-    from pipelines.fit import fit_and_evaluate
-    from pipelines.training_steps import load_data, run_training, train_candidate
 
     params = env.params
     with tempfile.TemporaryDirectory(prefix="mlops-lab-bench-") as tmp:

@@ -47,7 +47,14 @@ from bench.loadgen import (
     run_wrk,
     wrk_available,
 )
+from bench.sections import _quiet
+from core.params import load_params
+from core.settings import Settings
+from core.startup import configure_runtime
 from ops.local_servers import Server, free_port, running
+from pipelines.data import ingest
+from pipelines.registry import load_alias_model
+from pipelines.training_steps import load_data, run_training
 
 BARE_APP = "bench.serving_bench:bare_app"  # the baseline: one route calling the estimator
 BATCH_IDS = {"ours /v1/predict": "bench-batch-native", "ours /invocations": "bench-batch-mlflow"}
@@ -68,11 +75,6 @@ def bare_app() -> FastAPI:
     import numpy as np
     import orjson
     import sklearn
-
-    from core.params import load_params
-    from core.settings import Settings
-    from core.startup import configure_runtime
-    from pipelines.registry import load_alias_model
 
     settings = Settings()  # a uvicorn factory is an edge: the environment is read here
     configure_runtime(settings)
@@ -186,13 +188,6 @@ def _measure(
 def measure_serving(env: BenchEnv) -> Section:
     """One row at each concurrency, and a 10,000-row batch: ours, bare FastAPI and mlflow serve."""
     import sklearn
-
-    from bench.sections import _quiet
-    from core.settings import Settings
-    from core.startup import configure_runtime
-    from pipelines.data import ingest
-    from pipelines.registry import load_alias_model
-    from pipelines.training_steps import load_data, run_training
 
     features, use_wrk = list(env.params.dataset.feature_names), wrk_available()
     with tempfile.TemporaryDirectory(prefix="mlops-lab-bench-") as tmp:

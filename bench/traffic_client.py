@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
+from pipelines.batches import generate_batch
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -167,8 +169,6 @@ REPORT_COLUMNS = ["arm", "requests", "share", "model version", "strategy", "righ
 
 def batch_rows(kind: str, reference: pd.DataFrame, params: Params, rows: int, seed: int) -> list[LabelledRow]:
     """``rows`` rows of a batch kind (clean, covariate-shift, prior-shift, concept-shift) with their true class."""
-    from pipelines.batches import generate_batch
-
     return frame_rows(generate_batch(kind, reference, params, rows=rows, seed=seed), params)
 
 

@@ -37,6 +37,16 @@ app = typer.Typer(
     rich_markup_mode=None,  # plain help: drawing rich panels costs ~0.3 s, and --help must be instant
 )
 
+
+@app.callback()
+def configure() -> None:
+    """Before any command: the libraries' environment from the settings (Prefect reads its own on import)."""
+    from core.settings import Settings
+    from core.startup import configure_environment
+
+    configure_environment(Settings())
+
+
 COMMAND_MODULES = (data, training, stages, registry, rollout, serve, traffic, monitor, admin, ops, images)
 for module in (*COMMAND_MODULES, catalog, quiz, labs, bench, generated):
     module.register(app)

@@ -17,7 +17,12 @@ from rich.console import Console
 from rich.markup import escape
 
 from core.exit_codes import EXIT_INVALID_DATA
-from pipelines.batches import BatchKind  # stdlib-only at import time, so --help stays instant
+from pipelines.batches import (
+    BatchKind,  # stdlib-only at import time, so --help stays instant
+    write_batch,
+)
+from pipelines.batches import generate_batch as generate
+from pipelines.validation import validate_file
 
 if TYPE_CHECKING:
     from core.context import LabContext
@@ -76,8 +81,6 @@ def generate_batch(
 ) -> None:
     """Write a synthetic production batch: clean, shifted, or with one classic defect."""
     from core.context import load_context
-    from pipelines.batches import generate_batch as generate
-    from pipelines.batches import write_batch
     from pipelines.data import ingest as ingest_raw
     from pipelines.data import read_csv
 
@@ -103,7 +106,6 @@ def validate(
 ) -> None:
     """Validate a CSV against the data contract in params.yaml; exit 1 if it is invalid."""
     from core.context import load_context
-    from pipelines.validation import validate_file
 
     ctx = load_context()
     result = validate_file(path, ctx.params.dataset, docs_dir=ctx.settings.gx_dir)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import typer
 
+from core.paths import REPO
+from ops.capacity_docs import write_capacity_docs
+
 
 def docs() -> None:
     """Regenerate the concept pages (docs/concepts/) and the cheat sheets (docs/cheatsheets/) from the catalog."""
-    from core.paths import REPO
     from lab import cheat_sheets, concept_docs
 
     for name, module in (("concept pages", concept_docs), ("cheat sheets", cheat_sheets)):
@@ -22,8 +24,6 @@ def docs() -> None:
 
 def capacity() -> None:
     """Plan replicas, CPU and cost from docs/benchmarks.md; write docs/capacity.md and the prod sizing patch."""
-    from ops.capacity_docs import write_capacity_docs
-
     typer.echo(write_capacity_docs())
 
 

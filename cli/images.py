@@ -14,6 +14,9 @@ from typing import Annotated
 
 import typer
 
+from ops.images import ImageTagError, env_lines, plan_tags, read_git_state
+from pipelines.registry import current_aliases
+
 images_app = typer.Typer(help="Container images: immutable tags from the git commit and the champion.")
 
 
@@ -26,7 +29,6 @@ def champion_version() -> str | None:
     """The champion's version in the registry the settings point at, or None."""
     from core.settings import Settings
     from core.startup import configure_runtime
-    from pipelines.registry import current_aliases
 
     settings = Settings()
     configure_runtime(settings)
@@ -49,7 +51,6 @@ def tags(
 ) -> None:
     """Print each image's immutable tag: <git sha 12> (+ -m<champion version> for the API); never `latest`."""
     from core.settings import Settings
-    from ops.images import ImageTagError, env_lines, plan_tags, read_git_state
 
     try:
         git = read_git_state(Settings().project_dir)

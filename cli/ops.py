@@ -17,7 +17,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from core.exit_codes import EXIT_FAILED
-from ops.backup import component_rows, counts, human_size
+from ops.backup import BackupError, component_rows, counts, human_size
+from ops.reset import ResetRefusedError, apply_reset, plan_reset
 
 console = Console()
 
@@ -52,7 +53,6 @@ def restore(
 ) -> None:
     """Verify a backup's checksums, then restore it into the state folder (existing state needs --force)."""
     from core.context import load_context
-    from ops.backup import BackupError
     from ops.restore import load_champion, restore
 
     ctx = load_context()
@@ -80,7 +80,6 @@ def reset(
 ) -> None:
     """Remove the local state folder (registry, artifacts, prediction log, reports): a clean start."""
     from core.settings import Settings
-    from ops.reset import ResetRefusedError, apply_reset, plan_reset
 
     try:
         plan = plan_reset(Settings())

@@ -16,6 +16,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pipelines.registry import RegistryError, audit_log, current_aliases, list_versions, promote, rollback
+
 if TYPE_CHECKING:
     from core.settings import Settings
     from pipelines.registry import AliasChange
@@ -45,7 +47,6 @@ def _v(version: str | None) -> str:
 
 
 def _print_change(change: AliasChange, settings: Settings) -> None:
-    from pipelines.registry import current_aliases
 
     console = Console()
     console.print(
@@ -58,8 +59,6 @@ def _print_change(change: AliasChange, settings: Settings) -> None:
 @registry_app.command("list")
 def list_cmd() -> None:
     """Show every registered version with its aliases, status and held-out accuracy."""
-    from pipelines.registry import list_versions
-
     settings = _settings()
     versions = list_versions(settings)
     if not versions:
@@ -80,8 +79,6 @@ def promote_cmd(
     reason: Annotated[str, typer.Option(help="Why; recorded in the audit log.")] = "manual promotion (CLI)",
 ) -> None:
     """Make the challenger the champion; the old champion becomes `previous`."""
-    from pipelines.registry import RegistryError, promote
-
     settings = _settings()
     try:
         change = promote(settings, settings.actor, reason)
@@ -95,8 +92,6 @@ def rollback_cmd(
     reason: Annotated[str, typer.Option(help="Why; recorded in the audit log.")] = "manual rollback (CLI)",
 ) -> None:
     """Restore the previous champion (an alias move: instant, nothing rebuilt)."""
-    from pipelines.registry import RegistryError, rollback
-
     settings = _settings()
     try:
         change = rollback(settings, settings.actor, reason)
@@ -108,8 +103,6 @@ def rollback_cmd(
 @registry_app.command("audit")
 def audit_cmd() -> None:
     """Show who moved which alias, when and why (oldest first)."""
-    from pipelines.registry import audit_log
-
     settings = _settings()
     entries = audit_log(settings)
     if not entries:

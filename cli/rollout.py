@@ -18,6 +18,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from pipelines.registry import RegistryError
+
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
@@ -49,7 +51,6 @@ def _show(tick: Tick) -> None:
 @rollout_app.command("start")
 def start_cmd() -> None:
     """Start a canary for the current challenger at the first step of rollout.steps."""
-    from pipelines.registry import RegistryError
     from serving.rollout import RolloutTransitionError
     from serving.rollout_controller import begin_rollout
 
@@ -109,7 +110,7 @@ def run_cmd(
         return
     from serving.rollout_controller import tick
 
-    ctx, store, engine = _parts()  # also configures Prefect's home and database before prefect is imported
+    ctx, store, engine = _parts()
     if prefect:
         from flows.rollout_flow import ARTIFACT_KEY, rollout_flow
 

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from serving.server import APP_FACTORY
+from serving.server import APP_FACTORY, run_server
 
 
 def register(app: typer.Typer) -> None:
@@ -24,8 +24,6 @@ def register(app: typer.Typer) -> None:
         ] = APP_FACTORY,
     ) -> None:
         """Serve the model API: /v1/predict, /invocations (MLflow), /v2 (Open Inference), /metrics."""
-        from serving.server import run_server
-
         typer.echo(f"serving {factory} on http://{host}:{port} with {workers} worker(s); Ctrl-C stops")
         try:
             run_server(factory, host, port, workers)

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from core.exit_codes import EXIT_GATE_REJECTED, EXIT_INVALID_DATA
 from pipelines.training_report import print_outcome
+from pipelines.validation import DataValidationError
 
 if TYPE_CHECKING:
     pass
@@ -27,11 +28,9 @@ def train(
 ) -> None:
     """Validate → train → gate → register, as the Prefect `training` flow (local API, no server needed)."""
     from core.context import load_context
-
-    ctx = load_context()  # first: it points Prefect at the state folder before Prefect is imported
     from pipelines.training_flow import training_flow
-    from pipelines.validation import DataValidationError
 
+    ctx = load_context()
     try:
         outcome = training_flow(ctx.settings, ctx.params, data_path=str(data) if data else None, sweep=sweep)
     except DataValidationError as err:

@@ -30,15 +30,13 @@ _QUIET_ENV = {
 }
 
 
-def configure_runtime(settings: Settings) -> None:
-    """Create the state folders and point the libraries (Prefect, DVC, MLflow) at them.
+def configure_environment(settings: Settings) -> None:
+    """Point the libraries (Prefect, DVC, MLflow) at the settings' state folder; touches no file.
 
+    The CLI does this first, before any command imports Prefect (which reads its settings on import).
     Existing environment variables win, so a user can still point Prefect at a real server; MLflow's
     tracking and registry URIs are set from the settings every time (`core.mlflow_config`).
     """
-    for folder in (settings.state, settings.prefect_home, settings.reports_dir):
-        folder.mkdir(parents=True, exist_ok=True)
-    (settings.state / STATE_MARKER).touch()
     for key, value in _QUIET_ENV.items():
         os.environ.setdefault(key, value)
     os.environ.setdefault("PREFECT_HOME", str(settings.prefect_home))
@@ -51,3 +49,11 @@ def configure_runtime(settings: Settings) -> None:
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)
     configure_mlflow(settings)
+
+
+def configure_runtime(settings: Settings) -> None:
+    """Create the state folders (marked as ours) and point the libraries at them (`configure_environment`)."""
+    for folder in (settings.state, settings.prefect_home, settings.reports_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    (settings.state / STATE_MARKER).touch()
+    configure_environment(settings)

@@ -23,9 +23,16 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from core.context import flow_context
+from core.findings import save_findings
 from core.params import Params
 from core.settings import Settings
 from flows.monitoring_outcome import MonitoringOutcome, findings_table
+from flows.retraining_flow import retraining_flow
+from monitoring.checks import run_checks
+from monitoring.retrain_plan import decide
+from monitoring.window import load_inputs
+from pipelines.registry import ensure_experiment
+from serving.prediction_log import make_engine
 
 if TYPE_CHECKING:
     from core.findings import Finding
@@ -34,14 +41,12 @@ if TYPE_CHECKING:
 
 @task(name="read-window", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
 def read_window_task(settings: Settings, params: Params, window: int | None) -> CheckInputs:
-    from monitoring.window import load_inputs
 
     return load_inputs(settings, params, window)
 
 
 @task(name="run-checks", cache_policy=NO_CACHE)
 def run_checks_task(inputs: CheckInputs, params: Params, out_dir: Path) -> list[Finding]:
-    from monitoring.checks import run_checks
 
     return run_checks(inputs, params, out_dir)
 
@@ -50,10 +55,6 @@ def run_checks_task(inputs: CheckInputs, params: Params, out_dir: Path) -> list[
 def record_findings_task(settings: Settings, findings: list[Finding], out_dir: Path) -> str:
     """Findings to the shared DB (for /metrics and the decision) and to MLflow (reports as artifacts)."""
     import mlflow
-
-    from core.findings import save_findings
-    from pipelines.registry import ensure_experiment
-    from serving.prediction_log import make_engine
 
     s = settings
     engine = make_engine(s.prediction_log_uri)
@@ -87,9 +88,6 @@ def monitoring_flow(
         retrain: False to only check and report (a dry run).
         requested: "manual" or "schedule" to retrain whatever the checks say.
     """
-    from flows.retraining_flow import retraining_flow
-    from monitoring.retrain_plan import decide
-
     ctx = flow_context(settings, params)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     out_dir = ctx.settings.reports_dir / f"check-{stamp}"

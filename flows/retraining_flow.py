@@ -27,6 +27,16 @@ from prefect.cache_policies import NO_CACHE
 from core.context import flow_context
 from core.params import Params
 from core.settings import Settings
+from monitoring.reference import champion_reference
+from monitoring.retrain_guard import release, try_acquire
+from monitoring.retrain_plan import production_rows, training_set
+from pipelines.data import write_csv
+from pipelines.training_flow import training_flow
+from pipelines.validation import validate_frame
+from serving.log_reader import labelled_window
+from serving.prediction_log import make_engine
+from serving.rollout_controller import begin_rollout
+from serving.state_store import StateStore
 
 ARTIFACT_KEY = "retraining-decision"
 
@@ -45,13 +55,6 @@ class RetrainOutcome:
 @task(name="build-training-set", cache_policy=NO_CACHE)
 def build_training_set_task(settings: Settings, params: Params, stamp: str) -> tuple[str | None, int, str]:
     """Reference + newest labelled production rows → a CSV; (path or None if refused, rows added, note)."""
-    from monitoring.reference import champion_reference
-    from monitoring.retrain_plan import production_rows, training_set
-    from pipelines.data import write_csv
-    from pipelines.validation import validate_frame
-    from serving.log_reader import labelled_window
-    from serving.prediction_log import make_engine
-
     s, p = settings, params
     reference = champion_reference(s, p)
     engine = make_engine(s.prediction_log_uri)
@@ -72,8 +75,6 @@ def build_training_set_task(settings: Settings, params: Params, stamp: str) -> t
 
 @task(name="start-canary", cache_policy=NO_CACHE)
 def start_canary_task(settings: Settings, params: Params) -> str:
-    from serving.rollout_controller import begin_rollout
-    from serving.state_store import StateStore
 
     store = StateStore(settings.prediction_log_uri, params.routing)
     try:
@@ -105,10 +106,6 @@ def retraining_flow(
 
     ``settings`` and ``params`` are what to retrain; a deployment's run passes neither (read from its environment).
     """
-    from monitoring.retrain_guard import release, try_acquire
-    from pipelines.training_flow import training_flow
-    from serving.prediction_log import make_engine
-
     ctx = flow_context(settings, params)
     knobs = ctx.params.monitoring.retrain
     engine = make_engine(ctx.settings.prediction_log_uri)

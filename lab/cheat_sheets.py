@@ -20,6 +20,7 @@ from pathlib import Path
 
 from lab.catalog import Concept, load_catalog
 from lab.concept_docs import page_name as concept_page
+from lab.concept_docs import write_generated
 
 REPO = Path(__file__).resolve().parents[1]
 OUT_DIR = REPO / "docs" / "cheatsheets"
@@ -254,6 +255,4 @@ def render_all(concepts: Sequence[Concept], areas: Sequence[Area] = AREAS) -> di
 
 def write_all(out_dir: Path = OUT_DIR, concepts: Sequence[Concept] | None = None) -> list[Path]:
     """Write the sheets and the index, and delete sheets of areas that no longer exist."""
-    from lab.concept_docs import write_generated
-
     return write_generated(out_dir, render_all(concepts if concepts is not None else load_catalog()), "*.md")

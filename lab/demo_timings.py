@@ -23,6 +23,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.harness import machine_info
+from lab.demos import DEMOS
+
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "docs" / "demo-timings.md"
 BUDGET_S = 30.0
@@ -120,9 +123,6 @@ def render(timings: Sequence[DemoTiming], machine: dict[str, str], when: datetim
 
 def write_timings() -> tuple[Path, bool]:
     """Run every demo in order on a fresh state folder, write docs/demo-timings.md; (path, all exited 0)."""
-    from bench.harness import machine_info
-    from lab.demos import DEMOS
-
     with tempfile.TemporaryDirectory(prefix="demo-timings-") as tmp:
         timings = run_all(list(DEMOS), Path(tmp) / "state")
     OUT.write_text(render(timings, machine_info(), datetime.now(UTC)), encoding="utf-8")

@@ -21,6 +21,8 @@ import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from serving.bandit import simulate, simulate_fixed_split
+
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
@@ -139,8 +141,6 @@ def explore_then_commit(
 
     The first arm is the incumbent (A): it keeps the traffic unless B is significantly better.
     """
-    from serving.bandit import simulate_fixed_split
-
     arms = list(true_rates)
     if len(arms) != 2:
         raise ValueError(f"explore-then-commit compares exactly two arms, got {arms}")
@@ -169,8 +169,6 @@ def compare_regret(
     The explore-then-commit test length is the planned sample size: `labels_needed` per arm from the
     incumbent's (first arm's) rate, which is known before the test, and ``params.min_effect``.
     """
-    from serving.bandit import simulate, simulate_fixed_split
-
     baseline = next(iter(true_rates.values()))
     per_arm = labels_needed(baseline, min(params.min_effect, baseline), params.power, params.alpha)
     test_length = min(2 * per_arm, steps)

@@ -38,6 +38,7 @@ from statistics import median
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from core.findings import Finding
+from serving.log_reader import confidence
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -156,8 +157,6 @@ def live_metrics(frame: pd.DataFrame, interval: str = "1min") -> pd.DataFrame:
     a quiet minute is not a minute with zero latency.
     """
     import pandas as pd
-
-    from serving.log_reader import confidence
 
     missing = {"ts", "status", "latency_ms", "probabilities"} - set(frame.columns)
     if missing:

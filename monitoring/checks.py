@@ -16,6 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.findings import Finding
+from monitoring.anomaly import check_anomalies
+from monitoring.attribution_drift import check_attribution_drift
+from monitoring.concept_drift import check_concept_drift
+from monitoring.data_drift import data_drift
+from monitoring.prediction_drift import prediction_drift, predictions_from_log, reference_predictions
 
 if TYPE_CHECKING:
     from core.params import Params
@@ -25,19 +30,16 @@ log = logging.getLogger(__name__)
 
 
 def _data_drift(inputs: CheckInputs, params: Params, out_dir: Path) -> Finding:
-    from monitoring.data_drift import data_drift
 
     return data_drift(inputs.reference.frame, inputs.window, params.dataset.feature_names, params.monitoring, out_dir)
 
 
 def _concept_drift(inputs: CheckInputs, params: Params, out_dir: Path) -> Finding:
-    from monitoring.concept_drift import check_concept_drift
 
     return check_concept_drift(inputs.labelled, inputs.offline_accuracy, params.monitoring.concept_drift)
 
 
 def _prediction_drift(inputs: CheckInputs, params: Params, out_dir: Path) -> Finding:
-    from monitoring.prediction_drift import prediction_drift, predictions_from_log, reference_predictions
 
     if inputs.model is None:
         return Finding("prediction_drift", "inconclusive", None, None, "no champion: no reference predictions")
@@ -50,7 +52,6 @@ def _prediction_drift(inputs: CheckInputs, params: Params, out_dir: Path) -> Fin
 
 
 def _attribution_drift(inputs: CheckInputs, params: Params, out_dir: Path) -> Finding:
-    from monitoring.attribution_drift import check_attribution_drift
 
     if inputs.model is None:
         return Finding("attribution_drift", "inconclusive", None, None, "no champion to attribute")
@@ -74,7 +75,6 @@ def _attribution_drift(inputs: CheckInputs, params: Params, out_dir: Path) -> Fi
 
 
 def _anomaly(inputs: CheckInputs, params: Params, out_dir: Path) -> Finding:
-    from monitoring.anomaly import check_anomalies
 
     return check_anomalies(inputs.window, params.monitoring.anomaly)
 

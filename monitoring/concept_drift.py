@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from core.findings import Finding, Status
+from pipelines import registry
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -140,6 +141,4 @@ def check_concept_drift(
 
 def offline_accuracy_from_registry(settings: Settings) -> dict[str, float]:
     """Held-out test accuracy of every registered version that logged one (version -> accuracy)."""
-    from pipelines.registry import list_versions
-
-    return {v.version: v.accuracy for v in list_versions(settings) if v.accuracy is not None}
+    return {v.version: v.accuracy for v in registry.list_versions(settings) if v.accuracy is not None}

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from core.findings import Finding
+from serving.log_reader import confidence
 
 if TYPE_CHECKING:
     import numpy as np
@@ -170,6 +171,5 @@ def predictions_from_log(frame: pd.DataFrame) -> tuple[list[str], list[float]]:
     served = frame[frame["prediction"].notna()]
     if "status" in served.columns:
         served = served[served["status"] == "ok"]
-    from serving.log_reader import confidence
 
     return served["prediction"].astype(str).tolist(), [float(confidence(p)) for p in served["probabilities"]]

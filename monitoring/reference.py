@@ -14,6 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core.mlflow_config import mlflow_client
+from pipelines.data import read_csv
+from pipelines.registry import current_aliases
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -33,10 +37,6 @@ class Reference:
 
 def champion_reference(settings: Settings, params: Params) -> Reference:
     """The champion's training data (from its lineage tags), else the dataset from params.yaml."""
-    from core.mlflow_config import mlflow_client
-    from pipelines.data import read_csv
-    from pipelines.registry import current_aliases
-
     fallback = settings.resolve(params.dataset.path)
     champion = current_aliases(settings).get("champion")
     if champion is None:

@@ -14,6 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from monitoring.concept_drift import offline_accuracy_from_registry
+from monitoring.reference import champion_reference
+from pipelines.registry import load_alias_model
+from serving.log_reader import labelled_window, recent_predictions
+from serving.prediction_log import make_engine
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -35,12 +41,6 @@ class CheckInputs:
 
 def load_inputs(settings: Settings, params: Params, window: int | None = None) -> CheckInputs:
     """Read the newest ``window`` predictions (default ``monitoring.window``) and everything to compare them with."""
-    from monitoring.concept_drift import offline_accuracy_from_registry
-    from monitoring.reference import champion_reference
-    from pipelines.registry import load_alias_model
-    from serving.log_reader import labelled_window, recent_predictions
-    from serving.prediction_log import make_engine
-
     size = window or params.monitoring.window
     engine = make_engine(settings.prediction_log_uri)
     try:

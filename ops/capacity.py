@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from core.paths import REPO
+from ops.k8s_objects import containers, cpu_cores, find, memory_bytes, workloads
 
 INPUTS = REPO / "k8s" / "capacity.yaml"
 SECTION = "## 4. Serving over HTTP"
@@ -161,8 +162,6 @@ def canary_traffic_shares(replicas: int, weights: list[int]) -> list[float]:
 
 def overlay_mismatches(plan: CapacityPlan, objects: list[dict[str, Any]], name: str = "mlops-lab-api") -> list[str]:
     """Where a rendered overlay disagrees with the plan (empty: it carries the plan exactly)."""
-    from ops.k8s_objects import cpu_cores, find, memory_bytes
-
     rollout, hpa, pods = (
         find(objects, "Rollout", name),
         find(objects, "HorizontalPodAutoscaler", name),
@@ -192,8 +191,6 @@ def overlay_mismatches(plan: CapacityPlan, objects: list[dict[str, Any]], name: 
 
 def platform_requests(objects: list[dict[str, Any]]) -> dict[str, float]:
     """CPU cores and GiB requested by the long-running pods other than the API (the fixed platform)."""
-    from ops.k8s_objects import containers, cpu_cores, memory_bytes, workloads
-
     cpu = memory = 0.0
     for w in workloads(objects):
         if w.kind in ("Deployment", "StatefulSet") and w.replicas:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.mlflow_config import mlflow_client
 from ops.backup import (
     ARTIFACTS,
     DVC_CACHE,
@@ -39,6 +40,7 @@ from ops.backup import (
     registry_facts,
     sha256,
 )
+from pipelines.registry import load_version_model
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -232,9 +234,6 @@ def load_champion(settings: Settings) -> tuple[str, Any]:
         BackupError: MLflow cannot read the registry (e.g. a schema of another MLflow version) or load the model.
     """
     from mlflow.exceptions import MlflowException
-
-    from core.mlflow_config import mlflow_client
-    from pipelines.registry import load_version_model
 
     try:
         version = mlflow_client(settings).get_model_version_by_alias(settings.model_name, "champion").version

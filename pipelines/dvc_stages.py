@@ -21,6 +21,8 @@ from typing import Any
 
 from core.params import Params
 from pipelines.data import read_csv
+from pipelines.evaluate import confusion_rows, evaluate_model
+from pipelines.fit import fit_and_evaluate, split_data
 
 # Module prefixes whose types this project's own pipelines contain. A skops file asking for a type
 # outside them was not written by `train_stage` and is refused rather than trusted.
@@ -87,8 +89,6 @@ def train_stage(params: Params, data_path: str | Path, model_path: str | Path, m
     Returns:
         The path of the saved model.
     """
-    from pipelines.fit import fit_and_evaluate
-
     result = fit_and_evaluate(read_csv(data_path), params)
     write_metrics(
         {
@@ -123,9 +123,6 @@ def evaluate_stage(
     Returns:
         The flat test metrics (``test_accuracy``, ...), before rounding for the file.
     """
-    from pipelines.evaluate import confusion_rows, evaluate_model
-    from pipelines.fit import split_data
-
     split = split_data(read_csv(data_path), params)
     evaluation = evaluate_model(load_model(model_path), split.X_test, split.y_test, params.dataset.classes)
     metrics = evaluation.flat_metrics()

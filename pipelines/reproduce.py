@@ -17,8 +17,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from core.mlflow_config import mlflow_client
+from core.params import Params
 from pipelines.data import file_md5, read_csv
+from pipelines.fit import fit_and_evaluate
 from pipelines.lineage import library_versions
+from pipelines.registry import load_version_model
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -76,11 +80,6 @@ def reproduce_version(settings: Settings, version: str) -> ReproductionReport:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from core.mlflow_config import mlflow_client
-    from core.params import Params
-    from pipelines.fit import fit_and_evaluate
-    from pipelines.registry import load_version_model
-
     client = mlflow_client(settings)
     try:
         mv = client.get_model_version(settings.model_name, str(version))
@@ -132,8 +131,6 @@ def reproduce_version(settings: Settings, version: str) -> ReproductionReport:
 def record_reproduction(settings: Settings, report: ReproductionReport, actor: str) -> dict[str, str]:
     """Tag the version with the rebuild's verdict (``identical`` or ``different``), time and actor."""
     from datetime import UTC, datetime
-
-    from core.mlflow_config import mlflow_client
 
     verdict = {
         "reproduced": "identical" if report.identical else "different",

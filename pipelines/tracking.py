@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipelines.evaluate import confusion_figure
+from pipelines.registry import ensure_experiment
 
 if TYPE_CHECKING:
     from core.params import Params
@@ -64,8 +65,6 @@ def log_training_run(
     import mlflow
     from mlflow.data.pandas_dataset import from_pandas
     from mlflow.models import infer_signature
-
-    from pipelines.registry import ensure_experiment
 
     experiment_id = ensure_experiment(settings)
     X_train = result.split.X_train

@@ -19,8 +19,18 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from core.mlflow_config import mlflow_client
+from pipelines.behavioural import run_behavioural_checks
 from pipelines.data import file_md5, read_csv
+from pipelines.evaluate import evaluate_model
+from pipelines.fit import fit_and_evaluate
 from pipelines.lineage import lineage_tags
+from pipelines.model_card import ModelCardInfo, dataset_fields, render_model_card
+from pipelines.quality_gate import evaluate_gate
+from pipelines.registry import ensure_experiment, load_alias_model, register_candidate
+from pipelines.slices import parity_check, slice_metrics
+from pipelines.tracking import log_training_run
+from pipelines.validation import validate_frame
 
 if TYPE_CHECKING:
     from core.params import Params
@@ -64,8 +74,6 @@ VALIDATION_RUN_NAME = "batch"
 
 def validate_data(data: LoadedData, params: Params, docs_dir: Path | None) -> dict[str, Any]:
     """Run the expectation suite; raise DataValidationError (nothing trained) on any failure."""
-    from pipelines.validation import validate_frame
-
     result = validate_frame(data.frame, params.dataset, docs_dir=docs_dir, batch_name=VALIDATION_RUN_NAME)
     result.raise_for_failures()
     return {"success": result.success, "statistics": result.statistics, "docs": str(result.docs_path or "")}
@@ -86,10 +94,6 @@ def train_candidate(
     so the held-out score used by the gate stays an honest estimate.
     """
     import mlflow
-
-    from pipelines.fit import fit_and_evaluate
-    from pipelines.registry import ensure_experiment
-    from pipelines.tracking import log_training_run
 
     tags = lineage_tags(settings.project_dir, data.path, data.md5, params.digest())
     if not sweep or not params.train.sweep:
@@ -123,12 +127,6 @@ class GateReport:
 
 def gate_candidate(settings: Settings, params: Params, result: TrainResult) -> GateReport:
     """Behavioural checks + slice parity + comparison with the champion on the same held-out rows."""
-    from pipelines.behavioural import run_behavioural_checks
-    from pipelines.evaluate import evaluate_model
-    from pipelines.quality_gate import evaluate_gate
-    from pipelines.registry import load_alias_model
-    from pipelines.slices import parity_check, slice_metrics
-
     split = result.split
     checks = run_behavioural_checks(result.pipeline, split.X_train, split.y_train, split.X_test, params.gate)
     groups = None if split.groups_test is None else {params.dataset.group_column or "group": split.groups_test}
@@ -147,10 +145,6 @@ def register_or_reject(
     settings: Settings, params: Params, result: TrainResult, logged: LoggedRun, report: GateReport, data: LoadedData
 ) -> TrainingOutcome:
     """Register a passing candidate (champion if first, else challenger); tag a failing one."""
-    from core.mlflow_config import mlflow_client
-    from pipelines.model_card import ModelCardInfo, dataset_fields, render_model_card
-    from pipelines.registry import register_candidate
-
     client = mlflow_client(settings)
     decision = report.decision
     gate = decision.to_dict()

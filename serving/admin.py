@@ -29,7 +29,11 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from pipelines import registry
+from serving import rollout_controller
+from serving.rollout import RolloutTransitionError
 from serving.router import RoutingState, Strategy, switch_slot, with_ab_split, with_strategy, with_weight
+from serving.state_store import StateConflictError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -120,11 +124,6 @@ async def _admin_error(_request: Request, exc: Exception) -> JSONResponse:
 def build_router(runtime: Runtime, token: str) -> APIRouter:
     """The ``/v1/admin`` routes over ``runtime``; every route requires ``token``."""
     from mlflow.exceptions import MlflowException
-
-    from pipelines import registry
-    from serving import rollout_controller
-    from serving.rollout import RolloutTransitionError
-    from serving.state_store import StateConflictError
 
     conflicts = (registry.RegistryError, RolloutTransitionError, StateConflictError)
     # A registry that cannot answer (database gone, server down) is an outage: 503, retry later. An

@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from core.mlflow_config import mlflow_client
+from pipelines.registry import load_version_model
+
 if TYPE_CHECKING:
     from core.settings import Settings
 
@@ -123,9 +126,6 @@ class ModelCache:
 def registry_cache(settings: Settings, backoff: Backoff | None = None) -> ModelCache:
     """A cache bound to the MLflow registry named by the settings."""
     from mlflow.exceptions import MlflowException
-
-    from core.mlflow_config import mlflow_client
-    from pipelines.registry import load_version_model
 
     clients: list[Any] = []  # created on first use, so a registry that is down at start-up is an outage, not a crash
 

@@ -17,15 +17,17 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from pipelines import registry
+from serving import rollout
 from serving.canary_analysis import Analysis, ArmMetrics, analyse
 from serving.prediction_log import feedback_table, make_engine, predictions_table
 from serving.rollout import Action, RolloutState, advance, start
 from serving.router import with_paused, with_strategy, with_weight
+from serving.state_store import StateStore
 
 if TYPE_CHECKING:
     from core.params import Params
     from core.settings import Settings
-    from serving.state_store import StateStore
 
 P, F = predictions_table.c, feedback_table.c
 
@@ -68,18 +70,16 @@ def controller_parts(settings: Settings, params: Params) -> tuple[StateStore, sa
 
     The caller closes the store and disposes of the engine when it is done (a CLI process may just exit).
     """
-    from serving.state_store import StateStore
-
     return StateStore(settings.prediction_log_uri, params.routing), make_engine(settings.prediction_log_uri)
 
 
 def begin_rollout(settings: Settings, params: Params, store: StateStore, now: datetime | None = None) -> Tick:
     """Start a canary for the current challenger: first step's weight, strategy canary."""
-    from pipelines.registry import RegistryError, current_aliases
-
-    aliases = current_aliases(settings)
+    aliases = registry.current_aliases(settings)
     if "challenger" not in aliases:
-        raise RegistryError("no challenger to roll out: train one that passes the gate first (`mlops-lab train`)")
+        raise registry.RegistryError(
+            "no challenger to roll out: train one that passes the gate first (`mlops-lab train`)"
+        )
     state, action = start(aliases["challenger"], params.rollout, now or datetime.now(UTC), current=store.rollout())
     store.update_routing(lambda r: with_weight(with_strategy(r, "canary"), action.weight or 0.0))
     store.put_rollout(state)
@@ -88,10 +88,8 @@ def begin_rollout(settings: Settings, params: Params, store: StateStore, now: da
 
 def tick(settings: Settings, params: Params, store: StateStore, engine: sa.Engine, now: datetime | None = None) -> Tick:
     """Analyse the running rollout once and carry out the decision."""
-    from pipelines.registry import current_aliases, promote, reject_challenger
-
     now = now or datetime.now(UTC)
-    champion_version = current_aliases(settings).get("champion", "")
+    champion_version = registry.current_aliases(settings).get("champion", "")
     seen: list[Tick] = []
     before: list[RolloutState] = []
 
@@ -126,10 +124,10 @@ def tick(settings: Settings, params: Params, store: StateStore, engine: sa.Engin
         try:
             if action.kind == "promote":
                 summary = result.analysis.summary() if result.analysis else ""
-                promote(settings, "rollout-controller", f"canary passed every step: {summary}")
+                registry.promote(settings, "rollout-controller", f"canary passed every step: {summary}")
             else:
                 store.update_routing(lambda r: with_weight(r, 0.0))
-                reject_challenger(settings, "rollout-controller", action.reason)
+                registry.reject_challenger(settings, "rollout-controller", action.reason)
         except Exception:
             store.update_rollout(lambda s: before[0] if s == result.state else s)
             raise
@@ -141,9 +139,6 @@ def operate(
     settings: Settings, store: StateStore, operation: str, actor: str, reason: str = "", now: datetime | None = None
 ) -> Tick:
     """An operator's pause / resume / abort, persisted with compare-and-swap and carried out."""
-    from pipelines.registry import reject_challenger
-    from serving import rollout
-
     ops = {"pause": rollout.pause, "resume": rollout.resume, "abort": rollout.abort}
     if operation not in ops:
         raise ValueError(f"operation must be one of {sorted(ops)}, got {operation!r}")
@@ -161,7 +156,7 @@ def operate(
     paused = operation == "pause"  # routing decisions then say "rollout paused, weight held"
     if result.action.kind == "abort":
         store.update_routing(lambda r: with_paused(with_weight(r, 0.0), False))
-        reject_challenger(settings, actor, result.action.reason)
+        registry.reject_challenger(settings, actor, result.action.reason)
     else:
         store.update_routing(lambda r: with_paused(r, paused))
     return result

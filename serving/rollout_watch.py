@@ -31,8 +31,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from serving.prediction_log import make_engine
 from serving.rollout import Action
 from serving.rollout_controller import Tick, tick
+from serving.state_store import StateStore
 
 if TYPE_CHECKING:
     import threading
@@ -41,7 +43,6 @@ if TYPE_CHECKING:
 
     from core.params import Params
     from core.settings import Settings
-    from serving.state_store import StateStore
 
 log = logging.getLogger(__name__)
 ACTIVE = ("running", "paused")  # statuses the controller analyses; anything else waits for a new rollout
@@ -68,9 +69,6 @@ class ControllerSession:
 
     def __call__(self, now: datetime) -> Tick:
         if self._parts is None:
-            from serving.prediction_log import make_engine
-            from serving.state_store import StateStore
-
             store = StateStore(self.settings.prediction_log_uri, self.params.routing)
             self._parts = (store, make_engine(self.settings.prediction_log_uri))
         store, engine = self._parts

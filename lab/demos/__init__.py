@@ -15,12 +15,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from lab.narrate import Narrator
+
 if TYPE_CHECKING:
     from rich.console import Console
 
     from core.context import LabContext
     from core.settings import Settings
-    from lab.narrate import Narrator
 
 DemoFn = Callable[["Narrator", "LabContext"], None]
 
@@ -137,7 +138,6 @@ def run_demo(name: str, console: Console | None = None, settings: Settings | Non
     """
     from core.context import load_context
     from lab.catalog import load_catalog
-    from lab.narrate import Narrator
 
     demo = resolve_demo(name)  # resolve and import before touching any state
     run = load_demo(demo)

@@ -15,7 +15,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from lab.demos.prep import ensure_champion
+from lab.demos.traffic import ARM_COLUMNS, arm_table, ensure_challenger, running_service, users
 from monitoring.ab_stats import ArmOutcome, Decision, compare_regret, decide, labels_needed
+from serving.log_reader import labelled_window
 
 if TYPE_CHECKING:
     from core.context import LabContext
@@ -26,8 +29,6 @@ if TYPE_CHECKING:
 
 def outcomes(service: DemoService, since: datetime) -> dict[str, ArmOutcome]:
     """Labelled A/B predictions per arm since ``since``, from the prediction log joined with feedback."""
-    from serving.log_reader import labelled_window
-
     service.flush()
     if service.runtime.log is None:
         return {}
@@ -75,9 +76,6 @@ def _price_of_the_split(n: Narrator, params: ABTestParams) -> None:
 
 def run(n: Narrator, ctx: LabContext) -> None:
     """A 50/50 test: too early to tell, then enough labels for a test and a confidence interval."""
-    from lab.demos.prep import ensure_champion
-    from lab.demos.traffic import ARM_COLUMNS, arm_table, ensure_challenger, running_service, users
-
     stats = ctx.params.monitoring.ab_test
     n.title("A/B test: fixed split, feedback as outcome, a test before a verdict", "C24 A/B test · C38 feedback")
     n.step("Split users 50/50 by a hash of their id (strategy ab, split 0.5)")

@@ -27,6 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from core.findings import Finding, save_findings
+from lab.demos.prep import ensure_champion
+from lab.demos.traffic import running_service, users
+from serving.rollout import abort, start
+
 if TYPE_CHECKING:
     from core.context import LabContext
     from lab.demos.traffic import DemoService
@@ -48,9 +53,6 @@ SHOWN = re.compile(
 
 def _plant_drift_and_abort(service: DemoService) -> None:
     """Write a fired data drift finding and an aborted rollout to the (scratch) shared database."""
-    from core.findings import Finding, save_findings
-    from serving.rollout import abort, start
-
     features = {
         "sepal_length": {"method": "K-S p_value", "score": 0.0004, "threshold": 0.05, "drifted": True},
         "sepal_width": {"method": "K-S p_value", "score": 0.002, "threshold": 0.05, "drifted": True},
@@ -125,9 +127,6 @@ def _show_rules(n: Narrator, rules_dir: Path) -> None:
 
 def run(n: Narrator, ctx: LabContext) -> None:
     """Traffic and planted findings on a scratch database, the scrape, promtool, and the dashboard."""
-    from lab.demos.prep import ensure_champion
-    from lab.demos.traffic import running_service, users
-
     n.title("Operational metrics and alerts: /metrics, rules tested by promtool, a dashboard", "C31 metrics")
     n.step("Serve traffic through the real app (in process, on a scratch database)")
     version = ensure_champion(ctx, n)

@@ -14,6 +14,10 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from monitoring.anomaly import LIVE_METRICS, EwmaDetector, check_anomalies, live_metrics
+from serving.log_reader import recent_predictions
+from serving.prediction_log import PredictionLog, PredictionRecord
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -38,8 +42,6 @@ def latency_series(seed: int = 7) -> list[float]:
 def write_simulated_log(path: Path, seed: int = 8) -> str:
     """An hour of predictions in a fresh SQLite log: a latency spike at LOG_SPIKE, errors at LOG_ERRORS."""
     import numpy as np
-
-    from serving.prediction_log import PredictionLog, PredictionRecord
 
     path.unlink(missing_ok=True)
     url = f"sqlite:///{path}"
@@ -73,9 +75,6 @@ def write_simulated_log(path: Path, seed: int = 8) -> str:
 
 def run(n: Narrator, ctx: LabContext) -> None:
     """Stream a latency series through the detector, then check an hour of logged predictions."""
-    from monitoring.anomaly import LIVE_METRICS, EwmaDetector, check_anomalies, live_metrics
-    from serving.log_reader import recent_predictions
-
     cfg = ctx.params.monitoring.anomaly
     n.title("Anomalies on live metrics: learn normal, flag the rest", "C36 anomaly detection")
 

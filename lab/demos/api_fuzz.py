@@ -29,6 +29,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from lab.demos.prep import ensure_champion
+from serving.app import create_app
+from serving.server import bind_tcp_socket
+
 if TYPE_CHECKING:
     from schemathesis import APIOperation, BaseSchema, GenerationMode
     from starlette.types import ASGIApp
@@ -45,8 +49,6 @@ Rejected = tuple[Any, int, str]  # (body sent, status, answer) of a 4xx
 def serve_on_loopback(app: ASGIApp, lifespan: Literal["on", "off"] = "on", timeout_s: float = 60.0) -> Iterator[str]:
     """Serve ``app`` with uvicorn in a thread on a free loopback port; yield its base URL, then stop it."""
     import uvicorn
-
-    from serving.server import bind_tcp_socket
 
     sock = bind_tcp_socket("127.0.0.1", 0)
     config = uvicorn.Config(app, lifespan=lifespan, log_level="warning", access_log=False)
@@ -154,9 +156,6 @@ def run(n: Narrator, ctx: LabContext) -> None:
     import requests
     import schemathesis
     from schemathesis import GenerationMode
-
-    from lab.demos.prep import ensure_champion
-    from serving.app import create_app
 
     n.title("API contract + fuzzing: generated requests from the OpenAPI document", "C42 API contract + fuzzing")
     n.step("Serve the API (uvicorn, loopback) and read its OpenAPI document")

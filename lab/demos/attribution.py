@@ -12,6 +12,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from lab.demos.prep import ensure_raw_data
+from monitoring.attribution_drift import check_attribution_drift
+from pipelines.batches import generate_batch
+from pipelines.data import read_csv
+from pipelines.fit import fit_and_evaluate
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -36,12 +42,6 @@ def _shares_table(n: Narrator, title: str, finding: Finding, features: list[str]
 
 def run(n: Narrator, ctx: LabContext) -> None:
     """Importance shares on reference vs window: quiet on clean traffic, loud when the deciding features change."""
-    from lab.demos.prep import ensure_raw_data
-    from monitoring.attribution_drift import check_attribution_drift
-    from pipelines.batches import generate_batch
-    from pipelines.data import read_csv
-    from pipelines.fit import fit_and_evaluate
-
     p, cfg = ctx.params, ctx.params.monitoring.attribution_drift
     features, target = p.dataset.feature_names, p.dataset.target
     n.title("Attribution drift: has the model changed its reasons?", "C35 feature-attribution drift")

@@ -13,6 +13,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from lab.demos.prep import ensure_champion
+from lab.demos.traffic import plant_bad_challenger, running_service, users
+from pipelines.registry import reject_challenger
+from serving.bandit import expected_rewards, simulate, simulate_fixed_split
+
 if TYPE_CHECKING:
     from core.context import LabContext
     from lab.narrate import Narrator
@@ -23,7 +28,6 @@ SIMULATED = {"champion": 0.95, "challenger": 0.90}  # a subtler gap than the pla
 
 
 def _simulate(n: Narrator) -> None:
-    from serving.bandit import simulate, simulate_fixed_split
 
     steps = 2000
     runs = [
@@ -43,11 +47,6 @@ def _simulate(n: Narrator) -> None:
 
 def run(n: Narrator, ctx: LabContext) -> None:
     """Live bandit over the API with feedback rewards, then the seeded regret comparison."""
-    from lab.demos.prep import ensure_champion
-    from lab.demos.traffic import plant_bad_challenger, running_service, users
-    from pipelines.registry import reject_challenger
-    from serving.bandit import expected_rewards
-
     s = ctx.settings
     n.title("Multi-armed bandit: traffic follows the feedback", "C25 bandit · C38 feedback")
     n.step("Two arms: the champion and a PLANTED worse challenger")

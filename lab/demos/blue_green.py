@@ -14,6 +14,10 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from lab.demos.prep import ensure_champion
+from lab.demos.traffic import ensure_challenger, running_service, users
+from serving.router import switch_slot
+
 if TYPE_CHECKING:
     from core.context import LabContext
     from lab.demos.traffic import Traffic
@@ -31,10 +35,6 @@ def _slot_rows(traffic: Traffic, slots: dict[str, str]) -> list[list[object]]:
 
 def run(n: Narrator, ctx: LabContext) -> None:
     """Blue serves, green is previewed, the switch moves everyone, the switch-back moves them home."""
-    from lab.demos.prep import ensure_champion
-    from lab.demos.traffic import ensure_challenger, running_service, users
-    from serving.router import switch_slot
-
     n.title("Blue-green: two warm slots, one atomic switch", "C22 blue-green · C27 runtime config")
     n.step("Two slots: blue = champion, green = challenger; blue is live")
     ensure_champion(ctx, n)

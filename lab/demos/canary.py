@@ -15,10 +15,27 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from core.mlflow_config import mlflow_client
+from lab.demos.prep import ensure_champion
+from lab.demos.traffic import (
+    ARM_COLUMNS,
+    Traffic,
+    arm_table,
+    ensure_challenger,
+    plant_bad_challenger,
+    running_service,
+    users,
+)
+from lab.demos.traffic import users as user_ids
+from pipelines.registry import RegistryError, current_aliases
+from serving.rollout import RolloutTransitionError
+from serving.rollout_controller import begin_rollout, operate, tick
+from serving.router import bucket
+
 if TYPE_CHECKING:
     from core.context import LabContext
     from core.params import Params
-    from lab.demos.traffic import DemoService, Traffic
+    from lab.demos.traffic import DemoService
     from lab.narrate import Narrator
     from serving.rollout_controller import Tick
 
@@ -49,9 +66,6 @@ def drive_rollout(
     n: Narrator, service: DemoService, params: Params, seed: int, before: Traffic | None = None, kind: str = "clean"
 ) -> Tick:
     """Send traffic (rows of batch ``kind``) with feedback and tick the controller until it promotes or aborts."""
-    from lab.demos.traffic import users
-    from serving.rollout_controller import tick
-
     s, log = service.ctx.settings, service.runtime.log
     if log is None:
         raise RuntimeError("the service is not running: drive the rollout inside `with running_service(ctx)`")
@@ -85,9 +99,6 @@ def drive_rollout(
 
 
 def start_rollout(n: Narrator, service: DemoService, params: Params) -> bool:
-    from pipelines.registry import RegistryError
-    from serving.rollout import RolloutTransitionError
-    from serving.rollout_controller import begin_rollout
 
     try:
         begun = begin_rollout(service.ctx.settings, params, service.store)
@@ -101,21 +112,6 @@ def start_rollout(n: Narrator, service: DemoService, params: Params) -> bool:
 
 def run(n: Narrator, ctx: LabContext) -> None:
     """Roll a good challenger out to promotion, then watch a planted bad one get aborted."""
-    from core.mlflow_config import mlflow_client
-    from lab.demos.prep import ensure_champion
-    from lab.demos.traffic import (
-        ARM_COLUMNS,
-        Traffic,
-        arm_table,
-        ensure_challenger,
-        plant_bad_challenger,
-        running_service,
-    )
-    from lab.demos.traffic import users as user_ids
-    from pipelines.registry import RegistryError, current_aliases
-    from serving.rollout_controller import operate
-    from serving.router import bucket
-
     s = ctx.settings
     params = demo_params(ctx.params)
     n.title("Canary release: weight steps with automated analysis", "C21 canary · C26 automatic rollback")

@@ -20,6 +20,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.exit_codes import EXIT_GATE_REJECTED, EXIT_INVALID_DATA
+from lab.demos.prep import ensure_raw_data
+from pipelines.batches import generate_batch, write_batch
+from pipelines.data import read_csv
+from pipelines.validation import validate_file
+
 if TYPE_CHECKING:
     from core.context import LabContext
     from lab.narrate import Narrator
@@ -101,11 +107,6 @@ def _walk_ci(n: Narrator, ci: dict[str, Any]) -> None:
 
 
 def _data_gate(n: Narrator, ctx: LabContext) -> None:
-    from core.exit_codes import EXIT_GATE_REJECTED, EXIT_INVALID_DATA
-    from lab.demos.prep import ensure_raw_data
-    from pipelines.batches import generate_batch, write_batch
-    from pipelines.data import read_csv
-    from pipelines.validation import validate_file
 
     reference = read_csv(ensure_raw_data(ctx))
     batch = generate_batch("out-of-range", reference, ctx.params, seed=1)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from lab.cloud_map import CLOUD_MAP, check_cloud_map
+
 if TYPE_CHECKING:
     from core.context import LabContext
     from lab.narrate import Narrator
 
 
 def run(n: Narrator, ctx: LabContext) -> None:
-    from lab.cloud_map import CLOUD_MAP, check_cloud_map
 
     n.title("Cloud equivalents: the same capabilities, under managed names", "C53")
 

@@ -13,6 +13,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from core.findings import save_findings
+from lab.demos.prep import ensure_champion, ensure_raw_data
+from lab.demos.traffic import running_service
+from monitoring.concept_drift import check_concept_drift, offline_accuracy_from_registry
+from pipelines.batches import generate_batch
+from pipelines.data import read_csv
+from serving.log_reader import labelled_window
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -68,14 +76,6 @@ def _show(n: Narrator, finding: Finding) -> None:
 
 def run(n: Narrator, ctx: LabContext) -> None:
     """Clean traffic keeps the promised accuracy; relabelled traffic with identical inputs breaks it."""
-    from core.findings import save_findings
-    from lab.demos.prep import ensure_champion, ensure_raw_data
-    from lab.demos.traffic import running_service
-    from monitoring.concept_drift import check_concept_drift, offline_accuracy_from_registry
-    from pipelines.batches import generate_batch
-    from pipelines.data import read_csv
-    from serving.log_reader import labelled_window
-
     p, cfg = ctx.params, ctx.params.monitoring.concept_drift
     features = p.dataset.feature_names
     n.title("Concept drift: same inputs, new truth, falling accuracy", "C34 concept drift · C38 feedback")

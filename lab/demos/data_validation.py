@@ -12,6 +12,9 @@ from rich.markup import escape
 
 from core.context import LabContext
 from lab.narrate import Narrator
+from pipelines.batches import BatchKind, generate_batch, write_batch
+from pipelines.data import ingest, read_csv
+from pipelines.validation import DataValidationError, build_suite, validate_file
 
 # The batches shown, and the upstream story behind each one.
 SHOWN = {
@@ -24,9 +27,6 @@ SHOWN = {
 
 
 def run(n: Narrator, ctx: LabContext) -> None:
-    from pipelines.batches import BatchKind, generate_batch, write_batch
-    from pipelines.data import ingest, read_csv
-    from pipelines.validation import DataValidationError, build_suite, validate_file
 
     cfg, docs_dir = ctx.params.dataset, ctx.settings.gx_dir
     n.title("Data validation: bad batches never reach training", "C06 · C07")

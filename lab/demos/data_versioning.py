@@ -21,6 +21,8 @@ from rich.markup import escape
 
 from core.context import LabContext
 from lab.narrate import Narrator
+from pipelines.batches import generate_batch
+from pipelines.data import file_md5, read_csv, write_csv
 
 DATA_STAGE = "ingest"
 NEW_ROWS = 20
@@ -128,9 +130,6 @@ def run(n: Narrator, ctx: LabContext) -> None:
 
 def _demo(n: Narrator, ctx: LabContext) -> None:
     import pandas as pd
-
-    from pipelines.batches import generate_batch
-    from pipelines.data import file_md5, read_csv, write_csv
 
     scratch, rel = ctx.settings.state / "demo-dvc", ctx.params.dataset.path
     env = scratch_env(ctx.settings.state, scratch)

@@ -15,8 +15,14 @@ import shutil
 import time
 from typing import TYPE_CHECKING, Any
 
+from core.context import LabContext
+from core.startup import configure_runtime
+from lab.demos.prep import display_path, ensure_champion
+from lab.demos.traffic import running_service, users
+from ops.backup import CorruptBackupError, StateExistsError, backup, component_rows, counts, log_counts
+from ops.restore import load_champion, restore
+
 if TYPE_CHECKING:
-    from core.context import LabContext
     from lab.narrate import Narrator
 
 USERS, SEED = 20, 50
@@ -24,9 +30,6 @@ USERS, SEED = 20, 50
 
 def drill_context(ctx: LabContext) -> LabContext:
     """The stand-in machine: embedded engines in ``<state>/disaster-recovery``, whatever the settings point at."""
-    from core.context import LabContext
-    from core.startup import configure_runtime
-
     embedded = {"tracking_uri": None, "registry_uri": None, "artifact_root": None, "prediction_log_url": None}
     settings = ctx.settings.model_copy(update={"state_dir": ctx.settings.state / "disaster-recovery", **embedded})
     configure_runtime(settings)
@@ -39,12 +42,6 @@ def _answers(bodies: list[dict[str, Any]]) -> list[tuple[str, dict[str, float]]]
 
 def run(n: Narrator, ctx: LabContext) -> None:
     """Backup → simulated loss → a damaged copy refused → restore → the same service back."""
-    from core.startup import configure_runtime
-    from lab.demos.prep import display_path, ensure_champion
-    from lab.demos.traffic import running_service, users
-    from ops.backup import CorruptBackupError, StateExistsError, backup, component_rows, counts, log_counts
-    from ops.restore import load_champion, restore
-
     n.title("Disaster recovery: back up, lose everything, restore, verify", "C50")
     drill = drill_context(ctx)
     s = drill.settings

@@ -17,6 +17,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lab.demos.prep import display_path, ensure_raw_data
+from monitoring.data_drift import data_drift
+from monitoring.prediction_drift import prediction_drift, reference_predictions
+from pipelines.batches import generate_batch
+from pipelines.data import read_csv, split_features_target
+from pipelines.features import build_pipeline
+from pipelines.registry import current_aliases, load_alias_model
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -35,14 +43,9 @@ SEED = 1
 
 def _model(ctx: LabContext, n: Narrator, raw: pd.DataFrame) -> Any:
     """The champion if one is registered, else a pipeline fitted here on the raw data."""
-    from pipelines.data import split_features_target
-    from pipelines.features import build_pipeline
-
     settings = ctx.settings
     fresh = settings.tracking_uri is None and not (settings.state / "mlflow.db").exists()
     if not fresh:  # looking into a registry that does not exist yet would create one (seconds of migrations)
-        from pipelines.registry import current_aliases, load_alias_model
-
         version = current_aliases(settings).get("champion")
         model = load_alias_model(settings, "champion") if version else None
         if model is not None:
@@ -64,11 +67,6 @@ def _cell(feature: dict[str, Any]) -> str:
 
 
 def run(n: Narrator, ctx: LabContext) -> None:
-    from lab.demos.prep import display_path, ensure_raw_data
-    from monitoring.data_drift import data_drift
-    from monitoring.prediction_drift import prediction_drift, reference_predictions
-    from pipelines.batches import generate_batch
-    from pipelines.data import read_csv
 
     mon, features = ctx.params.monitoring, ctx.params.dataset.feature_names
     n.title("Data drift and prediction drift: what moved, and does the model care?", "C32 data drift · C33 prediction")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from core.context import LabContext
+from lab.demos.prep import ensure_raw_data
 from lab.narrate import Narrator
+from pipelines.data import read_csv, split_features_target
+from pipelines.features import build_pipeline
 
 
 def run(n: Narrator, ctx: LabContext) -> None:
-    from lab.demos.prep import ensure_raw_data
-    from pipelines.data import read_csv, split_features_target
-    from pipelines.features import build_pipeline
 
     n.title("Feature engineering inside the model", "C08")
     path = ensure_raw_data(ctx, n)

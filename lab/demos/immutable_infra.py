@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from lab.demos.prep import ensure_champion
 from ops.images import IMAGES, GitState, ImageTagError, pinning_problem, plan_tags, read_git_state
 
 if TYPE_CHECKING:
@@ -52,7 +53,6 @@ def _tags(git: GitState, champion: str) -> dict[str, str]:
 
 
 def _this_checkout(n: Narrator, ctx: LabContext) -> None:
-    from lab.demos.prep import ensure_champion
 
     n.step("The tags for this checkout and this champion (`mlops-lab images tags`)")
     champion = ensure_champion(ctx, n)

@@ -15,6 +15,10 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
+from ops.capacity import build_plan, canary_traffic_shares, overlay_mismatches
+from ops.k8s_checks import CHECKS, K8S_VERSION, check_images, check_services, validate_schemas
+from ops.k8s_objects import OVERLAYS, cpu_cores, find, kind_name, render
+
 if TYPE_CHECKING:
     from core.context import LabContext
     from lab.narrate import Narrator
@@ -25,8 +29,6 @@ SKIP_DIFF = ("metadata.namespace", "metadata.labels.app.kubernetes.io/instance")
 
 def describe(obj: K8sObject) -> str:
     """The settings that matter for one object, in a line."""
-    from ops.k8s_objects import cpu_cores
-
     kind, spec = obj["kind"], obj.get("spec", {})
     if kind in ("Deployment", "StatefulSet"):
         c = spec["template"]["spec"]["containers"][0]
@@ -100,8 +102,6 @@ def differences(dev: list[K8sObject], prod: list[K8sObject]) -> list[tuple[str, 
 
     Generated names and the namespace and instance label (which differ by construction) are left out.
     """
-    from ops.k8s_objects import kind_name
-
     prod_by = {kind_name(o): o for o in _without_hashes(prod)}
     rows = []
     for o in _without_hashes(dev):
@@ -121,10 +121,6 @@ def differences(dev: list[K8sObject], prod: list[K8sObject]) -> list[tuple[str, 
 def run(n: Narrator, ctx: LabContext) -> None:
     """Render dev and prod, validate, police, break, compare and size."""
     from rich.markup import escape
-
-    from ops.capacity import build_plan, canary_traffic_shares, overlay_mismatches
-    from ops.k8s_checks import CHECKS, K8S_VERSION, check_images, check_services, validate_schemas
-    from ops.k8s_objects import OVERLAYS, find, render
 
     n.title("Kubernetes, validated offline: overlays, policy checks, a capacity plan", "C47 · C48 · C51")
     n.step("Render every overlay with `kubectl kustomize` (base + overlay, no cluster needed)")

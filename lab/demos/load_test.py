@@ -33,10 +33,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bench.harness import format_duration
+from bench.loadgen import Target, percentile, run_load
+from lab.demos.prep import display_path, ensure_champion
 from ops.local_servers import Server, free_port, running
 
 if TYPE_CHECKING:
-    from bench.loadgen import LoadResult, Target
+    from bench.loadgen import LoadResult
     from core.context import LabContext
     from core.settings import Settings
     from lab.narrate import Narrator
@@ -119,9 +122,6 @@ def flood(target: Target, concurrency: int, requests: int) -> Flood:
 
 def load_rows(result: LoadResult) -> list[object]:
     """One table row: concurrency, sent, ok, errors, req/s, p50, p95, p99."""
-    from bench.harness import format_duration
-    from bench.loadgen import percentile
-
     ok = len(result.latencies)
     p = [format_duration(percentile(result.latencies, q)) if ok else "-" for q in (50, 95, 99)]
     return [result.concurrency, ok + result.errors, ok, result.errors, f"{result.requests_per_s:.0f}", *p]
@@ -154,10 +154,6 @@ def _one_refusal(target: Target) -> tuple[int, str, str]:
 
 def run(n: Narrator, ctx: LabContext) -> None:
     """Bounded load at two concurrencies, a table of percentiles, then an overload against a low rate limit."""
-    from bench.harness import format_duration
-    from bench.loadgen import Target, percentile, run_load
-    from lab.demos.prep import display_path, ensure_champion
-
     n.title("Load test: percentiles under bounded load, then overload", "C43 load / stress tests")
     n.step("Start the real service twice (`mlops-lab serve`, one worker each, loopback)")
     ensure_champion(ctx, n)

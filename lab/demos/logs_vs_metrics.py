@@ -25,6 +25,9 @@ from collections import Counter
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from lab.demos.prep import ensure_champion
+from lab.demos.traffic import running_service
+
 if TYPE_CHECKING:
     from core.context import LabContext
     from lab.demos.traffic import DemoService
@@ -78,9 +81,6 @@ def _series(metrics_text: str) -> list[tuple[str, dict[str, str], float]]:
 
 def run(n: Narrator, ctx: LabContext) -> None:
     """Send a few requests, show their log lines and their metrics, and check that both agree."""
-    from lab.demos.prep import ensure_champion
-    from lab.demos.traffic import running_service
-
     n.title("Monitoring vs logging: one line per request, one counter per kind", "C30 monitoring vs logging")
     n.step("Start the service in process and capture its access log")
     ensure_champion(ctx, n)

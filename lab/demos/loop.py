@@ -19,8 +19,21 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core.context import LabContext
+from core.startup import configure_runtime
+from flows.monitoring_flow import monitoring_flow
+from flows.monitoring_outcome import print_monitoring
+from lab.demos.canary import demo_params, drive_rollout, start_rollout
+from lab.demos.prep import VERSION_COLUMNS, display_path, ensure_raw_data, show_outcome, version_rows
+from lab.demos.traffic import plant_bad_challenger, running_service, users
+from lab.demos.warmup import PrefectWarmup, preload
+from pipelines.batches import generate_batch, write_batch
+from pipelines.data import read_csv
+from pipelines.registry import audit_log, current_aliases, ensure_experiment
+from pipelines.training_flow import training_flow
+from pipelines.validation import validate_file
+
 if TYPE_CHECKING:
-    from core.context import LabContext
     from flows.monitoring_outcome import MonitoringOutcome
     from lab.narrate import Narrator
 
@@ -30,9 +43,6 @@ CLEAN_USERS, DRIFTED_USERS = 300, 500
 @contextmanager
 def story_state(ctx: LabContext) -> Iterator[LabContext]:
     """Settings for a wiped ``<state>/loop`` folder, configured for the story and back to ``ctx``'s after it."""
-    from core.context import LabContext
-    from core.startup import configure_runtime
-
     root = ctx.settings.state / "loop"
     shutil.rmtree(root, ignore_errors=True)
     settings = ctx.settings.model_copy(update={"state_dir": root})
@@ -44,8 +54,6 @@ def story_state(ctx: LabContext) -> Iterator[LabContext]:
 
 
 def _monitor(n: Narrator, ctx: LabContext, label: str) -> MonitoringOutcome:
-    from flows.monitoring_flow import monitoring_flow
-    from flows.monitoring_outcome import print_monitoring
 
     with n.console.status(f"monitoring flow: {label}"):
         outcome = monitoring_flow(ctx.settings, ctx.params)
@@ -54,15 +62,6 @@ def _monitor(n: Narrator, ctx: LabContext, label: str) -> MonitoringOutcome:
 
 
 def run(n: Narrator, ctx: LabContext) -> None:
-    from lab.demos.canary import demo_params, drive_rollout, start_rollout
-    from lab.demos.prep import VERSION_COLUMNS, display_path, ensure_raw_data, show_outcome, version_rows
-    from lab.demos.traffic import plant_bad_challenger, running_service, users
-    from lab.demos.warmup import PrefectWarmup, preload
-    from pipelines.batches import generate_batch, write_batch
-    from pipelines.data import read_csv
-    from pipelines.registry import audit_log, current_aliases, ensure_experiment
-    from pipelines.training_flow import training_flow
-    from pipelines.validation import validate_file
 
     n.title("The MLOps loop, closed: drift → retrain → canary → promote or roll back", "C01 · C37")
     decisions: list[list[str]] = []

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from core.context import LabContext
+from lab.demos.prep import ensure_raw_data
 from lab.narrate import Narrator
+from pipelines.training_flow import training_flow
 
 
 def run(n: Narrator, ctx: LabContext) -> None:
-    from lab.demos.prep import ensure_raw_data
 
     n.title("Orchestration with Prefect 3", "C03")
     data = ensure_raw_data(ctx, n)
@@ -18,8 +19,6 @@ def run(n: Narrator, ctx: LabContext) -> None:
         "a real server with workers."
     )
     from prefect.client.orchestration import get_client
-
-    from pipelines.training_flow import training_flow
 
     state = training_flow(ctx.settings, ctx.params, data_path=str(data), return_state=True)
     outcome = state.result()

@@ -9,6 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipelines.registry import current_aliases, list_versions
+from pipelines.training_report import print_outcome
+
 if TYPE_CHECKING:
     from core.context import LabContext
     from core.params import Params
@@ -39,7 +42,6 @@ def ensure_raw_data(ctx: LabContext, n: Narrator | None = None) -> Path:
 
 def ensure_champion(ctx: LabContext, n: Narrator | None = None) -> str:
     """The champion's version, training the first model if the registry has none."""
-    from pipelines.registry import current_aliases
     from pipelines.training_steps import run_training
 
     ensure_raw_data(ctx, n)
@@ -62,8 +64,6 @@ def with_hyperparams(params: Params, **hyperparams: Any) -> Params:
 
 def show_outcome(n: Narrator, outcome: TrainingOutcome) -> None:
     """Print a training outcome through the narrator's console."""
-    from pipelines.training_report import print_outcome
-
     print_outcome(outcome, n.console)
 
 
@@ -72,8 +72,6 @@ VERSION_COLUMNS = ["version", "aliases", "gate", "status", "accuracy"]
 
 def version_rows(settings: Settings, last: int = 6) -> list[list[str]]:
     """The newest registry versions as table rows (VERSION_COLUMNS)."""
-    from pipelines.registry import list_versions
-
     rows = [
         [
             v.version,

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 from core.context import LabContext
+from lab.demos.prep import (
+    VERSION_COLUMNS,
+    ensure_champion,
+    ensure_raw_data,
+    show_outcome,
+    version_rows,
+    with_hyperparams,
+)
 from lab.narrate import Narrator
+from pipelines.registry import current_aliases
+from pipelines.training_steps import run_training
 
 
 def run(n: Narrator, ctx: LabContext) -> None:
-    from lab.demos.prep import (
-        VERSION_COLUMNS,
-        ensure_champion,
-        ensure_raw_data,
-        show_outcome,
-        version_rows,
-        with_hyperparams,
-    )
-    from pipelines.registry import current_aliases
-    from pipelines.training_steps import run_training
 
     n.title("Model registry and the quality gate", "C12 C14 C40 C41")
     data = ensure_raw_data(ctx, n)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from core.context import LabContext
+from core.mlflow_config import mlflow_client
+from lab.demos.prep import ensure_champion
 from lab.narrate import Narrator
+from pipelines.reproduce import reproduce_version
 
 
 def run(n: Narrator, ctx: LabContext) -> None:
-    from core.mlflow_config import mlflow_client
-    from lab.demos.prep import ensure_champion
-    from pipelines.reproduce import reproduce_version
 
     n.title("Lineage and reproducibility", "C04 C13")
     version = ensure_champion(ctx, n)

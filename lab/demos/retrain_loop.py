@@ -12,20 +12,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from flows.monitoring_flow import monitoring_flow
+from flows.monitoring_outcome import print_monitoring
+from lab.demos.prep import ensure_champion
+from lab.demos.traffic import running_service, users
+from lab.demos.warmup import PrefectWarmup, preload
+from monitoring.retrain_guard import guard_state
+from pipelines.registry import current_aliases
+from serving.prediction_log import make_engine
+
 if TYPE_CHECKING:
     from core.context import LabContext
     from lab.narrate import Narrator
 
 
 def run(n: Narrator, ctx: LabContext) -> None:
-    from flows.monitoring_flow import monitoring_flow
-    from flows.monitoring_outcome import print_monitoring
-    from lab.demos.prep import ensure_champion
-    from lab.demos.traffic import running_service, users
-    from lab.demos.warmup import PrefectWarmup, preload
-    from monitoring.retrain_guard import guard_state
-    from pipelines.registry import current_aliases
-    from serving.prediction_log import make_engine
 
     s, p = ctx.settings, ctx.params
     n.title("Retraining triggers: drift fires, a guarded retrain ships as a canary", "C37 retraining triggers")

@@ -15,6 +15,21 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from pipelines.data import build_raw_frame, file_md5, split_features_target, write_csv
+from pipelines.model_card import ModelCardInfo, dataset_fields, render_model_card
+from pipelines.registry import (
+    CHALLENGER,
+    CHAMPION,
+    RegistryError,
+    current_aliases,
+    ensure_experiment,
+    list_versions,
+    mlflow_client,
+    promote,
+    register_candidate,
+    rollback,
+)
+
 if TYPE_CHECKING:
     from core.context import LabContext
     from lab.narrate import Narrator
@@ -32,10 +47,6 @@ def _train_candidate(ctx: LabContext, c: float) -> RegisteredVersion:
     from sklearn.model_selection import train_test_split
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
-
-    from pipelines.data import build_raw_frame, file_md5, split_features_target, write_csv
-    from pipelines.model_card import ModelCardInfo, dataset_fields, render_model_card
-    from pipelines.registry import ensure_experiment, register_candidate
 
     s, p = ctx.settings, ctx.params
     frame = build_raw_frame(p.dataset, p.ingest)
@@ -84,7 +95,6 @@ def _train_candidate(ctx: LabContext, c: float) -> RegisteredVersion:
 
 
 def _show_aliases(n: Narrator, ctx: LabContext) -> None:
-    from pipelines.registry import list_versions
 
     rows: list[list[object]] = [
         [v.version, ", ".join(v.aliases) or "-", v.status, "-" if v.accuracy is None else f"{v.accuracy:.3f}"]
@@ -95,16 +105,6 @@ def _show_aliases(n: Narrator, ctx: LabContext) -> None:
 
 def run(n: Narrator, ctx: LabContext) -> None:
     """Promote, roll back, and show the audit trail."""
-    from pipelines.registry import (
-        CHALLENGER,
-        CHAMPION,
-        RegistryError,
-        current_aliases,
-        mlflow_client,
-        promote,
-        rollback,
-    )
-
     s = ctx.settings
     n.title(
         "Rollback: restoring the previous champion is an alias move",

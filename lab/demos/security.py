@@ -26,6 +26,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lab.demos.prep import ensure_champion
+from lab.demos.traffic import running_service
+from serving.app import create_app
+from serving.schemas import MAX_BATCH_ROWS
+
 if TYPE_CHECKING:
     from core.context import LabContext
     from lab.demos.traffic import DemoService
@@ -113,7 +118,6 @@ def _admin(n: Narrator, service: DemoService, token: str) -> None:
 
 
 def _limits(n: Narrator, service: DemoService) -> None:
-    from serving.schemas import MAX_BATCH_ROWS
 
     client, limit = service.client, service.ctx.settings.max_body_bytes
     big = client.post("/v1/predict", content=b" " * (limit + 1), headers={"Content-Type": "application/json"})
@@ -130,8 +134,6 @@ def _limits(n: Narrator, service: DemoService) -> None:
 
 def _rate_limit(n: Narrator, ctx: LabContext) -> None:
     from fastapi.testclient import TestClient
-
-    from serving.app import create_app
 
     settings = ctx.settings.model_copy(update={"rate_limit_per_s": 1.0, "rate_limit_burst": 3, "access_log": False})
     client = TestClient(create_app(settings, ctx.params))  # no lifespan: the limiter answers before any route
@@ -178,10 +180,6 @@ def _repository(n: Narrator, ctx: LabContext) -> None:
 def run(n: Narrator, ctx: LabContext) -> None:
     """Admin auth, input limits, rate limit, CORS and the repository scan, each shown live."""
     from fastapi.testclient import TestClient
-
-    from lab.demos.prep import ensure_champion
-    from lab.demos.traffic import running_service
-    from serving.app import create_app
 
     n.title("Security: who may change the service, what it accepts, how much, and from where", "C44 security")
     ensure_champion(ctx, n)

@@ -16,6 +16,10 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from lab.demos.prep import ensure_champion
+from lab.demos.traffic import ensure_challenger, running_service
+from pipelines.registry import promote, rollback
+
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
 
@@ -127,10 +131,6 @@ def _outage(n: Narrator, service: DemoService, load: Load) -> None:
 
 def run(n: Narrator, ctx: LabContext) -> None:
     """Protocols, then promote, roll back and a registry outage under continuous load; count failures."""
-    from lab.demos.prep import ensure_champion
-    from lab.demos.traffic import ensure_challenger, running_service
-    from pipelines.registry import promote, rollback
-
     s = ctx.settings
     n.title(
         "The service under change: rollback, hot reload and an outage, zero failed requests",

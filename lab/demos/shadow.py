@@ -16,6 +16,10 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
+from lab.demos.prep import ensure_champion
+from lab.demos.traffic import ensure_challenger, running_service, users
+from serving.prediction_log import predictions_table
+
 if TYPE_CHECKING:
     from core.context import LabContext
     from lab.demos.traffic import DemoService
@@ -34,8 +38,6 @@ def _logged(service: DemoService, request_ids: list[str]) -> dict[str, Any]:
     """The served and the shadow record of each request, from the prediction log."""
     import sqlalchemy as sa
 
-    from serving.prediction_log import predictions_table
-
     service.flush()
     p = predictions_table.c
     wanted = request_ids + [f"{rid}:shadow" for rid in request_ids]
@@ -53,9 +55,6 @@ def _median(values: list[float]) -> float:
 
 def run(n: Narrator, ctx: LabContext) -> None:
     """Champion-only answers, then the same requests with the challenger mirrored: compare and measure."""
-    from lab.demos.prep import ensure_champion
-    from lab.demos.traffic import ensure_challenger, running_service, users
-
     n.title("Shadow deployment: the challenger sees production, users never see it", "C23 shadow")
     n.step("Baseline: the champion alone answers 150 requests")
     ensure_champion(ctx, n)

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from core.context import LabContext
+from lab.demos.prep import ensure_champion
 from lab.narrate import Narrator
+from pipelines.data import read_csv, split_features_target
+from pipelines.fit import split_data
 
 
 def run(n: Narrator, ctx: LabContext) -> None:
     import mlflow
     import numpy as np
-
-    from lab.demos.prep import ensure_champion
-    from pipelines.data import read_csv, split_features_target
-    from pipelines.fit import split_data
 
     n.title("Training-serving skew: one artefact, two paths, identical answers", "C09")
     version = ensure_champion(ctx, n)

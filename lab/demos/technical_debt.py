@@ -13,6 +13,9 @@ import sys
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from lab.tech_debt import DEBTS, check_debts
+from lab.test_pyramid import parse_outcome
+
 if TYPE_CHECKING:
     from core.context import LabContext
     from lab.narrate import Narrator
@@ -27,8 +30,6 @@ TIMEOUT_S = 90.0
 
 
 def run(n: Narrator, ctx: LabContext) -> None:
-    from lab.tech_debt import DEBTS, check_debts
-    from lab.test_pyramid import parse_outcome
 
     root = ctx.settings.project_dir
     n.title("Hidden technical debt in ML systems, and what pays it down here", "C52")

@@ -14,6 +14,17 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lab.test_pyramid import (
+    LAYERS,
+    count_by_layer,
+    engines_used,
+    is_pyramid,
+    parse_collect_output,
+    parse_outcome,
+    registered_markers,
+    render_pyramid,
+)
+
 if TYPE_CHECKING:
     from core.context import LabContext
     from lab.narrate import Narrator
@@ -38,16 +49,6 @@ def _finish(proc: subprocess.Popen[str]) -> str:
 
 
 def run(n: Narrator, ctx: LabContext) -> None:
-    from lab.test_pyramid import (
-        LAYERS,
-        count_by_layer,
-        engines_used,
-        is_pyramid,
-        parse_collect_output,
-        parse_outcome,
-        registered_markers,
-        render_pyramid,
-    )
 
     root = ctx.settings.project_dir
     n.title("Test pyramid: many fast unit tests, fewer integration tests, a few end-to-end runs", "C39")

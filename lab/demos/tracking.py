@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from core.context import LabContext
+from core.mlflow_config import mlflow_client
+from lab.demos.prep import ensure_raw_data, show_outcome
 from lab.narrate import Narrator
+from pipelines.training_steps import run_training, sweep_grid
 
 
 def run(n: Narrator, ctx: LabContext) -> None:
-    from core.mlflow_config import mlflow_client
-    from lab.demos.prep import ensure_raw_data, show_outcome
-    from pipelines.training_steps import run_training, sweep_grid
 
     n.title("Experiment tracking and offline evaluation", "C10 C11")
     data = ensure_raw_data(ctx, n)

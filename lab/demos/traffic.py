@@ -28,7 +28,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from core.mlflow_config import mlflow_client
 from lab.demos.prep import ensure_raw_data
+from pipelines.batches import generate_batch
+from pipelines.data import read_csv
+from pipelines.fit import fit_and_evaluate
+from pipelines.registry import current_aliases, register_candidate
+from pipelines.tracking import log_training_run
+from pipelines.training_steps import gate_candidate, load_data, register_or_reject, train_candidate
+from serving.app import create_app
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
@@ -101,9 +109,6 @@ class DemoService:
 
     def rows(self, count: int, seed: int, kind: str = "clean") -> Any:
         """``count`` rows of a batch kind (clean, covariate-shift, ...) with their true class, from ``seed``."""
-        from pipelines.batches import generate_batch
-        from pipelines.data import read_csv
-
         if self._reference is None:
             self._reference = read_csv(ensure_raw_data(self.ctx))
         return generate_batch(kind, self._reference, self.ctx.params, rows=count, seed=seed)
@@ -185,8 +190,6 @@ def running_service(ctx: LabContext, restore_routing: bool = True) -> Iterator[D
     """Start the serving app in process; on exit, put the routing state back as it was found."""
     from fastapi.testclient import TestClient
 
-    from serving.app import create_app
-
     # Hundreds of simulated users share one in-process client (one "IP"), so the per-client rate limit
     # (a protection for the real port) is off for this demo service.
     settings = ctx.settings.model_copy(update={"rate_limit_per_s": 0.0, "access_log": False})
@@ -225,10 +228,6 @@ def ensure_challenger(ctx: LabContext, n: Narrator) -> str | None:
 
     Usable: not rejected, not rolled back and not planted by a demo.
     """
-    from core.mlflow_config import mlflow_client
-    from pipelines.registry import current_aliases
-    from pipelines.training_steps import gate_candidate, load_data, register_or_reject, train_candidate
-
     s, p = ctx.settings, ctx.params
     challenger = current_aliases(s).get("challenger")
     if challenger is not None:
@@ -249,13 +248,6 @@ def ensure_challenger(ctx: LabContext, n: Narrator) -> str | None:
 
 def plant_bad_challenger(ctx: LabContext, n: Narrator) -> str:
     """Register a model trained on concept-shifted labels as challenger, bypassing the gate (tagged planted)."""
-    from core.mlflow_config import mlflow_client
-    from pipelines.batches import generate_batch
-    from pipelines.data import read_csv
-    from pipelines.fit import fit_and_evaluate
-    from pipelines.registry import register_candidate
-    from pipelines.tracking import log_training_run
-
     s, p = ctx.settings, ctx.params
     a, b = p.batches.concept_shift.swap or (p.dataset.classes[-2], p.dataset.classes[-1])
     shifted = generate_batch("concept-shift", read_csv(ensure_raw_data(ctx)), p, rows=300, seed=11)

@@ -20,7 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.mlflow_config import mlflow_client
 from lab.labs import Check
+from pipelines.data import file_md5, read_csv
+from pipelines.training_steps import VALIDATION_RUN_NAME
 
 if TYPE_CHECKING:
     from core.context import LabContext
@@ -88,15 +91,11 @@ def _fingerprint(path: Path) -> str:
     """GX's fingerprint of the file as training loads it (the same function GX stamps on its results)."""
     from great_expectations.execution_engine.pandas_execution_engine import hash_pandas_dataframe
 
-    from pipelines.data import read_csv
-
     return str(hash_pandas_dataframe(read_csv(path)))
 
 
 def _runs_trained_on(settings: Settings, md5: str) -> list[str]:
     """Ids of MLflow runs whose lineage says they trained on data with this md5."""
-    from core.mlflow_config import mlflow_client
-
     if settings.tracking_uri is None and not (settings.state / "mlflow.db").exists():
         return []  # no tracking store yet: nothing was ever trained here
     client = mlflow_client(settings)
@@ -125,9 +124,6 @@ def _not_started(detail: str, hint: str) -> list[Check]:
 
 def check(ctx: LabContext, answer: str | None) -> list[Check]:
     """The bad batch exists, validation refused it (manually and in training), Data Docs show it, no model used it."""
-    from pipelines.data import file_md5
-    from pipelines.training_steps import VALIDATION_RUN_NAME
-
     s = ctx.settings
     path = bad_batch_path(s)
     make = f"mlops-lab generate-batch out-of-range -o {path}"

@@ -17,7 +17,10 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from core.mlflow_config import mlflow_client
 from lab.labs import Check
+from pipelines.registry import current_aliases
+from pipelines.reproduce import ReproductionError, locate_data
 
 if TYPE_CHECKING:
     from core.context import LabContext
@@ -42,10 +45,6 @@ def normalise_md5(answer: str) -> str | None:
 def check(ctx: LabContext, answer: str | None) -> list[Check]:
     """Champion → run → lineage tags → data by md5 → identical rebuild → the learner's md5."""
     from mlflow.exceptions import MlflowException
-
-    from core.mlflow_config import mlflow_client
-    from pipelines.registry import current_aliases
-    from pipelines.reproduce import ReproductionError, locate_data
 
     s = ctx.settings
     champion = current_aliases(s).get("champion")

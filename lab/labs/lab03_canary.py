@@ -13,8 +13,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from lab.demos.prep import ensure_champion
+from lab.demos.traffic import plant_bad_challenger
 from lab.labs import Check
 from lab.labs.scenario import LineNarrator, abort_stale_rollout, version_tags
+from pipelines.registry import current_aliases
+from serving.state_store import StateStore
 
 if TYPE_CHECKING:
     from core.context import LabContext
@@ -31,10 +35,6 @@ def metric_named(reason: str) -> str | None:
 
 def setup(ctx: LabContext) -> list[str]:
     """A champion (trained if missing), no rollout in progress, and a PLANTED bad challenger."""
-    from lab.demos.prep import ensure_champion
-    from lab.demos.traffic import plant_bad_challenger
-    from pipelines.registry import current_aliases
-
     n = LineNarrator()
     n.lines.append(f"champion is v{ensure_champion(ctx, n)}")
     abort_stale_rollout(ctx, n, "lab 3 setup: a new rollout will start")
@@ -48,7 +48,6 @@ def setup(ctx: LabContext) -> list[str]:
 
 
 def _rollout(ctx: LabContext) -> tuple[RolloutState, float]:
-    from serving.state_store import StateStore
 
     store = StateStore(ctx.settings.prediction_log_uri, ctx.params.routing)
     try:
@@ -59,8 +58,6 @@ def _rollout(ctx: LabContext) -> tuple[RolloutState, float]:
 
 def check(ctx: LabContext, answer: str | None = None) -> list[Check]:
     """Planted challenger rolled out, aborted by the controller on a metric, rejected, weight 0, champion kept."""
-    from pipelines.registry import current_aliases
-
     state, weight = _rollout(ctx)
     aliases = current_aliases(ctx.settings)
     version = state.challenger_version

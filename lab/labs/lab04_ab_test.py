@@ -18,14 +18,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from lab.demos.prep import ensure_champion
+from lab.demos.traffic import ensure_challenger
 from lab.labs import Check
+from lab.labs.scenario import LineNarrator, abort_stale_rollout, registered_at
+from monitoring.ab_stats import ArmOutcome, decide
+from pipelines.registry import current_aliases
+from serving.log_reader import labelled_window, recent_predictions
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from core.context import LabContext
     from core.params import ABTestParams
-    from monitoring.ab_stats import ArmOutcome, Decision
+    from monitoring.ab_stats import Decision
 
 ANSWERS = {"inconclusive": "wait", "b_better": "ship", "a_better": "keep", "no_difference": "keep"}
 PORT = 8704
@@ -43,8 +49,6 @@ def ab_outcomes(frame: pd.DataFrame, champion: str, challenger: str) -> tuple[Ar
 
     ``frame`` is ``serving.log_reader.labelled_window`` output (columns arm, model_version, strategy, correct).
     """
-    from monitoring.ab_stats import ArmOutcome
-
     ab = frame[frame["strategy"] == "ab"] if len(frame) else frame
 
     def arm(name: str, version: str) -> ArmOutcome:
@@ -72,10 +76,6 @@ def describe(a: ArmOutcome, b: ArmOutcome, decision: Decision, params: ABTestPar
 
 def setup(ctx: LabContext) -> list[str]:
     """A champion and a challenger that passed the quality gate (trained if missing); no rollout in progress."""
-    from lab.demos.prep import ensure_champion
-    from lab.demos.traffic import ensure_challenger
-    from lab.labs.scenario import LineNarrator, abort_stale_rollout
-
     n = LineNarrator()
     n.lines.append(f"champion is v{ensure_champion(ctx, n)}")
     abort_stale_rollout(ctx, n, "lab 4 setup: an A/B test needs fixed arms")
@@ -86,11 +86,6 @@ def setup(ctx: LabContext) -> list[str]:
 
 def check(ctx: LabContext, answer: str | None = None) -> list[Check]:
     """A/B traffic on both arms, labels joined, enough of them, and the decision the test supports."""
-    from lab.labs.scenario import registered_at
-    from monitoring.ab_stats import decide
-    from pipelines.registry import current_aliases
-    from serving.log_reader import labelled_window, recent_predictions
-
     s, stats = ctx.settings, ctx.params.monitoring.ab_test
     aliases = current_aliases(s)
     champion, challenger = aliases.get("champion"), aliases.get("challenger")

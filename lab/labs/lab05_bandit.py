@@ -16,7 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from lab.demos.prep import ensure_champion
+from lab.demos.traffic import plant_bad_challenger
 from lab.labs import Check
+from lab.labs.scenario import LineNarrator, abort_stale_rollout, registered_at, version_tags
+from pipelines.registry import current_aliases
+from serving.log_reader import labelled_window
+from serving.state_store import StateStore
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -69,12 +75,6 @@ def lower_regret(bandit: Phase, ab: Phase) -> str:
 
 def setup(ctx: LabContext) -> list[str]:
     """A champion, no rollout in progress, a PLANTED worse challenger, and fresh bandit reward sums."""
-    from lab.demos.prep import ensure_champion
-    from lab.demos.traffic import plant_bad_challenger
-    from lab.labs.scenario import LineNarrator, abort_stale_rollout, version_tags
-    from pipelines.registry import current_aliases
-    from serving.state_store import StateStore
-
     n = LineNarrator()
     n.lines.append(f"champion is v{ensure_champion(ctx, n)}")
     abort_stale_rollout(ctx, n, "lab 5 setup: the bandit needs the router")
@@ -95,10 +95,6 @@ def setup(ctx: LabContext) -> list[str]:
 
 def check(ctx: LabContext, answer: str | None = None) -> list[Check]:
     """Both phases with enough labels, the bandit favoured the better arm, and which phase lost fewer answers."""
-    from lab.labs.scenario import registered_at
-    from pipelines.registry import current_aliases
-    from serving.log_reader import labelled_window
-
     s = ctx.settings
     aliases = current_aliases(s)
     versions = {"champion": aliases.get("champion"), "challenger": aliases.get("challenger")}

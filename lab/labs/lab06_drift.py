@@ -18,7 +18,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.findings import latest_findings
+from core.mlflow_config import mlflow_client
+from lab.demos.prep import ensure_champion
 from lab.labs import Check
+from lab.labs.scenario import LineNarrator, abort_stale_rollout
+from monitoring.retrain_guard import guard_state
+from pipelines.registry import RegistryError, current_aliases
+from serving.prediction_log import make_engine
+from serving.router import with_strategy, with_weight
+from serving.state_store import StateStore
 
 if TYPE_CHECKING:
     from core.context import LabContext
@@ -31,11 +40,6 @@ TRAFFIC = f"mlops-lab traffic --url http://127.0.0.1:{PORT} --kind covariate-shi
 
 def _shared_state(ctx: LabContext) -> tuple[dict[str, Finding], dict[str, Any], RolloutState]:
     """Latest findings, the retrain guard row and the rollout state, from the shared database."""
-    from core.findings import latest_findings
-    from monitoring.retrain_guard import guard_state
-    from serving.prediction_log import make_engine
-    from serving.state_store import StateStore
-
     engine = make_engine(ctx.settings.prediction_log_uri)
     store = StateStore(ctx.settings.prediction_log_uri, ctx.params.routing)
     try:
@@ -48,9 +52,6 @@ def _shared_state(ctx: LabContext) -> tuple[dict[str, Finding], dict[str, Any], 
 def training_data_path(ctx: LabContext, version: str) -> str | None:
     """The ``data_path`` lineage tag of the run behind a registered version (None if unknown)."""
     from mlflow.exceptions import MlflowException
-
-    from core.mlflow_config import mlflow_client
-    from pipelines.registry import RegistryError
 
     try:
         client = mlflow_client(ctx.settings)
@@ -70,11 +71,6 @@ def made_by_retrain(ctx: LabContext, data_path: str | None) -> bool:
 
 def setup(ctx: LabContext) -> list[str]:
     """A champion (trained if missing), no rollout in progress, and every user on the champion (canary at 0 %)."""
-    from lab.demos.prep import ensure_champion
-    from lab.labs.scenario import LineNarrator, abort_stale_rollout
-    from serving.router import with_strategy, with_weight
-    from serving.state_store import StateStore
-
     n = LineNarrator()
     n.lines.append(f"champion is v{ensure_champion(ctx, n)}")
     abort_stale_rollout(ctx, n, "lab 6 setup: the retrain starts its own canary")
@@ -89,8 +85,6 @@ def setup(ctx: LabContext) -> list[str]:
 
 def check(ctx: LabContext, answer: str | None = None) -> list[Check]:
     """Drift fired, its report exists, a guarded retrain ran, a newer gated challenger, its canary started."""
-    from pipelines.registry import current_aliases
-
     findings, guard, rollout = _shared_state(ctx)
     drift = findings.get("data_drift")
     checks = [

@@ -18,7 +18,12 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING
 
+from core.mlflow_config import mlflow_client
+from lab.demos.prep import ensure_champion
+from lab.demos.traffic import plant_bad_challenger
 from lab.labs import Check
+from lab.narrate import Narrator
+from pipelines.registry import audit_log, current_aliases
 
 if TYPE_CHECKING:
     from core.context import LabContext
@@ -59,12 +64,6 @@ def setup(ctx: LabContext) -> list[str]:
     """A champion, plus a bad release candidate as challenger (reused when one is already waiting)."""
     from rich.console import Console
 
-    from core.mlflow_config import mlflow_client
-    from lab.demos.prep import ensure_champion
-    from lab.demos.traffic import plant_bad_challenger
-    from lab.narrate import Narrator
-    from pipelines.registry import current_aliases
-
     s = ctx.settings
     lines = []
     had_champion = "champion" in current_aliases(s)
@@ -87,9 +86,6 @@ def setup(ctx: LabContext) -> list[str]:
 
 def check(ctx: LabContext, answer: str | None) -> list[Check]:
     """Promotion, then a rollback to the earlier champion, visible in aliases, tags and the audit log."""
-    from core.mlflow_config import mlflow_client
-    from pipelines.registry import audit_log, current_aliases
-
     s = ctx.settings
     release, undone = find_release(audit_log(s))
     if release is None:

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lab.labs import Check
+from ops.k8s_checks import run_checks, validate_schemas
+from ops.k8s_objects import KubectlMissingError, RenderError, kind_name, render
 
 if TYPE_CHECKING:
     from core.context import LabContext
@@ -54,8 +56,6 @@ def load_saved(path: Path) -> list[K8sObject]:
 
 def first_difference(saved: list[K8sObject], fresh: list[K8sObject]) -> str | None:
     """None when both renders hold the same objects; else the first object that differs, named."""
-    from ops.k8s_objects import kind_name
-
     by_name = {kind_name(o): o for o in saved}
     for obj in fresh:
         name = kind_name(obj)
@@ -101,9 +101,6 @@ def _compare(settings: Settings, overlay: str, fresh: list[K8sObject], index: in
 
 def check(ctx: LabContext, answer: str | None) -> list[Check]:
     """Both renders saved and current, prod passes the policy checks, the answer matches the HPA."""
-    from ops.k8s_checks import run_checks, validate_schemas
-    from ops.k8s_objects import KubectlMissingError, RenderError, render
-
     s = ctx.settings
     try:
         fresh = {overlay: render(overlay) for overlay in OVERLAYS}

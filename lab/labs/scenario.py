@@ -13,7 +13,11 @@ from contextlib import suppress
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from core.mlflow_config import mlflow_client
 from lab.narrate import Narrator
+from pipelines.registry import RegistryError
+from serving.rollout_controller import operate
+from serving.state_store import StateStore
 
 if TYPE_CHECKING:
     from core.context import LabContext
@@ -43,9 +47,6 @@ def version_tags(ctx: LabContext, version: str) -> dict[str, str]:
     """The registry tags of one version; empty when the registry or the version does not exist."""
     from mlflow.exceptions import MlflowException
 
-    from core.mlflow_config import mlflow_client
-    from pipelines.registry import RegistryError
-
     try:
         return dict(mlflow_client(ctx.settings).get_model_version(ctx.settings.model_name, version).tags)
     except (MlflowException, RegistryError):
@@ -59,9 +60,6 @@ def registered_at(ctx: LabContext, version: str) -> datetime | None:
     """
     from mlflow.exceptions import MlflowException
 
-    from core.mlflow_config import mlflow_client
-    from pipelines.registry import RegistryError
-
     try:
         created = mlflow_client(ctx.settings).get_model_version(ctx.settings.model_name, version).creation_timestamp
     except (MlflowException, RegistryError):
@@ -71,10 +69,6 @@ def registered_at(ctx: LabContext, version: str) -> datetime | None:
 
 def abort_stale_rollout(ctx: LabContext, n: LineNarrator, why: str) -> None:
     """Abort a rollout still running or paused (a new scenario needs the router free), saying so."""
-    from pipelines.registry import RegistryError
-    from serving.rollout_controller import operate
-    from serving.state_store import StateStore
-
     store = StateStore(ctx.settings.prediction_log_uri, ctx.params.routing)
     try:
         stale = store.rollout()
