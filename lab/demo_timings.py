@@ -24,9 +24,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.harness import machine_info
+from core.paths import REPO
 from lab.demos import DEMOS
 
-REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "docs" / "demo-timings.md"
 BUDGET_S = 30.0
 CAP_S = 600.0  # a demo that hangs is killed and recorded, instead of holding the machine

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+from core.paths import REPO
+
 K8S_DIR = REPO / "k8s"
 OVERLAYS = ("dev", "prod")
 K8sObject = dict[str, Any]
