@@ -25,21 +25,23 @@ import logging
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Request, Security
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from mlflow.exceptions import MlflowException
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from pipelines import registry
 from serving import rollout_controller
+from serving.contract import Problem
+from serving.errors import error_response
 from serving.rollout import RolloutTransitionError
 from serving.router import RoutingState, Strategy, switch_slot, with_ab_split, with_strategy, with_weight
-from serving.state_store import StateConflictError
+from serving.state_store import StateConflictError, StateStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from serving.runtime import Runtime
-    from serving.state_store import StateStore
 
 log = logging.getLogger(__name__)
 PREFIX = "/v1/admin"
@@ -115,51 +117,139 @@ def _authorize(token: str) -> Callable[[HTTPAuthorizationCredentials | None], No
     return authorize
 
 
-async def _admin_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _admin_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AdminError)
-    detail = [{"field": exc.field, "msg": str(exc), "type": "admin_error"}] if exc.field else []
-    return JSONResponse({"error": str(exc), "detail": detail}, status_code=exc.status, headers=exc.headers)
+    problems = [Problem(exc.field, str(exc), "admin_error")] if exc.field else []
+    return error_response(exc.status, str(exc), problems, exc.headers)
 
 
-def build_router(runtime: Runtime, token: str) -> APIRouter:
+# A registry that cannot answer (database gone, server down) is an outage: 503, retry later. An
+# MlflowException that *answers* (no such model or version, a bad value) is not.
+ANSWERED = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS")
+REFUSALS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No bearer token"},
+    403: {"description": "Wrong token"},
+    422: {"description": "Invalid request, naming the field"},
+    503: {"description": "Starting, or the model registry is unreachable (nothing changed)"},
+}
+CONFLICTS = (registry.RegistryError, RolloutTransitionError, StateConflictError)
+
+
+def outage(err: Exception) -> str | None:
+    """The outage message for a registry error, or None when the registry did answer."""
+    if isinstance(err, MlflowException) and err.error_code in ANSWERED:
+        return None
+    return f"registry unreachable ({type(err).__name__}: {err})"[:500]
+
+
+class AdminApi:
     """The ``/v1/admin`` routes over ``runtime``; every route requires ``token``."""
-    from mlflow.exceptions import MlflowException
 
-    conflicts = (registry.RegistryError, RolloutTransitionError, StateConflictError)
-    # A registry that cannot answer (database gone, server down) is an outage: 503, retry later. An
-    # MlflowException that *answers* (no such model or version, a bad value) is not.
-    answered = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS")
+    def __init__(self, runtime: Runtime, token: str) -> None:
+        self.runtime, self.settings = runtime, runtime.settings
+        r = self.router = APIRouter(tags=["admin"], dependencies=[Depends(_authorize(token))], responses=REFUSALS)
+        r.add_api_route("/state", self.state, methods=["GET"], response_model=AdminState)
+        r.add_api_route("/strategy", self.put_strategy, methods=["PUT"], response_model=AdminState)
+        r.add_api_route("/weights", self.put_weights, methods=["PUT"], response_model=AdminState)
+        for path, endpoint, refused in (
+            ("/blue-green/switch", self.blue_green_switch, "Not blue-green"),
+            ("/promote", self.promote, "Nothing to promote"),
+            ("/rollback", self.rollback, "Nothing to roll back"),
+            ("/rollout/start", self.rollout_start, "Cannot start"),
+            ("/rollout/{operation}", self.rollout_operate, "Not now"),
+        ):
+            r.add_api_route(
+                path, endpoint, methods=["POST"], response_model=AdminState, responses={409: {"description": refused}}
+            )
 
-    def outage(err: MlflowException | OSError) -> str | None:
-        """The outage message for ``err``, or None when the registry did answer."""
-        if isinstance(err, MlflowException) and err.error_code in answered:
-            return None
-        return f"registry unreachable ({type(err).__name__}: {err})"[:500]
+    def state(self) -> AdminState:
+        """Routing state, rollout state, registry aliases and what this worker serves."""
+        return self.answer("")
 
-    refusals: dict[int | str, dict[str, Any]] = {
-        401: {"description": "No bearer token"},
-        403: {"description": "Wrong token"},
-        422: {"description": "Invalid request, naming the field"},
-        503: {"description": "Starting, or the model registry is unreachable (nothing changed)"},
-    }
-    router = APIRouter(tags=["admin"], dependencies=[Depends(_authorize(token))], responses=refusals)
-    settings = runtime.settings
+    def put_strategy(self, body: StrategyBody) -> AdminState:
+        """Switch the routing strategy (canary, blue_green, shadow, ab, bandit) without a redeploy."""
+        return self.route_change(lambda s: with_strategy(s, body.strategy), lambda s: f"strategy is now {s.strategy}")
 
-    def store() -> StateStore:
-        if runtime.store is None or runtime.poller is None:
+    def put_weights(self, body: WeightsBody) -> AdminState:
+        """Set the canary weight and/or the A/B split (the challenger's share, in [0, 1])."""
+
+        def change(s: RoutingState) -> RoutingState:
+            s = s if body.canary_weight is None else with_weight(s, body.canary_weight)
+            return s if body.ab_split is None else with_ab_split(s, body.ab_split)
+
+        return self.route_change(change, lambda s: f"canary weight {s.canary_weight:g}, A/B split {s.ab_split:g}")
+
+    def blue_green_switch(self) -> AdminState:
+        """Make the idle slot active (and back again): one new state, seen whole or not at all."""
+
+        def change(s: RoutingState) -> RoutingState:
+            if s.strategy != "blue_green":
+                raise AdminError(409, f"strategy is {s.strategy}, not blue_green: PUT {PREFIX}/strategy first")
+            return switch_slot(s)
+
+        return self.route_change(change, lambda s: f"active slot is now {s.active_slot} ({s.slots[s.active_slot]})")
+
+    def promote(self, body: ReasonBody, x_actor: Actor = None) -> AdminState:
+        """champion <- challenger (the old champion becomes ``previous``); the canary weight goes to 0."""
+
+        def act() -> str:
+            rollout = self.store().rollout()
+            if rollout.status in ("running", "paused"):  # the controller owns a running canary
+                raise AdminError(
+                    409,
+                    f"a canary of v{rollout.challenger_version} is {rollout.status}: let the controller promote "
+                    f"it, or abort it (POST {PREFIX}/rollout/abort) first",
+                )
+            change = registry.promote(self.settings, x_actor or DEFAULT_ACTOR, body.reason)
+            self.store().update_routing(lambda s: with_weight(s, 0.0))  # nothing left to canary
+            return f"promoted v{change.champion_after} to champion (was v{change.champion_before})"
+
+        return self.carry_out(act)
+
+    def rollback(self, body: ReasonBody, x_actor: Actor = None) -> AdminState:
+        """champion <- previous (one level of undo); the rolled-back version is tagged with the reason."""
+
+        def act() -> str:
+            change = registry.rollback(self.settings, x_actor or DEFAULT_ACTOR, body.reason)
+            return f"rolled back to v{change.champion_after} (was v{change.champion_before})"
+
+        return self.carry_out(act)
+
+    def rollout_start(self) -> AdminState:
+        """Start a canary of the current challenger at the first of ``rollout.steps``."""
+        params = self.runtime.params
+        return self.carry_out(
+            lambda: rollout_controller.begin_rollout(self.settings, params, self.store()).action.reason
+        )
+
+    def rollout_operate(
+        self, operation: Literal["pause", "resume", "abort"], body: ReasonBody, x_actor: Actor = None
+    ) -> AdminState:
+        """Pause (hold the weight), resume, or abort (weight 0, challenger marked rejected) the rollout."""
+
+        def act() -> str:
+            actor = x_actor or DEFAULT_ACTOR
+            tick = rollout_controller.operate(self.settings, self.store(), operation, actor, body.reason)
+            return f"rollout {tick.state.status}: {tick.action.reason}"
+
+        return self.carry_out(act)
+
+    # ---- shared steps ------------------------------------------------------------------------
+    def store(self) -> StateStore:
+        if self.runtime.store is None or self.runtime.poller is None:
             raise AdminError(503, "the service is starting (lifespan not run yet); retry in a moment")
-        return runtime.store
+        return self.runtime.store
 
-    def answer(message: str) -> AdminState:
+    def answer(self, message: str) -> AdminState:
         """Apply the stored state in this worker now, then report it."""
-        state_store = store()
-        if runtime.poller is not None:  # store() checked it; this tells the type checker
-            runtime.poller.refresh()
-        snapshot = runtime.cache.snapshot() if runtime.cache else {}
+        state_store = self.store()
+        if self.runtime.poller is not None:  # store() checked it; this tells the type checker
+            self.runtime.poller.refresh()
+        snapshot = self.runtime.cache.snapshot() if self.runtime.cache else {}
         aliases: dict[str, str] = {}
         problem = None
         try:
-            aliases = registry.current_aliases(settings)
+            aliases = registry.current_aliases(self.settings)
         except (MlflowException, OSError) as err:  # routing and rollout state still come from the shared store
             problem = outage(err)
             if problem is None:
@@ -173,104 +263,28 @@ def build_router(runtime: Runtime, token: str) -> APIRouter:
             registry_error=problem,
         )
 
-    def route_change(fn: Callable[[RoutingState], RoutingState], describe: Callable[[RoutingState], str]) -> AdminState:
+    def route_change(
+        self, fn: Callable[[RoutingState], RoutingState], describe: Callable[[RoutingState], str]
+    ) -> AdminState:
         """Compare-and-swap ``fn`` into the shared routing state, apply it here, report it."""
         try:
-            new = store().update_routing(fn)
+            new = self.store().update_routing(fn)
         except StateConflictError as err:
             raise AdminError(409, str(err)) from err
-        return answer(describe(new))
+        return self.answer(describe(new))
 
-    def carry_out(action: Callable[[], str]) -> AdminState:
+    def carry_out(self, action: Callable[[], str]) -> AdminState:
         """Run a registry or rollout ``action`` (returns what it did); its refusals are 409 with the reason."""
         try:
             message = action()
-        except conflicts as err:
+        except CONFLICTS as err:
             raise AdminError(409, str(err)) from err
         except (MlflowException, OSError) as err:
             problem = outage(err)
             if problem is None:
                 raise
             raise AdminError(503, f"{problem}; nothing was changed, retry when the registry is back") from err
-        return answer(message)
-
-    @router.get("/state", response_model=AdminState)
-    def state() -> AdminState:
-        """Routing state, rollout state, registry aliases and what this worker serves."""
-        return answer("")
-
-    @router.put("/strategy", response_model=AdminState)
-    def put_strategy(body: StrategyBody) -> AdminState:
-        """Switch the routing strategy (canary, blue_green, shadow, ab, bandit) without a redeploy."""
-        return route_change(lambda s: with_strategy(s, body.strategy), lambda s: f"strategy is now {s.strategy}")
-
-    @router.put("/weights", response_model=AdminState)
-    def put_weights(body: WeightsBody) -> AdminState:
-        """Set the canary weight and/or the A/B split (the challenger's share, in [0, 1])."""
-
-        def change(s: RoutingState) -> RoutingState:
-            s = s if body.canary_weight is None else with_weight(s, body.canary_weight)
-            return s if body.ab_split is None else with_ab_split(s, body.ab_split)
-
-        return route_change(change, lambda s: f"canary weight {s.canary_weight:g}, A/B split {s.ab_split:g}")
-
-    @router.post("/blue-green/switch", response_model=AdminState, responses={409: {"description": "Not blue-green"}})
-    def blue_green_switch() -> AdminState:
-        """Make the idle slot active (and back again): one new state, seen whole or not at all."""
-
-        def change(s: RoutingState) -> RoutingState:
-            if s.strategy != "blue_green":
-                raise AdminError(409, f"strategy is {s.strategy}, not blue_green: PUT {PREFIX}/strategy first")
-            return switch_slot(s)
-
-        return route_change(change, lambda s: f"active slot is now {s.active_slot} ({s.slots[s.active_slot]})")
-
-    @router.post("/promote", response_model=AdminState, responses={409: {"description": "Nothing to promote"}})
-    def promote(body: ReasonBody, x_actor: Actor = None) -> AdminState:
-        """champion <- challenger (the old champion becomes ``previous``); the canary weight goes to 0."""
-
-        def act() -> str:
-            rollout = store().rollout()
-            if rollout.status in ("running", "paused"):  # the controller owns a running canary
-                raise AdminError(
-                    409,
-                    f"a canary of v{rollout.challenger_version} is {rollout.status}: let the controller promote "
-                    f"it, or abort it (POST {PREFIX}/rollout/abort) first",
-                )
-            change = registry.promote(settings, x_actor or DEFAULT_ACTOR, body.reason)
-            store().update_routing(lambda s: with_weight(s, 0.0))  # nothing left to canary
-            return f"promoted v{change.champion_after} to champion (was v{change.champion_before})"
-
-        return carry_out(act)
-
-    @router.post("/rollback", response_model=AdminState, responses={409: {"description": "Nothing to roll back"}})
-    def rollback(body: ReasonBody, x_actor: Actor = None) -> AdminState:
-        """champion <- previous (one level of undo); the rolled-back version is tagged with the reason."""
-
-        def act() -> str:
-            change = registry.rollback(settings, x_actor or DEFAULT_ACTOR, body.reason)
-            return f"rolled back to v{change.champion_after} (was v{change.champion_before})"
-
-        return carry_out(act)
-
-    @router.post("/rollout/start", response_model=AdminState, responses={409: {"description": "Cannot start"}})
-    def rollout_start() -> AdminState:
-        """Start a canary of the current challenger at the first of ``rollout.steps``."""
-        return carry_out(lambda: rollout_controller.begin_rollout(settings, runtime.params, store()).action.reason)
-
-    @router.post("/rollout/{operation}", response_model=AdminState, responses={409: {"description": "Not now"}})
-    def rollout_operate(
-        operation: Literal["pause", "resume", "abort"], body: ReasonBody, x_actor: Actor = None
-    ) -> AdminState:
-        """Pause (hold the weight), resume, or abort (weight 0, challenger marked rejected) the rollout."""
-
-        def act() -> str:
-            tick = rollout_controller.operate(settings, store(), operation, x_actor or DEFAULT_ACTOR, body.reason)
-            return f"rollout {tick.state.status}: {tick.action.reason}"
-
-        return carry_out(act)
-
-    return router
+        return self.answer(message)
 
 
 def install(app: FastAPI, runtime: Runtime) -> None:
@@ -284,5 +298,5 @@ def install(app: FastAPI, runtime: Runtime) -> None:
             "python -c 'import secrets; print(secrets.token_urlsafe(32))'",
             len(token),
         )
-    app.include_router(build_router(runtime, token), prefix=PREFIX)
+    app.include_router(AdminApi(runtime, token).router, prefix=PREFIX)
     app.add_exception_handler(AdminError, _admin_error)

@@ -1,8 +1,9 @@
 """Turning plainly valid JSON rows into the model's float matrix in one cheap pass.
 
 Concept: validation at serving speed (C18, C19). Every protocol has a precise, slower validator
-(pydantic for /v1/predict, pandas + column checks for /invocations) that produces the error
-message naming the field. Most bodies are valid, and for those a single pass is enough: every row
+(pydantic for /v1/predict, pandas + column checks for /invocations, both derived from the
+`serving.contract.RequestContract` this matrix is built from) that produces the error message
+naming the field. Most bodies are valid, and for those a single pass is enough: every row
 has every contract feature, every value is a JSON number (``null`` only when missing values are
 allowed; ``true`` is not a number), and numpy checks the contract's ranges on the whole matrix.
 `ContractMatrix` does that pass and answers None for anything else, so the caller falls back to
@@ -13,10 +14,11 @@ and tests hold the two side by side on generated valid and invalid bodies.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
+from serving.contract import RequestContract
 
 SMALL_ROWS = 8  # up to this many rows the checks run in plain Python (faster than numpy's per-call cost)
 _NUMBER = (float, int)  # compared with type(v) is ...: bool and numeric strings are not numbers here
@@ -25,16 +27,14 @@ _NUMBER = (float, int)  # compared with type(v) is ...: bool and numeric strings
 class ContractMatrix:
     """Rows → ``n x features`` float64 matrix in contract order, or None when not plainly valid."""
 
-    def __init__(
-        self, features: Sequence[str], ranges: Mapping[str, tuple[float, float]], allow_missing: bool, max_rows: int
-    ) -> None:
-        self.features = list(features)
-        self.fields = frozenset(features)
-        self.max_rows = max_rows
-        self.kinds: tuple[type, ...] = (*_NUMBER, type(None)) if allow_missing else _NUMBER
-        self.low = np.array([ranges[f][0] for f in self.features], dtype="float64")
-        self.high = np.array([ranges[f][1] for f in self.features], dtype="float64")
-        self.bounds = [(float(ranges[f][0]), float(ranges[f][1])) for f in self.features]
+    def __init__(self, contract: RequestContract) -> None:
+        self.contract = contract
+        self.features = list(contract.features)
+        self.fields = frozenset(contract.features)
+        self.max_rows = contract.max_rows
+        self.kinds: tuple[type, ...] = (*_NUMBER, type(None)) if contract.allow_missing else _NUMBER
+        self.low, self.high = contract.low, contract.high
+        self.bounds = list(contract.ranges.values())
 
     def records(self, rows: Any, *, exact: bool) -> np.ndarray | None:
         """A list of row objects; ``exact``: no other keys allowed (else extra keys are ignored)."""
@@ -75,15 +75,11 @@ class ContractMatrix:
             values = np.array(matrix, dtype="float64")  # None -> NaN
         except OverflowError:  # an integer beyond float range: the precise validator says so
             return None
-        with np.errstate(invalid="ignore"):
-            if ((values < self.low) | (values > self.high)).any() or np.isinf(values).any():  # NaN: allowed here
-                return None
-        return values
+        return values if self.contract.problem(values) is None else None
 
     def _small_ok(self, matrix: list[list[Any]]) -> bool:
-        """The same checks as the numpy path, value by value: for a few rows, numpy's fixed cost per
-        call (an errstate context, four array operations: ~4 µs) is more than the whole loop (~1 µs
-        for one row). Each value is compared as the float64 numpy would make of it."""
+        """`RequestContract.problem`'s checks, value by value: for a few rows numpy's fixed cost per call
+        is more than the whole loop. Each value is compared as the float64 numpy would make of it."""
         kinds, bounds = self.kinds, self.bounds
         for row in matrix:
             for v, (low, high) in zip(row, bounds, strict=True):

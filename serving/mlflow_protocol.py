@@ -17,15 +17,15 @@ Plainly valid ``dataframe_split`` and ``dataframe_records`` bodies (the ones MLf
 sends) skip pandas: `serving.fast_input.ContractMatrix` reads them in one pass; everything else,
 including every invalid body, goes through `parse_json` / `check_frame`, which name the problem.
 
-Requests are routed and logged like /v1/predict (``X-User-Id``, ``X-Force-Arm``); the served version,
-arm and request id are returned in ``X-Model-Version``, ``X-Arm`` and ``X-Request-Id`` headers.
+Requests are routed and logged like /v1/predict, with the same routing headers (`serving.headers`); a
+bad one is a 400 INVALID_PARAMETER_VALUE naming it. The served version, arm and request id are
+returned in ``X-Model-Version``, ``X-Arm`` and ``X-Request-Id`` headers.
 """
 
 from __future__ import annotations
 
 import io
 import json
-from collections.abc import Mapping, Sequence
 from importlib.metadata import version as package_version
 from typing import TYPE_CHECKING
 
@@ -36,10 +36,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from serving import headers
+from serving.contract import RequestContract
 from serving.fast_input import ContractMatrix
-from serving.hot_routes import AsgiEndpoint, Handler, header_values, read_body, send_json
+from serving.hot_routes import AsgiEndpoint, header_values, read_body, send_json
 from serving.predict import SERVING_ERRORS, NotReadyError, http_status
-from serving.schemas import MAX_BATCH_ROWS, new_request_id, out_of_range, valid_request_id
 
 if TYPE_CHECKING:
     from starlette.types import Receive, Scope, Send
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
 
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 BAD_REQUEST, INVALID = "BAD_REQUEST", "INVALID_PARAMETER_VALUE"
-INVOCATION_HEADERS = frozenset((b"content-type", b"x-request-id", b"x-user-id", b"x-force-arm"))
+INVOCATION_HEADERS = frozenset((b"content-type", *headers.NAMES))
 
 
 class ProtocolError(ValueError):
@@ -102,33 +103,22 @@ def _numeric(col: pd.Series) -> bool:
     return all(v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in col)
 
 
-def check_frame(
-    frame: pd.DataFrame,
-    features: Sequence[str],
-    allow_missing: bool,
-    max_rows: int = MAX_BATCH_ROWS,
-    ranges: Mapping[str, tuple[float, float]] | None = None,
-) -> pd.DataFrame:
-    """The model's columns in contract order as float64, or INVALID_PARAMETER_VALUE naming the problem."""
-    if not 1 <= len(frame) <= max_rows:
-        raise ProtocolError(INVALID, f"send between 1 and {max_rows} rows, got {len(frame)}")
+def check_frame(frame: pd.DataFrame, contract: RequestContract) -> np.ndarray:
+    """The model's columns in contract order as a float64 matrix, or INVALID_PARAMETER_VALUE naming the problem."""
+    if not 1 <= len(frame) <= contract.max_rows:
+        raise ProtocolError(INVALID, f"send between 1 and {contract.max_rows} rows, got {len(frame)}")
+    features = list(contract.features)
     missing = [f for f in features if f not in frame.columns]
     if missing:
-        raise ProtocolError(INVALID, f"missing column(s) {missing}; the model needs {list(features)}")
+        raise ProtocolError(INVALID, f"missing column(s) {missing}; the model needs {features}")
     for name in features:
         if not _numeric(frame[name]):
             bad = next(v for v in frame[name] if not isinstance(v, int | float) or isinstance(v, bool))
             raise ProtocolError(INVALID, f"column {name!r} must hold numbers; got {bad!r} ({type(bad).__name__})")
-    out = frame[list(features)].astype("float64")
-    if np.isinf(out.to_numpy()).any():
-        raise ProtocolError(INVALID, "values must be finite numbers (no Infinity)")
-    if not allow_missing and out.isna().to_numpy().any():
-        columns = [c for c in out.columns if out[c].isna().any()]
-        raise ProtocolError(INVALID, f"missing values in column(s) {columns}; this model's contract allows none")
-    problem = out_of_range(out, ranges) if ranges else None
-    if problem:
-        raise ProtocolError(INVALID, problem)
-    return out
+    values = frame[features].to_numpy(dtype="float64")
+    if problem := contract.problem(values):
+        raise ProtocolError(INVALID, problem.msg)
+    return values
 
 
 def fast_values(body: bytes, matrix: ContractMatrix) -> np.ndarray | None:
@@ -150,47 +140,48 @@ def _mlflow_error(code: str, message: str, status: int = 400) -> JSONResponse:
     return JSONResponse({"error_code": code, "message": message}, status_code=status)
 
 
-def build_router(
-    runtime: Runtime,
-    features: Sequence[str],
-    allow_missing: bool,
-    ranges: Mapping[str, tuple[float, float]] | None = None,
-) -> tuple[APIRouter, Handler]:
-    """The /invocations, /ping, /health and /version routes, and /invocations' raw ASGI handler (hot path)."""
-    router = APIRouter(tags=["mlflow"])
-    bounds = ranges or {f: (-np.inf, np.inf) for f in features}
-    matrix = ContractMatrix(features, bounds, allow_missing, MAX_BATCH_ROWS)
+class MlflowProtocol:
+    """The /invocations, /ping, /health and /version routes over ``runtime``; /invocations is a hot route."""
 
-    @router.post(
-        "/invocations",
-        responses={400: {"description": "BAD_REQUEST / INVALID_PARAMETER_VALUE"}, 415: {"description": "Media"}},
-    )
-    async def invocations(request: Request) -> Response:
+    def __init__(self, runtime: Runtime, contract: RequestContract) -> None:
+        self.runtime, self.contract, self.matrix = runtime, contract, ContractMatrix(contract)
+        self.router = APIRouter(tags=["mlflow"])
+        self.router.add_api_route(
+            "/invocations",
+            self.invocations,
+            methods=["POST"],
+            responses={400: {"description": "BAD_REQUEST / INVALID_PARAMETER_VALUE"}, 415: {"description": "Media"}},
+            openapi_extra={"parameters": headers.openapi_parameters()},
+        )
+        for path in ("/ping", "/health"):
+            self.router.add_api_route(path, self.ping, methods=["GET"], response_class=PlainTextResponse)
+        self.router.add_api_route("/version", self.version, methods=["GET"], response_class=PlainTextResponse)
+
+    async def invocations(self, request: Request) -> Response:
         """MLflow scoring protocol: JSON (dataframe_split | dataframe_records | instances | inputs) or CSV."""
-        return AsgiEndpoint(invocations_asgi)  # reached only off the hot path (e.g. under a root_path)
+        return AsgiEndpoint(self.invocations_asgi)  # reached only off the hot path (e.g. under a root_path)
 
-    async def invocations_asgi(scope: Scope, receive: Receive, send: Send) -> None:
+    async def invocations_asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
         """/invocations as raw ASGI (`serving.hot_routes`): same answers, no Request/Response objects."""
-        headers = header_values(scope, INVOCATION_HEADERS)
-        mime, _, options = (headers.get(b"content-type") or "").partition(";")
+        raw = header_values(scope, INVOCATION_HEADERS)
+        mime, _, options = (raw.get(b"content-type") or "").partition(";")
         mime, charset = mime.strip().lower(), options.strip().lower()
         if mime not in ("application/json", "text/csv") or charset not in ("", "charset=utf-8"):
-            got = headers.get(b"content-type") or "no Content-Type"
+            got = raw.get(b"content-type") or "no Content-Type"
             await _mlflow_error(BAD_REQUEST, f"send application/json or text/csv (UTF-8); got {got}", 415)(
                 scope, receive, send
             )
             return
         body = await read_body(receive)
-        header_id = headers.get(b"x-request-id", "")
-        rid = header_id if valid_request_id(header_id) else new_request_id()
         try:
-            values = fast_values(body, matrix) if mime == "application/json" else None
-            if values is None:  # not plainly valid (or CSV): the precise path, whose errors name the problem
-                raw = parse_json(body) if mime == "application/json" else parse_csv(body)
-                values = check_frame(raw, features, allow_missing, ranges=ranges).to_numpy(dtype="float64")
-            served = await runtime.serve(
-                values, rid, user_id=headers.get(b"x-user-id"), override=headers.get(b"x-force-arm"), labels_only=True
+            routing = headers.routing_headers(raw)
+            values = self.values(body, mime)
+            served = await self.runtime.serve(
+                values, routing.request_id, user_id=routing.user_id, override=routing.force_arm, labels_only=True
             )
+        except headers.HeaderError as err:
+            await _mlflow_error(INVALID, str(err))(scope, receive, send)
+            return
         except ProtocolError as err:
             await _mlflow_error(err.code, str(err), err.status)(scope, receive, send)
             return
@@ -199,27 +190,29 @@ def build_router(
             code = {503: "TEMPORARILY_UNAVAILABLE", 500: "INTERNAL_ERROR"}.get(status, INVALID)
             await _mlflow_error(code, str(err), 400 if status == 422 else status)(scope, receive, send)
             return
-        version, arm = served.model.version, served.decision.arm
+        rid, version, arm = routing.request_id, served.model.version, served.decision.arm
         scope.setdefault("state", {})["access"] = {"request_id": rid, "arm": arm, "version": version}
         extra = ((b"x-request-id", rid.encode("latin-1")), (b"x-model-version", version.encode("latin-1")),
                  (b"x-arm", arm.encode("latin-1")))  # fmt: skip
         await send_json(send, orjson.dumps({"predictions": served.scored.labels}), extra)
         if served.decision.shadow_alias:  # after the answer, as a BackgroundTask would run it
-            await run_in_threadpool(runtime.after_response, served, values)
+            await run_in_threadpool(self.runtime.after_response, served, values)
 
-    @router.get("/ping", response_class=PlainTextResponse)
-    @router.get("/health", response_class=PlainTextResponse)
-    async def ping() -> Response:
+    def values(self, body: bytes, mime: str) -> np.ndarray:
+        """The body's rows as a float matrix: a plainly valid JSON body in one pass, anything else precisely."""
+        values = fast_values(body, self.matrix) if mime == "application/json" else None
+        if values is None:  # not plainly valid (or CSV): the precise path, whose errors name the problem
+            return check_frame(parse_json(body) if mime == "application/json" else parse_csv(body), self.contract)
+        return values
+
+    async def ping(self) -> Response:
         """200 once a champion is loaded (as ``mlflow models serve``), else 503."""
         try:
-            ready = "champion" in runtime.predictor().cache.snapshot()
+            ready = "champion" in self.runtime.predictor().cache.snapshot()
         except NotReadyError:
             ready = False
         return PlainTextResponse("\n" if ready else "no model loaded\n", status_code=200 if ready else 503)
 
-    @router.get("/version", response_class=PlainTextResponse)
-    async def mlflow_version() -> Response:
+    async def version(self) -> Response:
         """The MLflow version whose protocol this implements (what the reference server answers)."""
         return PlainTextResponse(package_version("mlflow"))
-
-    return router, invocations_asgi

@@ -20,7 +20,6 @@ disagree about a valid body; tests check both paths against the schema on valid 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -28,6 +27,7 @@ import orjson
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
 
+from serving.contract import RequestContract
 from serving.fast_input import ContractMatrix
 from serving.predict import to_matrix
 from serving.schemas import ApiSchemas
@@ -36,9 +36,9 @@ from serving.schemas import ApiSchemas
 class BodyParser:
     """Turns a /v1/predict body into a float matrix in contract order, or raises a 422."""
 
-    def __init__(self, schemas: ApiSchemas, ranges: Mapping[str, tuple[float, float]], allow_missing: bool) -> None:
-        self.features = list(schemas.features)
-        self.matrix = ContractMatrix(schemas.features, ranges, allow_missing, _max_rows(schemas))
+    def __init__(self, contract: RequestContract, schemas: ApiSchemas) -> None:
+        self.features = list(contract.features)
+        self.matrix = ContractMatrix(contract)
         self.adapter: TypeAdapter[Any] = TypeAdapter(schemas.predict_body)
 
     def parse(self, body: bytes) -> np.ndarray:
@@ -77,11 +77,3 @@ class BodyParser:
         components = schema.pop("$defs", {})
         body = {"required": True, "content": {"application/json": {"schema": {**schema, "title": "Body"}}}}
         return body, components
-
-
-def _max_rows(schemas: ApiSchemas) -> int:
-    """The batch model's ``max_length`` on ``rows`` (one source of truth for the limit)."""
-    for meta in schemas.batch.model_fields["rows"].metadata:
-        if (limit := getattr(meta, "max_length", None)) is not None:
-            return int(limit)
-    raise ValueError("the batch schema must limit the number of rows (max_length on `rows`)")

@@ -9,27 +9,31 @@ row-major flat or nested, or as raw little-endian bytes via the binary-tensor ex
 ``probabilities`` (FP64, ``[n, n_classes]``, the model's class order). The request ``id`` is echoed.
 
 The model name is the registry name; its versions are the ones currently loaded behind aliases.
-``/v2/models/{name}/infer`` is routed like /v1/predict (canary, A/B, ...); ``.../versions/{v}/infer``
-pins that exact version. Errors: 400 ``{"error"}`` for invalid input, 404 for an unknown model or
-version, 503 while no champion is loaded. As with MLflow's protocol, value ranges are not checked.
+``/v2/models/{name}/infer`` is routed like /v1/predict (canary, A/B, ...) with the same routing headers
+(`serving.headers`; without ``X-Request-Id`` the body's ``id`` is the request id when it is a valid
+one); ``.../versions/{v}/infer`` pins that exact version. The tensor's values must meet the data
+contract like every protocol's (`serving.contract.RequestContract.problem`: finite, in range, missing
+only where allowed). Errors: 400 ``{"error"}`` for an invalid request or header, 404 for an unknown
+model or version, 503 while no champion is loaded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from importlib.metadata import version as package_version
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 
+from serving import headers
+from serving.contract import RequestContract
+from serving.errors import validation_problems
 from serving.predict import SERVING_ERRORS, NotReadyError, http_status
-from serving.schemas import error_detail, new_request_id, out_of_range, valid_request_id
 
 if TYPE_CHECKING:
+    from serving.predict import Served
     from serving.runtime import Runtime
 
 DTYPES = {"FP32": "<f4", "FP64": "<f8"}
@@ -68,8 +72,9 @@ def parse_infer(body: bytes, header_length: str | None, n_features: int) -> tupl
         split = int(header_length) if header_length else len(body)
         request = InferRequest.model_validate_json(body[:split])
     except ValueError as err:  # ValidationError and a bad header length are both ValueErrors
-        detail = error_detail(err.errors()) if isinstance(err, ValidationError) else [{"field": "header", "msg": err}]
-        raise OipError("invalid infer request: " + "; ".join(f"{d['field']}: {d['msg']}" for d in detail)) from err
+        problems = validation_problems(err.errors()) if isinstance(err, ValidationError) else []
+        message = "; ".join(f"{p.field}: {p.msg}" for p in problems) or f"header: {err}"
+        raise OipError(f"invalid infer request: {message}") from err
     tensor = request.inputs[0]
     if tensor.datatype not in DTYPES:
         raise OipError(f"input {tensor.name!r}: datatype must be FP32 or FP64, got {tensor.datatype}")
@@ -94,64 +99,67 @@ def parse_infer(body: bytes, header_length: str | None, n_features: int) -> tupl
     if values.size != n * n_features:
         raise OipError(f"input {tensor.name!r}: shape {tensor.shape} needs {n * n_features} values, got {values.size}")
     matrix = values.astype("float64").reshape(n, n_features)
-    if not np.isfinite(matrix).all():
-        raise OipError(f"input {tensor.name!r}: values must be finite numbers")
     unknown = [o.name for o in request.outputs or [] if o.name not in OUTPUTS]
     if unknown:
         raise OipError(f"unknown output(s) {unknown}; this model has {list(OUTPUTS)}")
     return request, matrix
 
 
-def build_router(
-    runtime: Runtime,
-    model_name: str,
-    features: Sequence[str],
-    ranges: Mapping[str, tuple[float, float]] | None = None,
-) -> APIRouter:
-    """The /v2 routes for the registered model ``model_name``."""
-    router = APIRouter(prefix="/v2", tags=["open-inference-v2"])
+class OpenInferenceApi:
+    """The /v2 routes for the registered model ``model_name``, over ``runtime``."""
 
-    def loaded_versions() -> list[str]:
-        return sorted({m.version for m in runtime.predictor().cache.snapshot().values()}, key=int)
+    def __init__(self, runtime: Runtime, model_name: str, contract: RequestContract) -> None:
+        self.runtime, self.model_name, self.contract = runtime, model_name, contract
+        r = self.router = APIRouter(prefix="/v2", tags=["open-inference-v2"])
+        r.add_api_route("", self.server_metadata, methods=["GET"])
+        r.add_api_route("/health/live", self.live, methods=["GET"])
+        r.add_api_route("/health/ready", self.ready, methods=["GET"])
+        for suffix in ("", "/versions/{version}"):
+            r.add_api_route(f"/models/{{name}}{suffix}", self.model_metadata, methods=["GET"])
+            r.add_api_route(f"/models/{{name}}{suffix}/ready", self.model_ready, methods=["GET"])
+            r.add_api_route(
+                f"/models/{{name}}{suffix}/infer",
+                self.infer,
+                methods=["POST"],
+                openapi_extra={"parameters": headers.openapi_parameters()},
+            )
 
-    def check_model(name: str, version: str | None) -> None:
-        if name != model_name:
-            raise OipError(f"unknown model {name!r}; this server serves {model_name!r}", 404)
-        if "champion" not in runtime.predictor().cache.snapshot():
+    def loaded_versions(self) -> list[str]:
+        return sorted({m.version for m in self.runtime.predictor().cache.snapshot().values()}, key=int)
+
+    def check_model(self, name: str, version: str | None) -> None:
+        if name != self.model_name:
+            raise OipError(f"unknown model {name!r}; this server serves {self.model_name!r}", 404)
+        if "champion" not in self.runtime.predictor().cache.snapshot():
             raise OipError(f"model {name!r} is not ready: no champion loaded yet", 503)
-        if version is not None and version not in loaded_versions():
-            raise OipError(f"model {name!r} has no loaded version {version!r}; loaded: {loaded_versions()}", 404)
+        if version is not None and version not in self.loaded_versions():
+            raise OipError(f"model {name!r} has no loaded version {version!r}; loaded: {self.loaded_versions()}", 404)
 
-    @router.get("")
-    async def server_metadata() -> dict[str, Any]:
+    async def server_metadata(self) -> dict[str, Any]:
         return {"name": "mlops-lab", "version": package_version("mlops-lab"), "extensions": []}
 
-    @router.get("/health/live")
-    async def live() -> dict[str, bool]:
+    async def live(self) -> dict[str, bool]:
         return {"live": True}
 
-    @router.get("/health/ready")
-    async def ready() -> JSONResponse:
+    async def ready(self) -> JSONResponse:
         try:
-            ok = "champion" in runtime.predictor().cache.snapshot()
+            ok = "champion" in self.runtime.predictor().cache.snapshot()
         except NotReadyError:
             ok = False
         return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
 
-    @router.get("/models/{name}")
-    @router.get("/models/{name}/versions/{version}")
-    async def model_metadata(name: str, version: str | None = None) -> JSONResponse:
+    async def model_metadata(self, name: str, version: str | None = None) -> JSONResponse:
         try:
-            check_model(name, version)
+            self.check_model(name, version)
         except (OipError, NotReadyError) as err:
             return _error(err)
-        n_classes = len(runtime.params.dataset.classes)
+        n_classes = len(self.contract.classes)
         return JSONResponse(
             {
-                "name": model_name,
-                "versions": [version] if version else loaded_versions(),
+                "name": self.model_name,
+                "versions": [version] if version else self.loaded_versions(),
                 "platform": "sklearn",
-                "inputs": [{"name": "features", "datatype": "FP64", "shape": [-1, len(features)]}],
+                "inputs": [{"name": "features", "datatype": "FP64", "shape": [-1, len(self.contract.features)]}],
                 "outputs": [
                     {"name": "label", "datatype": "BYTES", "shape": [-1]},
                     {"name": "probabilities", "datatype": "FP64", "shape": [-1, n_classes]},
@@ -159,70 +167,65 @@ def build_router(
             }
         )
 
-    @router.get("/models/{name}/ready")
-    @router.get("/models/{name}/versions/{version}/ready")
-    async def model_ready(name: str, version: str | None = None) -> JSONResponse:
+    async def model_ready(self, name: str, version: str | None = None) -> JSONResponse:
         try:
-            check_model(name, version)
+            self.check_model(name, version)
         except (OipError, NotReadyError) as err:
             status = err.status if isinstance(err, OipError) else 503
             body = {"name": name, "ready": False} if status == 503 else {"error": str(err)}
             return JSONResponse(body, status_code=status)
         return JSONResponse({"name": name, "ready": True})
 
-    @router.post("/models/{name}/infer")
-    @router.post("/models/{name}/versions/{version}/infer")
-    async def infer(name: str, request: Request, background: BackgroundTasks, version: str | None = None) -> Response:
+    async def infer(
+        self, name: str, request: Request, background: BackgroundTasks, version: str | None = None
+    ) -> Response:
         """Score an ``[n, n_features]`` tensor; outputs ``label`` and ``probabilities``."""
         try:
-            check_model(name, version)
+            self.check_model(name, version)
             body = await request.body()
             infer_request, values = parse_infer(
-                body, request.headers.get("inference-header-content-length"), len(features)
+                body, request.headers.get("inference-header-content-length"), len(self.contract.features)
             )
-            rid = str(infer_request.id) if valid_request_id(infer_request.id) else new_request_id()
-            frame = pd.DataFrame(values, columns=list(features))
-            problem = out_of_range(frame, ranges) if ranges else None
-            if problem:
+            if problem := self.contract.problem(values):
                 raise OipError(f"input {infer_request.inputs[0].name!r}: {problem}")
-            served = await runtime.serve(
-                values,  # already n x features float64 (parse_infer)
-                rid,
-                user_id=request.headers.get("x-user-id"),
-                override=request.headers.get("x-force-arm"),
-                version=version,
+            raw = {k: request.headers[k.decode()] for k in headers.NAMES if k.decode() in request.headers}
+            routing = headers.routing_headers(raw, fallback_id=infer_request.id)
+            served = await self.runtime.serve(
+                values, routing.request_id, user_id=routing.user_id, override=routing.force_arm, version=version
             )
-        except (OipError, *SERVING_ERRORS) as err:
+        except (OipError, headers.HeaderError, *SERVING_ERRORS) as err:
             return _error(err)
+        rid = routing.request_id
         request.state.access = {"request_id": rid, "arm": served.decision.arm, "version": served.model.version}
-        background.add_task(runtime.after_response, served, values)
-        n = len(frame)
-        probabilities = served.scored.probabilities
-        outputs = {
-            "label": {"name": "label", "datatype": "BYTES", "shape": [n], "data": served.scored.labels},
-            "probabilities": {
-                "name": "probabilities",
-                "datatype": "FP64",
-                "shape": [n, len(served.scored.classes)],
-                "data": probabilities.ravel().tolist() if probabilities is not None else [],
-                "parameters": {"classes": served.scored.classes},
-            },
-        }
-        wanted = [o.name for o in infer_request.outputs] if infer_request.outputs else list(OUTPUTS)
-        return JSONResponse(
-            {
-                "model_name": model_name,
-                "model_version": served.model.version,
-                "id": infer_request.id if infer_request.id is not None else rid,
-                "parameters": {"request_id": rid, "arm": served.decision.arm, "strategy": served.decision.strategy},
-                "outputs": [outputs[w] for w in wanted],
-            },
-            headers={"X-Request-Id": rid},
-        )
+        background.add_task(self.runtime.after_response, served, values)
+        return JSONResponse(infer_response(self.model_name, served, infer_request, rid), headers={"X-Request-Id": rid})
 
-    return router
+
+def infer_response(model_name: str, served: Served, infer_request: InferRequest, rid: str) -> dict[str, Any]:
+    """The V2 InferenceResponse: the outputs the client asked for (all by default), its id echoed."""
+    n, probabilities = len(served.scored.labels), served.scored.probabilities
+    outputs = {
+        "label": {"name": "label", "datatype": "BYTES", "shape": [n], "data": served.scored.labels},
+        "probabilities": {
+            "name": "probabilities",
+            "datatype": "FP64",
+            "shape": [n, len(served.scored.classes)],
+            "data": probabilities.ravel().tolist() if probabilities is not None else [],
+            "parameters": {"classes": served.scored.classes},
+        },
+    }
+    wanted = [o.name for o in infer_request.outputs] if infer_request.outputs else list(OUTPUTS)
+    return {
+        "model_name": model_name,
+        "model_version": served.model.version,
+        "id": infer_request.id if infer_request.id is not None else rid,
+        "parameters": {"request_id": rid, "arm": served.decision.arm, "strategy": served.decision.strategy},
+        "outputs": [outputs[w] for w in wanted],
+    }
 
 
 def _error(err: Exception) -> JSONResponse:
-    status = err.status if isinstance(err, OipError) else http_status(err)
+    status = (
+        err.status if isinstance(err, OipError) else 400 if isinstance(err, headers.HeaderError) else http_status(err)
+    )
     return JSONResponse({"error": str(err)}, status_code=400 if status == 422 else status)

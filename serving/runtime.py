@@ -27,13 +27,13 @@ import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
 
 from serving.bandit import DEFAULT_ARMS, BanditState
+from serving.contract import MAX_BATCH_ROWS
 from serving.micro_batch import MicroBatcher
 from serving.model_cache import registry_cache
 from serving.monitor_metrics import read_monitor_state
 from serving.predict import LogSaturatedError, NotReadyError, Predictor
 from serving.prediction_log import FeedbackStatus, PredictionLog, predictions_table
 from serving.router import ARMS, RoutingState
-from serving.schemas import MAX_BATCH_ROWS
 from serving.state_store import StateStore
 
 if TYPE_CHECKING:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from lab.demos.prep import ensure_champion
 from lab.demos.traffic import running_service
 from serving.app import create_app
-from serving.schemas import MAX_BATCH_ROWS
+from serving.contract import MAX_BATCH_ROWS
 
 if TYPE_CHECKING:
     from core.context import LabContext

@@ -19,7 +19,7 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
-from core.mlflow_config import mlflow_client
+from core.mlflow_config import configure_mlflow
 from core.params import Params
 from core.settings import Settings
 from pipelines.data import ingest
@@ -53,7 +53,7 @@ def pyfunc_predictions(registry) -> list[str]:
     import mlflow
 
     settings, rows = registry
-    mlflow_client(settings)  # points mlflow's registry at this module's store
+    configure_mlflow(settings)  # the fluent API below reads this store
     model = mlflow.pyfunc.load_model(f"models:/{settings.model_name}@champion")
     return [str(v) for v in model.predict(rows)]
 
@@ -187,7 +187,7 @@ def _models(registry) -> dict[str, object]:
     import mlflow
 
     settings, _ = registry
-    mlflow_client(settings)
+    configure_mlflow(settings)  # the fluent API below reads this store
     return {v: mlflow.sklearn.load_model(f"models:/{settings.model_name}/{v}") for v in ("1", "2")}
 
 

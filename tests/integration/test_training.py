@@ -12,7 +12,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from core.mlflow_config import mlflow_client
+from core.mlflow_config import configure_mlflow, mlflow_client
 from core.params import Params
 from core.settings import Settings
 from lab.demos.prep import with_hyperparams
@@ -70,7 +70,7 @@ def test_run_carries_lineage_tags_and_artifacts(lab, first) -> None:
 
 def test_registered_model_has_signature_and_serves_the_feature_fields(lab, first) -> None:
     settings, params, data = lab
-    mlflow_client(settings)
+    configure_mlflow(settings)  # the fluent API below reads this store
     model = mlflow.pyfunc.load_model(f"models:/{settings.model_name}@champion")
     assert model.metadata.get_input_schema().input_names() == params.dataset.feature_names
     frame = read_csv(data)
@@ -83,7 +83,7 @@ def test_registered_artefact_predicts_exactly_what_training_computed(lab, first)
     from pipelines.fit import fit_and_evaluate
 
     settings, params, data = lab
-    mlflow_client(settings)
+    configure_mlflow(settings)  # the fluent API below reads this store
     served = mlflow.pyfunc.load_model(f"models:/{settings.model_name}/{first.version}")
     trained = fit_and_evaluate(read_csv(data), params).pipeline
     X = read_csv(data)[params.dataset.feature_names]

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from core.params import Params
+from serving.contract import RequestContract
 from serving.fast_input import SMALL_ROWS, ContractMatrix
 from serving.mlflow_protocol import ProtocolError, check_frame, fast_values, parse_json
-from serving.schemas import contract_ranges
 
 SEED = 7
 
@@ -54,13 +54,15 @@ def bodies(features: list[str], ranges: dict[str, tuple[float, float]], count: i
 
 @pytest.mark.parametrize("allow_missing", [False, True])
 def test_fast_path_is_a_subset_of_the_precise_validator(params: Params, allow_missing: bool) -> None:
-    features, ranges = list(params.dataset.feature_names), contract_ranges(params.dataset)
-    matrix = ContractMatrix(features, ranges, allow_missing, max_rows=100)
+    dataset = params.dataset.model_copy(update={"allow_missing": allow_missing})
+    contract = RequestContract.from_dataset(dataset, max_rows=100)
+    features, ranges = list(contract.features), contract.ranges
+    matrix = ContractMatrix(contract)
     fast_hits = 0
     for body in bodies(features, ranges, 400):
         fast = fast_values(body, matrix)
         try:
-            precise = check_frame(parse_json(body), features, allow_missing, ranges=ranges).to_numpy("float64")
+            precise = check_frame(parse_json(body), contract)
         except ProtocolError:
             precise = None
         if fast is not None:
@@ -70,8 +72,13 @@ def test_fast_path_is_a_subset_of_the_precise_validator(params: Params, allow_mi
     assert fast_hits >= 100
 
 
+def contract_of(ranges: dict[str, tuple[float, float]], allow_missing: bool, max_rows: int) -> RequestContract:
+    low, high = (np.array([r[i] for r in ranges.values()], dtype="float64") for i in (0, 1))
+    return RequestContract(tuple(ranges), low, high, allow_missing, ("x", "y"), max_rows)
+
+
 def test_infinite_values_never_take_the_fast_path_even_without_ranges() -> None:
-    matrix = ContractMatrix(["a"], {"a": (-np.inf, np.inf)}, allow_missing=False, max_rows=10)
+    matrix = ContractMatrix(contract_of({"a": (-np.inf, np.inf)}, allow_missing=False, max_rows=10))
     assert matrix.records([{"a": 1.0}], exact=True) is not None
     assert matrix.records([{"a": float("inf")}], exact=True) is None
     assert matrix.split(["a"], [[1]]) is not None
@@ -83,7 +90,7 @@ def test_infinite_values_never_take_the_fast_path_even_without_ranges() -> None:
 @pytest.mark.parametrize("allow_missing", [False, True])
 def test_few_rows_are_checked_in_python_exactly_as_numpy_checks_many(allow_missing: bool) -> None:
     """The plain-Python checks for small bodies (SMALL_ROWS) and the numpy checks accept the same matrices."""
-    matrix = ContractMatrix(["a", "b"], {"a": (0.0, 10.0), "b": (-1.0, 1.0)}, allow_missing, max_rows=100)
+    matrix = ContractMatrix(contract_of({"a": (0.0, 10.0), "b": (-1.0, 1.0)}, allow_missing, max_rows=100))
     edge: list[Any] = [0, 10, 0.0, 10.0, -1, 1, 5.5, -0.0, 10.000000000000002, -1.0000001, 11, -2, 10**30, 10**400]
     edge += [float("inf"), float("-inf"), None, True, False, "1", [1]]
     rng = random.Random(SEED)

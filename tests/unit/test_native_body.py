@@ -18,15 +18,17 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from core.params import Params
+from serving.contract import RequestContract
 from serving.native_body import BodyParser
-from serving.schemas import build_schemas, contract_ranges
+from serving.schemas import build_schemas
 
 SEED = 20261123
 
 
 def parser_for(params: Params, allow_missing: bool) -> BodyParser:
     dataset = params.dataset.model_copy(update={"allow_missing": allow_missing})
-    return BodyParser(build_schemas(dataset, max_rows=50), contract_ranges(dataset), allow_missing)
+    contract = RequestContract.from_dataset(dataset, max_rows=50)
+    return BodyParser(contract, build_schemas(contract))
 
 
 def valid_row(parser: BodyParser, rng: random.Random) -> dict[str, Any]:

@@ -1,0 +1,66 @@
+"""The error body of the native and admin APIs: one model, one way to build it.
+
+Concept: bad input gets a clear error (C18, C44). Every 4xx and 5xx of /v1/* has the same shape,
+``{"error": "<one line>", "detail": [{"field", "msg", "type"}, ...]}``: the line says what to fix,
+``detail`` names each field or header at fault. `ErrorResponse` documents it in the OpenAPI document
+and `error_response` builds it, whether the problems come from the typed schema (a pydantic
+validation error), the routing-header policy or a serving error. MLflow's ``/invocations`` and the
+Open Inference Protocol answer in their own protocols' shapes (`serving.mlflow_protocol`, `serving.oip`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import orjson
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+from serving.contract import Problem
+
+_BRANCH_TAGS = ("row", "batch")  # the discriminated union's branch names in pydantic error locations
+
+
+class ErrorDetail(BaseModel):
+    field: str
+    msg: str
+    type: str
+
+
+class ErrorResponse(BaseModel):
+    error: str
+    detail: list[ErrorDetail] = []
+
+
+def error_response(
+    status: int, message: str, problems: Iterable[Problem] = (), headers: Mapping[str, str] | None = None
+) -> Response:
+    """The JSON error answer: ``message`` and one detail entry per problem."""
+    detail = [{"field": p.field, "msg": p.msg, "type": p.type} for p in problems]
+    body = orjson.dumps({"error": message, "detail": detail})
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def invalid_request(problems: Sequence[Problem]) -> Response:
+    """422: the request breaks its contract; the line names every field or header at fault."""
+    return error_response(422, "invalid request: " + "; ".join(f"{p.field}: {p.msg}" for p in problems), problems)
+
+
+def validation_problems(errors: Sequence[Mapping[str, Any]]) -> list[Problem]:
+    """pydantic / FastAPI validation errors as problems: the field path, the message, the error type."""
+    return [
+        Problem(
+            # A JSON syntax error's location is a character offset, not a field: the body is at fault.
+            "body" if e.get("type") == "json_invalid" else field_name(e.get("loc", ())),
+            str(e.get("msg")),
+            str(e.get("type")),
+        )
+        for e in errors
+    ]
+
+
+def field_name(loc: Sequence[int | str]) -> str:
+    """A dotted field path from a pydantic error location, without ``body`` and branch tags."""
+    parts = [str(p) for p in loc if p != "body" and p not in _BRANCH_TAGS]
+    return ".".join(parts) or "body"

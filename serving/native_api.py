@@ -1,0 +1,175 @@
+"""The native API: /v1/predict and /v1/feedback, and the health and metrics routes.
+
+Concepts: REST serving (C18), batch endpoint (C20), feedback loop (C38). ``/v1/predict`` answers one
+row (a flat object of feature fields) or a batch (``{"rows": [...]}``) with the same shape:
+``predictions`` is always a list, one item per row, each with the ``id`` to send feedback for that row.
+The routing headers (``X-Request-Id``, ``X-User-Id``, ``X-Force-Arm``) follow `serving.headers`, as on
+every protocol. Bodies are read by `serving.native_body` (a fast path for valid bodies, the typed
+schema's 422 for the rest) and answered with orjson; ``POST /v1/predict`` is a raw ASGI handler that
+`serving.hot_routes.HotRoutes` calls before FastAPI's router, with the same answers, errors and
+OpenAPI document. The served rows are in the prediction log's queue before the answer leaves (a 503
+otherwise); the shadow model runs after the response is sent.
+
+Scoring a small request is less CPU than a threadpool hop, so predict is ``async`` (big batches go to
+the threadpool inside `serving.runtime.Runtime.serve`); feedback waits on the database, so it is a
+plain ``def`` and runs on the threadpool.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from serving import headers
+from serving.contract import Problem, RequestContract
+from serving.errors import ErrorResponse, error_response, invalid_request, validation_problems
+from serving.hot_routes import AsgiEndpoint, header_values, read_body, send_json
+from serving.native_body import BodyParser
+from serving.predict import SERVING_ERRORS, Served, http_status
+from serving.schemas import ApiSchemas, FeedbackResponse, PredictResponse
+
+if TYPE_CHECKING:
+    from starlette.types import Receive, Scope, Send
+
+    from serving.metrics import Metrics
+    from serving.runtime import Runtime
+
+ERRORS: dict[int | str, dict[str, Any]] = {422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}}
+FEEDBACK_STATUS = {"recorded": 200, "duplicate": 200, "conflict": 409, "unknown_request": 404}
+
+
+class NativeApi:
+    """The native routes over ``runtime``; ``predict_asgi`` is /v1/predict's hot-path handler."""
+
+    def __init__(
+        self, runtime: Runtime, contract: RequestContract, schemas: ApiSchemas, metrics: Metrics, model_name: str
+    ) -> None:
+        self.runtime, self.metrics, self.model_name = runtime, metrics, model_name
+        self.parser = BodyParser(contract, schemas)
+        predict_body, self.components = self.parser.openapi_body()  # components: added to the OpenAPI document
+        r = self.router = APIRouter()
+        r.add_api_route(
+            "/v1/predict",
+            self.predict,
+            methods=["POST"],
+            response_model=PredictResponse,
+            responses=ERRORS,
+            tags=["native"],
+            openapi_extra={"requestBody": predict_body, "parameters": headers.openapi_parameters()},
+        )
+        r.add_api_route(
+            "/v1/feedback",
+            with_body_type(self.feedback, schemas.feedback),
+            methods=["POST"],
+            response_model=FeedbackResponse,
+            responses={404: {"model": FeedbackResponse}, 409: {"model": FeedbackResponse}, **ERRORS},
+            tags=["native"],
+        )
+        r.add_api_route("/healthz", self.healthz, methods=["GET"], tags=["health"])
+        r.add_api_route(
+            "/readyz", self.readyz, methods=["GET"], tags=["health"], responses={503: {"description": "Not ready"}}
+        )
+        r.add_api_route("/metrics", self.prometheus_metrics, methods=["GET"], tags=["health"], response_class=Response)
+
+    async def predict(self, request: Request) -> Response:
+        """Predict one row (a flat object of feature fields) or a batch (``{"rows": [...]}``)."""
+        return AsgiEndpoint(self.predict_asgi)  # reached only off the hot path (e.g. under a root_path)
+
+    async def predict_asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """/v1/predict as raw ASGI (`serving.hot_routes`): same answers, no Request/Response objects."""
+        try:
+            routing = headers.routing_headers(header_values(scope, headers.NAMES))
+            values = self.parser.parse(await read_body(receive))  # 422 naming the field, from the typed schema
+            served = await self.runtime.serve(
+                values, routing.request_id, user_id=routing.user_id, override=routing.force_arm
+            )
+        except headers.HeaderError as err:
+            await invalid_request(err.problems)(scope, receive, send)
+            return
+        except RequestValidationError as err:
+            await invalid_request(validation_problems(err.errors()))(scope, receive, send)
+            return
+        except SERVING_ERRORS as err:
+            await serving_error(err)(scope, receive, send)
+            return
+        rid = routing.request_id
+        scope.setdefault("state", {})["access"] = {"request_id": rid, "arm": served.decision.arm,
+                                                   "version": served.model.version}  # fmt: skip
+        await send_json(send, predict_payload(served, self.model_name), ((b"x-request-id", rid.encode("latin-1")),))
+        if served.decision.shadow_alias:  # after the answer, as a BackgroundTask would run it
+            await run_in_threadpool(self.runtime.after_response, served, values)
+
+    def feedback(self, body: Any) -> Response:
+        """Ground truth for a served row: 200 recorded or duplicate, 409 different label, 404 unknown id."""
+        try:
+            result = self.runtime.record_feedback(body.request_id, body.label)
+        except SERVING_ERRORS as err:
+            return serving_error(err)
+        answer = {"request_id": result.request_id, "label": result.label, "status": result.status.value}
+        return JSONResponse({**answer, "message": result.message}, status_code=FEEDBACK_STATUS[result.status.value])
+
+    async def healthz(self) -> dict[str, str]:
+        """Liveness: the process answers (models may still be loading)."""
+        return {"status": "alive"}
+
+    async def readyz(self) -> Response:
+        """Readiness: 200 once a champion is loaded; versions, degraded flag and last registry error."""
+        report = self.runtime.readiness()
+        return JSONResponse(report, status_code=200 if report["ready"] else 503)
+
+    async def prometheus_metrics(self) -> Response:
+        """Prometheus exposition of this process's counters."""
+        body, content_type = self.metrics.render()
+        return Response(body, media_type=content_type)
+
+
+def predict_payload(served: Served, model_name: str) -> bytes:
+    """The /v1/predict answer as JSON bytes (orjson keeps a 10,000-row answer cheap)."""
+    classes = served.scored.classes
+    probabilities = served.scored.probabilities.tolist() if served.scored.probabilities is not None else []
+    predictions = [
+        {"id": rid, "class": label, "probabilities": dict(zip(classes, row, strict=True))}
+        for rid, label, row in zip(served.row_ids, served.scored.labels, probabilities, strict=True)
+    ]
+    return orjson.dumps(
+        {
+            "request_id": served.request_id,
+            "predictions": predictions,
+            "model_name": model_name,
+            "model_version": served.model.version,
+            "arm": served.decision.arm,
+            "strategy": served.decision.strategy,
+        }
+    )
+
+
+def serving_error(err: Exception) -> Response:
+    """A serving error in the native error body; a refused ``X-Force-Arm`` names the header like any field."""
+    status = http_status(err)
+    return error_response(status, str(err), [Problem("X-Force-Arm", str(err))] if status == 422 else [])
+
+
+def with_body_type(endpoint: Callable[[Any], Response], model: type[BaseModel]) -> Callable[[Any], Response]:
+    """``endpoint`` with its one parameter, ``body``, typed as ``model`` for FastAPI to validate and document.
+
+    The request models are built at run time from the contract (`serving.schemas`), so they cannot be
+    written in the method's annotation; FastAPI reads the signature set here instead.
+    """
+
+    def call(body: Any) -> Response:
+        return endpoint(body)
+
+    call.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter("body", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=model)],
+        return_annotation=Response,
+    )
+    call.__name__, call.__doc__ = endpoint.__name__, endpoint.__doc__
+    return call
