@@ -14,10 +14,6 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from bench.drift_study import DOC_SEEDS, write_doc
-from bench.harness import SECTIONS, BenchEnv, render_markdown, run_bench, write_report
-from lab.demo_timings import write_timings
-
 
 def bench(
     out: Annotated[Path | None, typer.Option(help="Report file (default: docs/benchmarks.md).")] = None,
@@ -30,6 +26,7 @@ def bench(
     from rich.markdown import Markdown
     from rich.markup import escape
 
+    from bench.harness import SECTIONS, BenchEnv, render_markdown, run_bench, write_report
     from core.context import load_context
 
     console = Console()
@@ -48,6 +45,8 @@ def bench(
 
 def demo_timings() -> None:
     """Run every demo once, in order, on a fresh state folder; write docs/demo-timings.md (minutes)."""
+    from lab.demo_timings import write_timings
+
     path, all_ok = write_timings()
     typer.echo(f"wrote {path}")
     if not all_ok:
@@ -64,6 +63,7 @@ def drift_study(
     seeds: Annotated[int | None, typer.Option(min=1, help="Windows per kind of shift (default: the doc's).")] = None,
 ) -> None:
     """How often each drift check fires on clean and on shifted windows; write docs/drift-detection.md."""
+    from bench.drift_study import DOC_SEEDS, write_doc
     from core.context import load_context
 
     ctx = load_context()

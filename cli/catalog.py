@@ -17,8 +17,6 @@ from rich.padding import Padding
 from rich.panel import Panel
 from rich.table import Table
 
-from lab.demos import DemoNotBuiltError, UnknownDemoError, run_demo
-
 
 def _fail(message: str) -> typer.Exit:
     Console(stderr=True).print(f"[bold red]error:[/bold red] {escape(message)}")
@@ -95,6 +93,8 @@ def explain(
 
 def demo(name: Annotated[str, typer.Argument(help="Demo name, concept id or slug, e.g. data-validation.")]) -> None:
     """Run a narrated demo of a concept (under 30 seconds)."""
+    from lab.demos import DemoNotBuiltError, UnknownDemoError, run_demo
+
     try:
         run_demo(name)
     except (UnknownDemoError, DemoNotBuiltError) as err:

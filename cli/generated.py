@@ -10,7 +10,6 @@ from __future__ import annotations
 import typer
 
 from core.paths import REPO
-from ops.capacity_docs import write_capacity_docs
 
 
 def docs() -> None:
@@ -24,6 +23,8 @@ def docs() -> None:
 
 def capacity() -> None:
     """Plan replicas, CPU and cost from docs/benchmarks.md; write docs/capacity.md and the prod sizing patch."""
+    from ops.capacity_docs import write_capacity_docs
+
     typer.echo(write_capacity_docs())
 
 

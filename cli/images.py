@@ -14,7 +14,6 @@ from typing import Annotated
 
 import typer
 
-from ops.images import ImageTagError, env_lines, plan_tags, read_git_state
 from pipelines.registry import current_aliases
 
 images_app = typer.Typer(help="Container images: immutable tags from the git commit and the champion.")
@@ -51,6 +50,7 @@ def tags(
 ) -> None:
     """Print each image's immutable tag: <git sha 12> (+ -m<champion version> for the API); never `latest`."""
     from core.settings import Settings
+    from ops.images import ImageTagError, env_lines, plan_tags, read_git_state
 
     try:
         git = read_git_state(Settings().project_dir)

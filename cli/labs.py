@@ -17,8 +17,6 @@ from rich.markdown import Markdown
 from rich.markup import escape
 from rich.table import Table
 
-from lab.labs import LABS, NoSetupError, UnknownLabError, get_lab, run_check, run_setup
-
 lab_app = typer.Typer(help="Workshop labs: do the steps, then `mlops-lab lab check N` verifies the result.")
 
 
@@ -30,6 +28,8 @@ def _fail(message: str) -> typer.Exit:
 @lab_app.command("list")
 def list_labs() -> None:
     """List the labs: number, title, the concepts they practise and their page."""
+    from lab.labs import LABS
+
     table = Table(title="Workshop labs", title_justify="left")
     for column in ("#", "title", "concepts", "page"):
         table.add_column(column, no_wrap=column != "title")
@@ -43,6 +43,7 @@ def list_labs() -> None:
 def show(number: Annotated[int, typer.Argument(help="Lab number, e.g. 1.")]) -> None:
     """Print a lab's page: goals, steps and the output to expect."""
     from core.settings import Settings
+    from lab.labs import UnknownLabError, get_lab
 
     try:
         lab = get_lab(number)
@@ -58,6 +59,7 @@ def show(number: Annotated[int, typer.Argument(help="Lab number, e.g. 1.")]) -> 
 def setup(number: Annotated[int, typer.Argument(help="Lab number, e.g. 3.")]) -> None:
     """Prepare a lab's scenario (e.g. plant a bad challenger) on the current state."""
     from core.context import load_context
+    from lab.labs import NoSetupError, UnknownLabError, run_setup
 
     try:
         lines = run_setup(number, load_context())
@@ -78,6 +80,7 @@ def check(
 ) -> None:
     """Check a lab against the real state (registry, logs, reports); exit 1 with hints if not done."""
     from core.context import load_context
+    from lab.labs import UnknownLabError, get_lab, run_check
 
     try:
         lab = get_lab(number)

@@ -12,7 +12,6 @@ import typer
 from rich.console import Console
 
 from core.exit_codes import EXIT_FIRED
-from flows.monitoring_outcome import print_monitoring
 
 if TYPE_CHECKING:
     from core.params import Params
@@ -61,6 +60,7 @@ def monitor(
 ) -> None:
     """Drift and decay checks on the newest traffic; a fired trigger starts a guarded retrain → canary."""
     from core.context import load_context
+    from flows.monitoring_outcome import print_monitoring
 
     ctx = load_context()
     if serve:

@@ -17,8 +17,6 @@ from rich.console import Console
 from rich.markup import escape
 
 from core.exit_codes import EXIT_FAILED
-from ops.backup import BackupError, component_rows, counts, human_size
-from ops.reset import ResetRefusedError, apply_reset, plan_reset
 
 console = Console()
 
@@ -30,7 +28,7 @@ def backup(
     from rich.table import Table
 
     from core.context import load_context
-    from ops.backup import BackupError, backup
+    from ops.backup import BackupError, backup, component_rows, counts, human_size
 
     ctx = load_context()
     try:
@@ -53,6 +51,7 @@ def restore(
 ) -> None:
     """Verify a backup's checksums, then restore it into the state folder (existing state needs --force)."""
     from core.context import load_context
+    from ops.backup import BackupError, counts
     from ops.restore import load_champion, restore
 
     ctx = load_context()
@@ -80,6 +79,8 @@ def reset(
 ) -> None:
     """Remove the local state folder (registry, artifacts, prediction log, reports): a clean start."""
     from core.settings import Settings
+    from ops.backup import human_size
+    from ops.reset import ResetRefusedError, apply_reset, plan_reset
 
     try:
         plan = plan_reset(Settings())

@@ -17,18 +17,6 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from bench.traffic_client import (
-    REPORT_COLUMNS,
-    HttpTransport,
-    ServiceUnreachableError,
-    batch_rows,
-    check_ready,
-    frame_rows,
-    send_traffic,
-    user_pool,
-)
-from lab.demos.prep import ensure_raw_data
-
 KINDS = ("clean", "covariate-shift", "prior-shift", "concept-shift")  # the valid batch kinds (pipelines/batches.py)
 ARMS = ("champion", "challenger", "blue", "green")
 console = Console()
@@ -59,7 +47,18 @@ def traffic(
     """Send labelled rows to a running service (POST /v1/predict), then their true labels (/v1/feedback)."""
     from rich.table import Table
 
+    from bench.traffic_client import (
+        REPORT_COLUMNS,
+        HttpTransport,
+        ServiceUnreachableError,
+        batch_rows,
+        check_ready,
+        frame_rows,
+        send_traffic,
+        user_pool,
+    )
     from core.context import load_context
+    from lab.demos.prep import ensure_raw_data
     from pipelines.data import read_csv
 
     if kind not in KINDS:
