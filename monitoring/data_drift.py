@@ -13,7 +13,7 @@ dict into a verdict: per column the test status (FAIL = drifted, decided by the 
 p-value tests and distance tests both read right), and the dataset verdict from the drifted share.
 A window with fewer than ``min_rows`` rows is ``inconclusive`` and Evidently is not even run: a
 handful of rows can neither show drift nor rule it out. Evidently is imported inside the function
-that runs it (it takes ~7 s), so importing this module stays cheap.
+that runs it (it takes seconds), so importing this module stays cheap.
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ false-alarm rate is at most twice that level):
 * confidence (the top class probability): a two-sample Kolmogorov-Smirnov test.
 
 Why scipy and not Evidently's ``ValueDrift``: the inputs are two small arrays, the tests are two
-classical one-liners with a p-value we control, and they run in milliseconds without Evidently's
-~7 s import. Evidently would also switch to a distance (Jensen-Shannon, Wasserstein) with a different
+classical one-liners with a p-value we control, and they run without Evidently's seconds-long
+import. Evidently would also switch to a distance (Jensen-Shannon, Wasserstein) with a different
 threshold once the reference passes 1,000 rows, changing the meaning of ``p_value`` silently.
 
 The core, ``prediction_drift``, takes arrays of class labels and confidences; ``predictions_from_log``

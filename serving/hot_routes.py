@@ -1,9 +1,9 @@
 """The two hot POST routes as raw ASGI handlers, dispatched before FastAPI's router.
 
-Concept: REST serving (C18) at the cost of a bare endpoint. A one-row prediction costs the model
-about 0.3 ms; FastAPI's own work per request (router match, exception and exit-stack middlewares,
-a ``Request``, dependency solving, a ``Response`` object) costs tens of microseconds on top, and the
-issue-3 target gives routing and logging only 15 % of a bare endpoint's throughput. So
+Concept: REST serving (C18) at the cost of a bare endpoint. FastAPI's own work per request (router
+match, exception and exit-stack middlewares, a ``Request``, dependency solving, a ``Response``
+object) is a large share of a one-row prediction's cost, and the target (DESIGN.md) gives routing and
+logging only 15 % of a bare endpoint's throughput. So
 ``/v1/predict`` and ``/invocations`` are written as plain ASGI handlers (scope in, two ``send``
 calls out) and `HotRoutes`, the innermost middleware, hands them ``POST`` requests on their exact
 path directly. Everything else -- other methods (405), other paths, a ``root_path`` deployment --
@@ -13,9 +13,7 @@ endpoint returns `AsgiEndpoint`, which runs the same handler, so there is one im
 The outer layers see no difference: the metrics middleware finds the route in ``scope["route"]``
 (the label is the route template, as the router would set it), a body over the limit still
 raises inside ``receive`` for the body-size middleware, an unexpected exception still reaches the
-server-error middleware (500), and a validation error gets the same 422 body as the router path. Measured
-in-process (raw ASGI calls, model stubbed out, event-loop thread CPU per one-row request): ~105 µs
-through the router, ~62 µs dispatched here, against ~44 µs for a bare FastAPI endpoint.
+server-error middleware (500), and a validation error gets the same 422 body as the router path.
 """
 
 from __future__ import annotations

@@ -3,11 +3,11 @@
 Concept: prediction logging (C38) that does not tax the request path. The log's writer thread
 shares the interpreter lock with the event loop, so every microsecond of Python it runs per row is
 taken from serving once the process is busy. The general path (``ServedRows.rows()`` -> dicts ->
-``conn.execute(stmt, rows)``) spent ~8 µs of Python per row before SQLite saw it, and the driver's
-``executemany`` releases and re-takes the lock around every row's ``sqlite3_step``, a thread switch
-per row under load. `DriverInsert` builds each row as a tuple straight from a `ServedRows`' arrays
-(~4 µs per row; one timestamp conversion per request) and sends ``ROWS_PER_STATEMENT`` rows per
-``INSERT ... VALUES (...), (...)``: one lock release per statement.
+``conn.execute(stmt, rows)``) builds a dict per row and SQLAlchemy processes each before SQLite sees
+it, and the driver's ``executemany`` releases and re-takes the lock around every row's
+``sqlite3_step``, a thread switch per row under load. `DriverInsert` builds each row as a tuple
+straight from a `ServedRows`' arrays (one timestamp conversion per request) and sends
+``ROWS_PER_STATEMENT`` rows per ``INSERT ... VALUES (...), (...)``: one lock release per statement.
 
 Nothing about what is stored changes: the SQL is the statement SQLAlchemy compiles for the table,
 and every value goes through the bind processor SQLAlchemy itself would call (JSON columns through

@@ -78,7 +78,7 @@ class Metrics:
             self._prediction_child(version, arm, label).inc(n)
 
     def _prediction_child(self, version: str, arm: str, label: str) -> Any:
-        """The labelled child, cached: ``labels()`` takes a lock and builds a key (~1 µs) on every call.
+        """The labelled child, cached: ``labels()`` takes a lock and builds a key on every call.
 
         Safe because these series are never removed; the key space is versions x arms x classes.
         """

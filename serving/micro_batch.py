@@ -1,12 +1,12 @@
 """Micro-batching: small requests that arrive together are scored in one model call.
 
-Concept: REST serving under load (C18, C43). Scoring one row with the scikit-learn Pipeline costs
-about 0.3 ms, and almost all of it is per call (each step re-validates its input), not per row: 64
-rows cost about as much as one. Model servers built for throughput therefore batch requests that
+Concept: REST serving under load (C18, C43). Scoring with the scikit-learn Pipeline costs almost all
+per call (each step re-validates its input), not per row: 64 rows cost about as much as one
+(docs/benchmarks.md has the figures). Model servers built for throughput therefore batch requests that
 arrive at the same moment (Triton's dynamic batcher, TF Serving's batching, Ray Serve's
 ``@serve.batch``). Here the batch forms without a timer: the first request of a turn of the event
 loop yields once, every request that is ready to run meanwhile joins it, and the first then scores
-them all. A lone request pays one loop turn (tens of microseconds at most); under load the batch is
+them all. A lone request pays one loop turn; under load the batch is
 whatever arrived together -- no wait, no latency budget to tune. `serving.predict.Predictor.serve_many`
 does the work: it routes each request on its own (canary hashing, overrides, pinned versions),
 scores each model's share in one call and hands every request its own rows, ids, latency and log

@@ -2,8 +2,8 @@
 
 Concept: REST serving with validated schemas (C18), at the cost a model server can afford. The
 pydantic models in `serving.schemas` are the contract: they generate the OpenAPI document and
-name the field in every 422. But building one model object per row costs about 40 ms for a
-10,000-row batch (plus the standard-library JSON parser's 25 ms), more than the whole budget.
+name the field in every 422. But building one model object per row makes a 10,000-row batch cost
+more than the whole serving budget (docs/benchmarks.md), and most bodies are valid.
 
 So a body takes one of two paths:
 

@@ -5,7 +5,7 @@ Concept: REST serving without training-serving skew (C18, C19). Every endpoint -
 float matrix in the *contract's* column order and go through the one logged scikit-learn Pipeline,
 so preprocessing is never re-implemented in the API. The matrix is a numpy array, not a DataFrame:
 the pipeline's first step reads an array in contract order (`DerivedFeatures`), and skipping the
-DataFrame plus scikit-learn's per-call parameter validation halves the cost of scoring one row
+DataFrame plus scikit-learn's per-call parameter validation makes scoring one row much cheaper
 with bit-identical results (tests compare with ``mlflow.pyfunc`` on DataFrames). The `Predictor`
 takes one immutable snapshot of the model cache per request (a hot reload never changes a model
 under a request in flight), asks the router which alias serves, and returns a `Served` value that

@@ -157,7 +157,7 @@ class Runtime:
         # Everything loaded so far (MLflow, scikit-learn, pandas, the models: millions of objects) lives
         # as long as the process. Freezing it keeps the garbage collector's full collections from walking
         # it again and again: a 10,000-row request creates enough objects to trigger them, and each one
-        # otherwise paused the service for ~200 ms on the 2-core box (docs/benchmarks.md).
+        # otherwise paused the service (docs/benchmarks.md).
         gc.freeze()
 
     def stop(self) -> None:

@@ -159,7 +159,7 @@ class DemoService:
         """POST each (JSON body, headers) to ``path``, one after the other, inside the service's event loop.
 
         The same app and the same requests as ``client.post`` in a loop, but the whole burst crosses from
-        this thread into the app's event loop once instead of once per request (about 3x faster here).
+        this thread into the app's event loop once instead of once per request.
         Answers come back in order as (status code, JSON body; ``{}`` when the body is not JSON).
         """
         portal = self.client.portal
