@@ -28,6 +28,7 @@ lint: setup
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy
+	$(RUN) lint-imports   # the layers hold one import direction and no circles (pyproject.toml)
 
 format: setup
 	$(RUN) ruff format .
