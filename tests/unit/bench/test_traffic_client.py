@@ -1,12 +1,10 @@
-"""Labs 3-6 and the traffic client: the pure parts, with a scripted transport instead of a server."""
+"""The traffic client of `mlops-lab traffic` and the labs: the pure parts, with a scripted transport, no server."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
 from bench.traffic_client import (
     LabelledRow,
@@ -142,98 +140,3 @@ def test_batch_rows_come_from_the_batch_generator(params, iris_frame) -> None:
     mean = lambda rs: sum(r.features["sepal_width"] for r in rs) / len(rs)  # noqa: E731
     assert mean(shifted) != pytest.approx(mean(clean), abs=0.05)
     assert user_pool(3) == ["user-0000", "user-0001", "user-0002"]
-
-
-# ---- lab checkers: pure parts -----------------------------------------------------------------
-
-
-def test_abort_reasons_name_the_metric_that_breached() -> None:
-    from lab.labs.lab03_canary import metric_named
-
-    assert metric_named("analysis at 10 %: breach: online_accuracy: challenger 20/68") == "online_accuracy"
-    assert metric_named("analysis at 10 %: breach: error_rate_increase: +3 pts") == "error_rate_increase"
-    assert metric_named("operator: looked wrong to me") is None
-
-
-def ab_frame(*arms: tuple[str, str, str, int, int]) -> pd.DataFrame:
-    """(strategy, arm, version, labelled, correct) groups as a labelled_window-like frame."""
-    records = []
-    for strategy, arm, version, labelled, correct in arms:
-        records += [
-            {"strategy": strategy, "arm": arm, "model_version": version, "correct": i < correct}
-            for i in range(labelled)
-        ]
-    return pd.DataFrame(records)
-
-
-def test_ab_outcomes_count_only_ab_rows_of_the_two_versions() -> None:
-    from lab.labs.lab04_ab_test import ab_outcomes
-
-    frame = ab_frame(
-        ("ab", "champion", "1", 120, 110),
-        ("ab", "challenger", "2", 100, 97),
-        ("canary", "champion", "1", 50, 0),  # not A/B
-        ("ab", "challenger", "9", 40, 0),  # another challenger
-    )
-    a, b = ab_outcomes(frame, "1", "2")
-    assert (a.labelled, a.correct, b.labelled, b.correct) == (120, 110, 100, 97)
-
-
-@pytest.mark.parametrize(
-    ("a", "b", "expected"),
-    [
-        ((30, 28), (40, 40), "wait"),  # too few labels, whatever it looks like
-        ((400, 300), (400, 380), "ship"),  # B clearly better
-        ((400, 380), (400, 300), "keep"),  # A clearly better
-        ((300, 285), (300, 287), "keep"),  # no significant difference
-    ],
-)
-def test_the_supported_decision_follows_the_ab_test(params, a, b, expected) -> None:
-    from lab.labs.lab04_ab_test import ANSWERS, normalise
-    from monitoring.ab_stats import ArmOutcome, decide
-
-    verdict = decide(ArmOutcome(*a), ArmOutcome(*b), params.monitoring.ab_test).verdict
-    assert ANSWERS[verdict] == expected
-    assert normalise(f"  {expected.upper()} ") == expected
-    assert normalise(" ") is None
-
-
-def test_regret_per_phase_uses_pooled_accuracy_and_the_worse_arms_share() -> None:
-    from lab.labs.lab05_bandit import arm_accuracy, lower_regret, phase
-
-    frame = ab_frame(
-        ("bandit", "champion", "1", 90, 81),
-        ("bandit", "challenger", "2", 10, 5),
-        ("ab", "champion", "1", 50, 45),
-        ("ab", "challenger", "2", 50, 25),
-    )
-    accuracy = arm_accuracy(frame)
-    assert accuracy == {"champion": pytest.approx(0.9), "challenger": pytest.approx(0.5)}
-    bandit, ab = phase(frame, "bandit", accuracy), phase(frame, "ab", accuracy)
-    assert bandit.better_share == pytest.approx(0.9)
-    assert ab.better_share == pytest.approx(0.5)
-    assert bandit.regret_per_100 == pytest.approx(0.1 * 0.4 * 100)  # 10 % on the worse arm, 40 pts worse
-    assert ab.regret_per_100 == pytest.approx(0.5 * 0.4 * 100)
-    assert lower_regret(bandit, ab) == "bandit"
-    assert lower_regret(ab, bandit) == "ab"
-
-
-def test_only_the_retraining_flows_files_count_as_trained_by_the_retrain(tmp_path, make_settings, params) -> None:
-    from core.context import LabContext
-    from lab.labs.lab06_drift import made_by_retrain
-
-    ctx = LabContext(make_settings(tmp_path / "state"), params)
-    assert made_by_retrain(ctx, str(ctx.settings.state / "retrain" / "train-20260101T000000.csv"))
-    assert not made_by_retrain(ctx, str(ctx.settings.state / "iris.csv"))
-    assert not made_by_retrain(ctx, None)
-
-
-@pytest.mark.parametrize("number", [3, 4, 5, 6])
-def test_lab_show_prints_the_page(number: int) -> None:
-    from cli.app import app
-    from lab.labs import LABS
-
-    result = CliRunner().invoke(app, ["lab", "show", str(number)], env={"COLUMNS": "200"})
-    assert result.exit_code == 0, result.output
-    assert LABS[number].title in result.output
-    assert f"mlops-lab lab check {number}" in result.output

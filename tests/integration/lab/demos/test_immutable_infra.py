@@ -1,10 +1,10 @@
-"""The scale-out demos run on a fresh state and show what they claim.
+"""The ``immutable-infra`` demo (C29, C46, C17) runs on a fresh state and shows what it claims.
 
-``immutable-infra`` (C29, C46, C17): the tags for this checkout and the state's champion (trained by
-the demo on the fresh state), the champion's pyfunc signature, a scratch git repository showing what
-moves a tag, the verdicts on moving references and on every image of docker/compose.yaml, and
-hadolint run live. The repository under test may be dirty while someone works in it, so the
-assertions accept both a clean and a dirty checkout and check the tag format instead of a fixed sha.
+It shows the tags for this checkout and the state's champion (trained by the demo on the fresh state),
+the champion's pyfunc signature, a scratch git repository showing what moves a tag, the verdicts on
+moving references and on every image of docker/compose.yaml, and hadolint run live. The repository
+under test may be dirty while someone works in it, so the assertions accept both a clean and a dirty
+checkout and check the tag format instead of a fixed sha.
 """
 
 from __future__ import annotations
@@ -17,12 +17,6 @@ from core.context import LabContext
 from pipelines.registry import current_aliases
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def ctx(tmp_path_factory: pytest.TempPathFactory, make_settings, demo_context) -> LabContext:
-    settings = make_settings(tmp_path_factory.mktemp("scaleout-demos") / "state", poll_interval_s=3600)
-    return demo_context(settings)
 
 
 def test_immutable_infra_demo_tags_by_commit_and_champion_and_refuses_latest(run_demo, ctx: LabContext) -> None:
