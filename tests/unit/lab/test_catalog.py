@@ -321,7 +321,7 @@ def test_every_demo_is_registered(concept: Concept) -> None:
 
 
 def test_node_id_check_accepts_real_ids_and_rejects_fakes() -> None:
-    here = "tests/unit/test_catalog.py"
+    here = "tests/unit/lab/test_catalog.py"
     assert _test_exists(f"{here}::test_find_by_id_slug_or_title[C06]")
     assert _test_exists(here)
     assert not _test_exists(f"{here}::test_no_such_thing")

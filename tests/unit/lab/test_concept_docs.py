@@ -51,7 +51,7 @@ def test_a_page_has_every_section_and_links_code_tests_and_related() -> None:
     assert c.at_scale in page
     assert "Not written" not in page
     assert "](../../serving/router.py)" in page
-    assert "](../../tests/unit/test_router.py)" in page
+    assert "](../../tests/unit/serving/test_router.py)" in page
     assert f"]({page_name(next(o for o in catalog if o.id == c.related[0]))})" in page
     assert "uv run mlops-lab demo canary" in page
 

@@ -44,7 +44,7 @@ def test_the_classic_debts_are_all_mapped() -> None:
     [
         (replace(GOOD, code=("pipelines/no_such_module.py",)), "no such file"),
         (replace(GOOD, code=("pipelines/quality_gate.py::no_such_function",)), "no symbol no_such_function"),
-        (replace(GOOD, tests=("tests/unit/test_quality_gate.py::test_that_was_renamed",)), "no such test"),
+        (replace(GOOD, tests=("tests/unit/pipelines/test_quality_gate.py::test_that_was_renamed",)), "no such test"),
         (replace(GOOD, status="mostly"), "status 'mostly'"),
         (replace(GOOD, tests=()), "needs code and a test"),
     ],
@@ -67,7 +67,7 @@ def test_reference_checks_accept_real_pointers_and_reject_fakes() -> None:
         code_ref_problem("params.yaml::monitoring", REPO)
         == "params.yaml::monitoring (no symbol monitoring in params.yaml)"
     )
-    here = "tests/unit/test_tech_debt.py"
+    here = "tests/unit/lab/test_tech_debt.py"
     assert node_id_exists(f"{here}::test_a_bad_entry_is_caught_and_named[missing-file]", REPO)
     assert node_id_exists(here, REPO)
     assert not node_id_exists(f"{here}::GOOD", REPO)

@@ -20,13 +20,13 @@ from lab.test_pyramid import (
 REPO = Path(__file__).resolve().parents[3]
 
 COLLECT_OUTPUT = """\
-tests/unit/test_router.py::test_canary_share_matches_the_weight
-tests/unit/test_router.py::test_override_wins_in_every_strategy[canary]
-tests/unit/test_router.py::test_override_wins_in_every_strategy[shadow]
-tests/unit/test_train.py::test_split_is_stratified_and_disjoint
-tests/integration/test_api.py::test_predict_one_row
-tests/integration/test_api.py::TestFeedback::test_feedback_is_idempotent
-tests/e2e/test_cli_training.py::test_train_twice_then_refuse_a_corrupted_batch_then_reproduce
+tests/unit/serving/test_router.py::test_canary_share_matches_the_weight
+tests/unit/serving/test_router.py::test_override_wins_in_every_strategy[canary]
+tests/unit/serving/test_router.py::test_override_wins_in_every_strategy[shadow]
+tests/unit/pipelines/test_fit.py::test_split_is_stratified_and_disjoint
+tests/integration/serving/test_api.py::test_predict_one_row
+tests/integration/serving/test_api.py::TestFeedback::test_feedback_is_idempotent
+tests/e2e/cli/test_training.py::test_train_twice_then_refuse_a_corrupted_batch_then_reproduce
 docs/test_elsewhere.py::test_outside_every_layer
 
 8 tests collected in 1.23s
@@ -37,7 +37,7 @@ def test_collect_output_is_parsed_into_node_ids_and_counted_per_layer() -> None:
     collected = parse_collect_output(COLLECT_OUTPUT)
     assert collected.reported == 8
     assert collected.errors == 0
-    assert collected.node_ids[1] == "tests/unit/test_router.py::test_override_wins_in_every_strategy[canary]"
+    assert collected.node_ids[1] == "tests/unit/serving/test_router.py::test_override_wins_in_every_strategy[canary]"
     assert count_by_layer(collected.node_ids) == {"unit": 4, "integration": 2, "e2e": 1}
 
 

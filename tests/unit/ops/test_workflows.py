@@ -33,10 +33,10 @@ ACTIONLINT = REPO / ".venv" / "bin" / "actionlint"
 MIRRORED = {"make lint": "lint", "make test": "test", "make demo": "demo"}
 # ci.yml jobs with no .ci/run counterpart, and why that is fine.
 GITHUB_ONLY = {
-    "data": "ingest + validate: also run by make test (tests/integration/test_data_cli.py) and the DVC tests",
+    "data": "ingest + validate: also run by make test (tests/integration/cli/test_data.py) and the DVC tests",
     "train": "train + gate + reproduce: also run by make test (training, flow and reproduce tests)",
     "images": "docker build: no Docker engine on the .ci/run machine; hadolint runs in make test",
-    "manifests": "kubectl kustomize + schemas: also run by make test (tests/unit/test_k8s_manifests.py)",
+    "manifests": "kubectl kustomize + schemas: also run by make test (tests/unit/ops/test_k8s_manifests.py)",
 }
 TEST_PACKAGES = ("wrk", "prometheus")  # apt packages the test job installs, as .ci/run does
 PINNED_USES = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$")
