@@ -360,10 +360,10 @@ def _section(
         f"({format_duration(ours_p50)}) is HTTP, JSON, validation, routing and logging; the bare endpoint's p50 is "
         f"{format_duration(bare_p50)}.",
         "2 workers: ours and bare start through `run_server`, which sets TCP_NODELAY on accepted sockets; the plain "
-        "`uvicorn --workers 2` row leaves it off (uvicorn #3149; tests/integration/test_serve_uvicorn.py reads the "
-        "option on the server's sockets). With this client it cost nothing measurable: wrk sends each request and "
-        "uvicorn each answer in one write, so Nagle's algorithm has nothing to hold back; the ~40 ms stalls need a "
-        "peer that writes one message in two parts.",
+        "`uvicorn --workers 2` row leaves it off (uvicorn #3149; tests/integration/serving/test_serve_uvicorn.py "
+        "reads the option on the server's sockets). With this client it cost nothing measurable: wrk sends each "
+        "request and uvicorn each answer in one write, so Nagle's algorithm has nothing to hold back; the ~40 ms "
+        "stalls need a peer that writes one message in two parts.",
         f"Servers: uvicorn {version('uvicorn')}, FastAPI {version('fastapi')}; `mlflow models serve` is FastAPI on "
         "uvicorn too, so its gap to a bare endpoint is its own pyfunc wrapper and input parsing.",
     ]

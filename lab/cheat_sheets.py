@@ -7,7 +7,7 @@ title linking the key points and what changes at scale. One line per concept is 
 on one printed page: ``SHEET_BUDGET`` states the limit and a test holds every sheet to it. Everything
 per concept comes from ``lab/catalog.yaml``; only what the catalog has no place for lives here as
 data: which concepts form an area (the instructor guide's agenda blocks) and the traps of each area.
-``tests/unit/test_cheat_sheets.py`` fails when the committed pages differ from what this module
+``tests/unit/lab/test_cheat_sheets.py`` fails when the committed pages differ from what this module
 writes, when a sheet outgrows its budget, when a concept is in no area or in two, or when a link
 points nowhere. Regenerate with ``uv run mlops-lab docs``.
 """

@@ -2,7 +2,7 @@
 
 Concept: documentation as a build product (C01-C53 as browsable pages). ``docs/concepts/`` is
 rendered from ``lab/catalog.yaml`` by pure functions, never edited by hand: the catalog stays the
-single source, and ``tests/unit/test_concept_docs.py`` fails when the committed pages differ from
+single source, and ``tests/unit/lab/test_concept_docs.py`` fails when the committed pages differ from
 what this module writes, or when a link points nowhere. Every page links its code and tests
 relative to itself, so the pages work on GitHub and in any markdown viewer. Regenerate with
 ``uv run mlops-lab docs``.

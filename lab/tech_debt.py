@@ -41,8 +41,8 @@ DEBTS: tuple[Debt, ...] = (
         status="addressed",
         code=("pipelines/quality_gate.py::evaluate_gate", "pipelines/behavioural.py", "pipelines/slices.py"),
         tests=(
-            "tests/unit/test_quality_gate.py::test_worse_model_is_rejected_in_both_modes",
-            "tests/unit/test_quality_gate.py::test_failing_check_fails_the_gate_despite_good_metrics",
+            "tests/unit/pipelines/test_quality_gate.py::test_worse_model_is_rejected_in_both_modes",
+            "tests/unit/pipelines/test_quality_gate.py::test_failing_check_fails_the_gate_despite_good_metrics",
         ),
     ),
     Debt(
@@ -53,7 +53,7 @@ DEBTS: tuple[Debt, ...] = (
         "the gate and a canary instead of being corrected by a second model. Nothing enforces this.",
         status="partly",
         code=("pipelines/features.py::build_pipeline", "pipelines/registry.py"),
-        tests=("tests/unit/test_train.py::test_pipeline_is_one_object_with_features_inside",),
+        tests=("tests/unit/pipelines/test_features.py::test_pipeline_is_one_object_with_features_inside",),
     ),
     Debt(
         name="Undeclared consumers",
@@ -63,8 +63,8 @@ DEBTS: tuple[Debt, ...] = (
         status="partly",
         code=("serving/schemas.py::build_schemas", "serving/admin.py"),
         tests=(
-            "tests/integration/test_api_fuzz.py::test_no_server_errors_and_documented_responses",
-            "tests/integration/test_admin.py::test_every_endpoint_needs_the_right_token",
+            "tests/integration/serving/test_api_fuzz.py::test_no_server_errors_and_documented_responses",
+            "tests/integration/serving/test_admin.py::test_every_endpoint_needs_the_right_token",
         ),
     ),
     Debt(
@@ -75,8 +75,8 @@ DEBTS: tuple[Debt, ...] = (
         status="addressed",
         code=("dvc.lock", "pipelines/lineage.py::lineage_tags", "pipelines/validation.py::validate_frame"),
         tests=(
-            "tests/unit/test_data_and_params.py::test_ingested_md5_matches_dvc_lock",
-            "tests/unit/test_validation.py::test_every_corruption_is_blocked_after_a_csv_round_trip",
+            "tests/unit/pipelines/test_data.py::test_ingested_md5_matches_dvc_lock",
+            "tests/unit/pipelines/test_validation.py::test_every_corruption_is_blocked_after_a_csv_round_trip",
         ),
     ),
     Debt(
@@ -87,8 +87,8 @@ DEBTS: tuple[Debt, ...] = (
         status="partly",
         code=("core/params.py::FeatureParams", "monitoring/attribution_drift.py::attribution"),
         tests=(
-            "tests/unit/test_data_and_params.py::test_params_reject_derived_feature_on_unknown_column",
-            "tests/unit/test_attribution_drift.py::test_attribution_change_by_hand",
+            "tests/unit/core/test_params.py::test_params_reject_derived_feature_on_unknown_column",
+            "tests/unit/monitoring/test_attribution_drift.py::test_attribution_change_by_hand",
         ),
     ),
     Debt(
@@ -99,8 +99,8 @@ DEBTS: tuple[Debt, ...] = (
         status="partly",
         code=("monitoring/retrain_guard.py::try_acquire", "serving/rollout_controller.py::tick"),
         tests=(
-            "tests/unit/test_retrain_guard.py::test_cooldown_counts_from_the_last_start_even_after_release",
-            "tests/integration/test_closed_loop.py::test_a_retrain_the_gate_refuses_leaves_the_champion_serving",
+            "tests/unit/monitoring/test_retrain_guard.py::test_cooldown_counts_from_the_last_start_even_after_release",
+            "tests/integration/flows/test_closed_loop.py::test_a_retrain_the_gate_refuses_leaves_the_champion_serving",
         ),
     ),
     Debt(
@@ -111,8 +111,8 @@ DEBTS: tuple[Debt, ...] = (
         status="addressed",
         code=("pipelines/features.py::build_pipeline", "pipelines/tracking.py::log_training_run"),
         tests=(
-            "tests/integration/test_training.py::test_registered_artefact_predicts_exactly_what_training_computed",
-            "tests/integration/test_api.py::test_training_and_serving_give_identical_outputs",
+            "tests/integration/pipelines/test_training.py::test_registered_artefact_predicts_exactly_what_training_computed",
+            "tests/integration/serving/test_api.py::test_training_and_serving_give_identical_outputs",
         ),
     ),
     Debt(
@@ -123,8 +123,8 @@ DEBTS: tuple[Debt, ...] = (
         status="addressed",
         code=("pipelines/training_flow.py", "dvc.yaml", "pipelines/dvc_stages.py"),
         tests=(
-            "tests/integration/test_flows.py::test_training_flow_registers_a_champion_and_publishes_the_decision",
-            "tests/unit/test_dvc_stages.py::test_outputs_are_byte_identical_across_runs",
+            "tests/integration/pipelines/test_training_flow.py::test_training_flow_registers_a_champion_and_publishes_the_decision",
+            "tests/unit/pipelines/test_dvc_stages.py::test_outputs_are_byte_identical_across_runs",
         ),
     ),
     Debt(
@@ -135,8 +135,8 @@ DEBTS: tuple[Debt, ...] = (
         status="partly",
         code=("pipelines/features.py::make_estimator", "params.yaml"),
         tests=(
-            "tests/unit/test_train.py::test_every_listed_estimator_trains",
-            "tests/unit/test_train.py::test_hyperparams_that_do_not_fit_the_estimator_are_a_clear_error",
+            "tests/unit/pipelines/test_features.py::test_every_listed_estimator_trains",
+            "tests/unit/pipelines/test_features.py::test_hyperparams_that_do_not_fit_the_estimator_are_a_clear_error",
         ),
     ),
     Debt(
@@ -147,8 +147,8 @@ DEBTS: tuple[Debt, ...] = (
         status="addressed",
         code=("core/params.py::load_params", "params.yaml"),
         tests=(
-            "tests/unit/test_data_and_params.py::test_params_reject_a_typo_with_the_key_named",
-            "tests/unit/test_k8s_manifests.py::test_rollout_steps_are_the_params_rollout_steps",
+            "tests/unit/core/test_params.py::test_params_reject_a_typo_with_the_key_named",
+            "tests/unit/ops/test_k8s_manifests.py::test_rollout_steps_are_the_params_rollout_steps",
         ),
     ),
     Debt(
@@ -159,9 +159,9 @@ DEBTS: tuple[Debt, ...] = (
         status="addressed",
         code=("monitoring/checks.py::run_checks", "monitoring/retrain_plan.py::decide"),
         tests=(
-            "tests/unit/test_data_drift.py::test_covariate_shift_fires_on_exactly_the_moved_features",
-            "tests/unit/test_concept_drift.py::test_concept_shift_fires_although_the_inputs_did_not_move",
-            "tests/integration/test_closed_loop.py::test_drift_starts_exactly_one_retrain_whose_challenger_goes_out_as_a_canary",
+            "tests/unit/monitoring/test_data_drift.py::test_covariate_shift_fires_on_exactly_the_moved_features",
+            "tests/unit/monitoring/test_concept_drift.py::test_concept_shift_fires_although_the_inputs_did_not_move",
+            "tests/integration/flows/test_closed_loop.py::test_drift_starts_exactly_one_retrain_whose_challenger_goes_out_as_a_canary",
         ),
     ),
     Debt(
@@ -172,8 +172,8 @@ DEBTS: tuple[Debt, ...] = (
         status="addressed",
         code=("monitoring/prediction_drift.py::prediction_drift", "monitoring/prometheus/alerts.yml"),
         tests=(
-            "tests/unit/test_prediction_drift.py::test_same_predictions_pass_and_either_test_can_fire",
-            "tests/unit/test_alert_rules.py::test_every_alert_is_tested_firing_and_silent",
+            "tests/unit/monitoring/test_prediction_drift.py::test_same_predictions_pass_and_either_test_can_fire",
+            "tests/unit/monitoring/test_alert_rules.py::test_every_alert_is_tested_firing_and_silent",
         ),
     ),
     Debt(
@@ -183,7 +183,9 @@ DEBTS: tuple[Debt, ...] = (
         "`mlops-lab reproduce` rebuilds a registered version with identical metrics.",
         status="addressed",
         code=("pipelines/reproduce.py", "uv.lock"),
-        tests=("tests/integration/test_training.py::test_reproduce_rebuilds_identical_metrics_and_predictions",),
+        tests=(
+            "tests/integration/pipelines/test_training.py::test_reproduce_rebuilds_identical_metrics_and_predictions",
+        ),
     ),
     Debt(
         name="Abstraction debt",

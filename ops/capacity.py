@@ -4,7 +4,7 @@ Concept: cost and capacity planning. Replicas and CPU requests are not guessed: 
 measured requests/s (docs/benchmarks.md, section 4) gives requests/s per core; a planned peak and a
 CPU headroom (the HPA target) turn that into pods, a CPU request per pod and HPA bounds; list prices
 turn pods into a cost per million predictions. The inputs are in ``k8s/capacity.yaml`` (assumptions,
-labelled as such); the prod overlay must carry the result (tests/unit/test_capacity.py), so the
+labelled as such); the prod overlay must carry the result (tests/unit/ops/test_capacity.py), so the
 manifests cannot drift from the arithmetic that justifies them.
 
 Pure functions do the work here; `ops.capacity_docs` writes what they decide (docs/capacity.md and

@@ -12,7 +12,7 @@ connections inherit ``proto``, and asyncio only sets ``TCP_NODELAY`` on a socket
 first waits for the client's delayed ACK: about 40 ms of pure waiting per request on Linux. We
 bind the socket with ``IPPROTO_TCP`` and hand it to uvicorn's own supervisor (or server), so
 accepted connections get ``TCP_NODELAY`` on every event loop and worker count.
-``tests/integration/test_serve_uvicorn.py`` checks the option on a real accepted connection.
+``tests/integration/serving/test_serve_uvicorn.py`` checks the option on a real accepted connection.
 """
 
 from __future__ import annotations

@@ -154,7 +154,7 @@ def run(n: Narrator, ctx: LabContext) -> None:
     n.say("[dim]rules sum the request counters over replicas and take max() of the shared gauges[/dim]")
     n.say(
         "a Prometheus scraping this would fire DataDriftDetected and CanaryAborted at its next rule evaluation "
-        "(tests/integration/test_prometheus_alerts.py shows it with a real Prometheus and real drift)"
+        "(tests/integration/monitoring/test_prometheus_alerts.py shows it with a real Prometheus and real drift)"
     )
 
     n.step("The alert rules, checked and unit-tested by promtool")

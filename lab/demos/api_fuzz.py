@@ -13,7 +13,7 @@ Two adjustments, on a copy of the document, make the valid cases reach real work
 parameters (``{name}``, ``{version}``) are drawn from the served model, and feedback ids from
 requests served just before. ``/invocations`` and ``/v2/.../infer`` read their body raw (MLflow
 and Open Inference wire formats), so the published document declares no body for them;
-tests/integration/test_api_fuzz.py adds those contracts and runs more cases per operation.
+tests/integration/serving/test_api_fuzz.py adds those contracts and runs more cases per operation.
 """
 
 from __future__ import annotations
@@ -206,5 +206,7 @@ def run(n: Narrator, ctx: LabContext) -> None:
         n.why("the 422 names the field and what was wrong, so a client can fix its request without reading our code")
     n.say("invalid cases may still be answered 2xx: an extra header or query parameter is allowed by the spec")
     n.code(
-        "serving/app.py (create_app: the OpenAPI document)", "serving/schemas.py", "tests/integration/test_api_fuzz.py"
+        "serving/app.py (create_app: the OpenAPI document)",
+        "serving/schemas.py",
+        "tests/integration/serving/test_api_fuzz.py",
     )

@@ -159,7 +159,7 @@ def run(n: Narrator, ctx: LabContext) -> None:
 
     n.step("ci.yml, job by job: what each one checks")
     _walk_ci(n, ci)
-    n.code(".github/workflows/ci.yml", "tests/unit/test_workflows.py")
+    n.code(".github/workflows/ci.yml", "tests/unit/ops/test_workflows.py")
 
     n.step("The workflows are code: actionlint checks them, live")
     binary = actionlint_binary()

@@ -192,7 +192,7 @@ def _demo(n: Narrator, ctx: LabContext) -> None:
         "every MLflow run logs data_md5; `mlops-lab reproduce` finds those exact bytes by hash in the cache "
         "or the remote, so any registered model can be retrained on its own data years later"
     )
-    n.code("pipelines/reproduce.py::locate_data", "pipelines/lineage.py", "tests/integration/test_dvc.py")
+    n.code("pipelines/reproduce.py::locate_data", "pipelines/lineage.py", "tests/integration/pipelines/test_dvc.py")
 
 
 def _compare(n: Narrator, got: str, want: str, when: str) -> None:

@@ -135,5 +135,7 @@ def run(n: Narrator, ctx: LabContext) -> None:
         "runs this in CI. PostgreSQL and an MLflow server are backed up with pg_dump and their store's snapshots."
     )
     n.code(
-        "mlops-lab backup --out DIR", "mlops-lab restore ARCHIVE [--force]", "tests/integration/test_backup_restore.py"
+        "mlops-lab backup --out DIR",
+        "mlops-lab restore ARCHIVE [--force]",
+        "tests/integration/ops/test_backup_restore.py",
     )

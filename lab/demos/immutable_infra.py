@@ -183,7 +183,7 @@ def _lint(n: Narrator, project_dir: Path) -> None:
     for finding in findings:
         n.say(f"  {finding}")
     n.ok(f"hadolint refuses it with {len(findings)} findings (exit code {found.returncode})")
-    n.code("docker/api.Dockerfile", "docker/compose.yaml", "ops/images.py", "tests/unit/test_dockerfiles.py")
+    n.code("docker/api.Dockerfile", "docker/compose.yaml", "ops/images.py", "tests/unit/ops/test_dockerfiles.py")
 
 
 def run(n: Narrator, ctx: LabContext) -> None:

@@ -11,7 +11,7 @@ the usual defences apply, each refusing as early and as cheaply as it can:
 - **CORS is off** unless origins are configured, so another site's page cannot read the answers;
 - **no secrets in the repository**: tokens come from the environment. `find_secrets` scans the
   files git would commit for three precise kinds of secret, and `env_files_not_ignored` checks
-  that ``.env`` files stay out of git (tests/unit/test_no_secrets.py runs both on every commit).
+  that ``.env`` files stay out of git (tests/unit/lab/demos/test_security.py runs both on every commit).
 
 The demo token is made fresh with ``secrets.token_urlsafe`` for this run and never written down.
 """
@@ -208,5 +208,5 @@ def run(n: Narrator, ctx: LabContext) -> None:
         "serving/admin.py",
         "serving/limits.py",
         "core/settings.py (admin_token, limits)",
-        "tests/unit/test_no_secrets.py",
+        "tests/unit/lab/demos/test_security.py",
     )

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from core.context import LabContext
     from lab.narrate import Narrator
 
-LIVE_UNIT_TESTS = "tests/unit/test_router.py"
+LIVE_UNIT_TESTS = "tests/unit/serving/test_router.py"
 TIMEOUT_S = 90.0  # collection takes ~10 s on 2 busy cores; a hang must not hold the demo forever
 
 
@@ -62,7 +62,7 @@ def run(n: Narrator, ctx: LabContext) -> None:
         n.bad(f"{collected.errors} test modules failed to import; their tests are not counted")
     rows = []
     for name, folder in LAYERS:
-        files = sorted((root / folder).glob("test_*.py"))
+        files = sorted((root / folder).rglob("test_*.py"))  # one folder per package inside each layer
         sources = {str(f): f.read_text(encoding="utf-8") for f in files}
         uses = engines_used(sources)
         rows.append([name, folder, counts[name], len(files), ", ".join(f"{e} ({k})" for e, k in uses.items())])

@@ -117,7 +117,7 @@ def check(ctx: LabContext, answer: str | None) -> list[Check]:
         saved = load_saved(saved_path(s, "prod"))
         found = [v for vs in run_checks(saved).values() for v in vs] + validate_schemas(saved)
         detail = "no violation" if not found else f"{len(found)} violation(s), first: {found[0]}"
-        hint = "fix the overlay (`uv run --frozen pytest tests/unit/test_k8s_manifests.py` shows each), re-render"
+        hint = "fix the overlay (`uv run --frozen pytest tests/unit/ops/test_k8s_manifests.py` shows each), re-render"
         checks.append(Check(CONDITIONS[3], not found, detail, hint))
     else:
         checks.append(Check(CONDITIONS[3], False, "no current prod render saved", "save the prod render first"))

@@ -1,0 +1,117 @@
+"""The learning commands end to end: ``--help`` stays light, ``concepts``, ``explain``, ``demo``, ``ui``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.app import app
+from lab.catalog import load_catalog
+from lab.demos import DEMOS
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[3]
+HEAVY = ("mlflow", "prefect", "great_expectations", "sklearn", "evidently", "dvc", "pandas")
+WIDE = {"COLUMNS": "400"}  # no wrapping, so assertions can match whole sentences
+
+# Runs `mlops-lab --help` in a fresh interpreter, then reports which heavy packages got imported.
+HELP_PROBE = f"""
+import json, sys
+from cli.app import app
+try:
+    app(["--help"], prog_name="mlops-lab")
+    code = 0
+except SystemExit as stop:
+    code = stop.code
+heavy = sorted({{m.split(".")[0] for m in sys.modules}} & set({HEAVY!r}))
+print("\\nPROBE " + json.dumps({{"code": code, "heavy": heavy}}))
+"""
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Point the CLI's settings at a state folder that does not exist yet."""
+    monkeypatch.setenv("MLOPS_PROJECT_DIR", str(REPO))
+    monkeypatch.setenv("MLOPS_STATE_DIR", str(tmp_path / "state"))
+    return tmp_path / "state"
+
+
+def test_help_runs_without_importing_heavy_libraries() -> None:
+    proc = subprocess.run([sys.executable, "-c", HELP_PROBE], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    help_text, _, probe = proc.stdout.rpartition("PROBE ")
+    result = json.loads(probe)
+    assert result["code"] == 0
+    assert result["heavy"] == [], f"imported at CLI startup: {result['heavy']}; import them inside the commands"
+    for command in ("concepts", "explain", "demo", "ui"):
+        assert command in help_text
+
+
+def test_console_script_answers_help() -> None:
+    script = Path(sys.executable).with_name("mlops-lab")
+    proc = subprocess.run([str(script), "--help"], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "concepts" in proc.stdout
+
+
+def test_concepts_lists_every_id(state_dir: Path) -> None:
+    result = CliRunner().invoke(app, ["concepts"], env=WIDE)
+    assert result.exit_code == 0, result.output
+    for concept in load_catalog():
+        assert concept.id in result.output
+        assert concept.demo in result.output
+
+
+def test_concepts_search_filters(state_dir: Path) -> None:
+    result = CliRunner().invoke(app, ["concepts", "--search", "registry"], env=WIDE)
+    assert result.exit_code == 0, result.output
+    assert "C12" in result.output
+    assert "Model registry" in result.output
+    assert "C07" not in result.output
+    assert "C03" not in result.output
+
+
+def test_explain_prints_the_answer_questions_key_points_and_code(state_dir: Path) -> None:
+    result = CliRunner().invoke(app, ["explain", "C14"], env=WIDE)
+    assert result.exit_code == 0, result.output
+    c14 = next(c for c in load_catalog() if c.id == "C14")
+    for text in (c14.title, *c14.questions, *c14.key_points, *c14.code, c14.demo):
+        assert text in result.output
+    assert f"In one line: {c14.answer}" in result.output
+    assert result.output.index(c14.title) < result.output.index(c14.answer) < result.output.index("Questions")
+    assert "What would change at scale" in result.output
+    assert result.output.index("Key points") < result.output.index("What would change at scale")
+    assert " ".join(c14.at_scale.split()) in " ".join(result.output.split()), "the paragraph, wrapped"
+    assert not state_dir.exists(), "explain must not create state"
+
+
+def test_explain_unknown_concept_exits_1(state_dir: Path) -> None:
+    result = CliRunner().invoke(app, ["explain", "C99"], env=WIDE)
+    assert result.exit_code == 1
+    assert "no concept C99" in result.output
+
+
+def test_unknown_demo_exits_1_and_lists_the_demos(state_dir: Path) -> None:
+    result = CliRunner().invoke(app, ["demo", "nope"], env=WIDE)
+    assert result.exit_code == 1
+    assert "unknown demo 'nope'" in result.output
+    assert all(name in result.output for name in DEMOS)
+    assert "Traceback" not in result.output
+    assert not state_dir.exists(), "an unknown demo must not touch state"
+
+
+def test_ui_prints_where_to_look_and_starts_nothing(state_dir: Path) -> None:
+    result = CliRunner().invoke(app, ["ui"], env=WIDE)
+    assert result.exit_code == 0, result.output
+    assert f"uv run mlflow ui --backend-store-uri sqlite:///{state_dir / 'mlflow.db'} --port 5000" in result.output
+    assert f"PREFECT_HOME={state_dir / 'prefect'}" in result.output
+    assert "prefect server start" in result.output
+    assert str(state_dir / "reports") in result.output
+    assert not state_dir.exists(), "ui only prints; it must not create anything"

@@ -1,0 +1,52 @@
+"""The cloud map (C53): every local component exists, and unbuilt ones say so."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from lab.cloud_map import CLOUD_MAP, Equivalent, check_cloud_map
+
+REPO = Path(__file__).resolve().parents[3]
+BY_CAPABILITY = {r.capability: r for r in CLOUD_MAP}
+
+
+def test_every_local_path_and_symbol_exists() -> None:
+    assert check_cloud_map(CLOUD_MAP, REPO) == []
+
+
+def test_the_core_capabilities_are_mapped_to_our_components() -> None:
+    wanted = {
+        "ML pipelines (steps with retries and parameters)": "pipelines/training_flow.py",
+        "Experiment tracking": "pipelines/tracking.py::log_training_run",
+        "Model registry with versions": "pipelines/registry.py",
+        "Online endpoint with weighted traffic split": "serving/router.py::route",
+        "Request/response capture": "serving/prediction_log.py",
+        "Model monitoring (drift, quality)": "monitoring/checks.py::run_checks",
+        "Batch scoring": "serving/schemas.py::MAX_BATCH_ROWS",
+    }
+    for capability, path in wanted.items():
+        assert path in BY_CAPABILITY[capability].local, capability
+
+
+def test_the_feature_store_is_honestly_not_built() -> None:
+    row = BY_CAPABILITY["Feature store"]
+    assert not row.built
+    assert row.ours.startswith("not built")
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (replace(CLOUD_MAP[0], local=("pipelines/no_such_flow.py",)), "no such file"),
+        (replace(CLOUD_MAP[0], local=("serving/router.py::no_such_router",)), "no symbol no_such_router"),
+        (replace(CLOUD_MAP[0], sagemaker=None, vertex=None, azure=None), "name the product"),
+        (Equivalent("Vector search", "x", None, None, "a thing we forgot"), "say 'not built"),
+    ],
+    ids=["missing-file", "missing-symbol", "no-product", "silent-gap"],
+)
+def test_a_bad_row_is_caught_and_named(bad: Equivalent, message: str) -> None:
+    problems = check_cloud_map([bad], REPO)
+    assert any(message in p and p.startswith(bad.capability) for p in problems), problems
