@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ops.images import dockerfile_instructions
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SHIPPED = ("core", "pipelines", "serving", "cli")
 LEFT_OUT = ("monitoring", "flows", "ops", "bench", "lab")
 
