@@ -120,7 +120,7 @@ CLOUD_MAP: tuple[Equivalent, ...] = (
         "Vertex AI batch prediction",
         "Azure ML batch endpoints",
         "batch body on the same endpoint (up to MAX_BATCH_ROWS rows)",
-        ("serving/schemas.py::MAX_BATCH_ROWS", "serving/app.py"),
+        ("serving/contract.py::MAX_BATCH_ROWS", "serving/app.py"),
     ),
     Equivalent(
         "Feature store",

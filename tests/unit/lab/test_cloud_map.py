@@ -25,7 +25,7 @@ def test_the_core_capabilities_are_mapped_to_our_components() -> None:
         "Online endpoint with weighted traffic split": "serving/router.py::route",
         "Request/response capture": "serving/prediction_log.py",
         "Model monitoring (drift, quality)": "monitoring/checks.py::run_checks",
-        "Batch scoring": "serving/schemas.py::MAX_BATCH_ROWS",
+        "Batch scoring": "serving/contract.py::MAX_BATCH_ROWS",
     }
     for capability, path in wanted.items():
         assert path in BY_CAPABILITY[capability].local, capability

@@ -68,9 +68,14 @@ def test_the_index_links_the_cheat_sheets() -> None:
     assert "](../cheatsheets/README.md)" in index
 
 
-def test_architecture_has_both_diagrams_and_names_real_modules() -> None:
+def test_architecture_has_its_three_diagrams_and_names_real_modules() -> None:
     text = ARCHITECTURE.read_text(encoding="utf-8")
-    assert text.count("```mermaid") == 2
-    paths = set(re.findall(r"\b((?:pipelines|serving|monitoring|k8s/base|docker)/[\w/.-]+\.(?:py|yaml|yml))", text))
+    assert text.count("```mermaid") == 3  # the layers, the closed loop, the scaled deployment
+    layers = text.split("```mermaid")[1].split("```")[0]
+    packages = [p.parent.name for p in REPO.glob("*/__init__.py") if p.parent.name != "tests"]
+    assert all(f'{name}["{name}/' in layers for name in packages), "every package is a box of the layer diagram"
+    roots = "|".join([*packages, "k8s/base", "docker"])
+    pattern = rf"(?<![\w/])((?:{roots})/[\w/.-]+\.(?:py|yaml|yml))"
+    paths = set(re.findall(pattern, text))
     assert len(paths) >= 15
     assert [p for p in paths if not (REPO / p).exists()] == []
