@@ -78,3 +78,26 @@ def test_validation_is_cached_for_the_same_bytes_and_contract(prefect_env, param
             names.append({t.name.split("-")[0]: t.state_name for t in runs})
     assert names[1]["validate"] == "Cached"
     assert names[1]["train"] == "Completed"  # only validation is cached; training always runs
+
+
+def test_the_flow_run_stores_its_settings_without_secrets(prefect_env, params: Params, tmp_path) -> None:
+    """Prefect keeps a flow run's parameters; the settings passed in are stored with no password or token."""
+    import json
+
+    from prefect.client.orchestration import get_client
+
+    from pipelines.training_flow import training_flow
+
+    secret, token = "fake-pw-that-must-not-leak", "fake-token-that-must-not-leak-0123"
+    settings = prefect_env.settings.model_copy(
+        update={"admin_token": token, "prediction_log_url": f"postgresql+psycopg://u:{secret}@127.0.0.1:1/x"}
+    )  # neither is used by training: the run succeeds with them
+    data = ingest(params.dataset, params.ingest, tmp_path / "iris.csv")
+    state = training_flow(settings, prefect_env.params, data_path=str(data), return_state=True)
+    assert state.is_completed()
+    with get_client(sync_client=True) as client:
+        stored = client.read_flow_run(state.state_details.flow_run_id).parameters
+    text = json.dumps(stored)
+    assert stored["settings"]["state_dir"] == str(settings.state_dir)  # the settings are there...
+    assert secret not in text  # ...without their secrets
+    assert token not in text
