@@ -18,6 +18,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -56,10 +57,30 @@ class Server:
 def _launch(command: Sequence[str], env: Mapping[str, str], log: Path, cwd: Path | None) -> subprocess.Popen[bytes]:
     """Start ``command`` in a new process group (so its children stop with it), output to ``log``."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("wb") as out:  # the child keeps its own copy of the descriptor
+    with log.open("wb") as out, _interruptible_children():  # the child keeps its own copy of the descriptor
         return subprocess.Popen(
             list(command), env=dict(env), cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
+
+
+@contextmanager
+def _interruptible_children() -> Iterator[None]:
+    """Children started in this block may be interrupted (SIGINT), even if this process ignores SIGINT.
+
+    A process started in the background by a non-interactive shell (``make test &``, many CI runners)
+    ignores SIGINT, and an ignored signal stays ignored across ``exec``: a Prefect worker would then
+    never act on the SIGINT it sends itself when it gets SIGTERM, and wait to be killed. A handled
+    signal is reset to its default in the child, so the parent handles SIGINT while it forks.
+    """
+    main = threading.current_thread() is threading.main_thread()  # only the main thread may set handlers
+    ignored = main and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _stop(procs: Sequence[subprocess.Popen[bytes]], grace_s: float = 30.0) -> None:
