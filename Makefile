@@ -1,7 +1,10 @@
 # Thin targets. Every target depends on `setup`, so on a fresh clone `make demo` and
-# `make test` are each one command. uv comes from PyPI if it is missing.
+# `make test` are each one command. uv comes from PyPI if it is missing: scripts/bootstrap_uv.py fetches
+# the pinned uv wheel into .tools/bin with the standard library alone, so a stock python3 that is
+# externally managed (PEP 668) and has no pip or venv module is enough; no sudo.
 SHELL := /bin/bash
-UV ?= $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+SYNC_QUIET := $(shell [ -t 2 ] || echo --quiet)  # progress bars on a terminal, quiet in CI logs
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 IMAGE_TAGS_ARGS ?=
@@ -14,14 +17,16 @@ setup: .venv/.synced-bytecode
 # process (where PYTHONDONTWRITEBYTECODE is set, Python never writes them, and each `mlops-lab demo`
 # then compiled MLflow, Prefect, Great Expectations and Evidently from source: about 7 s a run).
 .venv/.synced-bytecode: pyproject.toml uv.lock
-	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
-	$(UV) sync --frozen --quiet --compile-bytecode
+	@$(UV) --version >/dev/null 2>&1 || python3 scripts/bootstrap_uv.py --dest .tools >/dev/null
+	@echo "setup: installing the locked environment into .venv (the first time downloads about 1 GB)"
+	$(UV) sync --frozen $(SYNC_QUIET) --compile-bytecode
 	@touch $@
 
 demo: setup
 	$(RUN) mlops-lab demo loop
 
 test: setup
+	@scripts/system-tools.sh   # promtool, prometheus, wrk: installed when root or passwordless sudo allows
 	$(RUN) pytest $(PYTEST_ARGS)
 
 lint: setup

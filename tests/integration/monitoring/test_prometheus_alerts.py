@@ -14,7 +14,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -28,6 +27,8 @@ from typing import Any, TypeVar
 
 import pytest
 import yaml
+
+from tests.system_tools import system_tool
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[3]
@@ -162,9 +163,7 @@ def test_prometheus_fires_data_drift_alert_after_shifted_traffic(tmp_path: Path,
     from monitoring.reference import champion_reference
     from pipelines.batches import generate_batch
 
-    prometheus = shutil.which("prometheus")
-    if prometheus is None:
-        pytest.fail("prometheus is not on PATH: install Debian's prometheus package (`apt-get install -y prometheus`)")
+    prometheus = system_tool("prometheus")
     settings, features = registry, params.dataset.feature_names
     api_port, prom_port = _free_port(), _free_port()
     config = tmp_path / "prometheus.yml"

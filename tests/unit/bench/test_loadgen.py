@@ -6,7 +6,6 @@ without it; the parsing of its output is tested either way. Speed is never asser
 
 from __future__ import annotations
 
-import shutil
 import sys
 import threading
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from bench.loadgen import (
     run_load,
     run_wrk,
 )
+from tests.system_tools import system_tool
 
 
 @pytest.mark.parametrize(
@@ -144,8 +144,8 @@ def flaky_server() -> Iterator[int]:
     thread.join(timeout=10)
 
 
-@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)")
 def test_run_wrk_posts_the_body_and_counts_non_2xx_as_errors(flaky_server: int) -> None:
+    system_tool("wrk")
     result = run_wrk(Target(flaky_server, "/p", b'{"x": [[1]]}'), concurrency=2, duration_s=1)
     answered = _EveryThirdFails.count
     assert answered > 30

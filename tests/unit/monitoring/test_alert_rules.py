@@ -17,8 +17,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
+
+from tests.system_tools import system_tool
 
 REPO = Path(__file__).resolve().parents[3]
 PROMETHEUS_DIR = REPO / "monitoring/prometheus"
@@ -32,9 +33,7 @@ DECISION_SERIES = ("monitor_check_status", "rollout_aborted_timestamp_seconds")
 
 
 def promtool(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    exe = shutil.which("promtool")
-    if exe is None:
-        pytest.fail("promtool is not on PATH: install Debian's prometheus package (`apt-get install -y prometheus`)")
+    exe = system_tool("promtool")
     return subprocess.run([exe, *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
 
 

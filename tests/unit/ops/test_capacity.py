@@ -27,7 +27,8 @@ from ops.capacity import (
     platform_requests,
 )
 from ops.capacity_docs import REPORT, render_markdown
-from ops.k8s_objects import KubectlMissingError, find, render
+from ops.k8s_objects import find, render
+from tests.system_tools import system_tool
 
 BENCH = """# Benchmarks
 
@@ -134,10 +135,8 @@ def test_canary_weights_are_pod_shares_without_traffic_routing() -> None:
 
 @pytest.fixture(scope="module")
 def prod() -> list[dict[str, Any]]:
-    try:
-        return render("prod")
-    except KubectlMissingError as err:
-        pytest.fail(str(err))
+    system_tool("kubectl")
+    return render("prod")
 
 
 def test_the_committed_plan_reads_the_one_worker_serving_row() -> None:

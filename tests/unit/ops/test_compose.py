@@ -17,7 +17,6 @@ import hashlib
 import json
 import re
 import secrets
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ import yaml
 from core.settings import Settings
 from lab.demos.security import find_secrets
 from ops.images import IMAGES, GitState, env_lines, is_release_tag, pinning_problem, plan_tags, split_reference
+from tests.system_tools import system_tool
 
 REPO = Path(__file__).resolve().parents[3]
 DOCKER = REPO / "docker"
@@ -286,9 +286,7 @@ def test_prometheus_loads_the_real_rules_and_scrapes_the_api_job(compose: dict[s
     assert str(sd["port"]) in listening_ports(compose["services"]["api"])
     assert set(compose["services"]["api"]["networks"]) & set(prometheus["networks"]), "prometheus reaches the api"
     # promtool checks the config and loads the rule files from where the container will find them.
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.fail("promtool is not on PATH: install Debian's prometheus package (`apt-get install -y prometheus`)")
+    promtool = system_tool("promtool")
     config["rule_files"] = [str(p) for p in rule_files]
     local = tmp_path / "prometheus.yml"
     local.write_text(yaml.safe_dump(config))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import re
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -26,17 +25,16 @@ import yaml
 from core.params import Params
 from core.settings import Settings
 from ops.k8s_checks import CHECKS, run_checks, validate_schemas
-from ops.k8s_objects import OVERLAYS, K8sObject, KubectlMissingError, find, render, selector_matches
+from ops.k8s_objects import OVERLAYS, K8sObject, find, render, selector_matches
+from tests.system_tools import system_tool
 
 Objects = list[K8sObject]
 
 
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, Objects]:
-    try:
-        return {env: render(env) for env in OVERLAYS}
-    except KubectlMissingError as err:
-        pytest.fail(str(err))
+    system_tool("kubectl")
+    return {env: render(env) for env in OVERLAYS}
 
 
 def get(objects: Objects, kind: str, name: str) -> K8sObject:
@@ -449,9 +447,7 @@ def argo_phase(success: str, failure: str, result: list[float]) -> str:
 def promtool_eval(
     tmp_path: Path, query: str, series: dict[str, str], expected: list[float]
 ) -> subprocess.CompletedProcess[str]:
-    exe = shutil.which("promtool")
-    if exe is None:
-        pytest.fail("promtool is not on PATH: install Debian's prometheus package (`apt-get install -y prometheus`)")
+    exe = system_tool("promtool")
     test = {
         "rule_files": [],
         "evaluation_interval": "1m",

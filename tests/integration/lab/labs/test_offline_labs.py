@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from cli.app import app
 from core.context import LabContext, load_context
 from lab.labs import Check, run_check, run_setup
+from tests.system_tools import system_tool
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[4]
@@ -152,8 +153,7 @@ def test_lab7_promote_a_bad_release_then_roll_it_back(project: LabContext) -> No
 def test_lab8_render_and_review_the_overlays(project: LabContext, monkeypatch: pytest.MonkeyPatch) -> None:
     from lab.labs.lab08_k8s import autoscaler_range, load_saved, saved_path
 
-    if shutil.which("kubectl") is None:
-        pytest.skip("kubectl is not installed")
+    system_tool("kubectl")
     before = unmet(run_check(8, project))
     assert "prod.yaml is the current prod render" in before
     assert "kubectl kustomize k8s/overlays/prod" in before["prod.yaml is the current prod render"].hint
