@@ -38,7 +38,7 @@ GITHUB_ONLY = {
     "images": "docker build: no Docker engine on the .ci/run machine; hadolint runs in make test",
     "manifests": "kubectl kustomize + schemas: also run by make test (tests/unit/ops/test_k8s_manifests.py)",
 }
-TEST_PACKAGES = ("wrk", "prometheus")  # apt packages the test job installs, as .ci/run does
+TEST_PACKAGES = ("wrk", "prometheus")  # apt packages the test job installs, as `make test` does (.ci/run runs it)
 PINNED_USES = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$")
 
 
@@ -175,8 +175,12 @@ def test_ci_yml_mirrors_ci_run(ci: dict[str, Any]) -> None:
     test_job = jobs["test"]
     assert test_job["services"]["postgres"]["image"].startswith("postgres:15")  # Debian bookworm's major
     assert test_job["env"]["MLOPS_TEST_POSTGRES_URL"].startswith("postgresql+psycopg://postgres@127.0.0.1:")
+    make_test = re.search(r"^test:.*\n((?:\t.*\n)+)", (REPO / "Makefile").read_text(), re.MULTILINE)
+    assert make_test, "the Makefile has no test target"
+    assert "scripts/system-tools.sh" in make_test.group(1), "make test no longer installs system tools"
+    system_tools = (REPO / "scripts" / "system-tools.sh").read_text()
     for package in TEST_PACKAGES:
-        assert re.search(rf"apt-get install .*\b{package}\b", ci_run), f".ci/run no longer installs {package}"
+        assert re.search(rf"\]={package}\b", system_tools), f"scripts/system-tools.sh no longer installs {package}"
         assert re.search(rf"apt-get install .*\b{package}\b", runs(test_job)), f"ci.yml test job lacks {package}"
     for key in ("user.email", "user.name"):
         assert f"git config --global {key}" in ci_run
