@@ -44,7 +44,7 @@ def bench(
 
 
 def demo_timings() -> None:
-    """Run every demo once, in order, on a fresh state folder; write docs/demo-timings.md (minutes)."""
+    """Run every demo once, in order, each on its own fresh state; write docs/demo-timings.md (minutes)."""
     from lab.demo_timings import write_timings
 
     path, all_ok = write_timings()

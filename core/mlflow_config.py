@@ -67,3 +67,29 @@ def require_mlflow_configured(settings: Settings) -> None:
                 f"{want[0]!r} / {want[1]!r}: call core.startup.configure_runtime(settings) once at start-up"
             )
         )
+
+
+def forget_mlflow_stores() -> None:
+    """Close the stores MLflow keeps open in this process, so the next use opens them afresh.
+
+    MLflow caches one store object per URI and, for a SQL store, an engine whose pool keeps connections
+    open. Call this before deleting a store's files in a process that used it (a demo wiping its own
+    state to run again): otherwise a SQLite connection still reads the deleted file, and the registry
+    answers with versions whose artefacts are gone. Reaches into MLflow's caches (private names, checked
+    by ``tests/unit/core/test_mlflow_config.py`` on every upgrade).
+    """
+    if "mlflow" not in sys.modules:
+        return  # nothing opened in this process
+    from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore as RegistrySqlStore
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore as TrackingSqlStore
+    from mlflow.tracking._model_registry.registry import ModelRegistryStoreRegistry
+    from mlflow.tracking._tracking_service.registry import TrackingStoreRegistry
+
+    TrackingStoreRegistry._get_store_with_resolved_uri.cache_clear()
+    ModelRegistryStoreRegistry._get_store_with_resolved_uri.cache_clear()
+    for store in (TrackingSqlStore, RegistrySqlStore):
+        with store._engine_map_lock:
+            engines = list(store._engine_map.values())
+            store._engine_map.clear()
+        for engine in engines:
+            engine.dispose()

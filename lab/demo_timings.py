@@ -4,7 +4,7 @@ Concept: a budget that is measured, not asserted. Each demo should finish in und
 ``make demo``'s whole story (``demo loop``, C01's demo) included, because an interviewer will not
 wait longer. A
 timed assertion in a test would be flaky on a shared CI box, so this module runs every demo in
-``DEMOS`` as its own ``mlops-lab demo NAME`` process on one fresh state folder, records the wall
+``DEMOS`` as its own ``mlops-lab demo NAME`` process (each on its own fresh ``<state>/demos/NAME``), records the wall
 time a learner sees and the time the demo reports itself, and writes ``docs/demo-timings.md`` with
 the machine it ran on. ``make bench`` runs it; ``docs/instructor-guide.md`` points to the page.
 Rendering and parsing are pure and unit-tested; only the runner starts processes.
@@ -96,11 +96,11 @@ def render(timings: Sequence[DemoTiming], machine: dict[str, str], when: datetim
     lines = [
         "# Demo timings",
         "",
-        f"Every demo, run once in this order on one fresh state folder by `mlops-lab demo-timings` "
+        f"Every demo, run once in this order by `mlops-lab demo-timings`, each on a fresh state of its own "
         f'(part of `make bench`), {when:%Y-%m-%d %H:%M} UTC. "In the demo" is the time the demo reports; '
         '"wall" adds the process start-up, which is what a learner waits. The budget is '
-        f"{BUDGET_S:.0f} s of wall time per demo, `loop` (`make demo`) included. The first demo "
-        "that needs a model trains one, so it takes a few seconds more than it would on an existing state. "
+        f"{BUDGET_S:.0f} s of wall time per demo, `loop` (`make demo`) included. A demo "
+        "that needs a model trains its own first, and that time is counted. "
         "The libraries' "
         "bytecode is compiled by `make setup` (`uv sync --compile-bytecode`); without it, each demo compiles "
         "MLflow, Prefect, GX and Evidently from source wherever PYTHONDONTWRITEBYTECODE is set (about 7 s).",
@@ -122,7 +122,7 @@ def render(timings: Sequence[DemoTiming], machine: dict[str, str], when: datetim
 
 
 def write_timings() -> tuple[Path, bool]:
-    """Run every demo in order on a fresh state folder, write docs/demo-timings.md; (path, all exited 0)."""
+    """Run every demo in order (each on its own fresh state), write docs/demo-timings.md; (path, all exited 0)."""
     with tempfile.TemporaryDirectory(prefix="demo-timings-") as tmp:
         timings = run_all(list(DEMOS), Path(tmp) / "state")
     OUT.write_text(render(timings, machine_info(), datetime.now(UTC)), encoding="utf-8")

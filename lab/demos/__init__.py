@@ -5,14 +5,20 @@ catalog entry names a demo (``mlops-lab demo data-validation``). A demo is a mod
 with ``run(n: Narrator, ctx: LabContext) -> None``; ``DEMOS`` maps its name to the module path,
 and the module is imported only when that demo runs, so the CLI stays fast and one unfinished or
 broken demo cannot break the others. ``run_demo`` accepts a demo name, a concept id or a slug.
+
+Every demo runs on a state folder of its own, ``<state>/demos/<name>``, wiped at the start of each run
+(`own_state`): a demo starts from a known point whatever ran before, tells the same story every time,
+and leaves nothing in the state the learner's own commands and the workshop labs use.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from lab.narrate import Narrator
@@ -124,13 +130,32 @@ def load_demo(name: str) -> DemoFn:
     return run
 
 
+@contextmanager
+def own_state(ctx: LabContext, demo: str) -> Iterator[LabContext]:
+    """A wiped ``<state>/demos/<demo>`` folder configured for the demo, and ``ctx``'s configuration back after it."""
+    from core.context import LabContext
+    from core.mlflow_config import forget_mlflow_stores
+    from core.startup import configure_runtime
+
+    root = ctx.settings.state / "demos" / demo
+    forget_mlflow_stores()  # this process may still hold the store of an earlier run open
+    shutil.rmtree(root, ignore_errors=True)
+    settings = ctx.settings.model_copy(update={"state_dir": root})
+    configure_runtime(settings)  # the demo's own MLflow store, prediction log and reports
+    try:
+        yield LabContext(settings=settings, params=ctx.params)
+    finally:
+        configure_runtime(ctx.settings)
+
+
 def run_demo(name: str, console: Console | None = None, settings: Settings | None = None) -> float:
     """Run one demo with narration and return its duration in seconds.
 
     Args:
         name: a demo name, a concept id or a concept slug.
         console: where the narration goes (tests pass a recording console).
-        settings: the settings to use; default: from the environment.
+        settings: the settings to use; default: from the environment. The demo itself runs on
+            ``<state>/demos/<name>`` (`own_state`).
 
     Raises:
         UnknownDemoError: the name matches nothing.
@@ -142,11 +167,16 @@ def run_demo(name: str, console: Console | None = None, settings: Settings | Non
     demo = resolve_demo(name)  # resolve and import before touching any state
     run = load_demo(demo)
     narrator = Narrator(console)
-    start = time.perf_counter()
-    run(narrator, load_context(settings))
-    elapsed = time.perf_counter() - start
+    with own_state(load_context(settings), demo) as ctx:
+        start = time.perf_counter()
+        run(narrator, ctx)
+        elapsed = time.perf_counter() - start
     ids = [c.id for c in load_catalog() if c.demo_name == demo]
     narrator.console.print(f"\n[bold]demo {demo} finished in {elapsed:.1f} s[/bold]")
+    narrator.console.print(
+        f"[dim]this demo's own state: {ctx.settings.state} "
+        f"(`MLOPS_STATE_DIR={ctx.settings.state} uv run mlops-lab registry list` looks inside)[/dim]"
+    )
     if ids:
         narrator.console.print(
             f"[dim]concepts shown: {', '.join(ids)} (`mlops-lab explain {ids[0]}` for the answer)[/dim]"

@@ -1,12 +1,12 @@
 """Demo ``disaster-recovery``: back up a live service's state, lose it, refuse a damaged copy, restore, verify.
 
 Concept: disaster recovery (C50). The drill runs on a stand-in for the production machine,
-``<state>/disaster-recovery``, never on your own state: a champion in the registry, its model files,
-and a prediction log filled through the real API with predictions and their true labels. The backup
-is taken while that service runs (``ops/backup.py``), then the whole folder is deleted. A copy with
-one flipped byte is refused before anything is written; the good archive is verified member by
-member and restored (``ops/restore.py``). The proof is what a user would see: the same champion,
-the same answers to the same requests, the same number of logged rows.
+``machine/`` in the demo's own state (``<state>/demos/disaster-recovery``), never on your state: a
+champion in the registry, its model files, and a prediction log filled through the real API with
+predictions and their true labels. The backup is taken while that service runs (``ops/backup.py``),
+then the whole folder is deleted. A copy with one flipped byte is refused before anything is written;
+the good archive is verified member by member and restored (``ops/restore.py``). The proof is what a
+user would see: the same champion, the same answers to the same requests, the same number of logged rows.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ USERS, SEED = 20, 50
 
 
 def drill_context(ctx: LabContext) -> LabContext:
-    """The stand-in machine: embedded engines in ``<state>/disaster-recovery``, whatever the settings point at."""
+    """The stand-in machine: embedded engines in ``machine/`` of the demo's state, whatever the settings name."""
     embedded = {"tracking_uri": None, "registry_uri": None, "artifact_root": None, "prediction_log_url": None}
-    settings = ctx.settings.model_copy(update={"state_dir": ctx.settings.state / "disaster-recovery", **embedded})
+    settings = ctx.settings.model_copy(update={"state_dir": ctx.settings.state / "machine", **embedded})
     configure_runtime(settings)
     return LabContext(settings=settings, params=ctx.params)
 
@@ -45,7 +45,7 @@ def run(n: Narrator, ctx: LabContext) -> None:
     n.title("Disaster recovery: back up, lose everything, restore, verify", "C50")
     drill = drill_context(ctx)
     s = drill.settings
-    vault = ctx.settings.state / "disaster-recovery-backups"  # "off the machine": outside the folder we lose
+    vault = ctx.settings.state / "backups"  # "off the machine": outside the folder we lose
     shutil.rmtree(vault, ignore_errors=True)
     people = users("dr", USERS)
 

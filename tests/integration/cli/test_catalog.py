@@ -115,3 +115,26 @@ def test_ui_prints_where_to_look_and_starts_nothing(state_dir: Path) -> None:
     assert "prefect server start" in result.output
     assert str(state_dir / "reports") in result.output
     assert not state_dir.exists(), "ui only prints; it must not create anything"
+
+
+@pytest.mark.slow
+def test_a_demo_runs_on_a_fresh_state_of_its_own_and_leaves_the_learners_alone(tmp_path: Path) -> None:
+    """`demo skew` trains and registers a champion: in <state>/demos/skew, wiped at every run, never in <state>."""
+    import shutil
+
+    from core.settings import Settings
+    from pipelines.registry import current_aliases
+
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(REPO / "params.yaml", project / "params.yaml")  # the raw data lands here, not in the repository
+    env = {**WIDE, "MLOPS_PROJECT_DIR": str(project), "MLOPS_STATE_DIR": str(tmp_path / "state")}
+    learners = Settings(project_dir=project, state_dir=tmp_path / "state")
+    own = learners.model_copy(update={"state_dir": learners.state / "demos" / "skew"})
+    for _ in range(2):
+        result = CliRunner().invoke(app, ["demo", "skew"], env=env)
+        assert result.exit_code == 0, result.output
+        assert f"this demo's own state: {own.state}" in result.output
+        assert current_aliases(own) == {"champion": "1"}  # wiped at every run: v1 again, never v2
+    assert current_aliases(learners) == {}  # the learner's registry (what the labs check) holds nothing
+    assert not (learners.state / "predictions.db").exists()

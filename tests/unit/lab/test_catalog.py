@@ -274,18 +274,20 @@ def test_run_demo_narrates_with_the_context_and_reports_time(
             n.step("fake step ran")
         """,
     )
-    console = Console(record=True, width=120)
+    console = Console(record=True, width=400)
     elapsed = run_demo("catalog_fake_demo", console=console, settings=settings)
 
     import catalog_fake_demo
 
     [ctx] = catalog_fake_demo.CALLS
     assert isinstance(ctx, LabContext)
-    assert ctx.settings is settings
+    own = settings.state / "demos" / "catalog_fake_demo"
+    assert ctx.settings == settings.model_copy(update={"state_dir": own})  # the demo's own state, nothing else
     assert ctx.params.dataset.name == "iris"
     text = console.export_text()
     assert "fake step ran" in text
     assert f"demo catalog_fake_demo finished in {elapsed:.1f} s" in text
+    assert f"this demo's own state: {own}" in text
 
 
 # ---- the catalog against the repository (fail until every named file exists) -------------------

@@ -40,5 +40,5 @@ def test_disaster_recovery_demo_restores_the_same_service(run_demo, ctx: LabCont
         assert out.count("✘") == 1  # only the simulated loss
     assert digest(own_registry) == before  # the caller's state was never the one deleted
     assert not (ctx.settings.state / "predictions.db").exists()
-    backups = list((ctx.settings.state / "disaster-recovery-backups").glob("*.tar.gz"))
+    backups = list((ctx.settings.state / "backups").glob("*.tar.gz"))
     assert len(backups) == 1  # one archive per run, the damaged copy removed

@@ -61,9 +61,11 @@ def test_tracking_demo_logs_a_sweep_of_nested_runs(run_demo, ctx: LabContext) ->
 
 
 def test_loop_demo_tells_the_whole_story(run_demo, ctx: LabContext, flow_env: None) -> None:
+    from lab.demos import own_state
     from pipelines.registry import current_aliases
 
-    out = run_demo("loop", ctx, width=400)
+    with own_state(ctx, "loop") as story:  # as `mlops-lab demo loop` runs it: a fresh state of its own
+        out = run_demo("loop", story, width=400)
     assert "│ corrupted batch" in out
     assert "decision: no retrain - no trigger fired" in out  # clean traffic
     assert "decision: retrain - triggered by data_drift" in out  # drifted traffic
@@ -71,8 +73,7 @@ def test_loop_demo_tells_the_whole_story(run_demo, ctx: LabContext, flow_env: No
     assert "rollout promoted: all steps passed" in out
     assert "rollout aborted: analysis at" in out  # the planted challenger
     assert "MLflow UI" in out
-    story = ctx.settings.model_copy(update={"state_dir": ctx.settings.state / "loop"})
-    assert current_aliases(story)["champion"] == "2"  # v1 trained, v2 retrained and promoted, v3 planted and rejected
+    assert current_aliases(story.settings)["champion"] == "2"  # v1 trained, v2 retrained and promoted, v3 rejected
 
 
 def test_retrain_loop_demo_retrains_once_and_the_cooldown_refuses_the_second(
