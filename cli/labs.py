@@ -1,8 +1,9 @@
 """CLI commands for the workshop labs: ``lab list``, ``show N``, ``setup N`` and ``check N``.
 
 Concept: exercises with a checker. ``lab show`` prints a lab's page (goals, steps, expected
-output); the learner runs the steps; ``lab check`` reads the state those steps left and prints each
-condition as met or not, with a hint for the first thing to do next. It exits 0 when every
+output); ``lab setup`` starts the lab (and prepares its scenario); the learner runs the steps;
+``lab check`` reads the state those steps left since the start and prints each condition as met
+or not, with a hint for the first thing to do next. It exits 0 when every
 condition is met and 1 otherwise, so an instructor can script it over a room of laptops. A thin
 shell over ``lab/labs``; only typer, rich and the stdlib are imported at the top.
 """
@@ -17,7 +18,9 @@ from rich.markdown import Markdown
 from rich.markup import escape
 from rich.table import Table
 
-lab_app = typer.Typer(help="Workshop labs: do the steps, then `mlops-lab lab check N` verifies the result.")
+lab_app = typer.Typer(
+    help="Workshop labs: `mlops-lab lab setup N` starts one, do the steps, `mlops-lab lab check N` verifies the result."
+)
 
 
 def _fail(message: str) -> typer.Exit:
@@ -36,7 +39,10 @@ def list_labs() -> None:
     for lab in LABS.values():
         table.add_row(str(lab.number), escape(lab.title), ", ".join(lab.concepts), lab.doc)
     Console().print(table)
-    Console().print("[dim]`mlops-lab lab show N` prints a lab; `mlops-lab lab check N` checks your result.[/dim]")
+    Console().print(
+        "[dim]`mlops-lab lab show N` prints a lab, `mlops-lab lab setup N` starts it, "
+        "`mlops-lab lab check N` checks your result.[/dim]"
+    )
 
 
 @lab_app.command("show")
@@ -57,18 +63,17 @@ def show(number: Annotated[int, typer.Argument(help="Lab number, e.g. 1.")]) -> 
 
 @lab_app.command("setup")
 def setup(number: Annotated[int, typer.Argument(help="Lab number, e.g. 3.")]) -> None:
-    """Prepare a lab's scenario (e.g. plant a bad challenger) on the current state."""
+    """Start a lab: from now on its check counts only what you do; prepares its scenario (e.g. a bad challenger)."""
     from core.context import load_context
-    from lab.labs import NoSetupError, UnknownLabError, run_setup
+    from lab.labs import UnknownLabError, get_lab, run_setup
 
     try:
-        lines = run_setup(number, load_context())
-    except (UnknownLabError, NoSetupError) as err:
+        get_lab(number)
+    except UnknownLabError as err:
         raise _fail(str(err)) from None
     console = Console()
-    for line in lines:
+    for line in run_setup(number, load_context()):
         console.print(f"  • {escape(line)}")
-    console.print(f"[dim]Now follow the steps: `mlops-lab lab show {number}`.[/dim]")
 
 
 @lab_app.command("check")

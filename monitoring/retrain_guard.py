@@ -109,3 +109,17 @@ def release(engine: sa.Engine, token: str, result: str, *, now: float) -> bool:
             .values(holder=None, lease_until=None, last_finished=now, last_result=result[:500])
         ).rowcount
     return done == 1
+
+
+def end_cooldown(engine: sa.Engine, *, now: float) -> bool:
+    """End the cooldown now, so the next trigger may retrain at once; False while a retrain holds the lease.
+
+    An operator's action (a workshop lab starting over), never the monitor's: the cooldown is what stops
+    retrain storms. The count of starts and the last result stay as they are.
+    """
+    _ensure_row(engine)
+    g = guard_table.c
+    free = sa.or_(g.holder.is_(None), g.lease_until < now)
+    with engine.begin() as conn:
+        done = conn.execute(sa.update(guard_table).where(g.id == _ROW, free).values(last_started=None)).rowcount
+    return done == 1

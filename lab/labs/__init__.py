@@ -7,11 +7,16 @@ log, saved findings and reports) and says, condition by condition, what is met a
 not, a hint pointing at the next step. Some labs also ask for a conclusion (``--answer``), which the
 checker compares with what the real state supports, never with a stored string.
 
-Each lab is a module ``lab.labs.labNN_<slug>`` with a ``check(ctx, answer) -> list[Check]``
-function (and, when the lab needs a prepared scenario such as a planted bad model, a
-``setup(ctx) -> list[str]`` that prepares it and returns what it did, run by ``mlops-lab lab setup N``),
-and a page ``docs/labs/NN-<slug>.md`` with goals, steps and expected output. ``LABS``
-lists them; modules are imported only when their lab is checked, so the CLI stays instant.
+Every lab starts with ``mlops-lab lab setup N``: it records when the lab started
+(``lab/labs/progress.py``) and, when the lab needs a prepared scenario such as a planted bad model,
+prepares it. ``lab check N`` judges only a started lab, and only on what happened after its start:
+an earlier attempt, another lab or the learner's own experiments in the same state never count.
+
+Each lab is a module ``lab.labs.labNN_<slug>`` with a ``check(ctx, answer, since) -> list[Check]``
+function (``since``: when the lab started) and, when it prepares something, a
+``setup(ctx) -> list[str]`` that does so and returns what it did; and a page
+``docs/labs/NN-<slug>.md`` with goals, steps and expected output. ``LABS`` lists them; modules are
+imported only when their lab is set up or checked, so the CLI stays instant.
 """
 
 from __future__ import annotations
@@ -19,7 +24,10 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
+
+from lab.labs.progress import mark_started, started_at, wait_for_the_next_second
 
 if TYPE_CHECKING:
     from core.context import LabContext
@@ -51,7 +59,7 @@ class Lab:
         return f"docs/labs/{self.number:02d}-{self.slug}.md"
 
 
-CheckFn = Callable[["LabContext", "str | None"], list[Check]]
+CheckFn = Callable[["LabContext", "str | None", datetime], list[Check]]
 SetupFn = Callable[["LabContext"], list[str]]
 
 LABS: dict[int, Lab] = {
@@ -73,10 +81,6 @@ class UnknownLabError(LookupError):
     """No lab has that number; the message lists the labs."""
 
 
-class NoSetupError(LookupError):
-    """The lab needs no prepared scenario: its steps start from the state the learner has."""
-
-
 def get_lab(number: int) -> Lab:
     """The lab with this number."""
     try:
@@ -86,17 +90,42 @@ def get_lab(number: int) -> Lab:
         raise UnknownLabError(f"no lab {number}; the labs are: {listing}") from None
 
 
+def started_check(number: int, since: datetime | None) -> Check:
+    """The first condition of every lab: it was started with ``lab setup``, which is when counting begins."""
+    name = f"the lab was started (`mlops-lab lab setup {number}`)"
+    if since is None:
+        hint = f"run `mlops-lab lab setup {number}`: the check then counts only what you do after it"
+        return Check(name, False, "never started in this state", hint)
+    return Check(name, True, f"at {since:%Y-%m-%d %H:%M:%S} UTC; what happened before does not count")
+
+
 def run_check(number: int, ctx: LabContext, answer: str | None = None) -> list[Check]:
-    """Import the lab's checker and run it on the real state of ``ctx``."""
+    """Check lab ``number`` on the real state of ``ctx``, counting only what happened since it started.
+
+    A lab that was never started is not judged: the one condition returned says to start it.
+    """
     lab = get_lab(number)
+    since = started_at(ctx.settings, number)
+    if since is None:
+        return [started_check(number, None)]
     fn: CheckFn = importlib.import_module(lab.module).check
-    return fn(ctx, answer)
+    return [started_check(number, since), *fn(ctx, answer, since)]
 
 
-def run_setup(number: int, ctx: LabContext) -> list[str]:
-    """Prepare the lab's scenario on the state of ``ctx``; the lines say what was done."""
+def run_setup(number: int, ctx: LabContext, now: datetime | None = None) -> list[str]:
+    """Start lab ``number`` on the state of ``ctx``: prepare its scenario, record the start; what was done.
+
+    The start is recorded after the scenario is ready, so nothing the setup itself does (a rollback, an
+    abort) counts as the learner's; running it again starts the lab over. It returns once the next whole
+    second has begun, so second-resolution stamps tell before the start from after it.
+    """
     lab = get_lab(number)
-    fn: SetupFn | None = getattr(importlib.import_module(lab.module), "setup", None)
-    if fn is None:
-        raise NoSetupError(f"lab {number} needs no setup: follow the steps in {lab.doc}")
-    return fn(ctx)
+    prepare: SetupFn | None = getattr(importlib.import_module(lab.module), "setup", None)
+    lines = prepare(ctx) if prepare is not None else []
+    started = mark_started(ctx.settings, number, now)
+    wait_for_the_next_second(started)
+    return [
+        *lines,
+        f"lab {number} started at {started:%H:%M:%S} UTC: `mlops-lab lab check {number}` counts only what "
+        f"happens from now on (steps: `mlops-lab lab show {number}`)",
+    ]

@@ -8,20 +8,24 @@ the MLflow runs, whose ``data_md5`` lineage tag says which bytes each model saw.
 
 A stored result is tied to the learner's file by GX's own batch fingerprint
 (``pandas_data_fingerprint``, a hash of the loaded DataFrame), not by its name, so renaming or
-re-generating the file cannot fool the check. The training pipeline validates under the run name
-``batch`` (``pipelines.training_steps.validate_data`` names no batch), while ``mlops-lab validate`` uses
-the file name; that is how a refusal *by training* is told apart from a manual validation.
+re-generating the file cannot fool the check. Only what happened since ``lab setup 1`` counts:
+results GX stored and MLflow runs from an earlier attempt are left out by their timestamps. The
+training pipeline validates under the run name ``batch`` (``pipelines.training_steps.validate_data``
+names no batch), while ``mlops-lab validate`` uses the file name; that is how a refusal *by training*
+is told apart from a manual validation.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.mlflow_config import mlflow_client
 from lab.labs import Check
+from lab.labs.progress import counts
 from pipelines.data import file_md5, read_csv
 from pipelines.training_steps import VALIDATION_RUN_NAME
 
@@ -94,15 +98,18 @@ def _fingerprint(path: Path) -> str:
     return str(hash_pandas_dataframe(read_csv(path)))
 
 
-def _runs_trained_on(settings: Settings, md5: str) -> list[str]:
-    """Ids of MLflow runs whose lineage says they trained on data with this md5."""
+def _runs_trained_on(settings: Settings, md5: str, since: datetime) -> list[str]:
+    """Ids of MLflow runs since ``since`` whose lineage says they trained on data with this md5."""
     if settings.tracking_uri is None and not (settings.state / "mlflow.db").exists():
         return []  # no tracking store yet: nothing was ever trained here
     client = mlflow_client(settings)
     experiments = [e.experiment_id for e in client.search_experiments()]
     if not experiments:
         return []
-    runs = client.search_runs(experiments, filter_string=f"tags.data_md5 = '{md5}'")
+    after = int(since.timestamp() * 1000)  # MLflow keeps milliseconds
+    runs = client.search_runs(
+        experiments, filter_string=f"tags.data_md5 = '{md5}' and attributes.start_time >= {after}"
+    )
     return [r.info.run_id for r in runs]
 
 
@@ -122,8 +129,20 @@ def _not_started(detail: str, hint: str) -> list[Check]:
     ]
 
 
-def check(ctx: LabContext, answer: str | None) -> list[Check]:
-    """The bad batch exists, validation refused it (manually and in training), Data Docs show it, no model used it."""
+def setup(ctx: LabContext) -> list[str]:
+    """A clean slate: the bad batch of an earlier attempt is removed, so the learner makes it again."""
+    path = bad_batch_path(ctx.settings)
+    if not path.is_file():
+        return []
+    path.unlink()
+    return [f"removed {path}, the bad batch of an earlier attempt"]
+
+
+def check(ctx: LabContext, answer: str | None, since: datetime) -> list[Check]:
+    """The bad batch exists, validation refused it (manually and in training), Data Docs show it, no model used it.
+
+    Only validations and runs since the lab started count.
+    """
     s = ctx.settings
     path = bad_batch_path(s)
     make = f"mlops-lab generate-batch out-of-range -o {path}"
@@ -134,7 +153,7 @@ def check(ctx: LabContext, answer: str | None) -> list[Check]:
     except (ValueError, OSError) as err:  # an unreadable file is a bad batch, but GX never stored a result for it
         return _not_started(f"{path} cannot be read as a table ({err})", f"run `{make}`")
     md5 = file_md5(path)
-    mine = [v for v in stored_validations(s.gx_dir) if v.fingerprint == fingerprint]
+    mine = [v for v in stored_validations(s.gx_dir) if v.fingerprint == fingerprint and counts(v.run_time, since)]
     failed = [v for v in mine if not v.success]
     checks = [Check(CONDITIONS[0], True, f"{path.name}, md5 {md5}")]
 
@@ -143,7 +162,9 @@ def check(ctx: LabContext, answer: str | None) -> list[Check]:
         detail = f"{len(failed)} failed result(s); newest broke: {', '.join(newest.failed_names())}"
         checks.append(Check(CONDITIONS[1], True, detail))
     else:
-        passed = f"{len(mine)} result(s) for this file, all passed" if mine else "no stored result for this file"
+        passed = (
+            f"{len(mine)} result(s) for this file, all passed" if mine else "no result for this file since the start"
+        )
         hint = f"run `mlops-lab validate {path}`; if it passes, make a batch of another kind (see --help)"
         checks.append(Check(CONDITIONS[1], False, passed, hint))
 
@@ -169,7 +190,7 @@ def check(ctx: LabContext, answer: str | None) -> list[Check]:
         )
     )
 
-    runs = _runs_trained_on(s, md5)
+    runs = _runs_trained_on(s, md5, since)
     checks.append(
         Check(
             CONDITIONS[4],

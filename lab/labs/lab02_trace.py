@@ -9,16 +9,18 @@ it reads from the registry, never with a stored string.
 
 ``mlops-lab reproduce`` records its verdict on the version (``pipelines.reproduce.record_reproduction``:
 tags ``reproduced``, ``reproduced_at``, ``reproduced_by``), so the checker sees that the learner rebuilt
-the champion and that the rebuild was identical, without rebuilding it again.
+the champion since the lab started and that the rebuild was identical, without rebuilding it again.
 """
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from core.mlflow_config import mlflow_client
 from lab.labs import Check
+from lab.labs.progress import counts
 from pipelines.registry import current_aliases
 from pipelines.reproduce import ReproductionError, locate_data
 
@@ -42,8 +44,8 @@ def normalise_md5(answer: str) -> str | None:
     return value if MD5.match(value) else None
 
 
-def check(ctx: LabContext, answer: str | None) -> list[Check]:
-    """Champion → run → lineage tags → data by md5 → identical rebuild → the learner's md5."""
+def check(ctx: LabContext, answer: str | None, since: datetime) -> list[Check]:
+    """Champion → run → lineage tags → data by md5 → identical rebuild (since the start) → the learner's md5."""
     from mlflow.exceptions import MlflowException
 
     s = ctx.settings
@@ -91,9 +93,13 @@ def check(ctx: LabContext, answer: str | None) -> list[Check]:
         if verdict is None:
             checks.append(Check(CONDITIONS[3], False, f"v{champion} has no reproduced tag: never rebuilt", rerun))
         else:
-            when = f"{version_tags.get('reproduced_at', '?')} by {version_tags.get('reproduced_by', '?')}"
-            fix = f"{rerun} and read which metric or library differs"
-            checks.append(Check(CONDITIONS[3], verdict == "identical", f"rebuilt {when}: {verdict}", fix))
+            at = version_tags.get("reproduced_at")
+            when = f"{at or '?'} by {version_tags.get('reproduced_by', '?')}"
+            if not counts(at, since):
+                checks.append(Check(CONDITIONS[3], False, f"rebuilt {when}, before this lab started", rerun))
+            else:
+                fix = f"{rerun} and read which metric or library differs"
+                checks.append(Check(CONDITIONS[3], verdict == "identical", f"rebuilt {when}: {verdict}", fix))
 
     expected = tags.get("data_md5", "")
     how = f"find it with `mlops-lab reproduce {champion}` (line `data ... (md5 ...)`)"

@@ -4,18 +4,21 @@ Concepts: canary release (C21) and automatic rollback (C26). ``setup`` plants a 
 labels with two classes swapped (``lab/demos/traffic.py::plant_bad_challenger``, tagged ``planted``).
 The learner starts the service, starts the rollout, sends labelled traffic and lets the controller
 tick. The checker reads what that left: the rollout state in the shared database (its challenger and
-history), the challenger's registry tags, the routing weight and the champion alias. It wants an
+history), the challenger's registry tags, the routing weight and the champion alias; only a rollout
+started since ``lab setup 3`` counts. It wants an
 abort *by the controller*, with a reason naming the metric that breached: an operator's manual
 ``rollout abort`` proves nothing about automatic rollback.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from lab.demos.prep import ensure_champion
 from lab.demos.traffic import plant_bad_challenger
 from lab.labs import Check
+from lab.labs.progress import counts
 from lab.labs.scenario import LineNarrator, abort_stale_rollout, version_tags
 from pipelines.registry import current_aliases
 from serving.state_store import StateStore
@@ -56,11 +59,20 @@ def _rollout(ctx: LabContext) -> tuple[RolloutState, float]:
         store.close()
 
 
-def check(ctx: LabContext, answer: str | None = None) -> list[Check]:
-    """Planted challenger rolled out, aborted by the controller on a metric, rejected, weight 0, champion kept."""
+def started_since(state: RolloutState, since: datetime) -> bool:
+    """Was this rollout started at or after ``since`` (the lab's start)?"""
+    return counts(state.started_at, since)
+
+
+def check(ctx: LabContext, answer: str | None, since: datetime) -> list[Check]:
+    """Planted challenger rolled out, aborted by the controller on a metric, rejected, weight 0, champion kept.
+
+    Only a rollout started since the lab started counts: an earlier canary's abort proves nothing here.
+    """
     state, weight = _rollout(ctx)
     aliases = current_aliases(ctx.settings)
-    version = state.challenger_version
+    fresh = started_since(state, since)
+    version = state.challenger_version if fresh else None
     tags = version_tags(ctx, version) if version else {}
     checks = [
         Check(
@@ -68,11 +80,12 @@ def check(ctx: LabContext, answer: str | None = None) -> list[Check]:
             version is not None and tags.get("planted") == "true",
             f"rollout of v{version} ({state.status}), planted={tags.get('planted', 'no')}"
             if version
-            else "no rollout was ever started",
+            else "no rollout started since the lab started",
             "`mlops-lab lab setup 3` plants the bad challenger, then `mlops-lab rollout start`",
         )
     ]
-    last = state.history[-1] if state.history else None
+    history = state.history if fresh else ()
+    last = history[-1] if history else None
     reason = last.reason if last is not None else ""
     metric = metric_named(reason)
     aborted = last is not None and last.event == "abort" and last.actor == "controller" and metric is not None

@@ -16,6 +16,7 @@ Running ``lab check 4`` without an answer prints the statistics to read.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from lab.demos.prep import ensure_champion
@@ -84,8 +85,11 @@ def setup(ctx: LabContext) -> list[str]:
     return n.lines
 
 
-def check(ctx: LabContext, answer: str | None = None) -> list[Check]:
-    """A/B traffic on both arms, labels joined, enough of them, and the decision the test supports."""
+def check(ctx: LabContext, answer: str | None, since: datetime) -> list[Check]:
+    """A/B traffic on both arms, labels joined, enough of them, and the decision the test supports.
+
+    Only traffic since the lab started and since the challenger was registered counts.
+    """
     s, stats = ctx.settings, ctx.params.monitoring.ab_test
     aliases = current_aliases(s)
     champion, challenger = aliases.get("champion"), aliases.get("challenger")
@@ -98,7 +102,8 @@ def check(ctx: LabContext, answer: str | None = None) -> list[Check]:
                 "`mlops-lab lab setup 4` trains what is missing",
             )
         ]
-    since = registered_at(ctx, challenger)  # A/B traffic of this pair only: none can predate the challenger
+    # A/B traffic of this pair in this attempt only: none can predate the challenger or the lab's start.
+    since = max(since, registered_at(ctx, challenger) or since)
     served = recent_predictions(s.prediction_log_uri, model_name=s.model_name, since=since)
     ab = served[served["strategy"] == "ab"] if len(served) else served
     counts = {

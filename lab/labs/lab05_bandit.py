@@ -14,6 +14,7 @@ requests: ``share_worse x (accuracy_better - accuracy_worse) x 100``. The answer
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from lab.demos.prep import ensure_champion
@@ -93,13 +94,14 @@ def setup(ctx: LabContext) -> list[str]:
     return n.lines
 
 
-def check(ctx: LabContext, answer: str | None = None) -> list[Check]:
+def check(ctx: LabContext, answer: str | None, since: datetime) -> list[Check]:
     """Both phases with enough labels, the bandit favoured the better arm, and which phase lost fewer answers."""
     s = ctx.settings
     aliases = current_aliases(s)
     versions = {"champion": aliases.get("champion"), "challenger": aliases.get("challenger")}
-    since = registered_at(ctx, versions["challenger"]) if versions["challenger"] else None
-    # Only traffic since this challenger was registered: earlier labs' A/B rows of the same champion stay out.
+    registered = registered_at(ctx, versions["challenger"]) if versions["challenger"] else None
+    since = max(since, registered or since)
+    # Only traffic since the lab started and this challenger was registered: earlier A/B rows stay out.
     frame = labelled_window(s.prediction_log_uri, model_name=s.model_name, since=since)
     if len(frame):  # only the two current models, each on its own arm
         keep = (frame["arm"] == "champion") & (frame["model_version"].astype(str) == str(versions["champion"]))

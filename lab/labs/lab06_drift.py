@@ -15,6 +15,8 @@ moved feature's K-S p-value is around 1e-28 at 500 rows against 0.05, so it fire
 
 from __future__ import annotations
 
+import time
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,8 +24,9 @@ from core.findings import latest_findings
 from core.mlflow_config import mlflow_client
 from lab.demos.prep import ensure_champion
 from lab.labs import Check
+from lab.labs.progress import counts
 from lab.labs.scenario import LineNarrator, abort_stale_rollout
-from monitoring.retrain_guard import guard_state
+from monitoring.retrain_guard import end_cooldown, guard_state
 from pipelines.registry import RegistryError, current_aliases
 from serving.prediction_log import make_engine
 from serving.router import with_strategy, with_weight
@@ -70,7 +73,7 @@ def made_by_retrain(ctx: LabContext, data_path: str | None) -> bool:
 
 
 def setup(ctx: LabContext) -> list[str]:
-    """A champion (trained if missing), no rollout in progress, and every user on the champion (canary at 0 %)."""
+    """A champion (trained if missing), no rollout in progress, every user on the champion, no cooldown left."""
     n = LineNarrator()
     n.lines.append(f"champion is v{ensure_champion(ctx, n)}")
     abort_stale_rollout(ctx, n, "lab 6 setup: the retrain starts its own canary")
@@ -80,18 +83,30 @@ def setup(ctx: LabContext) -> list[str]:
     finally:
         store.close()
     n.lines.append(f"routing v{state.version}: strategy canary at 0 %, so every request goes to the champion")
+    engine = make_engine(ctx.settings.prediction_log_uri)
+    try:
+        if end_cooldown(engine, now=time.time()):
+            n.lines.append("retrain cooldown ended: the retrain this lab triggers may start at once")
+        else:
+            n.lines.append("a retrain is running: wait for it to finish, then run `mlops-lab lab setup 6` again")
+    finally:
+        engine.dispose()
     return n.lines
 
 
-def check(ctx: LabContext, answer: str | None = None) -> list[Check]:
-    """Drift fired, its report exists, a guarded retrain ran, a newer gated challenger, its canary started."""
+def check(ctx: LabContext, answer: str | None, since: datetime) -> list[Check]:
+    """Drift fired, its report exists, a guarded retrain ran, a newer gated challenger, its canary started.
+
+    Only a finding, a retrain and a rollout since the lab started count.
+    """
     findings, guard, rollout = _shared_state(ctx)
     drift = findings.get("data_drift")
+    drift = drift if drift is not None and counts(drift.ts, since) else None
     checks = [
         Check(
             "data drift fired on the newest traffic",
             drift is not None and drift.fired,
-            f"{drift.status} at {drift.ts}: {drift.summary}" if drift else "no data-drift finding saved yet",
+            f"{drift.status} at {drift.ts}: {drift.summary}" if drift else "no data-drift finding since the start",
             f"send drifted traffic: `{TRAFFIC}`, then `mlops-lab monitor`",
         )
     ]
@@ -108,10 +123,11 @@ def check(ctx: LabContext, answer: str | None = None) -> list[Check]:
     checks.append(
         Check(
             "a guarded retrain ran and started a canary",
-            int(guard.get("starts") or 0) > 0 and result.startswith("started-canary"),
+            counts(guard.get("last_started"), since) and result.startswith("started-canary"),
             f"retrains started: {guard.get('starts')}; last result: {result[:160] or '-'}",
             "`mlops-lab monitor` (not --dry-run) retrains when a trigger fired; if it says 'skipped' the "
-            "cooldown holds (monitoring.retrain.cooldown_minutes): the earlier retrain is the one to check",
+            "cooldown of a retrain since the start holds (monitoring.retrain.cooldown_minutes): "
+            "`mlops-lab lab setup 6` starts over",
         )
     )
     aliases = current_aliases(ctx.settings)
@@ -127,12 +143,12 @@ def check(ctx: LabContext, answer: str | None = None) -> list[Check]:
             "`mlops-lab registry list` shows the versions and their gate results",
         )
     )
-    started = any(e.event == "start" for e in rollout.history)
+    started = counts(rollout.started_at, since)
     checks.append(
         Check(
             "a canary rollout started for that challenger",
             challenger is not None and rollout.challenger_version == challenger and started,
-            f"rollout of v{rollout.challenger_version}: {rollout.status}" if started else "no rollout started",
+            f"rollout of v{rollout.challenger_version}: {rollout.status}" if started else "no rollout since the start",
             "the retrain starts it; if a rollout was already running it could not: "
             "`mlops-lab rollout status`, then `mlops-lab rollout abort --reason ...` and `mlops-lab rollout start`",
         )

@@ -16,14 +16,16 @@ point of governance.
 from __future__ import annotations
 
 import io
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from core.mlflow_config import mlflow_client
 from lab.demos.prep import ensure_champion
 from lab.demos.traffic import plant_bad_challenger
 from lab.labs import Check
+from lab.labs.progress import counts
 from lab.narrate import Narrator
-from pipelines.registry import audit_log, current_aliases
+from pipelines.registry import RegistryError, audit_log, current_aliases, rollback
 
 if TYPE_CHECKING:
     from core.context import LabContext
@@ -61,7 +63,7 @@ def find_release(entries: list[AuditEntry]) -> tuple[AuditEntry | None, AuditEnt
 
 
 def setup(ctx: LabContext) -> list[str]:
-    """A champion, plus a bad release candidate as challenger (reused when one is already waiting)."""
+    """A champion that is not the bad release, plus a bad release candidate as challenger (reused if waiting)."""
     from rich.console import Console
 
     s = ctx.settings
@@ -71,8 +73,12 @@ def setup(ctx: LabContext) -> list[str]:
     lines.append(f"champion is v{champion}" + ("" if had_champion else " (trained now: the registry had none)"))
     client = mlflow_client(s)
     if client.get_model_version(s.model_name, champion).tags.get("planted") == "true":
-        lines.append(f"v{champion} is the planted bad release and it is champion: roll it back (step 4)")
-        return lines
+        try:  # an earlier attempt promoted it: that promotion does not count now, so start over from before it
+            rollback(s, s.actor, "lab 7 setup: starting over; an earlier attempt left the bad release as champion")
+        except RegistryError as err:
+            lines.append(f"v{champion}, the planted bad release, is champion and cannot be rolled back: {err}")
+            return lines
+        lines.append(f"rolled back v{champion}, the bad release an earlier attempt left as champion")
     challenger = current_aliases(s).get("challenger")
     tags = client.get_model_version(s.model_name, challenger).tags if challenger else {}
     if challenger and tags.get("planted") == "true" and tags.get("status") == "candidate":
@@ -84,13 +90,16 @@ def setup(ctx: LabContext) -> list[str]:
     return lines
 
 
-def check(ctx: LabContext, answer: str | None) -> list[Check]:
-    """Promotion, then a rollback to the earlier champion, visible in aliases, tags and the audit log."""
+def check(ctx: LabContext, answer: str | None, since: datetime) -> list[Check]:
+    """Promotion, then a rollback to the earlier champion, visible in aliases, tags and the audit log.
+
+    Only audit entries since the lab started count.
+    """
     s = ctx.settings
-    release, undone = find_release(audit_log(s))
+    release, undone = find_release([e for e in audit_log(s) if counts(e.ts, since)])
     if release is None:
         hint = 'run `mlops-lab lab setup 7`, then `mlops-lab registry promote --reason "..."`'
-        return [Check(CONDITIONS[0], False, "no promotion over a champion in the audit log", hint)] + [
+        return [Check(CONDITIONS[0], False, "no promotion over a champion since the start", hint)] + [
             Check(name, False, "nothing released yet", "promote the release candidate first") for name in CONDITIONS[1:]
         ]
     new, old = release.to_version or "", release.from_version

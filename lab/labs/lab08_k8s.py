@@ -15,10 +15,12 @@ and it reads the answer's expected value from the freshly rendered HorizontalPod
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lab.labs import Check
+from lab.labs.progress import counts
 from ops.k8s_checks import run_checks, validate_schemas
 from ops.k8s_objects import KubectlMissingError, RenderError, kind_name, render
 
@@ -81,10 +83,20 @@ def parse_range(answer: str) -> tuple[int, int] | None:
     return (int(numbers[0]), int(numbers[1])) if len(numbers) == 2 else None
 
 
-def _compare(settings: Settings, overlay: str, fresh: list[K8sObject], index: int) -> Check:
+def setup(ctx: LabContext) -> list[str]:
+    """A clean slate: renders saved by an earlier attempt are removed, so the learner renders them again."""
+    removed = [path for path in (saved_path(ctx.settings, o) for o in OVERLAYS) if path.is_file()]
+    for path in removed:
+        path.unlink()
+    return [f"removed {path}, saved by an earlier attempt" for path in removed]
+
+
+def _compare(settings: Settings, overlay: str, fresh: list[K8sObject], index: int, since: datetime) -> Check:
     path, command = saved_path(settings, overlay), render_command(settings, overlay)
     if not path.is_file():
         return Check(CONDITIONS[index], False, f"no file at {path}", f"run `mkdir -p {path.parent} && {command}`")
+    if not counts(path.stat().st_mtime, since):
+        return Check(CONDITIONS[index], False, f"{path.name} was saved before this lab started", f"run `{command}`")
     import yaml
 
     try:
@@ -99,8 +111,8 @@ def _compare(settings: Settings, overlay: str, fresh: list[K8sObject], index: in
     return Check(CONDITIONS[index], True, f"{len(saved)} objects, identical to a fresh render")
 
 
-def check(ctx: LabContext, answer: str | None) -> list[Check]:
-    """Both renders saved and current, prod passes the policy checks, the answer matches the HPA."""
+def check(ctx: LabContext, answer: str | None, since: datetime) -> list[Check]:
+    """Both renders saved since the start and current, prod passes the policy checks, the answer matches the HPA."""
     s = ctx.settings
     try:
         fresh = {overlay: render(overlay) for overlay in OVERLAYS}
@@ -108,10 +120,10 @@ def check(ctx: LabContext, answer: str | None) -> list[Check]:
         return [Check(CONDITIONS[0], False, str(err), "install kubectl (see the message), then check again")] + [
             Check(name, False, "nothing rendered", "kubectl must work first") for name in CONDITIONS[1:]
         ]
-    counts = ", ".join(f"{o} {len(objs)} objects" for o, objs in fresh.items())
-    checks = [Check(CONDITIONS[0], True, counts)]
-    checks.append(_compare(s, "prod", fresh["prod"], 1))
-    checks.append(_compare(s, "dev", fresh["dev"], 2))
+    rendered = ", ".join(f"{o} {len(objs)} objects" for o, objs in fresh.items())
+    checks = [Check(CONDITIONS[0], True, rendered)]
+    checks.append(_compare(s, "prod", fresh["prod"], 1, since))
+    checks.append(_compare(s, "dev", fresh["dev"], 2, since))
 
     if checks[1].passed:
         saved = load_saved(saved_path(s, "prod"))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from monitoring.retrain_guard import guard_state, release, try_acquire
+from monitoring.retrain_guard import end_cooldown, guard_state, release, try_acquire
 from serving.prediction_log import make_engine
 
 COOLDOWN, TTL = 600.0, 60.0
@@ -42,6 +42,21 @@ def test_cooldown_counts_from_the_last_start_even_after_release(engine: sa.Engin
     state = guard_state(engine)
     assert state["starts"] == 2
     assert state["last_result"] == "failed: bad data"
+
+
+def test_ending_the_cooldown_lets_the_next_retrain_start_but_never_breaks_a_running_ones_lease(
+    engine: sa.Engine,
+) -> None:
+    first = try_acquire(engine, now=1000.0, cooldown_s=COOLDOWN, ttl_s=TTL)
+    assert first.token is not None
+    assert not end_cooldown(engine, now=1001.0)  # the retrain still runs: its lease stays
+    assert release(engine, first.token, "started-canary v2", now=1010.0)
+    assert not try_acquire(engine, now=1020.0, cooldown_s=COOLDOWN, ttl_s=TTL).acquired  # cooling down
+    assert end_cooldown(engine, now=1030.0)
+    assert try_acquire(engine, now=1040.0, cooldown_s=COOLDOWN, ttl_s=TTL).acquired
+    state = guard_state(engine)
+    assert state["starts"] == 2
+    assert state["last_result"] == "started-canary v2"
 
 
 def test_a_crashed_retrains_lease_expires_after_its_ttl(engine: sa.Engine) -> None:
