@@ -66,7 +66,8 @@ def evaluate_cmd(
 ) -> None:
     """Score the saved model on the same seeded held-out rows; write metrics and confusion rows."""
     from core.context import load_context
-    from pipelines.dvc_stages import UntrustedModelError, evaluate_stage
+    from pipelines.dvc_stages import evaluate_stage
+    from pipelines.model_files import UntrustedModelError
 
     ctx = load_context()
     s = ctx.settings

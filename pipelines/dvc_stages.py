@@ -23,15 +23,9 @@ from core.params import Params
 from pipelines.data import read_csv
 from pipelines.evaluate import confusion_rows, evaluate_model
 from pipelines.fit import fit_and_evaluate, split_data
+from pipelines.model_files import load_skops_file
 
-# Module prefixes whose types this project's own pipelines contain. A skops file asking for a type
-# outside them was not written by `train_stage` and is refused rather than trusted.
-TRUSTED_MODULE_PREFIXES = ("sklearn.", "numpy.", "pipelines.")
 METRIC_DECIMALS = 6
-
-
-class UntrustedModelError(RuntimeError):
-    """The model file needs types this project never writes; it is refused, not loaded."""
 
 
 def write_metrics(metrics: dict[str, float | int], path: str | Path) -> Path:
@@ -64,23 +58,14 @@ def load_model(path: str | Path) -> Any:
 
     Raises:
         FileNotFoundError: no model at ``path``; run ``dvc repro train`` first.
-        UntrustedModelError: the file asks for types from other modules.
+        pipelines.model_files.UntrustedModelError: the file asks for types from other modules.
     """
-    import skops.io as sio
-
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(
             f"model file not found: {p}; build it with `dvc repro train` (or `mlops-lab stage train`)"
         )
-    untrusted = sio.get_untrusted_types(file=p)
-    foreign = [t for t in untrusted if not t.startswith(TRUSTED_MODULE_PREFIXES)]
-    if foreign:
-        raise UntrustedModelError(
-            f"{p} needs types outside {TRUSTED_MODULE_PREFIXES}: {foreign}. Rebuild it with `dvc repro train`; "
-            "never load a model file you did not produce."
-        )
-    return sio.load(p, trusted=untrusted)
+    return load_skops_file(p)
 
 
 def train_stage(params: Params, data_path: str | Path, model_path: str | Path, metrics_path: str | Path) -> Path:

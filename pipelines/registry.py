@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.mlflow_config import mlflow_client, require_mlflow_configured
@@ -29,6 +30,7 @@ from pipelines.audit import AUDIT_PREFIX as AUDIT_PREFIX
 from pipelines.audit import AuditEntry as AuditEntry
 from pipelines.audit import append_entry, entries_from_tags
 from pipelines.model_card import VERSION_PENDING
+from pipelines.model_files import file_sha256, load_verified_model, model_file
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -188,6 +190,7 @@ def register_candidate(
             f"run {run_id} did not pass the quality gate ({summary}); fix the model or data and retrain"
         )
     tags = {
+        "model_sha256": _model_sha256(model_uri),  # checked at every load (pipelines.model_files)
         "gate.status": "passed",
         "gate.summary": summary,
         "gate.result": json.dumps(gate, default=str)[:20_000],
@@ -278,15 +281,29 @@ def reject_challenger(settings: Settings, actor: str, reason: str) -> str:
     return challenger
 
 
-def load_version_model(settings: Settings, version: str) -> Any:
-    """The fitted pipeline of one registered version, read from the configured registry.
+def _model_sha256(model_uri: str) -> str:
+    """The sha256 of a logged model's skops file (refused here already if it is not skops)."""
+    from mlflow.artifacts import download_artifacts
 
-    Every reader of a registered model (serving, the gate, monitoring, reproduce, restore) loads it here.
+    return file_sha256(model_file(Path(download_artifacts(artifact_uri=model_uri))))
+
+
+def load_version_model(settings: Settings, version: str) -> Any:
+    """The fitted pipeline of one registered version, loaded without running code from the artifact.
+
+    Every reader of a registered model (serving, the gate, monitoring, reproduce, restore) loads it here,
+    through ``pipelines.model_files``: skops only, this project's own types, and the file whose sha256
+    was recorded at registration; never through MLflow's own loader, which unpickles what it is given.
+
+    Raises:
+        UntrustedModelError: the version's file is not skops, needs foreign types, or was replaced.
     """
-    import mlflow
+    from mlflow.artifacts import download_artifacts
 
     require_mlflow_configured(settings)  # models:/ URIs resolve through the configured registry
-    return mlflow.sklearn.load_model(f"models:/{settings.model_name}/{version}")
+    expected = mlflow_client(settings).get_model_version(settings.model_name, version).tags.get("model_sha256")
+    local = Path(download_artifacts(artifact_uri=f"models:/{settings.model_name}/{version}"))
+    return load_verified_model(local, expected, f"{settings.model_name} v{version}")
 
 
 def load_alias_model(settings: Settings, alias: str) -> Any | None:

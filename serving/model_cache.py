@@ -90,37 +90,59 @@ class ModelCache:
         return self.clock() >= self.health.next_attempt
 
     def refresh(self) -> bool:
-        """Load what changed; True when the snapshot was replaced. Never raises on registry errors."""
+        """Load what changed; True when the snapshot was replaced. Never raises on registry errors.
+
+        Each alias loads on its own: a version that cannot be loaded (a refused file, a broken artifact)
+        is reported, the champion alias keeps the model it held, and a challenger is dropped (its users go
+        to the champion); the other alias still loads, so a bad challenger never keeps a champion out.
+        """
         with self._lock:
             current = dict(self._models)
             try:
                 targets = {alias: self.resolve(alias) for alias in ALIASES}
-                for alias, target in targets.items():
-                    if target is None:
-                        current.pop(alias, None)
-                        continue
-                    version, run_id = target
-                    held = current.get(alias)
-                    if held is None or held.version != version:
-                        reuse = next((m for m in current.values() if m.version == version), None)
-                        model = reuse.model if reuse else self.load(version)
-                        current[alias] = LoadedModel(alias, version, run_id, model, time.time())
             except Exception as err:
-                # Not swallowed: any registry, database or artifact failure is recorded, reported by
-                # /readyz as "degraded" with this message, and retried with backoff. Serving goes on.
-                self.health.consecutive_failures += 1
-                self.health.last_error = f"{type(err).__name__}: {err}"[:500]
-                self.health.next_attempt = self.clock() + self.backoff.delay(self.health.consecutive_failures)
-                return False
+                return self._failed(f"{type(err).__name__}: {err}")
+            errors = []
+            for alias, target in targets.items():
+                if target is None:
+                    current.pop(alias, None)
+                    continue
+                version, run_id = target
+                held = current.get(alias)
+                if held is None or held.version != version:
+                    reuse = next((m for m in current.values() if m.version == version), None)
+                    try:
+                        model = reuse.model if reuse else self.load(version)
+                    except Exception as err:
+                        errors.append(f"{alias} v{version} not loaded: {type(err).__name__}: {err}")
+                        if alias != "champion":
+                            current.pop(alias, None)  # never serve a challenger other than the registry's
+                        continue
+                    current[alias] = LoadedModel(alias, version, run_id, model, time.time())
+            changed = self._swap(current)
+            if errors:
+                self._failed("; ".join(errors))
+                return changed
             self.health.consecutive_failures = 0
             self.health.last_error = None
             self.health.last_success = time.time()
             self.health.next_attempt = self.clock()
-            changed = {a: m.version for a, m in current.items()} != {a: m.version for a, m in self._models.items()}
-            if changed:
-                self._models = MappingProxyType(current)  # one reference assignment: the atomic swap
-                self.health.reloads += 1
             return changed
+
+    def _failed(self, error: str) -> bool:
+        # Not swallowed: any registry, database or artifact failure is recorded, reported by /readyz as
+        # "degraded" with this message, and retried with backoff. Serving goes on.
+        self.health.consecutive_failures += 1
+        self.health.last_error = error[:500]
+        self.health.next_attempt = self.clock() + self.backoff.delay(self.health.consecutive_failures)
+        return False
+
+    def _swap(self, current: dict[str, LoadedModel]) -> bool:
+        changed = {a: m.version for a, m in current.items()} != {a: m.version for a, m in self._models.items()}
+        if changed:
+            self._models = MappingProxyType(current)  # one reference assignment: the atomic swap
+            self.health.reloads += 1
+        return changed
 
 
 def registry_cache(settings: Settings, backoff: Backoff | None = None) -> ModelCache:

@@ -7,6 +7,7 @@ from lab.demos.prep import ensure_champion
 from lab.narrate import Narrator
 from pipelines.data import read_csv, split_features_target
 from pipelines.fit import split_data
+from pipelines.registry import load_version_model
 
 
 def run(n: Narrator, ctx: LabContext) -> None:
@@ -17,10 +18,10 @@ def run(n: Narrator, ctx: LabContext) -> None:
     version = ensure_champion(ctx, n)
     uri = f"models:/{ctx.settings.model_name}@champion"
 
-    n.step(f"Load the champion (version {version}) the way serving does: MLflow pyfunc from `{uri}`")
+    n.step(f"Load the champion (version {version}) the way serving does: its skops file, digest checked")
+    trained = load_version_model(ctx.settings, version)  # the scikit-learn Pipeline training evaluated
+    n.step(f"Load it the way any MLflow client would: pyfunc from `{uri}` (its file is checked above)")
     served = mlflow.pyfunc.load_model(uri)
-    n.step("Load it the way training evaluated it: the scikit-learn Pipeline object")
-    trained = mlflow.sklearn.load_model(uri)
 
     frame = read_csv(ctx.settings.resolve(ctx.params.dataset.path))
     X_test = split_data(frame, ctx.params).X_test
@@ -34,4 +35,4 @@ def run(n: Narrator, ctx: LabContext) -> None:
         "skew comes from re-implementing preprocessing in the service. Here the feature code is part of the "
         "logged model and the signature pins the input columns, so there is nothing to re-implement."
     )
-    n.code("pipelines/features.py", "pipelines/tracking.py::log_training_run")
+    n.code("pipelines/features.py", "pipelines/tracking.py::log_training_run", "pipelines/model_files.py")

@@ -108,3 +108,17 @@ def test_a_failing_load_keeps_the_old_snapshot() -> None:
     assert cache.refresh() is False
     assert cache.snapshot() is before
     assert "artifact store unreachable" in (cache.health.last_error or "")
+
+
+def test_a_challenger_that_cannot_load_never_keeps_the_champion_out() -> None:
+    def load(version: str) -> str:
+        if version == "2":
+            raise RuntimeError("refused: serialized as 'cloudpickle'")
+        return f"model{version}"
+
+    cache = ModelCache(resolve={"champion": ("1", "r1"), "challenger": ("2", "r2")}.get, load=load)
+    assert cache.refresh() is True  # the champion is in, on a fresh start too
+    assert set(cache.snapshot()) == {"champion"}  # the challenger's users go to the champion
+    assert cache.ready
+    assert cache.health.degraded  # /readyz says why
+    assert cache.health.last_error == "challenger v2 not loaded: RuntimeError: refused: serialized as 'cloudpickle'"

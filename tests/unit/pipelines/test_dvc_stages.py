@@ -12,13 +12,13 @@ import pytest
 from core.params import Params
 from pipelines.data import write_csv
 from pipelines.dvc_stages import (
-    UntrustedModelError,
     evaluate_stage,
     load_model,
     train_stage,
     write_metrics,
 )
 from pipelines.fit import split_data
+from pipelines.model_files import UntrustedModelError
 
 
 def _run_both(params: Params, data: Path, out: Path) -> dict[str, float]:

@@ -1,0 +1,105 @@
+"""Model files loaded without running their code: skops only, this project's own types, the digest recorded.
+
+Concept: model supply-chain security (C44). A pickle (or cloudpickle) file is a program: loading it
+runs whatever it was written to run, and MLflow's sklearn loader honours whatever format and trusted
+types the artifact's own ``MLmodel`` file declares. Anyone who can write to the registry could so run
+code in every serving replica. Every registered model is therefore read here, never by MLflow's loader:
+
+- the artifact must be skops (a zip of arrays and a JSON schema; nothing is unpickled), named by a
+  plain file name inside the model folder;
+- skops rebuilds only types from this project's list (`TRUSTED_MODULE_PREFIXES`), never the list the
+  artifact brings along;
+- the file's sha256 must match the digest recorded on the model version when it was registered
+  (``pipelines.registry.register_candidate``), so a file replaced in the artifact store is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+# Module prefixes whose types this project's own pipelines contain. A skops file asking for a type
+# outside them was not written by our training code and is refused rather than trusted.
+TRUSTED_MODULE_PREFIXES = ("sklearn.", "numpy.", "pipelines.")
+MODEL_FORMAT = "skops"
+
+
+class UntrustedModelError(RuntimeError):
+    """A model file that is not skops, needs types this project never writes, or is not the file registered."""
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def model_file(model_dir: Path) -> Path:
+    """The skops file of an MLflow sklearn model folder, after checking its ``MLmodel`` declares nothing else.
+
+    Raises:
+        UntrustedModelError: no sklearn flavour, another serialization format, or a file outside the folder.
+    """
+    import yaml
+
+    mlmodel = model_dir / "MLmodel"
+    if not mlmodel.is_file():
+        raise UntrustedModelError(f"{model_dir} has no MLmodel file: not an MLflow model")
+    flavor = (yaml.safe_load(mlmodel.read_text(encoding="utf-8")) or {}).get("flavors", {}).get("sklearn") or {}
+    fmt, name = flavor.get("serialization_format"), str(flavor.get("pickled_model") or "")
+    if fmt != MODEL_FORMAT:
+        raise UntrustedModelError(
+            f"model in {model_dir} is serialized as {fmt!r}; only {MODEL_FORMAT!r} is loaded, because loading a "
+            "pickle runs the code inside it. Retrain it with `mlops-lab train`."
+        )
+    if not name or Path(name).name != name:
+        raise UntrustedModelError(f"model in {model_dir} names its file {name!r}: a plain file name is required")
+    return model_dir / name
+
+
+def load_skops_file(path: Path) -> Any:
+    """Load a skops file, trusting only the types of this project's modules.
+
+    Raises:
+        UntrustedModelError: the file asks for types from other modules (it was not written by our code).
+    """
+    import skops.io as sio
+
+    untrusted = sio.get_untrusted_types(file=path)
+    foreign = [t for t in untrusted if not t.startswith(TRUSTED_MODULE_PREFIXES)]
+    if foreign:
+        raise UntrustedModelError(
+            f"{path} needs types outside {TRUSTED_MODULE_PREFIXES}: {foreign}; it was not written by this "
+            "project's training code and is not loaded."
+        )
+    return sio.load(path, trusted=untrusted)
+
+
+def load_verified_model(model_dir: Path, expected_sha256: str | None, label: str) -> Any:
+    """Load the model of an MLflow model folder if it is skops, our own types, and the file that was registered.
+
+    Args:
+        model_dir: the local model folder (``MLmodel`` and the skops file).
+        expected_sha256: the digest recorded at registration; None refuses (a version registered without one).
+        label: how the model is named in errors (e.g. ``iris-classifier v3``).
+
+    Raises:
+        UntrustedModelError: any check failed; the message names the model and what failed.
+    """
+    path = model_file(model_dir)
+    if not expected_sha256:
+        raise UntrustedModelError(
+            f"{label} has no model_sha256 tag: it was not registered by this project's registry code, so its file "
+            "cannot be checked; register it again through `mlops-lab train`"
+        )
+    actual = file_sha256(path)
+    if actual != expected_sha256:
+        raise UntrustedModelError(
+            f"{label}: {path.name} has sha256 {actual[:12]}…, but {expected_sha256[:12]}… was registered; the file "
+            "was replaced after registration and is not loaded"
+        )
+    return load_skops_file(path)
