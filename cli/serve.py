@@ -24,6 +24,16 @@ def register(app: typer.Typer) -> None:
         ] = APP_FACTORY,
     ) -> None:
         """Serve the model API: /v1/predict, /invocations (MLflow), /v2 (Open Inference), /metrics."""
+        from core.settings import Settings
+        from serving.admin import WeakAdminTokenError, check_admin_token
+
+        token = (Settings().admin_token or "").strip()
+        try:
+            if token:
+                check_admin_token(token)  # before any worker starts: one clear line instead of a traceback each
+        except WeakAdminTokenError as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(code=2) from err
         typer.echo(f"serving {factory} on http://{host}:{port} with {workers} worker(s); Ctrl-C stops")
         try:
             run_server(factory, host, port, workers)

@@ -14,7 +14,9 @@ roll back, pause or abort a canary. Each endpoint is a thin shell over a core fu
 Security: the router is mounted only when ``MLOPS_ADMIN_TOKEN`` is set (otherwise ``/v1/admin/*`` is a
 plain 404: nothing to probe). Requests need ``Authorization: Bearer <token>``: none is 401 with
 ``WWW-Authenticate``, a wrong one 403. The comparison is ``hmac.compare_digest``, whose time does not
-depend on where the strings differ, so the token cannot be guessed a byte at a time from latencies.
+depend on where the strings differ, so the token cannot be guessed a byte at a time from latencies. A
+token shorter than 16 characters stops the service at start-up, and a client that fails to authenticate
+more than 10 times is answered 429 before its token is even compared, for one more try every 6 s.
 ``X-Actor`` only *attributes* a change in the audit log; the token is what authorises it.
 """
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import math
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Request, Security
@@ -34,6 +37,7 @@ from pipelines import registry
 from serving import rollout_controller
 from serving.contract import Problem
 from serving.errors import error_response
+from serving.limits import RateLimiter, client_key
 from serving.rollout import RolloutTransitionError
 from serving.router import RoutingState, Strategy, switch_slot, with_ab_split, with_strategy, with_weight
 from serving.state_store import StateConflictError, StateStore
@@ -47,6 +51,9 @@ log = logging.getLogger(__name__)
 PREFIX = "/v1/admin"
 DEFAULT_ACTOR = "admin-api"
 MIN_TOKEN_CHARS = 16
+# Failed authentications per client: a burst of 10, then one every 6 s. While a client is over it, every
+# admin request from it is 429 before the token is compared, so guessing runs at 10 a minute at most.
+FAILED_AUTH_BURST, FAILED_AUTH_PER_S = 10, 1 / 6
 bearer = HTTPBearer(auto_error=False, description="MLOPS_ADMIN_TOKEN of the service")
 Fraction = Annotated[float, Field(ge=0.0, le=1.0, strict=True)]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
@@ -100,10 +107,24 @@ class AdminState(BaseModel):
     registry_error: str | None = Field(default=None, description="Why the registry could not be read, if it could not.")
 
 
-def _authorize(token: str) -> Callable[[HTTPAuthorizationCredentials | None], None]:
+class WeakAdminTokenError(ValueError):
+    """MLOPS_ADMIN_TOKEN is too short to resist guessing; the service does not start with it."""
+
+
+def _authorize(token: str, failures: RateLimiter) -> Callable[..., None]:
     expected = token.encode()
 
-    def authorize(credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]) -> None:
+    def authorize(
+        request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
+    ) -> None:
+        client = client_key(request.scope)
+        if (wait := failures.waiting(client)) > 0:
+            raise AdminError(
+                429,
+                f"admin API: too many failed authentications from {client}; retry in {math.ceil(wait)} s",
+                "Authorization",
+                {"Retry-After": str(math.ceil(wait))},
+            )
         if credentials is None:
             raise AdminError(
                 401,
@@ -112,6 +133,7 @@ def _authorize(token: str) -> Callable[[HTTPAuthorizationCredentials | None], No
                 {"WWW-Authenticate": 'Bearer realm="mlops-lab admin"'},
             )
         if not hmac.compare_digest(credentials.credentials.encode(), expected):
+            failures.check(client)  # counts towards this client's lockout
             raise AdminError(403, "admin API: wrong token; use the service's MLOPS_ADMIN_TOKEN", "Authorization")
 
     return authorize
@@ -129,6 +151,7 @@ ANSWERED = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "RESOURCE_ALRE
 REFUSALS: dict[int | str, dict[str, Any]] = {
     401: {"description": "No bearer token"},
     403: {"description": "Wrong token"},
+    429: {"description": "Too many failed authentications from this client (Retry-After)"},
     422: {"description": "Invalid request, naming the field"},
     503: {"description": "Starting, or the model registry is unreachable (nothing changed)"},
 }
@@ -147,7 +170,11 @@ class AdminApi:
 
     def __init__(self, runtime: Runtime, token: str) -> None:
         self.runtime, self.settings = runtime, runtime.settings
-        r = self.router = APIRouter(tags=["admin"], dependencies=[Depends(_authorize(token))], responses=REFUSALS)
+        r = self.router = APIRouter(
+            tags=["admin"],
+            dependencies=[Depends(_authorize(token, RateLimiter(FAILED_AUTH_PER_S, FAILED_AUTH_BURST)))],
+            responses=REFUSALS,
+        )
         r.add_api_route("/state", self.state, methods=["GET"], response_model=AdminState)
         r.add_api_route("/strategy", self.put_strategy, methods=["PUT"], response_model=AdminState)
         r.add_api_route("/weights", self.put_weights, methods=["PUT"], response_model=AdminState)
@@ -287,16 +314,24 @@ class AdminApi:
         return self.answer(message)
 
 
+def check_admin_token(token: str) -> None:
+    """Refuse a token shorter than ``MIN_TOKEN_CHARS`` (the message never shows the token).
+
+    Raises:
+        WeakAdminTokenError: names the length and how to make a good token.
+    """
+    if len(token) < MIN_TOKEN_CHARS:
+        raise WeakAdminTokenError(
+            f"MLOPS_ADMIN_TOKEN has {len(token)} characters; it needs at least {MIN_TOKEN_CHARS} to resist guessing. "
+            "Make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+
+
 def install(app: FastAPI, runtime: Runtime) -> None:
     """Mount the admin API under ``/v1/admin`` if ``settings.admin_token`` is set; leave it absent otherwise."""
     token = (runtime.settings.admin_token or "").strip()
     if not token:
         return
-    if len(token) < MIN_TOKEN_CHARS:
-        log.warning(
-            "MLOPS_ADMIN_TOKEN has %d characters; use a long random one: "
-            "python -c 'import secrets; print(secrets.token_urlsafe(32))'",
-            len(token),
-        )
+    check_admin_token(token)
     app.include_router(AdminApi(runtime, token).router, prefix=PREFIX)
     app.add_exception_handler(AdminError, _admin_error)

@@ -76,6 +76,14 @@ class RateLimiter:
         self.rate, self.burst, self.clock, self.max_clients = rate, burst, clock, max_clients
         self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
 
+    def waiting(self, key: str) -> float:
+        """Seconds until ``key`` may be counted again, without counting anything (0.0: it may now)."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            return 0.0
+        tokens = min(self.burst, bucket.tokens + max(0.0, self.clock() - bucket.updated) * self.rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+
     def check(self, key: str) -> float:
         """Count one request from ``key``: 0.0 if allowed, else the seconds to wait before retrying."""
         now = self.clock()

@@ -20,6 +20,8 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from core.redact import redact
+
 metadata = sa.MetaData()
 _JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
@@ -206,7 +208,9 @@ def make_engine(url: str) -> sa.Engine:
             raise PredictionLogError(f"{url!r} is in-memory; use a file, e.g. sqlite:////abs/predictions.db")
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     elif parsed.get_backend_name() != "postgresql":
-        raise PredictionLogError(f"unsupported prediction log URL {url!r}; use sqlite:/// or postgresql+psycopg://")
+        raise PredictionLogError(
+            f"unsupported prediction log URL {redact(url)!r}; use sqlite:/// or postgresql+psycopg://"
+        )
     engine = sa.create_engine(url, json_serializer=to_json, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)

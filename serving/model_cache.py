@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from core.mlflow_config import mlflow_client
+from core.redact import redact
 from pipelines.registry import load_version_model
 
 if TYPE_CHECKING:
@@ -133,7 +134,7 @@ class ModelCache:
         # Not swallowed: any registry, database or artifact failure is recorded, reported by /readyz as
         # "degraded" with this message, and retried with backoff. Serving goes on.
         self.health.consecutive_failures += 1
-        self.health.last_error = error[:500]
+        self.health.last_error = redact(error)[:500]  # a registry URL in an error keeps its password out
         self.health.next_attempt = self.clock() + self.backoff.delay(self.health.consecutive_failures)
         return False
 

@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from core.findings import Finding, latest_findings
+from core.redact import redact
 from serving.rollout import STATUSES, RolloutState
 
 if TYPE_CHECKING:
@@ -183,7 +184,7 @@ class MonitorCollector:
             except (sa.exc.SQLAlchemyError, ValueError, TypeError, KeyError) as err:
                 self._failures += 1
                 self._read_ok = 0.0
-                self.last_error = f"{type(err).__name__}: {err}"[:500]
+                self.last_error = redact(f"{type(err).__name__}: {err}")[:500]
                 log.warning("monitoring state not refreshed, exporting the last values: %s", self.last_error)
                 return False
             self._state, self._read_ok, self.last_error = state, 1.0, None

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
 
+from core.redact import redact
 from serving.bandit import DEFAULT_ARMS, BanditState
 from serving.contract import MAX_BATCH_ROWS
 from serving.micro_batch import MicroBatcher
@@ -80,8 +81,8 @@ class LiveRouting:
                     self._state, self._bandit, self._token = state, bandit, token
                 self.last_error = None
             except sa.exc.SQLAlchemyError as err:  # serve on with the last known state; /readyz shows it
-                self.last_error = f"{type(err).__name__}: {err}"[:500]
-                log.warning("routing state not refreshed, keeping version %d: %s", self._state.version, err)
+                self.last_error = redact(f"{type(err).__name__}: {err}")[:500]
+                log.warning("routing state not refreshed, keeping version %d: %s", self._state.version, self.last_error)
 
 
 class Poller:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from core.redact import redact
 from serving.bandit import DEFAULT_ARMS, BanditState
 from serving.rollout import RolloutState
 from serving.router import RoutingState
@@ -98,7 +99,7 @@ def _engine(url: str) -> sa.Engine:
             raise StateStoreError(f"{url!r} is in-memory, so workers cannot share it; use sqlite:////abs/state.db")
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     elif backend != "postgresql":
-        raise StateStoreError(f"unsupported state store URL {url!r}; use sqlite:/// or postgresql+psycopg://")
+        raise StateStoreError(f"unsupported state store URL {redact(url)!r}; use sqlite:/// or postgresql+psycopg://")
     engine = sa.create_engine(url, pool_pre_ping=True)
     if backend == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)

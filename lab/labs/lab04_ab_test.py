@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 ANSWERS = {"inconclusive": "wait", "b_better": "ship", "a_better": "keep", "no_difference": "keep"}
 PORT = 8704
-ADMIN = f"MLOPS_ADMIN_TOKEN=workshop mlops-lab admin --url http://127.0.0.1:{PORT}"
+ADMIN = f"MLOPS_ADMIN_TOKEN=workshop-admin-token mlops-lab admin --url http://127.0.0.1:{PORT}"
 TRAFFIC = f"mlops-lab traffic --url http://127.0.0.1:{PORT}"
 
 

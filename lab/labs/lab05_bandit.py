@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 MIN_PHASE_LABELS = 200
 PORT = 8705
-ADMIN = f"MLOPS_ADMIN_TOKEN=workshop mlops-lab admin --url http://127.0.0.1:{PORT}"
+ADMIN = f"MLOPS_ADMIN_TOKEN=workshop-admin-token mlops-lab admin --url http://127.0.0.1:{PORT}"
 TRAFFIC = f"mlops-lab traffic --url http://127.0.0.1:{PORT} --rows 400 --users 400"
 PHASES = {"bandit": "bandit", "ab": "ab"}  # answer -> routing strategy logged with each prediction
 

@@ -111,6 +111,8 @@ def test_the_endpoint_list_covers_every_admin_route(client: TestClient) -> None:
 def test_every_endpoint_needs_the_right_token(client: TestClient, method: str, path: str, body: Any) -> None:
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
     version = runtime.store.routing().version
+    # Each endpoint's wrong tokens come from an address of its own, below the failed-authentication lockout.
+    client = TestClient(client.app, client=(f"192.0.2.{ENDPOINT_IDS.index(f'{method} {path}') + 1}", 50000))
     url = f"/v1/admin{path}"
     missing = client.request(method, url, json=body)
     assert missing.status_code == 401
@@ -125,6 +127,38 @@ def test_every_endpoint_needs_the_right_token(client: TestClient, method: str, p
     assert invalid_and_wrong.status_code == 403  # auth is checked before the body is validated
     assert runtime.store.routing().version == version  # nothing changed
     assert current_aliases(runtime.settings) == {"champion": "1", "challenger": "2"}
+
+
+def test_a_guessing_client_is_locked_out_before_its_token_is_compared(client: TestClient) -> None:
+    from serving.admin import FAILED_AUTH_BURST
+
+    guesser = TestClient(client.app, client=("198.51.100.7", 50000))  # the same running app, another address
+    wrong = {"Authorization": f"Bearer {TOKEN[:-1]}?"}
+    statuses = [guesser.get("/v1/admin/state", headers=wrong).status_code for _ in range(FAILED_AUTH_BURST)]
+    assert statuses == [403] * FAILED_AUTH_BURST
+    locked = guesser.get("/v1/admin/state", headers=wrong)
+    assert locked.status_code == 429
+    assert int(locked.headers["retry-after"]) >= 1
+    assert guesser.get("/v1/admin/state", headers=AUTH).status_code == 429  # even the right token: no oracle
+    assert admin(client, "GET", "/state").status_code == 200  # other clients are not affected
+
+
+@pytest.mark.parametrize("token", ["short", "fifteen-chars!!"])
+def test_a_guessable_token_stops_the_service_at_start_up(
+    tmp_path: Path, make_settings, params: Params, token: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from cli.app import app
+    from serving.admin import WeakAdminTokenError
+
+    with pytest.raises(WeakAdminTokenError, match=f"has {len(token)} characters; it needs at least 16") as refused:
+        create_app(make_settings(tmp_path / "weak", admin_token=token), params)
+    assert token not in str(refused.value)
+    result = CliRunner().invoke(app, ["serve", "--port", "0"], env={"MLOPS_ADMIN_TOKEN": token, "COLUMNS": "300"})
+    assert result.exit_code == 2
+    assert "it needs at least 16" in result.output
+    assert token not in result.output
 
 
 @pytest.mark.parametrize("token", [None, "", "   "], ids=["unset", "empty", "blank"])
