@@ -66,6 +66,8 @@ def parse_json(body: bytes) -> pd.DataFrame:
         payload = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ProtocolError(BAD_REQUEST, f"malformed JSON: {err}") from err
+    except RecursionError as err:  # [[[[...]]]]: the parser's stack, not a server fault
+        raise ProtocolError(BAD_REQUEST, "malformed JSON: nested too deeply") from err
     keys = [k for k in FORMATS if isinstance(payload, dict) and k in payload]
     if len(keys) != 1:
         got = list(payload) if isinstance(payload, dict) else type(payload).__name__

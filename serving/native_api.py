@@ -43,6 +43,16 @@ if TYPE_CHECKING:
     from serving.runtime import Runtime
 
 ERRORS: dict[int | str, dict[str, Any]] = {422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}}
+PREDICT_ERRORS = {415: {"model": ErrorResponse, "description": "Content-Type is not application/json"}, **ERRORS}
+PREDICT_HEADERS = frozenset((b"content-type", *headers.NAMES))
+
+
+def is_json(content_type: str | None) -> bool:
+    """``application/json``, optionally with ``charset=utf-8`` (what every JSON client sends)."""
+    mime, _, options = (content_type or "").partition(";")
+    return mime.strip().lower() == "application/json" and options.strip().lower() in ("", "charset=utf-8")
+
+
 FEEDBACK_STATUS = {"recorded": 200, "duplicate": 200, "conflict": 409, "unknown_request": 404}
 
 
@@ -61,7 +71,7 @@ class NativeApi:
             self.predict,
             methods=["POST"],
             response_model=PredictResponse,
-            responses=ERRORS,
+            responses=PREDICT_ERRORS,
             tags=["native"],
             openapi_extra={"requestBody": predict_body, "parameters": headers.openapi_parameters()},
         )
@@ -85,8 +95,15 @@ class NativeApi:
 
     async def predict_asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
         """/v1/predict as raw ASGI (`serving.hot_routes`): same answers, no Request/Response objects."""
+        raw = header_values(scope, PREDICT_HEADERS)
+        if not is_json(raw.get(b"content-type")):
+            # A form or text/plain POST is what another site's page can send without asking: refused unread.
+            got = raw.get(b"content-type") or "no Content-Type"
+            problem = Problem("Content-Type", f"send application/json; got {got}", "content_type")
+            await error_response(415, f"unsupported media type: {problem.msg}", [problem])(scope, receive, send)
+            return
         try:
-            routing = headers.routing_headers(header_values(scope, headers.NAMES))
+            routing = headers.routing_headers(raw)
             values = self.parser.parse(await read_body(receive))  # 422 naming the field, from the typed schema
             served = await self.runtime.serve(
                 values, routing.request_id, user_id=routing.user_id, override=routing.force_arm

@@ -225,6 +225,20 @@ def test_batch_row_limit_and_malformed_json_are_422_not_5xx(client: TestClient) 
     assert bad_id.json()["detail"][0]["field"] == "X-Request-Id"
 
 
+def test_predict_takes_only_json_bodies_so_a_cross_site_form_cannot_write_to_the_log(client: TestClient) -> None:
+    enqueued = client.app.state.runtime.log.stats().enqueued  # type: ignore[attr-defined]
+    body = b'{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}'
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", None):
+        sent = {"Content-Type": content_type} if content_type else {}
+        refused = client.post("/v1/predict", content=body, headers=sent)
+        assert refused.status_code == 415, content_type
+        assert refused.json()["detail"][0]["field"] == "Content-Type"
+        assert "send application/json" in refused.json()["error"]
+    assert client.app.state.runtime.log.stats().enqueued == enqueued  # type: ignore[attr-defined]  # nothing logged
+    utf8 = client.post("/v1/predict", content=body, headers={"Content-Type": "application/json; charset=utf-8"})
+    assert utf8.status_code == 200
+
+
 def test_force_arm_header_overrides_routing(client: TestClient) -> None:
     forced = client.post("/v1/predict", json=ROW, headers={"X-Force-Arm": "challenger"})
     assert (forced.status_code, forced.json()["arm"], forced.json()["model_version"]) == (200, "challenger", "2")

@@ -117,6 +117,13 @@ def test_invocations_client_errors_are_mlflow_400s(client: TestClient, body: byt
     assert needle in response.json()["message"]
 
 
+def test_deeply_nested_json_on_invocations_is_a_400_not_a_500(client: TestClient) -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000  # the stdlib parser's recursion limit, not a server fault
+    response = client.post("/invocations", content=deep, headers=JSON)
+    assert response.status_code == 400
+    assert response.json() == {"error_code": "BAD_REQUEST", "message": "malformed JSON: nested too deeply"}
+
+
 def test_invocations_csv_errors_and_media_types(client: TestClient) -> None:
     empty = client.post("/invocations", content=b"", headers=CSV)
     text = client.post(
