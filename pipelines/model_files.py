@@ -16,6 +16,8 @@ code in every serving replica. Every registered model is therefore read here, ne
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,18 +81,46 @@ def load_skops_file(path: Path) -> Any:
     return sio.load(path, trusted=untrusted)
 
 
-def load_verified_model(model_dir: Path, expected_sha256: str | None, label: str) -> Any:
+def check_signature(model_dir: Path, features: Sequence[str], label: str) -> None:
+    """Refuse a model whose input signature is not exactly the data contract's features (any order).
+
+    A model trained on other columns would load, then answer 500 on every request routed to it.
+
+    Raises:
+        UntrustedModelError: no signature, or other inputs; names what is missing and what is extra.
+    """
+    import yaml
+
+    signature = (yaml.safe_load((model_dir / "MLmodel").read_text(encoding="utf-8")) or {}).get("signature") or {}
+    try:
+        inputs = [str(spec["name"]) for spec in json.loads(signature.get("inputs") or "[]")]
+    except (ValueError, KeyError, TypeError) as err:
+        raise UntrustedModelError(f"{label}: its input signature cannot be read ({err})") from err
+    missing, extra = sorted(set(features) - set(inputs)), sorted(set(inputs) - set(features))
+    if missing or extra or len(inputs) != len(features):
+        raise UntrustedModelError(
+            f"{label} does not take the data contract's features: missing {missing or 'none'}, extra "
+            f"{extra or 'none'}; it is not served. Retrain it on the contract's columns."
+        )
+
+
+def load_verified_model(
+    model_dir: Path, expected_sha256: str | None, label: str, features: Sequence[str] | None = None
+) -> Any:
     """Load the model of an MLflow model folder if it is skops, our own types, and the file that was registered.
 
     Args:
         model_dir: the local model folder (``MLmodel`` and the skops file).
         expected_sha256: the digest recorded at registration; None refuses (a version registered without one).
         label: how the model is named in errors (e.g. ``iris-classifier v3``).
+        features: the data contract's features; when given, the signature must take exactly these.
 
     Raises:
         UntrustedModelError: any check failed; the message names the model and what failed.
     """
     path = model_file(model_dir)
+    if features is not None:
+        check_signature(model_dir, features, label)
     if not expected_sha256:
         raise UntrustedModelError(
             f"{label} has no model_sha256 tag: it was not registered by this project's registry code, so its file "

@@ -20,6 +20,7 @@ from ``get_registered_model().aliases``.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -288,22 +289,27 @@ def _model_sha256(model_uri: str) -> str:
     return file_sha256(model_file(Path(download_artifacts(artifact_uri=model_uri))))
 
 
-def load_version_model(settings: Settings, version: str) -> Any:
+def load_version_model(settings: Settings, version: str, features: Sequence[str] | None = None) -> Any:
     """The fitted pipeline of one registered version, loaded without running code from the artifact.
 
     Every reader of a registered model (serving, the gate, monitoring, reproduce, restore) loads it here,
     through ``pipelines.model_files``: skops only, this project's own types, and the file whose sha256
     was recorded at registration; never through MLflow's own loader, which unpickles what it is given.
 
+    Args:
+        features: the data contract's features; when given, a version whose signature takes other
+            columns is refused too (serving and rollouts pass them).
+
     Raises:
-        UntrustedModelError: the version's file is not skops, needs foreign types, or was replaced.
+        UntrustedModelError: the version's file is not skops, needs foreign types, or was replaced, or
+            its signature does not match ``features``.
     """
     from mlflow.artifacts import download_artifacts
 
     require_mlflow_configured(settings)  # models:/ URIs resolve through the configured registry
     expected = mlflow_client(settings).get_model_version(settings.model_name, version).tags.get("model_sha256")
     local = Path(download_artifacts(artifact_uri=f"models:/{settings.model_name}/{version}"))
-    return load_verified_model(local, expected, f"{settings.model_name} v{version}")
+    return load_verified_model(local, expected, f"{settings.model_name} v{version}", features)
 
 
 def load_alias_model(settings: Settings, alias: str) -> Any | None:

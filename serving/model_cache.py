@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -146,8 +146,10 @@ class ModelCache:
         return changed
 
 
-def registry_cache(settings: Settings, backoff: Backoff | None = None) -> ModelCache:
-    """A cache bound to the MLflow registry named by the settings."""
+def registry_cache(
+    settings: Settings, backoff: Backoff | None = None, features: Sequence[str] | None = None
+) -> ModelCache:
+    """A cache bound to the MLflow registry named by the settings; ``features``: the contract models must take."""
     from mlflow.exceptions import MlflowException
 
     clients: list[Any] = []  # created on first use, so a registry that is down at start-up is an outage, not a crash
@@ -164,6 +166,6 @@ def registry_cache(settings: Settings, backoff: Backoff | None = None) -> ModelC
         return str(mv.version), str(mv.run_id or "")
 
     def load(version: str) -> Any:
-        return load_version_model(settings, version)
+        return load_version_model(settings, version, features)
 
     return ModelCache(resolve=resolve, load=load, backoff=backoff or Backoff())

@@ -143,7 +143,7 @@ class Runtime:
     def start(self) -> None:
         self.log = PredictionLog(self.settings.prediction_log_uri, max_pending_rows=LOG_CAPACITY).start()
         self.store = StateStore(self.settings.prediction_log_uri, self.params.routing)
-        self.cache = registry_cache(self.settings)
+        self.cache = registry_cache(self.settings, features=self.params.dataset.feature_names)
         self.routing = LiveRouting(self.params, self.store)
         self.metrics.monitor.attach(partial(read_monitor_state, self.store))
         self.poller = Poller(self.cache, self.routing, self.metrics, self.settings.poll_interval_s)
