@@ -52,8 +52,16 @@ def configure_environment(settings: Settings) -> None:
 
 
 def configure_runtime(settings: Settings) -> None:
-    """Create the state folders (marked as ours) and point the libraries at them (`configure_environment`)."""
-    for folder in (settings.state, settings.prefect_home, settings.reports_dir):
+    """Create the state folders and point the libraries at them (`configure_environment`).
+
+    The state folder is marked as ours (``ops/reset.py`` removes only marked folders) only when this
+    call creates it or finds it empty: a folder that already held other files (``MLOPS_STATE_DIR``
+    pointed at a home directory, say) is used but never marked, so a reset can never remove it.
+    """
+    state = settings.state
+    ours = not state.exists() or (state / STATE_MARKER).exists() or not any(state.iterdir())
+    for folder in (state, settings.prefect_home, settings.reports_dir):
         folder.mkdir(parents=True, exist_ok=True)
-    (settings.state / STATE_MARKER).touch()
+    if ours:
+        (state / STATE_MARKER).touch()
     configure_environment(settings)

@@ -4,8 +4,9 @@ Concept: repeatable workshops. Between groups an instructor needs every laptop b
 start (no registry, no prediction log, no reports) without remembering which folders the tools
 wrote. The state folder holds all of it, so a reset removes that one folder. Because
 ``MLOPS_STATE_DIR`` can point anywhere, the reset only removes a folder that proves it is ours:
-``configure_runtime`` drops a marker file in every state folder it creates, and a folder without
-it (or one that holds the project itself) is refused; the default ``<project>/.state`` is always
+``configure_runtime`` drops a marker file in every state folder it creates or finds empty (never in
+one that already held other files), and a folder without it (or one that holds the project or the
+home folder) is refused; the default ``<project>/.state`` is always
 ours. Stores outside the folder (an MLflow server, a PostgreSQL prediction log) are named and left
 alone: they belong to whoever runs them.
 Pure planning, one small removal at the edge; stdlib only.
@@ -73,12 +74,15 @@ def plan_reset(settings: Settings) -> ResetPlan:
     """The reset of ``settings.state``, after checking the folder is a state folder of this project.
 
     Raises:
-        ResetRefusedError: the folder holds the project, or has files but no marker.
+        ResetRefusedError: the folder holds the project or the home folder, or has files but no marker.
     """
     state = settings.state
     project = settings.project_dir.resolve()
     if state == project or state in project.parents:
         raise ResetRefusedError(f"{state} holds the project itself; point MLOPS_STATE_DIR at a folder of its own")
+    home = Path.home().resolve()
+    if state == home or state in home.parents:
+        raise ResetRefusedError(f"{state} is your home folder or holds it; nothing was removed")
     entries: tuple[Entry, ...] = ()
     if state.is_dir():
         items = sorted(p for p in state.iterdir() if p.name != MARKER)

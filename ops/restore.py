@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.mlflow_config import mlflow_client
+from core.startup import STATE_MARKER
 from ops.backup import (
     ARTIFACTS,
     DVC_CACHE,
@@ -163,6 +164,8 @@ def restore(archive: Path, settings: Settings, force: bool = False) -> RestoreRe
         BackupError: the installed state does not match the manifest (the previous state was put back).
     """
     lay = layout(settings)
+    state = settings.state  # a folder restore fills from nothing is ours: marked, so `reset` may remove it
+    fresh = not state.exists() or (state / STATE_MARKER).exists() or not any(state.iterdir())
     lay.registry_db.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".restore-", dir=lay.registry_db.parent))
     try:
@@ -215,6 +218,8 @@ def restore(archive: Path, settings: Settings, force: bool = False) -> RestoreRe
             added = _merge_dvc_cache(unpacked / DVC_CACHE, lay.dvc_cache)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    if fresh and state.is_dir():
+        (state / STATE_MARKER).touch()
     return RestoreResult(
         state=settings.state,
         manifest=manifest,

@@ -230,6 +230,7 @@ def test_cli_backup_and_restore_exit_codes(drill: Drill, tmp_path: Path, monkeyp
     restored = runner.invoke(app, ["restore", str(drill.archive)])
     assert restored.exit_code == 0, restored.output
     assert f"champion v{drill.champion} loads from the restored registry" in restored.output
+    assert (tmp_path / "cli-state" / ".mlops-lab-state").is_file()  # filled from nothing: `reset` may remove it
     refused = runner.invoke(app, ["restore", str(drill.archive)])
     assert refused.exit_code == 1
     assert "--force" in refused.output

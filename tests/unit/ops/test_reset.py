@@ -46,6 +46,40 @@ def test_a_folder_without_the_marker_is_refused_and_kept(tmp_path: Path) -> None
     assert (folder / "thesis.tex").exists()
 
 
+def test_a_command_run_on_a_folder_that_already_held_files_never_lets_reset_remove_it(tmp_path: Path) -> None:
+    folder = tmp_path / "someones-home"
+    (folder / ".ssh").mkdir(parents=True)
+    (folder / ".ssh" / "id_ed25519").write_text("key")
+    configure_runtime(Settings(project_dir=REPO, state_dir=folder))  # any command with MLOPS_STATE_DIR=folder
+    assert not (folder / MARKER).exists()
+    result = CliRunner().invoke(app, ["reset", "--yes"], env={"MLOPS_STATE_DIR": str(folder), "COLUMNS": "300"})
+    assert result.exit_code != 0
+    assert f"no {MARKER} marker" in result.output
+    assert (folder / ".ssh" / "id_ed25519").read_text() == "key"
+
+
+def test_an_empty_folder_is_marked_and_can_be_reset(tmp_path: Path) -> None:
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    configure_runtime(Settings(project_dir=REPO, state_dir=folder))
+    assert (folder / MARKER).exists()
+    apply_reset(plan_reset(Settings(project_dir=REPO, state_dir=folder)))
+    assert not folder.exists()
+
+
+def test_the_home_folder_or_a_parent_of_it_is_refused_even_with_a_marker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "users" / "ada"
+    home.mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    for state in (home, home.parent):
+        (state / MARKER).touch()
+        with pytest.raises(ResetRefusedError, match="home folder"):
+            plan_reset(Settings(project_dir=REPO, state_dir=state))
+    assert home.is_dir()
+
+
 def test_the_project_folder_or_a_parent_of_it_is_refused(tmp_path: Path) -> None:
     project = tmp_path / "repo"
     project.mkdir()
