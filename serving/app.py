@@ -25,7 +25,7 @@ from core.startup import configure_runtime
 from serving import admin, hot_routes, limits
 from serving.access_log import AccessLog
 from serving.contract import RequestContract
-from serving.errors import invalid_request, validation_problems
+from serving.errors import DATABASE_OUTAGES, database_unavailable, invalid_request, validation_problems
 from serving.hot_routes import HotRoutes
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.mlflow_protocol import MlflowProtocol
@@ -67,6 +67,8 @@ def create_app(settings: Settings | None = None, params: Params | None = None) -
     limits.install(app, settings)  # body size, rate limit, CORS; inside the metrics, so 413/429 are counted
     app.add_middleware(MetricsMiddleware, metrics=metrics, access=access)
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    for outage in DATABASE_OUTAGES:
+        app.add_exception_handler(outage, database_unavailable)
 
     native = NativeApi(runtime, contract, build_schemas(contract), metrics, settings.model_name)
     mlflow = MlflowProtocol(runtime, contract)

@@ -10,14 +10,24 @@ Open Inference Protocol answer in their own protocols' shapes (`serving.mlflow_p
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
+import sqlalchemy as sa
+from fastapi import Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+from core.redact import redact
 from serving.contract import Problem
+
+log = logging.getLogger(__name__)
+# A database that cannot answer now (locked past its busy timeout, down, out of connections): an
+# outage, 503 with Retry-After, never a 500 (which would read as a bug and count against a canary).
+DATABASE_OUTAGES = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
+RETRY_AFTER_S = 5
 
 _BRANCH_TAGS = ("row", "batch")  # the discriminated union's branch names in pydantic error locations
 
@@ -40,6 +50,16 @@ def error_response(
     detail = [{"field": p.field, "msg": p.msg, "type": p.type} for p in problems]
     body = orjson.dumps({"error": message, "detail": detail})
     return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+async def database_unavailable(_request: Request, exc: Exception) -> Response:
+    """503 with Retry-After for a database outage on a feedback or admin request; nothing was stored."""
+    log.warning("database unavailable, answered 503: %s", redact(str(exc))[:300])
+    return error_response(
+        503,
+        f"the database is unavailable or busy; nothing was stored, retry in {RETRY_AFTER_S} s",
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
 
 
 def invalid_request(problems: Sequence[Problem]) -> Response:

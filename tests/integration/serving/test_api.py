@@ -270,6 +270,26 @@ def test_shadow_scores_the_challenger_after_the_response_and_never_changes_it(cl
     assert 'shadow_predictions_total{agreed="true"}' in client.get("/metrics").text
 
 
+def test_a_locked_database_answers_503_with_retry_after_and_the_label_is_stored_on_retry(client: TestClient) -> None:
+    import sqlite3
+
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    rid = client.post("/v1/predict", json=ROW).json()["request_id"]
+    assert runtime.log.flush()
+    holder = sqlite3.connect(runtime.log.engine.url.database, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another process holds the write lock past the busy timeout
+    try:
+        busy = client.post("/v1/feedback", json={"request_id": rid, "label": "setosa"})
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert busy.status_code == 503
+    assert busy.headers["retry-after"] == "5"
+    assert "nothing was stored, retry" in busy.json()["error"]
+    retried = client.post("/v1/feedback", json={"request_id": rid, "label": "setosa"})
+    assert (retried.status_code, retried.json()["status"]) == (200, "recorded")
+
+
 def test_feedback_is_idempotent(client: TestClient) -> None:
     rid = client.post("/v1/predict", json=ROW).json()["request_id"]
     first = client.post("/v1/feedback", json={"request_id": rid, "label": "setosa"})
