@@ -180,6 +180,10 @@ class PredictionLogError(RuntimeError):
     """The log is misconfigured or used outside its lifecycle."""
 
 
+class FeedbackBusyError(RuntimeError):
+    """Too many feedback requests are already waiting for predictions not yet stored: retry shortly."""
+
+
 def _json_default(obj: Any) -> Any:
     if hasattr(obj, "tolist"):  # numpy scalars and arrays orjson does not take natively
         return obj.tolist()

@@ -32,6 +32,7 @@ from serving import headers
 from serving.contract import Problem, RequestContract
 from serving.errors import ErrorResponse, error_response, invalid_request, validation_problems
 from serving.hot_routes import AsgiEndpoint, header_values, read_body, send_json
+from serving.log_schema import FeedbackBusyError
 from serving.native_body import BodyParser
 from serving.predict import SERVING_ERRORS, Served, http_status
 from serving.schemas import ApiSchemas, FeedbackResponse, PredictResponse
@@ -171,7 +172,8 @@ def predict_payload(served: Served, model_name: str) -> bytes:
 def serving_error(err: Exception) -> Response:
     """A serving error in the native error body; a refused ``X-Force-Arm`` names the header like any field."""
     status = http_status(err)
-    return error_response(status, str(err), [Problem("X-Force-Arm", str(err))] if status == 422 else [])
+    retry = {"Retry-After": "1"} if isinstance(err, FeedbackBusyError) else None
+    return error_response(status, str(err), [Problem("X-Force-Arm", str(err))] if status == 422 else [], retry)
 
 
 def with_body_type(endpoint: Callable[[Any], Response], model: type[BaseModel]) -> Callable[[Any], Response]:

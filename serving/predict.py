@@ -34,6 +34,7 @@ import numpy as np
 import sklearn
 
 from serving.bandit import BanditState, choose
+from serving.log_schema import FeedbackBusyError
 from serving.prediction_log import ServedRows
 from serving.router import CHALLENGER, CHAMPION, OVERRIDES, Arm, Decision, RoutingState, route
 
@@ -66,8 +67,16 @@ class LogSaturatedError(RuntimeError):
     """The prediction log stayed full (its database is down or too slow): the answer is withheld."""
 
 
-SERVING_ERRORS = (NotReadyError, UnknownVersionError, BadOverrideError, ScoringError, LogSaturatedError)
+SERVING_ERRORS = (
+    NotReadyError,
+    UnknownVersionError,
+    BadOverrideError,
+    ScoringError,
+    LogSaturatedError,
+    FeedbackBusyError,
+)
 _STATUS: dict[type[Exception], int] = {
+    FeedbackBusyError: 503,
     NotReadyError: 503,
     UnknownVersionError: 404,
     BadOverrideError: 422,

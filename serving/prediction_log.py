@@ -38,6 +38,7 @@ import sqlalchemy as sa
 
 from serving.log_insert import DriverInsert
 from serving.log_schema import (
+    FeedbackBusyError,
     FeedbackRecord,
     FeedbackResult,
     FeedbackStatus,
@@ -87,6 +88,7 @@ class PredictionLog:
         max_delay: float = 0.2,
         max_pending_rows: int = 100_000,
         enqueue_timeout: float = 5.0,
+        max_waiting_feedback: int = 8,
     ) -> None:
         if batch_size < 1 or max_delay <= 0 or max_pending_rows < 1:
             raise PredictionLogError("batch_size and max_pending_rows must be >= 1 and max_delay > 0")
@@ -102,6 +104,10 @@ class PredictionLog:
         self._driver: DriverInsert | None = None  # SQLite: rows go to the driver's executemany directly
         self._thread: threading.Thread | None = None
         self._closed = False
+        # Feedback for an id not stored yet waits up to ~2 max_delay for another worker's write. At most
+        # this many wait at once: a flood of unknown ids cannot tie up the threads real requests need.
+        self._waits = threading.BoundedSemaphore(max_waiting_feedback)
+        self._waiting = 0  # feedback requests in that wait now (under _lock)
 
     @property
     def engine(self) -> sa.Engine:
@@ -127,6 +133,12 @@ class PredictionLog:
     def _count(self, key: str, n: int = 1) -> None:
         with self._lock:
             self._counts[key] += n
+
+    @property
+    def feedback_waiting(self) -> int:
+        """Feedback requests waiting now for a prediction not stored yet (at most ``max_waiting_feedback``)."""
+        with self._lock:
+            return self._waiting
 
     def stats(self) -> LogStats:
         with self._lock:
@@ -227,12 +239,23 @@ class PredictionLog:
         """
         if self._prediction_exists(request_id) or (self.flush() and self._prediction_exists(request_id)):
             return True
-        deadline = time.monotonic() + 2 * self.max_delay + 0.5
-        while time.monotonic() < deadline:
-            time.sleep(0.02)  # polling the database for another process's write, not test synchronisation
-            if self._prediction_exists(request_id):
-                return True
-        return False
+        if not self._waits.acquire(blocking=False):
+            raise FeedbackBusyError(
+                "too many feedback requests are waiting for predictions not stored yet; retry in a second"
+            )
+        with self._lock:
+            self._waiting += 1
+        try:
+            deadline = time.monotonic() + 2 * self.max_delay + 0.5
+            while time.monotonic() < deadline:
+                time.sleep(0.02)  # polling the database for another process's write, not test synchronisation
+                if self._prediction_exists(request_id):
+                    return True
+            return False
+        finally:
+            with self._lock:
+                self._waiting -= 1
+            self._waits.release()
 
     def _prediction_exists(self, request_id: str) -> bool:
         query = sa.select(predictions_table.c.request_id).where(predictions_table.c.request_id == request_id)

@@ -135,6 +135,34 @@ def test_feedback_recorded_duplicate_conflict_unknown(plog: PredictionLog, url: 
     assert count(url, feedback_table) == 1
 
 
+def test_a_flood_of_unknown_ids_waits_in_bounded_numbers_and_real_feedback_goes_through(url: str) -> None:
+    import threading
+
+    from serving.log_schema import FeedbackBusyError
+    from serving.native_api import serving_error
+
+    log = PredictionLog(url, batch_size=8, max_delay=2.0, max_waiting_feedback=1).start()  # a wait lasts 4.5 s
+    log.record(rec(1))
+    assert log.flush()
+    results: list[object] = []
+    waiter = threading.Thread(target=lambda: results.append(log.record_feedback("never-1", "setosa").status))
+    waiter.start()
+    entered = threading.Event()
+    while not entered.wait(0.01):  # until the first unknown id holds the only waiting slot (bounded below)
+        if log.feedback_waiting == 1 or not waiter.is_alive():
+            entered.set()
+    assert log.feedback_waiting == 1
+    with pytest.raises(FeedbackBusyError, match="retry") as busy:
+        log.record_feedback("never-2", "setosa")  # refused at once instead of tying up another thread
+    answer = serving_error(busy.value)  # what /v1/feedback answers
+    assert (answer.status_code, answer.headers["retry-after"]) == (503, "1")
+    assert log.record_feedback("req-1", "setosa").status is FeedbackStatus.RECORDED  # stored ids never wait
+    waiter.join(timeout=30)
+    assert results == [FeedbackStatus.UNKNOWN_REQUEST]
+    assert log.feedback_waiting == 0
+    assert log.close()
+
+
 def test_feedback_for_a_prediction_still_in_memory_is_not_unknown(url: str) -> None:
     log = PredictionLog(url, batch_size=1000, max_delay=60.0).start()  # nothing written by itself
     log.record(rec(1))
