@@ -210,13 +210,26 @@ def check_disruption_budgets(objects: list[K8sObject]) -> list[Violation]:
 
 
 def check_network_policies(objects: list[K8sObject]) -> list[Violation]:
-    """Every NetworkPolicy selects pods that exist, and every in-namespace peer it allows exists too."""
+    """Policies select real pods and name real peers, and egress is denied by default.
+
+    Every NetworkPolicy selects pods that exist, every in-namespace peer it allows (in or out) exists
+    too, and one policy denies all egress, so a pod reaches only the peers some policy names.
+    """
     found = []
-    for pol in (o for o in objects if o["kind"] == "NetworkPolicy"):
+    policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
+    if policies and not any(
+        p["spec"].get("podSelector") in ({}, None)
+        and p["spec"].get("policyTypes") == ["Egress"]
+        and not p["spec"].get("egress")
+        for p in policies
+    ):
+        found.append(_v("network", policies[0], "no default-deny egress policy: every pod may reach anything"))
+    for pol in policies:
         if not _pods(objects, pol["spec"].get("podSelector")):
             found.append(_v("network", pol, "podSelector matches no workload's pods"))
-        for rule in pol["spec"].get("ingress", []):
-            for peer in rule.get("from", []):
+        rules = [*pol["spec"].get("ingress", []), *pol["spec"].get("egress", [])]
+        for rule in rules:
+            for peer in [*rule.get("from", []), *rule.get("to", [])]:
                 if (
                     "podSelector" in peer
                     and "namespaceSelector" not in peer

@@ -74,6 +74,11 @@ EXPECTED = {
         "postgres-ingress",
         "mlflow-ingress",
         "prefect-server-ingress",
+        "default-deny-egress",
+        "dns-egress",
+        "postgres-clients-egress",
+        "mlflow-clients-egress",
+        "prefect-clients-egress",
     },
 }
 
@@ -235,6 +240,18 @@ BREAKERS: dict[str, tuple[str, Breaker, str]] = {
             matchLabels={"mlops-lab/mlflow-clients": "true"}
         ),
         "allowed peer",
+    ),
+    "egress allowed to a peer that does not exist": (
+        "network policies",
+        lambda o: get(o, "NetworkPolicy", "postgres-clients-egress")["spec"]["egress"][0]["to"][0][
+            "podSelector"
+        ].update(matchLabels={"app.kubernetes.io/name": "postgresql"}),
+        "allowed peer",
+    ),
+    "egress not denied by default": (
+        "network policies",
+        lambda o: o.remove(get(o, "NetworkPolicy", "default-deny-egress")),
+        "no default-deny egress policy",
     ),
     "secret value committed": ("references", _secret_with_value, "holds values"),
     "secret key not declared": ("references", _undeclared_secret_key, "does not declare key ADMIN"),
@@ -398,7 +415,11 @@ def test_the_rollout_controller_runs_once_watching_and_reaches_its_databases(
     for name in ("postgres-ingress", "mlflow-ingress"):
         [peer] = get(objects, "NetworkPolicy", name)["spec"]["ingress"][0]["from"]
         assert selector_matches(peer["podSelector"], labels), f"{name} does not admit the controller"
-    policies = [o for o in objects if o["kind"] == "NetworkPolicy" and o["spec"]["podSelector"]]  # not deny-all
+    policies = [  # ingress policies other than deny-all: which open a port on a pod
+        o
+        for o in objects
+        if o["kind"] == "NetworkPolicy" and o["spec"]["podSelector"] and "Ingress" in o["spec"]["policyTypes"]
+    ]
     admitting = [p["metadata"]["name"] for p in policies if selector_matches(p["spec"]["podSelector"], labels)]
     assert admitting == [], "no policy opens a port on the controller"
 
@@ -415,6 +436,38 @@ def test_api_port_is_reached_only_from_the_ingress_and_prometheus_namespaces(ren
     for pol in databases:
         [peer] = pol["spec"]["ingress"][0]["from"]
         assert selector_matches(peer["podSelector"], api_labels)
+
+
+STORES = {
+    "mlops-lab/postgres-client": "postgres",
+    "mlops-lab/mlflow-client": "mlflow",
+    "mlops-lab/prefect-client": "prefect-server",
+}
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_every_pod_reaches_dns_and_exactly_the_stores_its_labels_declare(
+    rendered: dict[str, Objects], overlay: str
+) -> None:
+    objects = rendered[overlay]
+    egress = [o for o in objects if o["kind"] == "NetworkPolicy" and "Egress" in o["spec"]["policyTypes"]]
+    deny = get(objects, "NetworkPolicy", "default-deny-egress")["spec"]
+    assert (deny["podSelector"], deny.get("egress")) == ({}, None)  # selects every pod, allows nothing
+    workloads = [o for o in objects if o["kind"] in ("Deployment", "StatefulSet", "CronJob")]
+    assert workloads
+    for w in workloads:
+        template = w["spec"]["jobTemplate"]["spec"]["template"] if w["kind"] == "CronJob" else w["spec"]["template"]
+        labels = template["metadata"]["labels"]
+        reached = {
+            peer["podSelector"]["matchLabels"].get("app.kubernetes.io/name")
+            or peer["podSelector"]["matchLabels"]["k8s-app"]
+            for pol in egress
+            if selector_matches(pol["spec"]["podSelector"], labels)
+            for rule in pol["spec"].get("egress", [])
+            for peer in rule["to"]
+        }
+        declared = {store for label, store in STORES.items() if labels.get(label) == "true"}
+        assert reached == declared | {"kube-dns"}, w["metadata"]["name"]
 
 
 # ---- the canary analysis, evaluated by promtool --------------------------------------------------------
