@@ -31,7 +31,7 @@ from pipelines.audit import AUDIT_PREFIX as AUDIT_PREFIX
 from pipelines.audit import AuditEntry as AuditEntry
 from pipelines.audit import append_entry, entries_from_tags
 from pipelines.model_card import VERSION_PENDING
-from pipelines.model_files import file_sha256, load_verified_model, model_file
+from pipelines.model_files import UntrustedModelError, file_sha256, load_verified_model, model_file
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -191,7 +191,7 @@ def register_candidate(
             f"run {run_id} did not pass the quality gate ({summary}); fix the model or data and retrain"
         )
     tags = {
-        "model_sha256": _model_sha256(model_uri),  # checked at every load (pipelines.model_files)
+        "model_sha256": _model_sha256(settings, model_uri),  # checked at every load (pipelines.model_files)
         "gate.status": "passed",
         "gate.summary": summary,
         "gate.result": json.dumps(gate, default=str)[:20_000],
@@ -282,11 +282,12 @@ def reject_challenger(settings: Settings, actor: str, reason: str) -> str:
     return challenger
 
 
-def _model_sha256(model_uri: str) -> str:
+def _model_sha256(settings: Settings, model_uri: str) -> str:
     """The sha256 of a logged model's skops file (refused here already if it is not skops)."""
     from mlflow.artifacts import download_artifacts
 
-    return file_sha256(model_file(Path(download_artifacts(artifact_uri=model_uri))))
+    local = download_artifacts(artifact_uri=model_uri, tracking_uri=settings.mlflow_tracking_uri)
+    return file_sha256(model_file(Path(local)))
 
 
 def load_version_model(settings: Settings, version: str, features: Sequence[str] | None = None) -> Any:
@@ -306,10 +307,34 @@ def load_version_model(settings: Settings, version: str, features: Sequence[str]
     """
     from mlflow.artifacts import download_artifacts
 
-    require_mlflow_configured(settings)  # models:/ URIs resolve through the configured registry
-    expected = mlflow_client(settings).get_model_version(settings.model_name, version).tags.get("model_sha256")
-    local = Path(download_artifacts(artifact_uri=f"models:/{settings.model_name}/{version}"))
+    client = mlflow_client(settings)  # the settings' stores, whatever this process's fluent MLflow points at
+    expected = client.get_model_version(settings.model_name, version).tags.get("model_sha256")
+    where = client.get_model_version_download_uri(settings.model_name, version)
+    local = Path(download_artifacts(artifact_uri=where, tracking_uri=settings.mlflow_tracking_uri))
     return load_verified_model(local, expected, f"{settings.model_name} v{version}", features)
+
+
+def servable_challenger(settings: Settings, features: Sequence[str]) -> str:
+    """The challenger's version, if it may get traffic: not rejected or rolled back, and loadable as served.
+
+    Raises:
+        RegistryError: no challenger; one marked rejected or rolled back (it never goes out again); or one
+            that would not load or takes other columns than ``features`` (it would answer 500).
+    """
+    version = current_aliases(settings).get(CHALLENGER)
+    if version is None:
+        raise RegistryError("no challenger to roll out: train one that passes the gate first (`mlops-lab train`)")
+    tags = mlflow_client(settings).get_model_version(settings.model_name, version).tags
+    if tags.get("status") in ("rejected", "rolled_back"):
+        why = tags.get("rejection_reason") or tags.get("rollback_reason") or "no reason recorded"
+        raise RegistryError(
+            f"v{version} is marked {tags['status']} ({why}): it never goes out again; train a new challenger"
+        )
+    try:
+        load_version_model(settings, version, features)
+    except UntrustedModelError as err:
+        raise RegistryError(f"v{version} cannot go out as a canary: {err}") from err
+    return version
 
 
 def load_alias_model(settings: Settings, alias: str) -> Any | None:

@@ -17,9 +17,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from core.mlflow_config import mlflow_client
 from pipelines import registry
-from pipelines.model_files import UntrustedModelError
 from serving import rollout
 from serving.canary_analysis import Analysis, ArmMetrics, analyse
 from serving.prediction_log import feedback_table, make_engine, predictions_table
@@ -82,22 +80,7 @@ def begin_rollout(settings: Settings, params: Params, store: StateStore, now: da
         RegistryError: no challenger, or one marked rejected or rolled back, or one that cannot be served
             (an unsafe file, or a signature other than the data contract's features).
     """
-    aliases = registry.current_aliases(settings)
-    if "challenger" not in aliases:
-        raise registry.RegistryError(
-            "no challenger to roll out: train one that passes the gate first (`mlops-lab train`)"
-        )
-    version = aliases["challenger"]
-    tags = mlflow_client(settings).get_model_version(settings.model_name, version).tags
-    if tags.get("status") in ("rejected", "rolled_back"):
-        why = tags.get("rejection_reason") or tags.get("rollback_reason") or "no reason recorded"
-        raise registry.RegistryError(
-            f"v{version} is marked {tags['status']} ({why}): it never goes out again; train a new challenger"
-        )
-    try:  # a model that would not load, or takes other columns, never gets traffic
-        registry.load_version_model(settings, version, params.dataset.feature_names)
-    except UntrustedModelError as err:
-        raise registry.RegistryError(f"v{version} cannot go out as a canary: {err}") from err
+    version = registry.servable_challenger(settings, params.dataset.feature_names)
     state, action = start(version, params.rollout, now or datetime.now(UTC), current=store.rollout())
     store.update_routing(lambda r: with_weight(with_strategy(r, "canary"), action.weight or 0.0))
     store.put_rollout(state)

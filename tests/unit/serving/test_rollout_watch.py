@@ -73,6 +73,9 @@ class FakeRegistry:
         self.aliases = {"champion": self.aliases.pop("challenger"), "previous": self.aliases["champion"]}
         self.promotions += 1
 
+    def servable_challenger(self, settings: Settings, _features: list[str]) -> str:
+        return self.current_aliases(settings)["challenger"]
+
     def reject_challenger(self, _settings: Settings, _actor: str, reason: str) -> str:
         self.rejected.append(reason)
         return self.aliases["challenger"]
@@ -90,7 +93,7 @@ class World:
 @pytest.fixture
 def world(tmp_path: Path, params: Params, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     registry = FakeRegistry()
-    for name in ("current_aliases", "promote", "reject_challenger"):
+    for name in ("current_aliases", "servable_challenger", "promote", "reject_challenger"):
         monkeypatch.setattr(pipelines.registry, name, getattr(registry, name))
     settings = Settings(project_dir=REPO, state_dir=tmp_path / "state")
     small = params.rollout.model_copy(update={"min_requests": 20, "min_feedback": 10})  # fewer rows, same rules
