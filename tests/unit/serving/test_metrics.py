@@ -1,0 +1,69 @@
+"""What the request metrics count: a client that hangs up is not a server error, an upload is not our latency.
+
+Both series feed the canary analysis and the alerts (error rate, p99 latency): a client closing its
+connection mid-body counted as a 500 would abort a canary, and a slow upload timed as our latency would
+page someone for the client's network. The middleware runs here over a tiny ASGI app with scripted
+receive messages and a scripted clock, so the test is exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+import serving.metrics as metrics_module
+from serving.hot_routes import read_body, send_json
+from serving.metrics import Metrics, MetricsMiddleware
+
+
+async def echo_app(scope: Any, receive: Any, send: Any) -> None:
+    await read_body(receive)
+    await send_json(send, b"{}", ())
+
+
+def run(middleware: MetricsMiddleware, messages: list[dict[str, Any]], clock: SimpleNamespace | None = None) -> None:
+    script = iter(messages)
+
+    async def receive() -> dict[str, Any]:
+        message = next(script)
+        if clock is not None:
+            clock.now += message.pop("_takes", 0.0)
+        return message
+
+    async def send(_message: dict[str, Any]) -> None:
+        if clock is not None:
+            clock.now += 0.5  # our own work: half a second until the answer leaves
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/predict", "headers": []}
+    asyncio.run(middleware(scope, receive, send))
+
+
+def count(metrics: Metrics, status: str) -> float:
+    return metrics.registry.get_sample_value("requests_total", {"endpoint": "unmatched", "status": status}) or 0.0
+
+
+def test_a_client_that_hangs_up_mid_body_is_a_499_not_a_server_error() -> None:
+    metrics = Metrics()
+    run(
+        MetricsMiddleware(echo_app, metrics),
+        [{"type": "http.request", "body": b"{", "more_body": True}, {"type": "http.disconnect"}],
+    )
+    assert count(metrics, "499") == 1
+    assert count(metrics, "500") == 0
+
+
+def test_latency_counts_from_the_end_of_the_body_not_the_clients_upload(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = SimpleNamespace(now=0.0)
+    monkeypatch.setattr(metrics_module, "time", SimpleNamespace(perf_counter=lambda: clock.now))
+    metrics = Metrics()
+    trickled = [
+        {"type": "http.request", "body": b"{", "more_body": True, "_takes": 10.0},  # a slow client's upload
+        {"type": "http.request", "body": b"}", "more_body": False, "_takes": 10.0},
+    ]
+    run(MetricsMiddleware(echo_app, metrics), trickled, clock)
+    assert count(metrics, "200") == 1
+    latency = metrics.registry.get_sample_value("request_latency_seconds_sum", {"endpoint": "unmatched"})
+    assert latency == pytest.approx(1.0)  # two sends of 0.5 s each after the body; not the 20 s upload
