@@ -16,7 +16,6 @@ restore into another folder rewrites them from the old artifact root to the new 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -33,6 +32,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 from urllib.request import url2pathname
+
+from core.digests import file_sha256
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -173,14 +174,6 @@ def log_counts(db: Path | None) -> dict[str, int]:
     return counts
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and p != root / MANIFEST)
 
@@ -195,7 +188,8 @@ def _version(dist: str) -> str | None:
 def build_manifest(staging: Path, settings: Settings, lay: Layout, now: datetime) -> dict[str, Any]:
     """Describe what the staged copy holds: every member's size and sha256, versions, champion, log counts."""
     files = {
-        p.relative_to(staging).as_posix(): {"bytes": p.stat().st_size, "sha256": sha256(p)} for p in _files(staging)
+        p.relative_to(staging).as_posix(): {"bytes": p.stat().st_size, "sha256": file_sha256(p)}
+        for p in _files(staging)
     }
     components: dict[str, dict[str, Any]] = {}
     for name, member in (("registry", REGISTRY), ("prediction_log", PREDICTIONS), ("artifacts", ARTIFACTS),

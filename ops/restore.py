@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.digests import file_sha256
 from core.mlflow_config import mlflow_client
 from core.startup import STATE_MARKER
 from ops.backup import (
@@ -39,7 +40,6 @@ from ops.backup import (
     layout,
     log_counts,
     registry_facts,
-    sha256,
 )
 from pipelines.registry import load_version_model
 
@@ -109,7 +109,7 @@ def extract_verified(archive: Path, into: Path) -> dict[str, Any]:
     if missing := sorted(set(listed) - present):
         raise CorruptBackupError(f"{archive.name}: members missing from the archive: {', '.join(missing[:5])}")
     for name, expected in listed.items():
-        size, digest = (into / name).stat().st_size, sha256(into / name)
+        size, digest = (into / name).stat().st_size, file_sha256(into / name)
         if size != expected["bytes"] or digest != expected["sha256"]:
             raise CorruptBackupError(
                 f"{archive.name}: member {name} does not match the manifest (sha256 {digest[:12]}..., "

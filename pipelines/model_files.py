@@ -15,11 +15,12 @@ code in every serving replica. Every registered model is therefore read here, ne
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from core.digests import file_sha256
 
 # Module prefixes whose types this project's own pipelines contain. A skops file asking for a type
 # outside them was not written by our training code and is refused rather than trusted.
@@ -31,27 +32,27 @@ class UntrustedModelError(RuntimeError):
     """A model file that is not skops, needs types this project never writes, or is not the file registered."""
 
 
-def file_sha256(path: Path) -> str:
-    """The sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def model_file(model_dir: Path) -> Path:
-    """The skops file of an MLflow sklearn model folder, after checking its ``MLmodel`` declares nothing else.
+def read_mlmodel(model_dir: Path) -> dict[str, Any]:
+    """The ``MLmodel`` file of an MLflow model folder, parsed (YAML, safe loader).
 
     Raises:
-        UntrustedModelError: no sklearn flavour, another serialization format, or a file outside the folder.
+        UntrustedModelError: the folder has no MLmodel file.
     """
     import yaml
 
     mlmodel = model_dir / "MLmodel"
     if not mlmodel.is_file():
         raise UntrustedModelError(f"{model_dir} has no MLmodel file: not an MLflow model")
-    flavor = (yaml.safe_load(mlmodel.read_text(encoding="utf-8")) or {}).get("flavors", {}).get("sklearn") or {}
+    return yaml.safe_load(mlmodel.read_text(encoding="utf-8")) or {}
+
+
+def model_file(model_dir: Path, mlmodel: dict[str, Any] | None = None) -> Path:
+    """The skops file of an MLflow sklearn model folder, after checking its ``MLmodel`` declares nothing else.
+
+    Raises:
+        UntrustedModelError: no sklearn flavour, another serialization format, or a file outside the folder.
+    """
+    flavor = (mlmodel if mlmodel is not None else read_mlmodel(model_dir)).get("flavors", {}).get("sklearn") or {}
     fmt, name = flavor.get("serialization_format"), str(flavor.get("pickled_model") or "")
     if fmt != MODEL_FORMAT:
         raise UntrustedModelError(
@@ -81,7 +82,7 @@ def load_skops_file(path: Path) -> Any:
     return sio.load(path, trusted=untrusted)
 
 
-def check_signature(model_dir: Path, features: Sequence[str], label: str) -> None:
+def check_signature(mlmodel: dict[str, Any], features: Sequence[str], label: str) -> None:
     """Refuse a model whose input signature is not exactly the data contract's features (any order).
 
     A model trained on other columns would load, then answer 500 on every request routed to it.
@@ -89,9 +90,7 @@ def check_signature(model_dir: Path, features: Sequence[str], label: str) -> Non
     Raises:
         UntrustedModelError: no signature, or other inputs; names what is missing and what is extra.
     """
-    import yaml
-
-    signature = (yaml.safe_load((model_dir / "MLmodel").read_text(encoding="utf-8")) or {}).get("signature") or {}
+    signature = mlmodel.get("signature") or {}
     try:
         inputs = [str(spec["name"]) for spec in json.loads(signature.get("inputs") or "[]")]
     except (ValueError, KeyError, TypeError) as err:
@@ -118,9 +117,10 @@ def load_verified_model(
     Raises:
         UntrustedModelError: any check failed; the message names the model and what failed.
     """
-    path = model_file(model_dir)
+    mlmodel = read_mlmodel(model_dir)
+    path = model_file(model_dir, mlmodel)
     if features is not None:
-        check_signature(model_dir, features, label)
+        check_signature(mlmodel, features, label)
     if not expected_sha256:
         raise UntrustedModelError(
             f"{label} has no model_sha256 tag: it was not registered by this project's registry code, so its file "

@@ -26,12 +26,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.digests import file_sha256
 from core.mlflow_config import mlflow_client, require_mlflow_configured
 from pipelines.audit import AUDIT_PREFIX as AUDIT_PREFIX
 from pipelines.audit import AuditEntry as AuditEntry
 from pipelines.audit import append_entry, entries_from_tags
 from pipelines.model_card import VERSION_PENDING
-from pipelines.model_files import UntrustedModelError, file_sha256, load_verified_model, model_file
+from pipelines.model_files import UntrustedModelError, load_verified_model, model_file
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient

@@ -68,7 +68,7 @@ def _register_as_an_attacker(settings: Settings, model_uri: str, **tags: str) ->
 def test_a_pickle_payload_in_the_registry_never_runs(settings: Settings, tmp_path: Path) -> None:
     from mlflow.artifacts import download_artifacts
 
-    from pipelines.model_files import file_sha256
+    from core.digests import file_sha256
 
     marker = tmp_path / "payload-ran"
     model = _pipeline()
