@@ -36,11 +36,17 @@ def venv_tool(name: str) -> str:
     return str(tool)
 
 
-def mlflow_server(backend_uri: str, artifacts: Path, port: int, log: Path, workers: int = 1) -> Server:
+def mlflow_server(
+    backend_uri: str, artifacts: Path, port: int, log: Path, workers: int = 1, auth: dict[str, str] | None = None
+) -> Server:
     """An MLflow tracking server + registry on ``backend_uri``, proxying artifacts to the folder ``artifacts``.
 
     With ``--serve-artifacts`` new experiments get ``mlflow-artifacts:/<id>`` locations: clients upload
     and download through the server over HTTP and never need access to the store behind it.
+
+    ``auth``: run MLflow's basic-auth app in front of it, as compose and k8s do (docker/mlflow/basic_auth.ini);
+    the mapping holds its environment: ``MLFLOW_AUTH_CONFIG_PATH`` (a copy of that file pointing at a users
+    database of its own), ``MLFLOW_AUTH_ADMIN_PASSWORD`` and ``MLFLOW_FLASK_SERVER_SECRET_KEY``.
     """
     command = [
         venv_tool("mlflow"), "server",
@@ -48,8 +54,9 @@ def mlflow_server(backend_uri: str, artifacts: Path, port: int, log: Path, worke
         "--serve-artifacts", "--artifacts-destination", str(artifacts),
         "--host", "127.0.0.1", "--port", str(port),
         "--workers", str(workers),  # the default 4 is too many for a test on a 2-core box
+        *(("--app-name", "basic-auth") if auth is not None else ()),
     ]  # fmt: skip
-    return Server(command, {**os.environ, **QUIET}, port, "/health", log)
+    return Server(command, {**os.environ, **QUIET, **(auth or {})}, port, "/health", log)
 
 
 def prefect_env(home: Path, api_url: str | None = None) -> dict[str, str]:

@@ -36,7 +36,8 @@ COMPOSE = DOCKER / "compose.yaml"
 SCHEMA = DOCKER / "schema/compose-spec.json"
 SCHEMA_SHA256 = "d549057ebc2925f39f62799eab0db7b9e2c18b35b6c00595199116da3ed10e64"
 ENV_EXAMPLE = DOCKER / ".env.example"
-SECRETS = ("POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "MLOPS_ADMIN_TOKEN")
+SECRETS = ("POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "MLFLOW_ADMIN_PASSWORD", "MLFLOW_FLASK_SECRET_KEY",
+           "MLOPS_ADMIN_TOKEN")  # fmt: skip
 SERVICES = {
     "postgres",
     "mlflow",
@@ -324,7 +325,13 @@ def test_secrets_come_only_from_the_environment(raw: dict[str, Any]) -> None:
     assert used == documented | release, "every variable is a documented secret or a release variable"
     assert set(SECRETS) <= documented
     assert all(value == "" for value in env_example().values()), "the example holds no secret"
-    for name in ("POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD", *release):
+    for name in (
+        "POSTGRES_PASSWORD",
+        "GRAFANA_ADMIN_PASSWORD",
+        "MLFLOW_ADMIN_PASSWORD",
+        "MLFLOW_FLASK_SECRET_KEY",
+        *release,
+    ):
         assert all(m.group(2) == ":?" for m in references(raw) if m.group(1) == name), f"{name} is required"
     assert find_secrets([COMPOSE, ENV_EXAMPLE, *DOCKER.rglob("*.yml")], REPO) == []
     assert not re.search(r"://\w+:[^@/\s]+@", text), "no password inside a URL: PGPASSWORD carries it"
@@ -343,3 +350,19 @@ def test_a_missing_secret_stops_interpolation_with_the_fix(raw: dict[str, Any]) 
     env = release_env()
     env["MLOPS_ADMIN_TOKEN"] = ""
     assert interpolate(raw, env)["services"]["api"]["environment"]["MLOPS_ADMIN_TOKEN"] == ""  # admin API off
+
+
+def test_the_mlflow_server_runs_basic_auth_and_every_client_logs_in(compose: dict[str, Any]) -> None:
+    """C44: nobody on the network can write the registry anonymously; our services hold the credentials."""
+    services = compose["services"]
+    mlflow = services["mlflow"]
+    assert mlflow["command"][mlflow["command"].index("--app-name") + 1] == "basic-auth"
+    password = mlflow["environment"]["MLFLOW_AUTH_ADMIN_PASSWORD"]
+    assert password
+    assert mlflow["environment"]["MLFLOW_FLASK_SERVER_SECRET_KEY"]
+    assert "/mlflow/auth" in {v.split(":")[1] for v in mlflow["volumes"]}, "users outlive the container"
+    clients = [name for name, svc in services.items() if "MLOPS_TRACKING_URI" in svc.get("environment", {})]
+    assert {"api", "pipeline-worker", "rollout-controller", "trainer"} <= set(clients)
+    for name in clients:
+        env = services[name]["environment"]
+        assert (env.get("MLFLOW_TRACKING_USERNAME"), env.get("MLFLOW_TRACKING_PASSWORD")) == ("mlops", password), name

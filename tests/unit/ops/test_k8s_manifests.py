@@ -67,7 +67,7 @@ EXPECTED = {
         "postgres",
         "prefect-server",
     },
-    "Secret": {"postgres-credentials", "mlflow-server", "prefect-server", "mlops-lab-api"},
+    "Secret": {"postgres-credentials", "mlflow-server", "mlflow-client", "prefect-server", "mlops-lab-api"},
     "NetworkPolicy": {
         "default-deny-ingress",
         "api-ingress",
@@ -583,3 +583,32 @@ def test_promtool_notices_a_wrong_expectation(rendered: dict[str, Objects], tmp_
     )
     result = promtool_eval(tmp_path, query, {SERIES.format(hash="canary", status="200"): "0+10x15"}, [0.0])
     assert result.returncode != 0
+
+
+@pytest.mark.parametrize("env", OVERLAYS)
+def test_the_mlflow_server_runs_basic_auth_and_every_pod_that_reaches_it_logs_in(
+    rendered: dict[str, Objects], env: str
+) -> None:
+    """C44: the registry answers only authenticated clients; each of our pods carries Secret/mlflow-client."""
+    from ops.k8s_objects import containers, own_templates
+
+    objects = rendered[env]
+    server = get(objects, "Deployment", "mlflow")["spec"]["template"]["spec"]
+    (mlflow,) = server["containers"]
+    assert mlflow["args"][mlflow["args"].index("--app-name") + 1] == "basic-auth"
+    from_secret = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in mlflow["env"] if "valueFrom" in e}
+    assert from_secret["MLFLOW_AUTH_ADMIN_PASSWORD"] == from_secret["MLFLOW_FLASK_SERVER_SECRET_KEY"] == "mlflow-server"
+    claims = {v["name"]: v.get("persistentVolumeClaim", {}).get("claimName") for v in server["volumes"]}
+    mounts = {m["mountPath"]: claims[m["name"]] for m in mlflow["volumeMounts"]}
+    assert mounts["/mlflow/auth"] not in (None, mounts["/mlflow/artifacts"]), "users never sit in the artifact store"
+    clients = 0
+    for workload in own_templates(objects):
+        for container in containers(workload):
+            refs = container.get("envFrom", [])
+            settings = [r for r in refs if r.get("configMapRef", {}).get("name", "").startswith("mlops-lab-settings")]
+            if settings:  # MLOPS_TRACKING_URI comes from there (kustomize appends a hash to the name)
+                clients += 1
+                assert {"secretRef": {"name": "mlflow-client"}} in refs, workload.obj["metadata"]["name"]
+    assert clients >= 4  # api, rollout controller, Prefect worker, monitor job
+    keys = get(objects, "Secret", "mlflow-client")["metadata"]["annotations"]["mlops-lab/keys"].split(",")
+    assert keys == ["MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"]
