@@ -173,7 +173,9 @@ class LogStats:
     written: int  # rows committed (a retried duplicate counts, it is already stored)
     refused: int  # rows not accepted because the log stayed full (their request got a 503, nothing was served)
     failed: int  # rows the database rejected (logged with their request id)
+    dropped: int  # rows given up at shutdown because the database still failed (disk full, down); logged
     queued: int  # rows accepted but not yet written
+    write_error: str | None = None  # why writes fail right now (e.g. disk full); None while they succeed
 
 
 class PredictionLogError(RuntimeError):

@@ -28,14 +28,19 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from starlette.requests import ClientDisconnect
 
 from serving.monitor_metrics import MonitorCollector
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from prometheus_client.metrics_core import Metric
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from serving.access_log import AccessLog
+    from serving.log_schema import LogStats
     from serving.model_cache import LoadedModel
 
 access_log = logging.getLogger("serving.access")
@@ -44,6 +49,41 @@ MODEL_CALL_ROW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 10_000)
 
 
 CLIENT_CLOSED_REQUEST = 499
+LOG_OUTCOMES = ("enqueued", "written", "refused", "failed", "dropped")
+
+
+class LogCollector:
+    """The prediction log's own counters at scrape time (in-memory, no database read): is nothing lost?
+
+    ``prediction_log_rows_total{outcome}``: rows accepted (enqueued), committed (written), refused with a
+    503 (refused), rejected by the database (failed) and given up at shutdown (dropped);
+    ``prediction_log_queued_rows``: accepted, not yet committed; ``prediction_log_write_ok``: 0 while writes
+    fail (a full disk, a database that is down), when a backlog is building up that shutdown may drop.
+    """
+
+    def __init__(self) -> None:
+        self._stats: Callable[[], LogStats] | None = None
+
+    def attach(self, stats: Callable[[], LogStats]) -> None:
+        self._stats = stats
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        if self._stats is None:
+            return
+        stats = self._stats()
+        rows = CounterMetricFamily("prediction_log_rows", "Prediction log rows by outcome", labels=["outcome"])
+        for outcome in LOG_OUTCOMES:
+            rows.add_metric([outcome], getattr(stats, outcome))
+        yield rows
+        yield GaugeMetricFamily("prediction_log_queued_rows", "Rows accepted, not yet committed", value=stats.queued)
+        yield GaugeMetricFamily(
+            "prediction_log_write_ok",
+            "0 while the prediction log's writes fail",
+            value=float(stats.write_error is None),
+        )
 
 
 class Metrics:
@@ -71,6 +111,8 @@ class Metrics:
         self.model_info = Gauge("model_info", "Loaded model per alias (value 1)", ["alias", "version"], registry=r)
         self.monitor = MonitorCollector()  # findings + rollout gauges; the runtime attaches the state store
         r.register(self.monitor)
+        self.log = LogCollector()  # the runtime attaches its prediction log
+        r.register(self.log)
         self._predicted: dict[tuple[str, str, str], Any] = {}
         self._per_request: dict[tuple[str, int], tuple[Any, Any]] = {}
 

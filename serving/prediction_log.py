@@ -18,6 +18,14 @@ return the prediction, so nothing is served without being logged. A request is o
 (`ServedRows`, expanded into table rows by the writer thread), so a 10,000-row batch costs the
 request one queue put.
 
+Faults that last (a full disk, a database that is down): the writer retries with capped backoff for
+as long as the service runs, in transactions of at most ``chunk_rows`` rows (a request's own rows are
+never split), so the log recovers piece by piece as space frees instead of waiting for room for the
+whole backlog at once. While writes fail, ``stats().write_error`` says why (the readiness report shows
+it as degraded, /metrics as ``prediction_log_write_ok 0``), the backlog fills, and then new requests are
+refused with 503 as above. At shutdown the writer tries a few more times and then gives up: those rows
+are counted in ``stats().dropped`` and logged as an error with their number, never silently.
+
 Durability bound: ``close()`` (graceful shutdown, also run at interpreter exit) drains everything.
 A hard kill (SIGKILL, OOM) loses what is accepted but not yet committed: while the writer keeps up
 that is the batch being filled, ``batch_size`` rows or ``max_delay`` seconds of traffic; the
@@ -36,6 +44,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from core.redact import redact
 from serving.log_insert import DriverInsert
 from serving.log_schema import (
     FeedbackBusyError,
@@ -89,17 +98,20 @@ class PredictionLog:
         max_pending_rows: int = 100_000,
         enqueue_timeout: float = 5.0,
         max_waiting_feedback: int = 8,
+        chunk_rows: int = 4096,
     ) -> None:
-        if batch_size < 1 or max_delay <= 0 or max_pending_rows < 1:
-            raise PredictionLogError("batch_size and max_pending_rows must be >= 1 and max_delay > 0")
-        self.url, self.batch_size, self.max_delay = url, batch_size, max_delay
+        if batch_size < 1 or max_delay <= 0 or max_pending_rows < 1 or chunk_rows < 1:
+            raise PredictionLogError("batch_size, chunk_rows and max_pending_rows must be >= 1 and max_delay > 0")
+        self.url, self.batch_size, self.max_delay, self.chunk_rows = url, batch_size, max_delay, chunk_rows
         self.max_pending_rows, self.enqueue_timeout = max_pending_rows, enqueue_timeout
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._room = threading.Condition(self._lock)  # notified whenever committed rows free room
         self._pending = 0  # rows accepted and not yet committed (or given up)
         self._due = threading.Event()  # wakes the writer early: a full batch, a flush or a close
-        self._counts = {"enqueued": 0, "written": 0, "refused": 0, "failed": 0}
+        self._counts = {"enqueued": 0, "written": 0, "refused": 0, "failed": 0, "dropped": 0}
+        self._write_error: str | None = None  # set while writes fail (writer thread), cleared by a success
+        self._given_up = False  # at shutdown, after the first chunk given up the rest get one attempt each
         self._engine: sa.Engine | None = None
         self._driver: DriverInsert | None = None  # SQLite: rows go to the driver's executemany directly
         self._thread: threading.Thread | None = None
@@ -142,7 +154,7 @@ class PredictionLog:
 
     def stats(self) -> LogStats:
         with self._lock:
-            return LogStats(**self._counts, queued=self._pending)
+            return LogStats(**self._counts, queued=self._pending, write_error=self._write_error)
 
     def record(self, item: LogItem, timeout: float | None = None) -> bool:
         """Accept a prediction (one row, or all rows of a request) for writing; never waits on disk.
@@ -189,7 +201,7 @@ class PredictionLog:
         return done.wait(timeout)
 
     def close(self, timeout: float = 30.0) -> bool:
-        """Drain the queue, stop the writer and release the engine. Idempotent. False if not drained.
+        """Drain the queue, stop the writer and release the engine. Idempotent. False if not all was written.
 
         Call it from the service's shutdown hook (the FastAPI lifespan, an atexit hook). A signal
         handler may call it only if the thread it interrupts is not inside ``record()`` (the
@@ -215,7 +227,7 @@ class PredictionLog:
                 if isinstance(item, threading.Event):
                     item.set()
             self.engine.dispose()
-        return self._queue.empty() and self._pending == 0
+        return self._queue.empty() and self._pending == 0 and self._counts["dropped"] == 0
 
     def record_feedback(self, request_id: str, label: str) -> FeedbackResult:
         """Store the ground truth for a request, once. Safe to call from many threads and processes."""
@@ -297,6 +309,19 @@ class PredictionLog:
                 return
 
     def _write(self, items: list[LogItem]) -> None:
+        """Commit the items' rows in transactions of about ``chunk_rows`` rows, freeing room after each."""
+        chunk: list[LogItem] = []
+        rows = 0
+        for item in items:
+            if chunk and rows + len(item) > self.chunk_rows:
+                self._write_chunk(chunk)
+                chunk, rows = [], 0
+            chunk.append(item)
+            rows += len(item)
+        if chunk:
+            self._write_chunk(chunk)
+
+    def _write_chunk(self, items: list[LogItem]) -> None:
         """Commit the items' rows in one transaction, then free their room in the log."""
         n = sum(len(item) for item in items)
         try:
@@ -329,15 +354,23 @@ class PredictionLog:
                             conn.exec_driver_sql(sql, params)
                     else:
                         conn.execute(stmt, rows)
-                self._count("written", len(rows))
+                with self._lock:
+                    self._counts["written"] += len(rows)
+                    self._write_error = None
                 return
-            except sa.exc.OperationalError as exc:  # locked or unreachable: the retry is idempotent
+            except sa.exc.OperationalError as exc:  # locked, unreachable, disk full: the retry is idempotent
                 attempt += 1
-                if self._closed and attempt >= 5:
-                    log.error("prediction log gave up on %d rows at shutdown: %s", len(rows), exc)
-                    self._count("failed", len(rows))
+                reason = redact(str(exc.orig or exc).splitlines()[0])[:300]  # not the statement and its rows
+                with self._lock:
+                    self._write_error = reason
+                if self._closed and (attempt >= 5 or self._given_up):
+                    self._given_up = True
+                    log.error("prediction log dropped %d rows at shutdown, the database still fails: %s", len(rows),
+                              reason)  # fmt: skip
+                    self._count("dropped", len(rows))
                     return
-                log.warning("prediction log write failed (attempt %d), retrying: %s", attempt, exc)
+                log.warning("prediction log write of %d rows failed (attempt %d), retrying: %s", len(rows), attempt,
+                            reason)  # fmt: skip
                 time.sleep(min(0.05 * 2**attempt, 2.0))
             except sa.exc.StatementError:  # a row the database rejects (bad type, too long)
                 if len(rows) == 1:

@@ -146,6 +146,7 @@ class Runtime:
         self.cache = registry_cache(self.settings, features=self.params.dataset.feature_names)
         self.routing = LiveRouting(self.params, self.store)
         self.metrics.monitor.attach(partial(read_monitor_state, self.store))
+        self.metrics.log.attach(self.log.stats)
         self.poller = Poller(self.cache, self.routing, self.metrics, self.settings.poll_interval_s)
         features = self.params.dataset.feature_names
         self._predictor = Predictor(
@@ -225,15 +226,22 @@ class Runtime:
         return result
 
     def readiness(self) -> dict[str, Any]:
-        """What /readyz shows: loaded versions, degraded flag, last registry and routing errors."""
+        """What /readyz shows: loaded versions, degraded flag, last registry, routing and log write errors."""
         snapshot = self.cache.snapshot() if self.cache else {}
         health = self.cache.health if self.cache else None
         routing = self.routing.current() if self.routing else None
+        log_stats = self.log.stats() if self.log else None
+        log_error = log_stats.write_error if log_stats else None
         return {
             "ready": "champion" in snapshot,
             "models": {a: {"version": m.version, "run_id": m.run_id} for a, m in snapshot.items()},
-            "degraded": bool((health and health.degraded) or (self.routing and self.routing.last_error)),
+            "degraded": bool(
+                (health and health.degraded) or (self.routing and self.routing.last_error) or log_error is not None
+            ),
             "last_registry_error": health.last_error if health else None,
             "routing": routing.to_dict() if routing else None,
             "routing_error": self.routing.last_error if self.routing else None,
+            "prediction_log": None
+            if log_stats is None
+            else {"queued_rows": log_stats.queued, "dropped_rows": log_stats.dropped, "write_error": log_error},
         }

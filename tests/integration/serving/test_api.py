@@ -408,3 +408,40 @@ def test_readyz_is_503_before_any_model_exists(tmp_path: Path, make_settings, pa
         predict = empty.post("/v1/predict", json=ROW)
         assert predict.status_code == 503
         assert "no champion" in predict.json()["error"]
+
+
+def test_a_full_disk_under_the_log_shows_on_readyz_and_metrics_and_nothing_is_lost(
+    client: TestClient, registry
+) -> None:
+    """Item 9 of the hardening review: writes failing is degraded readiness and a 0 on /metrics, not silence."""
+    from tests.sqlite_faults import full_disk
+
+    settings, _ = registry
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    assert runtime.log.flush()
+
+    def metric(name: str) -> float:
+        lines = [line for line in client.get("/metrics").text.splitlines() if line.startswith(name + " ")]
+        return float(lines[0].split()[1])
+
+    assert metric("prediction_log_write_ok") == 1.0
+    with full_disk(settings.state / "predictions.db") as disk:
+        disk.pages = disk.pages_now()
+        ids: list[str] = []
+        while runtime.log.stats().write_error is None and len(ids) < 500:  # until a write no longer fits
+            ids.append(f"disk-full-{len(ids)}")  # answered while the backlog has room: held in memory
+            response = client.post("/v1/predict", json={"rows": [ROW]}, headers={"X-Request-Id": ids[-1]})
+            assert response.status_code == 200
+            runtime.log.flush(timeout=0.2)  # bounded: returns once the writer has tried
+        ready = client.get("/readyz").json()
+        assert ready["degraded"] is True
+        assert "full" in ready["prediction_log"]["write_error"]
+        assert ready["prediction_log"]["queued_rows"] > 0
+        assert metric("prediction_log_write_ok") == 0.0
+        assert metric("prediction_log_queued_rows") > 0
+        disk.pages = None  # space again
+        assert runtime.log.flush(timeout=30)
+    assert client.get("/readyz").json()["degraded"] is False
+    assert metric("prediction_log_write_ok") == 1.0
+    assert metric("prediction_log_queued_rows") == 0
+    assert set(logged(client, *ids)) == set(ids)
