@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     registry_retries: int = Field(
         default=1, ge=0, le=10, description="Retries of a failed MLflow HTTP request (MLFLOW_HTTP_REQUEST_MAX_RETRIES)."
     )
+    startup_model_wait_s: float = Field(
+        default=10.0, ge=0, description="Start-up waits at most this long for the first models; then the "
+        "service starts without them (/healthz answers, /readyz says why it is not ready)."
+    )  # fmt: skip
     access_log: bool = Field(default=True, description="One JSON line per request on stdout (serving.access).")
     micro_batch_rows: int = Field(
         default=64, ge=0, description="Score requests that arrive together in one model call, up to this many "
