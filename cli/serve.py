@@ -27,7 +27,8 @@ def register(app: typer.Typer) -> None:
         from core.settings import Settings
         from serving.admin import WeakAdminTokenError, check_admin_token
 
-        token = (Settings().admin_token or "").strip()
+        settings = Settings()
+        token = (settings.admin_token or "").strip()
         try:
             if token:
                 check_admin_token(token)  # before any worker starts: one clear line instead of a traceback each
@@ -36,7 +37,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(code=2) from err
         typer.echo(f"serving {factory} on http://{host}:{port} with {workers} worker(s); Ctrl-C stops")
         try:
-            run_server(factory, host, port, workers)
+            run_server(factory, host, port, workers, settings=settings)
         except OSError as err:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(code=1) from err

@@ -33,14 +33,31 @@ def configure_mlflow(settings: Settings) -> None:
     Through MLflow's own environment variables, so a command that never touches MLflow does not pay for
     importing it, and child processes inherit the stores (as ``mlflow.set_tracking_uri`` does itself); if
     MLflow is already imported, its process-wide URIs are set too (they take precedence over the variables).
+    The HTTP client's timeout and retries are bounded from the settings too (`http_bounds`).
     """
     os.environ["MLFLOW_TRACKING_URI"] = settings.mlflow_tracking_uri
     os.environ["MLFLOW_REGISTRY_URI"] = settings.mlflow_registry_uri
+    os.environ.update(http_bounds(settings))
     if "mlflow" in sys.modules:
         import mlflow
 
         mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
         mlflow.set_registry_uri(settings.mlflow_registry_uri)
+
+
+def http_bounds(settings: Settings) -> dict[str, str]:
+    """MLflow's HTTP client limits from the settings, as the environment variables MLflow reads per request.
+
+    MLflow's defaults (7 retries with exponential backoff, 120 s per attempt) make one call to a tracking
+    server that is down take minutes; a caller with its own retry loop (the serving poller, the rollout
+    controller) wants each call to fail within seconds: at most (retries + 1) x timeout, plus backoff.
+    MLflow reads these variables on every request (``mlflow.environment_variables``), so setting them
+    before the first call is enough, whichever client makes it.
+    """
+    return {
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(settings.registry_timeout_s),
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(settings.registry_retries),
+    }
 
 
 def mlflow_client(settings: Settings) -> MlflowClient:

@@ -60,6 +60,28 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(
         default_factory=list, description="Browser origins allowed by CORS, a JSON list; empty = CORS off."
     )
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, description="A client must send a request's headers within this long of starting it "
+        "(or of connecting); else 408 and the connection is closed (serving.slow_clients)."
+    )  # fmt: skip
+    body_timeout_s: float = Field(
+        default=30.0, gt=0, description="A request body must arrive within this long of its headers; else 408 "
+        "and the connection is closed (serving.limits)."
+    )  # fmt: skip
+    max_concurrency: int = Field(
+        default=1000, ge=1, description="Open connections or requests in flight per worker; a request beyond it "
+        "is answered 503 at once (uvicorn's limit_concurrency)."
+    )  # fmt: skip
+    registry_timeout_s: int = Field(
+        default=5, ge=1, description="Seconds before one MLflow HTTP request gives up (MLFLOW_HTTP_REQUEST_TIMEOUT)."
+    )
+    registry_retries: int = Field(
+        default=1, ge=0, le=10, description="Retries of a failed MLflow HTTP request (MLFLOW_HTTP_REQUEST_MAX_RETRIES)."
+    )
+    startup_model_wait_s: float = Field(
+        default=10.0, ge=0, description="Start-up waits at most this long for the first models; then the "
+        "service starts without them (/healthz answers, /readyz says why it is not ready)."
+    )  # fmt: skip
     access_log: bool = Field(default=True, description="One JSON line per request on stdout (serving.access).")
     micro_batch_rows: int = Field(
         default=64, ge=0, description="Score requests that arrive together in one model call, up to this many "

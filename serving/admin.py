@@ -7,9 +7,10 @@ roll back, pause or abort a canary. Each endpoint is a thin shell over a core fu
 - routing changes go to the shared `StateStore` with compare-and-swap (``update_routing``), so two
   operators (or an operator and the rollout controller) never overwrite each other;
 - registry changes go through ``pipelines.registry`` (audited with the actor from ``X-Actor``);
-- then ``poller.refresh()`` applies the change in *this* worker at once; every other worker and
-  replica picks it up from the store within ``poll_interval_s``. ``loaded`` in the answer shows what
-  this worker serves now.
+- then the change is applied in *this* worker at once (routing from the store; models too after a
+  registry change); every other worker and replica picks it up within ``poll_interval_s``. ``loaded``
+  in the answer shows what this worker serves now. Reading the state never calls the registry, so
+  ``GET /state`` and routing changes answer at once while MLflow is down.
 
 Security: the router is mounted only when ``MLOPS_ADMIN_TOKEN`` is set (otherwise ``/v1/admin/*`` is a
 plain 404: nothing to probe). Requests need ``Authorization: Bearer <token>``: none is 401 with
@@ -102,9 +103,14 @@ class AdminState(BaseModel):
     message: str
     routing: dict[str, Any]
     rollout: dict[str, Any]
-    aliases: dict[str, str] = Field(description="Registry aliases now (alias -> version); empty if unreachable.")
+    aliases: dict[str, str] = Field(
+        description="Registry aliases (alias -> version): all of them after a registry action; otherwise the "
+        "champion and challenger as this worker's poller last read them."
+    )
     loaded: dict[str, str] = Field(description="What this worker serves now (alias -> version).")
-    registry_error: str | None = Field(default=None, description="Why the registry could not be read, if it could not.")
+    registry_error: str | None = Field(
+        default=None, description="Why this worker's last model refresh failed (registry unreachable, a model refused)."
+    )
 
 
 class WeakAdminTokenError(ValueError):
@@ -267,27 +273,35 @@ class AdminApi:
             raise AdminError(503, "the service is starting (lifespan not run yet); retry in a moment")
         return self.runtime.store
 
-    def answer(self, message: str) -> AdminState:
-        """Apply the stored state in this worker now, then report it."""
+    def answer(self, message: str, *, registry_changed: bool = False) -> AdminState:
+        """Apply the stored state in this worker now, then report it.
+
+        Reads the shared store and this worker's memory only, never the registry, so it answers at once
+        while the registry is down: ``aliases`` are the champion and challenger as the model poller last
+        read them, and ``registry_error`` its last error. After an action on the registry (which just
+        answered) the models are refreshed here at once and the aliases read afresh.
+        """
         state_store = self.store()
-        if self.runtime.poller is not None:  # store() checked it; this tells the type checker
-            self.runtime.poller.refresh()
-        snapshot = self.runtime.cache.snapshot() if self.runtime.cache else {}
-        aliases: dict[str, str] = {}
-        problem = None
-        try:
-            aliases = registry.current_aliases(self.settings)
-        except (MlflowException, OSError) as err:  # routing and rollout state still come from the shared store
-            problem = outage(err)
-            if problem is None:
-                raise
+        poller, cache = self.runtime.poller, self.runtime.cache
+        assert poller is not None, "store() checked that the lifespan ran"
+        assert cache is not None
+        aliases: dict[str, str] = dict(cache.aliases)
+        if registry_changed:
+            poller.refresh()
+            try:
+                aliases = registry.current_aliases(self.settings)
+            except (MlflowException, OSError) as err:  # gone again since the action: report what we know
+                if outage(err) is None:
+                    raise
+        else:
+            poller.refresh_state()  # the database only: a routing change applies here even with MLflow down
         return AdminState(
             message=message,
             routing=state_store.routing().to_dict(),
             rollout=state_store.rollout().to_dict(),
             aliases=aliases,
-            loaded={alias: model.version for alias, model in snapshot.items()},
-            registry_error=problem,
+            loaded={alias: model.version for alias, model in cache.snapshot().items()},
+            registry_error=cache.health.last_error,
         )
 
     def route_change(
@@ -311,7 +325,7 @@ class AdminApi:
             if problem is None:
                 raise
             raise AdminError(503, f"{problem}; nothing was changed, retry when the registry is back") from err
-        return self.answer(message)
+        return self.answer(message, registry_changed=True)
 
 
 def check_admin_token(token: str) -> None:

@@ -1,4 +1,4 @@
-"""Request limits at the edge of the API: body size (413), per-client rate (429) and CORS.
+"""Request limits at the edge of the API: body size (413), body time (408), per-client rate (429) and CORS.
 
 Concept: API security (C44) as runtime configuration (C27). A model server is a CPU-bound service
 on a public port, so the cheapest requests to refuse are the ones refused before any parsing:
@@ -7,6 +7,9 @@ on a public port, so the cheapest requests to refuse are the ones refused before
   one within it needs no counting: the server frames the body by that length). A chunked body
   declares no length, so its bytes are counted as the app reads them; past the limit the read
   fails and whatever the app would have answered is replaced by the same 413.
+- **Body time.** A request's body must have arrived ``body_timeout_s`` after its headers, however it
+  trickles in; a client that stalls mid-body is answered 408 with ``Connection: close`` (a 4xx on
+  /metrics, never a 5xx). The headers' own deadline is the server's (`serving.slow_clients`).
 - **Rate.** A token bucket per client: ``burst`` tokens, refilled at ``rate`` per second, one per
   request; an empty bucket answers 429 with ``Retry-After`` (seconds until the next token). The key
   is the client **IP**, not ``X-User-Id``: a header is chosen by the client, so rotating it would
@@ -23,6 +26,7 @@ refusals are JSON in the API's error shape, naming the field and the limit.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import time
@@ -181,6 +185,65 @@ class BodySizeLimit:
             await self.reject(send)
 
 
+def has_body(scope: Scope) -> bool:
+    """Whether the request announces a body (a non-zero Content-Length, or Transfer-Encoding)."""
+    for name, value in scope.get("headers", ()):
+        if (name == b"content-length" and value != b"0") or name == b"transfer-encoding":
+            return True
+    return False
+
+
+class BodyTimeoutError(Exception):
+    """Raised from ``receive`` when the body is not complete by its deadline; the middleware answers 408."""
+
+
+class BodyReadTimeout:
+    """408 and ``Connection: close`` for a request whose body is not complete ``seconds`` after its headers."""
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app, self.seconds = app, seconds
+
+    async def reject(self, send: Send) -> None:
+        message = f"request body not received within {self.seconds:g} s (MLOPS_BODY_TIMEOUT_S); send it promptly"
+        detail = {"field": "body", "type": "body_timeout", "limit": self.seconds}
+        await send_error(send, 408, message, detail, {"Connection": "close"})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not has_body(scope):
+            await self.app(scope, receive, send)
+            return
+        deadline = asyncio.get_running_loop().time() + self.seconds
+        body_done, timed_out, started = False, False, False
+
+        async def timed_receive() -> Message:
+            nonlocal body_done, timed_out
+            if body_done:  # after the body, receive() only waits for a disconnect: no deadline on that
+                return await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                timed_out = True
+                raise BodyTimeoutError(f"request body not complete after {self.seconds:g} s") from None
+            body_done = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if timed_out and not started:
+                return  # whatever the app answers to a body cut short is replaced by our 408
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, timed_receive, guarded_send)
+        except Exception:
+            if not timed_out or started:
+                raise
+        if timed_out and not started:
+            await self.reject(send)
+
+
 class RateLimit:
     """429 with ``Retry-After`` once a client has used up its token bucket."""
 
@@ -203,10 +266,11 @@ class RateLimit:
 
 def install(app: Starlette, settings: Settings) -> None:
     """Add the limits to ``app``. Starlette runs the middleware added *last* first, so the order below
-    (body size, then rate, then CORS) puts CORS outermost -- a browser can read a 413 or 429 -- and
-    refuses a flood before its bodies are read.
+    (body size, body time, then rate, then CORS) puts CORS outermost -- a browser can read a 413, 408 or
+    429 -- and refuses a flood before its bodies are read.
     """
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyReadTimeout, seconds=settings.body_timeout_s)
     if settings.rate_limit_per_s > 0:
         limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
         app.add_middleware(RateLimit, limiter=limiter)

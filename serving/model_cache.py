@@ -77,6 +77,7 @@ class ModelCache:
 
     def __post_init__(self) -> None:
         self._models: Mapping[str, LoadedModel] = MappingProxyType({})
+        self.aliases: Mapping[str, str] = MappingProxyType({})  # alias -> version, as the registry last said
         self._lock = threading.Lock()  # one refresh at a time; readers never take it
 
     def snapshot(self) -> Mapping[str, LoadedModel]:
@@ -86,6 +87,11 @@ class ModelCache:
     @property
     def ready(self) -> bool:
         return "champion" in self._models
+
+    @property
+    def refreshing(self) -> bool:
+        """A refresh is talking to the registry right now."""
+        return self._lock.locked()
 
     def due(self) -> bool:
         return self.clock() >= self.health.next_attempt
@@ -103,6 +109,7 @@ class ModelCache:
                 targets = {alias: self.resolve(alias) for alias in ALIASES}
             except Exception as err:
                 return self._failed(f"{type(err).__name__}: {err}")
+            self.aliases = MappingProxyType({a: t[0] for a, t in targets.items() if t is not None})
             errors = []
             for alias, target in targets.items():
                 if target is None:

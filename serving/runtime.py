@@ -2,11 +2,13 @@
 
 Concepts: zero-downtime hot reload (C28), runtime configuration (C27), feedback loop (C38).
 `Runtime.start` (called by the app's lifespan) opens the prediction log and the shared state store,
-loads the aliased models once, and starts a `Poller` thread. Every ``poll_interval_s`` the poller
+reads the routing state, and starts the `Poller`'s two threads; it waits for the first models at most
+``startup_model_wait_s``, so a registry that is down never keeps the service from starting. Every
+``poll_interval_s``, each on its own thread, so that a hanging registry never delays a routing change,
 
-- refreshes the model cache when it is due (the cache loads a moved alias and swaps its snapshot
-  atomically; on registry errors it keeps serving and backs off exponentially), and
-- re-reads the routing and bandit state when the store's change token moved.
+- the model thread refreshes the model cache when it is due (the cache loads a moved alias and swaps
+  its snapshot atomically; on registry errors it keeps serving and backs off exponentially), and
+- the state thread re-reads the routing and bandit state when the store's change token moved.
 
 So every worker and replica converges on the same models and routing within one interval, and the
 request path never touches the registry or the database. Feedback is synchronous (it must say
@@ -86,45 +88,79 @@ class LiveRouting:
 
 
 class Poller:
-    """A daemon thread that refreshes models and routing every ``interval`` seconds."""
+    """Two daemon threads, one refreshing the models and one the routing state, every ``interval`` seconds.
+
+    They never wait for each other: a registry that hangs holds up the next model refresh only, while a
+    weight or strategy change in the shared store still applies within one interval.
+    """
 
     def __init__(self, cache: ModelCache, routing: LiveRouting, metrics: Metrics, interval: float) -> None:
         self.cache, self.routing, self.metrics, self.interval = cache, routing, metrics, interval
-        self.generation = 0  # completed refreshes; tests wait on it instead of sleeping
+        self.generation = 0  # completed refreshes of either kind; tests wait on it instead of sleeping
+        self.model_rounds = 0  # completed model refreshes (start-up waits, bounded, for the first)
+        self._frozen = False
         self._changed = threading.Condition()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
-    def refresh(self) -> bool:
-        """One poll: reload models if an alias moved (True) and re-read routing state."""
+    def refresh_models(self) -> bool:
+        """Reload models if an alias moved (True); skipped while the registry's backoff runs."""
         reloaded = False
         if self.cache.due():
             reloaded = self.cache.refresh()
             self.metrics.models_loaded(self.cache.snapshot(), reloaded)
+        if reloaded and not self._frozen:
+            # Everything loaded so far (MLflow, scikit-learn, pandas, the models: millions of objects) lives
+            # as long as the process. Freezing it keeps the garbage collector's full collections from walking
+            # it again and again: a 10,000-row request creates enough objects to trigger them, and each one
+            # otherwise paused the service (docs/benchmarks.md).
+            gc.freeze()
+            self._frozen = True
+        self._notify(models=True)
+        return reloaded
+
+    def refresh_state(self) -> None:
+        """Re-read routing and bandit state (when it changed) and the monitoring gauges: the database only."""
         self.routing.refresh()
         self.metrics.monitor.refresh()  # findings + rollout gauges for /metrics; keeps the last on errors
+        self._notify(models=False)
+
+    def refresh(self) -> bool:
+        """Both refreshes, in the calling thread (an admin action on the registry, tests)."""
+        reloaded = self.refresh_models()
+        self.refresh_state()
+        return reloaded
+
+    def _notify(self, *, models: bool) -> None:
         with self._changed:
             self.generation += 1
+            self.model_rounds += models
             self._changed.notify_all()
-        return reloaded
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
         """Block until ``predicate()`` holds after some poll, or ``timeout`` seconds pass."""
         with self._changed:
             return self._changed.wait_for(predicate, timeout)
 
-    def _run(self) -> None:
+    def _run(self, step: Callable[[], object], at_once: bool) -> None:
+        if at_once:
+            step()
         while not self._stop.wait(self.interval):
-            self.refresh()
+            step()
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="registry-poller", daemon=True)
-        self._thread.start()
+        for name, step, at_once in (
+            ("model-poller", self.refresh_models, True),  # the first models load here, not in start-up
+            ("state-poller", self.refresh_state, False),
+        ):
+            thread = threading.Thread(target=self._run, args=(step, at_once), name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        for thread in self._threads:
+            thread.join(timeout)
 
 
 class Runtime:
@@ -154,13 +190,13 @@ class Runtime:
         )
         if self.settings.micro_batch_rows > 0:
             self._batcher = MicroBatcher(self.predictor, self.settings.micro_batch_rows)
-        self.poller.refresh()  # load the models before the first request is accepted
+        self.poller.refresh_state()  # the shared database: routing is right from the first request
         self.poller.start()
-        # Everything loaded so far (MLflow, scikit-learn, pandas, the models: millions of objects) lives
-        # as long as the process. Freezing it keeps the garbage collector's full collections from walking
-        # it again and again: a 10,000-row request creates enough objects to trigger them, and each one
-        # otherwise paused the service (docs/benchmarks.md).
-        gc.freeze()
+        # The first models load on the poller's thread. Start-up waits for them, but never longer than
+        # startup_model_wait_s: with the registry down the service still starts, /healthz answers, and
+        # /readyz says why it is not ready until a champion is loaded.
+        self.poller.wait_for(lambda: self.poller is not None and self.poller.model_rounds > 0,
+                             self.settings.startup_model_wait_s)  # fmt: skip
 
     def stop(self) -> None:
         """Stop polling, then flush every logged prediction (graceful shutdown loses nothing)."""
@@ -232,8 +268,10 @@ class Runtime:
         routing = self.routing.current() if self.routing else None
         log_stats = self.log.stats() if self.log else None
         log_error = log_stats.write_error if log_stats else None
+        ready = "champion" in snapshot
         return {
-            "ready": "champion" in snapshot,
+            "ready": ready,
+            "reason": None if ready else self._not_ready_reason(),
             "models": {a: {"version": m.version, "run_id": m.run_id} for a, m in snapshot.items()},
             "degraded": bool(
                 (health and health.degraded) or (self.routing and self.routing.last_error) or log_error is not None
@@ -245,3 +283,13 @@ class Runtime:
             if log_stats is None
             else {"queued_rows": log_stats.queued, "dropped_rows": log_stats.dropped, "write_error": log_error},
         }
+
+    def _not_ready_reason(self) -> str:
+        if self.cache is None:
+            return "the service is starting (lifespan not run yet)"
+        health = self.cache.health
+        if health.last_error:
+            return f"no champion loaded: {health.last_error}"  # already redacted
+        if health.last_success is None:
+            return "no champion loaded yet: waiting for the model registry's first answer"
+        return "no champion loaded: the registry has no champion alias for this model"

@@ -13,11 +13,21 @@ first waits for the client's delayed ACK: about 40 ms of pure waiting per reques
 bind the socket with ``IPPROTO_TCP`` and hand it to uvicorn's own supervisor (or server), so
 accepted connections get ``TCP_NODELAY`` on every event loop and worker count.
 ``tests/integration/serving/test_serve_uvicorn.py`` checks the option on a real accepted connection.
+
+Slow clients are bounded here too (`server_config`): the request headers must arrive within
+``header_timeout_s`` (`serving.slow_clients`), and beyond ``max_concurrency`` open connections or
+requests in flight per worker, uvicorn answers 503 at once instead of queueing (``limit_concurrency``).
 """
 
 from __future__ import annotations
 
 import socket
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import uvicorn
+
+    from core.settings import Settings
 
 APP_FACTORY = "serving.app:create_app"
 
@@ -37,6 +47,18 @@ def bind_tcp_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def server_config(app: Any, settings: Settings, **kwargs: Any) -> uvicorn.Config:
+    """Uvicorn's config for ``app`` with the settings' header deadline and concurrency limit.
+
+    ``kwargs`` go to ``uvicorn.Config`` (host, port, workers, log level...).
+    """
+    from serving.slow_clients import DeadlineConfig
+
+    return DeadlineConfig(
+        app, header_timeout_s=settings.header_timeout_s, limit_concurrency=settings.max_concurrency, **kwargs
+    )
+
+
 def run_server(
     app: str = APP_FACTORY,
     host: str = "127.0.0.1",
@@ -46,16 +68,21 @@ def run_server(
     factory: bool = True,
     loop: str = "auto",
     log_level: str = "info",
+    settings: Settings | None = None,
 ) -> None:
     """Run ``app`` (an import string) under uvicorn on a socket bound by `bind_tcp_socket`.
 
-    Blocks until the server stops (Ctrl-C / SIGTERM: graceful shutdown runs every lifespan).
+    Blocks until the server stops (Ctrl-C / SIGTERM: graceful shutdown runs every lifespan). The header
+    deadline and the concurrency limit come from ``settings`` (default: the environment's).
     """
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
-    config = uvicorn.Config(
+    from core.settings import Settings
+
+    config = server_config(
         app,
+        settings if settings is not None else Settings(),
         host=host,
         port=port,
         workers=workers,

@@ -68,6 +68,9 @@ def make_settings(empty_mlflow_db: Path) -> MakeSettings:
         # In-process apps log requests through `logging` (caplog sees them); the stdout writer is for real
         # servers, and a module-scoped app writing after pytest's capture ended only adds noise.
         overrides.setdefault("access_log", False)
+        # In-process apps in tests expect their models once the lifespan ran: wait for a healthy local registry
+        # (bounded); tests of a registry outage set their own, short wait.
+        overrides.setdefault("startup_model_wait_s", 120.0)
         settings = Settings(project_dir=REPO, state_dir=state_dir, **overrides)
         configure_runtime(settings)
         target = settings.state / "mlflow.db"
