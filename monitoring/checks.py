@@ -36,7 +36,9 @@ def _data_drift(inputs: CheckInputs, params: Params, out_dir: Path) -> Finding:
 
 def _concept_drift(inputs: CheckInputs, params: Params, out_dir: Path) -> Finding:
 
-    return check_concept_drift(inputs.labelled, inputs.offline_accuracy, params.monitoring.concept_drift)
+    return check_concept_drift(
+        inputs.labelled, inputs.offline_accuracy, params.monitoring.concept_drift, serving=inputs.serving_versions
+    )
 
 
 def _prediction_drift(inputs: CheckInputs, params: Params, out_dir: Path) -> Finding:

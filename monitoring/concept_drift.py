@@ -14,12 +14,16 @@ defaults (offline ~0.91, 50 labels) the noise of a 50-label accuracy is about 4 
 collapse. A version with fewer than ``min_labels`` labels, or without a recorded offline accuracy,
 is *inconclusive*, never "ok". Accuracy over consecutive blocks of the window shows the trend: a
 sudden step (a relabelling) looks different from a slow slide (gradual decay).
+
+Only versions that serve decide: the champion, and a challenger that is still in play (not rejected
+or rolled back). A canary that was aborted for poor accuracy leaves poor labels behind; they are
+shown, but a model nobody serves any more must not trigger a retrain of the one that does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from core.findings import Finding, Status
@@ -30,6 +34,7 @@ if TYPE_CHECKING:
 
     from core.params import ConceptDriftParams
     from core.settings import Settings
+    from pipelines.registry import VersionInfo
 
 CHECK = "concept_drift"
 REQUIRED_COLUMNS = ("model_version", "correct", "ts")
@@ -47,6 +52,7 @@ class VersionAccuracy:
     status: Status
     blocks: list[float]  # accuracy per consecutive block of the window, oldest first
     block_size: int
+    serving: bool = True  # False: no longer served (rejected, rolled back, replaced); shown, never judged
 
 
 def block_accuracy(correct: Any, block_size: int) -> list[float]:
@@ -86,7 +92,7 @@ def _summary(per_version: list[VersionAccuracy], status: Status, params: Concept
         offline = "offline unknown" if v.offline is None else f"offline {v.offline:.1%}"
         return f"v{v.version}: {v.online:.1%} online on {v.labels} labels vs {offline}"
 
-    judged = [v for v in per_version if v.status == status] or per_version
+    judged = [v for v in per_version if v.status == status and v.serving] or per_version
     verdict = {
         "fired": f"accuracy fell more than {params.max_accuracy_drop:.0%} below offline",
         "ok": "online accuracy within the allowed drop",
@@ -100,6 +106,7 @@ def check_concept_drift(
     offline_accuracy: Mapping[str, float],
     params: ConceptDriftParams,
     block_size: int | None = None,
+    serving: Collection[str] | None = None,
 ) -> Finding:
     """Compare each version's online accuracy (newest ``params.window`` labels) with its offline accuracy.
 
@@ -109,6 +116,8 @@ def check_concept_drift(
         offline_accuracy: model version -> held-out test accuracy (`offline_accuracy_from_registry`).
         params: ``params.monitoring.concept_drift``.
         block_size: labels per trend block; default ``params.min_labels``.
+        serving: the versions in service (`serving_versions_from_registry`); the others are reported but
+            never judged. None judges every version.
 
     Returns:
         A Finding: "fired" if any version with enough labels dropped too far, "ok" if at least one
@@ -122,10 +131,15 @@ def check_concept_drift(
     offline = {str(k): float(v) for k, v in offline_accuracy.items()}
     ordered = labelled.sort_values("ts", kind="stable")
     per_version = [
-        _version_verdict(version, group["correct"].astype(bool).tail(params.window), offline.get(version), params, size)
+        replace(
+            _version_verdict(
+                version, group["correct"].astype(bool).tail(params.window), offline.get(version), params, size
+            ),
+            serving=serving is None or version in {str(v) for v in serving},
+        )
         for version, group in ordered.groupby(ordered["model_version"].astype(str), sort=True)
     ]
-    judged = [v for v in per_version if v.status != "inconclusive"]
+    judged = [v for v in per_version if v.status != "inconclusive" and v.serving]
     status: Status = "fired" if any(v.status == "fired" for v in judged) else "ok" if judged else "inconclusive"
     drops = [v.drop for v in judged if v.drop is not None]
     return Finding(
@@ -137,6 +151,15 @@ def check_concept_drift(
         rows=sum(v.labels for v in per_version),
         details={"versions": {v.version: asdict(v) for v in per_version}, "min_labels": params.min_labels},
     )
+
+
+def serving_versions(versions: Iterable[VersionInfo]) -> set[str]:
+    """The versions in service: the champion, and the challenger unless it was rejected or rolled back."""
+    return {
+        v.version
+        for v in versions
+        if "champion" in v.aliases or ("challenger" in v.aliases and v.status not in ("rejected", "rolled_back"))
+    }
 
 
 def offline_accuracy_from_registry(settings: Settings) -> dict[str, float]:

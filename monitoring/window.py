@@ -14,8 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from monitoring.concept_drift import offline_accuracy_from_registry
+from monitoring.concept_drift import serving_versions
 from monitoring.reference import champion_reference
+from pipelines import registry
 from pipelines.registry import load_alias_model
 from serving.log_reader import labelled_window, recent_predictions
 from serving.prediction_log import make_engine
@@ -37,6 +38,7 @@ class CheckInputs:
     labelled: pd.DataFrame  # predictions with a feedback label (``label``, ``correct``)
     model: Any | None  # the champion's fitted pipeline, None before the first model
     offline_accuracy: dict[str, float] = field(default_factory=dict)  # version -> held-out test accuracy
+    serving_versions: set[str] | None = None  # versions in service; concept drift judges only these
 
 
 def load_inputs(settings: Settings, params: Params, window: int | None = None) -> CheckInputs:
@@ -52,10 +54,12 @@ def load_inputs(settings: Settings, params: Params, window: int | None = None) -
         engine.dispose()
     if "status" in served:
         served = served[served["status"] == "ok"].reset_index(drop=True)
+    versions = registry.list_versions(settings)
     return CheckInputs(
         reference=champion_reference(settings, params),
         window=served,
         labelled=labelled,
         model=load_alias_model(settings, "champion"),
-        offline_accuracy=offline_accuracy_from_registry(settings),
+        offline_accuracy={v.version: v.accuracy for v in versions if v.accuracy is not None},
+        serving_versions=serving_versions(versions),
     )

@@ -175,3 +175,38 @@ def test_an_empty_log_is_inconclusive(tmp_path: Path) -> None:
     finding = check_concept_drift(labelled_window(f"sqlite:///{tmp_path / 'none.db'}"), {"1": 0.9}, CFG)
     assert finding.status == "inconclusive"
     assert "no labelled predictions" in finding.summary
+
+
+def test_a_version_no_longer_served_is_shown_but_never_decides(
+    trained: TrainResult, iris_frame: pd.DataFrame, params: Params
+) -> None:
+    """An aborted canary's bad labels must not make the monitor retrain the champion that serves well."""
+    frame = pd.concat(
+        [
+            labelled(trained, iris_frame, params, "clean", 200, 0, version="1"),
+            labelled(trained, iris_frame, params, "concept-shift", 200, 1, version="2"),
+        ]
+    )
+    accuracy = {"1": offline(trained), "2": offline(trained)}
+    assert check_concept_drift(frame, accuracy, CFG).status == "fired"  # control: judged, v2 fires
+    finding = check_concept_drift(frame, accuracy, CFG, serving={"1"})
+    assert finding.status == "ok"
+    assert finding.details["versions"]["2"]["serving"] is False
+    assert finding.details["versions"]["2"]["status"] == "fired"  # still shown as it is
+    assert finding.score == pytest.approx(finding.details["versions"]["1"]["drop"])
+    assert "v1" in finding.summary
+    assert "v2" not in finding.summary
+
+
+def test_serving_versions_are_the_champion_and_a_challenger_still_in_play() -> None:
+    from monitoring.concept_drift import serving_versions
+    from pipelines import registry
+
+    def version(v: str, aliases: list[str], status: str = "") -> registry.VersionInfo:
+        return registry.VersionInfo(v, aliases, "run", status, "", "", {}, "", "")
+
+    listed = [version("1", ["previous"]), version("2", ["champion"]), version("3", ["challenger"])]
+    assert serving_versions(listed) == {"2", "3"}
+    for status in ("rejected", "rolled_back"):
+        listed[2] = version("3", ["challenger"], status)
+        assert serving_versions(listed) == {"2"}
