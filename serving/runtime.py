@@ -232,8 +232,13 @@ class Runtime:
         return {
             "ready": "champion" in snapshot,
             "models": {a: {"version": m.version, "run_id": m.run_id} for a, m in snapshot.items()},
-            "degraded": bool((health and health.degraded) or (self.routing and self.routing.last_error)),
+            "degraded": bool(
+                (health and health.degraded)
+                or (self.routing and self.routing.last_error)
+                or (self.log and self.log.file_problem)
+            ),
             "last_registry_error": health.last_error if health else None,
             "routing": routing.to_dict() if routing else None,
             "routing_error": self.routing.last_error if self.routing else None,
+            "prediction_log_error": self.log.file_problem if self.log else None,
         }

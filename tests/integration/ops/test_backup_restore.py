@@ -93,8 +93,10 @@ def test_manifest_describes_the_archive(drill: Drill) -> None:
     assert m["versions"]["mlflow"]
     assert m["versions"]["mlflow_schema"]
     with tarfile.open(drill.archive, "r:gz") as tar:
-        names = {member.name for member in tar.getmembers() if member.isfile()}
-    assert names == {"manifest.json", *m["files"]}
+        order = [member.name for member in tar.getmembers() if member.isfile()]
+    names = set(order)
+    assert order[:2] == ["manifest.json", "manifest.json.hmac"]  # read, and checked, before any member
+    assert names == {"manifest.json", "manifest.json.hmac", *m["files"]}
     assert {"mlflow.db", "predictions.db"} <= names
     assert any(name.endswith("/MLmodel") for name in names)  # the model files, not only the registry row
     assert all(len(info["sha256"]) == 64 for info in m["files"].values())
@@ -211,7 +213,7 @@ def test_damaged_archive_is_refused_before_anything_is_touched(
         expected = r"member mlartifacts/.*model\.skops does not match the manifest"
     elif damage == "unlisted-member":
         _rewrite(drill.archive, bad, lambda n, d: [(n, d)] + ([("extra.sh", b"echo hi")] if n == "mlflow.db" else []))
-        expected = "members not in the manifest: extra.sh"
+        expected = "member extra.sh is not in the manifest"
     else:
         bad.write_bytes(gzip.compress(b"not a tar file at all" * 100))
         expected = "truncated or damaged"
