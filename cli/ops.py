@@ -109,7 +109,11 @@ def reset(
         if not confirmed:
             console.print("nothing removed (add --yes to skip the question)")
             raise typer.Exit(EXIT_FAILED)
-    apply_reset(plan)
+    try:
+        apply_reset(plan)
+    except ResetRefusedError as err:
+        console.print(f"[bold red]refused:[/bold red] {escape(str(err))}")
+        raise typer.Exit(EXIT_FAILED) from None
     console.print(f"[bold green]removed {escape(str(plan.state))}[/bold green]: the next command starts fresh")
 
 
