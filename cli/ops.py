@@ -3,7 +3,7 @@
 Concept: disaster recovery (C50). Thin shells over ``ops/backup.py`` and ``ops/restore.py``: they
 resolve the state from the settings, call the core, print what was copied or restored and exit
 non-zero (1) on any refusal, so a cron job or a runbook step can gate on them. ``restore`` ends by
-asking MLflow itself to load the restored champion, the check a serving replica would make first.
+loading the restored champion as a serving replica would (the safe loader: a planted pickle never runs).
 ``reset`` (``ops/reset.py``) removes the state folder between workshop groups, after showing what goes.
 """
 
@@ -24,7 +24,7 @@ console = Console()
 def backup(
     out: Annotated[Path | None, typer.Option(help="Folder for the archive [default: <project>/backups].")] = None,
 ) -> None:
-    """Archive the registry DB, MLflow artifacts, prediction log and DVC cache, with a checksummed manifest."""
+    """Archive the registry DB, MLflow artifacts, prediction log and DVC cache, with a signed, checksummed manifest."""
     from rich.table import Table
 
     from core.context import load_context
@@ -43,13 +43,19 @@ def backup(
     m = result.manifest
     console.print(f"champion v{m['registry']['champion']}, prediction log: {counts(m['prediction_log'])}")
     console.print(f"wrote [bold]{escape(str(result.archive))}[/bold] ({human_size(result.archive.stat().st_size)})")
+    console.print(f"manifest signed with backup key {result.key.key_id} ({escape(result.key.source)})")
+    if result.key.created:
+        console.print(
+            "[yellow]a new backup key was created: keep a copy off this machine, apart from the backups; "
+            "a restore needs it (MLOPS_BACKUP_KEY or MLOPS_BACKUP_KEY_FILE)[/yellow]"
+        )
 
 
 def restore(
     archive: Annotated[Path, typer.Argument(help="A backup archive written by `mlops-lab backup`.")],
     force: Annotated[bool, typer.Option(help="Replace existing state (refused without it).")] = False,
 ) -> None:
-    """Verify a backup's checksums, then restore it into the state folder (existing state needs --force)."""
+    """Check a backup's signature and checksums, then restore it (existing state needs --force, services stopped)."""
     from core.context import load_context
     from ops.backup import BackupError, counts
     from ops.restore import load_champion, restore
@@ -103,7 +109,11 @@ def reset(
         if not confirmed:
             console.print("nothing removed (add --yes to skip the question)")
             raise typer.Exit(EXIT_FAILED)
-    apply_reset(plan)
+    try:
+        apply_reset(plan)
+    except ResetRefusedError as err:
+        console.print(f"[bold red]refused:[/bold red] {escape(str(err))}")
+        raise typer.Exit(EXIT_FAILED) from None
     console.print(f"[bold green]removed {escape(str(plan.state))}[/bold green]: the next command starts fresh")
 
 

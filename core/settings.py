@@ -15,6 +15,7 @@ stores as a flow run's parameters) and its repr carry no password and no token.
 from __future__ import annotations
 
 import getpass
+import os
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,12 @@ def _default_actor() -> str:
         return getpass.getuser()
     except (KeyError, OSError):  # no passwd entry in some containers
         return "unknown"
+
+
+def _default_backup_key_file() -> Path:
+    """Per user, outside the state folder (lost with it) and the repository (committed, shared)."""
+    config = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(config) / "mlops-lab" / "backup.key"
 
 
 class Settings(BaseSettings):
@@ -87,6 +94,16 @@ class Settings(BaseSettings):
         default=64, ge=0, description="Score requests that arrive together in one model call, up to this many "
         "rows (serving.micro_batch); 0 scores each request alone."
     )  # fmt: skip
+    backup_key: str | None = Field(
+        default=None, description="Secret that signs backup manifests (HMAC-SHA256); default: the key file."
+    )
+    backup_key_file: Path = Field(
+        default_factory=_default_backup_key_file,
+        description="Backup key file, made on the first backup (0600); default $XDG_CONFIG_HOME/mlops-lab/backup.key.",
+    )
+    restore_max_bytes: int = Field(
+        default=16 << 30, gt=0, description="Most bytes a restore writes, whatever a signed manifest declares."
+    )
     api_url: str = Field(default="http://127.0.0.1:8000", description="Base URL of a running service (admin CLI).")
     experiment_name: str = "mlops-lab"
     model_name: str = "iris-classifier"
@@ -144,7 +161,7 @@ class Settings(BaseSettings):
     def _redact_url(self, value: str | None) -> str | None:
         return None if value is None else redact(value)
 
-    @field_serializer("admin_token", when_used="json")
+    @field_serializer("admin_token", "backup_key", when_used="json")
     def _redact_token(self, value: str | None) -> str | None:
         return None if value is None else "***"
 

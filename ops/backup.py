@@ -2,8 +2,9 @@
 
 Concept: disaster recovery (C50). A backup nobody has restored is a hope, not a backup, so the
 archive carries what a restore needs to prove it: a manifest with the size and sha256 of every
-member, the library and schema versions, the champion version and the prediction log's row counts.
-``ops/restore.py`` checks all of it before and after it installs anything.
+member, the library and schema versions, the champion version and the prediction log's row counts,
+signed with a key kept outside the archive (``ops/backup_signing.py``): checksums catch damage, the
+signature catches a forgery. ``ops/restore.py`` checks all of it before and after it installs anything.
 
 Consistency while services run: SQLite databases are copied with SQLite's online backup API (a
 consistent snapshot even in the middle of a write, which copying the file and its WAL is not), and
@@ -34,6 +35,11 @@ from urllib.parse import unquote, urlparse
 from urllib.request import url2pathname
 
 from core.digests import file_sha256
+from ops.backup_errors import BackupError as BackupError  # re-exported: callers import the errors from here
+from ops.backup_errors import CorruptBackupError as CorruptBackupError
+from ops.backup_errors import OutOfScopeError as OutOfScopeError
+from ops.backup_errors import StateExistsError as StateExistsError
+from ops.backup_signing import SIGNATURE, BackupKey, backup_key, sign
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -43,22 +49,6 @@ MANIFEST = "manifest.json"
 REGISTRY, PREDICTIONS, ARTIFACTS, DVC_CACHE = "mlflow.db", "predictions.db", "mlartifacts", "dvc-cache"
 SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
 NOT_INCLUDED = "Prefect run history, reports and Data Docs: derived, rebuilt by running the flows again"
-
-
-class BackupError(RuntimeError):
-    """A backup or restore could not be done; the message says why and what to do."""
-
-
-class OutOfScopeError(BackupError):
-    """Part of the state lives in a server database or store: back it up with that system's tools."""
-
-
-class CorruptBackupError(BackupError):
-    """The archive is unreadable, incomplete or does not match its manifest."""
-
-
-class StateExistsError(BackupError):
-    """The target already holds state and ``force`` was not given."""
 
 
 @dataclass(frozen=True)
@@ -175,7 +165,7 @@ def log_counts(db: Path | None) -> dict[str, int]:
 
 
 def _files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file() and p != root / MANIFEST)
+    return sorted(p for p in root.rglob("*") if p.is_file() and p not in (root / MANIFEST, root / SIGNATURE))
 
 
 def _version(dist: str) -> str | None:
@@ -224,6 +214,7 @@ def build_manifest(staging: Path, settings: Settings, lay: Layout, now: datetime
 class BackupResult:
     archive: Path
     manifest: dict[str, Any]
+    key: BackupKey  # the key that signed it (``created``: made by this backup, keep a copy)
 
 
 def _archive_name(out_dir: Path, now: datetime) -> Path:
@@ -240,6 +231,7 @@ def backup(settings: Settings, out_dir: Path, now: datetime | None = None) -> Ba
     lay = layout(settings)
     if not lay.registry_db.is_file():
         raise BackupError(f"no registry at {lay.registry_db}: nothing to back up (train a model first)")
+    key = backup_key(settings, create=True)  # before any work: a key problem is said at once
     now = now or datetime.now(UTC)
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".backup-", dir=out_dir))
@@ -252,17 +244,20 @@ def backup(settings: Settings, out_dir: Path, now: datetime | None = None) -> Ba
         if lay.dvc_cache.is_dir():
             shutil.copytree(lay.dvc_cache, staging / DVC_CACHE, ignore=shutil.ignore_patterns("tmp"))
         manifest = build_manifest(staging, settings, lay, now)
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        manifest_bytes = (json.dumps(manifest, indent=2) + "\n").encode()
+        (staging / MANIFEST).write_bytes(manifest_bytes)
+        (staging / SIGNATURE).write_bytes(sign(manifest_bytes, key))
         archive = _archive_name(out_dir, now)
         partial = archive.with_name(archive.name + ".part")
         with tarfile.open(partial, "w:gz") as tar:
-            tar.add(staging / MANIFEST, arcname=MANIFEST)
+            tar.add(staging / MANIFEST, arcname=MANIFEST)  # first, then its signature: restore reads them first
+            tar.add(staging / SIGNATURE, arcname=SIGNATURE)
             for name in manifest["files"]:
                 tar.add(staging / name, arcname=name, recursive=False)
         os.replace(partial, archive)  # a crash never leaves a half-written file under the final name
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return BackupResult(archive, manifest)
+    return BackupResult(archive, manifest, key)
 
 
 def human_size(size: int) -> str:

@@ -9,6 +9,7 @@ one that already held other files), and a folder without it (or one that holds t
 home folder) is refused; the default ``<project>/.state`` is always
 ours. Stores outside the folder (an MLflow server, a PostgreSQL prediction log) are named and left
 alone: they belong to whoever runs them.
+A running service holds the folder's lease (`core.state_lease`): the reset is refused until it stops.
 Pure planning, one small removal at the edge; stdlib only.
 """
 
@@ -18,6 +19,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from core.state_lease import LEASE_FILE, StateInUseError, exclusive_lease
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -85,7 +88,7 @@ def plan_reset(settings: Settings) -> ResetPlan:
         raise ResetRefusedError(f"{state} is your home folder or holds it; nothing was removed")
     entries: tuple[Entry, ...] = ()
     if state.is_dir():
-        items = sorted(p for p in state.iterdir() if p.name != MARKER)
+        items = sorted(p for p in state.iterdir() if p.name not in (MARKER, LEASE_FILE))
         default = state == project / ".state"  # the default folder is ours even if made before the marker
         if items and not default and not (state / MARKER).exists():
             raise ResetRefusedError(
@@ -97,6 +100,14 @@ def plan_reset(settings: Settings) -> ResetPlan:
 
 
 def apply_reset(plan: ResetPlan) -> None:
-    """Remove the planned state folder (all of it, marker included)."""
+    """Remove the planned state folder (all of it, marker included), unless a service is using it.
+
+    Raises:
+        ResetRefusedError: a running service holds the state's lease (`core.state_lease`).
+    """
     if plan.state.is_dir():
-        shutil.rmtree(plan.state)
+        try:
+            with exclusive_lease(plan.state, "reset"):
+                shutil.rmtree(plan.state)
+        except StateInUseError as err:
+            raise ResetRefusedError(str(err)) from err

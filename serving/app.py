@@ -6,9 +6,11 @@ contract (`serving.contract`), the protocols over it -- native (`serving.native_
 ``/invocations`` (`serving.mlflow_protocol`), Open Inference Protocol V2 (`serving.oip`), and the admin
 API when a token is set (`serving.admin`) -- and a *lifespan* that starts a `serving.runtime.Runtime`
 (prediction log, shared state store, aliased models, a poller that swaps models when an alias moves)
-and stops it on shutdown, flushing the prediction log. ``POST /v1/predict`` and ``POST /invocations``
-are raw ASGI handlers that `serving.hot_routes.HotRoutes` calls before FastAPI's router: the router's
-per-request machinery costs more than our routing and logging together (docs/benchmarks.md).
+and stops it on shutdown, flushing the prediction log. The lifespan holds the state folder's shared
+lease (`core.state_lease`), so a restore cannot replace the files under a running service.
+``POST /v1/predict`` and ``POST /invocations`` are raw ASGI handlers that `serving.hot_routes.HotRoutes`
+calls before FastAPI's router: the router's per-request machinery costs more than our routing and
+logging together (docs/benchmarks.md).
 """
 
 from collections.abc import AsyncIterator
@@ -22,6 +24,7 @@ from fastapi.responses import Response
 from core.params import Params, load_params
 from core.settings import Settings
 from core.startup import configure_runtime
+from core.state_lease import shared_lease
 from serving import admin, hot_routes, limits
 from serving.access_log import AccessLog
 from serving.contract import RequestContract
@@ -46,14 +49,15 @@ def create_app(settings: Settings | None = None, params: Params | None = None) -
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_runtime(settings)
-        if settings.access_log:
-            access.start()
-        runtime.start()
-        try:
-            yield
-        finally:
-            runtime.stop()
-            access.stop()
+        with shared_lease(settings.state):  # held while serving: `mlops-lab restore` is refused meanwhile
+            if settings.access_log:
+                access.start()
+            runtime.start()
+            try:
+                yield
+            finally:
+                runtime.stop()
+                access.stop()
 
     app = FastAPI(
         title="mlops-lab serving",

@@ -26,6 +26,11 @@ it as degraded, /metrics as ``prediction_log_write_ok 0``), the backlog fills, a
 refused with 503 as above. At shutdown the writer tries a few more times and then gives up: those rows
 are counted in ``stats().dropped`` and logged as an error with their number, never silently.
 
+The database file: on SQLite the log remembers which file it opened (`serving.log_file`) and checks
+it before every batch. A file replaced under the service (a restore while it ran) is reopened, and a
+deleted one gets no rows (they stay queued, then requests get 503s); either way ``file_problem`` says
+so and /readyz reports degraded. A restore is refused while the service runs (`core.state_lease`).
+
 Durability bound: ``close()`` (graceful shutdown, also run at interpreter exit) drains everything.
 A hard kill (SIGKILL, OOM) loses what is accepted but not yet committed: while the writer keeps up
 that is the batch being filled, ``batch_size`` rows or ``max_delay`` seconds of traffic; the
@@ -40,11 +45,13 @@ import logging
 import queue
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
 from core.redact import redact
+from serving.log_file import DatabaseFile, FileState
 from serving.log_insert import DriverInsert
 from serving.log_schema import (
     FeedbackBusyError,
@@ -116,6 +123,9 @@ class PredictionLog:
         self._driver: DriverInsert | None = None  # SQLite: rows go to the driver's executemany directly
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._file: DatabaseFile | None = None  # SQLite: the file opened, watched before each batch
+        self._reopening = threading.Lock()
+        self.file_problem: str | None = None  # readiness detail once the file was replaced or deleted
         # Feedback for an id not stored yet waits up to ~2 max_delay for another worker's write. At most
         # this many wait at once: a flood of unknown ids cannot tie up the threads real requests need.
         self._waits = threading.BoundedSemaphore(max_waiting_feedback)
@@ -131,16 +141,49 @@ class PredictionLog:
         """Create the tables if needed and start the writer thread. Returns self."""
         if self._thread is not None or self._closed:
             raise PredictionLogError("start() may be called once, before close()")
+        self._open()
+        if self.engine.dialect.name == "sqlite" and self.engine.url.database:
+            self._file = DatabaseFile(Path(self.engine.url.database).resolve())
+        self._thread = threading.Thread(target=self._run, name="prediction-log-writer", daemon=True)
+        self._thread.start()
+        atexit.register(self.close)
+        return self
+
+    def _open(self) -> None:
         self._engine = make_engine(self.url)
         try:
             metadata.create_all(self._engine)  # checks, then CREATE TABLE, on both engines
         except sa.exc.DBAPIError:  # another worker created the tables between our check and our CREATE
             metadata.create_all(self._engine)
         self._driver = DriverInsert.for_engine(self._engine)
-        self._thread = threading.Thread(target=self._run, name="prediction-log-writer", daemon=True)
-        self._thread.start()
-        atexit.register(self.close)
-        return self
+
+    def _file_writable(self) -> bool:
+        """SQLite: is the database still the file we opened? Reopen on a replaced one; False while none exists.
+
+        Checked before every batch (one ``os.stat``), so rows never go to a file that was moved away.
+        """
+        if self._file is None or self._file.state() is FileState.SAME:
+            return True
+        with self._reopening:  # the writer and a feedback request may both notice it
+            state, where = self._file.state(), self._file.path
+            if state is FileState.MISSING:
+                problem = f"the prediction log database {where} was deleted under the service; rows stay queued"
+                if self.file_problem != problem:
+                    log.error("%s (new requests get 503 once the log is full); restore the file or restart", problem)
+                self.file_problem = problem
+                return False
+            if state is FileState.REPLACED:
+                old = self.engine
+                self._file.adopt()  # first: a file swapped again while we reopen is noticed at the next batch
+                self._open()
+                old.dispose()
+                self.file_problem = (
+                    f"the prediction log database {where} was replaced under the service (a restore while it "
+                    f"ran?) at {utc_now().isoformat(timespec='seconds')}; reopened on the new file, rows since "
+                    "go there. Restart the service to clear this"
+                )
+                log.error("%s", self.file_problem)
+        return True
 
     def _count(self, key: str, n: int = 1) -> None:
         with self._lock:
@@ -232,6 +275,7 @@ class PredictionLog:
     def record_feedback(self, request_id: str, label: str) -> FeedbackResult:
         """Store the ground truth for a request, once. Safe to call from many threads and processes."""
         fb = FeedbackRecord(request_id=request_id, label=str(label))
+        self._file_writable()  # a replaced file is reopened before the label is written
         if not self._prediction_known(request_id):
             return FeedbackResult(FeedbackStatus.UNKNOWN_REQUEST, request_id, fb.label)
         with self.engine.begin() as conn:  # the unique request id decides who wins a race
@@ -344,9 +388,20 @@ class PredictionLog:
         lasts (the log fills up, then new requests get 503s instead of unlogged answers); once
         ``close()`` has been called, the writer gives up after a few more attempts.
         """
-        stmt = insert_ignoring_duplicates(self.engine, predictions_table)
         attempt = 0
         while rows:
+            if not self._file_writable():  # deleted: keep the rows, as in an outage, until a file is back
+                attempt += 1
+                with self._lock:
+                    self._write_error = self.file_problem
+                if self._closed and (attempt >= 5 or self._given_up):
+                    self._given_up = True
+                    log.error("prediction log dropped %d rows at shutdown: %s", len(rows), self.file_problem)
+                    self._count("dropped", len(rows))
+                    return
+                time.sleep(min(0.05 * 2**attempt, 2.0))
+                continue
+            stmt = insert_ignoring_duplicates(self.engine, predictions_table)
             try:
                 with self.engine.begin() as conn:
                     if self._driver is not None:

@@ -274,14 +274,22 @@ class Runtime:
             "reason": None if ready else self._not_ready_reason(),
             "models": {a: {"version": m.version, "run_id": m.run_id} for a, m in snapshot.items()},
             "degraded": bool(
-                (health and health.degraded) or (self.routing and self.routing.last_error) or log_error is not None
+                (health and health.degraded)
+                or (self.routing and self.routing.last_error)
+                or log_error is not None
+                or (self.log and self.log.file_problem)
             ),
             "last_registry_error": health.last_error if health else None,
             "routing": routing.to_dict() if routing else None,
             "routing_error": self.routing.last_error if self.routing else None,
             "prediction_log": None
-            if log_stats is None
-            else {"queued_rows": log_stats.queued, "dropped_rows": log_stats.dropped, "write_error": log_error},
+            if log_stats is None or self.log is None
+            else {
+                "queued_rows": log_stats.queued,
+                "dropped_rows": log_stats.dropped,
+                "write_error": log_error,  # while writes fail (disk full, database down, file deleted)
+                "file_problem": self.log.file_problem,  # the file was replaced or deleted under the service
+            },
         }
 
     def _not_ready_reason(self) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'predictions.db'}"
     assert POSTGRES_URL is not None
     return POSTGRES_URL
+
+
+@pytest.fixture(scope="session", autouse=True)
+def backup_key_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Backups sign with a key file of the session, never the user's own (~/.config/mlops-lab/backup.key)."""
+    path = tmp_path_factory.mktemp("backup-key") / "backup.key"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLOPS_BACKUP_KEY_FILE", str(path))
+        patch.delenv("MLOPS_BACKUP_KEY", raising=False)
+        yield path
 
 
 @pytest.fixture(scope="session")

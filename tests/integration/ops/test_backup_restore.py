@@ -11,7 +11,11 @@ ids the restored log still knows. Damaged archives must be refused before anythi
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
+import json
+import os
+import pickle
 import shutil
 import sqlite3
 import tarfile
@@ -24,6 +28,7 @@ from typer.testing import CliRunner
 
 from cli.app import app
 from core.context import LabContext
+from core.mlflow_config import configure_mlflow
 from core.settings import Settings
 from ops.backup import (
     BackupError,
@@ -33,7 +38,10 @@ from ops.backup import (
     backup,
     log_counts,
     registry_facts,
+    snapshot_sqlite,
 )
+from ops.backup_errors import ServicesRunningError
+from ops.backup_signing import SIGNATURE, BackupKey, backup_key, sign
 from ops.restore import ARTIFACT_URI_COLUMNS, load_champion, restore
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -93,8 +101,10 @@ def test_manifest_describes_the_archive(drill: Drill) -> None:
     assert m["versions"]["mlflow"]
     assert m["versions"]["mlflow_schema"]
     with tarfile.open(drill.archive, "r:gz") as tar:
-        names = {member.name for member in tar.getmembers() if member.isfile()}
-    assert names == {"manifest.json", *m["files"]}
+        order = [member.name for member in tar.getmembers() if member.isfile()]
+    names = set(order)
+    assert order[:2] == ["manifest.json", "manifest.json.hmac"]  # read, and checked, before any member
+    assert names == {"manifest.json", "manifest.json.hmac", *m["files"]}
     assert {"mlflow.db", "predictions.db"} <= names
     assert any(name.endswith("/MLmodel") for name in names)  # the model files, not only the registry row
     assert all(len(info["sha256"]) == 64 for info in m["files"].values())
@@ -191,7 +201,9 @@ def _rewrite(archive: Path, target: Path, change) -> Path:
     return target
 
 
-@pytest.mark.parametrize("damage", ["truncated", "bit-flip", "tampered-member", "unlisted-member", "not-a-backup"])
+@pytest.mark.parametrize(
+    "damage", ["truncated", "bit-flip", "tampered-member", "unlisted-member", "signature-stripped", "not-a-backup"]
+)
 def test_damaged_archive_is_refused_before_anything_is_touched(
     drill: Drill, tmp_path: Path, make_settings, damage: str
 ) -> None:
@@ -211,7 +223,10 @@ def test_damaged_archive_is_refused_before_anything_is_touched(
         expected = r"member mlartifacts/.*model\.skops does not match the manifest"
     elif damage == "unlisted-member":
         _rewrite(drill.archive, bad, lambda n, d: [(n, d)] + ([("extra.sh", b"echo hi")] if n == "mlflow.db" else []))
-        expected = "members not in the manifest: extra.sh"
+        expected = "member extra.sh is not in the manifest"
+    elif damage == "signature-stripped":  # what a forger without the key would do
+        _rewrite(drill.archive, bad, lambda n, d: [] if n == SIGNATURE else [(n, d)])
+        expected = "has no manifest.json.hmac: it is unsigned"
     else:
         bad.write_bytes(gzip.compress(b"not a tar file at all" * 100))
         expected = "truncated or damaged"
@@ -287,3 +302,97 @@ def test_backup_without_a_registry_says_what_to_do(tmp_path: Path) -> None:
     settings = Settings(project_dir=tmp_path, state_dir=tmp_path / "state")
     with pytest.raises(BackupError, match="train a model first"):
         backup(settings, tmp_path / "out")
+
+
+class Payload:
+    """Unpickling this runs code: it touches ``marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        return (self.marker.touch, ())
+
+
+def _forge(archive: Path, target: Path, marker: Path, key: BackupKey) -> Path:
+    """Every model swapped for a pickle that runs code when loaded, the manifest re-hashed and signed with ``key``."""
+    import yaml
+
+    with tarfile.open(archive, "r:gz") as src:
+        members = {m.name: src.extractfile(m).read() for m in src.getmembers() if m.isfile()}  # type: ignore[union-attr]
+    manifest = json.loads(members.pop("manifest.json"))
+    members.pop(SIGNATURE)
+    for name in [n for n in members if n.endswith("/MLmodel")]:
+        mlmodel = yaml.safe_load(members[name])
+        mlmodel["flavors"]["sklearn"].update(serialization_format="cloudpickle", pickled_model="model.pkl")
+        mlmodel["flavors"]["python_function"]["model_path"] = "model.pkl"
+        members[name] = yaml.safe_dump(mlmodel).encode()
+        members[name.rsplit("/", 1)[0] + "/model.pkl"] = pickle.dumps(Payload(marker))
+    manifest["files"] = {n: {"bytes": len(d), "sha256": hashlib.sha256(d).hexdigest()} for n, d in members.items()}
+    raw = json.dumps(manifest).encode()
+    with tarfile.open(target, "w:gz") as dst:
+        for name, data in [("manifest.json", raw), (SIGNATURE, sign(raw, key)), *members.items()]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            dst.addfile(info, io.BytesIO(data))
+    return target
+
+
+def test_a_rehashed_archive_with_a_planted_pickle_is_refused_and_its_payload_never_runs(
+    drill: Drill, tmp_path: Path, make_settings
+) -> None:
+    marker = tmp_path / "payload-ran"
+    target = make_settings(tmp_path / "victim")
+    (target.state / "mlflow.db").unlink()
+
+    # Someone who can write to the backup folder, but has not got the key: refused before anything is written.
+    attacker = BackupKey(b"an attacker's own key: example only", "attacker")
+    with pytest.raises(CorruptBackupError, match="signature does not match"):
+        restore(_forge(drill.archive, tmp_path / "forged.tar.gz", marker, attacker), target)
+    assert not (target.state / "mlflow.db").exists()
+
+    # Even signed with our key (a leaked key, an insider), the champion check loads it without running it.
+    signed = _forge(drill.archive, tmp_path / "signed.tar.gz", marker, backup_key(target, create=False))
+    restore(signed, target)
+    with pytest.raises(BackupError, match=r"champion is refused and was not loaded .*'cloudpickle'"):
+        load_champion(target)
+    assert not marker.exists()
+
+    import mlflow
+
+    configure_mlflow(target)
+    mlflow.sklearn.load_model(f"models:/{target.model_name}@champion")  # the control: MLflow's own loader
+    assert marker.exists(), "the planted payload is live: MLflow's loader ran it"
+
+
+def test_restore_is_refused_while_the_service_runs_and_a_log_swapped_anyway_is_noticed(
+    drill: Drill, tmp_path: Path
+) -> None:
+    from lab.demos.traffic import running_service
+
+    settings = drill.ctx.settings
+    registry, db = settings.state / "mlflow.db", settings.state / "predictions.db"
+    with running_service(drill.ctx) as service:
+        identity = registry.stat().st_ino
+        with pytest.raises(ServicesRunningError, match=rf"pid {os.getpid()}\b.*stop them first"):
+            restore(drill.archive, settings, force=True)
+        assert registry.stat().st_ino == identity  # refused: nothing replaced
+        assert not list(settings.state.glob(".restore-*"))
+
+        # Defence in depth: the log's database replaced behind the lease's back (by hand, an older mlops-lab).
+        swap = tmp_path / "swap.db"
+        snapshot_sqlite(db, swap)
+        before = log_counts(swap)["predictions"]
+        parked = tmp_path / "parked"
+        parked.mkdir()
+        for suffix in ("", "-wal", "-shm"):
+            if Path(f"{db}{suffix}").exists():
+                shutil.move(f"{db}{suffix}", parked / f"predictions.db{suffix}")
+        shutil.move(swap, db)
+        traffic = service.send(USERS[:5], seed=SEED + 1, feedback=False)
+        assert traffic.failed == 0
+        service.flush()
+        assert log_counts(db)["predictions"] == before + 5  # every answered request is in the file on disk
+        ready = service.client.get("/readyz").json()
+    assert ready["degraded"] is True
+    assert "was replaced under the service" in ready["prediction_log"]["file_problem"]

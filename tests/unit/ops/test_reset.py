@@ -121,3 +121,15 @@ def test_cli_asks_first_and_keeps_everything_on_no(tmp_path: Path, monkeypatch: 
     assert removed.exit_code == 0, removed.output
     assert "mlflow.db" in removed.output
     assert not settings.state.exists()
+
+
+def test_a_running_service_keeps_reset_away_from_its_state(tmp_path: Path) -> None:
+    from core.state_lease import shared_lease
+
+    settings = state_with_files(tmp_path)
+    plan = plan_reset(settings)
+    with shared_lease(settings.state), pytest.raises(ResetRefusedError, match="stop them first"):
+        apply_reset(plan)  # what `mlops-lab serve` holds for its lifetime
+    assert (settings.state / "mlflow.db").stat().st_size == 3000
+    apply_reset(plan)  # stopped: removed
+    assert not settings.state.exists()
