@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from pipelines import registry
 from serving import rollout_controller
 from serving.contract import Problem
-from serving.errors import error_response
+from serving.errors import documented, error_response
 from serving.limits import RateLimiter, client_key
 from serving.rollout import RolloutTransitionError
 from serving.router import RoutingState, Strategy, switch_slot, with_ab_split, with_strategy, with_weight
@@ -77,9 +77,20 @@ class StrategyBody(BaseModel):
 
 
 class WeightsBody(BaseModel):
-    """Body of PUT /weights: either weight or both; an absent one keeps its value."""
+    """Body of PUT /weights: either weight or both; an absent one keeps its value.
 
-    model_config = ConfigDict(extra="forbid")
+    "At least one" spans two fields, so the JSON schema says it too (``anyOf``): a body the document
+    allows is one this model accepts.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"required": [name], "properties": {name: {"type": "number"}}} for name in ("canary_weight", "ab_split")
+            ]
+        },
+    )
     canary_weight: Fraction | None = None
     ab_split: Fraction | None = None
 
@@ -154,12 +165,13 @@ async def _admin_error(_request: Request, exc: Exception) -> Response:
 # A registry that cannot answer (database gone, server down) is an outage: 503, retry later. An
 # MlflowException that *answers* (no such model or version, a bad value) is not.
 ANSWERED = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS")
+WWW_AUTHENTICATE = {"WWW-Authenticate": {"description": "The scheme to use: Bearer.", "schema": {"type": "string"}}}
 REFUSALS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No bearer token"},
-    403: {"description": "Wrong token"},
-    429: {"description": "Too many failed authentications from this client (Retry-After)"},
-    422: {"description": "Invalid request, naming the field"},
-    503: {"description": "Starting, or the model registry is unreachable (nothing changed)"},
+    401: documented("No bearer token") | {"headers": WWW_AUTHENTICATE},
+    403: documented("Wrong token"),
+    429: documented("Too many failed authentications from this client", retry_after=True),
+    422: documented("Invalid request, naming the field"),
+    503: documented("Starting, the model registry or the database is unreachable (nothing changed)", retry_after=True),
 }
 CONFLICTS = (registry.RegistryError, RolloutTransitionError, StateConflictError)
 
@@ -192,7 +204,7 @@ class AdminApi:
             ("/rollout/{operation}", self.rollout_operate, "Not now"),
         ):
             r.add_api_route(
-                path, endpoint, methods=["POST"], response_model=AdminState, responses={409: {"description": refused}}
+                path, endpoint, methods=["POST"], response_model=AdminState, responses={409: documented(refused)}
             )
 
     def state(self) -> AdminState:
@@ -341,11 +353,14 @@ def check_admin_token(token: str) -> None:
         )
 
 
-def install(app: FastAPI, runtime: Runtime) -> None:
-    """Mount the admin API under ``/v1/admin`` if ``settings.admin_token`` is set; leave it absent otherwise."""
+def install(app: FastAPI, runtime: Runtime, shared: dict[int | str, dict[str, Any]] | None = None) -> None:
+    """Mount the admin API under ``/v1/admin`` if ``settings.admin_token`` is set; leave it absent otherwise.
+
+    ``shared``: the responses every route documents (`serving.errors.shared_responses`).
+    """
     token = (runtime.settings.admin_token or "").strip()
     if not token:
         return
     check_admin_token(token)
-    app.include_router(AdminApi(runtime, token).router, prefix=PREFIX)
+    app.include_router(AdminApi(runtime, token).router, prefix=PREFIX, responses=shared)
     app.add_exception_handler(AdminError, _admin_error)

@@ -18,8 +18,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from starlette.exceptions import HTTPException
 
 from core.params import Params, load_params
 from core.settings import Settings
@@ -27,8 +29,14 @@ from core.startup import configure_runtime
 from core.state_lease import shared_lease
 from serving import admin, hot_routes, limits
 from serving.access_log import AccessLog
-from serving.contract import RequestContract
-from serving.errors import DATABASE_OUTAGES, database_unavailable, invalid_request, validation_problems
+from serving.contract import Problem, RequestContract
+from serving.errors import (
+    DATABASE_OUTAGES,
+    database_unavailable,
+    invalid_request,
+    shared_responses,
+    validation_problems,
+)
 from serving.hot_routes import HotRoutes
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.mlflow_protocol import MlflowProtocol
@@ -71,16 +79,18 @@ def create_app(settings: Settings | None = None, params: Params | None = None) -
     limits.install(app, settings)  # body size, rate limit, CORS; inside the metrics, so 413/429 are counted
     app.add_middleware(MetricsMiddleware, metrics=metrics, access=access)
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(HTTPException, _http_error)
     for outage in DATABASE_OUTAGES:
         app.add_exception_handler(outage, database_unavailable)
 
     native = NativeApi(runtime, contract, build_schemas(contract), metrics, settings.model_name)
     mlflow = MlflowProtocol(runtime, contract)
+    shared = shared_responses(rate_limited=settings.rate_limit_per_s > 0)  # every route may answer these
     for router in (native.router, mlflow.router, OpenInferenceApi(runtime, settings.model_name, contract).router):
-        app.include_router(router)
+        app.include_router(router, responses=shared)
     hot_routes.register(hot, native.router.routes, "/v1/predict", native.predict_asgi)
     hot_routes.register(hot, mlflow.router.routes, "/invocations", mlflow.invocations_asgi)
-    admin.install(app, runtime)  # /v1/admin/*, only when MLOPS_ADMIN_TOKEN is set
+    admin.install(app, runtime, shared)  # /v1/admin/*, only when MLOPS_ADMIN_TOKEN is set
     _document_components(app, native.components)
     return app
 
@@ -90,14 +100,35 @@ async def _invalid_request(_request: Request, exc: Exception) -> Response:
     return invalid_request(validation_problems(exc.errors()))
 
 
+UNPARSABLE_BODY = "There was an error parsing the body"  # FastAPI's 400 for a JSON body it cannot decode
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """A JSON body that is not even text (bytes that are not UTF-8) is invalid JSON like any other: the
+    documented 422 naming the body, not FastAPI's undocumented 400. Other HTTP errors (404, 405) as FastAPI."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 400 and exc.detail == UNPARSABLE_BODY:
+        return invalid_request([Problem("body", "JSON decode error: the body is not UTF-8 JSON", "json_invalid")])
+    return await http_exception_handler(request, exc)
+
+
 def _document_components(app: FastAPI, components: dict[str, Any]) -> None:
-    """Add the request-body models (PredictRow, PredictBatch) to the generated OpenAPI document."""
+    """Add the request-body models (PredictRow, PredictBatch, ...) to the generated OpenAPI document, and
+    document every 422 with the body `_invalid_request` answers (FastAPI's default names another shape)."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = generate()
-            schema.setdefault("components", {}).setdefault("schemas", {}).update(components)
+            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+            schemas.update(components)
+            for operation in (o for path in schema["paths"].values() for o in path.values()):
+                invalid = operation["responses"].get("422", {}).get("content", {}).get("application/json", {})
+                if invalid.get("schema") == {"$ref": "#/components/schemas/HTTPValidationError"}:
+                    invalid["schema"] = {"$ref": "#/components/schemas/ErrorResponse"}
+                    operation["responses"]["422"]["description"] = "Invalid request: the fields at fault are named"
+            for unused in ("HTTPValidationError", "ValidationError"):
+                schemas.pop(unused, None)
         return app.openapi_schema or {}
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -6,6 +6,11 @@ Concept: bad input gets a clear error (C18, C44). Every 4xx and 5xx of /v1/* has
 and `error_response` builds it, whether the problems come from the typed schema (a pydantic
 validation error), the routing-header policy or a serving error. MLflow's ``/invocations`` and the
 Open Inference Protocol answer in their own protocols' shapes (`serving.mlflow_protocol`, `serving.oip`).
+
+The OpenAPI document lists every status a route can answer. The answers that do not come from the
+route itself -- 413 (body size) and 429 (rate, when on) from the edge middlewares in `serving.limits`,
+503 from the database-outage handler below -- are `shared_responses`, which `serving.app` adds to every
+route; each route lists its own (`documented`), and a 422 is always this module's body.
 """
 
 from __future__ import annotations
@@ -41,6 +46,31 @@ class ErrorDetail(BaseModel):
 class ErrorResponse(BaseModel):
     error: str
     detail: list[ErrorDetail] = []
+
+
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying.",
+        "schema": {"type": "integer", "minimum": 0},
+    }
+}
+
+
+def documented(
+    description: str, model: type[BaseModel] = ErrorResponse, *, retry_after: bool = False
+) -> dict[str, Any]:
+    """One entry of a route's ``responses=``: a JSON body of ``model``, with ``Retry-After`` when the answer sets it."""
+    entry: dict[str, Any] = {"model": model, "description": description}
+    return entry | ({"headers": RETRY_AFTER} if retry_after else {})
+
+
+def shared_responses(rate_limited: bool) -> dict[int | str, dict[str, Any]]:
+    """What any route may answer besides its own: 413 (body over the limit), 503 (database outage), 429 if limited."""
+    shared: dict[int | str, dict[str, Any]] = {
+        413: documented("The request body is over MLOPS_MAX_BODY_BYTES (refused before it is read)"),
+        503: documented("The database is unavailable or busy; nothing was stored", retry_after=True),
+    }
+    return shared | ({429: documented("Rate limit of this client exceeded", retry_after=True)} if rate_limited else {})
 
 
 def error_response(

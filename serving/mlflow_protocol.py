@@ -20,24 +20,35 @@ including every invalid body, goes through `parse_json` / `check_frame`, which n
 Requests are routed and logged like /v1/predict, with the same routing headers (`serving.headers`); a
 bad one is a 400 INVALID_PARAMETER_VALUE naming it. The served version, arm and request id are
 returned in ``X-Model-Version``, ``X-Arm`` and ``X-Request-Id`` headers.
+
+The OpenAPI document declares the body (`request_body`), built from the data contract: each JSON shape
+with the contract's columns, ranges and row limit, and CSV as a pattern. Where a rule spans fields (a
+``dataframe_split`` row as wide as its ``columns``, columnar ``inputs`` of equal lengths), the document
+describes the strict form -- columns in contract order, ``inputs`` as one row -- so every request it
+allows is accepted; the server accepts more (other column orders, extra columns, which it ignores,
+columnar ``inputs``), as MLflow clients send them.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import math
+import re
 from importlib.metadata import version as package_version
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
 import pandas as pd
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from serving import headers
 from serving.contract import RequestContract
+from serving.errors import documented
 from serving.fast_input import ContractMatrix
 from serving.hot_routes import AsgiEndpoint, header_values, read_body, send_json
 from serving.predict import SERVING_ERRORS, NotReadyError, http_status
@@ -138,6 +149,79 @@ def fast_values(body: bytes, matrix: ContractMatrix) -> np.ndarray | None:
     return None
 
 
+class MlflowError(BaseModel):
+    """MLflow's error body."""
+
+    error_code: str
+    message: str
+
+
+class MlflowPredictions(BaseModel):
+    """MLflow's answer: one class label per row."""
+
+    predictions: list[str]
+
+
+INVOCATION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"headers": {h: {"description": d, "schema": {"type": "string"}} for h, d in (
+        ("X-Request-Id", "The id the prediction is logged under."), ("X-Model-Version", "The version that answered."),
+        ("X-Arm", "The routing arm that answered."))}},
+    400: documented("BAD_REQUEST (not the protocol) or INVALID_PARAMETER_VALUE (data, header), naming it", MlflowError),
+    415: documented("Content-Type is neither application/json nor text/csv (UTF-8)", MlflowError),
+    503: documented("TEMPORARILY_UNAVAILABLE: no champion loaded, or the prediction log is saturated", MlflowError),
+}  # fmt: skip
+PLAIN = {"content": {"text/plain": {"schema": {"type": "string"}}}}
+
+
+def _number_pattern(low: float, high: float) -> str:
+    """A regex for decimal numbers inside [low, high]: whole part in range, any decimals (or ``low`` itself)."""
+    wholes = range(math.ceil(low), math.floor(high))
+    if not wholes or len(wholes) > 100:
+        return re.escape(repr(low))
+    return "(?:" + "|".join(str(w) for w in wholes) + r")(?:\.[0-9]{1,3})?"
+
+
+def request_body(contract: RequestContract) -> dict[str, Any]:
+    """The OpenAPI request body of /invocations: MLflow's four JSON shapes and CSV, over the contract."""
+    features, ranges = list(contract.features), contract.ranges
+    number = {f: {"type": "number", "minimum": lo, "maximum": hi} for f, (lo, hi) in ranges.items()}
+    if contract.allow_missing:
+        number = {f: {"anyOf": [n, {"type": "null"}]} for f, n in number.items()}
+    row = {"type": "object", "properties": number, "required": features}
+    rows = {"type": "array", "items": row, "minItems": 1, "maxItems": contract.max_rows}
+    split = {
+        "type": "object",
+        "properties": {
+            "columns": {"type": "array", "prefixItems": [{"const": f} for f in features],
+                        "minItems": len(features), "maxItems": len(features)},
+            "data": {"type": "array", "minItems": 1, "maxItems": contract.max_rows,
+                     "items": {"type": "array", "prefixItems": list(number.values()),
+                               "minItems": len(features), "maxItems": len(features)}},
+        },
+        "required": ["columns", "data"],
+    }  # fmt: skip
+    scalar = {"type": ["string", "number", "boolean", "null"]}  # an extra column is ignored, but must be a scalar
+    one_row = row | {"additionalProperties": scalar}
+    shapes = {"dataframe_split": split, "dataframe_records": rows, "instances": rows, "inputs": one_row}
+    body = {
+        "oneOf": [
+            {"type": "object", "properties": {k: v, "params": {"type": "object"}}, "required": [k], "title": k}
+            for k, v in shapes.items()
+        ]
+    }
+    middle = {f: (lo + hi) / 2 for f, (lo, hi) in ranges.items()}
+    cells = ",".join(_number_pattern(lo, hi) for lo, hi in ranges.values())
+    csv = {"type": "string", "pattern": f"^{','.join(features)}\n(?:{cells}\n){{1,100}}$"}
+    csv_example = ",".join(features) + "\n" + ",".join(str(v) for v in middle.values()) + "\n"
+    return {
+        "required": True,
+        "content": {
+            "application/json": {"schema": body, "example": {"dataframe_records": [middle]}},
+            "text/csv": {"schema": csv, "example": csv_example},
+        },
+    }
+
+
 def _mlflow_error(code: str, message: str, status: int = 400) -> JSONResponse:
     return JSONResponse({"error_code": code, "message": message}, status_code=status)
 
@@ -152,12 +236,21 @@ class MlflowProtocol:
             "/invocations",
             self.invocations,
             methods=["POST"],
-            responses={400: {"description": "BAD_REQUEST / INVALID_PARAMETER_VALUE"}, 415: {"description": "Media"}},
-            openapi_extra={"parameters": headers.openapi_parameters()},
+            response_model=MlflowPredictions,
+            responses=INVOCATION_RESPONSES,
+            openapi_extra={"parameters": headers.openapi_parameters(), "requestBody": request_body(contract)},
         )
         for path in ("/ping", "/health"):
-            self.router.add_api_route(path, self.ping, methods=["GET"], response_class=PlainTextResponse)
-        self.router.add_api_route("/version", self.version, methods=["GET"], response_class=PlainTextResponse)
+            self.router.add_api_route(
+                path,
+                self.ping,
+                methods=["GET"],
+                response_class=PlainTextResponse,
+                responses={200: PLAIN, 503: {"description": "No champion loaded yet", **PLAIN}},
+            )
+        self.router.add_api_route(
+            "/version", self.version, methods=["GET"], response_class=PlainTextResponse, responses={200: PLAIN}
+        )
 
     async def invocations(self, request: Request) -> Response:
         """MLflow scoring protocol: JSON (dataframe_split | dataframe_records | instances | inputs) or CSV."""

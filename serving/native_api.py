@@ -30,12 +30,12 @@ from starlette.concurrency import run_in_threadpool
 
 from serving import headers
 from serving.contract import Problem, RequestContract
-from serving.errors import ErrorResponse, error_response, invalid_request, validation_problems
+from serving.errors import documented, error_response, invalid_request, validation_problems
 from serving.hot_routes import AsgiEndpoint, header_values, read_body, send_json
 from serving.log_schema import FeedbackBusyError
 from serving.native_body import BodyParser
 from serving.predict import SERVING_ERRORS, Served, http_status
-from serving.schemas import ApiSchemas, FeedbackResponse, PredictResponse
+from serving.schemas import ApiSchemas, FeedbackResponse, PredictResponse, Readiness
 
 if TYPE_CHECKING:
     from starlette.types import Receive, Scope, Send
@@ -43,8 +43,21 @@ if TYPE_CHECKING:
     from serving.metrics import Metrics
     from serving.runtime import Runtime
 
-ERRORS: dict[int | str, dict[str, Any]] = {422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}}
-PREDICT_ERRORS = {415: {"model": ErrorResponse, "description": "Content-Type is not application/json"}, **ERRORS}
+PREDICT_ERRORS: dict[int | str, dict[str, Any]] = {
+    415: documented("Content-Type is not application/json"),
+    422: documented("Invalid body or routing header (or an X-Force-Arm arm with no model loaded), naming it"),
+    503: documented(
+        "No champion loaded yet, the prediction log is saturated or the database is down (nothing was served)",
+        retry_after=True,
+    ),
+}
+FEEDBACK_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: documented("No prediction was served under this id", FeedbackResponse),
+    409: documented("A different label was already recorded for this id", FeedbackResponse),
+    422: documented("Invalid body, naming the field"),
+    503: documented("The database is unavailable or busy; nothing was stored", retry_after=True),
+}
+TEXT = {"content": {"text/plain": {"schema": {"type": "string"}}}}
 PREDICT_HEADERS = frozenset((b"content-type", *headers.NAMES))
 
 
@@ -81,14 +94,26 @@ class NativeApi:
             with_body_type(self.feedback, schemas.feedback),
             methods=["POST"],
             response_model=FeedbackResponse,
-            responses={404: {"model": FeedbackResponse}, 409: {"model": FeedbackResponse}, **ERRORS},
+            responses=FEEDBACK_ERRORS,
             tags=["native"],
         )
         r.add_api_route("/healthz", self.healthz, methods=["GET"], tags=["health"])
         r.add_api_route(
-            "/readyz", self.readyz, methods=["GET"], tags=["health"], responses={503: {"description": "Not ready"}}
+            "/readyz",
+            self.readyz,
+            methods=["GET"],
+            tags=["health"],
+            response_model=Readiness,
+            responses={503: documented("Not ready: no champion loaded (the same report)", Readiness)},
         )
-        r.add_api_route("/metrics", self.prometheus_metrics, methods=["GET"], tags=["health"], response_class=Response)
+        r.add_api_route(
+            "/metrics",
+            self.prometheus_metrics,
+            methods=["GET"],
+            tags=["health"],
+            response_class=Response,
+            responses={200: {"description": "Prometheus text exposition format", **TEXT}},
+        )
 
     async def predict(self, request: Request) -> Response:
         """Predict one row (a flat object of feature fields) or a batch (``{"rows": [...]}``)."""

@@ -15,6 +15,12 @@ one); ``.../versions/{v}/infer`` pins that exact version. The tensor's values mu
 contract like every protocol's (`serving.contract.RequestContract.problem`: finite, in range, missing
 only where allowed). Errors: 400 ``{"error"}`` for an invalid request or header, 404 for an unknown
 model or version, 503 while no champion is loaded.
+
+The OpenAPI document declares the InferenceRequest (`request_body`) from the data contract. The rule
+that ties ``shape`` to the number of ``data`` values spans fields, so the document describes the strict
+form every client can send -- one row, ``shape`` ``[1, n_features]``, JSON data in the contract's ranges
+-- and every request it allows is accepted; the server accepts more (``[n, n_features]`` batches,
+nested data, the binary-data extension), as the protocol allows.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from serving import headers
 from serving.contract import RequestContract
-from serving.errors import validation_problems
+from serving.errors import documented, validation_problems
 from serving.predict import SERVING_ERRORS, NotReadyError, http_status
 
 if TYPE_CHECKING:
@@ -58,6 +64,109 @@ class InferRequest(BaseModel):
     parameters: dict[str, Any] = {}
     inputs: list[TensorIn] = Field(min_length=1, max_length=1)
     outputs: list[OutputRequest] | None = None
+
+
+class OipErrorBody(BaseModel):
+    error: str
+
+
+class ModelReadiness(BaseModel):
+    name: str
+    ready: bool
+
+
+class ServerReadiness(BaseModel):
+    ready: bool
+
+
+class Liveness(BaseModel):
+    live: bool
+
+
+class ServerMetadata(BaseModel):
+    name: str
+    version: str
+    extensions: list[str]
+
+
+class TensorMetadata(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int]
+
+
+class ModelMetadata(BaseModel):
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[TensorMetadata]
+    outputs: list[TensorMetadata]
+
+
+class TensorOut(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int]
+    data: list[Any]
+    parameters: dict[str, Any] = {}
+
+
+class InferResponse(BaseModel):
+    model_name: str
+    model_version: str
+    id: str
+    parameters: dict[str, Any]
+    outputs: list[TensorOut]
+
+
+MODEL_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: documented("Unknown model, or no such version loaded", OipErrorBody),
+    503: documented("No champion loaded yet", OipErrorBody),
+}
+INFER_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: documented("Invalid InferenceRequest, tensor values or routing header, naming it", OipErrorBody),
+    **MODEL_ERRORS,
+    503: documented("No champion loaded yet, or the prediction log is saturated", OipErrorBody),
+}
+
+
+def request_body(contract: RequestContract) -> dict[str, Any]:
+    """The OpenAPI request body of infer: one JSON tensor ``[1, n_features]`` in the contract's ranges."""
+    n = len(contract.features)
+    values = [{"type": "number", "minimum": lo, "maximum": hi} for lo, hi in contract.ranges.values()]
+    tensor = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "shape": {"type": "array", "prefixItems": [{"const": 1}, {"const": n}], "minItems": 2, "maxItems": 2},
+            "datatype": {"enum": list(DTYPES)},
+            "data": {"type": "array", "prefixItems": values, "minItems": n, "maxItems": n},
+            # binary_data_size announces raw bytes after the JSON (the binary extension): not this JSON form
+            "parameters": {"type": "object", "not": {"required": ["binary_data_size"]}},
+        },
+        "required": ["name", "shape", "datatype", "data"],
+    }
+    request = {
+        "type": "object",
+        "title": "InferenceRequest",
+        "properties": {
+            "id": {"type": "string"},
+            "parameters": {"type": "object"},
+            "inputs": {"type": "array", "items": tensor, "minItems": 1, "maxItems": 1},
+            "outputs": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"name": {"enum": list(OUTPUTS)}, "parameters": {"type": "object"}},
+                    "required": ["name"],
+                },
+            },
+        },
+        "required": ["inputs"],
+    }
+    middle = [(lo + hi) / 2 for lo, hi in contract.ranges.values()]
+    example = {"inputs": [{"name": "features", "shape": [1, n], "datatype": "FP64", "data": middle}]}
+    return {"required": True, "content": {"application/json": {"schema": request, "example": example}}}
 
 
 class OipError(ValueError):
@@ -111,17 +220,35 @@ class OpenInferenceApi:
     def __init__(self, runtime: Runtime, model_name: str, contract: RequestContract) -> None:
         self.runtime, self.model_name, self.contract = runtime, model_name, contract
         r = self.router = APIRouter(prefix="/v2", tags=["open-inference-v2"])
-        r.add_api_route("", self.server_metadata, methods=["GET"])
-        r.add_api_route("/health/live", self.live, methods=["GET"])
-        r.add_api_route("/health/ready", self.ready, methods=["GET"])
+        r.add_api_route("", self.server_metadata, methods=["GET"], response_model=ServerMetadata)
+        r.add_api_route("/health/live", self.live, methods=["GET"], response_model=Liveness)
+        not_ready: dict[int | str, dict[str, Any]] = {503: documented("No champion loaded yet", ServerReadiness)}
+        r.add_api_route(
+            "/health/ready", self.ready, methods=["GET"], response_model=ServerReadiness, responses=not_ready
+        )
+        model_not_ready = {**MODEL_ERRORS, 503: documented("No champion loaded yet", ModelReadiness)}
         for suffix in ("", "/versions/{version}"):
-            r.add_api_route(f"/models/{{name}}{suffix}", self.model_metadata, methods=["GET"])
-            r.add_api_route(f"/models/{{name}}{suffix}/ready", self.model_ready, methods=["GET"])
+            r.add_api_route(
+                f"/models/{{name}}{suffix}",
+                self.model_metadata,
+                methods=["GET"],
+                response_model=ModelMetadata,
+                responses=MODEL_ERRORS,
+            )
+            r.add_api_route(
+                f"/models/{{name}}{suffix}/ready",
+                self.model_ready,
+                methods=["GET"],
+                response_model=ModelReadiness,
+                responses=model_not_ready,
+            )
             r.add_api_route(
                 f"/models/{{name}}{suffix}/infer",
                 self.infer,
                 methods=["POST"],
-                openapi_extra={"parameters": headers.openapi_parameters()},
+                response_model=InferResponse,
+                responses=INFER_ERRORS,
+                openapi_extra={"parameters": headers.openapi_parameters(), "requestBody": request_body(contract)},
             )
 
     def loaded_versions(self) -> list[str]:

@@ -95,3 +95,14 @@ class FeedbackResponse(BaseModel):
     label: str
     status: Literal["recorded", "duplicate", "conflict", "unknown_request"]
     message: str
+
+
+class Readiness(BaseModel):
+    """What /readyz answers (200 when ready, 503 with the same report when not)."""
+
+    ready: bool
+    models: dict[str, dict[str, str]] = Field(description="alias -> {version, run_id} of the loaded models")
+    degraded: bool
+    last_registry_error: str | None
+    routing: dict[str, Any] | None
+    routing_error: str | None
