@@ -8,9 +8,9 @@ validation error), the routing-header policy or a serving error. MLflow's ``/inv
 Open Inference Protocol answer in their own protocols' shapes (`serving.mlflow_protocol`, `serving.oip`).
 
 The OpenAPI document lists every status a route can answer. The answers that do not come from the
-route itself -- 413 (body size) and 429 (rate, when on) from the edge middlewares in `serving.limits`,
-503 from the database-outage handler below -- are `shared_responses`, which `serving.app` adds to every
-route; each route lists its own (`documented`), and a 422 is always this module's body.
+route itself -- 408 (body too slow), 413 (body size) and 429 (rate, when on) from the edge middlewares
+in `serving.limits`, 503 from the database-outage handler below -- are `shared_responses`, which
+`serving.app` adds to every route; each route lists its own (`documented`), and a 422 is always this module's body.
 """
 
 from __future__ import annotations
@@ -65,8 +65,12 @@ def documented(
 
 
 def shared_responses(rate_limited: bool) -> dict[int | str, dict[str, Any]]:
-    """What any route may answer besides its own: 413 (body over the limit), 503 (database outage), 429 if limited."""
+    """What any route may answer besides its own: 408 (body too slow), 413 (body over the limit), 503 (database
+    outage), 429 if limited."""
     shared: dict[int | str, dict[str, Any]] = {
+        408: documented(
+            "The request body did not arrive within MLOPS_BODY_TIMEOUT_S of its headers (connection closed)"
+        ),
         413: documented("The request body is over MLOPS_MAX_BODY_BYTES (refused before it is read)"),
         503: documented("The database is unavailable or busy; nothing was stored", retry_after=True),
     }

@@ -33,7 +33,7 @@ def test_every_operation_documents_the_shared_answers(
 ) -> None:
     settings = settings.model_copy(update={"admin_token": TOKEN, "rate_limit_per_s": rate_limit_per_s})
     shared = {str(s) for s in shared_responses(rate_limited=rate_limit_per_s > 0)}
-    assert {"413", "503"} <= shared
+    assert {"408", "413", "503"} <= shared
     assert ("429" in shared) == (rate_limit_per_s > 0)
     found = dict(operations(settings, params))
     assert any(label.startswith("PUT /v1/admin/") for label in found)  # the admin routes are walked too
