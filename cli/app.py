@@ -7,6 +7,8 @@ Command groups live in ``cli/``; each module registers its own commands here.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from cli import (
@@ -38,8 +40,21 @@ app = typer.Typer(
 )
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        import platform
+        from importlib.metadata import version
+
+        typer.echo(f"mlops-lab {version('mlops-lab')} (Python {platform.python_version()})")
+        raise typer.Exit()
+
+
 @app.callback()
-def configure() -> None:
+def configure(
+    _version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
     """Before any command: the libraries' environment from the settings (Prefect reads its own on import)."""
     from core.settings import Settings
     from core.startup import configure_environment

@@ -61,6 +61,16 @@ def test_console_script_answers_help() -> None:
     assert "concepts" in proc.stdout
 
 
+def test_console_script_prints_its_version_without_the_heavy_libraries() -> None:
+    from importlib.metadata import version
+
+    probe = HELP_PROBE.replace('app(["--help"]', 'app(["--version"]')
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert proc.stdout.startswith(f"mlops-lab {version('mlops-lab')} (Python ")
+    result = json.loads(proc.stdout.split("PROBE ", 1)[1])
+    assert result == {"code": 0, "heavy": []}  # eager: no command, no settings, no library loaded
+
+
 def test_concepts_lists_every_id(state_dir: Path) -> None:
     result = CliRunner().invoke(app, ["concepts"], env=WIDE)
     assert result.exit_code == 0, result.output
