@@ -20,9 +20,11 @@ from typing import Annotated, Any
 
 import typer
 
-admin_app = typer.Typer(no_args_is_help=True)
+from cli.help import group_settings
+
+admin_app = typer.Typer(**group_settings(), no_args_is_help=True)
 rollout_app = typer.Typer(
-    help="Start, pause, resume or abort the canary rollout through the API.", no_args_is_help=True
+    **group_settings(), help="Start, pause, resume or abort the canary rollout through the API.", no_args_is_help=True
 )
 admin_app.add_typer(rollout_app, name="rollout")
 Reason = Annotated[str, typer.Option(help="Why (recorded in the audit log).")]

@@ -29,8 +29,10 @@ from cli import (
     traffic,
     training,
 )
+from cli.help import group_settings
 
 app = typer.Typer(
+    **group_settings(),
     name="mlops-lab",
     help="A runnable MLOps reference implementation: train, gate, register, serve, monitor, retrain.",
     no_args_is_help=True,

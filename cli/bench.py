@@ -14,6 +14,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from cli.help import group_settings
+
 
 def bench(
     out: Annotated[Path | None, typer.Option(help="Report file (default: docs/benchmarks.md).")] = None,
@@ -54,7 +56,11 @@ def demo_timings() -> None:
         raise typer.Exit(1)
 
 
-study = typer.Typer(help="Seeded simulations that measure a statistical decision's error rates.", no_args_is_help=True)
+study = typer.Typer(
+    **group_settings(),
+    help="Seeded simulations that measure a statistical decision's error rates.",
+    no_args_is_help=True,
+)
 
 
 @study.command("drift")

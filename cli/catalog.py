@@ -132,5 +132,12 @@ def register(app: typer.Typer) -> None:
     """Add this module's commands to the CLI."""
     app.command()(concepts)
     app.command()(explain)
-    app.command()(demo)
+    import textwrap
+
+    from lab.demos import DEMOS  # names only: the demos' modules load when one runs
+
+    names = textwrap.wrap(", ".join(DEMOS), width=72, break_on_hyphens=False)  # never split a name
+    # "\b": click keeps the block's line breaks as they are instead of re-wrapping it.
+    epilog = "\b\nDemos (a concept id such as C21, or its slug, works too):\n" + "\n".join(f"  {n}" for n in names)
+    app.command(epilog=epilog)(demo)
     app.command()(ui)

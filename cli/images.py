@@ -14,9 +14,12 @@ from typing import Annotated
 
 import typer
 
+from cli.help import group_settings
 from pipelines.registry import current_aliases
 
-images_app = typer.Typer(help="Container images: immutable tags from the git commit and the champion.")
+images_app = typer.Typer(
+    **group_settings(), help="Container images: immutable tags from the git commit and the champion."
+)
 
 
 class Format(StrEnum):

@@ -18,8 +18,12 @@ from rich.markdown import Markdown
 from rich.markup import escape
 from rich.table import Table
 
+from cli.help import group_settings
+
 lab_app = typer.Typer(
-    help="Workshop labs: `mlops-lab lab setup N` starts one, do the steps, `mlops-lab lab check N` verifies the result."
+    **group_settings(),
+    help="Workshop labs: `mlops-lab lab setup N` starts one, do the steps, `mlops-lab lab check N` "
+    "verifies the result.",
 )
 
 

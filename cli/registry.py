@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.help import group_settings
 from pipelines.registry import RegistryError, audit_log, current_aliases, list_versions, promote, rollback
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from pipelines.registry import AliasChange
 
 registry_app = typer.Typer(
+    **group_settings(),
     help="Model registry: list versions, promote the challenger, roll back, read the audit log.",
     no_args_is_help=True,
 )

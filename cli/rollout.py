@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from cli.help import group_settings
 from pipelines.registry import RegistryError
 
 if TYPE_CHECKING:
@@ -28,7 +29,11 @@ if TYPE_CHECKING:
     from serving.state_store import StateStore
 
 console = Console()
-rollout_app = typer.Typer(help="Canary rollout: start, watch, step, pause, resume, abort.", no_args_is_help=True)
+rollout_app = typer.Typer(
+    **group_settings(),
+    help="Canary rollout: start, watch, step, pause, resume, abort.",
+    no_args_is_help=True,
+)
 
 
 def _parts() -> tuple[LabContext, StateStore, sa.Engine]:

@@ -16,12 +16,15 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from cli.help import group_settings
+
 MODEL_PATH = Path("models/pipeline.skops")
 TRAIN_METRICS_PATH = Path("metrics/train.json")
 EVAL_METRICS_PATH = Path("metrics/eval.json")
 CONFUSION_PATH = Path("metrics/confusion.csv")
 
 stage_app = typer.Typer(
+    **group_settings(),
     help="DVC pipeline stages (run by `dvc repro`; see dvc.yaml).",
     no_args_is_help=True,
 )

@@ -71,6 +71,37 @@ def test_console_script_prints_its_version_without_the_heavy_libraries() -> None
     assert result == {"code": 0, "heavy": []}  # eager: no command, no settings, no library loaded
 
 
+def _help(*args: str) -> str:
+    result = CliRunner().invoke(app, [*args, "-h"], env={"COLUMNS": "80"}, terminal_width=80)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_help_at_80_columns_never_cuts_a_sentence_and_demo_help_lists_every_demo() -> None:
+    from lab.demos import DEMOS
+
+    groups = [(), ("rollout",), ("registry",), ("admin",), ("lab",), ("study",), ("images",), ("stage",)]
+    for group in groups:
+        text = _help(*group)
+        body = [line for line in text.splitlines() if not line.startswith("Usage:")]
+        assert not [line for line in body if line.rstrip().endswith("...")], (
+            group,
+            text,
+        )  # click's cut: "Write the raw dataset (dataset.path in...)..."
+        assert max(len(line) for line in text.splitlines()) <= 80, group
+    demo_help = _help("demo")
+    listed = {name.strip(",") for line in demo_help.splitlines() for name in line.split()}
+    assert set(DEMOS) <= listed  # each name whole: no "data-" / "validation" split
+
+
+def test_first_sentence_keeps_abbreviations_and_stops_at_the_full_stop() -> None:
+    from cli.help import first_sentence
+
+    assert first_sentence("Run it, e.g. twice. Then stop.") == "Run it, e.g. twice."
+    assert first_sentence("One line\n  folded here. More.\n\nBody") == "One line folded here."
+    assert first_sentence("No stop at all") == "No stop at all"
+
+
 def test_concepts_lists_every_id(state_dir: Path) -> None:
     result = CliRunner().invoke(app, ["concepts"], env=WIDE)
     assert result.exit_code == 0, result.output
