@@ -11,16 +11,61 @@ and writes what gathered in a single call. With the writer off, lines go to the 
 logger instead, for a custom logging setup. ``stop`` (the
 app's shutdown) writes the rest, so no line is lost on a graceful exit; a hard kill loses at most
 ``interval`` seconds of lines. ``MLOPS_ACCESS_LOG=false`` turns the lines off.
+
+Every line starts with ``ts`` (UTC, milliseconds) and ``level`` (info, warning for a 4xx, error for
+a 5xx). Uvicorn's own lines (start-up, shutdown, errors) are JSON too, with the same two keys first
+(`JsonLogFormatter`, `UVICORN_LOG_CONFIG`, used by `serving.server.run_server`), so one parser reads
+the whole stream.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 from collections import deque
-from typing import TextIO
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+import orjson
 
 ACCESS_LOGGER = "serving.access"
+_LEVELS = {"WARNING": "warning", "ERROR": "error", "CRITICAL": "error", "DEBUG": "debug"}
+
+
+def utc_timestamp(epoch: float | None = None) -> str:
+    """``2026-12-06T22:41:05.123Z``: UTC to the millisecond, the ``ts`` of every log line."""
+    moment = datetime.now(UTC) if epoch is None else datetime.fromtimestamp(epoch, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class JsonLogFormatter(logging.Formatter):
+    """A log record as one JSON line: ``ts``, ``level``, ``logger``, ``message`` (and ``exception``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": utc_timestamp(record.created),
+            "level": _LEVELS.get(record.levelname, "info"),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(line, default=str).decode()
+
+
+# Uvicorn's loggers through `JsonLogFormatter` on stderr (the access lines are ours, on stdout).
+UVICORN_LOG_CONFIG: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "serving.access_log.JsonLogFormatter"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+    "loggers": {
+        "uvicorn": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        "uvicorn.error": {"level": "INFO"},
+        "uvicorn.access": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+    },
+}
 
 
 class AccessLog:

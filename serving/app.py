@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None, params: Params | None = None) -
     hot: dict[str, tuple[Any, hot_routes.Handler]] = {}  # filled once the routes exist (below)
     app.add_middleware(HotRoutes, table=hot)  # added first = innermost: inside the limits and the metrics
     limits.install(app, settings)  # body size, rate limit, CORS; inside the metrics, so 413/429 are counted
-    app.add_middleware(MetricsMiddleware, metrics=metrics, access=access)
+    app.add_middleware(MetricsMiddleware, metrics=metrics, access=access, routes=app.router.routes)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(HTTPException, _http_error)
     for outage in DATABASE_OUTAGES:

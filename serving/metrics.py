@@ -30,7 +30,9 @@ import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from starlette.requests import ClientDisconnect
+from starlette.routing import Match
 
+from serving.access_log import utc_timestamp
 from serving.monitor_metrics import MonitorCollector
 
 if TYPE_CHECKING:
@@ -174,8 +176,18 @@ class MetricsMiddleware:
     whoever configured a handler on it (tests, a custom logging setup).
     """
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, access: AccessLog | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: Metrics, access: AccessLog | None = None, routes: Sequence[Any] = ()
+    ) -> None:
         self.app, self.metrics, self.access = app, metrics, access
+        self.routes = routes  # the app's routes (the live list): templates for answers given before routing
+
+    def endpoint(self, scope: Scope) -> str:
+        """The route template of the request, also for an answer given before routing (413, 429, 408)."""
+        route = scope.get("route")
+        if route is None:  # an edge middleware answered first: match the path as the router would have
+            route = next((r for r in self.routes if r.matches(scope)[0] is not Match.NONE), None)
+        return getattr(route, "path", None) or "unmatched"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -205,14 +217,20 @@ class MetricsMiddleware:
             status = CLIENT_CLOSED_REQUEST
         finally:
             elapsed = time.perf_counter() - start
-            route = scope.get("route")
-            endpoint = getattr(route, "path", None) or "unmatched"
+            endpoint = self.endpoint(scope)
             counter, histogram = self.metrics.request_children(endpoint, status)
             counter.inc()
             histogram.observe(elapsed)
             writer = self.access if self.access is not None and self.access.running else None
             if writer is not None or access_log.isEnabledFor(logging.INFO):
-                line = {"method": scope["method"], "path": endpoint, "status": status, "latency_ms": elapsed * 1e3}
+                line = {
+                    "ts": utc_timestamp(),
+                    "level": "error" if status >= 500 else "warning" if status >= 400 else "info",
+                    "method": scope["method"],
+                    "path": endpoint,
+                    "status": status,
+                    "latency_ms": round(elapsed * 1e3, 3),  # to the microsecond
+                }
                 if extra := scope.get("state", {}).get("access"):
                     line.update(extra)  # same keys and order as {**line, **extra}, without a second dict
                 text = orjson.dumps(line, default=str).decode()

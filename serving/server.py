@@ -79,6 +79,7 @@ def run_server(
     from uvicorn.supervisors import Multiprocess
 
     from core.settings import Settings
+    from serving.access_log import UVICORN_LOG_CONFIG
 
     config = server_config(
         app,
@@ -90,6 +91,7 @@ def run_server(
         loop=loop,
         log_level=log_level,
         access_log=False,  # the app writes one structured JSON line per request (serving.access) instead
+        log_config=UVICORN_LOG_CONFIG,  # uvicorn's own lines as JSON, like the access lines
         timeout_graceful_shutdown=30,
     )
     sock = bind_tcp_socket(host, port)

@@ -214,7 +214,13 @@ def test_every_prediction_and_label_is_logged_exactly_once_through_a_sigterm(
     assert labels == n
     # The structured access log (stdout, written by a queue listener) has one JSON line per request, also
     # for the requests answered just before the SIGTERM: the listener is drained at shutdown.
-    lines = [json.loads(line) for line in (tmp_path / f"server-{port}.log").read_text().splitlines() if line[:1] == "{"]
+    text = (tmp_path / f"server-{port}.log").read_text().splitlines()
+    records = [json.loads(line) for line in text if line[:1] == "{"]
+    lines = [x for x in records if "path" in x]  # access lines; uvicorn's own lines are JSON too (below)
+    assert all(list(x)[:2] == ["ts", "level"] for x in records)
+    uvicorn_lines = [x for x in records if x.get("logger", "").startswith("uvicorn")]
+    assert any("Started server process" in x["message"] for x in uvicorn_lines)
+    assert not [line for line in text if "Started server process" in line and line[:1] != "{"]
     predicted_ids = sorted(x["request_id"] for x in lines if x["path"] == "/v1/predict" and x["status"] == 200)
     assert predicted_ids == sorted(f"sigterm-{i}" for i in range(n))
     assert sum(x["path"] == "/v1/feedback" and x["status"] == 200 for x in lines) == n

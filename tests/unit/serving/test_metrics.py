@@ -9,6 +9,8 @@ receive messages and a scripted clock, so the test is exact.
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from types import SimpleNamespace
 from typing import Any
 
@@ -67,3 +69,51 @@ def test_latency_counts_from_the_end_of_the_body_not_the_clients_upload(monkeypa
     assert count(metrics, "200") == 1
     latency = metrics.registry.get_sample_value("request_latency_seconds_sum", {"endpoint": "unmatched"})
     assert latency == pytest.approx(1.0)  # two sends of 0.5 s each after the body; not the 20 s upload
+
+
+def test_an_answer_given_before_routing_is_counted_and_logged_under_its_route_template() -> None:
+    """A 429 from the rate limiter never reaches the router; it still belongs to its route, not "unmatched"."""
+    from starlette.routing import Route
+
+    async def refuse(scope: Any, receive: Any, send: Any) -> None:  # an edge middleware's answer: no route set
+        await read_body(receive)
+        await send({"type": "http.response.start", "status": 429, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    routes = [Route("/v2/models/{name}/infer", endpoint=lambda request: None, methods=["POST"])]
+    metrics = Metrics()
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    access = logging.getLogger("serving.access")
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    try:
+        scope = {"type": "http", "method": "POST", "path": "/v2/models/iris/infer", "headers": []}
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"{}", "more_body": False}
+
+        async def send(_message: dict[str, Any]) -> None:
+            pass
+
+        asyncio.run(MetricsMiddleware(refuse, metrics, routes=routes)(scope, receive, send))
+    finally:
+        access.removeHandler(handler)
+    labels = {"endpoint": "/v2/models/{name}/infer", "status": "429"}
+    assert metrics.registry.get_sample_value("requests_total", labels) == 1.0
+    (record,) = records
+    line = json.loads(record.getMessage())
+    assert list(line)[:2] == ["ts", "level"]
+    assert (line["level"], line["path"], line["status"]) == ("warning", "/v2/models/{name}/infer", 429)
+    assert line["ts"].endswith("Z")
+    assert line["latency_ms"] == round(line["latency_ms"], 3)
+
+
+def test_uvicorn_lines_are_json_with_the_same_leading_keys() -> None:
+    from serving.access_log import JsonLogFormatter
+
+    record = logging.LogRecord("uvicorn.error", logging.INFO, __file__, 1, "Started server process [%d]", (42,), None)
+    line = json.loads(JsonLogFormatter().format(record))
+    assert list(line) == ["ts", "level", "logger", "message"]
+    assert (line["level"], line["logger"], line["message"]) == ("info", "uvicorn.error", "Started server process [42]")

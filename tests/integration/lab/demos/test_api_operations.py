@@ -42,7 +42,10 @@ def logged_predictions(ctx: LabContext) -> int:
 
 def test_logs_vs_metrics_demo_counts_every_logged_request(run_demo, ctx: LabContext) -> None:
     out = run_demo("logs_vs_metrics", ctx, width=200)
-    assert re.search(r'\{"method":"POST","path":"/v1/predict","status":200,.*"request_id":"logs-demo-1"', out)
+    assert re.search(
+        r'\{"ts":"[^"]+Z","level":"info","method":"POST","path":"/v1/predict","status":200,.*"request_id":"logs-demo-1"',
+        out,
+    )
     assert '"path":"/v1/predict","status":422' in out
     assert '"path":"unmatched","status":404' in out
     assert "✔ requests_total matches the log lines for every (route, status)" in out
