@@ -192,7 +192,8 @@ def test_every_prediction_and_label_is_logged_exactly_once_through_a_sigterm(
         predicted = conn.getresponse()
         body = json.loads(predicted.read())
         label = body["predictions"][0]["class"]
-        conn.request("POST", "/v1/feedback", json.dumps({"request_id": f"sigterm-{i}", "label": label}), headers)
+        labelling = {**headers, "x-feedback-token": predicted.getheader("x-feedback-token") or ""}
+        conn.request("POST", "/v1/feedback", json.dumps({"request_id": f"sigterm-{i}", "label": label}), labelling)
         fed = conn.getresponse()
         fed.read()
         conn.close()
