@@ -243,7 +243,7 @@ def send_traffic(
     feedback: bool = True,
     feedback_every: int = 50,
     arm: str | None = None,
-    admin_token: str | None = None,
+    admin_auth: str | None = None,
     pause_s: float = 0.0,
     max_seconds: float = 120.0,
     clock: Callable[[], float] = time.monotonic,
@@ -258,9 +258,9 @@ def send_traffic(
         feedback: post each answer's true label to ``/v1/feedback`` (rows without a label are skipped).
         feedback_every: predictions per round; a round's labels are posted before the next round starts.
         arm: force an arm with ``X-Force-Arm`` (champion | challenger | blue | green); None lets the router decide.
-            The service answers a forced request only with ``admin_token`` (401 / 403 otherwise), logs it as
+            The service answers a forced request only with ``admin_auth`` (401 / 403 otherwise), logs it as
             ``forced`` and leaves it out of every analysis.
-        admin_token: the service's MLOPS_ADMIN_TOKEN, sent as ``Authorization: Bearer`` with forced requests.
+        admin_auth: the service's MLOPS_ADMIN_TOKEN, sent as ``Authorization: Bearer`` with forced requests.
         pause_s: wait between rounds, so a bandit's reward sums reach the service's poller (one poll interval).
         max_seconds: time cap; rows not sent by then are counted in ``not_sent``.
     """
@@ -269,8 +269,8 @@ def send_traffic(
     report, began = TrafficReport(), clock()
     session = _Session(transport, began + max_seconds, clock, sleep)
     extra = {"X-Force-Arm": arm} if arm else {}
-    if arm and admin_token:
-        extra["Authorization"] = f"Bearer {admin_token}"
+    if arm and admin_auth:
+        extra["Authorization"] = f"Bearer {admin_auth}"
     broken = 0
     for start in range(0, len(rows), feedback_every):
         if start and pause_s > 0:

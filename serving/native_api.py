@@ -33,7 +33,7 @@ from starlette.concurrency import run_in_threadpool
 
 from serving import headers
 from serving.contract import Problem, RequestContract
-from serving.credentials import FEEDBACK_TOKEN_HEADER, CredentialError, bearer_token, check_feedback
+from serving.credentials import FEEDBACK_HEADER, CredentialError, bearer_token, check_feedback
 from serving.errors import ErrorResponse, error_response, invalid_request, validation_problems
 from serving.hot_routes import AsgiEndpoint, header_values, read_body, send_json
 from serving.limits import client_key
@@ -66,7 +66,7 @@ FEEDBACK_ERRORS: dict[int | str, dict[str, Any]] = {
     **ERRORS,
 }
 FEEDBACK_PARAMETERS = [
-    {"name": FEEDBACK_TOKEN_HEADER.lower(), "in": "header", "required": False,
+    {"name": FEEDBACK_HEADER.lower(), "in": "header", "required": False,
      "description": "The feedback token the prediction was answered with; not needed with "
                     "Authorization: Bearer <MLOPS_ADMIN_TOKEN> (labelling pipelines).",
      "schema": {"type": "string"}},
@@ -170,7 +170,7 @@ class NativeApi:
                 self.runtime.signer,
                 client_key(request.scope),
                 body.request_id,
-                request.headers.get(FEEDBACK_TOKEN_HEADER),
+                request.headers.get(FEEDBACK_HEADER),
                 bearer_token(request.headers.get("authorization")),
             )
         except CredentialError as err:

@@ -75,7 +75,7 @@ class Traffic:
         return self.correct[arm] / self.arms[arm] if self.arms[arm] else None
 
 
-DEMO_ADMIN_TOKEN = "workshop-admin-token"  # noqa: S105 - the labs' published token, for in-process demos only
+DEMO_ADMIN_TOKEN = "workshop-admin-token-example"  # noqa: S105 - a published token, for in-process demos only
 
 
 class DemoService:

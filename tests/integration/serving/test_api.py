@@ -38,7 +38,7 @@ from serving.router import RoutingState
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}  # a setosa
 VIRGINICA = {"sepal_length": 6.7, "sepal_width": 3.0, "petal_length": 5.2, "petal_width": 2.3}
-TOKEN = "workshop-admin-token"
+TOKEN = "workshop-admin-test-token"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 
 

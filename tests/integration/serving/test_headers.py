@@ -34,7 +34,7 @@ from serving.router import OVERRIDES
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 OTHER_ROW = {**ROW, "petal_length": 4.7}
-TOKEN = "workshop-admin-token"
+TOKEN = "workshop-admin-test-token"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 Send = Callable[..., httpx.Response]
 
@@ -250,3 +250,14 @@ def test_every_protocol_documents_the_same_routing_headers(client: TestClient, p
         "x-user-id": {"type": "string", "maxLength": MAX_USER_ID},
         "x-force-arm": {"type": "string", "enum": list(OVERRIDES)},
     }
+
+
+def test_a_version_pinned_request_is_logged_as_pinned(client: TestClient) -> None:
+    tensor = {"name": "features", "shape": [1, 4], "datatype": "FP64", "data": list(ROW.values())}
+    rid = "pinned-v2"
+    response = client.post(
+        "/v2/models/iris-classifier/versions/2/infer", json={"inputs": [tensor]}, headers={"X-Request-Id": rid}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["parameters"]["strategy"] == "pinned"
+    assert logged(client, rid) == [(rid, "challenger", "pinned")]  # chose its model: no analysis counts it

@@ -28,7 +28,7 @@ from serving.prediction_log import predictions_table
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 ROOT = "/api"  # a proxy prefix: the dispatch steps aside and the router serves the route
-TOKEN = "workshop-admin-token"
+TOKEN = "workshop-admin-test-token"
 PER_REQUEST = ("x-request-id", "x-feedback-token")  # headers that differ by request id
 
 

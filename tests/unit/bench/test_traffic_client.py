@@ -73,12 +73,12 @@ def test_traffic_counts_arms_versions_and_right_answers_and_sends_labels_per_rou
 def test_no_feedback_and_a_forced_arm_header() -> None:
     service = ScriptedService()
     report = send_traffic(
-        service, rows(3), user_pool(2), feedback=False, arm="challenger", admin_token="workshop-admin-token"
+        service, rows(3), user_pool(2), feedback=False, arm="challenger", admin_auth="workshop-admin-test-token"
     )
     assert report.feedback == {}
     predictions = [h for _, p, _, h in service.calls if p == "/v1/predict"]
     assert all(h["X-Force-Arm"] == "challenger" for h in predictions)
-    assert all(h["Authorization"] == "Bearer workshop-admin-token" for h in predictions)  # operators only
+    assert all(h["Authorization"] == "Bearer workshop-admin-test-token" for h in predictions)  # operators only
 
 
 def test_a_rate_limited_request_waits_retry_after_and_is_sent_again() -> None:

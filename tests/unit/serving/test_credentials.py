@@ -15,7 +15,7 @@ from serving.credentials import (
 )
 from serving.limits import RateLimiter
 
-TOKEN = "workshop-admin-token"
+TOKEN = "workshop-admin-test-token"
 
 
 class Clock:
