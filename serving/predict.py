@@ -18,7 +18,9 @@ shadow model runs after the response.
 
 Ids in the prediction log: a one-row request is logged under its request id; row ``i`` of a batch
 under ``<request id>:<i>``; a shadow answer under ``<row id>:shadow`` with arm ``shadow`` (client ids
-cannot contain ``:``, so these never collide). Feedback uses the same ids.
+cannot contain ``:``, so these never collide). Feedback uses the same ids. The ``strategy`` logged
+is the routing strategy, or ``forced`` (``X-Force-Arm``) / ``pinned`` (a version in the path) for a
+request that chose its model: those rows are left out of every analysis (`serving.log_reader.ANALYSED`).
 """
 
 from __future__ import annotations
