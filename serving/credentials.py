@@ -11,9 +11,11 @@ authenticated here, once, for every protocol:
   an admin token configured nothing can pass the gate: a forced arm is then always refused.
 - `FeedbackSigner` issues a token with every prediction: HMAC-SHA256 over the request id under a key
   (``MLOPS_FEEDBACK_KEY``; without it a key derived from the admin token with a labelled HMAC, so
-  every replica that shares the admin token agrees; without either a random key of this process, which
-  only this process honours). Feedback must bring it back (or the admin token, for labelling pipelines),
-  so only the caller who got the answer -- or an operator -- can label it; labels are write-once, and an
+  every replica that shares the admin token agrees; without either a random key, which ``mlops-lab serve``
+  makes once and hands to all of its workers, and which other replicas do not know: so a deployment of
+  several replicas sets one of the two, as the Kubernetes manifests do with the admin token's secret).
+  Feedback must bring it back (or the admin token, for labelling pipelines), so only the caller who got
+  the answer -- or an operator -- can label it; labels are write-once, and an
   attacker who could label first would block the true label. One token covers every row of a batch
   (row ids are ``<request id>:<i>``).
 """
