@@ -4,7 +4,9 @@ Concepts: REST serving (C18) and the feedback loop (C38). The workshop labs need
 without asking learners to write a client: rows of a known kind (clean, or one of the three shifts)
 whose true class is known, sent one request per row to ``POST /v1/predict`` of a *running* service
 with an ``X-User-Id`` from a pool of users (canary and A/B routing are sticky per user), and, like a
-labelling process that runs later, the true label of every answer to ``POST /v1/feedback``.
+labelling process that runs later, the true label of every answer to ``POST /v1/feedback``, with the
+answer's own feedback token (``X-Feedback-Token``): the caller that got an answer may label it. A forced
+arm (``X-Force-Arm``) is for operators and is sent with the admin token.
 
 Feedback goes out after every ``feedback_every`` predictions rather than all at the end, so a bandit
 learns while the traffic is still flowing (each round's labels are the rewards of that round), and
@@ -241,6 +243,7 @@ def send_traffic(
     feedback: bool = True,
     feedback_every: int = 50,
     arm: str | None = None,
+    admin_auth: str | None = None,
     pause_s: float = 0.0,
     max_seconds: float = 120.0,
     clock: Callable[[], float] = time.monotonic,
@@ -255,6 +258,9 @@ def send_traffic(
         feedback: post each answer's true label to ``/v1/feedback`` (rows without a label are skipped).
         feedback_every: predictions per round; a round's labels are posted before the next round starts.
         arm: force an arm with ``X-Force-Arm`` (champion | challenger | blue | green); None lets the router decide.
+            The service answers a forced request only with ``admin_auth`` (401 / 403 otherwise), logs it as
+            ``forced`` and leaves it out of every analysis.
+        admin_auth: the service's MLOPS_ADMIN_TOKEN, sent as ``Authorization: Bearer`` with forced requests.
         pause_s: wait between rounds, so a bandit's reward sums reach the service's poller (one poll interval).
         max_seconds: time cap; rows not sent by then are counted in ``not_sent``.
     """
@@ -263,6 +269,8 @@ def send_traffic(
     report, began = TrafficReport(), clock()
     session = _Session(transport, began + max_seconds, clock, sleep)
     extra = {"X-Force-Arm": arm} if arm else {}
+    if arm and admin_auth:
+        extra["Authorization"] = f"Bearer {admin_auth}"
     broken = 0
     for start in range(0, len(rows), feedback_every):
         if start and pause_s > 0:
@@ -270,7 +278,7 @@ def send_traffic(
         if clock() > session.deadline:
             report.not_sent, report.stopped = len(rows) - start, f"time cap of {max_seconds:g} s reached"
             break
-        answered: list[tuple[str, str]] = []  # (row id, true label) to send as feedback
+        answered: list[tuple[str, str, str]] = []  # (row id, true label, feedback token) to send as feedback
         for i in range(start, min(start + feedback_every, len(rows))):
             row = rows[i]
             try:
@@ -296,7 +304,7 @@ def send_traffic(
     return report
 
 
-def _count(report: TrafficReport, body: dict[str, Any], row: LabelledRow, answered: list[tuple[str, str]]) -> None:
+def _count(report: TrafficReport, body: dict[str, Any], row: LabelledRow, answered: list[tuple[str, str, str]]) -> None:
     stats = report.arms.setdefault(str(body["arm"]), ArmStats())
     stats.requests += 1
     stats.versions[str(body["model_version"])] += 1
@@ -305,13 +313,14 @@ def _count(report: TrafficReport, body: dict[str, Any], row: LabelledRow, answer
     if row.label is not None:
         stats.labelled += 1
         stats.correct += str(prediction["class"]) == row.label
-        answered.append((str(prediction["id"]), row.label))
+        answered.append((str(prediction["id"]), row.label, str(body.get("feedback_token", ""))))
 
 
-def _send_feedback(session: _Session, answered: Sequence[tuple[str, str]], report: TrafficReport) -> None:
-    for request_id, label in answered:
+def _send_feedback(session: _Session, answered: Sequence[tuple[str, str, str]], report: TrafficReport) -> None:
+    for request_id, label, token in answered:
         try:
-            reply = session.call("POST", "/v1/feedback", {"request_id": request_id, "label": label}, {})
+            body = {"request_id": request_id, "label": label}
+            reply = session.call("POST", "/v1/feedback", body, {"X-Feedback-Token": token} if token else {})
         except (OSError, http.client.HTTPException) as err:
             report.note_failure(f"feedback: connection error {err}")
             continue

@@ -1,11 +1,16 @@
 """CLI command: ``mlops-lab serve [--host 127.0.0.1] [--port 8000] [--workers N]``.
 
 Concept: REST serving (C18). A thin shell over `serving.server.run_server`, which binds the socket
-itself so that every worker's connections get TCP_NODELAY (see that module for why).
+itself so that every worker's connections get TCP_NODELAY (see that module for why). Workers must agree
+on the feedback-token key (`serving.credentials`): without ``MLOPS_FEEDBACK_KEY`` and
+``MLOPS_ADMIN_TOKEN`` this command makes one random key and hands it to all of its workers through
+their environment, so a label may reach another worker than its prediction did.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
 from typing import Annotated
 
 import typer
@@ -35,6 +40,9 @@ def register(app: typer.Typer) -> None:
         except WeakAdminTokenError as err:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(code=2) from err
+        if workers > 1 and not token and not (settings.feedback_key or "").strip():
+            # One key for this server's workers (they inherit the environment); other replicas need the setting.
+            os.environ["MLOPS_FEEDBACK_KEY"] = secrets.token_urlsafe(32)
         typer.echo(f"serving {factory} on http://{host}:{port} with {workers} worker(s); Ctrl-C stops")
         try:
             run_server(factory, host, port, workers, settings=settings)

@@ -41,7 +41,10 @@ def traffic(
     feedback: Annotated[bool, typer.Option(help="Post each answer's true label to /v1/feedback.")] = True,
     feedback_every: Annotated[int, typer.Option(min=1, help="Predictions per round; labels follow each round.")] = 50,
     pause: Annotated[float, typer.Option(min=0.0, help="Seconds between rounds (a bandit learns per round).")] = 0.0,
-    arm: Annotated[str | None, typer.Option(help=f"Force an arm with X-Force-Arm: {' | '.join(ARMS)}.")] = None,
+    arm: Annotated[
+        str | None,
+        typer.Option(help=f"Force an arm with X-Force-Arm: {' | '.join(ARMS)} (needs MLOPS_ADMIN_TOKEN)."),
+    ] = None,
     max_seconds: Annotated[float, typer.Option(min=1.0, help="Time cap: stop sending after this long.")] = 120.0,
 ) -> None:
     """Send labelled rows to a running service (POST /v1/predict), then their true labels (/v1/feedback)."""
@@ -88,6 +91,7 @@ def traffic(
             feedback=feedback,
             feedback_every=feedback_every,
             arm=arm,
+            admin_auth=ctx.settings.admin_token,
             pause_s=pause,
             max_seconds=max_seconds,
         )

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     )
     poll_interval_s: float = Field(default=5.0, gt=0, description="How often serving re-reads aliases and state.")
     admin_token: str | None = Field(default=None, description="Bearer token for /v1/admin/*; admin API off if unset.")
+    feedback_key: str | None = Field(
+        default=None, description="Key of the feedback tokens (HMAC); default derived from admin_token."
+    )
     max_body_bytes: int = Field(default=1 << 20, gt=0, description="Largest request body accepted (413 above).")
     rate_limit_per_s: float = Field(
         default=200.0, ge=0, description="Requests per second per client IP (429 above); 0 turns the limit off."
@@ -161,7 +164,7 @@ class Settings(BaseSettings):
     def _redact_url(self, value: str | None) -> str | None:
         return None if value is None else redact(value)
 
-    @field_serializer("admin_token", "backup_key", when_used="json")
+    @field_serializer("admin_token", "backup_key", "feedback_key", when_used="json")
     def _redact_token(self, value: str | None) -> str | None:
         return None if value is None else "***"
 

@@ -14,18 +14,18 @@ roll back, pause or abort a canary. Each endpoint is a thin shell over a core fu
 
 Security: the router is mounted only when ``MLOPS_ADMIN_TOKEN`` is set (otherwise ``/v1/admin/*`` is a
 plain 404: nothing to probe). Requests need ``Authorization: Bearer <token>``: none is 401 with
-``WWW-Authenticate``, a wrong one 403. The comparison is ``hmac.compare_digest``, whose time does not
-depend on where the strings differ, so the token cannot be guessed a byte at a time from latencies. A
-token shorter than 16 characters stops the service at start-up, and a client that fails to authenticate
-more than 10 times is answered 429 before its token is even compared, for one more try every 6 s.
+``WWW-Authenticate``, a wrong one 403 (`serving.credentials.AdminGate`, the one check shared with
+``X-Force-Arm`` and operator feedback, and one failed-authentication budget per client for all of them).
+The comparison is ``hmac.compare_digest``, whose time does not depend on where the strings differ, so the
+token cannot be guessed a byte at a time from latencies. A token shorter than 16 characters stops the
+service at start-up, and a client that fails to authenticate more than 10 times is answered 429 before
+its token is even compared, for one more try every 6 s.
 ``X-Actor`` only *attributes* a change in the audit log; the token is what authorises it.
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
-import math
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Request, Security
@@ -37,8 +37,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from pipelines import registry
 from serving import rollout_controller
 from serving.contract import Problem
+from serving.credentials import MIN_TOKEN_CHARS, AdminGate, CredentialError
 from serving.errors import documented, error_response
-from serving.limits import RateLimiter, client_key
+from serving.limits import client_key
 from serving.rollout import RolloutTransitionError
 from serving.router import RoutingState, Strategy, switch_slot, with_ab_split, with_strategy, with_weight
 from serving.state_store import StateConflictError, StateStore
@@ -51,10 +52,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 PREFIX = "/v1/admin"
 DEFAULT_ACTOR = "admin-api"
-MIN_TOKEN_CHARS = 16
-# Failed authentications per client: a burst of 10, then one every 6 s. While a client is over it, every
-# admin request from it is 429 before the token is compared, so guessing runs at 10 a minute at most.
-FAILED_AUTH_BURST, FAILED_AUTH_PER_S = 10, 1 / 6
 bearer = HTTPBearer(auto_error=False, description="MLOPS_ADMIN_TOKEN of the service")
 Fraction = Annotated[float, Field(ge=0.0, le=1.0, strict=True)]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
@@ -128,30 +125,14 @@ class WeakAdminTokenError(ValueError):
     """MLOPS_ADMIN_TOKEN is too short to resist guessing; the service does not start with it."""
 
 
-def _authorize(token: str, failures: RateLimiter) -> Callable[..., None]:
-    expected = token.encode()
-
+def _authorize(gate: AdminGate) -> Callable[..., None]:
     def authorize(
         request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
     ) -> None:
-        client = client_key(request.scope)
-        if (wait := failures.waiting(client)) > 0:
-            raise AdminError(
-                429,
-                f"admin API: too many failed authentications from {client}; retry in {math.ceil(wait)} s",
-                "Authorization",
-                {"Retry-After": str(math.ceil(wait))},
-            )
-        if credentials is None:
-            raise AdminError(
-                401,
-                "admin API: send the header Authorization: Bearer <MLOPS_ADMIN_TOKEN>",
-                "Authorization",
-                {"WWW-Authenticate": 'Bearer realm="mlops-lab admin"'},
-            )
-        if not hmac.compare_digest(credentials.credentials.encode(), expected):
-            failures.check(client)  # counts towards this client's lockout
-            raise AdminError(403, "admin API: wrong token; use the service's MLOPS_ADMIN_TOKEN", "Authorization")
+        try:
+            gate.check(client_key(request.scope), credentials.credentials if credentials else None, "admin API")
+        except CredentialError as err:
+            raise AdminError(err.status, str(err), err.field, err.headers) from err
 
     return authorize
 
@@ -184,13 +165,13 @@ def outage(err: Exception) -> str | None:
 
 
 class AdminApi:
-    """The ``/v1/admin`` routes over ``runtime``; every route requires ``token``."""
+    """The ``/v1/admin`` routes over ``runtime``; every route requires the admin token (``runtime.gate``)."""
 
-    def __init__(self, runtime: Runtime, token: str) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime, self.settings = runtime, runtime.settings
         r = self.router = APIRouter(
             tags=["admin"],
-            dependencies=[Depends(_authorize(token, RateLimiter(FAILED_AUTH_PER_S, FAILED_AUTH_BURST)))],
+            dependencies=[Depends(_authorize(runtime.gate))],
             responses=REFUSALS,
         )
         r.add_api_route("/state", self.state, methods=["GET"], response_model=AdminState)
@@ -362,5 +343,5 @@ def install(app: FastAPI, runtime: Runtime, shared: dict[int | str, dict[str, An
     if not token:
         return
     check_admin_token(token)
-    app.include_router(AdminApi(runtime, token).router, prefix=PREFIX, responses=shared)
+    app.include_router(AdminApi(runtime).router, prefix=PREFIX, responses=shared)
     app.add_exception_handler(AdminError, _admin_error)

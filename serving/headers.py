@@ -10,11 +10,16 @@ own protocol's error body (422 on /v1, 400 on /invocations and /v2):
   once). Optional; when sent it must match ``REQUEST_ID_PATTERN`` (no ``:``, which separates row and
   shadow ids in the log). Without it the service makes one; on /v2 the body's ``id`` is used when it
   is a valid request id (the body ``id`` itself is echoed as the protocol says, whatever it holds).
+  A client-chosen id names one request: sent again with other features it is 409 Conflict naming the
+  header, nothing answered (`serving.request_ids`); with the same features it is a retry.
 - ``X-User-Id``: the routing key, so one user stays on one arm of a canary or an A/B test. Optional, at
   most ``MAX_USER_ID`` characters. Without it each request is routed on its own (by its request id).
-- ``X-Force-Arm``: a debugging override to one arm or blue-green slot (``serving.router.OVERRIDES``).
-  Its value is checked where the request is routed (`serving.predict.Predictor.decide`), which also
-  refuses an arm with no model loaded; every protocol answers that refusal as a client error naming it.
+- ``X-Force-Arm``: a debugging override to one arm or blue-green slot (``serving.router.OVERRIDES``),
+  for operators only: it needs ``Authorization: Bearer <MLOPS_ADMIN_TOKEN>`` (`authorize_override`: 401
+  without, 403 wrong, 429 after too many failures, each protocol in its own error body), and the row is
+  logged with strategy ``forced``, which no analysis or monitoring window counts. Its value is checked
+  where the request is routed (`serving.predict.Predictor.decide`), which also refuses an arm with no
+  model loaded; every protocol answers that refusal as a client error naming it.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from serving.contract import Problem
+from serving.credentials import AdminGate, bearer_token
 from serving.router import OVERRIDES
 
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9._-]{1,40}$"
@@ -35,7 +41,8 @@ MAX_USER_ID = 200
 _REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
 
 REQUEST_ID, USER_ID, FORCE_ARM = b"x-request-id", b"x-user-id", b"x-force-arm"
-NAMES = frozenset((REQUEST_ID, USER_ID, FORCE_ARM))  # what a hot route reads from the raw header list
+AUTHORIZATION = b"authorization"
+NAMES = frozenset((REQUEST_ID, USER_ID, FORCE_ARM, AUTHORIZATION))  # what a hot route reads from the raw headers
 
 _PARAMETERS: tuple[dict[str, Any], ...] = (
     {"name": "x-request-id", "in": "header", "required": False, "description": "Your id for this request.",
@@ -43,7 +50,9 @@ _PARAMETERS: tuple[dict[str, Any], ...] = (
     {"name": "x-user-id", "in": "header", "required": False, "description": "Routing key: a user stays on one arm.",
      "schema": {"type": "string", "maxLength": MAX_USER_ID}},
     {"name": "x-force-arm", "in": "header", "required": False,
-     "description": "Debugging override: serve from this arm or blue-green slot.",
+     "description": "Operators only, with Authorization: Bearer <MLOPS_ADMIN_TOKEN>: serve from this arm or "
+                    "blue-green slot (401 without the token, 403 wrong); logged as strategy 'forced', "
+                    "which no analysis counts.",
      "schema": {"type": "string", "enum": list(OVERRIDES)}},
 )  # fmt: skip
 
@@ -63,6 +72,8 @@ class RoutingHeaders:
     request_id: str
     user_id: str | None
     force_arm: str | None
+    client_id: bool = False  # the client chose request_id (header, or /v2's body id): reuse is checked
+    bearer: str | None = None  # the Authorization header's bearer token, if any
 
 
 def routing_headers(headers: Mapping[bytes, str], fallback_id: str | None = None) -> RoutingHeaders:
@@ -83,9 +94,20 @@ def routing_headers(headers: Mapping[bytes, str], fallback_id: str | None = None
         problems.append(Problem("X-User-Id", f"String should have at most {MAX_USER_ID} characters", "too_long"))
     if problems:
         raise HeaderError(problems)
+    chosen = rid is not None or (fallback_id is not None and valid_request_id(fallback_id))
     if rid is None:
         rid = fallback_id if fallback_id is not None and valid_request_id(fallback_id) else new_request_id()
-    return RoutingHeaders(rid, user_id, headers.get(FORCE_ARM))
+    return RoutingHeaders(rid, user_id, headers.get(FORCE_ARM), chosen, bearer_token(headers.get(AUTHORIZATION)))
+
+
+def authorize_override(routing: RoutingHeaders, gate: AdminGate, client: str) -> None:
+    """A forced arm needs the admin token (`serving.credentials.AdminGate.check`); no header, nothing to check.
+
+    Raises:
+        CredentialError: 401 without a bearer token, 403 with a wrong one, 429 after too many failures.
+    """
+    if routing.force_arm is not None:
+        gate.check(client, routing.bearer, "X-Force-Arm")
 
 
 def openapi_parameters() -> list[dict[str, Any]]:

@@ -42,7 +42,9 @@ if TYPE_CHECKING:
     from core.settings import Settings
 
 MAX_CLIENTS = 10_000  # buckets kept; the least recently seen client is forgotten first
-CORS_HEADERS = ("Authorization", "Content-Type", "X-Actor", "X-Force-Arm", "X-Request-Id", "X-User-Id")
+CORS_HEADERS = (
+    "Authorization", "Content-Type", "X-Actor", "X-Feedback-Token", "X-Force-Arm", "X-Request-Id", "X-User-Id"
+)  # fmt: skip
 
 
 @dataclass
@@ -282,7 +284,7 @@ def install(app: Starlette, settings: Settings) -> None:
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PUT"],
             allow_headers=list(CORS_HEADERS),
-            expose_headers=["Retry-After", "X-Request-Id"],
+            expose_headers=["Retry-After", "X-Feedback-Token", "X-Request-Id"],
             allow_credentials=False,  # bearer tokens, no cookies: nothing ambient for another site to ride on
             max_age=600,
         )

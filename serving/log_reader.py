@@ -6,6 +6,11 @@ joined with the feedback labels that arrive later. Every filter, join and aggreg
 SQLAlchemy Core run by the database (SQLite or PostgreSQL alike); pandas only receives the result
 and expands the JSON features into one column per feature, ready to compare with training data.
 Reading never blocks the writer: SQLite runs in WAL mode, PostgreSQL uses MVCC.
+
+Steered rows are left out of every window (`ANALYSED`): a request forced onto an arm (``X-Force-Arm``,
+logged with strategy ``forced``) or pinned to a version (``pinned``) chose its own model, so counting it
+would let whoever sends them steer a drift check, an A/B test or a canary analysis. ``steered=True``
+reads them as well (debugging).
 """
 
 from __future__ import annotations
@@ -18,8 +23,11 @@ import pandas as pd
 import sqlalchemy as sa
 
 from serving.prediction_log import feedback_table, make_engine, predictions_table
+from serving.router import STEERED
 
 P, F = predictions_table.c, feedback_table.c
+# The rows an analysis may count: routed by the strategy (NULL: logged before strategies were recorded).
+ANALYSED = sa.or_(P.strategy.is_(None), P.strategy.not_in(STEERED))
 PREDICTION_COLUMNS = [c.name for c in predictions_table.c if c.name != "features"]
 _CORRECT = sa.case((P.prediction == F.label, sa.true()), else_=sa.false())
 
@@ -47,7 +55,10 @@ def _window(
     last_n: int | None,
     model_version: str | None,
     model_name: str | None,
+    steered: bool = False,
 ) -> sa.Select[tuple[object, ...]]:
+    if not steered:
+        stmt = stmt.where(ANALYSED)
     if since is not None:
         stmt = stmt.where(P.ts >= _utc(since))
     if model_version is not None:
@@ -92,6 +103,7 @@ def recent_predictions(
     last_n: int | None = None,
     model_version: str | None = None,
     model_name: str | None = None,
+    steered: bool = False,
 ) -> pd.DataFrame:
     """Served predictions in time order, one column per feature.
 
@@ -100,9 +112,10 @@ def recent_predictions(
         since: only predictions at or after this time (naive = UTC).
         last_n: only the newest N (after the other filters).
         model_version: only this registry version; model_name: only this registered model.
+        steered: also the forced and pinned requests (left out by default: see the module's docstring).
     """
     columns = [*PREDICTION_COLUMNS, "features"]
-    stmt = _window(sa.select(*(P[c] for c in columns)), since, last_n, model_version, model_name)
+    stmt = _window(sa.select(*(P[c] for c in columns)), since, last_n, model_version, model_name, steered)
     with _connect(engine_or_url) as conn:
         return _expand_features(_frame(conn.execute(stmt) if conn else None, columns))
 
@@ -114,6 +127,7 @@ def labelled_window(
     last_n: int | None = None,
     model_version: str | None = None,
     model_name: str | None = None,
+    steered: bool = False,
 ) -> pd.DataFrame:
     """Predictions that have a feedback label: ``prediction``, ``label``, ``correct``, ``label_ts``.
 
@@ -127,7 +141,9 @@ def labelled_window(
         _CORRECT.label("correct"),
     ).join_from(predictions_table, feedback_table, P.request_id == F.request_id)
     with _connect(engine_or_url) as conn:
-        frame = _frame(conn.execute(_window(stmt, since, last_n, model_version, model_name)) if conn else None, columns)
+        frame = _frame(
+            conn.execute(_window(stmt, since, last_n, model_version, model_name, steered)) if conn else None, columns
+        )
     frame["correct"] = frame["correct"].astype(bool)
     return _expand_features(frame)
 
@@ -146,6 +162,7 @@ def accuracy_by_version(
             (sa.cast(n_correct, sa.Float) / sa.func.count()).label("accuracy"),
         )
         .join_from(predictions_table, feedback_table, P.request_id == F.request_id)
+        .where(ANALYSED)
         .group_by(P.model_name, P.model_version)
         .order_by(P.model_name, P.model_version)
     )

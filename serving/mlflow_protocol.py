@@ -18,8 +18,10 @@ sends) skip pandas: `serving.fast_input.ContractMatrix` reads them in one pass; 
 including every invalid body, goes through `parse_json` / `check_frame`, which name the problem.
 
 Requests are routed and logged like /v1/predict, with the same routing headers (`serving.headers`); a
-bad one is a 400 INVALID_PARAMETER_VALUE naming it. The served version, arm and request id are
-returned in ``X-Model-Version``, ``X-Arm`` and ``X-Request-Id`` headers.
+bad one is a 400 INVALID_PARAMETER_VALUE naming it, a forced arm without the admin token 401
+UNAUTHENTICATED / 403 PERMISSION_DENIED (429 REQUEST_LIMIT_EXCEEDED after too many failures), a reused
+``X-Request-Id`` with other rows 409 RESOURCE_ALREADY_EXISTS. The served version, arm, request id and
+feedback token are returned in ``X-Model-Version``, ``X-Arm``, ``X-Request-Id`` and ``X-Feedback-Token``.
 
 The OpenAPI document declares the body (`request_body`), built from the data contract: each JSON shape
 with the contract's columns, ranges and row limit, and CSV as a pattern. Where a rule spans fields (a
@@ -48,9 +50,11 @@ from starlette.concurrency import run_in_threadpool
 
 from serving import headers
 from serving.contract import RequestContract
+from serving.credentials import CredentialError
 from serving.errors import documented
 from serving.fast_input import ContractMatrix
 from serving.hot_routes import AsgiEndpoint, header_values, read_body, send_json
+from serving.limits import client_key
 from serving.predict import SERVING_ERRORS, NotReadyError, http_status
 
 if TYPE_CHECKING:
@@ -60,6 +64,8 @@ if TYPE_CHECKING:
 
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 BAD_REQUEST, INVALID = "BAD_REQUEST", "INVALID_PARAMETER_VALUE"
+CREDENTIAL_CODES = {401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 429: "REQUEST_LIMIT_EXCEEDED"}
+SERVING_CODES = {503: "TEMPORARILY_UNAVAILABLE", 500: "INTERNAL_ERROR", 409: "RESOURCE_ALREADY_EXISTS"}
 INVOCATION_HEADERS = frozenset((b"content-type", *headers.NAMES))
 
 
@@ -165,9 +171,14 @@ class MlflowPredictions(BaseModel):
 INVOCATION_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"headers": {h: {"description": d, "schema": {"type": "string"}} for h, d in (
         ("X-Request-Id", "The id the prediction is logged under."), ("X-Model-Version", "The version that answered."),
-        ("X-Arm", "The routing arm that answered."))}},
+        ("X-Arm", "The routing arm that answered."),
+        ("X-Feedback-Token", "The token /v1/feedback needs to label this answer."))}},
     400: documented("BAD_REQUEST (not the protocol) or INVALID_PARAMETER_VALUE (data, header), naming it", MlflowError),
+    401: documented("UNAUTHENTICATED: X-Force-Arm without the admin token", MlflowError),
+    403: documented("PERMISSION_DENIED: X-Force-Arm with a wrong admin token", MlflowError),
+    409: documented("RESOURCE_ALREADY_EXISTS: X-Request-Id already used for other rows", MlflowError),
     415: documented("Content-Type is neither application/json nor text/csv (UTF-8)", MlflowError),
+    429: documented("REQUEST_LIMIT_EXCEEDED: too many failed authentications", MlflowError, retry_after=True),
     503: documented("TEMPORARILY_UNAVAILABLE: no champion loaded, or the prediction log is saturated", MlflowError),
 }  # fmt: skip
 PLAIN = {"content": {"text/plain": {"schema": {"type": "string"}}}}
@@ -270,25 +281,33 @@ class MlflowProtocol:
         body = await read_body(receive)
         try:
             routing = headers.routing_headers(raw)
+            headers.authorize_override(routing, self.runtime.gate, client_key(scope))
             values = self.values(body, mime)
             served = await self.runtime.serve(
-                values, routing.request_id, user_id=routing.user_id, override=routing.force_arm, labels_only=True
-            )
+                values, routing.request_id, user_id=routing.user_id, override=routing.force_arm, labels_only=True,
+                client_id=routing.client_id,
+            )  # fmt: skip
         except headers.HeaderError as err:
             await _mlflow_error(INVALID, str(err))(scope, receive, send)
+            return
+        except CredentialError as err:
+            answer = _mlflow_error(CREDENTIAL_CODES[err.status], str(err), err.status)
+            answer.headers.update(err.headers or {})
+            await answer(scope, receive, send)
             return
         except ProtocolError as err:
             await _mlflow_error(err.code, str(err), err.status)(scope, receive, send)
             return
         except SERVING_ERRORS as err:
             status = http_status(err)
-            code = {503: "TEMPORARILY_UNAVAILABLE", 500: "INTERNAL_ERROR"}.get(status, INVALID)
+            code = SERVING_CODES.get(status, INVALID)
             await _mlflow_error(code, str(err), 400 if status == 422 else status)(scope, receive, send)
             return
         rid, version, arm = routing.request_id, served.model.version, served.decision.arm
         scope.setdefault("state", {})["access"] = {"request_id": rid, "arm": arm, "version": version}
+        token = self.runtime.signer.token(rid)
         extra = ((b"x-request-id", rid.encode("latin-1")), (b"x-model-version", version.encode("latin-1")),
-                 (b"x-arm", arm.encode("latin-1")))  # fmt: skip
+                 (b"x-arm", arm.encode("latin-1")), (b"x-feedback-token", token.encode("latin-1")))  # fmt: skip
         await send_json(send, orjson.dumps({"predictions": served.scored.labels}), extra)
         if served.decision.shadow_alias:  # after the answer, as a BackgroundTask would run it
             await run_in_threadpool(self.runtime.after_response, served, values)

@@ -4,9 +4,12 @@ Concepts: REST serving (C18), batch endpoint (C20), feedback loop (C38). ``/v1/p
 row (a flat object of feature fields) or a batch (``{"rows": [...]}``) with the same shape:
 ``predictions`` is always a list, one item per row, each with the ``id`` to send feedback for that row.
 The routing headers (``X-Request-Id``, ``X-User-Id``, ``X-Force-Arm``) follow `serving.headers`, as on
-every protocol. Bodies are read by `serving.native_body` (a fast path for valid bodies, the typed
-schema's 422 for the rest) and answered with orjson; ``POST /v1/predict`` is a raw ASGI handler that
-`serving.hot_routes.HotRoutes` calls before FastAPI's router, with the same answers, errors and
+every protocol. Each answer carries a feedback token (``feedback_token`` and the ``X-Feedback-Token``
+header, `serving.credentials.FeedbackSigner`); ``/v1/feedback`` needs it back in ``X-Feedback-Token``
+(or the admin token, for labelling pipelines): 401 without, 403 wrong. Bodies are read by
+`serving.native_body` (a fast path for valid bodies, the typed schema's 422 for the rest) and answered
+with orjson; ``POST /v1/predict`` is a raw ASGI handler that `serving.hot_routes.HotRoutes` calls
+before FastAPI's router, with the same answers, errors and
 OpenAPI document. The served rows are in the prediction log's queue before the answer leaves (a 503
 otherwise); the shadow model runs after the response is sent.
 
@@ -30,8 +33,10 @@ from starlette.concurrency import run_in_threadpool
 
 from serving import headers
 from serving.contract import Problem, RequestContract
+from serving.credentials import FEEDBACK_HEADER, CredentialError, bearer_token, check_feedback
 from serving.errors import documented, error_response, invalid_request, validation_problems
 from serving.hot_routes import AsgiEndpoint, header_values, read_body, send_json
+from serving.limits import client_key
 from serving.log_schema import FeedbackBusyError
 from serving.native_body import BodyParser
 from serving.predict import SERVING_ERRORS, Served, http_status
@@ -43,20 +48,36 @@ if TYPE_CHECKING:
     from serving.metrics import Metrics
     from serving.runtime import Runtime
 
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    429: documented("Too many failed authentications from this client", retry_after=True),
+}
 PREDICT_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: documented("X-Force-Arm without Authorization: Bearer <MLOPS_ADMIN_TOKEN>"),
+    403: documented("X-Force-Arm with a wrong admin token"),
+    409: documented("X-Request-Id already used for other features"),
     415: documented("Content-Type is not application/json"),
     422: documented("Invalid body or routing header (or an X-Force-Arm arm with no model loaded), naming it"),
     503: documented(
         "No champion loaded yet, the prediction log is saturated or the database is down (nothing was served)",
         retry_after=True,
     ),
+    **AUTH_ERRORS,
 }
 FEEDBACK_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: documented("Neither X-Feedback-Token nor an admin token"),
+    403: documented("Wrong feedback token (or admin token) for this request id"),
     404: documented("No prediction was served under this id", FeedbackResponse),
-    409: documented("A different label was already recorded for this id", FeedbackResponse),
+    409: documented("A different label was already recorded for this id (write-once)", FeedbackResponse),
     422: documented("Invalid body, naming the field"),
     503: documented("The database is unavailable or busy; nothing was stored", retry_after=True),
+    **AUTH_ERRORS,
 }
+FEEDBACK_PARAMETERS = [
+    {"name": FEEDBACK_HEADER.lower(), "in": "header", "required": False,
+     "description": "The feedback token the prediction was answered with; not needed with "
+                    "Authorization: Bearer <MLOPS_ADMIN_TOKEN> (labelling pipelines).",
+     "schema": {"type": "string"}},
+]  # fmt: skip
 TEXT = {"content": {"text/plain": {"schema": {"type": "string"}}}}
 PREDICT_HEADERS = frozenset((b"content-type", *headers.NAMES))
 
@@ -96,6 +117,7 @@ class NativeApi:
             response_model=FeedbackResponse,
             responses=FEEDBACK_ERRORS,
             tags=["native"],
+            openapi_extra={"parameters": FEEDBACK_PARAMETERS},
         )
         r.add_api_route("/healthz", self.healthz, methods=["GET"], tags=["health"])
         r.add_api_route(
@@ -130,12 +152,17 @@ class NativeApi:
             return
         try:
             routing = headers.routing_headers(raw)
+            headers.authorize_override(routing, self.runtime.gate, client_key(scope))
             values = self.parser.parse(await read_body(receive))  # 422 naming the field, from the typed schema
             served = await self.runtime.serve(
-                values, routing.request_id, user_id=routing.user_id, override=routing.force_arm
-            )
+                values, routing.request_id, user_id=routing.user_id, override=routing.force_arm,
+                client_id=routing.client_id,
+            )  # fmt: skip
         except headers.HeaderError as err:
             await invalid_request(err.problems)(scope, receive, send)
+            return
+        except CredentialError as err:
+            await credential_error(err, "X-Force-Arm")(scope, receive, send)
             return
         except RequestValidationError as err:
             await invalid_request(validation_problems(err.errors()))(scope, receive, send)
@@ -143,15 +170,31 @@ class NativeApi:
         except SERVING_ERRORS as err:
             await serving_error(err)(scope, receive, send)
             return
-        rid = routing.request_id
+        rid, token = routing.request_id, self.runtime.signer.token(routing.request_id)
         scope.setdefault("state", {})["access"] = {"request_id": rid, "arm": served.decision.arm,
                                                    "version": served.model.version}  # fmt: skip
-        await send_json(send, predict_payload(served, self.model_name), ((b"x-request-id", rid.encode("latin-1")),))
+        extra = ((b"x-request-id", rid.encode("latin-1")), (b"x-feedback-token", token.encode("latin-1")))
+        await send_json(send, predict_payload(served, self.model_name, token), extra)
         if served.decision.shadow_alias:  # after the answer, as a BackgroundTask would run it
             await run_in_threadpool(self.runtime.after_response, served, values)
 
-    def feedback(self, body: Any) -> Response:
-        """Ground truth for a served row: 200 recorded or duplicate, 409 different label, 404 unknown id."""
+    def feedback(self, body: Any, request: Request) -> Response:
+        """Ground truth for a served row: 200 recorded or duplicate, 409 different label, 404 unknown id.
+
+        Needs the ``X-Feedback-Token`` of the prediction's answer, or ``Authorization: Bearer
+        <MLOPS_ADMIN_TOKEN>`` (a labelling pipeline): 401 without either, 403 wrong.
+        """
+        try:
+            check_feedback(
+                self.runtime.gate,
+                self.runtime.signer,
+                client_key(request.scope),
+                body.request_id,
+                request.headers.get(FEEDBACK_HEADER),
+                bearer_token(request.headers.get("authorization")),
+            )
+        except CredentialError as err:
+            return credential_error(err, err.field)
         try:
             result = self.runtime.record_feedback(body.request_id, body.label)
         except SERVING_ERRORS as err:
@@ -174,7 +217,7 @@ class NativeApi:
         return Response(body, media_type=content_type)
 
 
-def predict_payload(served: Served, model_name: str) -> bytes:
+def predict_payload(served: Served, model_name: str, feedback_token: str) -> bytes:
     """The /v1/predict answer as JSON bytes (orjson keeps a 10,000-row answer cheap)."""
     classes = served.scored.classes
     probabilities = served.scored.probabilities.tolist() if served.scored.probabilities is not None else []
@@ -190,6 +233,7 @@ def predict_payload(served: Served, model_name: str) -> bytes:
             "model_version": served.model.version,
             "arm": served.decision.arm,
             "strategy": served.decision.strategy,
+            "feedback_token": feedback_token,
         }
     )
 
@@ -198,21 +242,33 @@ def serving_error(err: Exception) -> Response:
     """A serving error in the native error body; a refused ``X-Force-Arm`` names the header like any field."""
     status = http_status(err)
     retry = {"Retry-After": "1"} if isinstance(err, FeedbackBusyError) else None
-    return error_response(status, str(err), [Problem("X-Force-Arm", str(err))] if status == 422 else [], retry)
+    field = {422: "X-Force-Arm", 409: "X-Request-Id"}.get(status)
+    return error_response(status, str(err), [Problem(field, str(err))] if field else [], retry)
 
 
-def with_body_type(endpoint: Callable[[Any], Response], model: type[BaseModel]) -> Callable[[Any], Response]:
-    """``endpoint`` with its one parameter, ``body``, typed as ``model`` for FastAPI to validate and document.
+def credential_error(err: CredentialError, field: str) -> Response:
+    """A refused credential (401 / 403 / 429) in the native error body, naming the header it was for."""
+    return error_response(err.status, str(err), [Problem(field, str(err), "credentials")], err.headers)
+
+
+def with_body_type(
+    endpoint: Callable[[Any, Request], Response], model: type[BaseModel]
+) -> Callable[[Any, Request], Response]:
+    """``endpoint`` with its parameters ``body``, typed as ``model`` for FastAPI to validate and document, and
+    ``request``.
 
     The request models are built at run time from the contract (`serving.schemas`), so they cannot be
     written in the method's annotation; FastAPI reads the signature set here instead.
     """
 
-    def call(body: Any) -> Response:
-        return endpoint(body)
+    def call(body: Any, request: Request) -> Response:
+        return endpoint(body, request)
 
     call.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [inspect.Parameter("body", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=model)],
+        [
+            inspect.Parameter("body", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=model),
+            inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request),
+        ],
         return_annotation=Response,
     )
     call.__name__, call.__doc__ = endpoint.__name__, endpoint.__doc__

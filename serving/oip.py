@@ -13,8 +13,11 @@ The model name is the registry name; its versions are the ones currently loaded 
 (`serving.headers`; without ``X-Request-Id`` the body's ``id`` is the request id when it is a valid
 one); ``.../versions/{v}/infer`` pins that exact version. The tensor's values must meet the data
 contract like every protocol's (`serving.contract.RequestContract.problem`: finite, in range, missing
-only where allowed). Errors: 400 ``{"error"}`` for an invalid request or header, 404 for an unknown
-model or version, 503 while no champion is loaded.
+only where allowed). Errors: 400 ``{"error"}`` for an invalid request or header, 401 / 403 for
+``X-Force-Arm`` without the right admin token (429 after too many failures), 404 for an unknown model or
+version, 409 for a request id already used for other rows, 503 while no champion is loaded. The answer's
+``parameters`` and the ``X-Feedback-Token`` header carry the feedback token for ``/v1/feedback``; a
+version-pinned request is logged with strategy ``pinned``, which no analysis counts.
 
 The OpenAPI document declares the InferenceRequest (`request_body`) from the data contract. The rule
 that ties ``shape`` to the number of ``data`` values spans fields, so the document describes the strict
@@ -35,7 +38,9 @@ from pydantic import BaseModel, Field, ValidationError
 
 from serving import headers
 from serving.contract import RequestContract
+from serving.credentials import CredentialError
 from serving.errors import documented, validation_problems
+from serving.limits import client_key
 from serving.predict import SERVING_ERRORS, NotReadyError, http_status
 
 if TYPE_CHECKING:
@@ -125,6 +130,10 @@ MODEL_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 INFER_ERRORS: dict[int | str, dict[str, Any]] = {
     400: documented("Invalid InferenceRequest, tensor values or routing header, naming it", OipErrorBody),
+    401: documented("X-Force-Arm without Authorization: Bearer <MLOPS_ADMIN_TOKEN>", OipErrorBody),
+    403: documented("X-Force-Arm with a wrong admin token", OipErrorBody),
+    409: documented("X-Request-Id (or the body id) already used for other rows", OipErrorBody),
+    429: documented("Too many failed authentications from this client", OipErrorBody, retry_after=True),
     **MODEL_ERRORS,
     503: documented("No champion loaded yet, or the prediction log is saturated", OipErrorBody),
 }
@@ -317,15 +326,19 @@ class OpenInferenceApi:
                 raise OipError(f"input {infer_request.inputs[0].name!r}: {problem}")
             raw = {k: request.headers[k.decode()] for k in headers.NAMES if k.decode() in request.headers}
             routing = headers.routing_headers(raw, fallback_id=infer_request.id)
+            headers.authorize_override(routing, self.runtime.gate, client_key(request.scope))
             served = await self.runtime.serve(
-                values, routing.request_id, user_id=routing.user_id, override=routing.force_arm, version=version
-            )
-        except (OipError, headers.HeaderError, *SERVING_ERRORS) as err:
+                values, routing.request_id, user_id=routing.user_id, override=routing.force_arm, version=version,
+                client_id=routing.client_id,
+            )  # fmt: skip
+        except (OipError, headers.HeaderError, CredentialError, *SERVING_ERRORS) as err:
             return _error(err)
-        rid = routing.request_id
+        rid, token = routing.request_id, self.runtime.signer.token(routing.request_id)
         request.state.access = {"request_id": rid, "arm": served.decision.arm, "version": served.model.version}
         background.add_task(self.runtime.after_response, served, values)
-        return JSONResponse(infer_response(self.model_name, served, infer_request, rid), headers={"X-Request-Id": rid})
+        answer = infer_response(self.model_name, served, infer_request, rid)
+        answer["parameters"]["feedback_token"] = token
+        return JSONResponse(answer, headers={"X-Request-Id": rid, "X-Feedback-Token": token})
 
 
 def infer_response(model_name: str, served: Served, infer_request: InferRequest, rid: str) -> dict[str, Any]:
@@ -352,6 +365,8 @@ def infer_response(model_name: str, served: Served, infer_request: InferRequest,
 
 
 def _error(err: Exception) -> JSONResponse:
+    if isinstance(err, CredentialError):
+        return JSONResponse({"error": str(err)}, status_code=err.status, headers=err.headers)
     status = (
         err.status if isinstance(err, OipError) else 400 if isinstance(err, headers.HeaderError) else http_status(err)
     )

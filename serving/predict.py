@@ -18,7 +18,9 @@ shadow model runs after the response.
 
 Ids in the prediction log: a one-row request is logged under its request id; row ``i`` of a batch
 under ``<request id>:<i>``; a shadow answer under ``<row id>:shadow`` with arm ``shadow`` (client ids
-cannot contain ``:``, so these never collide). Feedback uses the same ids.
+cannot contain ``:``, so these never collide). Feedback uses the same ids. The ``strategy`` logged
+is the routing strategy, or ``forced`` (``X-Force-Arm``) / ``pinned`` (a version in the path) for a
+request that chose its model: those rows are left out of every analysis (`serving.log_reader.ANALYSED`).
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ import sklearn
 from serving.bandit import BanditState, choose
 from serving.log_schema import FeedbackBusyError
 from serving.prediction_log import ServedRows
-from serving.router import CHALLENGER, CHAMPION, OVERRIDES, Arm, Decision, RoutingState, route
+from serving.request_ids import RequestIdConflictError
+from serving.router import CHALLENGER, CHAMPION, OVERRIDES, PINNED, Arm, Decision, RoutingState, route
 
 if TYPE_CHECKING:
     from serving.metrics import Metrics
@@ -74,8 +77,10 @@ SERVING_ERRORS = (
     ScoringError,
     LogSaturatedError,
     FeedbackBusyError,
+    RequestIdConflictError,
 )
 _STATUS: dict[type[Exception], int] = {
+    RequestIdConflictError: 409,
     FeedbackBusyError: 503,
     NotReadyError: 503,
     UnknownVersionError: 404,
@@ -186,7 +191,7 @@ class Predictor:
                 loaded = sorted({m.version for m in snapshot.values()})
                 raise UnknownVersionError(f"model version {version!r} is not loaded; loaded versions: {loaded}")
             alias = pinned[0].alias
-            return Decision(_arm_of(alias), alias, state.strategy, None, f"version {version} pinned"), pinned[0]
+            return Decision(_arm_of(alias), alias, PINNED, None, f"version {version} pinned"), pinned[0]
         if override is not None and override.strip().lower() not in OVERRIDES:
             raise BadOverrideError(f"X-Force-Arm must be one of {', '.join(OVERRIDES)}; got {override!r}")
         bandit_choice = choose(self.routing.bandit(), self.rng) if state.strategy == "bandit" and not override else None

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from pipelines import registry
 from serving import rollout
 from serving.canary_analysis import Analysis, ArmMetrics, analyse
+from serving.log_reader import ANALYSED
 from serving.prediction_log import feedback_table, make_engine, predictions_table
 from serving.rollout import Action, RolloutState, advance, start
 from serving.router import with_paused, with_strategy, with_weight
@@ -33,11 +34,15 @@ P, F = predictions_table.c, feedback_table.c
 
 
 def arm_metrics(engine: sa.Engine, arm: str, version: str, since: datetime | None) -> ArmMetrics:
-    """Requests, errors, latencies and labelled outcomes of one arm + model version since `since`."""
+    """Requests, errors, latencies and labelled outcomes of one arm + model version since `since`.
+
+    Forced and pinned requests are not counted (`serving.log_reader.ANALYSED`): whoever may send them
+    must not be able to pass or fail a canary.
+    """
     stmt = (
         sa.select(P.status, P.latency_ms, P.prediction, F.label)
         .select_from(predictions_table.outerjoin(feedback_table, P.request_id == F.request_id))
-        .where(P.arm == arm, P.model_version == str(version))
+        .where(P.arm == arm, P.model_version == str(version), ANALYSED)
     )
     if since is not None:
         stmt = stmt.where(P.ts >= since.astimezone(UTC))

@@ -33,6 +33,12 @@ if TYPE_CHECKING:
     from core.params import RoutingParams
 
 Strategy = Literal["canary", "blue_green", "shadow", "ab", "bandit"]
+# What a request that chose its own model is logged under instead of the strategy: forced by X-Force-Arm,
+# or pinned to a version (/v2/.../versions/{v}/infer). No analysis, test or monitoring window reads them.
+Steered = Literal["forced", "pinned"]
+FORCED: Steered = "forced"
+PINNED: Steered = "pinned"
+STEERED: tuple[Steered, ...] = (FORCED, PINNED)
 Arm = Literal["champion", "challenger"]
 Slot = Literal["blue", "green"]
 
@@ -117,7 +123,7 @@ class Decision:
 
     arm: Arm
     served_alias: str
-    strategy: Strategy
+    strategy: Strategy | Steered
     shadow_alias: str | None
     reason: str
 
@@ -131,11 +137,12 @@ def _forced(state: RoutingState, override: str) -> Decision:
     choice = override.strip().lower()
     if choice not in OVERRIDES:
         raise ValueError(f"override must be one of {', '.join(OVERRIDES)}; got {override!r}")
-    # A forced request is for debugging or a preview: it is never mirrored, so it cannot skew shadow stats.
+    # A forced request is for debugging or a preview: it is never mirrored, so it cannot skew shadow stats,
+    # and it is logged as "forced", not as the strategy, so no analysis of that strategy counts it.
     if choice in ARMS:
-        return Decision(cast(Arm, choice), choice, state.strategy, None, f"header override -> {choice}")
+        return Decision(cast(Arm, choice), choice, FORCED, None, f"header override -> {choice}")
     alias = state.slots[choice]
-    return Decision(_arm_of(alias), alias, state.strategy, None, f"header override -> {choice} slot ({alias})")
+    return Decision(_arm_of(alias), alias, FORCED, None, f"header override -> {choice} slot ({alias})")
 
 
 def _threshold(state: RoutingState, key: str, salt: str, weight: float, name: str) -> Decision:

@@ -31,11 +31,13 @@ from starlette.concurrency import run_in_threadpool
 from core.redact import redact
 from serving.bandit import DEFAULT_ARMS, BanditState
 from serving.contract import MAX_BATCH_ROWS
+from serving.credentials import AdminGate, FeedbackSigner, feedback_key
 from serving.micro_batch import MicroBatcher
 from serving.model_cache import registry_cache
 from serving.monitor_metrics import read_monitor_state
 from serving.predict import LogSaturatedError, NotReadyError, Predictor
 from serving.prediction_log import FeedbackStatus, PredictionLog, predictions_table
+from serving.request_ids import RecentRequests
 from serving.router import ARMS, RoutingState
 from serving.state_store import StateStore
 
@@ -175,6 +177,10 @@ class Runtime:
         self.poller: Poller | None = None
         self._predictor: Predictor | None = None
         self._batcher: MicroBatcher | None = None
+        # Credentials: one admin check and failed-auth budget for the admin API, X-Force-Arm and feedback.
+        self.gate = AdminGate(settings.admin_token)
+        self.signer = FeedbackSigner(feedback_key(settings.feedback_key, settings.admin_token))
+        self.recent = RecentRequests()  # client-chosen request ids -> feature digest (409 on reuse)
 
     def start(self) -> None:
         self.log = PredictionLog(self.settings.prediction_log_uri, max_pending_rows=LOG_CAPACITY).start()
@@ -212,14 +218,27 @@ class Runtime:
             raise NotReadyError("the service is starting (lifespan not run yet)")
         return self._predictor
 
-    async def serve(self, values: np.ndarray, request_id: str, **options: Any) -> Served:
+    async def serve(self, values: np.ndarray, request_id: str, *, client_id: bool = False, **options: Any) -> Served:
         """Score and log a request: small ones micro-batched, bigger ones inline, big batches on the threadpool.
 
         The rows are in the prediction log's queue before this returns, or it raises
         `LogSaturatedError` (503) and the answer is withheld. A small request never blocks the
         event loop on a full log: it tries without waiting, then waits on the threadpool.
+        ``client_id``: the client chose ``request_id``; its reuse with other rows is
+        `RequestIdConflictError` (409) before anything is scored (`serving.request_ids`).
         """
         predictor = self.predictor()
+        claimed = self.recent.claim(request_id, values) if client_id else None
+        try:
+            return await self._serve(predictor, values, request_id, options)
+        except BaseException:
+            if claimed is not None:  # not answered: a retry of this request must not be refused
+                self.recent.release(request_id, claimed)
+            raise
+
+    async def _serve(
+        self, predictor: Predictor, values: np.ndarray, request_id: str, options: dict[str, Any]
+    ) -> Served:
         if len(values) > OFFLOAD_ROWS:
             return await run_in_threadpool(self._serve_logged, values, request_id, options)
         if self._batcher is not None and len(values) <= self._batcher.max_rows:

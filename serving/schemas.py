@@ -87,7 +87,8 @@ class PredictResponse(BaseModel):
     model_name: str
     model_version: str
     arm: str
-    strategy: str
+    strategy: str = Field(description="The routing strategy, or 'forced' / 'pinned' when the request chose its model.")
+    feedback_token: str = Field(description="Send it back in X-Feedback-Token with this request's feedback.")
 
 
 class FeedbackResponse(BaseModel):

@@ -5,7 +5,9 @@ alias (blue = champion, green = challenger); the *active* slot serves everyone. 
 loaded and warm, so the switch is one new routing state written to the shared store with
 compare-and-swap: a worker sees the old state or the new one, never a mix, and every worker picks it
 up on its next poll. Before the switch, the green slot is previewed with the ``X-Force-Arm`` header
-(smoke tests, a QA team) while users stay on blue. Switching back is the same one-step operation,
+(smoke tests, a QA team) while users stay on blue: an operator's header, sent with the admin token
+(anyone else gets 401), and logged as ``forced`` so the preview never counts in an analysis of the
+live traffic. Switching back is the same one-step operation,
 which is the point: the rollback path is tested every time you switch.
 """
 
@@ -54,12 +56,19 @@ def run(n: Narrator, ctx: LabContext) -> None:
         )
         n.why("both models are loaded and warm in every worker; only the routing state says which one answers")
 
-        n.step("Preview green with the X-Force-Arm header; users stay on blue")
-        preview = service.send(users("qa", 10), seed=2, feedback=False, headers={"X-Force-Arm": "green"})
+        n.step("Preview green with the X-Force-Arm header (operators only: it needs the admin token)")
+        anonymous = service.send(users("qa", 1), seed=2, feedback=False, headers={"X-Force-Arm": "green"})
+        n.ok(f"without the admin token the preview is refused ({anonymous.failed}/1 refused, 401)")
+        qa = {"X-Force-Arm": "green", **service.admin}
+        preview = service.send(users("qa", 10), seed=2, feedback=False, headers=qa)
         still = service.send(people[:20], seed=3, feedback=False)
         n.table("10 QA requests with X-Force-Arm: green", columns, _slot_rows(preview, slots))
         n.ok(f"meanwhile {still.arms['champion']}/20 user requests still answered by blue")
-        n.why("smoke-test the exact model that will go live, on the live service, before anyone is switched")
+        n.why(
+            "smoke-test the exact model that will go live, on the live service, before anyone is switched; "
+            "forcing an arm needs the admin token, and forced requests are logged as 'forced' and left out of "
+            "every canary analysis, A/B test, bandit reward and monitoring window, so nobody can steer them"
+        )
 
         n.step("Switch: green becomes the active slot in one write")
         started = time.perf_counter()

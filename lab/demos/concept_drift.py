@@ -40,10 +40,10 @@ def send_labelled(service: DemoService, batch: pd.DataFrame, prefix: str) -> int
     for i, (row, label) in enumerate(zip(rows, batch[dataset.target].astype(str), strict=True)):
         response = service.client.post("/v1/predict", json=row, headers={"X-User-Id": f"{prefix}-{i:03d}"})
         if response.status_code == 200:
-            answered.append((response.json()["predictions"][0]["id"], label))
+            answered.append((response.json(), label))
     service.flush()
-    for request_id, label in answered:
-        service.client.post("/v1/feedback", json={"request_id": request_id, "label": label})
+    for answer, label in answered:
+        service.label(answer, label)  # with the answer's feedback token
     return len(answered)
 
 

@@ -63,7 +63,7 @@ def _send(service: DemoService) -> list[tuple[str, int]]:
     invalid = client.post("/v1/predict", json={**rows[0], first: "abc"})
     sent.append((f'{first}: "abc" (invalid)', invalid.status_code))
     if "challenger" in ready.json().get("models", {}):
-        forced = client.post("/v1/predict", json=rows[0], headers={"X-Force-Arm": "challenger"})
+        forced = client.post("/v1/predict", json=rows[0], headers={"X-Force-Arm": "challenger", **service.admin})
         sent.append(("X-Force-Arm: challenger", forced.status_code))
     sent.append(("GET /v1/no-such-route", client.get("/v1/no-such-route").status_code))
     return sent

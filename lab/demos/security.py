@@ -117,6 +117,34 @@ def _admin(n: Narrator, service: DemoService, token: str) -> None:
     )
 
 
+def _steering(n: Narrator, service: DemoService, token: str) -> None:
+    """Who may force an arm, who may label an answer, and what a reused request id gets."""
+    client = service.client
+    row = service.rows(2, seed=6)[service.ctx.params.dataset.feature_names].to_dict("records")
+    anonymous = client.post("/v1/predict", json=row[0], headers={"X-Force-Arm": "champion"})
+    operator = client.post(
+        "/v1/predict", json=row[0], headers={"X-Force-Arm": "champion", "Authorization": f"Bearer {token}"}
+    )
+    n.say(f"X-Force-Arm without the admin token → {anonymous.status_code}; with it → {operator.status_code}, "
+          f"logged as strategy {operator.json()['strategy']!r}")  # fmt: skip
+    rid = f"security-demo-{secrets.token_hex(4)}"
+    answer = client.post("/v1/predict", json=row[0], headers={"X-Request-Id": rid})
+    reused = client.post("/v1/predict", json=row[1], headers={"X-Request-Id": rid})
+    n.say(f"the same X-Request-Id with other features → {reused.status_code}: {reused.json()['error'][:60]}...")
+    service.flush()
+    label = {"request_id": rid, "label": answer.json()["predictions"][0]["class"]}
+    stranger = client.post("/v1/feedback", json=label)
+    forged = client.post("/v1/feedback", json=label, headers={"X-Feedback-Token": "a-guessed-token-value"})
+    owner = client.post("/v1/feedback", json=label, headers={"X-Feedback-Token": answer.json()["feedback_token"]})
+    n.say(f"feedback without the answer's X-Feedback-Token → {stranger.status_code}, with a guessed one → "
+          f"{forged.status_code}, with the answer's own → {owner.status_code} {owner.json()['status']}")  # fmt: skip
+    n.why(
+        "forced requests are for operators and stay out of every canary analysis, A/B test, bandit reward and "
+        "monitoring window; labels are write-once, so only the caller that got the answer (an HMAC-SHA256 token "
+        "over its request id) or a labelling pipeline with the admin token may give one"
+    )
+
+
 def _limits(n: Narrator, service: DemoService) -> None:
 
     client, limit = service.client, service.ctx.settings.max_body_bytes
@@ -193,6 +221,9 @@ def run(n: Narrator, ctx: LabContext) -> None:
         n.say(f"without MLOPS_ADMIN_TOKEN the routes do not exist: GET /v1/admin/state → {absent}")
         n.why("compared with hmac.compare_digest (constant time); X-Actor only names who acted in the audit log")
 
+        n.step("Nobody else steers the canary or labels your answers")
+        _steering(n, service, token)
+
         n.step("Input limits: refused before the model runs")
         _limits(n, service)
 
@@ -206,6 +237,8 @@ def run(n: Narrator, ctx: LabContext) -> None:
     _repository(n, ctx)
     n.code(
         "serving/admin.py",
+        "serving/credentials.py (admin token, feedback token)",
+        "serving/request_ids.py",
         "serving/limits.py",
         "core/settings.py (admin_token, limits)",
         "tests/unit/lab/demos/test_security.py",

@@ -7,7 +7,10 @@ loads the aliased models, opens the prediction log and starts the poller; a burs
 in the app's own event loop (httpx's ASGI transport), one after the other. Rows come from the batch
 generator's ``clean`` kind (drawn from per-class Gaussians fitted to the raw data, with their true
 class), so every answer can be scored: each prediction is followed by ``POST /v1/feedback`` with the
-true label, as a labelling process would do hours later in production.
+true label, as a labelling process would do hours later in production. Each label goes with the
+``X-Feedback-Token`` its answer carried: only the caller that got an answer (or an operator with the
+admin token) may label it. The demo service runs with an admin token (the context's, else the
+workshop's), and `DemoService.admin` is the header an operator sends, e.g. with ``X-Force-Arm``.
 
 Routing changes are written to the shared state store, as the rollout controller or an operator's
 command does, and then ``poller.refresh()`` applies them at once: that is what every worker's
@@ -72,6 +75,9 @@ class Traffic:
         return self.correct[arm] / self.arms[arm] if self.arms[arm] else None
 
 
+DEMO_ADMIN_TOKEN = "workshop-admin-token-example"  # noqa: S105 - a published token, for in-process demos only
+
+
 class DemoService:
     """The serving app under a TestClient, plus the shared state store it reads its routing from."""
 
@@ -79,6 +85,17 @@ class DemoService:
         self.client, self.ctx = client, ctx
         self.runtime: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
         self._reference: Any = None
+
+    @property
+    def admin(self) -> dict[str, str]:
+        """The operator's header: ``Authorization: Bearer <admin token>`` (needed by X-Force-Arm, admin routes)."""
+        return {"Authorization": f"Bearer {self.runtime.settings.admin_token}"}
+
+    def label(self, answer: Mapping[str, Any], label: str, row_id: str | None = None) -> tuple[int, dict[str, Any]]:
+        """POST one true label for a /v1/predict answer (its first row unless ``row_id``), with its feedback token."""
+        body = {"request_id": row_id or answer["predictions"][0]["id"], "label": label}
+        response = self.client.post("/v1/feedback", json=body, headers={"X-Feedback-Token": answer["feedback_token"]})
+        return response.status_code, response.json()
 
     @property
     def store(self) -> StateStore:
@@ -143,11 +160,12 @@ class DemoService:
             traffic.versions[body["model_version"]] += 1
             traffic.arm_of_user[user] = arm
             traffic.bodies.append(body)
-            truth.append((answer["id"], label))
+            truth.append((answer["id"], label, body["feedback_token"]))
         if feedback:
             self.flush()  # the log writes off the request path; one flush instead of one per label
             replies = self.post_in_order(
-                "/v1/feedback", [({"request_id": request_id, "label": label}, {}) for request_id, label in truth]
+                "/v1/feedback",
+                [({"request_id": rid, "label": label}, {"X-Feedback-Token": token}) for rid, label, token in truth],
             )
             for status, body in replies:
                 traffic.feedback[body.get("status", str(status))] += 1
@@ -192,7 +210,8 @@ def running_service(ctx: LabContext, restore_routing: bool = True) -> Iterator[D
 
     # Hundreds of simulated users share one in-process client (one "IP"), so the per-client rate limit
     # (a protection for the real port) is off for this demo service.
-    settings = ctx.settings.model_copy(update={"rate_limit_per_s": 0.0, "access_log": False})
+    token = ctx.settings.admin_token or DEMO_ADMIN_TOKEN
+    settings = ctx.settings.model_copy(update={"rate_limit_per_s": 0.0, "access_log": False, "admin_token": token})
     with TestClient(create_app(settings, ctx.params)) as client:
         service = DemoService(client, ctx)
         found = service.store.routing()

@@ -107,10 +107,10 @@ def test_batch_kinds_are_sent_and_a_refused_request_makes_the_exit_code_1(ctx: L
     )
     assert shifted.exit_code == 0, shifted.output
     assert "20 covariate-shift rows" in shifted.output
-    # no challenger is loaded, so forcing that arm is refused (422) on every request
+    # forcing an arm is for operators: without MLOPS_ADMIN_TOKEN every request is refused (401)
     forced = runner.invoke(app, ["traffic", "--url", url, "--rows", "5", "--arm", "challenger"], env={"COLUMNS": "200"})
     assert forced.exit_code == 1
-    assert "predict 422" in forced.output
+    assert "predict 401" in forced.output
     assert "5 request(s) failed" in forced.output
 
 

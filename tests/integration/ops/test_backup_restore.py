@@ -133,7 +133,10 @@ def test_restore_drill_brings_back_the_same_champion_answers_and_log(drill: Dril
         assert answers_of(again.bodies) == drill.answers
         assert set(again.versions) == {drill.champion}
         # The restored log still holds the old requests and their labels: a repeated label is a no-op.
-        first = service.client.post("/v1/feedback", json={"request_id": drill.request_ids[0], "label": "setosa"})
+        # The labelling pipeline's credential: the admin token (the old answers' tokens were never kept).
+        first = service.client.post(
+            "/v1/feedback", json={"request_id": drill.request_ids[0], "label": "setosa"}, headers=service.admin
+        )
         assert first.json()["status"] in ("duplicate", "conflict")
     assert log_counts(settings.state / "predictions.db") == {"predictions": 2 * len(USERS), "feedback": len(USERS)}
 

@@ -130,7 +130,7 @@ def test_every_endpoint_needs_the_right_token(client: TestClient, method: str, p
 
 
 def test_a_guessing_client_is_locked_out_before_its_token_is_compared(client: TestClient) -> None:
-    from serving.admin import FAILED_AUTH_BURST
+    from serving.credentials import FAILED_AUTH_BURST
 
     guesser = TestClient(client.app, client=("198.51.100.7", 50000))  # the same running app, another address
     wrong = {"Authorization": f"Bearer {TOKEN[:-1]}?"}

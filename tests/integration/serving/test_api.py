@@ -38,6 +38,8 @@ from serving.router import RoutingState
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}  # a setosa
 VIRGINICA = {"sepal_length": 6.7, "sepal_width": 3.0, "petal_length": 5.2, "petal_width": 2.3}
+TOKEN = "workshop-admin-test-token"
+ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +47,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory, make_settings, params: Pa
     root = tmp_path_factory.mktemp("api")
     # Tests drive the poller themselves; the rate limit is off because these tests share one client
     # address and send bursts (600 requests in the hot-reload test); its own tests are in test_admin.py.
-    settings = make_settings(root / "state", poll_interval_s=3600, rate_limit_per_s=0)
+    settings = make_settings(root / "state", poll_interval_s=3600, rate_limit_per_s=0, admin_token=TOKEN)
     data = ingest(params.dataset, params.ingest, root / "iris.csv")
     for _ in range(2):  # v1 champion, v2 challenger
         assert run_training(settings, params, data).status == "registered"
@@ -81,6 +83,12 @@ def logged(client: TestClient, *ids: str) -> dict[str, Any]:
     return {r["request_id"]: dict(r) for r in rows}
 
 
+def label(client: TestClient, answer: dict[str, Any], value: str, request_id: str | None = None) -> Any:
+    """POST /v1/feedback for a /v1/predict answer, with the feedback token it came with."""
+    body = {"request_id": request_id or answer["request_id"], "label": value}
+    return client.post("/v1/feedback", json=body, headers={"X-Feedback-Token": answer["feedback_token"]})
+
+
 def test_predict_one_row(client: TestClient) -> None:
     response = client.post("/v1/predict", json=ROW, headers={"X-Request-Id": "one-row-1"})
     assert response.status_code == 200
@@ -108,7 +116,7 @@ def test_predict_one_row(client: TestClient) -> None:
 
 def test_each_request_writes_one_structured_access_log_line(client: TestClient, caplog) -> None:
     caplog.set_level(logging.INFO, logger="serving.access")
-    client.post("/v1/predict", json=ROW, headers={"X-Request-Id": "logged-1", "X-Force-Arm": "challenger"})
+    client.post("/v1/predict", json=ROW, headers={"X-Request-Id": "logged-1", "X-Force-Arm": "challenger", **ADMIN})
     [line] = [json.loads(r.getMessage()) for r in caplog.records if r.name == "serving.access"]
     assert {k: line[k] for k in ("path", "status", "request_id", "arm", "version")} == {
         "path": "/v1/predict",
@@ -240,9 +248,10 @@ def test_predict_takes_only_json_bodies_so_a_cross_site_form_cannot_write_to_the
 
 
 def test_force_arm_header_overrides_routing(client: TestClient) -> None:
-    forced = client.post("/v1/predict", json=ROW, headers={"X-Force-Arm": "challenger"})
+    forced = client.post("/v1/predict", json=ROW, headers={"X-Force-Arm": "challenger", **ADMIN})
     assert (forced.status_code, forced.json()["arm"], forced.json()["model_version"]) == (200, "challenger", "2")
-    wrong = client.post("/v1/predict", json=ROW, headers={"X-Force-Arm": "canary-please"})
+    assert forced.json()["strategy"] == "forced"
+    wrong = client.post("/v1/predict", json=ROW, headers={"X-Force-Arm": "canary-please", **ADMIN})
     assert wrong.status_code == 422
     assert wrong.json()["detail"][0]["field"] == "X-Force-Arm"
 
@@ -274,29 +283,30 @@ def test_a_locked_database_answers_503_with_retry_after_and_the_label_is_stored_
     import sqlite3
 
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
-    rid = client.post("/v1/predict", json=ROW).json()["request_id"]
+    answer = client.post("/v1/predict", json=ROW).json()
     assert runtime.log.flush()
     holder = sqlite3.connect(runtime.log.engine.url.database, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")  # another process holds the write lock past the busy timeout
     try:
-        busy = client.post("/v1/feedback", json={"request_id": rid, "label": "setosa"})
+        busy = label(client, answer, "setosa")
     finally:
         holder.execute("ROLLBACK")
         holder.close()
     assert busy.status_code == 503
     assert busy.headers["retry-after"] == "5"
     assert "nothing was stored, retry" in busy.json()["error"]
-    retried = client.post("/v1/feedback", json={"request_id": rid, "label": "setosa"})
+    retried = label(client, answer, "setosa")
     assert (retried.status_code, retried.json()["status"]) == (200, "recorded")
 
 
 def test_feedback_is_idempotent(client: TestClient) -> None:
-    rid = client.post("/v1/predict", json=ROW).json()["request_id"]
-    first = client.post("/v1/feedback", json={"request_id": rid, "label": "setosa"})
-    again = client.post("/v1/feedback", json={"request_id": rid, "label": "setosa"})
-    other = client.post("/v1/feedback", json={"request_id": rid, "label": "virginica"})
-    unknown = client.post("/v1/feedback", json={"request_id": "never-served", "label": "setosa"})
-    bad_label = client.post("/v1/feedback", json={"request_id": rid, "label": "rose"})
+    answer = client.post("/v1/predict", json=ROW).json()
+    rid = answer["request_id"]
+    first = label(client, answer, "setosa")
+    again = label(client, answer, "setosa")
+    other = label(client, answer, "virginica")
+    unknown = client.post("/v1/feedback", json={"request_id": "never-served", "label": "setosa"}, headers=ADMIN)
+    bad_label = label(client, answer, "rose")
     assert (first.status_code, first.json()["status"]) == (200, "recorded")
     assert (again.status_code, again.json()["status"]) == (200, "duplicate")
     assert (other.status_code, other.json()["status"]) == (409, "conflict")
@@ -312,11 +322,49 @@ def test_feedback_is_idempotent(client: TestClient) -> None:
 def test_feedback_on_a_bandit_prediction_rewards_its_arm_once(client: TestClient) -> None:
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
     with routing(client, strategy="bandit"):
-        body = client.post("/v1/predict", json=ROW, headers={"X-Force-Arm": "challenger"}).json()
-    before = runtime.store.bandit().successes["challenger"]
+        body = client.post("/v1/predict", json=ROW).json()
+    assert body["strategy"] == "bandit"
+    before = runtime.store.bandit().successes[body["arm"]]
     for _ in range(2):  # the duplicate must not reward again
-        client.post("/v1/feedback", json={"request_id": body["request_id"], "label": "setosa"})
-    assert runtime.store.bandit().successes["challenger"] == before + 1.0
+        assert label(client, body, "setosa").status_code == 200
+    assert runtime.store.bandit().successes[body["arm"]] == before + 1.0
+
+
+def test_a_forced_prediction_is_no_reward_for_the_bandit(client: TestClient) -> None:
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    with routing(client, strategy="bandit"):
+        body = client.post("/v1/predict", json=ROW, headers={"X-Force-Arm": "challenger", **ADMIN}).json()
+    assert (body["arm"], body["strategy"]) == ("challenger", "forced")
+    before = runtime.store.bandit()
+    assert (label(client, body, "setosa").json()["status"]) == "recorded"
+    assert runtime.store.bandit() == before  # whoever may force an arm cannot feed the bandit
+
+
+def test_feedback_needs_the_token_of_its_answer_or_the_admin_token(client: TestClient) -> None:
+    answer = client.post("/v1/predict", json={"rows": [ROW, VIRGINICA]}).json()
+    other = client.post("/v1/predict", json=ROW).json()
+    assert answer["feedback_token"] != other["feedback_token"]
+    row = answer["predictions"][1]["id"]  # one token covers every row of its request
+    caller = TestClient(client.app, client=("192.0.2.77", 50000))
+    missing = caller.post("/v1/feedback", json={"request_id": row, "label": "virginica"})
+    assert missing.status_code == 401
+    assert missing.json()["detail"][0]["field"] == "X-Feedback-Token"
+    stolen = label(caller, other, "setosa", request_id=row)  # another answer's token
+    assert stolen.status_code == 403
+    assert stolen.json()["detail"][0]["field"] == "X-Feedback-Token"
+    wrong_admin = caller.post(
+        "/v1/feedback", json={"request_id": row, "label": "setosa"}, headers={"Authorization": f"Bearer {TOKEN}x"}
+    )
+    assert wrong_admin.status_code == 403
+    assert logged(client, row)[row]["request_id"] == row
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    with runtime.log.engine.connect() as conn:
+        stored = conn.execute(sa.select(feedback_table.c.label).where(feedback_table.c.request_id == row)).all()
+    assert stored == []  # the true label is still free to come
+    assert label(caller, answer, "virginica", request_id=row).json()["status"] == "recorded"
+    pipeline = caller.post("/v1/feedback", json={"request_id": answer["predictions"][0]["id"], "label": "setosa"},
+                           headers=ADMIN)  # fmt: skip
+    assert pipeline.json()["status"] == "recorded"  # a labelling pipeline uses the admin token
 
 
 def test_training_and_serving_give_identical_outputs(client: TestClient, registry, params: Params) -> None:

@@ -46,13 +46,13 @@ from core.params import Params, load_params
 from core.settings import Settings
 from pipelines.data import ingest
 from pipelines.training_steps import run_training
-from serving import admin
+from serving import credentials
 from serving.app import create_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[3]
 MAX_EXAMPLES = 40
-TOKEN = "workshop-admin-token"
+TOKEN = "workshop-admin-token-example"
 VERSIONS = ["1", "2"]  # the registry the `app` fixture builds
 # Request ids the `app` fixture serves, so feedback is fuzzed against known predictions: an unknown id
 # is answered 404 only after a bounded wait (~1 s: another worker may not have written it yet).
@@ -93,7 +93,7 @@ def example_cases(operation: schemathesis.APIOperation) -> list[schemathesis.Cas
     ]
 
 
-def _call(case: schemathesis.Case, app: FastAPI, with_token: bool) -> None:
+def _call(case: schemathesis.Case, app: FastAPI, authorised: bool) -> None:
     """Call the app in-process with or without the admin token; every check must pass on the answer."""
     # Only our token or none is sent: a generated one is a wrong token, and 10 wrong tokens lock this client
     # out of the admin API (429 for a while: tests/integration/serving/test_admin.py proves that and the 403).
@@ -101,7 +101,7 @@ def _call(case: schemathesis.Case, app: FastAPI, with_token: bool) -> None:
     malformed = (
         case.meta is not None and case.meta.generation.mode.is_negative and "Authorization" in (case.headers or {})
     )
-    auth = {"Authorization": f"Bearer {TOKEN}"} if with_token and not malformed else None
+    auth = {"Authorization": f"Bearer {TOKEN}"} if authorised and not malformed else None
     if case.headers:
         case.headers.pop("Authorization", None)
     response = case.call(app=app, headers=auth)
@@ -142,7 +142,7 @@ def app(tmp_path_factory: pytest.TempPathFactory, make_settings, params: Params)
     would lock the test client out for the rest of the run (that lockout is tested in test_admin.py).
     """
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(admin, "FAILED_AUTH_BURST", 1_000_000)
+        patch.setattr(credentials, "FAILED_AUTH_BURST", 1_000_000)
         yield _served_app(tmp_path_factory.mktemp("fuzz"), make_settings, params)
 
 
@@ -163,13 +163,13 @@ def _served_app(root: Path, make_settings, params: Params) -> FastAPI:
 def test_every_operation_conforms_to_the_document(label: str, app: FastAPI) -> None:
     operation = OPERATIONS[label]
     for case in example_cases(operation):
-        for with_token in (True, False):
-            _call(case, app, with_token)
+        for authorised in (True, False):
+            _call(case, app, authorised)
     valid_and_invalid = st.one_of(
         operation.as_strategy(GenerationMode.POSITIVE), operation.as_strategy(GenerationMode.NEGATIVE)
     )
 
-    @given(case=valid_and_invalid, with_token=st.booleans())
+    @given(case=valid_and_invalid, authorised=st.booleans())
     @settings(
         max_examples=MAX_EXAMPLES,
         derandomize=True,
@@ -178,8 +178,8 @@ def test_every_operation_conforms_to_the_document(label: str, app: FastAPI) -> N
         phases=FAST_FAIL,
         suppress_health_check=list(HealthCheck),
     )
-    def fuzz(case: schemathesis.Case, with_token: bool) -> None:
-        _call(case, app, with_token)
+    def fuzz(case: schemathesis.Case, authorised: bool) -> None:
+        _call(case, app, authorised)
 
     fuzz()
 

@@ -28,12 +28,14 @@ from serving.prediction_log import predictions_table
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 ROOT = "/api"  # a proxy prefix: the dispatch steps aside and the router serves the route
+TOKEN = "workshop-admin-test-token"
+PER_REQUEST = ("x-request-id", "x-feedback-token")  # headers that differ by request id
 
 
 @pytest.fixture(scope="module")
 def clients(tmp_path_factory: pytest.TempPathFactory, make_settings, params: Params) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("hot")
-    settings: Settings = make_settings(root / "state", poll_interval_s=3600, rate_limit_per_s=0)
+    settings: Settings = make_settings(root / "state", poll_interval_s=3600, rate_limit_per_s=0, admin_token=TOKEN)
     assert (
         run_training(settings, params, ingest(params.dataset, params.ingest, root / "iris.csv")).status == "registered"
     )
@@ -43,13 +45,19 @@ def clients(tmp_path_factory: pytest.TempPathFactory, make_settings, params: Par
 
 
 def same(hot: Any, routed: Any, hot_id: str, routed_id: str) -> None:
-    """Status, header names in order, and body (with the request id swapped) are identical."""
+    """Status, header names in order, and body (with the request id and feedback token swapped) are identical."""
     assert hot.status_code == routed.status_code
     assert list(hot.headers.keys()) == list(routed.headers.keys())
-    assert {k: v for k, v in hot.headers.items() if k != "x-request-id"} == {
-        k: v for k, v in routed.headers.items() if k != "x-request-id"
+    assert {k: v for k, v in hot.headers.items() if k not in PER_REQUEST} == {
+        k: v for k, v in routed.headers.items() if k not in PER_REQUEST
     }
-    assert hot.content.replace(hot_id.encode(), b"ID") == routed.content.replace(routed_id.encode(), b"ID")
+
+    def general(answer: Any, rid: str) -> bytes:
+        content = answer.content.replace(rid.encode(), b"ID")
+        token = answer.headers.get("x-feedback-token")
+        return content.replace(token.encode(), b"TOKEN") if token else content
+
+    assert general(hot, hot_id) == general(routed, routed_id)
 
 
 @pytest.mark.parametrize(
@@ -75,7 +83,14 @@ def test_hot_and_routed_answers_are_identical(clients: dict[str, Any], path: str
     same(hot, routed, hot_id, routed_id)
 
 
-@pytest.mark.parametrize("headers", [{"X-Request-Id": "bad id!"}, {"X-Force-Arm": "nobody"}, {"X-User-Id": "u" * 201}])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-Request-Id": "bad id!"},
+        {"X-Force-Arm": "nobody", "Authorization": f"Bearer {TOKEN}"},
+        {"X-User-Id": "u" * 201},
+    ],
+)
 def test_header_errors_are_the_same_422_both_ways(clients: dict[str, Any], headers: dict[str, str]) -> None:
     hot = clients["hot"].post("/v1/predict", json=ROW, headers=headers)
     routed = clients["routed"].post(ROOT + "/v1/predict", json=ROW, headers=headers)

@@ -25,7 +25,7 @@ from serving.server import bind_tcp_socket, server_config
 from serving.state_store import StateStore
 
 pytestmark = [pytest.mark.integration]
-TOKEN = "workshop-admin-token"
+TOKEN = "workshop-admin-token-example"
 POLL_S, REGISTRY_TIMEOUT_S = 0.5, 3  # one MLflow call to the dead server: 2 attempts x 3 s
 SECRET = "fake-test-password"
 

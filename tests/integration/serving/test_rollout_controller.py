@@ -18,7 +18,7 @@ from pipelines.data import ingest
 from pipelines.registry import audit_log, current_aliases, list_versions
 from pipelines.training_steps import run_training
 from serving.prediction_log import PredictionLog, PredictionRecord
-from serving.rollout_controller import begin_rollout, tick
+from serving.rollout_controller import arm_metrics, begin_rollout, tick
 from serving.state_store import StateStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -38,7 +38,17 @@ def world(tmp_path: Path, make_settings, params: Params):
     store.close()
 
 
-def serve(log: PredictionLog, arm: str, version: str, n: int, *, errors: int = 0, wrong: int = 0, ms: float = 2.0):
+def serve(
+    log: PredictionLog,
+    arm: str,
+    version: str,
+    n: int,
+    *,
+    errors: int = 0,
+    wrong: int = 0,
+    ms: float = 2.0,
+    strategy: str = "canary",
+):
     """n requests on one arm: `errors` fail, `wrong` get feedback that disagrees with the prediction."""
     for i in range(n):
         rid = f"r{next(_ids)}"
@@ -51,7 +61,7 @@ def serve(log: PredictionLog, arm: str, version: str, n: int, *, errors: int = 0
                 features={"sepal_length": 5.0},
                 prediction=None if failed else "setosa",
                 arm=arm,
-                strategy="canary",
+                strategy=strategy,
                 latency_ms=ms,
                 status="error" if failed else "ok",
             )
@@ -158,3 +168,22 @@ def test_too_little_traffic_waits_at_the_same_weight(world) -> None:
     assert result.analysis.verdict == "inconclusive"
     assert store.routing().canary_weight == weight
     assert store.rollout().status == "running"
+
+
+@pytest.mark.parametrize("steered", ["forced", "pinned"])
+def test_forced_or_pinned_traffic_can_neither_fail_nor_pass_a_canary(world, steered: str) -> None:
+    settings, params, store, log = world
+    begin = begin_rollout(settings, params, store)
+    challenger = begin.state.challenger_version or "2"
+    n = params.rollout.min_requests
+    serve(log, "champion", "1", n)
+    serve(log, "challenger", challenger, n, errors=n, strategy=steered)  # all failing: would abort if counted
+    log.flush()
+    result = tick(settings, params, store, log.engine)
+    assert result.action.kind == "wait", result.action.reason  # the challenger has no analysed traffic yet
+    assert arm_metrics(log.engine, "challenger", challenger, None).requests == 0
+    assert store.rollout().status == "running"
+    serve(log, "challenger", challenger, n, strategy=steered)  # all good: would pass the step if counted
+    log.flush()
+    assert tick(settings, params, store, log.engine).action.kind == "wait"
+    assert store.routing().canary_weight == pytest.approx(params.rollout.steps[0] / 100)

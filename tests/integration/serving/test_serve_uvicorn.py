@@ -192,7 +192,12 @@ def test_every_prediction_and_label_is_logged_exactly_once_through_a_sigterm(
         predicted = conn.getresponse()
         body = json.loads(predicted.read())
         label = body["predictions"][0]["class"]
-        conn.request("POST", "/v1/feedback", json.dumps({"request_id": f"sigterm-{i}", "label": label}), headers)
+        conn.close()
+        # The label comes on a new connection, so about half reach the other worker: both must honour the
+        # feedback token (no key is configured here; `mlops-lab serve` gives its workers one).
+        labelling = {**headers, "x-feedback-token": predicted.getheader("x-feedback-token") or ""}
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("POST", "/v1/feedback", json.dumps({"request_id": f"sigterm-{i}", "label": label}), labelling)
         fed = conn.getresponse()
         fed.read()
         conn.close()

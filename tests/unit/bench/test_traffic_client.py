@@ -38,9 +38,12 @@ class ScriptedService:
             version = "2" if arm == "challenger" else "1"
             answer = "setosa" if arm == "champion" else "virginica"
             body_out = {"arm": arm, "model_version": version, "strategy": "canary"}
-            return Reply(200, {**body_out, "predictions": [{"id": f"r{n}", "class": answer}]})
+            token = {"feedback_token": f"token-of-r{n}"}
+            return Reply(200, {**body_out, **token, "predictions": [{"id": f"r{n}", "class": answer}]})
         if path == "/v1/feedback":
             assert body is not None
+            if headers.get("X-Feedback-Token") != f"token-of-{body['request_id']}":  # as the service checks it
+                return Reply(403, {"error": "feedback: wrong X-Feedback-Token"})
             return Reply(200, {"status": "recorded", "request_id": body["request_id"]})
         return Reply(200, {"ready": True, "models": {"champion": {"version": "1"}}})
 
@@ -69,9 +72,13 @@ def test_traffic_counts_arms_versions_and_right_answers_and_sends_labels_per_rou
 
 def test_no_feedback_and_a_forced_arm_header() -> None:
     service = ScriptedService()
-    report = send_traffic(service, rows(3), user_pool(2), feedback=False, arm="challenger")
+    report = send_traffic(
+        service, rows(3), user_pool(2), feedback=False, arm="challenger", admin_auth="workshop-admin-test-token"
+    )
     assert report.feedback == {}
-    assert all(h["X-Force-Arm"] == "challenger" for _, p, _, h in service.calls if p == "/v1/predict")
+    predictions = [h for _, p, _, h in service.calls if p == "/v1/predict"]
+    assert all(h["X-Force-Arm"] == "challenger" for h in predictions)
+    assert all(h["Authorization"] == "Bearer workshop-admin-test-token" for h in predictions)  # operators only
 
 
 def test_a_rate_limited_request_waits_retry_after_and_is_sent_again() -> None:

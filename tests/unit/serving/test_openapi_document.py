@@ -17,7 +17,7 @@ from core.settings import Settings
 from serving.app import create_app
 from serving.errors import shared_responses
 
-TOKEN = "workshop-admin-token"
+TOKEN = "workshop-admin-token-example"
 
 
 def operations(settings: Settings, params: Params) -> Iterator[tuple[str, dict[str, Any]]]:

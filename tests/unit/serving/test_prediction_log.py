@@ -389,3 +389,18 @@ def test_readers_on_a_log_that_has_no_tables_yet(url: str) -> None:
         "n_correct",
         "accuracy",
     ]
+
+
+@pytest.mark.parametrize("steered", ["forced", "pinned"])
+def test_steered_rows_are_in_no_window(seeded: str, plog: PredictionLog, steered: str) -> None:
+    """Forced (X-Force-Arm) and version-pinned rows chose their model: no drift, A/B or accuracy window counts them."""
+    for i in range(10, 14):  # the newest rows, all labelled wrong: they would move every window if counted
+        plog.record(rec(i, version="2", prediction="virginica", strategy=steered, arm="challenger"))
+    assert plog.flush()
+    for i in range(10, 14):
+        assert plog.record_feedback(f"req-{i}", "setosa").status is FeedbackStatus.RECORDED
+    assert ids(recent_predictions(seeded, last_n=3)) == ["req-7", "req-8", "req-9"]
+    assert ids(labelled_window(seeded, last_n=2)) == ["req-4", "req-5"]
+    assert accuracy_by_version(seeded).set_index("model_version").loc["2", "n_labelled"] == 3
+    assert ids(recent_predictions(seeded, last_n=2, steered=True)) == ["req-12", "req-13"]  # still readable
+    assert ids(labelled_window(seeded, last_n=1, steered=True)) == ["req-13"]

@@ -68,6 +68,9 @@ def test_security_demo_shows_each_refusal(run_demo, ctx: LabContext) -> None:
     assert re.search(r"Bearer not-the-token\s+│ 403", out)
     assert re.search(r"Bearer <the token>\s+│ 200", out)
     assert "GET /v1/admin/state → 404" in out
+    assert "X-Force-Arm without the admin token → 401; with it → 200, logged as strategy 'forced'" in out
+    assert "the same X-Request-Id with other features → 409" in out
+    assert "X-Feedback-Token → 401, with a guessed one → 403, with the answer's own → 200 recorded" in out
     assert "→ 413: request body too large" in out
     assert "10,001 rows" in out
     assert "→ 422: field 'rows'" in out
