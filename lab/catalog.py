@@ -229,11 +229,25 @@ def find_symbol(tree: ast.Module, dotted: str) -> ast.AST | None:
     return node
 
 
+_SENTENCE_END_RE = re.compile(r"(?<!\be\.g)(?<!\bi\.e)(?<!\bvs)[.!?](?=\s|$)")
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of the first paragraph, its wrapped lines joined; never cut inside a sentence.
+
+    A paragraph without a sentence end (a heading, a title line) is returned whole.
+    """
+    paragraph = " ".join(text.strip().split("\n\n", 1)[0].split())
+    end = _SENTENCE_END_RE.search(paragraph)
+    return paragraph[: end.end()] if end else paragraph
+
+
 def code_summary(ref: str, root: Path) -> str | None:
-    """First line of the docstring (or leading comment) of a code reference; None if it is missing.
+    """First sentence of the docstring (or leading comment) of a code reference; None if it is missing.
 
     ``ref`` is ``path`` or ``path::symbol``, relative to ``root``. Files are parsed, never imported,
-    so explaining a concept does not load mlflow or prefect.
+    so explaining a concept does not load mlflow or prefect. A sentence that wraps over several lines
+    is joined, never cut at the line break.
     """
     file, _, symbol = ref.partition("::")
     path = root / file
@@ -246,11 +260,14 @@ def code_summary(ref: str, root: Path) -> str | None:
             return None
         documented = ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef
         doc = ast.get_docstring(node) if isinstance(node, documented) else None
-        return doc.strip().splitlines()[0] if doc else ""
+        return first_sentence(doc) if doc else ""
+    comment: list[str] = []
     with path.open(encoding="utf-8", errors="replace") as fh:
         for line in fh:  # lock files are large: stop at the first line that is not a comment
-            if line.strip().startswith("#") and line.strip("# \n"):
-                return line.strip("# \n")
-            if line.strip():
-                break
-    return ""
+            stripped = line.strip()
+            if stripped.startswith("#!") and not comment:
+                continue  # a shebang is not a description
+            if not stripped.startswith("#") or not stripped.strip("# "):
+                break  # code, a blank line or an empty comment line ends the leading comment
+            comment.append(stripped.strip("# "))
+    return first_sentence("\n".join(comment)) if comment else ""

@@ -329,3 +329,27 @@ def test_node_id_check_accepts_real_ids_and_rejects_fakes() -> None:
     assert not _test_exists(f"{here}::test_no_such_thing")
     assert not _test_exists(f"{here}::_test_exists")
     assert not _test_exists("tests/unit/test_missing.py::test_x")
+
+
+def test_code_summary_never_cuts_a_sentence_at_a_line_break(tmp_path: Path) -> None:
+    """`mlops-lab explain` prints this summary: a first sentence that wraps is joined, not cut mid-sentence."""
+    (tmp_path / "wrapped.py").write_text(
+        textwrap.dedent('''\
+            """Load the model, e.g. the champion, and swap it in
+            without dropping a request. Later sentences stay out.
+
+            A second paragraph."""
+            '''),
+    )
+    (tmp_path / "heading.py").write_text('"""A title line without a full stop\n\nBody."""\n')
+    (tmp_path / "job.yaml").write_text(
+        "# The scheduled look at production: drift and decay\n# checks. Details.\nkind: Job\n"
+    )
+    (tmp_path / "run").write_text("#!/usr/bin/env bash\n# Run the CI steps in\n# order.\nset -e\n")
+    assert (
+        code_summary("wrapped.py", tmp_path)
+        == "Load the model, e.g. the champion, and swap it in without dropping a request."
+    )
+    assert code_summary("heading.py", tmp_path) == "A title line without a full stop"
+    assert code_summary("job.yaml", tmp_path) == "The scheduled look at production: drift and decay checks."
+    assert code_summary("run", tmp_path) == "Run the CI steps in order."
