@@ -5,6 +5,10 @@ entry in ``lab/catalog.yaml``, which names the code that does it, the demo that 
 30 seconds and the tests that fail if it stops working. The catalog is plain data, not code, so
 it is reviewed like any other diff and checked by a test (every path, demo and test must exist).
 Every entry carries a one-line ``answer`` (at most 140 characters, the line a cheat sheet prints),
+shaped ``<Term>: <what it is>, unlike <nearest neighbour> ...; here <how this system does it>``: the
+term, a colon, a definition that names its nearest neighbour with the word "unlike", then "; here"
+and how this repository does it (``ANSWER_SHAPE``; tests/unit/lab/test_catalog.py holds every answer
+to it). A senior interviewer probes the definition before the implementation, so it comes first;
 three questions, five to eight key points and an ``at_scale`` paragraph (what changes with many
 models, high traffic or several regions, and what this repository does not have), because a strong
 interview answer says where the design stops as well as how it works.
@@ -32,6 +36,8 @@ _TEXT_FIELDS = ("id", "slug", "title", "answer", "at_scale", "demo")
 QUESTIONS = 3  # questions per entry
 KEY_POINTS = (5, 8)  # fewest and most key points per entry
 ANSWER_MAX = 140  # characters: one line on a printed cheat sheet
+# "<Term>: <definition, unlike <neighbour>>; here <how this system does it>" (see the module docstring)
+ANSWER_SHAPE = re.compile(r"(?P<term>[^:;]{2,40}): (?P<definition>[^;]*\bunlike\b[^;]*); here (?P<how>\S.*)")
 _ID_RE = re.compile(r"C\d{2}")
 _SLUG_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _ID_QUERY_RE = re.compile(r"[cC]?0*(\d{1,2})")
