@@ -5,6 +5,10 @@ entry in ``lab/catalog.yaml``, which names the code that does it, the demo that 
 30 seconds and the tests that fail if it stops working. The catalog is plain data, not code, so
 it is reviewed like any other diff and checked by a test (every path, demo and test must exist).
 Every entry carries a one-line ``answer`` (at most 140 characters, the line a cheat sheet prints),
+shaped ``<Term>: <what it is>, unlike <nearest neighbour> ...; here <how this system does it>``: the
+term, a colon, a definition that names its nearest neighbour with the word "unlike", then "; here"
+and how this repository does it (``ANSWER_SHAPE``; tests/unit/lab/test_catalog.py holds every answer
+to it). A senior interviewer probes the definition before the implementation, so it comes first;
 three questions, five to eight key points and an ``at_scale`` paragraph (what changes with many
 models, high traffic or several regions, and what this repository does not have), because a strong
 interview answer says where the design stops as well as how it works.
@@ -32,6 +36,8 @@ _TEXT_FIELDS = ("id", "slug", "title", "answer", "at_scale", "demo")
 QUESTIONS = 3  # questions per entry
 KEY_POINTS = (5, 8)  # fewest and most key points per entry
 ANSWER_MAX = 140  # characters: one line on a printed cheat sheet
+# "<Term>: <definition, unlike <neighbour>>; here <how this system does it>" (see the module docstring)
+ANSWER_SHAPE = re.compile(r"(?P<term>[^:;]{2,40}): (?P<definition>[^;]*\bunlike\b[^;]*); here (?P<how>\S.*)")
 _ID_RE = re.compile(r"C\d{2}")
 _SLUG_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _ID_QUERY_RE = re.compile(r"[cC]?0*(\d{1,2})")
@@ -229,11 +235,25 @@ def find_symbol(tree: ast.Module, dotted: str) -> ast.AST | None:
     return node
 
 
+_SENTENCE_END_RE = re.compile(r"(?<!\be\.g)(?<!\bi\.e)(?<!\bvs)[.!?](?=\s|$)")
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of the first paragraph, its wrapped lines joined; never cut inside a sentence.
+
+    A paragraph without a sentence end (a heading, a title line) is returned whole.
+    """
+    paragraph = " ".join(text.strip().split("\n\n", 1)[0].split())
+    end = _SENTENCE_END_RE.search(paragraph)
+    return paragraph[: end.end()] if end else paragraph
+
+
 def code_summary(ref: str, root: Path) -> str | None:
-    """First line of the docstring (or leading comment) of a code reference; None if it is missing.
+    """First sentence of the docstring (or leading comment) of a code reference; None if it is missing.
 
     ``ref`` is ``path`` or ``path::symbol``, relative to ``root``. Files are parsed, never imported,
-    so explaining a concept does not load mlflow or prefect.
+    so explaining a concept does not load mlflow or prefect. A sentence that wraps over several lines
+    is joined, never cut at the line break.
     """
     file, _, symbol = ref.partition("::")
     path = root / file
@@ -246,11 +266,14 @@ def code_summary(ref: str, root: Path) -> str | None:
             return None
         documented = ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef
         doc = ast.get_docstring(node) if isinstance(node, documented) else None
-        return doc.strip().splitlines()[0] if doc else ""
+        return first_sentence(doc) if doc else ""
+    comment: list[str] = []
     with path.open(encoding="utf-8", errors="replace") as fh:
         for line in fh:  # lock files are large: stop at the first line that is not a comment
-            if line.strip().startswith("#") and line.strip("# \n"):
-                return line.strip("# \n")
-            if line.strip():
-                break
-    return ""
+            stripped = line.strip()
+            if stripped.startswith("#!") and not comment:
+                continue  # a shebang is not a description
+            if not stripped.startswith("#") or not stripped.strip("# "):
+                break  # code, a blank line or an empty comment line ends the leading comment
+            comment.append(stripped.strip("# "))
+    return first_sentence("\n".join(comment)) if comment else ""

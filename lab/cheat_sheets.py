@@ -64,7 +64,7 @@ AREAS: tuple[Area, ...] = (
         (
             "A clean batch passing proves little: CI also feeds the contract a known-bad batch, which must fail.",
             "Preprocessing outside the model is the classic skew bug: here the fitted Pipeline is the logged model.",
-            "Git does not hold the data: DVC keeps hashes in git and the bytes in a cache and a remote.",
+            "Git does not hold the data: DVC keeps hashes in git, the bytes in a cache and a remote.",
             "A better average can hide a broken model: the gate also runs behavioural and slice checks, and a "
             "floor for the first model.",
             "MLflow stages are deprecated: promotion and rollback are audited alias moves; nothing is rebuilt or "
@@ -81,8 +81,8 @@ AREAS: tuple[Area, ...] = (
         (
             "Python's `hash()` is salted per process: a sticky split needs a stable hash (blake2b here), or a "
             "user flips arms between workers and replicas.",
-            "Too little data is not a pass: every canary check has its own minimum sample and answers "
-            "inconclusive below it, and the controller waits instead of promoting.",
+            "Too little data is not a pass: below its own minimum sample each canary check is inconclusive "
+            "and the controller waits.",
             "Routing state in process memory breaks with the second worker: it lives in the shared database, "
             "versioned, written with compare-and-swap.",
             "Stopping an A/B test when an early peek looks good inflates false positives: fix the sample size "

@@ -63,7 +63,7 @@ DEBTS: tuple[Debt, ...] = (
         status="partly",
         code=("serving/schemas.py::build_schemas", "serving/admin.py"),
         tests=(
-            "tests/integration/serving/test_api_fuzz.py::test_no_server_errors_and_documented_responses",
+            "tests/integration/serving/test_api_fuzz.py::test_every_operation_conforms_to_the_document",
             "tests/integration/serving/test_admin.py::test_every_endpoint_needs_the_right_token",
         ),
     ),

@@ -1,1 +1,1 @@
-"""How we notice drift and decay (monitoring issue)."""
+"""How we notice drift and decay: the checks, their statistics and the findings they publish."""

@@ -1,1 +1,1 @@
-"""How models meet traffic (serving issue)."""
+"""How models meet traffic: the API, routing strategies, hot reload, the prediction log and the rollout."""

@@ -248,3 +248,16 @@ def test_rollback_demo_runs_and_restores_the_champion(reg: Settings, params: Par
     assert [e.action for e in audit_log(reg)] == ["register"] * 2 + ["promote"] * 3 + ["rollback"] * 2
     card = mlflow_client(reg).get_model_version(reg.model_name, "2").tags["model_card"]
     assert card.endswith("/model_card.md")
+
+
+def test_an_alias_names_one_version_and_a_version_carries_several(reg: Settings, runs: list[tuple[str, str]]) -> None:
+    """Aliases are pointers: setting one moves it off its old version; tags, not aliases, say a version's status."""
+    v1, v2 = _register(reg, runs, 2)
+    client = mlflow_client(reg)
+    client.set_registered_model_alias(reg.model_name, "blue", v1)  # a second alias on the champion's version
+    assert {v.version: v.aliases for v in list_versions(reg)} == {v1: ["blue", "champion"], v2: ["challenger"]}
+
+    promote(reg, "bob", "better offline")  # champion moves to v2: it leaves v1, it is never on two versions
+    assert {v.version: v.aliases for v in list_versions(reg)} == {v1: ["blue", "previous"], v2: ["champion"]}
+    assert str(client.get_model_version_by_alias(reg.model_name, "champion").version) == v2
+    assert client.get_model_version(reg.model_name, v2).tags["status"] == "promoted"  # status is a tag

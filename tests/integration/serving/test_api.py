@@ -266,6 +266,28 @@ def test_canary_routes_by_user_and_sticks(client: TestClient) -> None:
     assert all(body["model_version"] == {"champion": "1", "challenger": "2"}[body["arm"]] for body in first.values())
 
 
+def test_without_a_user_id_each_request_is_assigned_on_its_own(client: TestClient) -> None:
+    """Stickiness needs a user key: with no X-User-Id the request id is the key, so one client hops arms."""
+    with routing(client, canary_weight=0.5):
+        anonymous = [client.post("/v1/predict", json=ROW).json()["arm"] for _ in range(40)]
+        keyed = [
+            client.post("/v1/predict", json=ROW, headers={"X-User-Id": "same-user"}).json()["arm"] for _ in range(40)
+        ]
+    assert set(anonymous) == {"champion", "challenger"}  # 40 fresh request ids at 50 %: both arms (p = 2^-39)
+    assert len(set(keyed)) == 1  # the same key always lands in the same bucket
+
+
+def test_the_bandit_routes_each_request_not_each_user(client: TestClient) -> None:
+    """A bandit draws an arm per request from the reward posteriors: one user id is not kept on one arm."""
+    with routing(client, strategy="bandit"):
+        arms = [
+            client.post("/v1/predict", json=ROW, headers={"X-User-Id": "same-user"}).json()["arm"] for _ in range(60)
+        ]
+    # Thompson draws with near-equal posteriors (a prior and at most a reward or two): both arms; one arm 60 times
+    # in a row would need p < 0.75^60, about 3e-8.
+    assert set(arms) == {"champion", "challenger"}
+
+
 def test_shadow_scores_the_challenger_after_the_response_and_never_changes_it(client: TestClient) -> None:
     plain = client.post("/v1/predict", json=VIRGINICA).json()
     with routing(client, strategy="shadow"):

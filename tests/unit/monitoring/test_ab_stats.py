@@ -46,6 +46,17 @@ def test_guard_says_inconclusive_below_the_minimum_per_arm() -> None:
     assert "need 100 per arm" in decision.reason
 
 
+def test_the_guard_is_a_floor_not_the_planned_sample_size_so_an_early_look_can_decide() -> None:
+    """A limit we state, not fix: `decide` answers from min_samples on and keeps no record of earlier looks."""
+    planned = labels_needed(0.95, 0.05, power=PARAMS.power, alpha=PARAMS.alpha)
+    assert planned == 432 > PARAMS.min_samples
+    # A 95/100, B 85/100: pooled SE = sqrt(0.9 * 0.1 * 2/100) = 0.0424, z = 2.36, p = 0.018, at 100 of 432 planned.
+    early = decide(ArmOutcome(100, 95), ArmOutcome(100, 85), PARAMS)
+    assert early.verdict == "a_better"
+    assert early.comparison is not None
+    assert early.comparison.p_value == pytest.approx(0.018, abs=1e-3)
+
+
 @pytest.mark.parametrize(
     ("a", "b", "verdict"),
     [

@@ -82,3 +82,17 @@ def test_sound_model_has_class_parity_on_iris(iris_frame: pd.DataFrame, params: 
     assert {s.slice for s in slices} == set(params.dataset.classes)
     assert sum(s.n for s in slices) == len(y_test)
     assert parity_check(slices, params.gate.slice_parity).passed
+
+
+def test_group_parity_compares_accuracy_so_an_equal_opportunity_gap_passes_unseen() -> None:
+    """What the check does not compute: per-group true-positive rates (equal opportunity) or selection rates."""
+    # Group x: 2 of 5 positives missed (TPR 0.6). Group y: 2 of 5 negatives called positive (TPR 1.0).
+    y_true = (["pos"] * 5 + ["neg"] * 5) * 2
+    y_pred = ["pos"] * 3 + ["neg"] * 2 + ["neg"] * 5 + ["pos"] * 5 + ["neg"] * 3 + ["pos"] * 2
+    group = pd.Series(["x"] * 10 + ["y"] * 10)
+    slices = _by_slice(slice_metrics(y_true, y_pred, {"group": group}))
+    assert (slices["group", "x"].metric, slices["group", "x"].value) == ("accuracy", 0.8)
+    assert slices["group", "y"].value == 0.8  # same accuracy, so no gap...
+    assert (slices["class", "pos"].value, slices["class", "neg"].value) == (0.8, 0.8)  # ...and class recalls agree
+    result = parity_check(list(slices.values()), SliceParityParams(max_recall_gap=0.1, min_slice_size=5))
+    assert result.passed  # although the positive rate among true positives is 0.6 in x and 1.0 in y
