@@ -77,6 +77,20 @@ def drift_study(
     typer.echo(f"wrote {path}")
 
 
+@study.command("gate")
+def gate_study(
+    out: Annotated[Path | None, typer.Option(help="Report file (default: docs/gate-study.md).")] = None,
+    reps: Annotated[int | None, typer.Option(min=1, help="Simulated holdouts per cell (default: 2,000).")] = None,
+) -> None:
+    """How often the quality gate rejects an equally good and a worse candidate; write docs/gate-study.md."""
+    from bench.gate_study import DOC_REPS, write_doc
+    from core.context import load_context
+
+    ctx = load_context()
+    path = write_doc(ctx.params, out or ctx.settings.project_dir / "docs" / "gate-study.md", reps or DOC_REPS)
+    typer.echo(f"wrote {path}")
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the CLI."""
     app.command("bench")(bench)

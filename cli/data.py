@@ -36,14 +36,18 @@ def _raw_path(ctx: LabContext) -> Path:
 
 
 def ingest() -> None:
-    """Write the raw dataset (dataset.path in params.yaml) from scikit-learn's bundled copy; print its md5."""
+    """Write the raw dataset and the gate's holdout (gate.holdout) from scikit-learn's bundled copy; print md5s."""
     from core.context import load_context
     from pipelines.data import file_md5
     from pipelines.data import ingest as ingest_raw
+    from pipelines.holdout import write_holdout
 
     ctx = load_context()
     path = ingest_raw(ctx.params.dataset, ctx.params.ingest, _raw_path(ctx))
     console.print(f"wrote [bold]{escape(str(path))}[/bold]  md5 {file_md5(path)}")
+    hp = ctx.params.gate.holdout
+    held = write_holdout(ctx.params.dataset, ctx.params.ingest, hp.fraction, hp.seed, ctx.settings.resolve(hp.path))
+    console.print(f"wrote [bold]{escape(str(held))}[/bold]  md5 {file_md5(held)} (holdout: never trained on)")
 
 
 def print_result(result: ValidationResult, out: Console | None = None) -> None:

@@ -52,7 +52,13 @@ def train_cmd(
     ctx = load_context()
     s = ctx.settings
     try:
-        train_stage(ctx.params, s.resolve(data or ctx.params.dataset.path), s.resolve(model), s.resolve(metrics))
+        train_stage(
+            ctx.params,
+            s.resolve(data or ctx.params.dataset.path),
+            s.resolve(model),
+            s.resolve(metrics),
+            holdout_path=s.resolve(ctx.params.gate.holdout.path),
+        )
     except FileNotFoundError as err:
         _fail(err)
     console.print(f"[green]✔[/green] model → {escape(str(model))}, cross-validation metrics → {escape(str(metrics))}")
@@ -81,6 +87,7 @@ def evaluate_cmd(
             s.resolve(model),
             s.resolve(metrics),
             s.resolve(plot),
+            holdout_path=s.resolve(ctx.params.gate.holdout.path),
         )
     except (FileNotFoundError, UntrustedModelError) as err:
         _fail(err)

@@ -97,12 +97,20 @@ class SliceParityParams(_Strict):
     min_slice_size: int = 5
 
 
+class HoldoutParams(_Strict):
+    """The gate's holdout: drawn once at ingest (seeded, stratified), never trained on."""
+
+    path: str = "data/holdout.csv"
+    fraction: float = Field(default=0.3, gt=0, lt=1)  # share of the raw rows set aside
+    seed: int = 2024
+
+
 class GateParams(_Strict):
     mode: Literal["non_inferiority", "superiority"] = "non_inferiority"
     metric: str = "accuracy"
-    tolerance: float = 0.02
-    margin: float = 0.01
+    alpha: float = Field(default=0.05, gt=0, lt=1)  # one-sided level of the paired (McNemar exact) test
     min_metric: float = 0.0
+    holdout: HoldoutParams = HoldoutParams()
     invariance: InvarianceParams = InvarianceParams()
     directional: list[DirectionalSpec] = []
     slice_parity: SliceParityParams = SliceParityParams()

@@ -41,7 +41,7 @@ DEBTS: tuple[Debt, ...] = (
         status="addressed",
         code=("pipelines/quality_gate.py::evaluate_gate", "pipelines/behavioural.py", "pipelines/slices.py"),
         tests=(
-            "tests/unit/pipelines/test_quality_gate.py::test_worse_model_is_rejected_in_both_modes",
+            "tests/unit/pipelines/test_quality_gate.py::test_a_clearly_worse_candidate_is_rejected_with_b_c_p_and_the_resolution",
             "tests/unit/pipelines/test_quality_gate.py::test_failing_check_fails_the_gate_despite_good_metrics",
         ),
     ),

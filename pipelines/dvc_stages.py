@@ -23,6 +23,7 @@ from core.params import Params
 from pipelines.data import read_csv
 from pipelines.evaluate import confusion_rows, evaluate_model
 from pipelines.fit import fit_and_evaluate, split_data
+from pipelines.holdout import without_holdout
 from pipelines.model_files import load_skops_file
 
 METRIC_DECIMALS = 6
@@ -68,13 +69,25 @@ def load_model(path: str | Path) -> Any:
     return load_skops_file(p)
 
 
-def train_stage(params: Params, data_path: str | Path, model_path: str | Path, metrics_path: str | Path) -> Path:
-    """DVC stage ``train``: fit the pipeline on the seeded split, save it and the CV metrics.
+def training_frame(params: Params, data_path: str | Path, holdout_path: str | Path | None) -> Any:
+    """The data file minus the gate's holdout rows (``mlops-lab stage`` always passes the holdout)."""
+    frame = read_csv(data_path)
+    return frame if holdout_path is None else without_holdout(frame, read_csv(holdout_path), params.dataset)
+
+
+def train_stage(
+    params: Params,
+    data_path: str | Path,
+    model_path: str | Path,
+    metrics_path: str | Path,
+    holdout_path: str | Path | None = None,
+) -> Path:
+    """DVC stage ``train``: fit the pipeline on the seeded split (holdout rows removed), save it and the CV metrics.
 
     Returns:
         The path of the saved model.
     """
-    result = fit_and_evaluate(read_csv(data_path), params)
+    result = fit_and_evaluate(training_frame(params, data_path, holdout_path), params)
     write_metrics(
         {
             "cv_accuracy_mean": result.metrics["cv_accuracy_mean"],
@@ -98,7 +111,12 @@ def write_confusion_rows(rows: list[dict[str, str]], path: str | Path) -> Path:
 
 
 def evaluate_stage(
-    params: Params, data_path: str | Path, model_path: str | Path, metrics_path: str | Path, plot_path: str | Path
+    params: Params,
+    data_path: str | Path,
+    model_path: str | Path,
+    metrics_path: str | Path,
+    plot_path: str | Path,
+    holdout_path: str | Path | None = None,
 ) -> dict[str, float]:
     """DVC stage ``evaluate``: score the saved model on the same seeded held-out rows.
 
@@ -108,7 +126,7 @@ def evaluate_stage(
     Returns:
         The flat test metrics (``test_accuracy``, ...), before rounding for the file.
     """
-    split = split_data(read_csv(data_path), params)
+    split = split_data(training_frame(params, data_path, holdout_path), params)
     evaluation = evaluate_model(load_model(model_path), split.X_test, split.y_test, params.dataset.classes)
     metrics = evaluation.flat_metrics()
     write_metrics(metrics, metrics_path)

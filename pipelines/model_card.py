@@ -39,6 +39,7 @@ class ModelCardInfo:
     params: dict[str, Any]
     test_metrics: dict[str, float]
     cv_metrics: dict[str, float] = field(default_factory=dict)
+    holdout_metrics: dict[str, float] = field(default_factory=dict)  # on the gate's holdout (never trained on)
     per_class_metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # class -> metric -> value
     slice_metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # slice -> metric -> value
     gate: dict[str, Any] | None = None  # {"passed": bool, "reasons": [...], "checks": {...} or [...]}
@@ -86,8 +87,11 @@ def _gate_lines(gate: dict[str, Any] | None) -> list[str]:
     if reasons:
         lines += ["", "Reasons:", *(f"- {r}" for r in reasons)]
     comparisons = gate.get("comparisons") or {}
+    lines += _holdout_lines(comparisons)
     metric = comparisons.get("metric", "metric")
-    rows = [[f"{metric} vs {k}", *_check_row(v)] for k, v in comparisons.items() if isinstance(v, dict)]
+    rows = [
+        [f"{metric} vs {k}", *_check_row(v)] for k, v in comparisons.items() if isinstance(v, dict) and k != "holdout"
+    ]
     checks = gate.get("checks") or {}
     if isinstance(checks, dict):
         rows += [[name, *_check_row(value)] for name, value in checks.items()]
@@ -98,9 +102,38 @@ def _gate_lines(gate: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def _holdout_lines(comparisons: dict[str, Any]) -> list[str]:
+    """The holdout, the paired comparison's counts and what the holdout can resolve."""
+    holdout = comparisons.get("holdout")
+    if not isinstance(holdout, dict):
+        return []
+    lines = ["", f"Holdout: {holdout.get('rows')} rows never trained on, md5 `{holdout.get('md5')}`."]
+    champion = comparisons.get("champion")
+    if isinstance(champion, dict) and "b_champion_only" in champion:
+        res = champion.get("resolution") or {}
+        lines.append(
+            f"Paired with the champion ({champion.get('test')}, {champion.get('mode')}): "
+            f"b = {champion['b_champion_only']} rows only the champion got right, "
+            f"c = {champion.get('c_candidate_only')} only this model, difference {_fmt(champion.get('difference'))}, "
+            f"p = {_fmt(champion.get('p_value'))} vs alpha {_fmt(champion.get('alpha'))}."
+        )
+        if res:
+            lines.append(
+                f"Resolution: one row is {_fmt(res.get('one_row'))}; a rejection needs at least "
+                f"{res.get('min_rows_against')} rows against the candidate, a drop of at least "
+                f"{_fmt(res.get('min_detectable_drop'))}. Smaller differences cannot be told apart on this holdout."
+            )
+    elif "champion" not in comparisons:
+        lines.append("First model: no champion to compare with, floor and checks only; it becomes champion.")
+    return lines
+
+
+_NOT_IN_TABLE = ("name", "passed", "cases", "resolution")
+
+
 def _check_row(value: object) -> list[object]:
     if isinstance(value, dict):
-        extra = ", ".join(f"{k} {_fmt(v)}" for k, v in value.items() if k not in ("name", "passed", "cases"))
+        extra = ", ".join(f"{k} {_fmt(v)}" for k, v in value.items() if k not in _NOT_IN_TABLE)
         return [value.get("passed", ""), value.get("detail", extra)]
     return [value, ""]
 
@@ -138,6 +171,7 @@ def render_model_card(info: ModelCardInfo) -> str:
         *_table(
             ["metric", "value"],
             [[f"test {k}", v] for k, v in info.test_metrics.items()]
+            + [[f"holdout {k}", v] for k, v in info.holdout_metrics.items()]
             + [[f"cv {k}", v] for k, v in info.cv_metrics.items()],
         ),
         "",

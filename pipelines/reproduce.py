@@ -101,7 +101,18 @@ def reproduce_version(settings: Settings, version: str) -> ReproductionReport:
     hyperparams = json.loads(Path(artifacts, "hyperparams.json").read_text())
 
     data_path = locate_data(settings.project_dir, tags["data_path"], tags["data_md5"])
-    rebuilt = fit_and_evaluate(read_csv(data_path), params, hyperparams)
+    frame = read_csv(data_path)
+    if "holdout_md5" in tags:  # trained without the gate's holdout rows: rebuild the same way
+        from pipelines.holdout import load_holdout, without_holdout
+
+        holdout = load_holdout(settings, params)
+        if holdout.md5 != tags["holdout_md5"]:
+            raise ReproductionError(
+                f"run {run_id} was trained without holdout {tags['holdout_md5']}, but {holdout.path} is "
+                f"{holdout.md5}; check out the matching data/holdout.csv (`dvc checkout`) first"
+            )
+        frame = without_holdout(frame, holdout.frame, params.dataset)
+    rebuilt = fit_and_evaluate(frame, params, hyperparams)
     registered = load_version_model(settings, version)
     X_test = rebuilt.split.X_test
     same_labels = bool(np.array_equal(registered.predict(X_test), rebuilt.pipeline.predict(X_test)))

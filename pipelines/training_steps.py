@@ -3,8 +3,9 @@
 Concept: the quality gate in the training path (C14) and "bad input loses nothing" (C06).
 `run_training` is the one sequence of the steps; the Prefect flow (`pipelines.training_flow`) runs
 the same sequence with each step as a task. Order matters: data is validated before
-anything is trained or logged; a candidate is logged, but only one that passes the gate against
-the champion, on the *same* held-out rows, is registered and gets an alias.
+anything is trained or logged; every training set loses the holdout rows (``pipelines/holdout.py``)
+before it is split; a candidate is logged, but only one that passes the gate against the champion,
+both scored on the *same* holdout (its md5 is a run tag), is registered and gets an alias.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from pipelines.behavioural import run_behavioural_checks
 from pipelines.data import file_md5, read_csv
 from pipelines.evaluate import evaluate_model
 from pipelines.fit import fit_and_evaluate
+from pipelines.holdout import Holdout, load_holdout, without_holdout
 from pipelines.lineage import lineage_tags
 from pipelines.model_card import ModelCardInfo, dataset_fields, render_model_card
-from pipelines.quality_gate import evaluate_gate
+from pipelines.quality_gate import HoldoutScore, evaluate_gate
 from pipelines.registry import ensure_experiment, load_alias_model, register_candidate
 from pipelines.slices import parity_check, slice_metrics
 from pipelines.tracking import log_training_run
@@ -91,19 +93,27 @@ def train_candidate(
     """Fit (optionally a small sweep as nested runs) and log the candidate to MLflow.
 
     In a sweep the winner is chosen on cross-validation accuracy only, never on the test set,
-    so the held-out score used by the gate stays an honest estimate.
+    so the held-out score used by the gate stays an honest estimate. The holdout's rows are removed
+    first, whatever the file (a retrain's file holds the raw rows too); its md5 is tagged ``holdout_md5``.
     """
     import mlflow
 
-    tags = lineage_tags(settings.project_dir, data.path, data.md5, params.digest())
+    holdout = load_holdout(settings, params)
+    frame = without_holdout(data.frame, holdout.frame, params.dataset)
+    tags = {
+        **lineage_tags(settings.project_dir, data.path, data.md5, params.digest()),
+        "holdout_md5": holdout.md5,
+        "holdout_path": str(holdout.path),
+        "holdout_rows_removed": str(len(data.frame) - len(frame)),
+    }
     if not sweep or not params.train.sweep:
-        result = fit_and_evaluate(data.frame, params)
+        result = fit_and_evaluate(frame, params)
         return result, log_training_run(settings, params, result, tags, run_name="candidate"), []
     with mlflow.start_run(experiment_id=ensure_experiment(settings), run_name="sweep") as parent:
         mlflow.set_tags({**tags, "sweep": "parent"})
         trials = []
         for hp in sweep_grid(params):
-            result = fit_and_evaluate(data.frame, params, hp)
+            result = fit_and_evaluate(frame, params, hp)
             name = "trial " + ", ".join(f"{k}={v}" for k, v in hp.items())
             trials.append((result, log_training_run(settings, params, result, tags, run_name=name, nested=True)))
         best_result, best_run = max(trials, key=lambda t: t[0].metrics["cv_accuracy_mean"])
@@ -116,8 +126,9 @@ def train_candidate(
 @dataclass(frozen=True)
 class GateReport:
     decision: GateDecision
-    champion_metrics: dict[str, float] | None
+    champion_metrics: dict[str, float] | None  # the champion's metrics on the holdout
     slices: list[SliceMetric]
+    holdout_metrics: dict[str, float] = field(default_factory=dict)  # the candidate's, on the holdout
 
     @property
     def slice_table(self) -> dict[str, dict[str, float]]:
@@ -125,20 +136,49 @@ class GateReport:
         return {f"{s.family}={s.slice}": {s.metric: s.value, "n": float(s.n)} for s in self.slices}
 
 
+def score_on_holdout(
+    model: Any, holdout: Holdout, params: Params, trained_against: str | None, label: str
+) -> HoldoutScore:
+    """Score one model on the holdout: its metrics and, row by row, whether it was right."""
+    from pipelines.data import split_features_target
+
+    X, y = split_features_target(holdout.frame, params.dataset)
+    evaluation = evaluate_model(model, X, y, params.dataset.classes)
+    correct = [pred == true for pred, true in zip(evaluation.predictions, y.astype(str), strict=True)]
+    return HoldoutScore(evaluation.metrics, correct, holdout.md5, trained_against, label)
+
+
+def _trained_against(settings: Settings, alias: str) -> tuple[str | None, str | None]:
+    """(version, holdout md5 its run was trained against) of an alias; (None, None) when the alias is unset."""
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow_client(settings)
+    try:
+        version = client.get_model_version_by_alias(settings.model_name, alias)
+    except MlflowException:
+        return None, None
+    run_id = version.run_id
+    return str(version.version), client.get_run(run_id).data.tags.get("holdout_md5") if run_id else None
+
+
 def gate_candidate(settings: Settings, params: Params, result: TrainResult) -> GateReport:
-    """Behavioural checks + slice parity + comparison with the champion on the same held-out rows."""
+    """Behavioural checks + slice parity + a paired comparison with the champion on the same holdout."""
+    holdout = load_holdout(settings, params)
     split = result.split
     checks = run_behavioural_checks(result.pipeline, split.X_train, split.y_train, split.X_test, params.gate)
     groups = None if split.groups_test is None else {params.dataset.group_column or "group": split.groups_test}
     slices = slice_metrics(split.y_test, pd.Series(result.evaluation.predictions, index=split.y_test.index), groups)
     checks.append(parity_check(slices, params.gate.slice_parity))
-    champion_metrics = None
+    # The candidate was trained by train_candidate a moment ago, against this holdout (tagged on its run).
+    candidate = score_on_holdout(result.pipeline, holdout, params, holdout.md5, "candidate")
+    champion_score = None
     champion = load_alias_model(settings, "champion")
     if champion is not None:
-        champion_eval = evaluate_model(champion, split.X_test, split.y_test, params.dataset.classes)
-        champion_metrics = champion_eval.metrics
-    decision = evaluate_gate(result.evaluation.metrics, champion_metrics, checks, params.gate)
-    return GateReport(decision, champion_metrics, slices)
+        version, trained_against = _trained_against(settings, "champion")
+        champion_score = score_on_holdout(champion, holdout, params, trained_against, f"champion v{version}")
+    decision = evaluate_gate(candidate, champion_score, checks, params.gate)
+    champion_metrics = None if champion_score is None else dict(champion_score.metrics)
+    return GateReport(decision, champion_metrics, slices, dict(candidate.metrics))
 
 
 def register_or_reject(
@@ -150,6 +190,8 @@ def register_or_reject(
     gate = decision.to_dict()
     client.set_tag(logged.run_id, "gate.status", "passed" if decision.passed else "rejected")
     client.log_text(logged.run_id, json.dumps(gate, indent=2), "gate/decision.json")
+    for key, value in report.holdout_metrics.items():
+        client.log_metric(logged.run_id, f"holdout_{key}", value)
     outcome = TrainingOutcome(
         status="registered" if decision.passed else "rejected",
         run_id=logged.run_id,
@@ -172,6 +214,7 @@ def register_or_reject(
             data_rows=len(data.frame),
             params={**params.train.model_dump(mode="json"), "hyperparams": result.hyperparams},
             test_metrics=result.evaluation.metrics,
+            holdout_metrics=report.holdout_metrics,
             cv_metrics={k: v for k, v in result.metrics.items() if k.startswith("cv_")},
             per_class_metrics=result.evaluation.per_class,
             slice_metrics=report.slice_table,

@@ -56,8 +56,11 @@ def backup_key_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def params() -> Params:
-    return load_params(REPO / "params.yaml")
+def params(tmp_path_factory: pytest.TempPathFactory) -> Params:
+    """params.yaml, with the gate's holdout file in a session folder (tests never write into the repo)."""
+    loaded = load_params(REPO / "params.yaml")
+    holdout = loaded.gate.holdout.model_copy(update={"path": str(tmp_path_factory.mktemp("holdout") / "holdout.csv")})
+    return loaded.model_copy(update={"gate": loaded.gate.model_copy(update={"holdout": holdout})})
 
 
 @pytest.fixture(scope="session")

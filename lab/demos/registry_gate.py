@@ -23,19 +23,21 @@ def run(n: Narrator, ctx: LabContext) -> None:
     champion = ensure_champion(ctx, n)
     n.say(f"champion today: version {champion}")
 
-    n.step("A new candidate with the same recipe: compared with the champion on the SAME held-out rows")
+    n.step("A new candidate with the same recipe: compared with the champion on the SAME holdout rows")
     n.why(
-        f"gate mode {ctx.params.gate.mode}: a candidate may trail the champion by at most "
-        f"{ctx.params.gate.tolerance} {ctx.params.gate.metric}; it must also pass behavioural checks "
-        "(minimum functionality, invariance, directional) and slice parity."
+        f"gate mode {ctx.params.gate.mode}: both models are scored on the holdout (never trained on) and compared "
+        f"row by row; the candidate is rejected if McNemar's exact one-sided test says it is significantly worse "
+        f"(alpha {ctx.params.gate.alpha}). It must also clear the floor {ctx.params.gate.min_metric} "
+        f"{ctx.params.gate.metric} and pass behavioural checks (minimum functionality, invariance, directional) "
+        "and slice parity."
     )
     good = run_training(ctx.settings, ctx.params, data)
     show_outcome(n, good)
     for check in good.gate.get("checks", []):
         (n.ok if check["passed"] else n.bad)(f"{check['name']}: {check['detail']}")
 
-    n.step("A worse candidate (over-regularised: C=0.01) tries the same gate")
-    bad = run_training(ctx.settings, with_hyperparams(ctx.params, C=0.01), data)
+    n.step("A worse candidate (over-regularised: C=0.001) tries the same gate")
+    bad = run_training(ctx.settings, with_hyperparams(ctx.params, C=0.001), data)
     show_outcome(n, bad)
     n.why("it is logged for the record (run tagged gate.status=rejected) but never registered or aliased.")
 

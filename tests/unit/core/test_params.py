@@ -36,6 +36,6 @@ def test_params_reject_derived_feature_on_unknown_column(tmp_path: Path) -> None
 
 def test_params_digest_changes_with_shaping_knobs_only(params: Params) -> None:
     changed_train = params.model_copy(update={"train": params.train.model_copy(update={"seed": 1})})
-    changed_gate = params.model_copy(update={"gate": params.gate.model_copy(update={"tolerance": 0.5})})
+    changed_gate = params.model_copy(update={"gate": params.gate.model_copy(update={"alpha": 0.5})})
     assert changed_train.digest() != params.digest()
     assert changed_gate.digest() == params.digest()
