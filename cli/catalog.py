@@ -134,8 +134,10 @@ def register(app: typer.Typer) -> None:
     app.command()(explain)
     import textwrap
 
-    from lab.demos import DEMOS  # names only: the demos' modules load when one runs
-
+    try:
+        from lab.demos import DEMOS  # names only: the demos' modules load when one runs
+    except ImportError:  # the API image ships core, pipelines, serving and cli only: no demos to list
+        DEMOS = {}
     names = textwrap.wrap(", ".join(DEMOS), width=72, break_on_hyphens=False)  # never split a name
     # "\b": click keeps the block's line breaks as they are instead of re-wrapping it.
     epilog = "\b\nDemos (a concept id such as C21, or its slug, works too):\n" + "\n".join(f"  {n}" for n in names)

@@ -51,10 +51,13 @@ def write_holdout(cfg: DatasetConfig, ingest: IngestParams, fraction: float, see
 
     Written to a temporary name and renamed, so a reader never sees half a file.
     """
-    frame = draw_holdout(build_raw_frame(cfg, ingest), cfg, fraction, seed)
-    out = Path(path)
+    return _write_frame(draw_holdout(build_raw_frame(cfg, ingest), cfg, fraction, seed), Path(path), cfg.decimals)
+
+
+def _write_frame(frame: pd.DataFrame, out: Path, decimals: int | None) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    write_csv(frame, tmp, cfg.decimals)
+    write_csv(frame, tmp, decimals)
     tmp.replace(out)
     return out
 
@@ -63,17 +66,38 @@ def holdout_path(settings: Settings, params: Params) -> Path:
     return settings.resolve(params.gate.holdout.path)
 
 
-def load_holdout(settings: Settings, params: Params) -> Holdout:
-    """The holdout file named in params.yaml, written from the ingest source if it is missing.
+class HoldoutMismatchError(ValueError):
+    """The holdout file belongs to another dataset (its columns are not this contract's)."""
 
-    Writing it here is safe because it is deterministic: the same bytes (and md5) as ``mlops-lab
-    ingest`` writes and DVC tracks. The md5 recorded on each run is what makes comparisons checkable.
+
+def load_holdout(settings: Settings, params: Params, data: pd.DataFrame | None = None) -> Holdout:
+    """The holdout file named in params.yaml, written if it is missing.
+
+    Missing, it is written from the ingest source: deterministic, so the same bytes (and md5) as
+    ``mlops-lab ingest`` writes and DVC tracks. A dataset the ingest source cannot build (your own CSV,
+    `gate.holdout.path` pointing at a file of its own) has its holdout drawn from ``data``, the file its
+    first training reads, and kept from then on: later trainings, retrains included, reuse it. The md5
+    recorded on each run is what makes comparisons checkable.
+
+    Raises:
+        HoldoutMismatchError: the file lacks this dataset's columns (it was drawn for another dataset).
     """
     path = holdout_path(settings, params)
+    cfg, hp = params.dataset, params.gate.holdout
     if not path.exists():
-        hp = params.gate.holdout
-        write_holdout(params.dataset, params.ingest, hp.fraction, hp.seed, path)
-    return Holdout(read_csv(path), path, file_md5(path))
+        try:
+            write_holdout(cfg, params.ingest, hp.fraction, hp.seed, path)
+        except (ValueError, KeyError):
+            if data is None:
+                raise
+            _write_frame(draw_holdout(data.reset_index(drop=True), cfg, hp.fraction, hp.seed), path, cfg.decimals)
+    frame = read_csv(path)
+    if missing := [c for c in cfg.required_columns if c not in frame.columns]:
+        raise HoldoutMismatchError(
+            f"the holdout {path} is not of dataset {cfg.name!r} (no column(s) {', '.join(missing[:5])}): point "
+            "gate.holdout.path in your params file at a file of its own (the first `train` draws it from its data)"
+        )
+    return Holdout(frame, path, file_md5(path))
 
 
 def _keys(frame: pd.DataFrame, cfg: DatasetConfig) -> pd.Series:

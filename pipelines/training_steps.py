@@ -98,7 +98,7 @@ def train_candidate(
     """
     import mlflow
 
-    holdout = load_holdout(settings, params)
+    holdout = load_holdout(settings, params, data.frame)
     frame = without_holdout(data.frame, holdout.frame, params.dataset)
     tags = {
         **lineage_tags(settings.project_dir, data.path, data.md5, params.digest()),

@@ -74,6 +74,11 @@ def as_user(monkeypatch: pytest.MonkeyPatch) -> object:
     return login
 
 
+def _client(server_url: str) -> MlflowClient:
+    """A plain client of the server, for the registry too (never a registry URI set earlier in this process)."""
+    return MlflowClient(tracking_uri=server_url, registry_uri=server_url)
+
+
 def _service_client(server_url: str, tmp_path: Path) -> MlflowClient:
     settings = Settings(project_dir=REPO, state_dir=tmp_path / "state", tracking_uri=server_url)
     return mlflow_client(settings)
@@ -108,7 +113,7 @@ def test_a_client_without_the_service_credentials_cannot_register_or_move_the_ch
     before = service.get_registered_model(MODEL).aliases
 
     as_user(None if password is None else ADMIN, password)
-    intruder = MlflowClient(server_url)
+    intruder = _client(server_url)
     with pytest.raises(MlflowException, match=r"401|Unauthorized|credentials"):
         intruder.create_registered_model("planted-model")
     with pytest.raises(MlflowException, match=r"401|Unauthorized|credentials"):
@@ -134,4 +139,4 @@ def test_a_user_granted_nothing_sees_nothing(server_url: str, tmp_path: Path, as
 
     as_user("reader", "test-reader-password")
     with pytest.raises(MlflowException, match=r"403|PERMISSION_DENIED|Permission denied"):
-        MlflowClient(server_url).get_registered_model(MODEL)
+        _client(server_url).get_registered_model(MODEL)

@@ -3,6 +3,7 @@ configuration alone: same code, a different params file."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,7 @@ def _wine_params(tmp_path: Path, data: Path, features: list[str], frame_ranges: 
     raw["features"] = {"products": [], "ratios": [["flavanoids", "proline"]]}
     raw["gate"]["directional"] = []
     raw["gate"]["min_metric"] = 0.8
+    raw["gate"]["holdout"]["path"] = str(tmp_path / "wine-holdout.csv")  # its own: drawn from wine.csv at train
     out = tmp_path / "wine-params.yaml"
     out.write_text(yaml.safe_dump(raw))
     return out
@@ -65,6 +67,9 @@ def test_wine_validates_trains_and_registers_from_configuration(tmp_path: Path, 
 
     outcome = run_training(settings, params, data)
     assert outcome.status == "registered", outcome.gate["reasons"]
+    holdout = (tmp_path / "wine-holdout.csv").read_text().splitlines()
+    assert holdout[0].split(",")[-1] == "cultivar"
+    assert len(holdout) - 1 == math.ceil(0.3 * 178)  # the gate's share of wine.csv (as scikit-learn rounds it)
     assert current_aliases(settings) == {"champion": outcome.version}
     assert outcome.metrics["test_accuracy"] > 0.85
 
@@ -79,3 +84,20 @@ def test_wine_with_nulls_is_refused_when_the_contract_forbids_them(tmp_path: Pat
     result = validate_file(data, load_params(strict).dataset)
     assert not result.success
     assert any(f.column == features[0] for f in result.failures)
+
+
+def test_a_holdout_of_another_dataset_is_refused_with_the_fix(tmp_path: Path, make_settings) -> None:
+    from core.params import load_params as load
+    from pipelines.holdout import HoldoutMismatchError, load_holdout
+
+    data, features = _wine_csv(tmp_path / "wine.csv")
+    ranges = {f: {"min": 0.0, "max": 10000.0} for f in features}
+    raw = yaml.safe_load(_wine_params(tmp_path, data, features, ranges).read_text())
+    iris_holdout = tmp_path / "iris-holdout.csv"
+    iris_holdout.write_text("sepal_length,sepal_width,petal_length,petal_width,species\n5.1,3.5,1.4,0.2,setosa\n")
+    raw["gate"]["holdout"]["path"] = str(iris_holdout)
+    mixed = tmp_path / "mixed.yaml"
+    mixed.write_text(yaml.safe_dump(raw))
+    settings = make_settings(tmp_path / "state", params_file=mixed, model_name="wine")
+    with pytest.raises(HoldoutMismatchError, match=r"not of dataset 'wine'.*gate\.holdout\.path"):
+        load_holdout(settings, load(mixed))

@@ -28,6 +28,7 @@ from core.params import Params
 from core.settings import Settings
 from pipelines.data import ingest, split_features_target
 from pipelines.fit import fit_and_evaluate
+from pipelines.holdout import load_holdout, without_holdout
 from pipelines.registry import promote
 from pipelines.training_steps import load_data, run_training
 from serving.app import create_app
@@ -390,8 +391,9 @@ def test_feedback_needs_the_token_of_its_answer_or_the_admin_token(client: TestC
 
 
 def test_training_and_serving_give_identical_outputs(client: TestClient, registry, params: Params) -> None:
-    _, data = registry
-    trained = fit_and_evaluate(load_data(data).frame, params)  # the training path, refitted the same way
+    settings, data = registry
+    frame = without_holdout(load_data(data).frame, load_holdout(settings, params).frame, params.dataset)
+    trained = fit_and_evaluate(frame, params)  # the training path, refitted the same way (no holdout rows)
     X_test = trained.split.X_test
     body = client.post("/v1/predict", json={"rows": X_test.to_dict("records")}).json()
     assert [p["class"] for p in body["predictions"]] == trained.pipeline.predict(X_test).tolist()
