@@ -28,11 +28,13 @@ def train(
 ) -> None:
     """Validate → train → gate → register, as the Prefect `training` flow (local API, no server needed)."""
     from core.context import load_context
+    from core.quiet_refusals import quiet_refusals
     from pipelines.training_flow import training_flow
 
     ctx = load_context()
     try:
-        outcome = training_flow(ctx.settings, ctx.params, data_path=str(data) if data else None, sweep=sweep)
+        with quiet_refusals(DataValidationError, FileNotFoundError):  # explained below, once, without a traceback
+            outcome = training_flow(ctx.settings, ctx.params, data_path=str(data) if data else None, sweep=sweep)
     except DataValidationError as err:
         console.print("[bold red]invalid data: nothing was trained or registered[/bold red]")
         console.print(err.result.summary())

@@ -47,6 +47,12 @@ def test_train_twice_then_refuse_a_corrupted_batch_then_reproduce(env: dict[str,
     assert refused.returncode == 1
     assert "invalid data" in refused.stdout
     assert "species" in refused.stdout  # the report names the column
+    assert "Traceback" not in refused.stdout + refused.stderr  # the refusal is the whole output
+    assert len((refused.stdout + refused.stderr).splitlines()) < 20
+    missing = mlops(env, "train", "--data", str(tmp_path / "absent.csv"))
+    assert missing.returncode == 1
+    assert "data file not found" in missing.stdout
+    assert "Traceback" not in missing.stdout + missing.stderr
     assert mlops(env, "registry", "list").stdout == before
 
     reproduced = mlops(env, "reproduce", "1")
