@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import sqlite3
 import sys
@@ -35,6 +34,7 @@ from urllib.parse import unquote, urlparse
 from urllib.request import url2pathname
 
 from core.digests import file_sha256
+from core.redact import redact
 from ops.backup_errors import BackupError as BackupError  # re-exported: callers import the errors from here
 from ops.backup_errors import CorruptBackupError as CorruptBackupError
 from ops.backup_errors import OutOfScopeError as OutOfScopeError
@@ -62,11 +62,6 @@ class Layout:
     dvc_cache: Path
 
 
-def _redact(url: str) -> str:
-    """The URL with any password replaced by ``***``, fit for an error message."""
-    return re.sub(r"(//[^/:@]+):[^/@]*@", r"\1:***@", url)
-
-
 def _sqlite_file(url: str, role: str) -> Path:
     scheme = url.split(":", 1)[0].lower()
     if scheme.startswith("sqlite"):
@@ -82,7 +77,7 @@ def _sqlite_file(url: str, role: str) -> Path:
     else:
         hint = "back it up with the tools of the system that holds it"
     raise OutOfScopeError(
-        f"the {role} is not a local SQLite file ({_redact(url)}): out of scope for `mlops-lab backup`, which "
+        f"the {role} is not a local SQLite file ({redact(url)}): out of scope for `mlops-lab backup`, which "
         f"copies the embedded state only; {hint}"
     )
 

@@ -9,6 +9,7 @@ lineage and is how ``reproduce`` finds the exact training data again in the DVC 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -91,3 +92,21 @@ def file_md5(path: str | Path) -> str:
 def split_features_target(frame: pd.DataFrame, cfg: DatasetConfig) -> tuple[pd.DataFrame, pd.Series]:
     """Feature matrix (contract order, float) and label series."""
     return frame[cfg.feature_names].astype("float64"), frame[cfg.target].astype(str)
+
+
+@dataclass(frozen=True)
+class LoadedData:
+    """A data file read and fingerprinted: its rows, where it is, and its md5 (the hash DVC records)."""
+
+    frame: pd.DataFrame
+    path: Path
+    md5: str
+
+    @property
+    def rows(self) -> int:
+        return len(self.frame)
+
+
+def load_data(path: Path) -> LoadedData:
+    """Read a data file and fingerprint it (the training file, the gate's holdout)."""
+    return LoadedData(frame=read_csv(path), path=path, md5=file_md5(path))

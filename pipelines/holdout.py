@@ -12,30 +12,16 @@ recorded on every run (tag ``holdout_md5``), so a comparison on a different hold
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from pipelines.data import build_raw_frame, file_md5, read_csv, write_csv
+from pipelines.data import LoadedData, build_raw_frame, load_data, write_csv
 
 if TYPE_CHECKING:
     from core.params import DatasetConfig, IngestParams, Params
     from core.settings import Settings
-
-
-@dataclass(frozen=True)
-class Holdout:
-    """The holdout rows, their file and the file's md5 (the same hash DVC records)."""
-
-    frame: pd.DataFrame
-    path: Path
-    md5: str
-
-    @property
-    def rows(self) -> int:
-        return len(self.frame)
 
 
 def draw_holdout(raw: pd.DataFrame, cfg: DatasetConfig, fraction: float, seed: int) -> pd.DataFrame:
@@ -70,7 +56,7 @@ class HoldoutMismatchError(ValueError):
     """The holdout file belongs to another dataset (its columns are not this contract's)."""
 
 
-def load_holdout(settings: Settings, params: Params, data: pd.DataFrame | None = None) -> Holdout:
+def load_holdout(settings: Settings, params: Params, data: pd.DataFrame | None = None) -> LoadedData:
     """The holdout file named in params.yaml, written if it is missing.
 
     Missing, it is written from the ingest source: deterministic, so the same bytes (and md5) as
@@ -91,13 +77,13 @@ def load_holdout(settings: Settings, params: Params, data: pd.DataFrame | None =
             if data is None:
                 raise
             _write_frame(draw_holdout(data.reset_index(drop=True), cfg, hp.fraction, hp.seed), path, cfg.decimals)
-    frame = read_csv(path)
-    if missing := [c for c in cfg.required_columns if c not in frame.columns]:
+    holdout = load_data(path)
+    if missing := [c for c in cfg.required_columns if c not in holdout.frame.columns]:
         raise HoldoutMismatchError(
             f"the holdout {path} is not of dataset {cfg.name!r} (no column(s) {', '.join(missing[:5])}): point "
             "gate.holdout.path in your params file at a file of its own (the first `train` draws it from its data)"
         )
-    return Holdout(frame, path, file_md5(path))
+    return holdout
 
 
 def _keys(frame: pd.DataFrame, cfg: DatasetConfig) -> pd.Series:

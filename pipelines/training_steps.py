@@ -22,10 +22,10 @@ import pandas as pd
 
 from core.mlflow_config import mlflow_client
 from pipelines.behavioural import run_behavioural_checks
-from pipelines.data import file_md5, read_csv
+from pipelines.data import LoadedData, load_data
 from pipelines.evaluate import evaluate_model
 from pipelines.fit import fit_and_evaluate
-from pipelines.holdout import Holdout, load_holdout, without_holdout
+from pipelines.holdout import load_holdout, without_holdout
 from pipelines.lineage import lineage_tags
 from pipelines.model_card import ModelCardInfo, dataset_fields, render_model_card
 from pipelines.quality_gate import HoldoutScore, evaluate_gate
@@ -43,13 +43,6 @@ if TYPE_CHECKING:
     from pipelines.tracking import LoggedRun
 
 
-@dataclass(frozen=True)
-class LoadedData:
-    frame: pd.DataFrame
-    path: Path
-    md5: str
-
-
 @dataclass
 class TrainingOutcome:
     """What one training run ended with; printed by the CLI and returned by the flow."""
@@ -62,11 +55,6 @@ class TrainingOutcome:
     alias: str | None = None
     champion_metrics: dict[str, float] | None = None
     sweep_run_ids: list[str] = field(default_factory=list)
-
-
-def load_data(path: Path) -> LoadedData:
-    """Read the training file and fingerprint it (the md5 DVC also records)."""
-    return LoadedData(frame=read_csv(path), path=path, md5=file_md5(path))
 
 
 # The name training's validation runs are stored under in Great Expectations (Data Docs, results), so a
@@ -137,7 +125,7 @@ class GateReport:
 
 
 def score_on_holdout(
-    model: Any, holdout: Holdout, params: Params, trained_against: str | None, label: str
+    model: Any, holdout: LoadedData, params: Params, trained_against: str | None, label: str
 ) -> HoldoutScore:
     """Score one model on the holdout: its metrics and, row by row, whether it was right."""
     from pipelines.data import split_features_target
