@@ -24,7 +24,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 # Then our code, installed as a regular (non-editable) package: the runtime needs no source tree. Only the
 # packages the API imports (`mlops-lab serve`): the layers below serving/ and the CLI; no flows, monitoring,
 # operations tooling, benchmarks or teaching material (tests/unit/ops/test_api_image.py holds this list).
-COPY README.md ./
+COPY README.md LICENSE ./
 COPY core ./core
 COPY pipelines ./pipelines
 COPY serving ./serving

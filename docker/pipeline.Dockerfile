@@ -20,7 +20,7 @@ WORKDIR /src
 COPY pyproject.toml uv.lock ./
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-install-project
-COPY README.md ./
+COPY README.md LICENSE ./
 COPY core ./core
 COPY pipelines ./pipelines
 COPY serving ./serving

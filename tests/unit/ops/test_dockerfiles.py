@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import threading
+import tomllib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -104,6 +105,21 @@ def test_multi_stage_with_the_locked_environment_built_apart(path: Path) -> None
         assert tool not in runtime_text, f"{path.name}: build tool {tool!r} in the runtime stage"
 
 
+@pytest.mark.parametrize("path", [p for p in DOCKERFILES if p.name != "mlflow.Dockerfile"], ids=lambda p: p.name)
+def test_the_files_the_project_build_reads_are_copied_before_it_is_installed(path: Path) -> None:
+    """hatchling reads pyproject's readme and license-files: a builder without them cannot install the project."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    needed = {project["readme"], *project.get("license-files", [])}
+    builder = next(stage for stage in stages(path) if stage[0][1].split()[-1] == "builder")
+    copied: set[str] = set()
+    for keyword, args in builder:
+        if keyword == "COPY" and not args.startswith("--from"):
+            copied.update(args.split()[:-1])
+        if keyword == "RUN" and "--no-editable" in args:
+            break
+    assert needed <= copied, f"{path.name} installs the project without {sorted(needed - copied)}"
+
+
 @pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
 def test_every_base_image_is_pinned_and_python_is_the_same_everywhere(path: Path) -> None:
     bases = [args.split()[0] for keyword, args in dockerfile_instructions(path.read_text()) if keyword == "FROM"]
@@ -154,10 +170,11 @@ def test_dockerignore_keeps_state_and_secrets_out_but_not_what_the_images_copy()
     for must in (".git", ".venv", ".state", ".env", "**/.env"):
         assert must in patterns
     copied = {
-        args.split()[-2]
+        source
         for path in DOCKERFILES
         for keyword, args in dockerfile_instructions(path.read_text())
         if keyword == "COPY" and not args.startswith("--from")
+        for source in args.split()[:-1]
     }
     copied |= {"pyproject.toml", "uv.lock"}
     ignored_top = {p.rstrip("/") for p in patterns if not p.startswith("!") and "*" not in p}
