@@ -20,7 +20,8 @@ from ``get_registered_model().aliases``.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -202,7 +203,8 @@ def register_candidate(
         "registration_reason": reason,
     }
     require_mlflow_configured(settings)  # register_model writes to the configured registry
-    version = str(mlflow.register_model(model_uri, settings.model_name, tags=tags).version)
+    with _without_mlflow_event_lines():
+        version = str(mlflow.register_model(model_uri, settings.model_name, tags=tags).version)
     op = _Operation(settings, "register", actor, reason)
     op.client.update_model_version(
         op.name, version, description=f"From run {run_id}; gate passed ({summary}). {reason}"
@@ -219,6 +221,24 @@ def register_candidate(
         op.tag(version, status="promoted", champion_since=_now(), promoted_by=actor)
     op.move(alias, version)
     return RegisteredVersion(name=op.name, version=version, alias=alias, run_id=run_id, replaced=replaced)
+
+
+@contextmanager
+def _without_mlflow_event_lines() -> Iterator[None]:
+    """Silence MLflow's event stream for one registration ("Successfully registered model", "Created version").
+
+    Those lines go to stderr in the middle of a narrated demo or a `train` run, and say less than what
+    the caller prints anyway (the version and its alias) and what the audit log keeps. Only MLflow's own
+    event stream is paused, for this call; Python warnings and exceptions pass as before.
+    """
+    from mlflow.utils.logging_utils import MLFLOW_LOGGING_STREAM
+
+    was_enabled = MLFLOW_LOGGING_STREAM.enabled
+    MLFLOW_LOGGING_STREAM.enabled = False
+    try:
+        yield
+    finally:
+        MLFLOW_LOGGING_STREAM.enabled = was_enabled
 
 
 def promote(settings: Settings, actor: str, reason: str) -> AliasChange:

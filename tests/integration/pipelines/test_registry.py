@@ -97,6 +97,22 @@ def test_first_registration_is_champion_later_ones_challenger(reg: Settings, run
     assert mlflow_client(reg).get_model_version(reg.model_name, second.version).tags["status"] == "superseded"
 
 
+def test_registration_prints_nothing_of_mlflow_s_own(
+    reg: Settings, runs: list[tuple[str, str]], capfd: pytest.CaptureFixture[str]
+) -> None:
+    """MLflow's "Successfully registered model" / "Created version" lines would cut into a demo's narration."""
+    from mlflow.utils.logging_utils import MLFLOW_LOGGING_STREAM
+
+    capfd.readouterr()
+    first = register_candidate(reg, runs[0][0], runs[0][1], GATE, None, "alice", "first model")
+    second = register_candidate(reg, runs[1][0], runs[1][1], GATE, None, "alice", "retrained")
+    out, err = capfd.readouterr()
+    assert (first.alias, second.alias) == ("champion", "challenger")
+    for line in ("Successfully registered model", "Created version", "already exists"):
+        assert line not in out + err
+    assert MLFLOW_LOGGING_STREAM.enabled, "MLflow's event stream is restored after the registration"
+
+
 def test_failed_gate_is_never_registered(reg: Settings, runs: list[tuple[str, str]]) -> None:
     for gate in ({"passed": False, "reasons": ["too weak"]}, {"reasons": ["no verdict"]}):
         with pytest.raises(RegistryError, match="did not pass the quality gate"):
