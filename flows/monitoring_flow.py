@@ -63,7 +63,7 @@ def record_findings_task(settings: Settings, findings: list[Finding], out_dir: P
     finally:
         engine.dispose()
     monitoring = s.model_copy(update={"experiment_name": f"{s.experiment_name}-monitoring"})
-    with mlflow.start_run(experiment_id=ensure_experiment(monitoring), run_name=f"check {out_dir.name}") as run:
+    with mlflow.start_run(experiment_id=ensure_experiment(monitoring), run_name=f"monitoring-{out_dir.name}") as run:
         mlflow.set_tags({f"status.{f.check}": f.status for f in findings})
         mlflow.log_metrics({f"{f.check}.score": f.score for f in findings if f.score is not None})
         mlflow.log_metrics({f"{f.check}.rows": float(f.rows) for f in findings})
@@ -72,7 +72,15 @@ def record_findings_task(settings: Settings, findings: list[Finding], out_dir: P
     return run.info.run_id
 
 
-@flow(name="monitoring", log_prints=True)
+def monitoring_run_name() -> str:
+    """The Prefect flow run's name: ``monitoring-check``, ``monitoring-dry-run`` or ``monitoring-<requested>``."""
+    from prefect.runtime import flow_run
+
+    parameters = flow_run.parameters
+    return f"monitoring-{parameters.get('requested') or ('check' if parameters.get('retrain', True) else 'dry-run')}"
+
+
+@flow(name="monitoring", log_prints=True, flow_run_name=monitoring_run_name)
 def monitoring_flow(
     settings: Settings | None = None,
     params: Params | None = None,

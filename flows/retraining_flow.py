@@ -94,7 +94,7 @@ def _markdown(outcome: RetrainOutcome, trigger: str, why: str) -> str:
     return "\n".join(lines)
 
 
-@flow(name="retraining", log_prints=True)
+@flow(name="retraining", log_prints=True, flow_run_name="retrain-{trigger}")
 def retraining_flow(
     settings: Settings | None = None,
     params: Params | None = None,
@@ -123,7 +123,7 @@ def retraining_flow(
         if data_path is None:
             outcome = RetrainOutcome("refused-data", note, production_rows=added)
         else:
-            trained = training_flow(ctx.settings, ctx.params, data_path=data_path)
+            trained = training_flow(ctx.settings, ctx.params, data_path=data_path, purpose=f"retrain-{trigger}")
             if trained.alias == "challenger" and start_rollout:
                 canary = start_canary_task(ctx.settings, ctx.params)
                 outcome = RetrainOutcome("started-canary", f"{note}; {canary}", trained.version, data_path, added)

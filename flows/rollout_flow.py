@@ -73,7 +73,7 @@ def decision_markdown(result: Tick) -> str:
     return "\n".join(lines)
 
 
-@flow(name="rollout", log_prints=True)
+@flow(name="rollout", log_prints=True, flow_run_name="rollout")
 def rollout_flow(settings: Settings | None = None, interval_s: float = 10.0, max_ticks: int = 0) -> str:
     """Analyse every ``interval_s`` seconds until promoted or aborted (or ``max_ticks`` analyses, 0 = no limit).
 

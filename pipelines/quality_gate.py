@@ -79,6 +79,17 @@ class GateDecision:
         verdict = "PASSED" if self.passed else "REJECTED"
         return f"{verdict}: " + "; ".join(self.reasons)
 
+    def markdown(self) -> str:
+        """The decision as a Markdown page (logged as ``gate/summary.md`` on the run): verdict, reasons, checks."""
+        lines = [f"# Quality gate: {'passed' if self.passed else 'rejected'}", "", "## Why", ""]
+        lines += [f"- {reason}" for reason in self.reasons] or ["- (no reason given)"]
+        if self.checks:
+            lines += ["", "## Checks", "", "| check | result | detail |", "|---|---|---|"]
+            for check in self.checks:
+                detail = check.detail.replace("|", "\\|").replace("\n", " ")
+                lines.append(f"| {check.name} | {'pass' if check.passed else 'FAIL'} | {detail} |")
+        return "\n".join(lines) + "\n"
+
 
 @lru_cache(maxsize=4096)
 def upper_tail(k: int, n: int) -> float:

@@ -87,6 +87,12 @@ class VersionInfo:
         return next((v for k, v in sorted(self.metrics.items()) if "accuracy" in k), None)
 
 
+# MLflow 3's UI opens an experiment on the view its kind names: the runs table and model metrics for classic
+# model training, instead of the GenAI traces view it otherwise may pick.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_TAGS = {EXPERIMENT_KIND_TAG: "custom_model_development"}
+
+
 def ensure_experiment(settings: Settings) -> str:
     """Create the experiment (artifacts under ``mlflow_artifact_root``) if missing; make it active."""
     import mlflow
@@ -95,11 +101,15 @@ def ensure_experiment(settings: Settings) -> str:
     client = mlflow_client(settings)
     exp = client.get_experiment_by_name(settings.experiment_name)
     if exp is None:
-        exp_id = client.create_experiment(settings.experiment_name, artifact_location=settings.mlflow_artifact_root)
+        exp_id = client.create_experiment(
+            settings.experiment_name, artifact_location=settings.mlflow_artifact_root, tags=EXPERIMENT_TAGS
+        )
     else:
         exp_id = exp.experiment_id
         if exp.lifecycle_stage == "deleted":
             client.restore_experiment(exp_id)
+        if exp.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_TAGS[EXPERIMENT_KIND_TAG]:  # made by an older version
+            client.set_experiment_tag(exp_id, EXPERIMENT_KIND_TAG, EXPERIMENT_TAGS[EXPERIMENT_KIND_TAG])
     mlflow.set_experiment(experiment_id=exp_id)
     return str(exp_id)
 

@@ -14,6 +14,7 @@ secrets); a deployment's run passes neither and reads them from its environment,
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
@@ -49,16 +50,30 @@ def decision_markdown(outcome: TrainingOutcome) -> str:
     return "\n".join(lines)
 
 
-@flow(name="training", log_prints=True)
+def training_run_name() -> str:
+    """The Prefect flow run's name: its purpose and the training file, e.g. ``retrain-drift-retrain-20261207``."""
+    from prefect.runtime import flow_run
+
+    parameters = flow_run.parameters
+    data = Path(str(parameters.get("data_path") or "")).stem or "raw"
+    return f"{parameters.get('purpose') or 'train'}-{data}"
+
+
+@flow(name="training", log_prints=True, flow_run_name=training_run_name)
 def training_flow(
     settings: Settings | None = None,
     params: Params | None = None,
     data_path: str | None = None,
     sweep: bool = False,
+    purpose: str = "train",
 ) -> TrainingOutcome:
-    """load → validate → train → gate → register; invalid data fails the flow before training."""
+    """load → validate → train → gate → register; invalid data fails the flow before training.
+
+    ``purpose`` names the runs (`train`, or `retrain-<trigger>` from the retraining flow): the Prefect flow
+    run after it and the training file, the MLflow run after it and the version it became.
+    """
     ctx = flow_context(settings, params)
     path = ctx.settings.resolve(data_path) if data_path else None
-    outcome = run_training(ctx.settings, ctx.params, path, sweep, steps=TASKS)
+    outcome = run_training(ctx.settings, ctx.params, path, sweep, steps=TASKS, purpose=purpose)
     create_markdown_artifact(key="training-decision", markdown=decision_markdown(outcome))
     return outcome

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -177,7 +178,11 @@ def register_or_reject(
     decision = report.decision
     gate = decision.to_dict()
     client.set_tag(logged.run_id, "gate.status", "passed" if decision.passed else "rejected")
+    client.set_tag(logged.run_id, "gate.summary", decision.summary()[:4000])
+    for check in decision.checks:  # one readable tag per check: gate.check.<name> = pass | FAIL
+        client.set_tag(logged.run_id, f"gate.check.{check.name}", "pass" if check.passed else "FAIL")
     client.log_text(logged.run_id, json.dumps(gate, indent=2), "gate/decision.json")
+    client.log_text(logged.run_id, decision.markdown(), "gate/summary.md")
     for key, value in report.holdout_metrics.items():
         client.log_metric(logged.run_id, f"holdout_{key}", value)
     outcome = TrainingOutcome(
@@ -237,14 +242,29 @@ class Steps:
     )
 
 
+def run_name(purpose: str, outcome: TrainingOutcome) -> str:
+    """The MLflow run's name once the gate has spoken: ``train-v3``, ``retrain-drift-v4``, ``train-rejected-1a2b3c4d``.
+
+    ``purpose`` says why the model was trained (``train`` by hand, ``retrain-<trigger>`` by the loop); it is
+    reduced to lower-case letters, digits and dashes so the name reads the same in every UI.
+    """
+    slug = re.sub(r"[^a-z0-9]+", "-", purpose.lower()).strip("-") or "train"
+    return f"{slug}-v{outcome.version}" if outcome.version else f"{slug}-rejected-{outcome.run_id[:8]}"
+
+
 def run_training(
     settings: Settings,
     params: Params,
     data_path: Path | None = None,
     sweep: bool = False,
     steps: Steps | None = None,
+    purpose: str = "train",
 ) -> TrainingOutcome:
-    """load → validate → train → gate → register; invalid data raises before anything is trained."""
+    """load → validate → train → gate → register; invalid data raises before anything is trained.
+
+    The run is logged as ``candidate`` and renamed after the gate (`run_name`), so the MLflow UI lists
+    ``train-v1``, ``retrain-drift-v2``, ``train-rejected-...`` instead of a column of identical names.
+    """
     steps = steps or Steps()
     data = steps.load(data_path or settings.resolve(params.dataset.path))
     steps.validate(data, params, settings.gx_dir)
@@ -252,4 +272,5 @@ def run_training(
     report = steps.gate(settings, params, result)
     outcome = steps.register(settings, params, result, logged, report, data)
     outcome.sweep_run_ids = sweep_runs
+    mlflow_client(settings).update_run(outcome.run_id, name=run_name(purpose, outcome))
     return outcome

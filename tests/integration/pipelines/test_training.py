@@ -154,9 +154,33 @@ def test_worse_model_is_rejected_and_gets_no_alias_or_version(lab, first) -> Non
     assert outcome.gate["reasons"]  # C=0.01 fails slice parity; on 45 holdout rows it is not significantly worse
     assert {v.version for v in list_versions(settings)} == before_versions
     assert current_aliases(settings) == before_aliases
-    tags = mlflow_client(settings).get_run(outcome.run_id).data.tags
+    run = mlflow_client(settings).get_run(outcome.run_id)
+    tags = run.data.tags
     assert tags["gate.status"] == "rejected"
     assert tags["gate.reason"] == "; ".join(outcome.gate["reasons"])
+    assert run.info.run_name == f"train-rejected-{outcome.run_id[:8]}"
+    failed = [c["name"] for c in outcome.gate["checks"] if not c["passed"]]
+    assert failed
+    assert all(tags[f"gate.check.{name}"] == "FAIL" for name in failed)
+
+
+def test_runs_are_named_after_their_purpose_and_version_and_read_in_the_ui(lab, first) -> None:
+    """MLflow lists `train-v1`, `retrain-data-drift-v2`; the gate is readable as tags and a Markdown page."""
+    settings, params, data = lab
+    client = mlflow_client(settings)
+    run = client.get_run(first.run_id)
+    assert run.info.run_name == f"train-v{first.version}"
+    assert run.data.tags["gate.summary"].startswith("PASSED: ")
+    assert {run.data.tags[f"gate.check.{c['name']}"] for c in first.gate["checks"]} == {"pass"}
+    summary = client.download_artifacts(first.run_id, "gate/summary.md")
+    text = Path(summary).read_text(encoding="utf-8")
+    assert text.startswith("# Quality gate: passed")
+    assert all(f"| {c['name']} | pass |" in text for c in first.gate["checks"])
+    experiment = client.get_experiment_by_name(settings.experiment_name)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+
+    retrained = run_training(settings, params, data, purpose="retrain-data_drift")
+    assert client.get_run(retrained.run_id).info.run_name == f"retrain-data-drift-v{retrained.version}"
 
 
 def test_invalid_data_trains_nothing_and_logs_no_run(lab, first, tmp_path: Path) -> None:

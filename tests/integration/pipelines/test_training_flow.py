@@ -27,7 +27,9 @@ def prefect_env(tmp_path_factory: pytest.TempPathFactory, make_settings, params:
 
 def test_training_flow_registers_a_champion_and_publishes_the_decision(prefect_env, params: Params, tmp_path) -> None:
     from prefect.artifacts import Artifact
+    from prefect.client.orchestration import get_client
 
+    from core.mlflow_config import mlflow_client
     from pipelines.registry import current_aliases
     from pipelines.training_flow import training_flow
 
@@ -40,6 +42,10 @@ def test_training_flow_registers_a_champion_and_publishes_the_decision(prefect_e
     artifact = Artifact.get("training-decision")
     assert artifact is not None
     assert f"version **{outcome.version}**" in str(artifact.data)
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_run(state.state_details.flow_run_id)
+    assert flow_run.name == f"train-{data.stem}"  # not Prefect's random adjective-animal
+    assert mlflow_client(prefect_env.settings).get_run(outcome.run_id).info.run_name == f"train-v{outcome.version}"
 
 
 def test_training_flow_fails_on_invalid_data_before_training(prefect_env, params: Params, tmp_path) -> None:

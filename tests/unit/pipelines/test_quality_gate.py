@@ -10,7 +10,7 @@ from statsmodels.stats.contingency_tables import mcnemar
 
 from core.params import GateParams
 from pipelines.behavioural import CheckResult
-from pipelines.quality_gate import HoldoutScore, evaluate_gate, paired_verdict, resolution, upper_tail
+from pipelines.quality_gate import GateDecision, HoldoutScore, evaluate_gate, paired_verdict, resolution, upper_tail
 
 GOOD_CHECKS = [CheckResult("minimum_functionality", True, "3/3"), CheckResult("invariance", True, "0/20 flipped")]
 MD5 = "0" * 32
@@ -161,3 +161,12 @@ def test_missing_gate_metric_is_an_actionable_error() -> None:
     candidate = HoldoutScore({"f1": 0.9}, [True], MD5, MD5)
     with pytest.raises(ValueError, match=r"candidate metrics have no 'accuracy'.*gate.metric"):
         evaluate_gate(candidate, None, [], _gate())
+
+
+def test_the_markdown_summary_lists_every_reason_and_check_without_breaking_its_table() -> None:
+    checks = [CheckResult("invariance", True, "5 of 5 stable"), CheckResult("directional", False, "a | b\nc")]
+    text = GateDecision(False, ["check directional failed"], checks=checks).markdown()
+    assert text.startswith("# Quality gate: rejected\n")
+    assert "- check directional failed" in text
+    assert "| invariance | pass | 5 of 5 stable |" in text
+    assert "| directional | FAIL | a \\| b c |" in text  # a pipe or newline in a detail stays inside its cell
