@@ -41,6 +41,7 @@ class ModelCardInfo:
     cv_metrics: dict[str, float] = field(default_factory=dict)
     holdout_metrics: dict[str, float] = field(default_factory=dict)  # on the gate's holdout (never trained on)
     per_class_metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # class -> metric -> value
+    confusion: list[list[int]] = field(default_factory=list)  # test split: rows actual, columns predicted (classes)
     slice_metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # slice -> metric -> value
     gate: dict[str, Any] | None = None  # {"passed": bool, "reasons": [...], "checks": {...} or [...]}
     run_id: str = ""
@@ -78,6 +79,11 @@ def _metric_table(first: str, metrics: dict[str, dict[str, float]]) -> list[str]
     return _table([first, *columns], [[name, *(row.get(c, "") for c in columns)] for name, row in metrics.items()])
 
 
+def _confusion_table(classes: list[str], confusion: list[list[int]]) -> list[str]:
+    """Rows are the actual class, columns the predicted one: the diagonal is what the model got right."""
+    return _table(["actual \\ predicted", *classes], [[cls, *row] for cls, row in zip(classes, confusion, strict=True)])
+
+
 def _gate_lines(gate: dict[str, Any] | None) -> list[str]:
     if gate is None:
         return ["Not evaluated."]
@@ -89,14 +95,16 @@ def _gate_lines(gate: dict[str, Any] | None) -> list[str]:
     comparisons = gate.get("comparisons") or {}
     lines += _holdout_lines(comparisons)
     metric = comparisons.get("metric", "metric")
-    rows = [
+    compared = [
         [f"{metric} vs {k}", *_check_row(v)] for k, v in comparisons.items() if isinstance(v, dict) and k != "holdout"
     ]
+    if compared:  # the comparisons apart from the checks, so "4/4 checks passed" sits above four check rows
+        lines += ["", *_table(["comparison", "passed", "detail"], compared)]
     checks = gate.get("checks") or {}
     if isinstance(checks, dict):
-        rows += [[name, *_check_row(value)] for name, value in checks.items()]
+        rows = [[name, *_check_row(value)] for name, value in checks.items()]
     else:
-        rows += [[c.get("name", "?"), *_check_row(c)] for c in checks]
+        rows = [[c.get("name", "?"), *_check_row(c)] for c in checks]
     if rows:
         lines += ["", *_table(["check", "passed", "detail"], rows)]
     return lines
@@ -172,12 +180,14 @@ def render_model_card(info: ModelCardInfo) -> str:
             ["metric", "value"],
             [[f"test {k}", v] for k, v in info.test_metrics.items()]
             + [[f"holdout {k}", v] for k, v in info.holdout_metrics.items()]
-            + [[f"cv {k}", v] for k, v in info.cv_metrics.items()],
+            + [[f"cv {k.removeprefix('cv_')}", v] for k, v in info.cv_metrics.items()],
         ),
         "",
     ]
     if info.per_class_metrics:
         lines += ["### Per class", "", *_metric_table("class", info.per_class_metrics), ""]
+    if info.confusion:
+        lines += ["### Confusion matrix (test split)", "", *_confusion_table(info.classes, info.confusion), ""]
     if info.slice_metrics:
         lines += ["### Per slice", "", *_metric_table("slice", info.slice_metrics), ""]
     lines += ["## Quality gate", "", *_gate_lines(info.gate), ""]

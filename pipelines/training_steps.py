@@ -205,11 +205,12 @@ def register_or_reject(
             data_path=tags.get("data_path", str(data.path)),
             data_md5=data.md5,
             data_rows=len(data.frame),
-            params={**params.train.model_dump(mode="json"), "hyperparams": result.hyperparams},
+            params=_card_params(params, result, swept="mlflow.parentRunId" in tags),
             test_metrics=result.evaluation.metrics,
             holdout_metrics=report.holdout_metrics,
             cv_metrics={k: v for k, v in result.metrics.items() if k.startswith("cv_")},
             per_class_metrics=result.evaluation.per_class,
+            confusion=result.evaluation.confusion,
             slice_metrics=report.slice_table,
             gate=gate,
             run_id=logged.run_id,
@@ -223,6 +224,12 @@ def register_or_reject(
     )
     outcome.version, outcome.alias = registered.version, registered.alias
     return outcome
+
+
+def _card_params(params: Params, result: TrainResult, swept: bool) -> dict[str, Any]:
+    """The training parameters a card shows: the sweep's grid only when a sweep chose this model."""
+    shown = params.train.model_dump(mode="json", exclude=None if swept else {"sweep"})
+    return {**shown, "hyperparams": result.hyperparams}
 
 
 @dataclass(frozen=True)

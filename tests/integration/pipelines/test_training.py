@@ -178,6 +178,10 @@ def test_runs_are_named_after_their_purpose_and_version_and_read_in_the_ui(lab, 
     assert all(f"| {c['name']} | pass |" in text for c in first.gate["checks"])
     experiment = client.get_experiment_by_name(settings.experiment_name)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    card = Path(client.download_artifacts(first.run_id, "model_card.md")).read_text(encoding="utf-8")
+    assert "### Confusion matrix (test split)" in card
+    assert "cv cv_" not in card
+    assert "| sweep |" not in card  # no sweep ran, so no grid that played no part
 
     retrained = run_training(settings, params, data, purpose="retrain-data_drift")
     assert client.get_run(retrained.run_id).info.run_name == f"retrain-data-drift-v{retrained.version}"
@@ -241,6 +245,9 @@ def test_sweep_logs_nested_runs_and_picks_best_cv(lab, first) -> None:
     assert outcome.run_id == best.info.run_id
     assert client.get_run(parent_id).data.tags["best_run_id"] == best.info.run_id
     assert json.loads(json.dumps(outcome.gate))["passed"] is (outcome.status == "registered")
+    assert outcome.status == "registered"  # non-inferior to the champion on the same data
+    card = Path(client.download_artifacts(outcome.run_id, "model_card.md")).read_text(encoding="utf-8")
+    assert "| sweep |" in card  # the sweep chose this model, so its card shows the grid it searched
 
 
 def test_slices_by_group_column_reach_the_gate(lab, tmp_path: Path) -> None:

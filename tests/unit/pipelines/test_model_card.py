@@ -22,11 +22,12 @@ def info(params: Params) -> ModelCardInfo:
         data_rows=149,
         params={"estimator": "logistic_regression", "C": 0.3},
         test_metrics={"accuracy": 0.955555, "macro_f1": 0.9512},
-        cv_metrics={"accuracy_mean": 0.9612, "accuracy_std": 0.0213},
+        cv_metrics={"cv_accuracy_mean": 0.9612, "accuracy_std": 0.0213},
         per_class_metrics={
             "setosa": {"precision": 1.0, "recall": 1.0},
             "virginica": {"precision": 0.93, "recall": 0.9},
         },
+        confusion=[[10, 0, 0], [0, 9, 1], [0, 2, 10]],
         slice_metrics={"source=field": {"accuracy": 0.94, "n": 40}},
         gate={
             "passed": True,
@@ -63,6 +64,8 @@ def test_card_carries_the_numbers(info: ModelCardInfo) -> None:
     card = render_model_card(info)
     assert "| test accuracy | 0.9556 |" in card
     assert "| cv accuracy_std | 0.0213 |" in card
+    assert "| cv accuracy_mean | 0.9612 |" in card  # the prefix is not said twice ("cv cv_accuracy_mean")
+    assert "cv cv_" not in card
     assert "| C | 0.3 |" in card  # parameters are shown as given, not rounded
     assert "| virginica | 0.9300 | 0.9000 |" in card
     assert "| source=field | 0.9400 | 40 |" in card
@@ -90,12 +93,25 @@ def test_gate_result_reasons_and_checks(info: ModelCardInfo) -> None:
     assert "| min_metric | yes |" in card
     assert "| invariance | yes | flip_rate 0.0000 |" in card
     assert "| accuracy vs floor | yes | required 0.8500, actual 0.9556 |" in card
+    comparisons, checks_table = card.split("| comparison | passed | detail |")[1].split("| check | passed | detail |")
+    assert "accuracy vs floor" in comparisons
+    assert "accuracy vs floor" not in checks_table  # the checks table holds the checks alone: one row each
+    assert checks_table.split("\n\n")[0].count("\n| ") == 2  # min_metric and invariance
 
     checks = [{"name": "slice_parity", "passed": False, "detail": "recall gap 0.31 > 0.25", "cases": [{"x": 1}]}]
     failed = render_model_card(replace(info, gate={"passed": False, "checks": checks}))
     assert "**Result:** FAILED" in failed
     assert "| slice_parity | no | recall gap 0.31 > 0.25 |" in failed
     assert "Not evaluated." in render_model_card(replace(info, gate=None))
+
+
+def test_card_shows_the_confusion_matrix_actual_by_predicted(info: ModelCardInfo) -> None:
+    card = render_model_card(info)
+    table = card.split("### Confusion matrix (test split)")[1].split("###")[0]
+    assert "| actual \\ predicted | setosa | versicolor | virginica |" in table
+    assert "| versicolor | 0 | 9 | 1 |" in table
+    assert "| virginica | 0 | 2 | 10 |" in table
+    assert "### Confusion matrix" not in render_model_card(replace(info, confusion=[]))
 
 
 def test_unregistered_card_carries_the_version_placeholder(info: ModelCardInfo) -> None:
