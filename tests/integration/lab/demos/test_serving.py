@@ -121,6 +121,13 @@ def test_two_proportion_test_matches_a_hand_computation() -> None:
     assert result.difference == pytest.approx(-0.10)
     assert result.z == pytest.approx(-0.10 / (0.85 * 0.15 * 0.02) ** 0.5 * (199 / 200) ** 0.5)
     assert result.p_value == pytest.approx(0.0484, abs=5e-4)
-    assert result.ci_low < -0.10 < result.ci_high < 0  # Newcombe: asymmetric, not -0.10 +- 1.96 * 0.05
-    assert result.ci_high - (-0.10) != pytest.approx(-0.10 - result.ci_low, abs=1e-3)
+    z = 1.959964
+
+    def wilson(p: float, n: int) -> tuple[float, float]:
+        centre, half = (p + z * z / (2 * n)) / (1 + z * z / n), z * (p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5
+        return centre - half / (1 + z * z / n), centre + half / (1 + z * z / n)
+
+    (la, ua), (lb, ub) = wilson(0.9, 100), wilson(0.8, 100)  # Newcombe: built from the two Wilson intervals
+    low, high = -0.10 - ((0.8 - lb) ** 2 + (ua - 0.9) ** 2) ** 0.5, -0.10 + ((ub - 0.8) ** 2 + (0.9 - la) ** 2) ** 0.5
+    assert (result.ci_low, result.ci_high) == pytest.approx((low, high), abs=1e-5)
     assert 300 < labels_needed(0.95, 0.05) < 500
