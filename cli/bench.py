@@ -91,6 +91,20 @@ def gate_study(
     typer.echo(f"wrote {path}")
 
 
+@study.command("ab")
+def ab_study(
+    out: Annotated[Path | None, typer.Option(help="Report file (default: docs/ab-study.md, plot next to it).")] = None,
+    reps: Annotated[int | None, typer.Option(min=1, help="Simulated tests per row (default: 4,000).")] = None,
+) -> None:
+    """False-positive rate under repeated looks and power of the A/B rule; write docs/ab-study.md and .png."""
+    from bench.ab_study import DOC_REPS, write_doc
+    from core.context import load_context
+
+    ctx = load_context()
+    path = write_doc(ctx.params, out or ctx.settings.project_dir / "docs" / "ab-study.md", reps or DOC_REPS)
+    typer.echo(f"wrote {path} and {path.with_suffix('.png').name}")
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the CLI."""
     app.command("bench")(bench)

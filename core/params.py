@@ -198,7 +198,7 @@ class ABTestParams(_Strict):
     alpha: float = Field(default=0.05, gt=0, lt=1)
     power: float = Field(default=0.8, gt=0, lt=1)
     min_effect: float = Field(default=0.05, gt=0, lt=1)  # smallest difference in success rate worth detecting
-    min_samples: int = Field(default=100, ge=1)  # per arm, before any decision
+    baseline: float = Field(default=0.95, gt=0, le=1)  # champion's expected online accuracy, for the power calculation
 
 
 class RetrainParams(_Strict):

@@ -38,6 +38,8 @@ MIN_TOKEN_CHARS = 16
 # authenticated request from it is 429 before the token is compared, so guessing runs at 10 a minute at most.
 FAILED_AUTH_BURST, FAILED_AUTH_PER_S = 10, 1 / 6
 FEEDBACK_KEY_LABEL = b"mlops-lab feedback-token key v1"
+USER_KEY_LABEL = b"mlops-lab user-key key v1"
+USER_KEY_CHARS = 32  # hex characters kept of the HMAC: 128 bits
 FEEDBACK_HEADER = "X-Feedback-Token"
 
 
@@ -157,6 +159,27 @@ class FeedbackSigner:
     def valid(self, row_id: str, token: str) -> bool:
         """Does ``token`` belong to the request of ``row_id`` (a request id, or ``<request id>:<row>``)?"""
         return hmac.compare_digest(self.token(row_id.partition(":")[0]).encode(), token.encode())
+
+
+class UserKeys:
+    """The pseudonymous user key logged with each prediction: HMAC-SHA256 of ``X-User-Id``, 32 hex characters.
+
+    Keyed with HMAC(feedback key, a label of its own), so every replica that shares the feedback key
+    (or the admin token it is derived from) gives one user the same key, a user key reveals nothing
+    about feedback tokens, and without the key nobody can test a guessed user id against the log. The
+    raw user id is never stored. Rotating the feedback key changes every user key: an A/B test running
+    across a rotation sees its returning users as new ones. With a random per-process key (neither
+    secret set) keys change at every restart.
+    """
+
+    def __init__(self, key: FeedbackKey) -> None:
+        self._key = hmac.digest(key.key, USER_KEY_LABEL, "sha256")
+
+    def key(self, user_id: str | None) -> str | None:
+        """The user's key, or None without a user id (the request is then its own unit)."""
+        if not user_id:
+            return None
+        return hmac.digest(self._key, user_id.encode(), "sha256").hex()[:USER_KEY_CHARS]
 
 
 def check_feedback(

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -42,6 +43,16 @@ def _connect(engine_or_url: sa.Engine | str) -> Iterator[sa.Connection | None]:
     finally:
         if engine is not engine_or_url:
             engine.dispose()
+
+
+def _select(conn: sa.Connection | None, names: list[str]) -> list[sa.ColumnElement[Any]]:
+    """The predictions columns ``names``; one a log from an older release lacks (``user_key``) reads as NULL.
+
+    The writer adds missing columns when it starts (`serving.log_schema.add_missing_columns`); a reader
+    of an old file nobody served from since must not fail on them.
+    """
+    present = {c["name"] for c in sa.inspect(conn).get_columns(predictions_table.name)} if conn else set(names)
+    return [P[c] if c in present else sa.null().label(c) for c in names]
 
 
 def _utc(ts: datetime) -> datetime:
@@ -115,8 +126,8 @@ def recent_predictions(
         steered: also the forced and pinned requests (left out by default: see the module's docstring).
     """
     columns = [*PREDICTION_COLUMNS, "features"]
-    stmt = _window(sa.select(*(P[c] for c in columns)), since, last_n, model_version, model_name, steered)
     with _connect(engine_or_url) as conn:
+        stmt = _window(sa.select(*_select(conn, columns)), since, last_n, model_version, model_name, steered)
         return _expand_features(_frame(conn.execute(stmt) if conn else None, columns))
 
 
@@ -134,13 +145,13 @@ def labelled_window(
     Same filters as :func:`recent_predictions`; ``last_n`` counts labelled predictions only.
     """
     columns = [*PREDICTION_COLUMNS, "features", "label", "label_ts", "correct"]
-    stmt = sa.select(
-        *(P[c] for c in [*PREDICTION_COLUMNS, "features"]),
-        F.label,
-        F.ts.label("label_ts"),
-        _CORRECT.label("correct"),
-    ).join_from(predictions_table, feedback_table, P.request_id == F.request_id)
     with _connect(engine_or_url) as conn:
+        stmt = sa.select(
+            *_select(conn, [*PREDICTION_COLUMNS, "features"]),
+            F.label,
+            F.ts.label("label_ts"),
+            _CORRECT.label("correct"),
+        ).join_from(predictions_table, feedback_table, P.request_id == F.request_id)
         frame = _frame(
             conn.execute(_window(stmt, since, last_n, model_version, model_name, steered)) if conn else None, columns
         )

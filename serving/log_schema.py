@@ -39,7 +39,10 @@ predictions_table = sa.Table(
     sa.Column("probabilities", _JSON),
     sa.Column("latency_ms", sa.Float),
     sa.Column("status", sa.String(32), nullable=False),
+    # Added after the first release: `add_missing_columns` adds it to a log created without it.
+    sa.Column("user_key", sa.String(32)),  # keyed hash of X-User-Id (serving.credentials.UserKeys); None without
 )
+ADDED_COLUMNS = ("user_key",)  # predictions columns newer than the first schema, nullable, added in place
 feedback_table = sa.Table(
     "feedback",
     metadata,
@@ -68,6 +71,7 @@ class PredictionRecord:
     latency_ms: float | None = None
     status: str = "ok"
     ts: datetime = field(default_factory=utc_now)
+    user_key: str | None = None
 
     def __len__(self) -> int:
         return 1
@@ -98,6 +102,7 @@ class ServedRows:
     latency_ms: float | None
     status: str = "ok"
     ts: datetime = field(default_factory=utc_now)
+    user_key: str | None = None  # one request, one user
 
     def __len__(self) -> int:
         return len(self.request_ids)
@@ -121,6 +126,7 @@ class ServedRows:
             "latency_ms": self.latency_ms,
             "status": self.status,
             "ts": self.ts,
+            "user_key": self.user_key,
         }
         return [
             {"request_id": rid, "features": feats, "prediction": label, "probabilities": proba, **shared}
@@ -221,6 +227,32 @@ def make_engine(url: str) -> sa.Engine:
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def add_missing_columns(engine: sa.Engine) -> list[str]:
+    """Add the predictions columns a log created by an older release lacks (``ADDED_COLUMNS``); their names.
+
+    Each is nullable, so old rows read as NULL. Several workers may start at once: a column another
+    worker added between our look and our ALTER is not an error.
+    """
+    added: list[str] = []
+    for name in ADDED_COLUMNS:
+        with engine.begin() as conn:
+            present = {c["name"] for c in sa.inspect(conn).get_columns(predictions_table.name)}
+            if name in present:
+                continue
+            column = predictions_table.c[name]
+            kind = column.type.compile(dialect=engine.dialect)
+            try:
+                conn.execute(sa.text(f"ALTER TABLE {predictions_table.name} ADD COLUMN {name} {kind}"))
+            except sa.exc.DBAPIError:
+                conn.rollback()
+                with engine.connect() as again:
+                    if name in {c["name"] for c in sa.inspect(again).get_columns(predictions_table.name)}:
+                        continue
+                raise
+            added.append(name)
+    return added
 
 
 def insert_ignoring_duplicates(engine: sa.Engine, table: sa.Table) -> Any:

@@ -42,6 +42,7 @@ from serving.request_ids import RequestIdConflictError
 from serving.router import CHALLENGER, CHAMPION, OVERRIDES, PINNED, Arm, Decision, RoutingState, route
 
 if TYPE_CHECKING:
+    from serving.credentials import UserKeys
     from serving.metrics import Metrics
     from serving.model_cache import LoadedModel, ModelCache
     from serving.prediction_log import PredictionLog
@@ -130,6 +131,7 @@ class Served:
     model: LoadedModel
     scored: Scored
     latency_ms: float
+    user_key: str | None = None  # pseudonymous key of X-User-Id, logged with the rows (never the raw id)
 
 
 def to_matrix(rows: Sequence[Mapping[str, float | None]], features: Sequence[str]) -> np.ndarray:
@@ -173,9 +175,11 @@ class Predictor:
         metrics: Metrics,
         log: PredictionLog | None = None,
         rng: random.Random | None = None,
+        user_keys: UserKeys | None = None,
     ) -> None:
         self.model_name, self.features, self.cache, self.routing = model_name, list(features), cache, routing
         self.metrics, self.log, self.rng = metrics, log, rng or random.Random()  # noqa: S311 - routing, not crypto
+        self.user_keys = user_keys  # None: no user key logged
 
     def decide(
         self, request_id: str, user_id: str | None, override: str | None, version: str | None
@@ -221,7 +225,7 @@ class Predictor:
         """
         start = time.perf_counter()
         decision, loaded = self.decide(request_id, user_id, override, version)
-        return self._score_one(Request(values, request_id, labels_only, start), decision, loaded)
+        return self._score_one(Request(values, request_id, labels_only, start, user_id), decision, loaded)
 
     def serve_many(self, requests: Sequence[Request]) -> list[Served | Exception]:
         """Route each request on its own, then score the requests that go to one model in one call.
@@ -266,10 +270,14 @@ class Predictor:
                     scored.classes,
                 )
                 ids = row_ids(request.request_id, n)
-                answers[i] = Served(request.request_id, ids, decision, loaded, part, _ms(request.start))
+                key = self._user_key(request.user_id)
+                answers[i] = Served(request.request_id, ids, decision, loaded, part, _ms(request.start), key)
                 self.metrics.count_predictions(loaded.version, decision.arm, part.labels)
                 offset += n
         return [answers[i] for i in range(len(requests))]
+
+    def _user_key(self, user_id: str | None) -> str | None:
+        return self.user_keys.key(user_id) if self.user_keys is not None else None
 
     def _answer_alone(self, request: Request, decision: Decision, loaded: LoadedModel) -> Served | Exception:
         try:
@@ -286,10 +294,13 @@ class Predictor:
         except Exception as err:  # any model failure is a 500 -- but counted and logged per arm first
             self.metrics.prediction_errors.labels(decision.arm).inc(len(values))
             failed = Scored([], None, [])
-            self.record(Served(request_id, ids, decision, loaded, failed, _ms(start)), values, status="error", wait=0)
+            key = self._user_key(request.user_id)
+            self.record(
+                Served(request_id, ids, decision, loaded, failed, _ms(start), key), values, status="error", wait=0
+            )
             raise ScoringError(f"model version {loaded.version} failed to score: {type(err).__name__}: {err}") from err
         self.metrics.observe_batch(len(values))
-        served = Served(request_id, ids, decision, loaded, scored, _ms(start))
+        served = Served(request_id, ids, decision, loaded, scored, _ms(start), self._user_key(request.user_id))
         self.metrics.count_predictions(loaded.version, decision.arm, scored.labels)
         return served
 
@@ -323,6 +334,7 @@ class Predictor:
             strategy=served.decision.strategy,
             latency_ms=served.latency_ms,
             status=status,
+            user_key=served.user_key,
         )
         return self.log.record(item, timeout=wait)
 

@@ -63,6 +63,7 @@ from serving.log_schema import (
     PredictionLogError,
     PredictionRecord,
     ServedRows,
+    add_missing_columns,
     feedback_table,
     insert_ignoring_duplicates,
     make_engine,
@@ -155,6 +156,9 @@ class PredictionLog:
             metadata.create_all(self._engine)  # checks, then CREATE TABLE, on both engines
         except sa.exc.DBAPIError:  # another worker created the tables between our check and our CREATE
             metadata.create_all(self._engine)
+        added = add_missing_columns(self._engine)  # a log created by an older release keeps working
+        if added:
+            log.info("prediction log: added column(s) %s to an existing predictions table", ", ".join(added))
         self._driver = DriverInsert.for_engine(self._engine)
 
     def _file_writable(self) -> bool:

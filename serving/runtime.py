@@ -31,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from core.redact import redact
 from serving.bandit import DEFAULT_ARMS, BanditState
 from serving.contract import MAX_BATCH_ROWS
-from serving.credentials import AdminGate, FeedbackSigner, feedback_key
+from serving.credentials import AdminGate, FeedbackSigner, UserKeys, feedback_key
 from serving.micro_batch import MicroBatcher
 from serving.model_cache import registry_cache
 from serving.monitor_metrics import read_monitor_state
@@ -179,7 +179,9 @@ class Runtime:
         self._batcher: MicroBatcher | None = None
         # Credentials: one admin check and failed-auth budget for the admin API, X-Force-Arm and feedback.
         self.gate = AdminGate(settings.admin_token)
-        self.signer = FeedbackSigner(feedback_key(settings.feedback_key, settings.admin_token))
+        key = feedback_key(settings.feedback_key, settings.admin_token)
+        self.signer = FeedbackSigner(key)
+        self.user_keys = UserKeys(key)  # the prediction log's pseudonymous user key (never the raw X-User-Id)
         self.recent = RecentRequests()  # client-chosen request ids -> feature digest (409 on reuse)
 
     def start(self) -> None:
@@ -192,7 +194,13 @@ class Runtime:
         self.poller = Poller(self.cache, self.routing, self.metrics, self.settings.poll_interval_s)
         features = self.params.dataset.feature_names
         self._predictor = Predictor(
-            self.settings.model_name, features, self.cache, self.routing, self.metrics, self.log
+            self.settings.model_name,
+            features,
+            self.cache,
+            self.routing,
+            self.metrics,
+            self.log,
+            user_keys=self.user_keys,
         )
         if self.settings.micro_batch_rows > 0:
             self._batcher = MicroBatcher(self.predictor, self.settings.micro_batch_rows)

@@ -3,11 +3,13 @@
 Concept: A/B testing (C24). The router puts each user in arm A (champion) or B (challenger) by a
 hash of the user id with its own salt, so the split is fixed, sticky and independent of any canary
 assignment. Outcomes come from the feedback loop: every answer's true label arrives through
-``POST /v1/feedback`` and is joined to the prediction in the log. The comparison is a two-proportion
-z-test on online accuracy with a 95 % confidence interval for the difference (``monitoring/ab_stats.py``);
-the guard refuses to conclude anything below ``monitoring.ab_test.min_samples`` labels per arm,
-because an early look at a handful of labels is mostly noise. A seeded simulation then prices the
-fixed split: the correct answers it loses against a bandit.
+``POST /v1/feedback`` and is joined to the prediction in the log, with the user's pseudonymous key.
+The rule is fixed-horizon (``monitoring/ab_stats.py``): a power calculation plans the labels per arm,
+no verdict is given before both arms have them, and then one score test with a Newcombe 95 %
+interval for the difference runs on the first ones to arrive, with the user as the unit. The demo
+plans for a 10-point difference so that it fits in a few hundred requests; ``params.yaml`` plans for
+5 points (435 labels per arm). A seeded simulation then prices the fixed split: the correct answers
+it loses against a bandit.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from lab.demos.prep import ensure_champion
 from lab.demos.traffic import ARM_COLUMNS, arm_table, ensure_challenger, running_service, users
-from monitoring.ab_stats import ArmOutcome, Decision, compare_regret, decide, labels_needed
+from monitoring.ab_stats import ArmOutcome, Decision, arm_outcomes, compare_regret, decide, horizon
 from serving.log_reader import labelled_window
 
 if TYPE_CHECKING:
@@ -27,16 +29,16 @@ if TYPE_CHECKING:
     from lab.narrate import Narrator
 
 
-def outcomes(service: DemoService, since: datetime) -> dict[str, ArmOutcome]:
-    """Labelled A/B predictions per arm since ``since``, from the prediction log joined with feedback."""
+DEMO_EFFECT = 0.10  # the demo's smallest difference worth detecting: a horizon a few hundred requests reach
+
+
+def outcomes(service: DemoService, since: datetime, planned: int) -> dict[str, ArmOutcome]:
+    """Per arm, the first ``planned`` labelled A/B predictions since ``since`` (per user), from the log."""
     service.flush()
     if service.runtime.log is None:
         return {}
     frame = labelled_window(service.runtime.log.engine, since=since)
-    frame = frame[frame["strategy"] == "ab"]
-    return {
-        arm: ArmOutcome(len(group), int(group["correct"].astype(bool).sum())) for arm, group in frame.groupby("arm")
-    }
+    return arm_outcomes(frame[frame["strategy"] == "ab"], planned)
 
 
 def _report(n: Narrator, result: dict[str, ArmOutcome], params: ABTestParams) -> Decision:
@@ -49,11 +51,11 @@ def _report(n: Narrator, result: dict[str, ArmOutcome], params: ABTestParams) ->
     decision = decide(a, b, params)
     test = decision.comparison
     if test is None:
-        n.bad(f"not enough data yet: {decision.reason}; keep collecting")
+        n.bad(f"no verdict yet: {decision.reason}")
         return decision
     n.say(
         f"B - A = {test.difference:+.1%}, {test.confidence * 100:.0f} % CI [{test.ci_low:+.1%}, {test.ci_high:+.1%}], "
-        f"z = {test.z:.2f}, p = {test.p_value:.3f}"
+        f"z = {test.z:.2f}, p = {test.p_value:.3f} (score test, Newcombe interval, {a.users} + {b.users} users)"
     )
     return decision
 
@@ -76,7 +78,8 @@ def _price_of_the_split(n: Narrator, params: ABTestParams) -> None:
 
 def run(n: Narrator, ctx: LabContext) -> None:
     """A 50/50 test: too early to tell, then enough labels for a test and a confidence interval."""
-    stats = ctx.params.monitoring.ab_test
+    stats = ctx.params.monitoring.ab_test.model_copy(update={"min_effect": DEMO_EFFECT})
+    planned = horizon(stats)
     n.title("A/B test: fixed split, feedback as outcome, a test before a verdict", "C24 A/B test · C38 feedback")
     n.step("Split users 50/50 by a hash of their id (strategy ab, split 0.5)")
     ensure_champion(ctx, n)
@@ -88,31 +91,32 @@ def run(n: Narrator, ctx: LabContext) -> None:
         started = datetime.now(UTC)
         n.say(f"routing state v{state.version}: strategy {state.strategy}, challenger share {state.ab_split:.0%}")
         n.why("a separate hash salt from the canary: being in B says nothing about being in a canary")
+        n.say(
+            f"planned before the test: {planned} labels per arm detect a {DEMO_EFFECT:.0%} drop from "
+            f"{stats.baseline:.0%} with {stats.power:.0%} power at alpha {stats.alpha} (params.yaml plans a "
+            f"{ctx.params.monitoring.ab_test.min_effect:.0%} drop: {horizon(ctx.params.monitoring.ab_test)} per arm)"
+        )
 
         n.step("First look after 40 requests (each answer gets its true label as feedback)")
         early = service.send(users("ab-user", 40), seed=21)
         n.table("40 users", ARM_COLUMNS, arm_table(early))
-        _report(n, outcomes(service, started), stats)
-        n.why("peeking at a few labels and stopping when it looks good inflates false positives: fix the sample first")
+        _report(n, outcomes(service, started, planned), stats)
+        n.why(
+            "peeking and stopping when it looks good inflates false positives (`mlops-lab study ab`): "
+            "no verdict before the horizon, then one test on the first labels that arrived"
+        )
 
         n.step("More traffic: the 40 users come back, 260 new ones arrive")
         later = service.send(users("ab-user", 300), seed=22)
         kept = sum(early.arm_of_user[u] == later.arm_of_user.get(u) for u in early.arm_of_user)
         n.table("300 users", ARM_COLUMNS, arm_table(later))
         n.ok(f"returning users kept their arm: {kept}/{len(early.arm_of_user)}")
-        decision = _report(n, outcomes(service, started), stats)
+        decision = _report(n, outcomes(service, started, planned), stats)
         if decision.verdict in ("a_better", "b_better"):
             winner = "B (challenger)" if decision.verdict == "b_better" else "A (champion)"
             n.ok(f"significant ({decision.reason}): {winner} is more accurate; the interval says by how much")
         elif decision.verdict == "no_difference":
             n.ok(f"no significant difference ({decision.reason}), so B has not earned a promotion")
-        if decision.comparison is not None:
-            baseline = outcomes(service, started).get("champion", ArmOutcome(1, 1)).accuracy
-            need = labels_needed(min(max(baseline, 0.5), 0.99), stats.min_effect, stats.power, stats.alpha)
-            n.say(
-                f"to detect a {stats.min_effect:.0%} drop from {baseline:.0%} with {stats.power:.0%} power: "
-                f"about {need} labels per arm"
-            )
     n.step("The price of a fixed split: regret, simulated offline")
     _price_of_the_split(n, stats)
     n.why(
@@ -123,5 +127,5 @@ def run(n: Narrator, ctx: LabContext) -> None:
     n.code(
         "serving/router.py (ab split, AB_SALT)",
         "serving/log_reader.py (labelled_window)",
-        "monitoring/ab_stats.py (two_proportion_test, labels_needed, decide, compare_regret)",
+        "monitoring/ab_stats.py (labels_needed, arm_outcomes, two_proportion_test, decide, compare_regret)",
     )

@@ -3,11 +3,13 @@
 Concepts: A/B testing (C24) on outcomes from the feedback loop (C38). The learner switches a running
 service to the ``ab`` strategy, sends labelled traffic (every answer's true label comes back through
 ``/v1/feedback``) and decides from the statistics. The checker recomputes those statistics from the
-prediction log with the same code as the ``ab-test`` demo (``monitoring/ab_stats.py::decide``): every
-A/B-routed prediction of the current champion (arm A) and challenger (arm B) that has a label. The
-decision it accepts follows from the test, never from a stored string:
+prediction log with the same code as the ``ab-test`` demo (``monitoring/ab_stats.py::decide``): the
+first labels to arrive, up to the planned horizon per arm, of A/B-routed predictions of the current
+champion (arm A) and challenger (arm B), with the user as the unit. The decision it accepts follows
+from the test, never from a stored string:
 
-- ``wait``: an arm has fewer labels than ``monitoring.ab_test.min_samples`` (no verdict yet);
+- ``wait``: an arm has fewer labels than the fixed horizon (``ab_stats.horizon``: 435 per arm with
+  the default params), so no test has run yet, however the numbers look;
 - ``ship``: B is significantly more accurate (p < alpha);
 - ``keep``: A is significantly better, or there is no significant difference (B has not earned it).
 
@@ -23,7 +25,7 @@ from lab.demos.prep import ensure_champion
 from lab.demos.traffic import ensure_challenger
 from lab.labs import Check
 from lab.labs.scenario import LineNarrator, abort_stale_rollout, registered_at
-from monitoring.ab_stats import ArmOutcome, decide
+from monitoring.ab_stats import ArmOutcome, arm_outcomes, decide, horizon
 from pipelines.registry import current_aliases
 from serving.log_reader import labelled_window, recent_predictions
 
@@ -45,18 +47,20 @@ def normalise(answer: str | None) -> str | None:
     return answer.strip().lower() if answer and answer.strip() else None
 
 
-def ab_outcomes(frame: pd.DataFrame, champion: str, challenger: str) -> tuple[ArmOutcome, ArmOutcome]:
-    """(A, B): labelled A/B-routed predictions of the champion and the challenger version, and how many were right.
+def ab_outcomes(frame: pd.DataFrame, champion: str, challenger: str, planned: int) -> tuple[ArmOutcome, ArmOutcome]:
+    """(A, B): the first ``planned`` labelled A/B-routed predictions of the champion and the challenger version.
 
-    ``frame`` is ``serving.log_reader.labelled_window`` output (columns arm, model_version, strategy, correct).
+    ``frame`` is ``serving.log_reader.labelled_window`` output (columns arm, model_version, strategy,
+    correct, label_ts, request_id, user_key); per user counts as `monitoring.ab_stats.arm_outcomes` makes them.
     """
-    ab = frame[frame["strategy"] == "ab"] if len(frame) else frame
-
-    def arm(name: str, version: str) -> ArmOutcome:
-        rows = ab[(ab["arm"] == name) & (ab["model_version"].astype(str) == str(version))] if len(ab) else ab
-        return ArmOutcome(len(rows), int(rows["correct"].astype(bool).sum()) if len(rows) else 0)
-
-    return arm("champion", champion), arm("challenger", challenger)
+    if not len(frame):
+        return ArmOutcome(0, 0), ArmOutcome(0, 0)
+    ab = frame[frame["strategy"] == "ab"]
+    pair = ((ab["arm"] == "champion") & (ab["model_version"].astype(str) == str(champion))) | (
+        (ab["arm"] == "challenger") & (ab["model_version"].astype(str) == str(challenger))
+    )
+    arms = arm_outcomes(ab[pair], planned)
+    return arms.get("champion", ArmOutcome(0, 0)), arms.get("challenger", ArmOutcome(0, 0))
 
 
 def describe(a: ArmOutcome, b: ArmOutcome, decision: Decision, params: ABTestParams) -> str:
@@ -68,7 +72,7 @@ def describe(a: ArmOutcome, b: ArmOutcome, decision: Decision, params: ABTestPar
     text = f"{arm('A', a)}, {arm('B', b)}"
     test = decision.comparison
     if test is None:
-        return f"{text}; the test needs {params.min_samples} labels per arm before it runs"
+        return f"{text}; the test runs once, at {horizon(params)} labels per arm (the planned sample)"
     return (
         f"{text}; B - A = {100 * test.difference:+.1f} pts, {test.confidence:.0%} CI "
         f"[{100 * test.ci_low:+.1f}, {100 * test.ci_high:+.1f}], p = {test.p_value:.3f} (alpha {params.alpha})"
@@ -110,8 +114,9 @@ def check(ctx: LabContext, answer: str | None, since: datetime) -> list[Check]:
         arm: int(((ab["arm"] == arm) & (ab["model_version"].astype(str) == v)).sum()) if len(ab) else 0
         for arm, v in (("champion", champion), ("challenger", challenger))
     }
+    planned = horizon(stats)
     a, b = ab_outcomes(
-        labelled_window(s.prediction_log_uri, model_name=s.model_name, since=since), champion, challenger
+        labelled_window(s.prediction_log_uri, model_name=s.model_name, since=since), champion, challenger, planned
     )
     decision = decide(a, b, stats)
     supported = ANSWERS[decision.verdict]
@@ -122,8 +127,8 @@ def check(ctx: LabContext, answer: str | None, since: datetime) -> list[Check]:
         verdict_hint = f"{given!r} is not a decision: answer ship, keep or wait"
     else:
         verdict_hint = (
-            "look again: fewer labels than planned means no verdict; p >= alpha means B has not shown it is "
-            "better; only a significant gain in B's favour ships it"
+            "look again: fewer labels than planned means no verdict yet, whatever the gap; p >= alpha means B has "
+            "not shown it is better; only a significant gain in B's favour ships it"
         )
     return [
         Check(
@@ -140,10 +145,10 @@ def check(ctx: LabContext, answer: str | None, since: datetime) -> list[Check]:
             f"send traffic with feedback (the default): `{TRAFFIC} --rows 60`",
         ),
         Check(
-            f"at least {stats.min_samples} labels per arm (the planned sample)",
-            min(a.labelled, b.labelled) >= stats.min_samples,
-            f"A {a.labelled}, B {b.labelled} of {stats.min_samples} each",
-            f"more A/B traffic: `{TRAFFIC} --rows 400 --seed 1 --users 400`",
+            f"{planned} labels per arm (the planned sample)",
+            min(a.labelled, b.labelled) >= planned,
+            f"A {a.labelled}, B {b.labelled} of {planned} each (the test uses the first {planned} to arrive)",
+            f"more A/B traffic: `{TRAFFIC} --rows 1000 --seed 1 --users 1000`",
         ),
         Check(
             "your decision is the one the statistics support",

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
+from serving.log_insert import COLUMNS
 from serving.log_reader import accuracy_by_version, labelled_window, recent_predictions
 from serving.prediction_log import (
     DriverInsert,
@@ -279,7 +280,7 @@ def test_driver_insert_stores_exactly_what_sqlalchemy_would(tmp_path: Path) -> N
         with engine.begin() as conn:
             if name == "driver":
                 rows = driver.rows(items, reject=pytest.fail)
-                assert [len(params) // 11 for _, params in driver.statements(rows)] == [64, 64, 25]
+                assert [len(params) // len(COLUMNS) for _, params in driver.statements(rows)] == [64, 64, 25]
                 for sql, params in driver.statements(rows):
                     conn.exec_driver_sql(sql, params)
             else:
@@ -404,3 +405,69 @@ def test_steered_rows_are_in_no_window(seeded: str, plog: PredictionLog, steered
     assert accuracy_by_version(seeded).set_index("model_version").loc["2", "n_labelled"] == 3
     assert ids(recent_predictions(seeded, last_n=2, steered=True)) == ["req-12", "req-13"]  # still readable
     assert ids(labelled_window(seeded, last_n=1, steered=True)) == ["req-13"]
+
+
+OLD_SCHEMA = """CREATE TABLE predictions (
+    request_id VARCHAR(64) NOT NULL PRIMARY KEY, ts DATETIME NOT NULL, model_name VARCHAR(200) NOT NULL,
+    model_version VARCHAR(64) NOT NULL, arm VARCHAR(64), strategy VARCHAR(64), features JSON NOT NULL,
+    prediction VARCHAR(200), probabilities JSON, latency_ms FLOAT, status VARCHAR(32) NOT NULL);
+CREATE TABLE feedback (
+    request_id VARCHAR(64) NOT NULL PRIMARY KEY REFERENCES predictions (request_id), ts DATETIME NOT NULL,
+    label VARCHAR(200) NOT NULL);
+INSERT INTO predictions VALUES ('old-1', '2026-01-01 11:00:00.000000', 'iris', '1', 'champion', 'ab',
+    '{"sepal_length": 5.0}', 'setosa', NULL, 1.0, 'ok');
+INSERT INTO feedback VALUES ('old-1', '2026-01-01 11:30:00.000000', 'setosa');"""
+
+
+def test_a_log_created_by_the_previous_schema_is_read_and_then_extended_with_the_user_key(
+    url: str, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    path = tmp_path / "state" / "predictions.db"
+    path.parent.mkdir(parents=True)
+    with sqlite3.connect(path) as conn:
+        conn.executescript(OLD_SCHEMA)
+    # read before any writer opened it: the missing column reads as NULL
+    assert labelled_window(url)["user_key"].tolist() == [None]
+    log = PredictionLog(url, batch_size=8, max_delay=0.05).start()
+    try:
+        assert log.record(rec(1, user_key="k" * 32))
+        assert log.flush()
+    finally:
+        log.close()
+    frame = recent_predictions(url)
+    assert frame[["request_id", "user_key"]].values.tolist() == [["old-1", None], ["req-1", "k" * 32]]
+    assert labelled_window(url)["correct"].tolist() == [True]  # the old row and its label still join
+    log = PredictionLog(url).start()  # a second start finds the column and adds nothing
+    log.close()
+
+
+def test_the_user_key_is_a_keyed_hash_and_the_raw_user_id_never_reaches_the_file(url: str, tmp_path: Path) -> None:
+    from serving.credentials import FeedbackKey, UserKeys
+
+    keys = UserKeys(FeedbackKey(b"example-feedback-key-for-tests!!", "MLOPS_FEEDBACK_KEY"))
+    other = UserKeys(FeedbackKey(b"another-example-key-for-tests!!!", "MLOPS_FEEDBACK_KEY"))
+    raw = "alice.raw-user-id-7f3a@example.invalid"
+    key = keys.key(raw)
+    assert key is not None
+    assert len(key) == 32
+    assert key == keys.key(raw) != keys.key("bob")
+    assert key != other.key(raw)
+    assert keys.key(None) is None
+    assert keys.key("") is None
+    log = PredictionLog(url, batch_size=8, max_delay=0.05).start()
+    try:
+        values = np.array([[5.0, 0.2], [6.0, 1.5]])
+        served = ServedRows(["req-a:0", "req-a:1"], "iris", "1", ["sepal_length", "petal_width"], values,
+                            ["setosa", "virginica"], None, ["setosa", "virginica"], "champion", "ab", 1.0,
+                            user_key=key)  # fmt: skip
+        assert log.record(served)
+        assert log.record(rec(2))  # no X-User-Id: no key
+        assert log.flush()
+    finally:
+        log.close()
+    assert recent_predictions(url)["user_key"].tolist() == [None, key, key]  # rec(2) is older
+    on_disk = b"".join(p.read_bytes() for p in (tmp_path / "state").iterdir() if p.is_file())
+    assert key.encode() in on_disk
+    assert raw.encode() not in on_disk

@@ -81,9 +81,9 @@ def test_shadow_demo_never_changes_a_response(run_demo, ctx: LabContext) -> None
 @pytest.mark.slow
 def test_ab_test_demo_guards_then_tests(run_demo, ctx: LabContext) -> None:
     out = run_demo("ab_test", ctx, width=200)
-    assert "not enough data yet" in out
+    assert "no verdict yet: fixed horizon not reached" in out
     assert "returning users kept their arm: 40/40" in out
-    assert re.search(r"95 % CI \[[+-]\d+\.\d%, [+-]\d+\.\d%\], z = -?\d+\.\d+, p = \d\.\d{3}", out)
+    assert re.search(r"95 % CI \[[+-]\d+\.\d%, [+-]\d+\.\d%\], z = -?\d+\.\d+, p = \d\.\d{3} \(score test", out)
     assert routing_now(ctx).strategy == ctx.params.routing.strategy
 
 
@@ -117,9 +117,17 @@ def test_two_proportion_test_matches_a_hand_computation() -> None:
     from monitoring.ab_stats import ArmOutcome, labels_needed, two_proportion_test
 
     result = two_proportion_test(ArmOutcome(100, 90), ArmOutcome(100, 80))
-    # pooled p = 0.85, pooled SE = sqrt(0.85 * 0.15 * 2 / 100); unpooled SE = sqrt(0.09/100 + 0.16/100) = 0.05
+    # pooled p = 0.85, pooled z = -0.10 / sqrt(0.85 * 0.15 * 2 / 100); the score test scales it by sqrt(199 / 200)
     assert result.difference == pytest.approx(-0.10)
-    assert result.z == pytest.approx(-0.10 / (0.85 * 0.15 * 0.02) ** 0.5)
-    assert result.p_value == pytest.approx(0.0477, abs=5e-4)
-    assert (result.ci_low, result.ci_high) == pytest.approx((-0.10 - 1.959964 * 0.05, -0.10 + 1.959964 * 0.05))
+    assert result.z == pytest.approx(-0.10 / (0.85 * 0.15 * 0.02) ** 0.5 * (199 / 200) ** 0.5)
+    assert result.p_value == pytest.approx(0.0484, abs=5e-4)
+    z = 1.959964
+
+    def wilson(p: float, n: int) -> tuple[float, float]:
+        centre, half = (p + z * z / (2 * n)) / (1 + z * z / n), z * (p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5
+        return centre - half / (1 + z * z / n), centre + half / (1 + z * z / n)
+
+    (la, ua), (lb, ub) = wilson(0.9, 100), wilson(0.8, 100)  # Newcombe: built from the two Wilson intervals
+    low, high = -0.10 - ((0.8 - lb) ** 2 + (ua - 0.9) ** 2) ** 0.5, -0.10 + ((ub - 0.8) ** 2 + (0.9 - la) ** 2) ** 0.5
+    assert (result.ci_low, result.ci_high) == pytest.approx((low, high), abs=1e-5)
     assert 300 < labels_needed(0.95, 0.05) < 500

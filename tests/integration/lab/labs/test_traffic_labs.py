@@ -11,6 +11,7 @@ own counts and compared with the checker's.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -117,21 +118,28 @@ def test_lab3_started_again_does_not_count_the_earlier_abort(ctx: LabContext, se
 
 
 def test_lab4_the_only_accepted_decision_is_the_one_the_ab_test_supports(ctx: LabContext, service: DemoService) -> None:
-    from lab.labs.lab04_ab_test import ANSWERS
-    from monitoring.ab_stats import ArmOutcome, decide
+    from lab.labs.lab04_ab_test import ANSWERS, ab_outcomes
+    from monitoring.ab_stats import decide, horizon
+    from pipelines.registry import current_aliases
+    from serving.log_reader import labelled_window
 
+    started = datetime.now(UTC)
     run_setup(4, ctx)
     service.refresh()
     service.route(strategy="ab", ab_split=0.5)
+    planned = horizon(ctx.params.monitoring.ab_test)
     peek = send(service, 60, seed=0)
     early = run_check(4, ctx, "wait")
-    assert unmet(early) == ["at least 100 labels per arm (the planned sample)"], early
-    later = send(service, 400, seed=1, users=400)
-    a, b = (
-        ArmOutcome(sum(r.arms[arm].labelled for r in (peek, later)), sum(r.arms[arm].correct for r in (peek, later)))
-        for arm in ("champion", "challenger")
-    )
-    expected = ANSWERS[decide(a, b, ctx.params.monitoring.ab_test).verdict]  # from the client's own counts
+    assert unmet(early) == [f"{planned} labels per arm (the planned sample)"], early
+    later = send(service, 1000, seed=1, users=1000)
+    assert min(sum(r.arms[arm].labelled for r in (peek, later)) for arm in ("champion", "challenger")) >= planned
+    service.flush()
+    aliases = current_aliases(ctx.settings)
+    frame = labelled_window(ctx.settings.prediction_log_uri, model_name=ctx.settings.model_name, since=started)
+    a, b = ab_outcomes(frame, aliases["champion"], aliases["challenger"], planned)
+    assert a.labelled == b.labelled == planned  # the test uses exactly the first labels per arm
+    expected = ANSWERS[decide(a, b, ctx.params.monitoring.ab_test).verdict]
+    assert expected in ("ship", "keep")  # at the horizon there is a verdict
     accepted = [answer for answer in ("ship", "keep", "wait") if not unmet(run_check(4, ctx, answer))]
     assert accepted == [expected]
     wrong = run_check(4, ctx, "maybe")
