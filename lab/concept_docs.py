@@ -16,6 +16,7 @@ from pathlib import Path
 
 from core.paths import REPO
 from lab.catalog import Concept, load_catalog
+from lab.comparison_data import load_comparisons
 
 OUT_DIR = REPO / "docs" / "concepts"
 TO_ROOT = "../../"  # from docs/concepts/ back to the repository root
@@ -86,16 +87,12 @@ def render_index(concepts: Sequence[Concept], compare: Sequence[tuple[str, str]]
 
 def comparison_links(concepts: Sequence[Concept]) -> dict[str, list[tuple[str, str]]]:
     """Concept id -> (name, file) of each comparison page (lab/comparisons.yaml) that links it."""
-    from lab.comparisons import load_comparisons  # imported here: lab.comparisons imports this module
-
     comparisons = load_comparisons().values()
     return {c.id: [(comp.name, comp.file) for comp in comparisons if c.id in comp.linked_ids] for c in concepts}
 
 
 def comparison_pages() -> list[tuple[str, str]]:
     """(name, file) of every comparison page, in the order of lab/comparisons.yaml."""
-    from lab.comparisons import load_comparisons
-
     return [(comp.name, comp.file) for comp in load_comparisons().values()]
 
 
