@@ -195,3 +195,10 @@ def test_the_readme_links_every_comparison_page() -> None:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     for comp in load_comparisons().values():
         assert f"](docs/compare/{comp.file})" in readme
+
+
+def test_the_drift_rows_that_say_retrain_trigger_are_the_configured_triggers(params: Params) -> None:
+    checks = {"C32": "data_drift", "C33": "prediction_drift", "C34": "concept_drift", "C35": "attribution_drift"}
+    rows = {row["concept"]: row for row in load_comparisons()[DRIFT].rows}
+    said = sorted(checks[cid] for cid in checks if "retrain trigger" in rows[cid]["action"])
+    assert said == sorted(params.monitoring.retrain.triggers)
