@@ -1,6 +1,7 @@
 """CLI commands that regenerate committed files from their sources: ``docs`` and ``capacity``.
 
-The concept pages and cheat sheets are generated from lab/catalog.yaml, the capacity plan and the prod
+The concept pages, cheat sheets and comparison pages are generated from lab/catalog.yaml (and
+lab/comparisons.yaml), the capacity plan and the prod
 overlay's sizing patch from docs/benchmarks.md and k8s/capacity.yaml. Tests fail when a committed file
 differs from what these commands would write, so a change to the source and to its output land together.
 """
@@ -13,12 +14,16 @@ from core.paths import REPO
 
 
 def docs() -> None:
-    """Regenerate the concept pages (docs/concepts/) and the cheat sheets (docs/cheatsheets/) from the catalog."""
-    from lab import cheat_sheets, concept_docs
+    """Regenerate the concept pages, cheat sheets and comparison pages (docs/concepts, cheatsheets, compare)."""
+    from lab import cheat_sheets, comparisons, concept_docs
 
     for name, module in (("concept pages", concept_docs), ("cheat sheets", cheat_sheets)):
         written = module.write_all()
         typer.echo(f"wrote {len(written)} {name} to {module.OUT_DIR.relative_to(REPO)}/")
+    written = comparisons.write_all()
+    typer.echo(
+        f"wrote {len(written)} comparison files (pages and the PSI plot) to {comparisons.OUT_DIR.relative_to(REPO)}/"
+    )
 
 
 def capacity() -> None:

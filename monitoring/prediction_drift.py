@@ -26,6 +26,7 @@ reads them from a ``recent_predictions`` frame and ``reference_predictions`` fro
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from core.findings import Finding
@@ -40,22 +41,57 @@ if TYPE_CHECKING:
 CHECK = "prediction_drift"
 
 
-def class_shift_test(reference: Sequence[str], current: Sequence[str]) -> tuple[float, dict[str, list[int]]]:
-    """Chi-square homogeneity p-value for predicted-class counts, and the counts per class.
+@dataclass(frozen=True)
+class ClassShift:
+    """The chi-square test of homogeneity on predicted-class counts, with everything it computed.
 
-    Returns p = 1.0 when fewer than two classes occur at all (nothing to compare).
+    ``observed`` and ``expected`` are two rows (reference, current) over ``classes``; the expected
+    count of a cell is its row total times its column total over the grand total.
+    """
+
+    classes: tuple[str, ...]
+    observed: tuple[tuple[int, ...], tuple[int, ...]]
+    expected: tuple[tuple[float, ...], tuple[float, ...]]
+    statistic: float
+    dof: int
+    p_value: float
+
+    @property
+    def counts(self) -> dict[str, list[int]]:
+        """Reference and current count per class."""
+        return {c: [self.observed[0][i], self.observed[1][i]] for i, c in enumerate(self.classes)}
+
+
+def class_shift(reference: Sequence[str], current: Sequence[str]) -> ClassShift:
+    """Chi-square test of homogeneity (no continuity correction) on the 2 x k table of predicted classes.
+
+    Only classes seen in either sample are columns, so no expected count is zero. With fewer than two
+    classes there is nothing to compare: statistic 0, dof 0, p = 1.0.
     """
     from collections import Counter
 
     from scipy.stats import chi2_contingency
 
     ref, cur = Counter(map(str, reference)), Counter(map(str, current))
-    classes = sorted(set(ref) | set(cur))  # only classes seen somewhere: no zero expected count
-    counts = {c: [ref[c], cur[c]] for c in classes}
+    classes = tuple(sorted(set(ref) | set(cur)))
+    observed = (tuple(ref[c] for c in classes), tuple(cur[c] for c in classes))
     if len(classes) < 2:
-        return 1.0, counts
-    table = [[ref[c] for c in classes], [cur[c] for c in classes]]
-    return float(chi2_contingency(table, correction=False).pvalue), counts
+        as_float = tuple(tuple(float(n) for n in row) for row in observed)
+        return ClassShift(classes, observed, (as_float[0], as_float[1]), 0.0, 0, 1.0)
+    result = chi2_contingency([list(observed[0]), list(observed[1])], correction=False)
+    expected = tuple(tuple(float(v) for v in row) for row in result.expected_freq)
+    return ClassShift(
+        classes, observed, (expected[0], expected[1]), float(result.statistic), int(result.dof), float(result.pvalue)
+    )
+
+
+def class_shift_test(reference: Sequence[str], current: Sequence[str]) -> tuple[float, dict[str, list[int]]]:
+    """Chi-square homogeneity p-value for predicted-class counts, and the counts per class.
+
+    Returns p = 1.0 when fewer than two classes occur at all (nothing to compare).
+    """
+    shift = class_shift(reference, current)
+    return shift.p_value, shift.counts
 
 
 def confidence_shift_test(reference: Sequence[float] | np.ndarray, current: Sequence[float] | np.ndarray) -> float:

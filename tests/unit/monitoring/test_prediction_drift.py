@@ -12,6 +12,7 @@ import pytest
 
 from core.params import MonitoringParams, Params
 from monitoring.prediction_drift import (
+    class_shift,
     class_shift_test,
     confidence_shift_test,
     from_probabilities,
@@ -35,6 +36,24 @@ def confidences(n: int, low: float, high: float, seed: int) -> list[float]:
 @pytest.fixture
 def mon(params: Params) -> MonitoringParams:
     return params.monitoring
+
+
+def test_class_shift_shows_expected_counts_statistic_and_dof_computed_by_hand() -> None:
+    from scipy.stats import chi2
+
+    shift = class_shift(["a"] * 10 + ["b"] * 20, ["b"] * 40 + ["a"] * 30)
+    # row totals 30 and 70, column totals 40 and 60, grand total 100: expected = row x column / 100
+    assert shift.classes == ("a", "b")
+    assert shift.observed == ((10, 20), (30, 40))
+    assert shift.expected == ((12.0, 18.0), (28.0, 42.0))
+    by_hand = 4 / 12 + 4 / 18 + 4 / 28 + 4 / 42  # sum of (observed - expected)^2 / expected, no correction
+    assert shift.statistic == pytest.approx(by_hand)
+    assert shift.dof == 1
+    assert shift.p_value == pytest.approx(chi2.sf(by_hand, 1))
+    assert class_shift_test(["a"] * 10 + ["b"] * 20, ["b"] * 40 + ["a"] * 30) == (
+        shift.p_value,
+        {"a": [10, 30], "b": [20, 40]},
+    )
 
 
 def test_class_shares_same_mix_passes_and_a_new_mix_rejects() -> None:
