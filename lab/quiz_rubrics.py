@@ -62,6 +62,7 @@ class RubricError(ValueError):
     """The rubric file is malformed; the message names the concept, the question and the field."""
 
 
+@lru_cache(maxsize=8192)  # the grader stems the same few thousand words over and over
 def stem(word: str) -> str:
     """Strip one common suffix from a lower-case word: ``rollouts``→``rollout``, ``routing``→``rout``."""
     for suffix, replacement in _SUFFIXES:
