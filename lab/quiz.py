@@ -11,8 +11,9 @@ The rule, in three steps:
 1. An empty answer is ``no answer``. An answer that is a list of terms rather than sentences is
    ``keyword list`` and scores nothing. Prose is full of function words (the, is, of, when,
    because, ...): an answer with fewer than ``BARE_TERMS_SHARE`` of them, or fewer than
-   ``MIN_FUNCTION_SHARE`` and no sentence end (. ! ?), is terms; so is one made mostly of short
-   comma-separated fragments.
+   ``MIN_FUNCTION_SHARE`` and no sentence end (. ! ?), is terms; so is one glued with "and" or "or"
+   (``GLUE_SHARE`` of all words or more, at most two different function words), and one made mostly
+   of short comma-separated fragments.
 2. The answer is cut into sentences. A rubric point is *met* when one of its phrasings has every
    group (a set of synonyms) in one sentence: a point must be stated, not scattered.
 3. The grade is the share of points met: ``good`` from ``GOOD_SHARE``, ``partial`` from
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -40,6 +42,7 @@ GOOD_SHARE = 0.66  # of the rubric's points: 2 of 3, 3 of 4, 4 of 5, 2 of 2
 PARTIAL_SHARE = 0.3  # 1 of 3, 2 of 5, 1 of 2
 BARE_TERMS_SHARE = 0.1  # below this share of function words an answer is terms, punctuated or not
 MIN_FUNCTION_SHARE = 0.2  # prose has 30-50 % function words; dense technical sentences 10-20 %
+GLUE_SHARE = 0.3  # "and"/"or" this often, with at most two different function words, glue a term list
 LIST_FRAGMENT_WORDS = 3  # a comma-separated fragment this short is a term, not a clause
 RULE = (
     "A rubric point is met when one of its phrasings (with synonyms) is said within one sentence; "
@@ -100,6 +103,9 @@ def is_keyword_list(answer: str) -> bool:
         return True
     if function_share < MIN_FUNCTION_SHARE and not answer.rstrip().endswith((".", "!", "?")):
         return True  # dense and unpunctuated: terms, not a sentence
+    glue = Counter(t for t in tokens if t in FUNCTION_WORDS)
+    if len(glue) <= 2 and glue["and"] + glue["or"] >= GLUE_SHARE * len(tokens):
+        return True  # terms glued with "and" or "or" and little else: prose varies its function words
     fragments = [f for f in _FRAGMENT_RE.split(answer) if words(f)]
     short = sum(len(words(f)) <= LIST_FRAGMENT_WORDS for f in fragments)
     return len(fragments) >= 5 and short / len(fragments) >= 0.7

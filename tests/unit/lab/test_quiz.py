@@ -72,6 +72,7 @@ def test_empty_and_whitespace_answers_are_no_answer() -> None:
         "hash user id bucket replica same stateless",  # bare terms
         "The hash, the user id, the bucket, the replica, the same, no state.",  # articles sprinkled on a list
         "hash user id\nreplica same\nstateless",  # one term per line
+        "hash and user id and bucket and replica and same and stateless and sticky",  # terms glued with "and"
     ],
 )
 def test_keyword_lists_score_nothing_even_when_every_term_is_there(answer: str) -> None:

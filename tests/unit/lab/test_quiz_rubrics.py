@@ -6,7 +6,7 @@ from collections import Counter
 from pathlib import Path
 
 from lab.catalog import load_catalog
-from lab.quiz import GOOD, grade_answer, point_met, sentences
+from lab.quiz import GOOD, grade_answer, is_keyword_list, point_met, sentences
 from lab.quiz_rubrics import POINTS, load_rubrics
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -48,3 +48,11 @@ def test_a_model_answer_rarely_passes_another_question_and_docs_say_how_often() 
     doc = (ROOT / "docs/quiz.md").read_text(encoding="utf-8")
     assert f"graded good on {siblings[GOOD]} of {siblings.total()} pairs" in doc
     assert f"on {others[GOOD]} of {len(keys)} (" in doc
+
+
+def test_docs_say_how_many_terse_point_sentences_read_as_keyword_lists() -> None:
+    points = [p.text for r in load_rubrics().values() for p in r.points]
+    flagged = sum(is_keyword_list(text) for text in points)
+    assert flagged <= 0.02 * len(points)
+    doc = (ROOT / "docs/quiz.md").read_text(encoding="utf-8")
+    assert f"{flagged} of the\n  {len(points)} rubric point sentences" in doc
