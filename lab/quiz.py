@@ -44,6 +44,7 @@ BARE_TERMS_SHARE = 0.1  # below this share of function words an answer is terms,
 MIN_FUNCTION_SHARE = 0.2  # prose has 30-50 % function words; dense technical sentences 10-20 %
 GLUE_SHARE = 0.3  # "and"/"or" this often, with at most two different function words, glue a term list
 LIST_FRAGMENT_WORDS = 3  # a comma-separated fragment this short is a term, not a clause
+LIST_FRAGMENT_SHARE = 0.7  # five or more fragments, this share of them terms: a list
 RULE = (
     "A rubric point is met when one of its phrasings (with synonyms) is said within one sentence; "
     f"good = {GOOD_SHARE:.0%} of the points or more, partial = {PARTIAL_SHARE:.0%} or more, else weak. "
@@ -57,7 +58,7 @@ _FUNCTION_TEXT = """
     nor than there their they them we you your our he she his her do does did has have had can could
     should would will shall may might must each every any all some only also into onto over under
     after before between both either such own same too very just more most less until unless whether
-    once i me my us one its it's
+    once i me my us one
 """
 FUNCTION_WORDS = frozenset(_FUNCTION_TEXT.split())
 _SENTENCE_RE = re.compile(r"(?<=[.!?])\s+|\n+")
@@ -108,7 +109,7 @@ def is_keyword_list(answer: str) -> bool:
         return True  # terms glued with "and" or "or" and little else: prose varies its function words
     fragments = [f for f in _FRAGMENT_RE.split(answer) if words(f)]
     short = sum(len(words(f)) <= LIST_FRAGMENT_WORDS for f in fragments)
-    return len(fragments) >= 5 and short / len(fragments) >= 0.7
+    return len(fragments) >= 5 and short / len(fragments) >= LIST_FRAGMENT_SHARE
 
 
 def sentences(answer: str) -> list[list[str]]:
