@@ -1,10 +1,11 @@
 """CLI command for self-testing: ``quiz``.
 
 Concept: active recall on the concept catalog. ``mlops-lab quiz`` asks one question, reads the
-answer (typed, or ``--answer`` for scripts and tests) and shows which key points of a strong answer
-it covered, by the keyword rule of ``lab/quiz.py`` (printed with the result, so the score is never
-a mystery), then points to ``explain`` and the demo. A thin shell: picking and scoring are pure
-functions in ``lab/quiz.py``; only typer, rich and the stdlib are imported at the top.
+answer (typed, or ``--answer`` for scripts and tests) and grades it against that question's rubric
+(``lab/quiz.py``): the grade, each rubric point met or missed in words, the model answer, the rule
+(printed with the result, so the grade is never a mystery), then ``explain`` and the demo. A thin
+shell: picking and grading are pure functions in ``lab/``; only typer, rich and the stdlib are
+imported at the top.
 """
 
 from __future__ import annotations
@@ -17,6 +18,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
+
+_GRADE_STYLE = {"good": "green", "partial": "yellow", "weak": "red", "keyword list": "red", "no answer": "red"}
+_GRADE_NOTE = {
+    "no answer": "Nothing to grade: say it in a few sentences, as you would to an interviewer.",
+    "keyword list": "This reads as a list of terms, not sentences, so it scores nothing: say how the terms "
+    "connect, as you would to an interviewer.",
+}
 
 
 def _fail(message: str) -> typer.Exit:
@@ -44,37 +52,41 @@ def quiz(
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Pick the same question every time.")] = None,
 ) -> None:
-    """Ask one catalog question, then show which key points your answer covered and which it missed."""
+    """Ask one catalog question, grade your answer against its rubric and show the model answer."""
     from lab.catalog import UnknownConceptError, find, load_catalog
-    from lab.quiz import DEFAULT_THRESHOLD, RULE, pick_question, score_answer
+    from lab.quiz import RULE, grade_answer, pick_question
+    from lab.quiz_rubrics import RubricError, rubric_for
 
     try:
         pool = [find(query)] if query else load_catalog()
         question = pick_question(pool, seed)
-    except (UnknownConceptError, ValueError) as err:
+        rubric = rubric_for(question.concept.id, question.index)
+    except (UnknownConceptError, ValueError, RubricError) as err:
         raise _fail(str(err)) from None
     c = question.concept
     console = Console()
     console.print(Panel(escape(question.text), title=f"{c.id} {escape(c.title)}", title_align="left"))
     text = answer if answer is not None else _read_answer(console)
-    result = score_answer(text, c.key_points, DEFAULT_THRESHOLD)
+    result = grade_answer(text, rubric)
 
-    table = Table(title=f"Key points: {len(result.covered)} of {len(result.points)} covered", title_justify="left")
+    style = _GRADE_STYLE[result.grade]
+    console.print(
+        f"[bold]Grade: [{style}]{result.grade}[/{style}][/bold] "
+        f"(rubric: {len(result.met)} of {len(result.points)} points met)"
+    )
+    if result.grade in _GRADE_NOTE:
+        console.print(escape(_GRADE_NOTE[result.grade]))
+    table = Table(title="What a good answer to this question says", title_justify="left")
     table.add_column("#", no_wrap=True, justify="right")
     table.add_column("", no_wrap=True)
-    table.add_column("terms", no_wrap=True, justify="right")
-    table.add_column("key point")
+    table.add_column("point")
+    graded = result.grade not in _GRADE_NOTE
     for number, p in enumerate(result.points, start=1):
-        mark = "[green]covered[/green]" if p.covered else "[red]missed[/red]"
-        table.add_row(str(number), mark, f"{len(p.found)}/{len(p.terms)}", escape(p.point))
+        mark = "[green]met[/green]" if p.met else "[red]missed[/red]" if graded else "[dim]not graded[/dim]"
+        table.add_row(str(number), mark, escape(p.text))
     console.print(table)
-    if result.missed:
-        console.print("[bold]Terms your answer did not use[/bold] (as stems), per missed point:")
-        for number, p in enumerate(result.points, start=1):
-            if not p.covered:
-                absent = [t for t in p.terms if t not in p.found]
-                console.print(f"  {number}. {escape(', '.join(absent))}")
-    console.print(f"[dim]Rule: {escape(RULE.format(pct=DEFAULT_THRESHOLD * 100))}[/dim]")
+    console.print(f"[bold]Model answer:[/bold] {escape(rubric.model_answer)}")
+    console.print(f"[dim]Rule: {escape(RULE)}[/dim]")
     console.print(f"[bold]Read the full answer:[/bold] mlops-lab explain {c.id}")
     console.print(f"[bold]See it run:[/bold] {escape(c.demo)}")
 

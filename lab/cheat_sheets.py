@@ -248,7 +248,7 @@ def render_index(areas: Sequence[Area], concepts: Sequence[Concept], compare: Se
         "One printed page per area, generated from `lab/catalog.yaml`: the traps interviewers probe, then "
         "each concept's answer in one line and the demo that shows it. The full answers (key points, what "
         f"changes at scale, code and tests) are the [concept pages]({TO_CONCEPTS}README.md); "
-        "`uv run mlops-lab quiz ID` scores your own answer against the key points.",
+        "`uv run mlops-lab quiz ID` grades your own answer against the question's rubric.",
         "",
         *([f"Side by side: {compared}", ""] if compared else []),
         "| area | concepts | covers |",

@@ -1,70 +1,156 @@
-"""The quiz's scoring rule and question picking, on fixed key points (no catalog file needed)."""
+"""The quiz's grading rule and question picking: per-question rubrics, keyword lists, sentences, grades."""
 
 from __future__ import annotations
 
 import pytest
 
 from lab.catalog import Concept, load_catalog
-from lab.quiz import key_terms, pick_question, score_answer, stem
+from lab.quiz import (
+    GOOD,
+    KEYWORD_LIST,
+    NO_ANSWER,
+    PARTIAL,
+    WEAK,
+    grade_answer,
+    is_keyword_list,
+    pick_question,
+)
+from lab.quiz_rubrics import RubricError, parse_phrasing, parse_rubrics, rubric_for, stem
 
-POINTS = (
-    "The routing key (`X-User-Id`) is hashed with blake2b into a uniform bucket; the challenger serves iff "
-    "bucket < weight, identical in every replica.",
-    "Raising the weight only moves users from champion to challenger, never back (monotone).",
-    "Each check needs its own minimum sample; with too little data the verdict is inconclusive and the "
-    "controller waits.",
+RUBRIC_YAML = """
+C99:
+- question: How do you keep a canary split sticky?
+  points:
+  - point: Hash a stable user id into a bucket.
+    match: [hash* + user id|user key]
+  - point: Every replica computes the same answer.
+    match: [replica*|worker* + same|agree*]
+  - point: No session state is needed.
+    match: [no state|stateless|without state]
+"""
+RUBRIC = parse_rubrics(RUBRIC_YAML)[("C99", 0)]
+# The issue's two cases, on the real rubric of "how do you expose a new model to a small share of users first".
+TEXTBOOK_CANARY = (
+    "A canary release routes a small percentage of production traffic, say 5 %, to the new model while everyone "
+    "else stays on the old one. We watch error rates and latency for the canary and compare them with the stable "
+    "version. If it looks healthy we gradually increase its share until it takes all the traffic; if not we roll "
+    "it back."
 )
-GOOD = (
-    "Hash the X-User-Id with blake2b into a uniform bucket and serve the challenger when the bucket is below "
-    "the weight, the same in every replica. Raising the weight moves users from the champion to the challenger "
-    "only, monotone. Every check needs a minimum sample; too little data is inconclusive, so the controller waits."
+THIRTY_TERMS = (
+    "canary weight percent hash user id bucket blake2b replica worker monotone champion challenger controller "
+    "minimum sample inconclusive abort rollback sticky routing step plan guard rails accuracy latency error rate "
+    "audit promote alias"
 )
-POOR = "Deploy the new model to some servers and watch the dashboards for a while."
+
+
+def test_a_textbook_canary_answer_is_good_and_thirty_terms_score_nothing() -> None:
+    rubric = rubric_for("C21", 0)
+    textbook = grade_answer(TEXTBOOK_CANARY, rubric)
+    assert textbook.grade == GOOD
+    assert len(textbook.met) == len(rubric.points)
+    terms = grade_answer(THIRTY_TERMS, rubric)
+    assert terms.grade == KEYWORD_LIST
+    assert terms.met == []
+
+
+def test_the_same_answer_is_graded_against_the_question_that_was_asked() -> None:
+    # A good answer to "expose to a small share" says little about "why sticky, across replicas".
+    assert grade_answer(TEXTBOOK_CANARY, rubric_for("C21", 2)).grade == WEAK
+
+
+def test_empty_and_whitespace_answers_are_no_answer() -> None:
+    for text in ("", "   ", "\n\t\n"):
+        result = grade_answer(text, RUBRIC)
+        assert result.grade == NO_ANSWER
+        assert result.met == []
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "hash, user id, bucket, replica, same, stateless",  # comma list
+        "hash user id bucket replica same stateless",  # bare terms
+        "The hash, the user id, the bucket, the replica, the same, no state.",  # articles sprinkled on a list
+        "hash user id\nreplica same\nstateless",  # one term per line
+        "hash and user id and bucket and replica and same and stateless and sticky",  # terms glued with "and"
+    ],
+)
+def test_keyword_lists_score_nothing_even_when_every_term_is_there(answer: str) -> None:
+    assert is_keyword_list(answer)
+    result = grade_answer(answer, RUBRIC)
+    assert result.grade == KEYWORD_LIST
+    assert result.met == []
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "Kubernetes liveness probes restart containers that hang.",  # dense but one punctuated sentence
+        "Log params, metrics, the model, the data hash and the git sha",  # an inline list inside a sentence
+        "We hash the user id into a bucket so that every replica agrees",  # no full stop but plain prose
+    ],
+)
+def test_sentences_are_not_keyword_lists(answer: str) -> None:
+    assert not is_keyword_list(answer)
+
+
+def test_grades_follow_the_share_of_points_met() -> None:
+    three = "We hash the user id into a bucket. Every replica computes the same bucket. So it is stateless."
+    two = "We hash the user id into a bucket. Every replica computes the same bucket."
+    one = "We hash the user id into a bucket and serve by it."
+    none = "We deploy it on Friday and hope for the best."
+    grades = [grade_answer(a, RUBRIC) for a in (three, two, one, none)]
+    assert [g.grade for g in grades] == [GOOD, GOOD, PARTIAL, WEAK]
+    assert [len(g.met) for g in grades] == [3, 2, 1, 0]
+
+
+def test_a_point_must_be_said_within_one_sentence() -> None:
+    point = RUBRIC.points[0]  # hash* + user id
+    together = grade_answer("The router will hash the user id.", RUBRIC)
+    scattered = grade_answer("The router will hash it. The user id is logged elsewhere.", RUBRIC)
+    assert together.points[0].met
+    assert not scattered.points[0].met
+    assert point.text == "Hash a stable user id into a bucket."
+
+
+def test_results_name_points_in_words_not_stems() -> None:
+    result = grade_answer("We hash the user id into a bucket.", RUBRIC)
+    assert [p.text for p in result.missed] == ["Every replica computes the same answer.", "No session state is needed."]
+    assert RUBRIC.model_answer.startswith("Hash a stable user id into a bucket. Every replica")
+
+
+def test_phrasings_stem_words_and_expand_prefixes() -> None:
+    assert parse_phrasing("users|stick* + same") == ((("user",), ("stick*",)), (("same",),))
+    assert stem("buckets") == stem("bucket") == "bucket"
+    assert stem("routing") == stem("route") == "rout"
+    assert stem("previous") == "previous"
+    sticky = parse_rubrics(RUBRIC_YAML.replace("[no state|stateless|without state]", "[stick*]"))[("C99", 0)]
+    assert grade_answer("The stickiness of the split is what matters.", sticky).points[2].met
+
+
+def test_malformed_rubrics_are_refused_with_the_place_named() -> None:
+    one_point = RUBRIC_YAML.split("  - point: Every replica")[0]
+    with pytest.raises(RubricError, match=r"C99 question 0: 1 points; a rubric has 2 to 5"):
+        parse_rubrics(one_point)
+    with pytest.raises(RubricError, match=r"C99 question 0, point 1: .*empty phrase"):
+        parse_rubrics(RUBRIC_YAML.replace("[hash* + user id|user key]", "[hash* + |user key]"))
+    with pytest.raises(RubricError, match="C77 question 1 has no rubric"):
+        rubric_for("C77", 1)
+
+
+def test_known_limit_a_negated_answer_is_graded_as_if_it_were_right() -> None:
+    # docs/quiz.md, "What it cannot judge": words are matched, meaning is not.
+    wrong = (
+        "A user should not keep the same model; flipping between versions is fine. Do not hash the user id into a "
+        "bucket, draw a random number per request. Every replica keeps its own session state, so they do not need "
+        "to agree."
+    )
+    assert grade_answer(wrong, rubric_for("C21", 2)).grade == GOOD
 
 
 def concept(cid: str, questions: tuple[str, ...]) -> Concept:
     slug, title = f"slug-{cid.lower()}", f"Title {cid}"
-    return Concept(cid, slug, title, f"Answer {cid}.", questions, POINTS, "", (), "mlops-lab demo x", (), ())
-
-
-def test_stem_strips_one_suffix_and_keeps_short_stems() -> None:
-    assert stem("buckets") == stem("bucket") == "bucket"
-    assert stem("routing") == stem("route") == "rout"
-    assert stem("previous") == "previous"  # the no-op rule keeps "-us"
-    assert stem("data") == "data"  # too short to strip
-
-
-def test_terms_are_long_words_minus_stop_words_plus_backticked_identifiers() -> None:
-    terms = key_terms(POINTS[0])
-    assert "x-user-id" in terms
-    assert "blake2b" in terms
-    assert "bucket" in terms
-    assert "the" not in terms
-    assert "every" not in terms
-    assert "into" not in terms
-    assert len(terms) == len(set(terms))
-
-
-def test_a_good_answer_covers_more_points_than_a_poor_one() -> None:
-    good, poor = score_answer(GOOD, POINTS), score_answer(POOR, POINTS)
-    assert len(good.covered) == 3
-    assert len(poor.covered) == 0
-    assert all(g.share > p.share for g, p in zip(good.points, poor.points, strict=True))
-
-
-def test_an_empty_answer_covers_nothing() -> None:
-    result = score_answer("", POINTS)
-    assert result.covered == []
-    assert len(result.missed) == len(POINTS)
-    assert all(p.found == () for p in result.points)
-
-
-def test_identifiers_match_verbatim_and_the_threshold_decides() -> None:
-    point = "Set `min_requests` and `min_feedback`."
-    assert score_answer("min_requests and min_feedback", [point], threshold=1.0).covered
-    assert not score_answer("minimum requests", [point], threshold=1.0).covered
-    with pytest.raises(ValueError, match="threshold"):
-        score_answer("x", [point], threshold=0)
+    return Concept(cid, slug, title, f"Answer {cid}.", questions, ("p",) * 5, "", (), "mlops-lab demo x", (), ())
 
 
 def test_a_seeded_pick_is_stable_and_seeds_spread_over_the_catalog() -> None:
