@@ -51,7 +51,8 @@ def test_every_distinct_question_has_a_way_in() -> None:
     for q in INDEX.questions:
         if q.same_as is None:
             assert q.concepts or q.answer, q.id
-            assert demo_of(q, by_id) in DEMOS, q.id
+            if q.concepts:  # only a prose answer with nothing to run (database schema design) may have no demo
+                assert demo_of(q, by_id) in DEMOS, q.id
 
 
 def test_the_questions_without_a_concept_have_prose_answers_that_lead_with_the_thing() -> None:
