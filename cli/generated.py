@@ -1,7 +1,8 @@
 """CLI commands that regenerate committed files from their sources: ``docs`` and ``capacity``.
 
-The concept pages and cheat sheets are generated from lab/catalog.yaml, the capacity plan and the prod
-overlay's sizing patch from docs/benchmarks.md and k8s/capacity.yaml. Tests fail when a committed file
+The concept pages and cheat sheets are generated from lab/catalog.yaml, docs/questions.md from
+lab/questions.yaml, the capacity plan and the prod overlay's sizing patch from docs/benchmarks.md and
+k8s/capacity.yaml. Tests fail when a committed file
 differs from what these commands would write, so a change to the source and to its output land together.
 """
 
@@ -13,12 +14,14 @@ from core.paths import REPO
 
 
 def docs() -> None:
-    """Regenerate the concept pages (docs/concepts/) and the cheat sheets (docs/cheatsheets/) from the catalog."""
-    from lab import cheat_sheets, concept_docs
+    """Regenerate the concept pages, the cheat sheets and the question index page (docs/questions.md)."""
+    from lab import cheat_sheets, concept_docs, question_docs
 
     for name, module in (("concept pages", concept_docs), ("cheat sheets", cheat_sheets)):
         written = module.write_all()
         typer.echo(f"wrote {len(written)} {name} to {module.OUT_DIR.relative_to(REPO)}/")
+    for path in question_docs.write_all():
+        typer.echo(f"wrote {path.relative_to(REPO)} (the interview questions, from lab/questions.yaml)")
 
 
 def capacity() -> None:
