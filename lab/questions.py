@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from lab.catalog import Concept, load_catalog
+from lab.catalog import Concept
 from lab.refs import code_ref_problem
 
 _ID_RE = re.compile(r"Q-(?P<seed>\d{3})-(?P<n>\d{2})")
@@ -176,7 +176,3 @@ def distinct_questions(index: QuestionIndex | None = None) -> list[Question]:
     """The questions that carry their own answer, in file order."""
     items = index or load_index()
     return [q for q in items.questions if q.same_as is None]
-
-
-def concepts_by_id() -> dict[str, Concept]:
-    return {c.id: c for c in load_catalog()}
