@@ -127,6 +127,8 @@ def _hours(seconds: float | None) -> str:
 
 def _retrain_alarms(settings: Settings) -> list[datetime]:
     """When a retraining trigger (``monitoring.retrain.triggers``) fired, from the findings history."""
+    import sqlalchemy as sa
+
     from core.findings import finding_history
     from core.params import load_params
     from serving.log_schema import make_engine
@@ -135,6 +137,11 @@ def _retrain_alarms(settings: Settings) -> list[datetime]:
     engine = make_engine(settings.prediction_log_uri)
     try:
         history = finding_history(engine, limit=100_000)
+    except sa.exc.OperationalError as err:  # the shared database is down: the audit log still answers
+        Console(stderr=True).print(
+            f"[yellow]findings history unreadable ({type(err).__name__}); lead times count from registration[/yellow]"
+        )
+        return []
     finally:
         engine.dispose()
     return [datetime.fromisoformat(f.ts) for f in history if f.fired and f.check in triggers]
