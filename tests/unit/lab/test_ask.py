@@ -64,6 +64,15 @@ def test_the_queries_are_not_copies_of_the_index() -> None:
 )
 def test_an_off_topic_question_finds_nothing(query: str) -> None:
     assert ask(query) == []
+    assert ask(query, min_score=0.0) == []  # not merely under the floor: no word in common at all
+
+
+def test_the_right_answers_clear_the_floor_with_a_margin() -> None:
+    # The module docstring quotes this margin: the weakest right answer scores at least 1.4 x MIN_SCORE.
+    weakest = min(
+        next(m.score for m in ask(query, top=3) if m.question.id == expected) for query, expected in PARAPHRASED.items()
+    )
+    assert weakest >= 1.4 * MIN_SCORE
 
 
 def test_matches_are_ranked_and_above_the_floor() -> None:
