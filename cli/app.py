@@ -13,6 +13,7 @@ import typer
 
 from cli import (
     admin,
+    ask,
     bench,
     catalog,
     data,
@@ -65,7 +66,7 @@ def configure(
 
 
 COMMAND_MODULES = (data, training, stages, registry, rollout, serve, traffic, monitor, admin, ops, images)
-for module in (*COMMAND_MODULES, catalog, quiz, labs, bench, generated):
+for module in (*COMMAND_MODULES, catalog, ask, quiz, labs, bench, generated):
     module.register(app)
 
 

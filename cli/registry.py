@@ -1,15 +1,17 @@
-"""CLI commands: ``registry list | promote | rollback | audit``.
+"""CLI commands: ``registry list | promote | rollback | audit | delivery``.
 
 Concepts: model registry (C12), rollback (C15), governance (C16). A thin shell over
 ``pipelines/registry.py``: every command reads settings, calls one core function and prints the
 result. The acting user (``MLOPS_ACTOR``, default the login name) and ``--reason`` go into the
-registry's audit log, so "who rolled back production, and why?" always has an answer.
+registry's audit log, so "who rolled back production, and why?" always has an answer, and
+``delivery`` turns that log into DORA-style delivery figures (``pipelines/delivery_metrics.py``).
 Expected failures (no challenger, nothing to roll back to) end with a one-line message and exit
 code 1, never a traceback.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
 
 registry_app = typer.Typer(
     **group_settings(),
-    help="Model registry: list versions, promote the challenger, roll back, read the audit log.",
+    help="Model registry: list versions, promote, roll back, read the audit log and its delivery figures.",
     no_args_is_help=True,
 )
 
@@ -116,6 +118,57 @@ def audit_cmd() -> None:
     for e in entries:
         moved = f"{_v(e.from_version)} → {_v(e.to_version)}"
         table.add_row(str(e.seq), e.ts.replace("T", " ")[:19], e.actor, e.action, e.alias, moved, e.reason)
+    Console().print(table)
+
+
+def _hours(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds / 3600:.2f} h"
+
+
+def _retrain_alarms(settings: Settings) -> list[datetime]:
+    """When a retraining trigger (``monitoring.retrain.triggers``) fired, from the findings history."""
+    import sqlalchemy as sa
+
+    from core.findings import finding_history
+    from core.params import load_params
+    from serving.log_schema import make_engine
+
+    triggers = set(load_params(settings.params_path).monitoring.retrain.triggers)
+    engine = make_engine(settings.prediction_log_uri)
+    try:
+        history = finding_history(engine, limit=100_000)
+    except sa.exc.OperationalError as err:  # the shared database is down: the audit log still answers
+        Console(stderr=True).print(
+            f"[yellow]findings history unreadable ({type(err).__name__}); lead times count from registration[/yellow]"
+        )
+        return []
+    finally:
+        engine.dispose()
+    return [datetime.fromisoformat(f.ts) for f in history if f.fired and f.check in triggers]
+
+
+@registry_app.command("delivery")
+def delivery_cmd() -> None:
+    """Delivery figures from the audit log: deployment frequency, lead time, change-failure rate, time to restore."""
+    from pipelines.delivery_metrics import delivery_metrics
+
+    settings = _settings()
+    entries = audit_log(settings)
+    if not entries:
+        Console().print(f"no audit entries for {settings.model_name!r} yet; nothing has been released")
+        return
+    m = delivery_metrics(entries, _retrain_alarms(settings), now=datetime.now(UTC))
+    table = Table(title=f"{settings.model_name} delivery (audit log, {m.window_days:.2f} days)", title_justify="left")
+    for column in ("figure", "value", "from"):
+        table.add_column(column)
+    per_day = "-" if m.per_day is None else f"{m.per_day:.2f}/day, {m.per_week:.1f}/week"
+    table.add_row("deployment frequency", per_day, f"{m.deployments} deployments (first champion + promotions)")
+    leads = ", ".join(f"v{t.version} {_hours(t.seconds)} since {t.since}" for t in m.lead_times) or "no promotions"
+    table.add_row("lead time (median)", _hours(m.median_lead_time_s), leads)
+    cfr = "-" if m.change_failure_rate is None else f"{m.change_failure_rate:.0%}"
+    table.add_row("change-failure rate", cfr, f"{m.aborts} aborted + {m.rollbacks} rolled back of {m.attempts} changes")
+    restores = ", ".join(f"v{r.version} {r.kind} {_hours(r.seconds)}" for r in m.restores) or "no failed changes"
+    table.add_row("time to restore (median)", _hours(m.median_restore_s), restores)
     Console().print(table)
 
 

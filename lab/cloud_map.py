@@ -2,7 +2,8 @@
 
 Concept: cloud equivalents (C53). SageMaker, Vertex AI and Azure ML sell the same handful of
 capabilities under different names: pipelines, tracking, a registry, endpoints that split traffic,
-request capture, monitoring, batch scoring, a feature store. Knowing the capability, not the brand,
+request capture, monitoring, batch scoring, a feature store; and around them the cloud's general
+services: serverless functions, secrets, an audit trail, ETL and object storage. Knowing the capability, not the brand,
 is what transfers between jobs. Each row names the capability in plain words, the widely known
 product name on each platform (``None`` where we do not claim one), and the file here that does the
 same job, or says plainly that we did not build it. ``check_cloud_map`` checks every local path.
@@ -51,6 +52,14 @@ CLOUD_MAP: tuple[Equivalent, ...] = (
         ("pipelines/tracking.py::log_training_run",),
     ),
     Equivalent(
+        "Managed training jobs (compute started for one run)",
+        "SageMaker training jobs",
+        "Vertex AI custom training",
+        "Azure ML command jobs",
+        "the training flow's train task, on this machine or a Prefect worker; nothing provisions compute per run",
+        ("pipelines/training_steps.py::train_candidate",),
+    ),
+    Equivalent(
         "Hyperparameter search",
         "SageMaker automatic model tuning",
         "Vertex AI hyperparameter tuning",
@@ -73,6 +82,13 @@ CLOUD_MAP: tuple[Equivalent, ...] = (
         "Azure ML managed online endpoint traffic allocation",
         "FastAPI service with the canary / A/B / blue-green router",
         ("serving/app.py::create_app", "serving/router.py::route"),
+    ),
+    Equivalent(
+        "Serverless inference (a function per request)",
+        "AWS Lambda (or SageMaker Serverless Inference)",
+        "Cloud Run functions",
+        "Azure Functions",
+        "not built: the API is a long-running service that keeps the model loaded, so no cold start reloads it",
     ),
     Equivalent(
         "Shadow (mirrored) traffic",
@@ -136,6 +152,38 @@ CLOUD_MAP: tuple[Equivalent, ...] = (
         "Azure Monitor",
         "Prometheus metrics and alert rules, a Grafana dashboard",
         ("serving/metrics.py::Metrics", "monitoring/prometheus/alerts.yml"),
+    ),
+    Equivalent(
+        "Secrets management",
+        "AWS Secrets Manager",
+        "Secret Manager",
+        "Azure Key Vault",
+        "secrets from the environment or a Kubernetes Secret, never in the repository, redacted in output",
+        ("k8s/base/secrets.yaml", "core/redact.py::redact"),
+    ),
+    Equivalent(
+        "Audit trail (who changed what, when)",
+        "AWS CloudTrail",
+        "Cloud Audit Logs",
+        "Azure Monitor activity log",
+        "the registry's audit log: every alias move with actor, time and reason",
+        ("pipelines/audit.py::append_entry", "pipelines/registry.py::audit_log"),
+    ),
+    Equivalent(
+        "Data integration (ETL) pipelines",
+        "AWS Glue",
+        "Cloud Data Fusion",
+        "Azure Data Factory",
+        "the ingest and validate steps: DVC stages and the first tasks of the training flow",
+        ("dvc.yaml", "pipelines/validation.py::validate_file"),
+    ),
+    Equivalent(
+        "Object storage for data and model files",
+        "Amazon S3",
+        "Cloud Storage",
+        "Azure Blob Storage",
+        "a DVC remote on disk for data (.dvc/config) and MLflow's artifact folder for models",
+        (".dvc/config", "pipelines/tracking.py"),
     ),
     Equivalent(
         "Container registry and managed Kubernetes",

@@ -50,7 +50,7 @@ def test_help_runs_without_importing_heavy_libraries() -> None:
     result = json.loads(probe)
     assert result["code"] == 0
     assert result["heavy"] == [], f"imported at CLI startup: {result['heavy']}; import them inside the commands"
-    for command in ("concepts", "explain", "demo", "ui"):
+    for command in ("concepts", "explain", "demo", "ui", "ask"):
         assert command in help_text
 
 
