@@ -25,6 +25,7 @@ from cli import (
     registry,
     rollout,
     serve,
+    shadow,
     stages,
     traffic,
     training,
@@ -64,7 +65,7 @@ def configure(
     configure_environment(Settings())
 
 
-COMMAND_MODULES = (data, training, stages, registry, rollout, serve, traffic, monitor, admin, ops, images)
+COMMAND_MODULES = (data, training, stages, registry, rollout, serve, traffic, monitor, shadow, admin, ops, images)
 for module in (*COMMAND_MODULES, catalog, quiz, labs, bench, generated):
     module.register(app)
 
