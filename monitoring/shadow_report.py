@@ -180,4 +180,8 @@ def render(comparisons: list[ShadowComparison]) -> list[str]:
             f" / p95 {c.shadow_latency.p95_ms:.2f} ms"
             " (on a background worker after the response: not user-facing)"
         )
+    lines.append(
+        "valid because a label here is the true class, whatever was served; where a label reacts to the shown "
+        "answer (a click), the shadow has no outcome: use a canary or an A/B test"
+    )
     return lines
