@@ -26,6 +26,7 @@ from cli import (
     registry,
     rollout,
     serve,
+    shadow,
     stages,
     traffic,
     training,
@@ -65,7 +66,7 @@ def configure(
     configure_environment(Settings())
 
 
-COMMAND_MODULES = (data, training, stages, registry, rollout, serve, traffic, monitor, admin, ops, images)
+COMMAND_MODULES = (data, training, stages, registry, rollout, serve, traffic, monitor, shadow, admin, ops, images)
 for module in (*COMMAND_MODULES, catalog, ask, quiz, labs, bench, generated):
     module.register(app)
 

@@ -105,6 +105,20 @@ def ab_study(
     typer.echo(f"wrote {path} and {path.with_suffix('.png').name}")
 
 
+@study.command("bandit")
+def bandit_study(
+    out: Annotated[Path | None, typer.Option(help="Report file (default: docs/bandit-study.md).")] = None,
+    reps: Annotated[int | None, typer.Option(min=2, help="Seeded runs per cell (default: 200).")] = None,
+) -> None:
+    """Thompson sampling vs an A/B split with delayed labels and a drifting arm; write docs/bandit-study.md."""
+    from bench.bandit_study import DOC_REPS, write_doc
+    from core.context import load_context
+
+    ctx = load_context()
+    written = write_doc(out or ctx.settings.project_dir / "docs" / "bandit-study.md", reps or DOC_REPS)
+    typer.echo(f"wrote {written.doc} and {written.png}")
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the CLI."""
     app.command("bench")(bench)

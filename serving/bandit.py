@@ -13,7 +13,11 @@ traffic toward the arm that earns more reward as feedback arrives:
 The defaults follow Seldon's routers (Beta(1, 1) priors, epsilon 0.1). State is plain data — reward
 sums per arm — so workers share it through the database; sums are additive, so a store can apply
 ``successes + reward`` as an increment instead of a read-modify-write race. `simulate` and
-`simulate_fixed_split` replay the trade-off offline with seeded randomness for the A/B-vs-bandit demo.
+`simulate_fixed_split` replay the trade-off offline with seeded randomness for the A/B-vs-bandit demo;
+they reward each request at once. In the service a reward arrives with its label (often days later) and
+each worker re-reads the sums once per poll, so every request is routed on old evidence:
+bench/bandit_study.py (`mlops-lab study bandit`) measures what that, and an arm that drifts, costs.
+Routing is per request, not per user: `choose` never sees ``X-User-Id``, so one user can meet both arms.
 """
 
 from __future__ import annotations

@@ -105,6 +105,10 @@ class Metrics:
         self.shadow_agreement = Counter(
             "shadow_predictions", "Shadow rows scored, by agreement with the served answer", ["agreed"], registry=r
         )
+        self.shadow_model_time = Histogram(
+            "shadow_model_seconds", "Shadow model time per mirrored request, after the response (not user-facing)",
+            buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
         self.reloads = Counter("model_reloads", "Model snapshot swaps after an alias moved", registry=r)
         self.model_call_rows = Histogram(
             "model_call_rows", "Rows scored per model call (one request, or a micro-batch of several)",
@@ -194,6 +198,7 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
+        answered: float | None = None  # when the last byte of the response was handed to the server
         status = 500  # if the app raises before answering, the server error middleware answers 500
 
         async def receive_wrapper() -> Message:
@@ -204,10 +209,12 @@ class MetricsMiddleware:
             return message
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, answered
             if message["type"] == "http.response.start":
                 status = message["status"]
             await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                answered = time.perf_counter()  # the user has the answer; work after this (shadow) is not theirs
 
         try:
             await self.app(scope, receive_wrapper, send_wrapper)
@@ -216,7 +223,7 @@ class MetricsMiddleware:
             # as 499 (nginx's "client closed request"), never as a 5xx a canary analysis or an alert reads.
             status = CLIENT_CLOSED_REQUEST
         finally:
-            elapsed = time.perf_counter() - start
+            elapsed = (answered if answered is not None else time.perf_counter()) - start
             endpoint = self.endpoint(scope)
             counter, histogram = self.metrics.request_children(endpoint, status)
             counter.inc()

@@ -339,15 +339,20 @@ class Predictor:
         return self.log.record(item, timeout=wait)
 
     def shadow(self, served: Served, values: np.ndarray) -> None:
-        """Score the mirrored alias after the response was sent; its answer is only logged and counted."""
+        """Score the mirrored alias after the response was sent; its answer is only logged and counted.
+
+        Its ``latency_ms`` in the log (and ``shadow_model_seconds``) is the shadow's own model time on the
+        worker that runs it after the response: what mirroring costs, not what a user waits for.
+        """
         alias = served.decision.shadow_alias
         loaded = self.cache.snapshot().get(alias) if alias else None
         if loaded is None:
             return
-        start = time.perf_counter()
+        start = time.perf_counter()  # model time only: the user's answer was sent before this started
         mirror = replace(served, model=loaded, scored=Scored([], None, []))
         try:
             scored = score(loaded.model, values)
+            self.metrics.shadow_model_time.observe(time.perf_counter() - start)
         except Exception:  # a failing shadow must never surface; it is counted and logged instead
             log.exception("shadow model version %s failed on request %s", loaded.version, served.request_id)
             self.metrics.prediction_errors.labels(SHADOW_ARM).inc(len(values))

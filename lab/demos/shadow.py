@@ -7,17 +7,20 @@ nor slow the answer, and a failing shadow is only counted. Its prediction is wri
 prediction log under ``<request id>:shadow`` (arm ``shadow``), and ``/metrics`` counts agreement
 with the served answer. That gives a challenger real production inputs with zero user exposure;
 what it cannot give is *outcomes of its own answers* (users never acted on them), which is what a
-canary or an A/B test measures.
+canary or an A/B test measures. Here the label is the true class, whatever was served, so the same
+feedback scores both models on the same requests (`monitoring.shadow_report`, `mlops-lab shadow report`).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from lab.demos.prep import ensure_champion
 from lab.demos.traffic import ensure_challenger, running_service, users
+from monitoring.shadow_report import render, shadow_report
 from serving.prediction_log import predictions_table
 
 if TYPE_CHECKING:
@@ -69,7 +72,8 @@ def run(n: Narrator, ctx: LabContext) -> None:
 
         n.step("Switch the strategy to shadow (runtime state, no redeploy) and replay the same requests")
         service.route(strategy="shadow")
-        mirrored = service.send(people, seed=7, feedback=False)
+        since = datetime.now(UTC)
+        mirrored = service.send(people, seed=7)  # then the true label of each, as a labelling process would
         same = sum(_answer(a) == _answer(b) for a, b in zip(plain.bodies, mirrored.bodies, strict=True))
         (n.ok if same == len(plain.bodies) else n.bad)(
             f"responses identical to champion-only answers: {same}/{len(plain.bodies)} "
@@ -91,18 +95,24 @@ def run(n: Narrator, ctx: LabContext) -> None:
                 f"v{pairs[0][0].model_version}" if pairs else "-",
                 len(pairs),
                 f"{_median([s.latency_ms for s, _ in pairs]):.2f} ms",
+                "in-server time to the answer",
             ],
             [
                 "shadow (challenger)",
                 f"v{pairs[0][1].model_version}" if pairs else "-",
                 len(pairs),
                 f"{_median([m.latency_ms for _, m in pairs]):.2f} ms",
+                "model time after the response",
             ],
         ]
         n.table(
             "prediction log: one record per answer, mirrored ones under <id>:shadow",
-            ["role", "version", "rows", "median latency"],
+            ["role", "version", "rows", "median latency", "what the number is"],
             rows,
+        )
+        n.why(
+            "the shadow's latency is its own model time on a worker after the answer was sent: what mirroring "
+            "costs in compute, never part of a user's wait (request_latency_seconds stops at the answer's last byte)"
         )
         rate = agree / len(pairs) if pairs else 0.0
         n.ok(f"agreement rate {rate:.1%} ({agree}/{len(pairs)} rows); each disagreement is in the log to inspect")
@@ -112,9 +122,25 @@ def run(n: Narrator, ctx: LabContext) -> None:
         )
         if rate == 1.0:
             n.say("(this challenger was trained with the champion's recipe, so it agrees everywhere)")
+
+        n.step("Online accuracy with zero exposure: the labels score the shadow too (`mlops-lab shadow report`)")
+        engine = service.runtime.log.engine if service.runtime.log is not None else ctx.settings.prediction_log_uri
+        comparisons = shadow_report(engine, since=since, model_name=ctx.settings.model_name)
+        for line in render(comparisons):
+            n.say(line)
+        labelled = sum(c.labelled for c in comparisons)
+        (n.ok if labelled else n.bad)(
+            f"both models scored on the same {labelled} labelled requests: a paired comparison, same denominator"
+        )
+        n.why(
+            "possible here because the label is the true species, whatever answer was shown; where the label is a "
+            "reaction to the answer (a click on a shown recommendation) the shadow has no outcome: that needs "
+            "off-policy evaluation or real exposure (canary, A/B)"
+        )
     n.code(
         "serving/router.py (shadow decision)",
         "serving/runtime.py (after_response)",
         "serving/predict.py (Predictor.shadow)",
+        "monitoring/shadow_report.py (shadow accuracy, McNemar)",
         "serving/metrics.py",
     )

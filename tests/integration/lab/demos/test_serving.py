@@ -75,6 +75,9 @@ def test_shadow_demo_never_changes_a_response(run_demo, ctx: LabContext) -> None
     assert "responses identical to champion-only answers: 150/150" in out
     assert 'shadow_predictions_total{agreed="true"}' in out
     assert re.search(r"agreement rate \d+\.\d% \(\d+/150 rows\)", out)
+    assert "both models scored on the same 150 labelled requests" in out
+    assert re.search(r"shadow +accuracy \d\.\d{3} \(\d+/150\), 95% Wilson", out)
+    assert "model time after the response" in out
 
 
 @pytest.mark.integration
