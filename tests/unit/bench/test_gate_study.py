@@ -8,8 +8,9 @@ rule on the same draws rejects far more (measured about 0.3-0.4), so the test te
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
-from bench.gate_study import render_markdown, run_study, simulate
+from bench.gate_study import DISAGREEMENTS, plot, render_markdown, run_study, simulate, size_study
 
 N, ALPHA, REPS = 45, 0.05, 400
 
@@ -30,3 +31,21 @@ def test_detection_grows_with_the_drop_and_is_reproducible() -> None:
     ]
     table = render_markdown(N, ALPHA, cells, 3, 0.1)
     assert "a rejection needs >= 5 rows against the candidate, a drop of at least 0.111" in table
+
+
+def test_the_plot_and_the_size_table_show_the_same_numbers(tmp_path: Path) -> None:
+    cells = run_study(N, ALPHA, 200, seed=5, drops=(0.0, 0.05))
+    sizes = size_study(ALPHA, 200, seed=5, sizes=(45, 200))
+    image = tmp_path / "gate.png"
+    plotted = plot(cells, sizes, N, image)
+    assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for fixes in DISAGREEMENTS:
+        row = [c for c in cells if c.fixes == fixes]
+        assert plotted[f"gate, fixes {fixes:g}"] == [c.rate for c in row]
+        assert plotted[f"old rule, fixes {fixes:g}"] == [c.old_rate for c in row]
+    assert plotted["equally good: false rejection"] == [s[1].rate for s in sizes]
+    assert plotted["5 points worse: detection"] == [s[2].rate for s in sizes]
+    assert sizes[1][2].rate > sizes[0][2].rate  # a bigger holdout catches the same drop more often
+    table = render_markdown(N, ALPHA, cells, 5, 0.1, sizes, image.name)
+    assert f"| 200 | 0.0050 | 0.025 | {sizes[1][1].rate:.3f} | {sizes[1][2].rate:.3f} |" in table
+    assert "![rejection rate by drop and by holdout size](gate.png)" in table
