@@ -15,7 +15,8 @@ production. A larger
 reference drawn from the clean generator detects smaller shifts (more reference rows, more power),
 but it measures drift against our Gaussian model of iris instead of iris itself, and above 1,000 rows
 Evidently switches from K-S p-values to Wasserstein distances; ``sensitivity`` measures both so the
-trade-off is visible. ``mlops-lab study drift`` regenerates docs/drift-detection.md.
+trade-off is visible. ``mlops-lab study drift`` regenerates docs/drift-detection.md and its plot,
+docs/drift-detection.png (rates per batch kind, and detection against the shift's size).
 """
 
 from __future__ import annotations
@@ -163,6 +164,44 @@ def sensitivity(
     return rates
 
 
+def plot(study: StudyResult, sweep: dict[str, dict[float, float]], out: Path) -> dict[str, list[float]]:
+    """Bars of each check's firing rate per batch kind; detection rate against the covariate shift's size.
+
+    Returns the plotted series by label (a test compares them with the report's tables).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, (by_kind, by_shift) = plt.subplots(1, 2, figsize=(11, 4.2))
+    kinds = list(study.rates)
+    plotted: dict[str, list[float]] = {}
+    for k, (label, rates) in enumerate(
+        (
+            ("data drift fired", [r.data_drift_rate for r in study.rates.values()]),
+            ("prediction drift fired", [r.prediction_drift_rate or 0.0 for r in study.rates.values()]),
+        )
+    ):
+        plotted[label] = rates
+        by_kind.bar(np.arange(len(kinds)) + (k - 0.5) * 0.38, rates, 0.38, label=label)
+    by_kind.set_xticks(np.arange(len(kinds)), [kind.replace("-", "-\n", 1) for kind in kinds], fontsize=8)
+    by_kind.set(ylabel="windows that fired", ylim=(0, 1.05))
+    by_kind.set_title("Per batch kind (clean: false alarms)")
+    by_kind.legend(fontsize=8)
+    for name, rates in sweep.items():
+        plotted[name] = list(rates.values())
+        by_shift.plot(list(rates), list(rates.values()), "-o", label=f"reference: {name}")
+    by_shift.set(xlabel="covariate shift (std of the sepal features)", ylabel="data drift detected", ylim=(0, 1.05))
+    by_shift.set_title("Detection by shift size")
+    by_shift.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    return plotted
+
+
 def _rate(fired: int | None, runs: int) -> str:
     if fired is None:
         return "—"
@@ -170,7 +209,9 @@ def _rate(fired: int | None, runs: int) -> str:
     return f"{fired}/{runs} = {fired / runs:.0%} ({low:.0%}–{high:.0%})"
 
 
-def render_markdown(params: Params, study: StudyResult, sweep: dict[str, dict[float, float]], seconds: float) -> str:
+def render_markdown(
+    params: Params, study: StudyResult, sweep: dict[str, dict[float, float]], seconds: float, image: str | None = None
+) -> str:
     """docs/drift-detection.md: settings, rates per batch kind, the sensitivity sweep and the command."""
     mon, feats, b = params.monitoring, params.dataset.feature_names, params.batches
     method = mon.data_drift.method or "Evidently's default (K-S p-value up to 1,000 reference rows)"
@@ -235,11 +276,13 @@ def render_markdown(params: Params, study: StudyResult, sweep: dict[str, dict[fl
         "measures drift against our Gaussian model of iris rather than iris, and above 1,000 rows Evidently would "
         "switch from K-S p-values to Wasserstein distances with another threshold.",
     ]
+    if image:
+        lines += ["", f"![firing rate per batch kind and detection by shift size]({image})"]
     return "\n".join(lines) + "\n"
 
 
 def write_doc(params: Params, out: Path, seeds: int = DOC_SEEDS, shifts: Sequence[float] = DOC_SHIFTS) -> Path:
-    """Run the study (all DOC_KINDS) and the sensitivity sweep, and write the Markdown report."""
+    """Run the study (all DOC_KINDS) and the sensitivity sweep; write the Markdown report and its plot."""
     from pipelines.data import build_raw_frame
     from pipelines.fit import fit_and_evaluate
 
@@ -250,5 +293,7 @@ def write_doc(params: Params, out: Path, seeds: int = DOC_SEEDS, shifts: Sequenc
     references = {f"raw iris ({len(raw)} rows)": raw, f"generated ({GENERATED_REFERENCE_ROWS} rows)": generated}
     sweep = sensitivity(params, raw, references, shifts, range(max(seeds // 2, 1)))
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_markdown(params, study, sweep, time.perf_counter() - start), encoding="utf-8")
+    image = out.with_suffix(".png")
+    plot(study, sweep, image)
+    out.write_text(render_markdown(params, study, sweep, time.perf_counter() - start, image.name), encoding="utf-8")
     return out

@@ -24,6 +24,7 @@ from bench.drift_study import (
     StudyResult,
     interval,
     make_window,
+    plot,
     run_study,
     write_doc,
 )
@@ -108,3 +109,13 @@ def test_write_doc_reports_settings_rates_and_command(params: Params, tmp_path: 
     assert "| concept-shift | 0/2 = 0%" in text
     assert "| covariate-shift | 2/2 = 100%" in text
     assert "| 1.5 | 100% | 100% |" in text
+    assert "![firing rate per batch kind and detection by shift size](drift.png)" in text
+    assert (tmp_path / "drift.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_plot_draws_the_reports_rates(study: StudyResult, tmp_path: Path) -> None:
+    sweep = {"raw": {0.0: 0.0, 0.5: 0.4, 1.5: 1.0}}
+    plotted = plot(study, sweep, tmp_path / "drift.png")
+    assert plotted["data drift fired"] == [r.data_drift_rate for r in study.rates.values()]
+    assert plotted["prediction drift fired"] == [r.prediction_drift_rate or 0.0 for r in study.rates.values()]
+    assert plotted["raw"] == [0.0, 0.4, 1.0]
