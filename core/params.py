@@ -156,8 +156,8 @@ class RolloutParams(_Strict):
     max_error_rate: float = 0.02
     max_error_rate_increase: float = 0.01
     max_p99_latency_ms: float = 500.0
-    accuracy_margin: float = Field(default=0.01, ge=0, lt=1)  # harm beyond this many accuracy points aborts
-    accuracy_alpha: float = Field(default=0.05, gt=0, lt=0.5)  # one-sided level of that test, per step
+    accuracy_margin: float = Field(default=0.02, ge=0, lt=1)  # abort on evidence of harm beyond this (0.02 = 2 points)
+    accuracy_alpha: float = Field(default=0.10, gt=0, lt=0.5)  # one-sided level of that test, per step
 
     @model_validator(mode="after")
     def _increasing(self) -> RolloutParams:
