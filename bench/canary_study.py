@@ -242,6 +242,18 @@ def write_plot(grid: list[tuple[Cell, Cell]], chosen: tuple[Cell, Cell], out: Pa
     return series
 
 
+def _without_margin(grid: list[tuple[Cell, Cell]], chosen: Cell) -> str:
+    """The chosen rule's false aborts next to the same labels with no margin at alpha 0.05, from the grid."""
+    same = [g for g, _ in grid if (g.min_feedback, g.margin, g.alpha) == (chosen.min_feedback, 0.0, 0.05)]
+    if not same:
+        return ""
+    return (
+        f"with {chosen.min_feedback} labels, alpha {chosen.alpha:g} and a {100 * chosen.margin:g}-point margin an "
+        f"equally good challenger is aborted {chosen.rate:.1%} of the time; alpha 0.05 without a margin aborts "
+        f"{same[0].rate:.1%}."
+    )
+
+
 def _pm(rate: float, reps: int) -> str:
     return f"{rate:.3f} ± {standard_error(rate, reps):.3f}"
 
@@ -287,9 +299,9 @@ def render_markdown(
             "Why these targets: a false abort throws away a good model and a retraining cycle, so at most one "
             "rollout in twenty; 80 % is the conventional power for the smallest harm worth catching (5 points). "
             "Labels per step are the cost (each step waits for them at 10 % of traffic), so the fewest that meet "
-            "both win. alpha is per step, not per rollout: the margin moves the null away from equality, so four "
-            "looks at alpha 0.1 still abort an equally good challenger less often than one look at 0.05 would "
-            "without a margin. A challenger 1 to 2 points worse mostly passes: that is what the margin says.",
+            "both win. alpha is per step, not per rollout, and the margin moves the null away from equality: "
+            + _without_margin(grid, g)
+            + " A challenger less than the margin worse is, by design, not what this rule stops.",
             "",
         ]
     else:
@@ -310,11 +322,11 @@ def render_markdown(
     lines += [
         "",
         "Reading: each step is one test at level alpha on a fresh challenger sample, so an equally good challenger "
-        "is falsely aborted at up to four looks: about 1 - (1 - alpha)^4 with margin 0, less with a margin (the "
-        "margin moves the null away from equality). Detection grows with labels per step; a margin buys fewer "
-        "false aborts at the price of detection, because a 5-point drop is then only 5 - margin points beyond the "
-        "null. The 100 % step reuses the champion's previous sample, so its test is correlated with the step "
-        "before and adds little false-abort risk. What is not covered: the error-rate and latency guard rails "
+        "has up to four chances to be falsely aborted: at most about 1 - (1 - alpha)^4 with margin 0, less with a "
+        "margin (the margin moves the null away from equality). Detection grows with labels per step; a margin "
+        "buys fewer false aborts at the price of detection, because a 5-point drop is then only 5 - margin points "
+        "beyond the null. The 100 % step reuses the champion's previous sample, so its test is correlated with "
+        "the step before. What is not covered: the error-rate and latency guard rails "
         "(observed-value limits, re-read at every tick while a step waits for labels), label noise or delay that "
         "differs by arm, a traffic or label mix that shifts between steps (the 100 % baseline is historical), "
         "and users with many requests (the unit is a labelled prediction, not a user).",
