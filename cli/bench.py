@@ -119,6 +119,20 @@ def bandit_study(
     typer.echo(f"wrote {written.doc} and {written.png}")
 
 
+@study.command("canary")
+def canary_study(
+    out: Annotated[Path | None, typer.Option(help="Report file (default: docs/canary-study.md).")] = None,
+    reps: Annotated[int | None, typer.Option(min=1, help="Simulated rollouts per cell (default: 2,000).")] = None,
+) -> None:
+    """How often the canary aborts an equally good and stops a worse challenger; write docs/canary-study.md."""
+    from bench.canary_study import DOC_REPS, write_doc
+    from core.context import load_context
+
+    ctx = load_context()
+    path = write_doc(ctx.params.rollout, out or ctx.settings.project_dir / "docs" / "canary-study.md", reps or DOC_REPS)
+    typer.echo(f"wrote {path} and {path.with_suffix('.png').name}")
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the CLI."""
     app.command("bench")(bench)

@@ -151,17 +151,23 @@ class RoutingParams(_Strict):
 
 class RolloutParams(_Strict):
     steps: list[int] = Field(default=[10, 25, 50, 100], min_length=1)
-    min_requests: int = Field(default=200, ge=1)
-    min_feedback: int = Field(default=50, ge=1)
+    min_requests: int = Field(default=200, ge=1)  # per arm and step window, before error rate / latency decide
+    min_feedback: int = Field(default=200, ge=1)  # labels per arm and step window; the test uses exactly these
     max_error_rate: float = 0.02
     max_error_rate_increase: float = 0.01
     max_p99_latency_ms: float = 500.0
-    max_accuracy_drop: float = 0.05
+    accuracy_margin: float = Field(default=0.02, ge=0, lt=1)  # abort on evidence of harm beyond this (0.02 = 2 points)
+    accuracy_alpha: float = Field(default=0.10, gt=0, lt=0.5)  # one-sided level of that test, per step
 
     @model_validator(mode="after")
     def _increasing(self) -> RolloutParams:
         if any(not 0 < s <= 100 for s in self.steps) or self.steps != sorted(set(self.steps)):
             raise ValueError(f"rollout.steps must be strictly increasing percentages in (0, 100], got {self.steps}")
+        if self.steps == [100]:
+            raise ValueError(
+                "rollout.steps [100] has no shared step: the 100 % step compares the challenger with the "
+                "champion's window of the previous step, so give at least one step below 100"
+            )
         return self
 
 

@@ -6,7 +6,10 @@ step or promote after the last; breach: abort to weight 0; inconclusive: wait) w
 controller loop and the admin API persist the JSON state and carry out the action (router weight, registry
 promote / reject). A paused rollout holds its weight and never steps, but a breach still aborts it: pausing
 stops progress, not protection. Weights are the challenger's share in [0, 1], like ``routing.canary_weight``.
-The verdicts come from ``canary_analysis.analyse``.
+The verdicts come from ``canary_analysis.analyse``, over the windows ``analysis_windows`` gives: both arms over
+the current step (rows logged since it began), except at the 100 % step, where the champion serves nothing and
+its baseline is its window of the previous step, the last one both arms shared (a historical control: a change
+in traffic or label mix between the two windows is not separated from the challenger's effect).
 """
 
 from __future__ import annotations
@@ -56,7 +59,11 @@ class RolloutEvent:
 
 @dataclass(frozen=True)
 class RolloutState:
-    """Persisted rollout state; ``step_started_at`` is where the next analysis window begins."""
+    """Persisted rollout state; ``step_started_at`` is where the current step's analysis window begins.
+
+    ``previous_step_started_at`` is where the previous step's window began (it ended at ``step_started_at``):
+    the champion's baseline at the 100 % step.
+    """
 
     status: Status = "idle"
     challenger_version: str | None = None
@@ -65,6 +72,7 @@ class RolloutState:
     started_at: datetime | None = None
     step_started_at: datetime | None = None
     history: tuple[RolloutEvent, ...] = ()
+    previous_step_started_at: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(self.to_json())
@@ -87,6 +95,7 @@ class RolloutState:
                 started_at=_parse_time(data["started_at"]),
                 step_started_at=_parse_time(data["step_started_at"]),
                 history=history,
+                previous_step_started_at=_parse_time(data.get("previous_step_started_at")),  # absent before v2
             )
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"invalid rollout state ({err!r}): restore it or delete it to reset to idle") from err
@@ -94,6 +103,38 @@ class RolloutState:
     @classmethod
     def from_json(cls, text: str) -> RolloutState:
         return cls.from_dict(json.loads(text))
+
+
+@dataclass(frozen=True)
+class Window:
+    """A span of the prediction log by prediction time: ``since`` <= ts < ``until`` (None: open end)."""
+
+    since: datetime | None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ArmWindows:
+    """The windows the analysis measures each arm over."""
+
+    champion: Window
+    challenger: Window
+
+
+def analysis_windows(state: RolloutState) -> ArmWindows:
+    """The same window for both arms: the current step, from ``step_started_at`` on.
+
+    At the 100 % step the champion serves nothing in that window, so its baseline is the previous step's
+    window [``previous_step_started_at``, ``step_started_at``), the last one in which both arms served. A
+    state without a previous step at 100 % (saved before this field existed) gets an empty champion
+    window, so the comparative checks stay inconclusive instead of comparing against the wrong span.
+    """
+    current = Window(state.step_started_at or state.started_at)
+    if state.weight < 1.0:
+        return ArmWindows(champion=current, challenger=current)
+    if state.previous_step_started_at is None:
+        return ArmWindows(champion=Window(current.since, current.since), challenger=current)
+    return ArmWindows(champion=Window(state.previous_step_started_at, current.since), challenger=current)
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -166,7 +207,17 @@ def advance(
             state, now, "promoted", f"all steps passed; last analysis {at}: {analysis.summary()}", "controller"
         )
     weight, reason = params.steps[nxt] / 100, f"analysis {at} passed; step to {params.steps[nxt]} %"
-    stepped = _record(state, now, "step", reason, "controller", step_index=nxt, weight=weight, step_started_at=now)
+    stepped = _record(
+        state,
+        now,
+        "step",
+        reason,
+        "controller",
+        step_index=nxt,
+        weight=weight,
+        step_started_at=now,
+        previous_step_started_at=state.step_started_at,
+    )
     return stepped, Action("set_weight", reason, weight)
 
 

@@ -1,9 +1,9 @@
 """The rollout controller: live metrics in, weight steps / promotion / abort out.
 
 Concepts: canary release with automated analysis (C21) and automatic rollback (C26). One ``tick``
-reads the persisted rollout state, measures both arms from the prediction log (the challenger over
-the current step's window, the champion over the whole rollout, so a 100 % step still has a
-baseline), runs ``canary_analysis.analyse`` and the pure state machine in ``rollout.py``, then
+reads the persisted rollout state, measures both arms from the prediction log over the same window
+(``rollout.analysis_windows``: the current step; at the 100 % step the champion's baseline is its
+window of the previous step), runs ``canary_analysis.analyse`` and the pure state machine in ``rollout.py``, then
 carries out the action: move the router's weight in the shared state store, promote through the
 registry, or abort (weight 0, challenger tagged rejected with the reason, audited). All state is in
 the database, so a restarted controller continues where the last one stopped.
@@ -22,7 +22,7 @@ from serving import rollout
 from serving.canary_analysis import Analysis, ArmMetrics, analyse
 from serving.log_reader import ANALYSED
 from serving.prediction_log import feedback_table, make_engine, predictions_table
-from serving.rollout import Action, RolloutState, advance, start
+from serving.rollout import Action, RolloutState, advance, analysis_windows, start
 from serving.router import with_paused, with_strategy, with_weight
 from serving.state_store import StateStore
 
@@ -33,25 +33,39 @@ if TYPE_CHECKING:
 P, F = predictions_table.c, feedback_table.c
 
 
-def arm_metrics(engine: sa.Engine, arm: str, version: str, since: datetime | None) -> ArmMetrics:
-    """Requests, errors, latencies and labelled outcomes of one arm + model version since `since`.
+def arm_metrics(
+    engine: sa.Engine,
+    arm: str,
+    version: str,
+    since: datetime | None,
+    until: datetime | None = None,
+    *,
+    first_labels: int | None = None,
+) -> ArmMetrics:
+    """Requests, errors, latencies and labelled outcomes of one arm + model version logged in [since, until).
 
-    Forced and pinned requests are not counted (`serving.log_reader.ANALYSED`): whoever may send them
-    must not be able to pass or fail a canary.
+    With ``first_labels`` only the first that many labels to arrive (feedback time, then request id)
+    count as labelled: once an arm has them its sample is fixed, so later ticks in the same step re-run
+    the accuracy test on the same data instead of taking a new look. Forced and pinned requests are not
+    counted (`serving.log_reader.ANALYSED`): whoever may send them must not be able to pass or fail a canary.
     """
     stmt = (
-        sa.select(P.status, P.latency_ms, P.prediction, F.label)
+        sa.select(P.request_id, P.status, P.latency_ms, P.prediction, F.label, F.ts.label("labelled_at"))
         .select_from(predictions_table.outerjoin(feedback_table, P.request_id == F.request_id))
         .where(P.arm == arm, P.model_version == str(version), ANALYSED)
     )
     if since is not None:
         stmt = stmt.where(P.ts >= since.astimezone(UTC))
+    if until is not None:
+        stmt = stmt.where(P.ts < until.astimezone(UTC))
     with engine.connect() as conn:
         if not sa.inspect(conn).has_table(predictions_table.name):
             return ArmMetrics()
         rows = conn.execute(stmt).all()
     ok = [r for r in rows if r.status == "ok"]
-    labelled = [r for r in ok if r.label is not None]
+    labelled = sorted((r for r in ok if r.label is not None), key=lambda r: (_utc(r.labelled_at), r.request_id))
+    if first_labels is not None:
+        labelled = labelled[:first_labels]
     return ArmMetrics(
         requests=len(rows),
         errors=len(rows) - len(ok),
@@ -59,6 +73,11 @@ def arm_metrics(engine: sa.Engine, arm: str, version: str, since: datetime | Non
         labelled=len(labelled),
         correct=sum(r.prediction == r.label for r in labelled),
     )
+
+
+def _utc(when: datetime) -> datetime:
+    """SQLite hands back naive datetimes (stored as UTC); make them comparable with aware ones."""
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -106,10 +125,19 @@ def tick(settings: Settings, params: Params, store: StateStore, engine: sa.Engin
         if state.status not in ("running", "paused"):
             seen.append(Tick(state, Action("wait", f"no rollout in progress (status {state.status})"), None))
             return state
-        step_started = state.step_started_at or state.started_at
+        windows, first = analysis_windows(state), params.rollout.min_feedback
+        champion = windows.champion
+        challenger = windows.challenger
         analysis = analyse(
-            arm_metrics(engine, "champion", champion_version, state.started_at),
-            arm_metrics(engine, "challenger", str(state.challenger_version), step_started),
+            arm_metrics(engine, "champion", champion_version, champion.since, champion.until, first_labels=first),
+            arm_metrics(
+                engine,
+                "challenger",
+                str(state.challenger_version),
+                challenger.since,
+                challenger.until,
+                first_labels=first,
+            ),
             params.rollout,
         )
         new_state, action = advance(state, analysis, params.rollout, now)

@@ -3,11 +3,13 @@
 Concepts: canary release (C21) and automatic rollback (C26). The router sends a *weight* of users to
 the challenger by consistent hashing of the user id (sticky: a user stays on one arm), and the
 rollout controller walks the weight through ``rollout.steps`` in params.yaml. Between steps it
-compares the challenger's live metrics with the champion's (error rate, p99 latency, online accuracy
-from feedback), each only once it has its minimum sample; too little data is *inconclusive* and the
-controller waits. Passing the last step promotes the challenger in the registry; any breach aborts:
-weight back to 0, challenger tagged rejected with the reason, audited. The second episode plants a
-model trained on swapped labels to show that abort.
+compares the challenger's live metrics with the champion's over the same window, the current step
+(error rate, p99 latency, and online accuracy from feedback by a one-sided test of harm beyond a
+margin), each only once it has its minimum sample; too little data is *inconclusive* and the
+controller waits. At 100 % the champion's baseline is its window of the previous step. Passing the
+last step promotes the challenger in the registry; any breach aborts: weight back to 0, challenger
+tagged rejected with the reason, audited. The second episode plants a model trained on swapped labels
+to show that abort.
 """
 
 from __future__ import annotations
@@ -40,19 +42,15 @@ if TYPE_CHECKING:
     from serving.rollout_controller import Tick
 
 DEMO_MIN_SAMPLE = 30  # per arm and step; params.yaml asks for more, which would take minutes of demo traffic
-DEMO_MAX_ACCURACY_DROP = 0.15  # at 30 labels one wrong answer moves accuracy by 3.3 points
+DEMO_ALPHA = 0.01  # stricter than params.yaml: at 30 labels a good challenger must not be aborted on noise
 MAX_ROUNDS = 15
 SHORT = {"error_rate": "err", "error_rate_increase": "Δerr", "p99_latency": "p99", "online_accuracy": "acc"}
 MARK = {"pass": "✔", "breach": "✘", "inconclusive": "…"}
 
 
 def demo_params(params: Params) -> Params:
-    """A copy of params with demo-sized samples and a wider accuracy limit (the file itself is untouched)."""
-    demo = {
-        "min_requests": DEMO_MIN_SAMPLE,
-        "min_feedback": DEMO_MIN_SAMPLE,
-        "max_accuracy_drop": DEMO_MAX_ACCURACY_DROP,
-    }
+    """A copy of params with demo-sized samples and a stricter test level (the file itself is untouched)."""
+    demo = {"min_requests": DEMO_MIN_SAMPLE, "min_feedback": DEMO_MIN_SAMPLE, "accuracy_alpha": DEMO_ALPHA}
     rollout = params.rollout.model_copy(update=demo)
     return params.model_copy(update={"rollout": rollout})
 
@@ -130,12 +128,12 @@ def run(n: Narrator, ctx: LabContext) -> None:
         service.refresh()
         aliases = current_aliases(s)
         n.say(f"champion v{aliases['champion']}, challenger v{aliases['challenger']}")
+        rp = ctx.params.rollout
         n.say(
             f"demo setting: a minimum sample of {DEMO_MIN_SAMPLE} requests and {DEMO_MIN_SAMPLE} labels per arm "
-            f"and step (params.yaml: {ctx.params.rollout.min_requests} and {ctx.params.rollout.min_feedback}), so "
-            f"the accuracy limit widens from {ctx.params.rollout.max_accuracy_drop:.0%} to "
-            f"{DEMO_MAX_ACCURACY_DROP:.0%} (one wrong answer in {DEMO_MIN_SAMPLE} is already "
-            f"{100 / DEMO_MIN_SAMPLE:.1f} points); a copy of params, the file is unchanged"
+            f"and step (params.yaml: {rp.min_requests} and {rp.min_feedback}), and the accuracy test at alpha "
+            f"{DEMO_ALPHA:g} instead of {rp.accuracy_alpha:g} (margin {100 * rp.accuracy_margin:g} points), so "
+            "noise in so few labels rarely aborts a good challenger; a copy of params, the file is unchanged"
         )
 
         n.step(f"Start the rollout: steps {params.rollout.steps} % of users")
@@ -164,7 +162,10 @@ def run(n: Narrator, ctx: LabContext) -> None:
             )
         else:
             n.bad(f"rollout {result.state.status}: {result.action.reason}")
-        n.why("no step without enough data: inconclusive means wait, never pass")
+        n.why(
+            "no step without enough data: inconclusive means wait, never pass. Both arms are measured over the "
+            "current step; at 100 % the champion serves nothing, so its baseline is its window of the 50 % step"
+        )
 
         n.step("Episode 2: a bad challenger (PLANTED for this demo)")
         champion = current_aliases(s)["champion"]
@@ -183,8 +184,9 @@ def run(n: Narrator, ctx: LabContext) -> None:
         back = service.send(user_ids("user", 50), seed=60, feedback=False)
         n.ok(f"champion unchanged: v{current_aliases(s)['champion']} == v{champion}; {back.arms['champion']}/50 on it")
         n.why(
-            "its offline score looked fine; only online accuracy from feedback showed the truth, and the "
-            "controller acted on it without a human: abort = weight 0 + rejected + audit entry"
+            "its offline score looked fine; only online accuracy from feedback showed the truth: the upper "
+            "confidence bound on its accuracy minus the champion's fell below the margin, a test, not two "
+            "numbers compared; the controller acted without a human: abort = weight 0 + rejected + audit entry"
         )
     n.code(
         "serving/router.py (bucket, route)",

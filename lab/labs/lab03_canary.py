@@ -28,7 +28,9 @@ if TYPE_CHECKING:
     from serving.rollout import RolloutState
 
 METRICS = ("error_rate_increase", "error_rate", "p99_latency", "online_accuracy")  # canary_analysis check names
-TRAFFIC_HINT = "send labelled traffic: `mlops-lab traffic --url http://127.0.0.1:8703 --rows 600`"
+# The accuracy test needs rollout.min_feedback (200) labels per arm in the step; about 8 % of these 100 users
+# hash to the 10 % challenger, so 3,000 rows give it about 240.
+TRAFFIC_HINT = "send labelled traffic: `mlops-lab traffic --url http://127.0.0.1:8703 --rows 3000`"
 
 
 def metric_named(reason: str) -> str | None:

@@ -143,6 +143,9 @@ def test_a_retrain_the_gate_refuses_leaves_the_champion_serving(
     assert outcome.status == "rejected"
     assert "floor" in outcome.reason
     assert current_aliases(loop.settings)["champion"] == champion
+    # The promotion above moved the champion alias; apply it now, as every worker's poller does within
+    # poll_interval_s (under load the background reload may not have finished yet: that race is not this test's).
+    service.refresh()
     answer = service.send(users("after", 20), seed=99, feedback=False)
     assert answer.failed == 0
     assert set(answer.versions) == {champion}

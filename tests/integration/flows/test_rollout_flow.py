@@ -123,11 +123,12 @@ def test_flow_walks_every_step_across_restarts_and_promotes(world: World) -> Non
     assert store.routing().canary_weight == pytest.approx(steps[1] / 100)
     runs = [first_run]
     for _ in steps[2:]:  # a fresh flow run per step: it continues where the state store says
+        plant(log, "champion", "1", n)  # both arms in every step's window below 100 %
         plant(log, "challenger", "2", n)
         status, run_id = run_flow(settings, interval_s=0, max_ticks=1)
         runs.append(run_id)
         assert status == "running"
-    plant(log, "challenger", "2", n)
+    plant(log, "challenger", "2", n)  # at 100 % only the challenger serves; the 50 % champion is its baseline
     status, run_id = run_flow(settings, interval_s=0, max_ticks=0)  # until finished
     runs.append(run_id)
 

@@ -2,7 +2,8 @@
 
 Traffic is written to the prediction log directly (the API does the same per request), so each test
 controls exactly what the analysis sees: a good challenger is promoted step by step, a bad one is
-aborted and rejected, and too little data never moves the rollout.
+aborted and rejected, and too little data never moves the rollout. Both arms are measured over the
+current step, so every step below 100 % gets champion traffic too; at 100 % only the challenger serves.
 """
 
 from __future__ import annotations
@@ -78,9 +79,10 @@ def test_good_challenger_walks_every_step_and_is_promoted(world) -> None:
     assert tick(settings, params, store, log.engine).action.kind == "wait"  # no traffic yet: inconclusive
 
     n = params.rollout.min_requests
-    serve(log, "champion", "1", n)
     weights = [store.routing().canary_weight]
-    for _ in params.rollout.steps:
+    for step in params.rollout.steps:
+        if step < 100:  # at 100 % the champion serves nothing; its baseline is the 50 % step's window
+            serve(log, "champion", "1", n)
         serve(log, "challenger", begin.state.challenger_version or "2", n)
         log.flush()
         result = tick(settings, params, store, log.engine)
@@ -101,8 +103,8 @@ def test_a_registry_failure_at_promotion_leaves_the_rollout_running_for_the_next
     settings, params, store, log = world
     begin_rollout(settings, params, store)
     n = params.rollout.min_requests
-    serve(log, "champion", "1", n)
     for _ in params.rollout.steps[:-1]:
+        serve(log, "champion", "1", n)
         serve(log, "challenger", "2", n)
         log.flush()
         assert tick(settings, params, store, log.engine).action.kind == "set_weight"
@@ -124,6 +126,49 @@ def test_a_registry_failure_at_promotion_leaves_the_rollout_running_for_the_next
     assert tick(settings, params, store, log.engine).action.kind == "promote"
     assert store.rollout().status == "promoted"
     assert current_aliases(settings)["champion"] == "2"
+
+
+def test_champion_rows_from_an_earlier_step_do_not_count_in_the_current_one(world) -> None:
+    """Both arms over the same window: a champion that served only in the 10 % step leaves 25 % inconclusive."""
+    settings, params, store, log = world
+    begin_rollout(settings, params, store)
+    n = params.rollout.min_requests
+    serve(log, "champion", "1", n)
+    serve(log, "challenger", "2", n)
+    log.flush()
+    assert tick(settings, params, store, log.engine).action.kind == "set_weight"  # 10 % -> 25 %
+    serve(log, "challenger", "2", n)  # the 25 % step: challenger traffic only
+    log.flush()
+    result = tick(settings, params, store, log.engine)
+    assert result.action.kind == "wait", result.action.reason
+    assert "champion has 0 labelled predictions" in result.action.reason
+    assert store.routing().canary_weight == pytest.approx(0.25)
+    serve(log, "champion", "1", n)  # now the champion serves in this step too
+    log.flush()
+    assert tick(settings, params, store, log.engine).action.kind == "set_weight"
+
+
+def test_at_100_percent_the_challenger_is_compared_with_the_champion_of_the_previous_step(world) -> None:
+    """The champion was wrong on every row in the 10 % step and right from then on; at 100 % a challenger 15
+    points below the 50 % step's champion is aborted, although it beats the champion's rollout-wide record."""
+    settings, params, store, log = world
+    begin_rollout(settings, params, store)
+    n = params.rollout.min_requests
+    serve(log, "champion", "1", n, wrong=n)  # 0 % in the first window
+    serve(log, "challenger", "2", n)
+    log.flush()
+    for _ in params.rollout.steps[:-1]:
+        assert tick(settings, params, store, log.engine).action.kind == "set_weight"
+        if store.routing().canary_weight < 1.0:
+            serve(log, "champion", "1", n)
+            serve(log, "challenger", "2", n)
+            log.flush()
+    assert store.rollout().weight == 1.0
+    serve(log, "challenger", "2", n, wrong=15 * n // 100)
+    log.flush()
+    result = tick(settings, params, store, log.engine)
+    assert result.action.kind == "abort", result.action.reason
+    assert f"vs champion {n}/{n} = 100.00%" in result.action.reason  # the 50 % step's champion rows
 
 
 def test_erroring_challenger_is_aborted_rejected_and_loses_its_traffic(world) -> None:

@@ -304,12 +304,12 @@ def race(w: World, store_b: StateStore, monkeypatch: pytest.MonkeyPatch) -> tupl
     b_ticks: list[Tick] = []
     b_started = False
 
-    def interleaved(*args: Any) -> Any:
+    def interleaved(*args: Any, **kwargs: Any) -> Any:
         nonlocal b_started
         if not b_started and args[1] == "challenger":  # A is between its read and its compare-and-swap
             b_started = True
             b_ticks.append(tick(w.settings, w.params, store_b, w.engine, now=T0 + timedelta(seconds=20)))
-        return real(*args)
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(controller, "arm_metrics", interleaved)
     a = tick(w.settings, w.params, w.store, w.engine, now=T0 + timedelta(seconds=21))

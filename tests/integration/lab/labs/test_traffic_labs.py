@@ -88,7 +88,7 @@ def test_lab3_the_controller_aborts_the_planted_canary(ctx: LabContext, service:
     begin_rollout(ctx.settings, ctx.params, service.store)
     service.refresh()
     assert "the controller aborted it on a metric" in unmet(run_check(3, ctx))
-    report = send(service, 800, seed=0)
+    report = send(service, 3000, seed=0)  # the lab's hint: 200 labels per arm at 10 % need about 3,000 rows
     assert report.arms["challenger"].labelled >= ctx.params.rollout.min_feedback
     service.flush()
     assert tick(ctx.settings, ctx.params, service.store, service.runtime.log.engine).action.kind == "abort"
