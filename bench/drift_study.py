@@ -190,9 +190,9 @@ def plot(study: StudyResult, sweep: dict[str, dict[float, float]], out: Path) ->
     by_kind.set(ylabel="windows that fired", ylim=(0, 1.05))
     by_kind.set_title("Per batch kind (clean: false alarms)")
     by_kind.legend(fontsize=8)
-    for name, rates in sweep.items():
-        plotted[name] = list(rates.values())
-        by_shift.plot(list(rates), list(rates.values()), "-o", label=f"reference: {name}")
+    for name, by_size in sweep.items():
+        plotted[name] = list(by_size.values())
+        by_shift.plot(list(by_size), list(by_size.values()), "-o", label=f"reference: {name}")
     by_shift.set(xlabel="covariate shift (std of the sepal features)", ylabel="data drift detected", ylim=(0, 1.05))
     by_shift.set_title("Detection by shift size")
     by_shift.legend(fontsize=8)
