@@ -8,6 +8,7 @@ and the demos are imported inside the commands, so ``mlops-lab --help`` stays in
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -16,6 +17,8 @@ from rich.markup import escape
 from rich.padding import Padding
 from rich.panel import Panel
 from rich.table import Table
+
+from lab.ui_state import MLFLOW_PORT, PREFECT_PORT  # two constants; the module imports nothing heavy
 
 
 def _fail(message: str) -> typer.Exit:
@@ -101,22 +104,47 @@ def demo(name: Annotated[str, typer.Argument(help="Demo name, concept id or slug
         raise _fail(str(err)) from None
 
 
-def ui() -> None:
-    """Print how to open the MLflow and Prefect UIs, the Data Docs and the reports (starts nothing)."""
-    from core.settings import Settings
+def ui(
+    demo: Annotated[str | None, typer.Option(help="Open this demo's state (<state>/demos/NAME).")] = None,
+    own: Annotated[bool, typer.Option("--own", help="Open your own state, even if a demo ran since.")] = False,
+    port: Annotated[
+        int, typer.Option(min=1, max=65535, help="MLflow UI port (5000 is AirPlay's on macOS).")
+    ] = MLFLOW_PORT,
+    prefect_port: Annotated[int, typer.Option(min=1, max=65535, help="Prefect UI port.")] = PREFECT_PORT,
+) -> None:
+    """Print how to open the MLflow and Prefect UIs, the Data Docs and the reports (starts nothing).
 
-    s = Settings()
+    The UIs follow the state written last, your own or a demo's (`make demo` writes <state>/demos/loop).
+    """
+    from core.settings import Settings
+    from lab.ui_state import UnknownStateError, choose_state
+
+    base = Settings()
+    try:
+        chosen = choose_state(base, demo, own)
+    except UnknownStateError as exc:
+        raise _fail(str(exc)) from None
+    s = chosen.settings
     console = Console(soft_wrap=True)  # soft wrap keeps commands on one line, ready to copy
-    mlflow_cmd = f"uv run mlflow ui --backend-store-uri {s.mlflow_tracking_uri} --port 5000"
+    console.print(f"[bold]State[/bold]: {escape(str(s.state))}")
+    console.print(f"  {escape(chosen.reason)}")
+    if chosen.demos:
+        console.print(f"  demos with a store: {escape(', '.join(chosen.demos))} (`--demo NAME`, or `--own`)")
+    mlflow_cmd = f"uv run mlflow ui --backend-store-uri {s.mlflow_tracking_uri} --port {port}"
     if s.registry_uri:
         mlflow_cmd += f" --registry-store-uri {s.registry_uri}"
     console.print("[bold]MLflow UI[/bold] (experiments, runs, model registry and aliases):")
     console.print(f"  {escape(mlflow_cmd)}")
-    console.print("  then open http://127.0.0.1:5000")
-    console.print("[bold]Prefect UI[/bold] (flow runs, task states, retries, schedules):")
-    prefect_env = f"PREFECT_HOME={s.prefect_home} PREFECT_SERVER_ANALYTICS_ENABLED=false"
-    console.print(f"  {escape(prefect_env)} uv run prefect server start")
-    console.print("  then open http://127.0.0.1:4200")
+    console.print(f"  then open http://127.0.0.1:{port}")
+    # Prefect has one home for your runs and every demo's (demos keep it: core.startup sets it only if unset).
+    prefect_home = os.environ.get("PREFECT_HOME", str(base.prefect_home))
+    console.print("[bold]Prefect UI[/bold] (flow runs, task states, retries, schedules; demos' runs included):")
+    prefect_env = f"PREFECT_HOME={prefect_home} PREFECT_SERVER_ANALYTICS_ENABLED=false"
+    if prefect_port != PREFECT_PORT:  # the UI calls the API on the port the server was told, not the one it listens on
+        prefect_env += f" PREFECT_SERVER_API_PORT={prefect_port}"
+    port_flag = f" --port {prefect_port}" if prefect_port != PREFECT_PORT else ""
+    console.print(f"  {escape(prefect_env)} uv run prefect server start{port_flag}")
+    console.print(f"  then open http://127.0.0.1:{prefect_port}")
     docs = sorted(s.gx_dir.glob("**/data_docs/local_site/index.html")) if s.gx_dir.is_dir() else []
     console.print("[bold]Data Docs[/bold] (Great Expectations validation results):")
     if docs:

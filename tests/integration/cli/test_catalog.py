@@ -149,13 +149,33 @@ def test_unknown_demo_exits_1_and_lists_the_demos(state_dir: Path) -> None:
 
 
 def test_ui_prints_where_to_look_and_starts_nothing(state_dir: Path) -> None:
-    result = CliRunner().invoke(app, ["ui"], env=WIDE)
+    result = CliRunner().invoke(app, ["ui"], env={**WIDE, "PREFECT_HOME": None})  # as on a learner's machine
     assert result.exit_code == 0, result.output
-    assert f"uv run mlflow ui --backend-store-uri sqlite:///{state_dir / 'mlflow.db'} --port 5000" in result.output
+    assert f"uv run mlflow ui --backend-store-uri sqlite:///{state_dir / 'mlflow.db'} --port 5050" in result.output
+    assert "http://127.0.0.1:5050" in result.output  # not 5000, which macOS gives to AirPlay
     assert f"PREFECT_HOME={state_dir / 'prefect'}" in result.output
     assert "prefect server start" in result.output
+    assert "PREFECT_SERVER_API_PORT" not in result.output  # the default port needs no override
     assert str(state_dir / "reports") in result.output
     assert not state_dir.exists(), "ui only prints; it must not create anything"
+
+
+def test_ui_after_a_demo_opens_the_demos_stores_and_names_the_prefect_port(state_dir: Path) -> None:
+    loop = state_dir / "demos" / "loop"
+    loop.mkdir(parents=True)
+    (loop / "mlflow.db").write_bytes(b"")  # what `make demo` leaves: no store in the learner's own state
+    env = {**WIDE, "PREFECT_HOME": None}  # unset, as on a learner's machine (the test session sets one)
+    result = CliRunner().invoke(app, ["ui", "--prefect-port", "4300", "--port", "5055"], env=env)
+    assert result.exit_code == 0, result.output
+    assert f"--backend-store-uri sqlite:///{loop / 'mlflow.db'} --port 5055" in result.output
+    assert f"PREFECT_HOME={state_dir / 'prefect'}" in result.output  # one Prefect home: demos keep the learner's
+    assert "PREFECT_SERVER_API_PORT=4300 uv run prefect server start --port 4300" in result.output
+    assert "demo 'loop'" in result.output
+    own = CliRunner().invoke(app, ["ui", "--own"], env=WIDE)
+    assert f"sqlite:///{state_dir / 'mlflow.db'}" in own.output
+    missing = CliRunner().invoke(app, ["ui", "--demo", "canary"], env=WIDE)
+    assert missing.exit_code == 1
+    assert "'canary' has not run here (demos with a store: loop)" in missing.output
 
 
 @pytest.mark.slow
