@@ -24,6 +24,7 @@ from lab.demos.canary import demo_params, drive_rollout, start_rollout
 from lab.demos.prep import VERSION_COLUMNS, display_path, ensure_raw_data, show_outcome, version_rows
 from lab.demos.traffic import plant_bad_challenger, running_service, users
 from lab.demos.warmup import PrefectWarmup, preload
+from lab.ui_state import MLFLOW_PORT
 from pipelines.batches import generate_batch, write_batch
 from pipelines.data import read_csv
 from pipelines.registry import audit_log, current_aliases, ensure_experiment
@@ -120,5 +121,6 @@ def run(n: Narrator, ctx: LabContext) -> None:
     n.say(f"aliases: {current_aliases(s)}; audit entries: {len(audit_log(s))}")
     if loud.findings:
         n.say(f"drift reports (HTML + JSON): {display_path(ctx, Path(loud.report_dir))}")
-    n.say(f"MLflow UI:  uv run mlflow ui --backend-store-uri {s.mlflow_tracking_uri}")
+    n.say(f"MLflow UI:  uv run mlflow ui --backend-store-uri {s.mlflow_tracking_uri} --port {MLFLOW_PORT}")
     n.say(f"Prefect UI: PREFECT_HOME={os.environ.get('PREFECT_HOME', s.prefect_home)} uv run prefect server start")
+    n.say("(`mlops-lab ui` prints both for the state written last: this demo's, until you train in your own)")
