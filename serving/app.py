@@ -10,7 +10,8 @@ and stops it on shutdown, flushing the prediction log. The lifespan holds the st
 lease (`core.state_lease`), so a restore cannot replace the files under a running service.
 ``POST /v1/predict`` and ``POST /invocations`` are raw ASGI handlers that `serving.hot_routes.HotRoutes`
 calls before FastAPI's router: the router's per-request machinery costs more than our routing and
-logging together (docs/benchmarks.md).
+logging together (docs/benchmarks.md). The interactive docs (``/docs``, ``/redoc``) serve their own assets,
+so they work offline, and every request body carries an example drawn from the data contract.
 """
 
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
 
 from core.params import Params, load_params
@@ -67,7 +69,9 @@ def create_app(settings: Settings | None = None, params: Params | None = None) -
                 runtime.stop()
                 access.stop()
 
-    app = FastAPI(
+    # FastAPIOffline: /docs and /redoc load Swagger UI and ReDoc from the package's own copy under
+    # /static-offline-docs instead of a CDN, so they render on a laptop with no network.
+    app = FastAPIOffline(
         title="mlops-lab serving",
         version="1",
         summary="Native, MLflow and Open Inference Protocol V2 prediction endpoints over registry aliases.",

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_model
+from pydantic.config import JsonDict
 
 from serving.contract import RequestContract
 
@@ -44,15 +45,32 @@ class ApiSchemas:
     feedback: type[BaseModel]
 
 
+def example_row(contract: RequestContract, at: float = 0.5) -> JsonDict:
+    """A valid row for the docs' examples: each feature at the share ``at`` of its contract range, one decimal."""
+    return {
+        name: min(max(round(low + at * (high - low), 1), low), high) for name, (low, high) in contract.ranges.items()
+    }
+
+
 def build_schemas(contract: RequestContract) -> ApiSchemas:
-    """Build the row, batch and feedback models for a request contract (``contract.max_rows``: batch limit)."""
+    """Build the row, batch and feedback models for a request contract (``contract.max_rows``: batch limit).
+
+    Each model carries an example valid under the contract, shown by /docs ("Try it out") and /redoc.
+    """
     fields = {name: _feature_field(low, high, contract.allow_missing) for name, (low, high) in contract.ranges.items()}
+    one = example_row(contract)
     row = create_model(  # type: ignore[call-overload]
-        "PredictRow", __config__=ConfigDict(extra="forbid", title="One row of features"), **fields
+        "PredictRow",
+        __config__=ConfigDict(extra="forbid", title="One row of features", json_schema_extra={"examples": [one]}),
+        **fields,
     )
     batch = create_model(
         "PredictBatch",
-        __config__=ConfigDict(extra="forbid", title="A batch of rows"),
+        __config__=ConfigDict(
+            extra="forbid",
+            title="A batch of rows",
+            json_schema_extra={"examples": [{"rows": [one, example_row(contract, 0.25)]}]},
+        ),
         rows=(list[row], Field(min_length=1, max_length=contract.max_rows)),  # type: ignore[valid-type]
     )
     body = Annotated[
@@ -60,9 +78,10 @@ def build_schemas(contract: RequestContract) -> ApiSchemas:
         Discriminator(_branch),
     ]
     label: Any = Literal[contract.classes]
+    feedback_example: JsonDict = {"request_id": "019af3c2d1e8a41b2c3d4e5f60718293:0", "label": contract.classes[0]}
     feedback = create_model(
         "FeedbackRequest",
-        __config__=ConfigDict(extra="forbid"),
+        __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [feedback_example]}),
         request_id=(str, Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$", description="An id from a predict response.")),
         label=(label, Field(description="The true class of that row.")),
     )

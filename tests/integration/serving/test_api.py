@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import sqlite3
 import threading
@@ -113,6 +114,36 @@ def test_predict_one_row(client: TestClient) -> None:
         "ok",
     )
     assert record["features"] == ROW
+
+
+@pytest.mark.parametrize(("page", "asset"), [("/docs", "swagger-ui-bundle.js"), ("/redoc", "redoc.standalone.js")])
+def test_the_interactive_docs_load_every_asset_from_the_service_itself(
+    client: TestClient, page: str, asset: str
+) -> None:
+    """Offline means offline: Swagger UI and ReDoc come from /static-offline-docs, never from a CDN."""
+    html = client.get(page)
+    assert html.status_code == 200
+    sources = re.findall(r'(?:src|href)="([^"]+)"', html.text)
+    assert f"/static-offline-docs/{asset}" in sources
+    assert [s for s in sources if s.startswith(("http:", "https:", "//"))] == []  # nothing from the network
+    script = client.get(f"/static-offline-docs/{asset}")
+    assert script.status_code == 200
+    assert "javascript" in script.headers["content-type"]
+    assert len(script.content) > 100_000  # the real bundle, not a stub
+
+
+def test_the_documented_examples_are_valid_requests(client: TestClient) -> None:
+    """The examples "Try it out" sends are drawn from the data contract, so each one is answered 200."""
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    [row] = schemas["PredictRow"]["examples"]
+    [batch] = schemas["PredictBatch"]["examples"]
+    assert client.post("/v1/predict", json=row).status_code == 200
+    answered = client.post("/v1/predict", json=batch)
+    assert answered.status_code == 200
+    assert len(answered.json()["predictions"]) == len(batch["rows"]) == 2
+    [feedback] = schemas["FeedbackRequest"]["examples"]
+    assert set(feedback) == {"request_id", "label"}
+    assert feedback["label"] in schemas["FeedbackRequest"]["properties"]["label"]["enum"]
 
 
 def test_each_request_writes_one_structured_access_log_line(client: TestClient, caplog) -> None:
