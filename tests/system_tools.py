@@ -16,6 +16,7 @@ INSTALL = {
     "promtool": "sudo apt-get install -y --no-install-recommends prometheus",
     "prometheus": "sudo apt-get install -y --no-install-recommends prometheus",
     "wrk": "sudo apt-get install -y --no-install-recommends wrk",
+    "chromium": "sudo apt-get install -y --no-install-recommends chromium",
     "kubectl": "install kubectl (https://kubernetes.io/docs/tasks/tools/); Debian 12 does not package it",
 }
 
