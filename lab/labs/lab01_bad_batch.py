@@ -27,7 +27,7 @@ from core.mlflow_config import mlflow_client
 from lab.labs import Check
 from lab.labs.progress import counts
 from pipelines.data import file_md5, read_csv
-from pipelines.training_steps import VALIDATION_RUN_NAME
+from pipelines.training_steps import VALIDATION_RUN_PREFIX
 
 if TYPE_CHECKING:
     from core.context import LabContext
@@ -180,7 +180,7 @@ def check(ctx: LabContext, answer: str | None, since: datetime) -> list[Check]:
         )
     )
 
-    by_training = [v for v in failed if v.run_name == VALIDATION_RUN_NAME]
+    by_training = [v for v in failed if v.run_name.startswith(VALIDATION_RUN_PREFIX)]  # same data, by training
     checks.append(
         Check(
             CONDITIONS[3],

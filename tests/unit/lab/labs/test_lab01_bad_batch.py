@@ -14,19 +14,23 @@ def _result(success: bool, failed: list[tuple[str, str | None]]) -> dict:
         "success": success,
         "results": results,
         "meta": {
-            "run_id": {"run_name": "batch", "run_time": "2026-01-01T00:00:00+00:00"},
+            "run_id": {"run_name": "training:bad.csv", "run_time": "2026-01-01T00:00:00+00:00"},
             "batch_markers": {"pandas_data_fingerprint": "abc"},
         },
     }
 
 
 def test_parse_result_keeps_only_failed_expectations_with_their_columns(tmp_path: Path) -> None:
-    path = tmp_path / "validations" / "iris_contract" / "batch" / "20260101T000000Z" / "pandas-iris.json"
+    path = tmp_path / "validations" / "iris_contract" / "training:bad.csv" / "20260101T000000Z" / "pandas-iris.json"
     parsed = parse_result(path, _result(False, [("expect_column_values_to_be_between", "sepal_length")]))
-    assert (parsed.run_name, parsed.fingerprint, parsed.success) == ("batch", "abc", False)
+    assert (parsed.run_name, parsed.fingerprint, parsed.success) == ("training:bad.csv", "abc", False)
     assert parsed.failed_names() == ["expect_column_values_to_be_between(sepal_length)"]
     page = docs_page(tmp_path, parsed)
-    assert page == tmp_path / "data_docs/local_site/validations/iris_contract/batch/20260101T000000Z/pandas-iris.html"
+    assert (
+        page
+        == tmp_path
+        / "data_docs/local_site/validations/iris_contract/training:bad.csv/20260101T000000Z/pandas-iris.html"
+    )
 
 
 def test_answer_matches_a_failed_expectation_with_or_without_prefix() -> None:
