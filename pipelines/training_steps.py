@@ -277,7 +277,8 @@ def run_training(
     """load → validate → train → gate → register; invalid data raises before anything is trained.
 
     The run is logged as ``candidate`` and renamed after the gate (`run_name`), so the MLflow UI lists
-    ``train-v1``, ``retrain-drift-v2``, ``train-rejected-...`` instead of a column of identical names.
+    ``train-v1``, ``retrain-drift-v2``, ``train-rejected-...`` instead of a column of identical names; in a
+    sweep the parent run is renamed (``train-v3-sweep``) and the trials keep their ``trial C=...`` names.
     """
     steps = steps or Steps()
     data = steps.load(data_path or settings.resolve(params.dataset.path))
@@ -286,5 +287,7 @@ def run_training(
     report = steps.gate(settings, params, result)
     outcome = steps.register(settings, params, result, logged, report, data)
     outcome.sweep_run_ids = sweep_runs
-    mlflow_client(settings).update_run(outcome.run_id, name=run_name(purpose, outcome))
+    # A sweep's trials keep their "trial C=..." names; its parent run takes the name (train-v3-sweep).
+    named, suffix = (sweep_runs[0], "-sweep") if sweep_runs else (outcome.run_id, "")
+    mlflow_client(settings).update_run(named, name=run_name(purpose, outcome) + suffix)
     return outcome

@@ -246,6 +246,8 @@ def test_sweep_logs_nested_runs_and_picks_best_cv(lab, first) -> None:
     assert client.get_run(parent_id).data.tags["best_run_id"] == best.info.run_id
     assert json.loads(json.dumps(outcome.gate))["passed"] is (outcome.status == "registered")
     assert outcome.status == "registered"  # non-inferior to the champion on the same data
+    assert client.get_run(parent_id).info.run_name == f"train-v{outcome.version}-sweep"
+    assert all(client.get_run(r).info.run_name.startswith("trial ") for r in trial_ids)  # the winner's too
     card = Path(client.download_artifacts(outcome.run_id, "model_card.md")).read_text(encoding="utf-8")
     assert "| sweep |" in card  # the sweep chose this model, so its card shows the grid it searched
 
