@@ -48,9 +48,12 @@ def _parts() -> tuple[LabContext, StateStore, sa.Engine]:
 def _show(tick: Tick) -> None:
     state, action, analysis = tick.state, tick.action, tick.analysis
     console.print(f"rollout [bold]{state.status}[/bold]  weight {100 * state.weight:g} %  v{state.challenger_version}")
+    reason = action.reason
     if analysis is not None:
         console.print(f"analysis: {analysis.summary()}")
-    console.print(f"action: [bold]{action.kind}[/bold]  {action.reason}")
+        # The action's reason quotes the analysis in full (it is what the history keeps): say it once here.
+        reason = reason.replace(f": {analysis.summary()}", "").replace(analysis.summary(), "").strip()
+    console.print(f"action: [bold]{action.kind}[/bold]  {reason}")
 
 
 @rollout_app.command("start")

@@ -37,6 +37,8 @@ def test_rollout_commands_start_pause_resume_abort(
 
     waited = runner.invoke(app, ["rollout", "tick"])
     assert "action: wait" in waited.output  # no traffic: inconclusive, never a pass
+    assert waited.output.count("error_rate_increase:") == 1, waited.output  # said by the analysis, not again
+    assert "action: wait  waiting at 10 %" in waited.output
 
     assert runner.invoke(app, ["rollout", "pause", "--reason", "investigating"]).exit_code == 0
     assert "paused" in runner.invoke(app, ["rollout", "status"]).output
