@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from cli.help import group_settings
@@ -112,13 +113,22 @@ def audit_cmd() -> None:
     if not entries:
         Console().print(f"no audit entries for {settings.model_name!r} yet")
         return
-    table = Table(title=f"{settings.model_name} audit log", title_justify="left")
-    for column in ("seq", "time (UTC)", "actor", "action", "alias", "from → to", "reason"):
-        table.add_column(column, no_wrap=column in ("seq", "from → to"))
-    for e in entries:
-        moved = f"{_v(e.from_version)} → {_v(e.to_version)}"
-        table.add_row(str(e.seq), e.ts.replace("T", " ")[:19], e.actor, e.action, e.alias, moved, e.reason)
-    Console().print(table)
+    from core.tables import print_rows
+
+    header = ("seq", "time (UTC)", "actor", "action", "alias", "from → to", "reason")
+    rows = [
+        [
+            str(e.seq),
+            e.ts.replace("T", " ")[:19],
+            escape(e.actor),
+            e.action,
+            e.alias,
+            f"{_v(e.from_version)} → {_v(e.to_version)}",
+            escape(e.reason),
+        ]
+        for e in entries
+    ]
+    print_rows(Console(), f"{settings.model_name} audit log", header, rows, named=("seq",))
 
 
 def _hours(seconds: float | None) -> str:

@@ -50,15 +50,23 @@ def findings_table(findings: list[Finding]) -> list[dict[str, str]]:
 
 def print_monitoring(outcome: MonitoringOutcome, out: Console | None = None) -> None:
     """The findings table, the decision and the retrain outcome (shared by the CLI and the demos)."""
-    from rich.table import Table
+    from core.tables import print_rows
 
     out = out or Console()
     colour = {"ok": "green", "fired": "red", "inconclusive": "yellow"}
-    table = Table("check", "status", "score", "threshold", "rows", "summary", title="monitoring", title_justify="left")
-    for row in findings_table(outcome.findings):
-        status = f"[{colour[row['status']]}]{row['status']}[/]"
-        table.add_row(row["check"], status, row["score"], row["threshold"], row["rows"], escape(row["summary"]))
-    out.print(table)
+    header = ("check", "status", "score", "threshold", "rows", "summary")
+    rows = [
+        [
+            r["check"],
+            f"[{colour[r['status']]}]{r['status']}[/]",
+            r["score"],
+            r["threshold"],
+            r["rows"],
+            escape(r["summary"]),
+        ]
+        for r in findings_table(outcome.findings)
+    ]
+    print_rows(out, "monitoring", header, rows, named=("score", "threshold", "rows"))
     for note in outcome.notes:
         out.print(f"reference: {escape(note)}")
     out.print(f"reports: {outcome.report_dir}  (MLflow run {outcome.mlflow_run_id})")
