@@ -52,7 +52,7 @@ def ingest() -> None:
 
 def print_result(result: ValidationResult, out: Console | None = None) -> None:
     """The validation report: verdict, a table of failed expectations, the Data Docs path."""
-    from rich.table import Table
+    from core.tables import print_rows
 
     out = out or console
     total = result.statistics.get("evaluated", 0)
@@ -63,13 +63,12 @@ def print_result(result: ValidationResult, out: Console | None = None) -> None:
             f"[bold red]invalid[/bold red]: {escape(result.batch)} broke "
             f"{len(result.failures)} of {total} expectations (suite {escape(result.suite)})"
         )
-        table = Table(show_lines=False)
-        for name in ("expectation", "column", "what is wrong", "examples"):
-            table.add_column(name, overflow="fold")
+        rows = []
         for f in result.failures:
             examples = ", ".join(repr(v) for v in f.examples if v is not None)
-            table.add_row(escape(f.expectation), escape(f.column or "(table)"), escape(f.detail), escape(examples))
-        out.print(table)
+            wrong = f"{f.detail} (e.g. {examples})" if examples else f.detail
+            rows.append([escape(f.expectation), escape(f.column or "(table)"), escape(wrong)])
+        print_rows(out, "failed expectations", ("expectation", "column", "what is wrong"), rows)
     if result.docs_path:
         out.print(f"Data Docs: {escape(result.docs_path.as_uri())}")
 
