@@ -74,9 +74,10 @@ def monitor(
         return
     from flows.monitoring_flow import monitoring_flow
 
-    outcome = monitoring_flow(
-        ctx.settings, ctx.params, window=window, retrain=not dry_run, requested="manual" if retrain else None
-    )
+    with console.status("monitoring: every drift and decay check, then the decision (Prefect flow `monitoring`)"):
+        outcome = monitoring_flow(  # the spinner shows on a terminal only
+            ctx.settings, ctx.params, window=window, retrain=not dry_run, requested="manual" if retrain else None
+        )
     print_monitoring(outcome)
     if any(f.fired for f in outcome.findings):
         raise typer.Exit(EXIT_FIRED)

@@ -33,7 +33,10 @@ def train(
 
     ctx = load_context()
     try:
-        with quiet_refusals(DataValidationError, FileNotFoundError):  # explained below, once, without a traceback
+        with (
+            quiet_refusals(DataValidationError, FileNotFoundError),  # explained below, once, without a traceback
+            console.status("training: load → validate → train → gate → register (Prefect flow `training`)"),
+        ):  # the spinner shows on a terminal only; logs and CI output stay as they are
             outcome = training_flow(ctx.settings, ctx.params, data_path=str(data) if data else None, sweep=sweep)
     except DataValidationError as err:
         console.print("[bold red]invalid data: nothing was trained or registered[/bold red]")
