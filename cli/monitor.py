@@ -1,7 +1,8 @@
 """CLI command ``mlops-lab monitor``: one look at production now, or the scheduled deployment.
 
 Thin shell over the Prefect flow ``monitoring`` (flows/monitoring_flow.py). Exit codes: 0 nothing
-fired, 2 a check fired (whatever the retrain did), so a cron job or a CI step can branch on it.
+fired, 2 a check fired (whatever the retrain did), so a cron job or a CI step can branch on it; 1 the
+prediction log could not be reached (said in two lines, its password redacted, nothing checked).
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from core.exit_codes import EXIT_FIRED
+from core.exit_codes import EXIT_FAILED, EXIT_FIRED
 
 if TYPE_CHECKING:
     from core.params import Params
@@ -72,12 +74,28 @@ def monitor(
         console.print("runs appear in the Prefect UI; stop with Ctrl-C")
         prefect_serve(*scheduled_deployments(ctx.params))
         return
+    from sqlalchemy.exc import OperationalError
+
+    from core.quiet_refusals import quiet_refusals
+    from core.redact import redact
     from flows.monitoring_flow import monitoring_flow
 
-    with console.status("monitoring: every drift and decay check, then the decision (Prefect flow `monitoring`)"):
-        outcome = monitoring_flow(  # the spinner shows on a terminal only
-            ctx.settings, ctx.params, window=window, retrain=not dry_run, requested="manual" if retrain else None
+    try:
+        with (
+            quiet_refusals(OperationalError),  # explained below in two lines, not 470 lines of tracebacks
+            console.status("monitoring: every drift and decay check, then the decision (Prefect flow `monitoring`)"),
+        ):  # the spinner shows on a terminal only
+            outcome = monitoring_flow(
+                ctx.settings, ctx.params, window=window, retrain=not dry_run, requested="manual" if retrain else None
+            )
+    except OperationalError as err:
+        reason = str(err.orig or err).strip().splitlines()[0]
+        where = redact(ctx.settings.prediction_log_uri)
+        console.print(
+            f"[bold red]the prediction log cannot be reached[/bold red] at {escape(where)}: {escape(redact(reason))}"
         )
+        console.print("nothing was checked; start the database or point MLOPS_PREDICTION_LOG_URL at it")
+        raise typer.Exit(EXIT_FAILED) from err
     print_monitoring(outcome)
     if any(f.fired for f in outcome.findings):
         raise typer.Exit(EXIT_FIRED)
