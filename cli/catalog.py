@@ -18,7 +18,7 @@ from rich.padding import Padding
 from rich.panel import Panel
 from rich.table import Table
 
-from lab.ui_state import MLFLOW_PORT, PREFECT_PORT  # two constants; the module imports nothing heavy
+from core.ui_ports import MLFLOW_UI_PORT, PREFECT_UI_PORT
 
 
 def _fail(message: str) -> typer.Exit:
@@ -109,8 +109,8 @@ def ui(
     own: Annotated[bool, typer.Option("--own", help="Open your own state, even if a demo ran since.")] = False,
     port: Annotated[
         int, typer.Option(min=1, max=65535, help="MLflow UI port (5000 is AirPlay's on macOS).")
-    ] = MLFLOW_PORT,
-    prefect_port: Annotated[int, typer.Option(min=1, max=65535, help="Prefect UI port.")] = PREFECT_PORT,
+    ] = MLFLOW_UI_PORT,
+    prefect_port: Annotated[int, typer.Option(min=1, max=65535, help="Prefect UI port.")] = PREFECT_UI_PORT,
 ) -> None:
     """Print how to open the MLflow and Prefect UIs, the Data Docs and the reports (starts nothing).
 
@@ -140,9 +140,11 @@ def ui(
     prefect_home = os.environ.get("PREFECT_HOME", str(base.prefect_home))
     console.print("[bold]Prefect UI[/bold] (flow runs, task states, retries, schedules; demos' runs included):")
     prefect_env = f"PREFECT_HOME={prefect_home} PREFECT_SERVER_ANALYTICS_ENABLED=false"
-    if prefect_port != PREFECT_PORT:  # the UI calls the API on the port the server was told, not the one it listens on
+    if (
+        prefect_port != PREFECT_UI_PORT
+    ):  # the UI calls the API on the port the server was told, not the one it listens on
         prefect_env += f" PREFECT_SERVER_API_PORT={prefect_port}"
-    port_flag = f" --port {prefect_port}" if prefect_port != PREFECT_PORT else ""
+    port_flag = f" --port {prefect_port}" if prefect_port != PREFECT_UI_PORT else ""
     console.print(f"  {escape(prefect_env)} uv run prefect server start{port_flag}")
     console.print(f"  then open http://127.0.0.1:{prefect_port}")
     docs = sorted(s.gx_dir.glob("**/data_docs/local_site/index.html")) if s.gx_dir.is_dir() else []

@@ -2,7 +2,8 @@
 
 Thin shell over the Prefect flow ``monitoring`` (flows/monitoring_flow.py). Exit codes: 0 nothing
 fired, 2 a check fired (whatever the retrain did), so a cron job or a CI step can branch on it; 1 the
-prediction log could not be reached (said in two lines, its password redacted, nothing checked).
+prediction log could not be reached (its password redacted) or the reference data is missing: said in two
+lines, nothing checked.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def monitor(
 
     try:
         with (
-            quiet_refusals(OperationalError),  # explained below in two lines, not 470 lines of tracebacks
+            quiet_refusals(OperationalError, FileNotFoundError),  # explained below in two lines, not in tracebacks
             console.status("monitoring: every drift and decay check, then the decision (Prefect flow `monitoring`)"),
         ):  # the spinner shows on a terminal only
             outcome = monitoring_flow(
@@ -95,6 +96,10 @@ def monitor(
             f"[bold red]the prediction log cannot be reached[/bold red] at {escape(where)}: {escape(redact(reason))}"
         )
         console.print("nothing was checked; start the database or point MLOPS_PREDICTION_LOG_URL at it")
+        raise typer.Exit(EXIT_FAILED) from err
+    except FileNotFoundError as err:  # no champion yet, and the reference data was never ingested
+        console.print(f"[bold red]{escape(str(err))}[/bold red]")
+        console.print("nothing was checked; run `mlops-lab ingest` (the reference data) or train a champion first")
         raise typer.Exit(EXIT_FAILED) from err
     print_monitoring(outcome)
     if any(f.fired for f in outcome.findings):

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core.ui_ports import MLFLOW_UI_PORT
+
 if TYPE_CHECKING:
     from core.settings import Settings
 
 STORE = "mlflow.db"
-MLFLOW_PORT = 5050  # not 5000: macOS gives port 5000 to AirPlay Receiver
-PREFECT_PORT = 4200  # Prefect's own default
+MLFLOW_PORT = MLFLOW_UI_PORT  # not 5000: macOS gives port 5000 to AirPlay Receiver
 
 
 class UnknownStateError(ValueError):

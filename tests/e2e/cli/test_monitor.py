@@ -8,6 +8,7 @@ without saying what to fix.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -27,10 +28,32 @@ def _refused_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_an_unreachable_prediction_log_is_a_short_refusal_without_the_password(tmp_path: Path) -> None:
+def _env(tmp_path: Path) -> dict[str, str]:
     env = {**os.environ, "MLOPS_STATE_DIR": str(tmp_path / "state"), "COLUMNS": "100"}
     for key in [k for k in env if k.startswith("PREFECT_")]:
         del env[key]
+    return env
+
+
+def test_missing_reference_data_is_a_short_refusal_naming_the_fix(tmp_path: Path) -> None:
+    """A fresh project: no champion and no ingested data, so there is nothing to compare production with."""
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(REPO / "params.yaml", project / "params.yaml")
+    env = {**_env(tmp_path), "MLOPS_PROJECT_DIR": str(project)}
+    done = subprocess.run(
+        [CLI, "monitor", "--dry-run"], cwd=project, env=env, capture_output=True, text=True, timeout=300
+    )
+    said = done.stdout + done.stderr
+    assert done.returncode == 1, said
+    assert "data file not found" in said
+    assert "mlops-lab ingest" in said
+    assert "Traceback" not in said
+    assert len(said.strip().splitlines()) <= 8, said
+
+
+def test_an_unreachable_prediction_log_is_a_short_refusal_without_the_password(tmp_path: Path) -> None:
+    env = _env(tmp_path)
     env["MLOPS_PREDICTION_LOG_URL"] = f"postgresql+psycopg://mlops:{PASSWORD}@127.0.0.1:{_refused_port()}/mlops"
     done = subprocess.run([CLI, "monitor", "--dry-run"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     said = done.stdout + done.stderr

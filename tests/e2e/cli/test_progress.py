@@ -55,6 +55,8 @@ def _run_in_a_terminal(args: list[str], env: dict[str, str], timeout_s: float = 
 
 
 def test_monitor_spins_on_a_terminal_and_not_in_a_pipe(tmp_path: Path) -> None:
+    # The reference data monitor compares with before any champion exists (a fresh clone has none yet).
+    assert subprocess.run([CLI, "ingest"], cwd=REPO, env=_env(tmp_path / "tty"), capture_output=True).returncode == 0
     code, drawn = _run_in_a_terminal([CLI, "monitor", "--dry-run"], _env(tmp_path / "tty"))
     assert code == 0, drawn
     assert SPINNER_TEXT in drawn
