@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from pipelines.training_steps import run_training
 from serving.app import create_app
 from serving.rollout import RolloutState
 from serving.router import RoutingState, bucket
+from tests.live_server import served_on_loopback
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 TOKEN = "admin-test-token-4f9c2b7e1d"
@@ -393,25 +393,8 @@ def test_cors_is_off_by_default_and_on_for_configured_origins(
 @pytest.fixture(scope="module")
 def api_url(client: TestClient) -> Iterator[str]:
     """The module's app (lifespan already running) also served by uvicorn on a loopback port."""
-    import uvicorn
-
-    from serving.server import bind_tcp_socket
-
-    sock = bind_tcp_socket("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(client.app, lifespan="off", log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:  # readiness poll, bounded by the deadline
-        assert thread.is_alive(), "uvicorn exited during start-up"
-        assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
+    with served_on_loopback(client.app) as url:
+        yield url
 
 
 def test_real_http_413_for_a_chunked_upload_keeps_the_server_healthy(api_url: str) -> None:

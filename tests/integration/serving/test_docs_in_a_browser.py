@@ -8,9 +8,6 @@ the same block it renders no operation at all, so the test can tell offline docs
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,36 +18,16 @@ from core.params import Params
 from core.settings import Settings
 from serving.app import create_app
 from tests.browser import rendered_dom
+from tests.live_server import served_on_loopback
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def _serve(app: FastAPI) -> Iterator[str]:
-    """``app`` on uvicorn at a loopback port (no lifespan: the docs need no model)."""
-    import uvicorn
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:  # readiness poll, bounded by the deadline
-        assert thread.is_alive(), "uvicorn exited during start-up"
-        assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
 
 
 @pytest.fixture(scope="module")
 def api_url(tmp_path_factory: pytest.TempPathFactory, params: Params) -> Iterator[str]:
     settings = Settings(state_dir=tmp_path_factory.mktemp("docs-state"), rate_limit_per_s=0)
-    yield from _serve(create_app(settings, params))
+    with served_on_loopback(create_app(settings, params)) as url:
+        yield url
 
 
 def test_swagger_ui_lists_every_operation_with_the_network_blocked(api_url: str, tmp_path: Path) -> None:
@@ -73,7 +50,7 @@ def test_fastapis_stock_docs_page_renders_nothing_offline_the_control(tmp_path: 
     def ping() -> dict[str, str]:
         return {"ok": "yes"}
 
-    for url in _serve(stock):
+    with served_on_loopback(stock) as url:
         dom = rendered_dom(f"{url}/docs", tmp_path / "profile")
         assert "opblock-summary-path" not in dom  # Swagger UI never arrived from the CDN
 

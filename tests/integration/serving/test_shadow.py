@@ -33,7 +33,7 @@ from pipelines.training_steps import run_training
 from serving.app import create_app
 from serving.prediction_log import predictions_table
 from serving.router import RoutingState
-from serving.server import bind_tcp_socket
+from tests.live_server import served_on_loopback
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
@@ -63,23 +63,8 @@ def client(registry, params: Params) -> Iterator[TestClient]:
 @pytest.fixture(scope="module")
 def api_url(client: TestClient) -> Iterator[str]:
     """The module's app (lifespan running) also served by uvicorn on a loopback port."""
-    import uvicorn
-
-    sock = bind_tcp_socket("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(client.app, lifespan="off", log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:  # readiness poll, bounded by the deadline
-        assert thread.is_alive(), "uvicorn exited during start-up"
-        assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
+    with served_on_loopback(client.app) as url:
+        yield url
 
 
 class HeldModel:
