@@ -62,7 +62,10 @@ def record_findings_task(settings: Settings, findings: list[Finding], out_dir: P
     engine = make_engine(s.prediction_log_uri)
     try:
         save_findings(engine, findings)
-        write_findings_picture(engine, out_dir)  # this run and the ones before it, logged with the reports
+        try:  # this run and the ones before it, logged with the reports
+            write_findings_picture(engine, out_dir)
+        except (OSError, ValueError) as err:  # a picture is not worth a retry, which would save the findings twice
+            print(f"findings-over-time picture not drawn: {err}")
     finally:
         engine.dispose()
     monitoring = s.model_copy(update={"experiment_name": f"{s.experiment_name}-monitoring"})
