@@ -42,6 +42,8 @@ def plot_anomaly_band(
         (flags,) = ax.plot(list(hits.index), hits["value"], "o", color="tab:red", ms=6, label="flagged")
         if 0 < warmup < len(x):
             ax.axvline(x[warmup], color="grey", lw=0.8, ls=":", label=f"end of warmup ({warmup} points)")
+        low, high = ax.get_ylim()
+        ax.set_ylim(low, high + 0.3 * (high - low))  # room for the legend above the highest point
         ax.set_ylabel(metric, fontsize=8)
         ax.legend(fontsize=7, loc="upper left", ncol=5)
         plotted[metric] = {

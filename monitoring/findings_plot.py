@@ -4,7 +4,7 @@ Concept: monitoring as decisions, watched over time (C32-C37). One run's table s
 the history says whether a score has been creeping towards its threshold for a week, or jumped
 once. Each check gets its own panel (scores are in different units: a share of drifted features,
 an accuracy drop, a z-score), its score per run as a line, its threshold as a dashed step, fired
-runs in red and inconclusive runs (no score) as grey ticks on the axis. Drawn from the findings the
+runs in red and inconclusive runs (no score) as grey crosses at zero. Drawn from the findings the
 runs saved (`core.findings.finding_runs`), next to each monitoring report, and by the drift demo.
 """
 
@@ -55,7 +55,9 @@ def plot_findings(
         fired_x = [i for i, f in enumerate(found) if f is not None and f.fired]
         (fired,) = ax.plot(fired_x, [scores[i] for i in fired_x], "o", color="tab:red", ms=7, label="fired")
         unsure_x = [i for i, f in enumerate(found) if f is not None and f.status == "inconclusive"]
-        (unsure,) = ax.plot(unsure_x, [0.0] * len(unsure_x), "|", color="grey", ms=12, label="inconclusive")
+        (unsure,) = ax.plot(unsure_x, [0.0] * len(unsure_x), "x", color="grey", ms=8, label="inconclusive")
+        low, high = ax.get_ylim()
+        ax.set_ylim(low, high + 0.35 * (high - low))  # room for the legend above the highest score
         ax.set_ylabel(check.replace("_", " "), fontsize=8)
         ax.legend(fontsize=7, loc="upper left", ncol=4)
         plotted[check] = {
