@@ -3,9 +3,10 @@
 Concept: the closed loop (C01, C37). One flow run is one look at production: the newest window of
 the prediction log against the champion's training data. Every check's `Finding` is saved to the
 shared database (the API's ``/metrics`` exports them, so Prometheus alerts on them), its HTML/JSON
-reports are written under the state folder and logged to MLflow as a run of the ``<experiment>-monitoring``
-experiment, and the findings table and the decision are published as Prefect artifacts, so "why did
-it retrain at 03:00?" is answered in the Prefect UI. If a trigger fired, the ``retraining`` flow runs
+reports and pictures (``findings-over-time.png``: every check's score over the last runs) are written
+under the state folder and logged to MLflow as a run of the ``<experiment>-monitoring`` experiment,
+and the findings table and the decision are published as Prefect artifacts, so "why did it retrain
+at 03:00?" is answered in the Prefect UI. If a trigger fired, the ``retraining`` flow runs
 as a subflow: guarded, gated, and shipped as a canary -- never straight to every user.
 
 The same flow runs on demand (``mlops-lab monitor``), on a cron schedule as a deployment
@@ -29,6 +30,7 @@ from core.settings import Settings
 from flows.monitoring_outcome import MonitoringOutcome, findings_table
 from flows.retraining_flow import retraining_flow
 from monitoring.checks import run_checks
+from monitoring.findings_plot import write_findings_picture
 from monitoring.retrain_plan import decide
 from monitoring.window import load_inputs
 from pipelines.registry import ensure_experiment
@@ -53,13 +55,17 @@ def run_checks_task(inputs: CheckInputs, params: Params, out_dir: Path) -> list[
 
 @task(name="record-findings", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
 def record_findings_task(settings: Settings, findings: list[Finding], out_dir: Path) -> str:
-    """Findings to the shared DB (for /metrics and the decision) and to MLflow (reports as artifacts)."""
+    """Findings to the shared DB (for /metrics and the decision) and to MLflow (reports and pictures as artifacts)."""
     import mlflow
 
     s = settings
     engine = make_engine(s.prediction_log_uri)
     try:
         save_findings(engine, findings)
+        try:  # this run and the ones before it, logged with the reports
+            write_findings_picture(engine, out_dir)
+        except (OSError, ValueError) as err:  # a picture is not worth a retry, which would save the findings twice
+            print(f"findings-over-time picture not drawn: {err}")
     finally:
         engine.dispose()
     monitoring = s.model_copy(update={"experiment_name": f"{s.experiment_name}-monitoring"})

@@ -65,6 +65,8 @@ def test_clean_traffic_is_checked_recorded_and_starts_no_retrain(loop: LabContex
     assert not outcome.decision.retrain
     assert outcome.retrain is None
     assert (Path(outcome.report_dir) / "data-drift.html").exists()
+    assert (Path(outcome.report_dir) / "findings-over-time.png").stat().st_size > 10_000  # drawn from the history
+    assert (Path(outcome.report_dir) / "anomaly-band.png").exists() == ("png" in found["anomaly"].reports)
     engine = make_engine(loop.settings.prediction_log_uri)
     try:
         assert latest_findings(engine)["data_drift"].status == "ok"  # what /metrics exports
