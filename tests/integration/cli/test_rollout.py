@@ -49,5 +49,8 @@ def test_rollout_commands_start_pause_resume_abort(
     status = runner.invoke(app, ["rollout", "status"]).output
     assert "aborted" in status
     assert "canary weight 0 %" in status
+    picture = settings.reports_dir / "rollout" / "rollout-weights.png"  # drawn next to the state's reports
+    assert picture.read_bytes()[:4] == b"\x89PNG"
+    assert "rollout-weights.png" in status.replace("\n", "")
     assert current_aliases(settings)["champion"] == "1"
     assert {v.version: v.status for v in list_versions(settings)}["2"] == "rejected"
