@@ -131,6 +131,9 @@ def test_lab4_the_only_accepted_decision_is_the_one_the_ab_test_supports(ctx: La
     peek = send(service, 60, seed=0)
     early = run_check(4, ctx, "wait")
     assert unmet(early) == [f"{planned} labels per arm (the planned sample)"], early
+    picture = ctx.settings.reports_dir / "lab04" / "ab-interval.png"  # the check draws what it judged
+    assert picture.read_bytes()[:4] == b"\x89PNG"
+    assert str(picture) in early[-1].detail
     later = send(service, 1000, seed=1, users=1000)
     assert min(sum(r.arms[arm].labelled for r in (peek, later)) for arm in ("champion", "challenger")) >= planned
     service.flush()
