@@ -95,6 +95,9 @@ def test_lab3_the_controller_aborts_the_planted_canary(ctx: LabContext, service:
     checks = run_check(3, ctx)
     assert unmet(checks) == [], checks
     assert "online_accuracy" in checks[2].detail
+    picture = ctx.settings.reports_dir / "lab03" / "rollout-weights.png"  # the check draws the rollout it judged
+    assert picture.read_bytes()[:4] == b"\x89PNG"
+    assert any(str(picture) in c.detail for c in checks if c.name == "the controller aborted it on a metric")
 
 
 def test_lab3_started_again_does_not_count_the_earlier_abort(ctx: LabContext, service: DemoService) -> None:
