@@ -89,7 +89,12 @@ def status_cmd(
         console.print(f"  {event.at:%H:%M:%S} {event.event:<8} {100 * event.weight:g} %  {event.reason}")
     if state.history:
         out = picture or ctx.settings.reports_dir / "rollout" / PICTURE_NAME
-        write_rollout_picture(state, out)
+        try:
+            write_rollout_picture(state, out)
+        except OSError as err:  # a read-only reports folder must not hide the status printed above
+            console.print(f"[yellow]could not draw the picture to {escape(str(out))}: {escape(str(err))}[/yellow]")
+            console.print("  give a writable file with --picture PATH")
+            return
         console.print(f"picture (weight steps and verdicts): {escape(str(out))}")
 
 

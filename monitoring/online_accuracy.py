@@ -91,14 +91,15 @@ def write_accuracy_picture(table: pd.DataFrame, out: Path, title: str = "") -> d
 
     fig, ax = plt.subplots(figsize=(9, 4.6))
     drawn = {}
-    for version, rows in table.groupby("model_version", sort=True):
+    for k, (version, rows) in enumerate(table.groupby("model_version", sort=True)):
         middle = rows["start"] + (rows["end"] - rows["start"]) / 2
         x = mdates.date2num(middle.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy())
         acc = rows["accuracy"].to_numpy(dtype=float)
         bars = np.vstack([acc - rows["low"].to_numpy(dtype=float), rows["high"].to_numpy(dtype=float) - acc])
         container = ax.errorbar(x, acc, yerr=bars, marker="o", capsize=3, label=f"v{version}")
         labels = [
-            ax.annotate(str(n), (xi, yi), xytext=(4, 4), textcoords="offset points", fontsize=7, gid=f"n-{version}")
+            # Versions that share a bucket draw their points close together: stagger their counts.
+            ax.annotate(str(n), (xi, yi), xytext=(4, 4 - 12 * (k % 2)), textcoords="offset points", fontsize=7)
             for xi, yi, n in zip(x, acc, rows["labelled"], strict=True)
         ]
         drawn[str(version)] = (container, labels)

@@ -66,6 +66,10 @@ def weight_series(state: RolloutState) -> WeightSeries:
     return WeightSeries(tuple(times), tuple(weights), tuple(marks))
 
 
+def _looks(n: int) -> str:
+    return f"{n} look" if n == 1 else f"{n} looks"
+
+
 def _short(reason: str, width: int = 90) -> str:
     return reason if len(reason) <= width else reason[: width - 1] + "…"
 
@@ -97,7 +101,7 @@ def write_rollout_picture(state: RolloutState, out: Path) -> WeightSeries:
                 s=70,
                 color=COLOURS[mark],
                 zorder=3,
-                label=f"{mark} ({sum(m.repeats for m in chosen)} looks)",
+                label=f"{mark} ({_looks(sum(m.repeats for m in chosen))})",
                 gid=f"mark-{mark}",
             )
     for m in series.marks:  # the reason of each decisive verdict, where a reader looks for it
