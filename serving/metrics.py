@@ -1,15 +1,18 @@
 """Prometheus metrics of the serving API: traffic, latency, predictions per version and arm.
 
 Concept: operational monitoring of a model service (C18, C21). A canary analysis, an alert or a
-Grafana panel needs the same few series every model server exposes: requests by endpoint and
+Grafana panel needs the same few series every model server exposes: requests by route, method and
 status, a latency histogram, predictions by model version / arm / class (a sudden class shift is
-often the first visible symptom of drift), errors, and which versions are loaded right now.
+often the first visible symptom of drift), errors, and which versions are loaded right now. Names
+follow one scheme (`serving.metric_names`): the usual ``http_requests_total`` and
+``http_request_duration_seconds`` for HTTP, ``mlops_`` and a base unit for everything else.
 
 Each app gets its *own* ``CollectorRegistry``: the global default registry would raise
 "Duplicated timeseries" as soon as a second app is created in one process (tests, reloads), and
 it would mix in unrelated collectors. Request metrics come from a pure ASGI middleware (cheaper
 than ``BaseHTTPMiddleware``) labelled with the route *template* (``/v2/models/{name}/infer``), never
-the raw path, so a client cannot explode the label cardinality with made-up URLs. With several
+the raw path, and with the method only when it is a standard one (else ``other``), so a client cannot
+explode the label cardinality with made-up URLs or methods. With several
 uvicorn workers each process has its own counters; Prometheus scrapes per process (or use the
 client's multiprocess mode behind a single exporter).
 
