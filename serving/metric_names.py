@@ -2,8 +2,9 @@
 
 - HTTP traffic uses the names every Prometheus user already knows: ``http_requests_total{route,method,status}``
   and the histogram ``http_request_duration_seconds{route,method}``;
-- every other series of ours starts with ``mlops_``, so one ``{__name__=~"mlops_.+"}`` finds them all and
-  none collides with another exporter's ``predictions`` or ``model_info``;
+- every other series of ours starts with ``mlops_`` (`PREFIX`, written out in full where a series is
+  defined, so a grep for the name finds its producer), so one ``{__name__=~"mlops_.+"}`` finds them all
+  and none collides with a generic name of another exporter;
 - base units end the name: ``_seconds``, ``_rows``, ``_ratio`` (0 to 1), ``_timestamp_seconds``; counters
   end in ``_total``, value-1 gauges that carry labels in ``_info``;
 - label names are snake_case and label values are bounded: route templates, never raw paths, and an

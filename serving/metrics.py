@@ -36,7 +36,7 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
 from serving.access_log import utc_timestamp
-from serving.metric_names import HTTP_METHODS, OTHER_METHOD, PREFIX
+from serving.metric_names import HTTP_METHODS, OTHER_METHOD
 from serving.monitor_metrics import MonitorCollector
 
 if TYPE_CHECKING:
@@ -80,15 +80,15 @@ class LogCollector:
         if self._stats is None:
             return
         stats = self._stats()
-        rows = CounterMetricFamily(f"{PREFIX}prediction_log_rows", "Prediction log rows by outcome", labels=["outcome"])
+        rows = CounterMetricFamily("mlops_prediction_log_rows", "Prediction log rows by outcome", labels=["outcome"])
         for outcome in LOG_OUTCOMES:
             rows.add_metric([outcome], getattr(stats, outcome))
         yield rows
         yield GaugeMetricFamily(
-            f"{PREFIX}prediction_log_queued_rows", "Rows accepted, not yet committed", value=stats.queued
+            "mlops_prediction_log_queued_rows", "Rows accepted, not yet committed", value=stats.queued
         )
         yield GaugeMetricFamily(
-            f"{PREFIX}prediction_log_write_ok",
+            "mlops_prediction_log_write_ok",
             "0 while the prediction log's writes fail",
             value=float(stats.write_error is None),
         )
@@ -106,27 +106,27 @@ class Metrics:
             buckets=LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
         self.predictions = Counter(
-            f"{PREFIX}predictions", "Rows predicted", ["model_version", "arm", "predicted_class"], registry=r
+            "mlops_predictions", "Rows predicted", ["model_version", "arm", "predicted_class"], registry=r
         )
         self.prediction_errors = Counter(
-            f"{PREFIX}prediction_errors", "Rows the model failed to score", ["arm"], registry=r
+            "mlops_prediction_errors", "Rows the model failed to score", ["arm"], registry=r
         )
         self.shadow_agreement = Counter(
-            f"{PREFIX}shadow_predictions", "Shadow rows scored, by agreement with the served answer", ["agreed"],
+            "mlops_shadow_predictions", "Shadow rows scored, by agreement with the served answer", ["agreed"],
             registry=r,
         )  # fmt: skip
         self.shadow_model_time = Histogram(
-            f"{PREFIX}shadow_model_duration_seconds",
+            "mlops_shadow_model_duration_seconds",
             "Shadow model time per mirrored request, after the response (not user-facing)",
             buckets=LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
-        self.reloads = Counter(f"{PREFIX}model_reloads", "Model snapshot swaps after an alias moved", registry=r)
+        self.reloads = Counter("mlops_model_reloads", "Model snapshot swaps after an alias moved", registry=r)
         self.model_call_rows = Histogram(
-            f"{PREFIX}model_call_rows", "Rows scored per model call (one request, or a micro-batch of several)",
+            "mlops_model_call_rows", "Rows scored per model call (one request, or a micro-batch of several)",
             buckets=MODEL_CALL_ROW_BUCKETS, registry=r,
         )  # fmt: skip
         self.model_info = Gauge(
-            f"{PREFIX}model_info", "Loaded model per alias (value 1)", ["alias", "version"], registry=r
+            "mlops_model_info", "Loaded model per alias (value 1)", ["alias", "version"], registry=r
         )
         self.monitor = MonitorCollector()  # findings + rollout gauges; the runtime attaches the state store
         r.register(self.monitor)
