@@ -77,7 +77,7 @@ def test_blue_green_demo_switches_everyone_and_back(run_demo, ctx: LabContext) -
 def test_shadow_demo_never_changes_a_response(run_demo, ctx: LabContext) -> None:
     out = run_demo("shadow", ctx, width=200)
     assert "responses identical to champion-only answers: 150/150" in out
-    assert 'shadow_predictions_total{agreed="true"}' in out
+    assert 'mlops_shadow_predictions_total{agreed="true"}' in out
     assert re.search(r"agreement rate \d+\.\d% \(\d+/150 rows\)", out)
     assert "both models scored on the same 150 labelled requests" in out
     assert re.search(r"shadow +accuracy \d\.\d{3} \(\d+/150\), 95% Wilson", out)
