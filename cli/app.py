@@ -17,6 +17,7 @@ from cli import (
     bench,
     catalog,
     data,
+    dataset,
     generated,
     images,
     labs,
@@ -81,7 +82,21 @@ def configure(
     configure_environment(Settings())
 
 
-COMMAND_MODULES = (data, training, stages, registry, rollout, serve, traffic, monitor, shadow, admin, ops, images)
+COMMAND_MODULES = (
+    data,
+    dataset,
+    training,
+    stages,
+    registry,
+    rollout,
+    serve,
+    traffic,
+    monitor,
+    shadow,
+    admin,
+    ops,
+    images,
+)
 for module in (*COMMAND_MODULES, catalog, ask, quiz, labs, bench, generated):
     module.register(app)
 
