@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 from rich.console import Console
@@ -16,20 +15,11 @@ from cli import dataset as dataset_commands
 from cli.app import app
 from core.params import load_params
 from core.settings import ACTIVE_PARAMS_FILE, Settings
+from lab.labs.lab09_own_dataset import write_wine_with_gaps
 from pipelines.data import write_csv
 
 pytestmark = [pytest.mark.integration]
 REPO = Path(__file__).resolve().parents[3]
-
-
-def wine_csv(path: Path, gaps: int = 6) -> Path:
-    """scikit-learn's wine data as a CSV with class names and `gaps` missing values in each of 3 columns."""
-    frame = load_wine(as_frame=True).frame.rename(columns=lambda c: c.lower().replace("/", "_per_").replace(" ", "_"))
-    frame["cultivar"] = [f"cultivar_{i}" for i in frame.pop("target")]
-    rng = np.random.default_rng(0)
-    for column in ("alcohol", "malic_acid", "ash"):
-        frame.loc[rng.choice(len(frame), gaps, replace=False), column] = np.nan
-    return write_csv(frame, path)
 
 
 @pytest.fixture
@@ -50,7 +40,7 @@ def _run(*args: str):
 
 
 def test_init_profiles_the_csv_and_writes_a_params_file_that_loads(project: Path) -> None:
-    data = wine_csv(project / "wine.csv")
+    data = write_wine_with_gaps(project / "wine.csv")
     done = _run("dataset", "init", str(data), "--target", "cultivar")
     assert done.exit_code == 0, done.output
     assert "178 rows, 14 columns, 0 duplicate row(s)" in done.output
@@ -73,7 +63,7 @@ def test_init_profiles_the_csv_and_writes_a_params_file_that_loads(project: Path
 
 
 def test_use_makes_it_active_show_says_so_and_the_environment_wins(project: Path, monkeypatch) -> None:
-    data = wine_csv(project / "wine.csv")
+    data = write_wine_with_gaps(project / "wine.csv")
     assert _run("dataset", "init", str(data), "--target", "cultivar").exit_code == 0
     written = project / "state" / "datasets" / "wine.yaml"
     assert Settings().params_source == "default"
@@ -105,7 +95,7 @@ def test_use_makes_it_active_show_says_so_and_the_environment_wins(project: Path
 
 
 def test_use_refuses_params_that_do_not_fit_their_data_and_keeps_the_choice(project: Path) -> None:
-    data = wine_csv(project / "wine.csv")
+    data = write_wine_with_gaps(project / "wine.csv")
     assert _run("dataset", "init", str(data), "--target", "cultivar").exit_code == 0
     raw = yaml.safe_load((project / "state" / "datasets" / "wine.yaml").read_text())
     raw["dataset"]["classes"] = ["cultivar_0", "cultivar_1", "cultivar_9"]
