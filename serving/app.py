@@ -80,7 +80,8 @@ def create_app(settings: Settings | None = None, params: Params | None = None) -
     app.state.runtime = runtime
     hot: dict[str, tuple[Any, hot_routes.Handler]] = {}  # filled once the routes exist (below)
     app.add_middleware(HotRoutes, table=hot)  # added first = innermost: inside the limits and the metrics
-    limits.install(app, settings)  # body size, rate limit, CORS; inside the metrics, so 413/429 are counted
+    # body size, admin authentication, rate limit, CORS; inside the metrics, so 401/413/429 are counted
+    limits.install(app, settings, before_body=admin.before_body(runtime))
     app.add_middleware(MetricsMiddleware, metrics=metrics, access=access, routes=app.router.routes)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(HTTPException, _http_error)
