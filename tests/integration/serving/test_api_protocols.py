@@ -203,6 +203,18 @@ def _models(registry) -> dict[str, object]:
     return {v: mlflow.sklearn.load_model(f"models:/{settings.model_name}/{v}") for v in ("1", "2")}
 
 
+def test_mlflow_scoring_client_over_real_http(server_url: str, registry, pyfunc_predictions: list[str]) -> None:
+    """MLflow's own scoring client (what `mlflow models predict` uses on a served model), unchanged."""
+    from mlflow.pyfunc.scoring_server.client import ScoringServerClient
+
+    host, port = server_url.split(":")
+    scoring = ScoringServerClient(host, int(port))
+    scoring.wait_server_ready(timeout=30)
+    answer = scoring.invoke(registry[1])  # a DataFrame: the client sends dataframe_split
+    assert [str(v) for v in answer["predictions"]] == pyfunc_predictions
+    assert scoring.get_version() == package_version("mlflow")
+
+
 def test_oip_health_and_metadata(triton, server_url: str) -> None:
     assert triton.is_server_live()
     assert triton.is_server_ready()
