@@ -17,6 +17,7 @@ from cli import (
     bench,
     catalog,
     data,
+    db,
     generated,
     images,
     labs,
@@ -66,7 +67,7 @@ def configure(
     configure_environment(Settings())
 
 
-COMMAND_MODULES = (data, training, stages, registry, rollout, serve, traffic, monitor, shadow, admin, ops, images)
+COMMAND_MODULES = (data, training, stages, registry, rollout, serve, traffic, monitor, shadow, admin, ops, db, images)
 for module in (*COMMAND_MODULES, catalog, ask, quiz, labs, bench, generated):
     module.register(app)
 
