@@ -4,9 +4,9 @@ Concept: performance as evidence (DESIGN.md, "Performance targets"). A wall-cloc
 test is flaky on a shared 2-core CI box and says nothing about *why* something is slow. Instead,
 ``make bench`` times each subject next to a baseline in the same run, interleaving their repeats
 so that a burst of machine load hits both alike. It reports medians and the subject/baseline
-ratio, and writes ``docs/benchmarks.md`` with the machine, the versions and the command. A ratio
-("tracking makes a training run N times slower than a bare fit") survives a noisy machine; an
-absolute time does not.
+ratio, and writes ``docs/benchmarks.md`` with the machine, the versions and the command, and the
+pictures a section draws of its data next to it. A ratio ("tracking makes a training run N times
+slower than a bare fit") survives a noisy machine; an absolute time does not.
 
 Each section is a function ``(BenchEnv) -> Section`` listed in ``SECTIONS``; the core ones live in
 ``bench/sections.py``, and serving and monitoring add theirs the same way
@@ -116,13 +116,23 @@ class Row:
 
 
 @dataclass(frozen=True)
+class Figure:
+    """A picture of a section's data: ``draw(path)`` writes the PNG; the report embeds ``file`` by name."""
+
+    file: str
+    caption: str
+    draw: Callable[[Path], object]
+
+
+@dataclass(frozen=True)
 class Section:
-    """One table of the report, with a sentence before it and notes after it."""
+    """One table of the report, with a sentence before it, notes and pictures after it."""
 
     title: str
     intro: str
     rows: list[Row]
     notes: list[str]
+    figures: tuple[Figure, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -234,6 +244,8 @@ def render_markdown(report: Report) -> str:
         lines += _table(list(COLUMNS), [row.cells() for row in section.rows])
         if section.notes:
             lines += ["", *(f"- {note}" for note in section.notes)]
+        for figure in section.figures:
+            lines += ["", f"![{figure.caption}]({figure.file})"]
     return "\n".join(lines) + "\n"
 
 
@@ -260,7 +272,10 @@ def run_bench(env: BenchEnv, names: list[str] | None = None) -> Report:
 
 
 def write_report(report: Report, path: Path) -> Path:
-    """Write the rendered report (creating its folder) and return the path."""
+    """Write the rendered report (creating its folder) and its sections' pictures next to it; return the path."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render_markdown(report), encoding="utf-8")
+    for section in report.sections:
+        for figure in section.figures:
+            figure.draw(path.parent / figure.file)
     return path

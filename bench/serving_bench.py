@@ -48,6 +48,7 @@ from bench.loadgen import (
     wrk_available,
 )
 from bench.sections import _quiet
+from bench.serving_plot import serving_figures
 from core.params import load_params
 from core.settings import Settings
 from core.startup import configure_runtime
@@ -386,4 +387,4 @@ def _section(
         "time over successful requests (1 / throughput): a ratio below 1 means the subject serves more requests/s "
         "than the baseline."
     )
-    return Section("Serving over HTTP", intro, rows, notes)
+    return Section("Serving over HTTP", intro, rows, notes, serving_figures(combined, combined2))

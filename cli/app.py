@@ -7,7 +7,7 @@ Command groups live in ``cli/``; each module registers its own commands here.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -17,6 +17,7 @@ from cli import (
     bench,
     catalog,
     data,
+    dataset,
     db,
     generated,
     images,
@@ -33,8 +34,23 @@ from cli import (
     training,
 )
 from cli.help import group_settings
+from core.exit_codes import EXIT_INVALID_PARAMS
 
-app = typer.Typer(
+
+class _App(typer.Typer):
+    """The console entry point: a params file that does not hold together ends in its list of problems."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from core.params_check import ParamsError
+
+        try:
+            return super().__call__(*args, **kwargs)
+        except ParamsError as err:  # every problem, one per line, and no traceback
+            typer.echo(str(err), err=True)
+            raise SystemExit(EXIT_INVALID_PARAMS) from None
+
+
+app = _App(
     **group_settings(),
     name="mlops-lab",
     help="A runnable MLOps reference implementation: train, gate, register, serve, monitor, retrain.",
@@ -67,7 +83,22 @@ def configure(
     configure_environment(Settings())
 
 
-COMMAND_MODULES = (data, training, stages, registry, rollout, serve, traffic, monitor, shadow, admin, ops, db, images)
+COMMAND_MODULES = (
+    data,
+    dataset,
+    training,
+    stages,
+    registry,
+    rollout,
+    serve,
+    traffic,
+    monitor,
+    shadow,
+    admin,
+    ops,
+    db,
+    images,
+)
 for module in (*COMMAND_MODULES, catalog, ask, quiz, labs, bench, generated):
     module.register(app)
 

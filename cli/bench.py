@@ -56,6 +56,17 @@ def demo_timings() -> None:
         raise typer.Exit(1)
 
 
+def demo_pictures() -> None:
+    """Run the canary and ab-test demos on their own state; copy their pictures to docs/operations/."""
+    from lab.demo_pictures import write_pictures
+
+    written, seconds = write_pictures()
+    for demo, took in seconds.items():
+        typer.echo(f"demo {demo}: {took:.1f} s")
+    for path in written:
+        typer.echo(f"wrote {path}")
+
+
 study = typer.Typer(
     **group_settings(),
     help="Seeded simulations that measure a statistical decision's error rates.",
@@ -137,4 +148,5 @@ def register(app: typer.Typer) -> None:
     """Add this module's commands to the CLI."""
     app.command("bench")(bench)
     app.command("demo-timings")(demo_timings)
+    app.command("demo-pictures")(demo_pictures)
     app.add_typer(study, name="study")

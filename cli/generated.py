@@ -29,7 +29,7 @@ def docs() -> None:
 
 
 def capacity() -> None:
-    """Plan replicas, CPU and cost from docs/benchmarks.md; write docs/capacity.md and the prod sizing patch."""
+    """Plan replicas, CPU and cost from docs/benchmarks.md; write docs/capacity.md, its picture and the prod patch."""
     from ops.capacity_docs import write_capacity_docs
 
     typer.echo(write_capacity_docs())

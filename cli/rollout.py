@@ -20,6 +20,7 @@ from rich.markup import escape
 
 from cli.help import group_settings
 from pipelines.registry import RegistryError
+from serving.rollout_picture import PICTURE_NAME
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -71,15 +72,30 @@ def start_cmd() -> None:
 
 
 @rollout_app.command("status")
-def status_cmd() -> None:
-    """Show the rollout state and its history."""
-    _ctx, store, _engine = _parts()
+def status_cmd(
+    picture: Annotated[
+        Path | None, typer.Option(help=f"Where to draw the weight steps (default: reports/rollout/{PICTURE_NAME}).")
+    ] = None,
+) -> None:
+    """Show the rollout state and its history, and draw its weight steps and verdicts as a PNG."""
+    from serving.rollout_picture import write_rollout_picture
+
+    ctx, store, _engine = _parts()
     state = store.rollout()
     routing = store.routing()
     console.print(f"rollout [bold]{state.status}[/bold]  challenger v{state.challenger_version}")
     console.print(f"routing: strategy {routing.strategy}, canary weight {100 * routing.canary_weight:g} %")
     for event in state.history[-10:]:
         console.print(f"  {event.at:%H:%M:%S} {event.event:<8} {100 * event.weight:g} %  {event.reason}")
+    if state.history:
+        out = picture or ctx.settings.reports_dir / "rollout" / PICTURE_NAME
+        try:
+            write_rollout_picture(state, out)
+        except OSError as err:  # a read-only reports folder must not hide the status printed above
+            console.print(f"[yellow]could not draw the picture to {escape(str(out))}: {escape(str(err))}[/yellow]")
+            console.print("  give a writable file with --picture PATH")
+            return
+        console.print(f"picture (weight steps and verdicts): {escape(str(out))}")
 
 
 @rollout_app.command("tick")

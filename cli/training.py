@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from core.exit_codes import EXIT_GATE_REJECTED, EXIT_INVALID_DATA
+from pipelines.data_errors import DataFileError
 from pipelines.training_report import print_outcome
 from pipelines.validation import DataValidationError
 
@@ -34,7 +36,9 @@ def train(
     ctx = load_context()
     try:
         with (
-            quiet_refusals(DataValidationError, FileNotFoundError),  # explained below, once, without a traceback
+            quiet_refusals(
+                DataValidationError, FileNotFoundError, DataFileError
+            ),  # explained below, once, without a traceback
             console.status("training: load → validate → train → gate → register (Prefect flow `training`)"),
         ):  # the spinner shows on a terminal only; logs and CI output stay as they are
             outcome = training_flow(ctx.settings, ctx.params, data_path=str(data) if data else None, sweep=sweep)
@@ -42,9 +46,10 @@ def train(
         console.print("[bold red]invalid data: nothing was trained or registered[/bold red]")
         console.print(err.result.summary())
         raise typer.Exit(EXIT_INVALID_DATA) from err
-    except FileNotFoundError as err:
-        console.print(f"[red]{err}[/red]")
-        raise typer.Exit(EXIT_INVALID_DATA) from err
+    except (FileNotFoundError, DataFileError) as err:  # missing, not UTF-8, not a table, empty: one refusal
+        console.print("[bold red]cannot read the data: nothing was trained or registered[/bold red]")
+        console.print(escape(str(err)), soft_wrap=True)
+        raise typer.Exit(EXIT_INVALID_DATA) from None
     print_outcome(outcome)
     if outcome.status != "registered":
         raise typer.Exit(EXIT_GATE_REJECTED)

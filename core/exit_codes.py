@@ -8,3 +8,4 @@ EXIT_FAILED = 1  # a refusal: invalid data, a damaged backup, a failed reset, no
 EXIT_INVALID_DATA = 1  # train / validate: the data contract refused the file; nothing was trained
 EXIT_FIRED = 2  # monitor: a check fired (whatever the retrain did)
 EXIT_GATE_REJECTED = 3  # train: the quality gate refused the candidate; nothing was registered
+EXIT_INVALID_PARAMS = 1  # any command: the params file does not hold together (every problem listed); nothing ran

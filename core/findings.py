@@ -117,3 +117,25 @@ def finding_history(engine: sa.Engine, check: str | None = None, limit: int = 10
         if check is not None:
             stmt = stmt.where(history_table.c.check_name == check)
         return [Finding.from_dict(body) for (body,) in conn.execute(stmt)]
+
+
+def finding_runs(engine: sa.Engine, limit: int = 30) -> list[tuple[datetime, list[Finding]]]:
+    """The last ``limit`` monitoring runs, oldest first: each run's time and the findings it saved together.
+
+    A run is one `save_findings` call: its findings share the history row's ``ts``.
+    """
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table(history_table.name):
+            return []
+        times = (
+            sa.select(history_table.c.ts).group_by(history_table.c.ts).order_by(history_table.c.ts.desc()).limit(limit)
+        )
+        stmt = (
+            sa.select(history_table.c.ts, history_table.c.finding)
+            .where(history_table.c.ts.in_(times.scalar_subquery()))
+            .order_by(history_table.c.ts, history_table.c.id)
+        )
+        runs: dict[datetime, list[Finding]] = {}
+        for ts, body in conn.execute(stmt):
+            runs.setdefault(ts, []).append(Finding.from_dict(body))
+    return list(runs.items())

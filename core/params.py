@@ -13,7 +13,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from core.params_check import ParamsError as ParamsError  # re-exported: callers catch it from here
+from core.params_check import cross_reference_problems, schema_problems
+
+CROSS_REFERENCES = "cross-references: "
 
 
 class _Strict(BaseModel):
@@ -245,20 +250,12 @@ class Params(BaseModel):
     routing: RoutingParams = RoutingParams()
     rollout: RolloutParams = RolloutParams()
     monitoring: MonitoringParams = MonitoringParams()
+    model_name: str | None = None  # the registered model's name for this dataset (MLOPS_MODEL_NAME wins)
 
     @model_validator(mode="after")
     def _consistent(self) -> Params:
-        known = set(self.dataset.features)
-        for pair in [*self.features.products, *self.features.ratios]:
-            unknown = set(pair) - known
-            if unknown:
-                raise ValueError(f"features: derived feature uses unknown column(s) {sorted(unknown)}")
-        for spec in self.gate.directional:
-            if spec.feature not in known:
-                raise ValueError(f"gate.directional: unknown feature {spec.feature!r}")
-            for cls in (spec.from_class, spec.towards_class):
-                if cls not in self.dataset.classes:
-                    raise ValueError(f"gate.directional: unknown class {cls!r}")
+        if problems := cross_reference_problems(self.model_dump(mode="json")):
+            raise ValueError(CROSS_REFERENCES + "; ".join(problems))
         return self
 
     def digest(self) -> str:
@@ -268,14 +265,29 @@ class Params(BaseModel):
 
 
 def load_params(path: str | Path) -> Params:
-    """Read and validate params.yaml; the error names the bad key and the file."""
+    """Read and validate a params file as a whole.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ParamsError: every problem found (schema errors and cross-references together), one per line.
+    """
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(
             f"parameters file not found: {p} (run from the repository root or set MLOPS_PARAMS_FILE)"
         )
-    raw = yaml.safe_load(p.read_text()) or {}
     try:
-        return Params.model_validate(raw)
-    except ValueError as err:
-        raise ValueError(f"invalid parameters in {p}:\n{err}") from err
+        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ParamsError(p, [f"not readable as YAML: {str(err).strip()[:300]}"]) from None
+    if not isinstance(raw, dict):
+        raise ParamsError(p, [f"the file holds a {type(raw).__name__}, not a mapping of sections"])
+    problems = cross_reference_problems(raw)
+    try:
+        params = Params.model_validate(raw)
+    except ValidationError as err:
+        schema = [line for line in schema_problems(err) if CROSS_REFERENCES not in line]
+        raise ParamsError(p, [*schema, *problems]) from None
+    if problems:  # pragma: no cover - the model validator raised them above
+        raise ParamsError(p, problems)
+    return params

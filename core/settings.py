@@ -19,10 +19,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_serializer
+from pydantic import Field, PrivateAttr, field_serializer, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.redact import redact
+
+# `mlops-lab dataset use PARAMS` writes the chosen params file here, in the state folder; read when
+# MLOPS_PARAMS_FILE is unset (the environment variable wins).
+ACTIVE_PARAMS_FILE = "active-params"
 
 # Fields that may hold a password (in a URL) or are a secret themselves.
 _URL_FIELDS = ("tracking_uri", "registry_uri", "artifact_root", "prediction_log_url")
@@ -39,6 +43,26 @@ def _default_backup_key_file() -> Path:
     """Per user, outside the state folder (lost with it) and the repository (committed, shared)."""
     config = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
     return Path(config) / "mlops-lab" / "backup.key"
+
+
+def _read_choice(path: Path) -> Path | None:
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return Path(text) if text else None
+
+
+def _model_name_in(params_file: Path) -> str | None:
+    """The top-level ``model_name`` of a params file, if it has one (errors are load_params' to report)."""
+    import yaml
+
+    try:
+        raw = yaml.safe_load(params_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    name = raw.get("model_name") if isinstance(raw, dict) else None
+    return name if isinstance(name, str) and name else None
 
 
 class Settings(BaseSettings):
@@ -111,6 +135,33 @@ class Settings(BaseSettings):
     experiment_name: str = "mlops-lab"
     model_name: str = "iris-classifier"
     actor: str = Field(default_factory=_default_actor, description="Who is acting, recorded in the audit log.")
+
+    _params_source: str = PrivateAttr(default="default")
+    _model_name_source: str = PrivateAttr(default="default")
+
+    @model_validator(mode="after")
+    def _active_dataset(self) -> Settings:
+        """The params file chosen with `dataset use` (unless MLOPS_PARAMS_FILE is set) and its model name."""
+        explicit = self.model_fields_set
+        if "params_file" in explicit:
+            self._params_source = "env"
+        elif (chosen := _read_choice(self.state / ACTIVE_PARAMS_FILE)) is not None:
+            self.params_file, self._params_source = chosen, "state"
+        if "model_name" in explicit:
+            self._model_name_source = "env"
+        elif self.params_file is not None and (named := _model_name_in(self.params_file)):
+            self.model_name, self._model_name_source = named, "params"
+        return self
+
+    @property
+    def params_source(self) -> str:
+        """Where the params file came from: ``env`` (MLOPS_PARAMS_FILE), ``state`` (`dataset use`) or ``default``."""
+        return self._params_source
+
+    @property
+    def model_name_source(self) -> str:
+        """Where the model name came from: ``env`` (MLOPS_MODEL_NAME), ``params`` (its model_name) or ``default``."""
+        return self._model_name_source
 
     # ---- derived locations -------------------------------------------------------------
     @property

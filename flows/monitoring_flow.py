@@ -3,10 +3,12 @@
 Concept: the closed loop (C01, C37). One flow run is one look at production: the newest window of
 the prediction log against the champion's training data. Every check's `Finding` is saved to the
 shared database (the API's ``/metrics`` exports them, so Prometheus alerts on them), its HTML/JSON
-reports are written under the state folder and logged to MLflow as a run of the ``<experiment>-monitoring``
-experiment, and the findings table and the decision are published as Prefect artifacts, so "why did
-it retrain at 03:00?" is answered in the Prefect UI. If a trigger fired, the ``retraining`` flow runs
-as a subflow: guarded, gated, and shipped as a canary -- never straight to every user.
+reports and pictures (``findings-over-time.png``: every check's score over the last runs;
+``online-accuracy.png`` with its table ``online-accuracy.csv``: accuracy per model version over time
+from the labelled window) are written under the state folder and logged to MLflow as a run of the
+``<experiment>-monitoring`` experiment; the findings table and the decision are published as Prefect
+artifacts, so "why did it retrain at 03:00?" is answered in the Prefect UI. If a trigger fired, the
+``retraining`` flow runs as a subflow: guarded, gated, and shipped as a canary -- never straight to every user.
 
 The same flow runs on demand (``mlops-lab monitor``), on a cron schedule as a deployment
 (``mlops-lab monitor --serve``), or from a Kubernetes CronJob against a Prefect server.
@@ -29,6 +31,7 @@ from core.settings import Settings
 from flows.monitoring_outcome import MonitoringOutcome, findings_table
 from flows.retraining_flow import retraining_flow
 from monitoring.checks import run_checks
+from monitoring.findings_plot import write_findings_picture
 from monitoring.retrain_plan import decide
 from monitoring.window import load_inputs
 from pipelines.flow_runs import tag_this_run
@@ -36,6 +39,8 @@ from pipelines.registry import ensure_experiment
 from serving.prediction_log import make_engine
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from core.findings import Finding
     from monitoring.window import CheckInputs
 
@@ -52,15 +57,36 @@ def run_checks_task(inputs: CheckInputs, params: Params, out_dir: Path) -> list[
     return run_checks(inputs, params, out_dir)
 
 
+@task(name="draw-online-accuracy", cache_policy=NO_CACHE)
+def draw_online_accuracy_task(labelled: pd.DataFrame, out_dir: Path) -> Path | None:
+    """Online accuracy per version over time, as a table (CSV) and a picture next to the other reports.
+
+    None (and nothing written) when no prediction in the window has a label yet.
+    """
+    from monitoring.online_accuracy import PICTURE_NAME, accuracy_over_time, write_accuracy_picture
+
+    table = accuracy_over_time(labelled)
+    if table.empty:
+        return None
+    out = out_dir / PICTURE_NAME
+    table.to_csv(out.with_suffix(".csv"), index=False)
+    write_accuracy_picture(table, out)
+    return out
+
+
 @task(name="record-findings", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
 def record_findings_task(settings: Settings, findings: list[Finding], out_dir: Path) -> str:
-    """Findings to the shared DB (for /metrics and the decision) and to MLflow (reports as artifacts)."""
+    """Findings to the shared DB (for /metrics and the decision) and to MLflow (reports and pictures as artifacts)."""
     import mlflow
 
     s = settings
     engine = make_engine(s.prediction_log_uri)
     try:
         save_findings(engine, findings)
+        try:  # this run and the ones before it, logged with the reports
+            write_findings_picture(engine, out_dir)
+        except (OSError, ValueError) as err:  # a picture is not worth a retry, which would save the findings twice
+            print(f"findings-over-time picture not drawn: {err}")
     finally:
         engine.dispose()
     monitoring = s.model_copy(update={"experiment_name": f"{s.experiment_name}-monitoring"})
@@ -104,6 +130,7 @@ def monitoring_flow(
     out_dir.mkdir(parents=True, exist_ok=True)
     inputs = read_window_task(ctx.settings, ctx.params, window)
     findings = run_checks_task(inputs, ctx.params, out_dir)
+    draw_online_accuracy_task(inputs.labelled, out_dir)  # before recording: MLflow keeps it with the reports
     run_id = record_findings_task(ctx.settings, findings, out_dir)
     create_table_artifact(key="monitoring-findings", table=findings_table(findings), description=inputs.reference.note)
     decision = decide({f.check: f for f in findings}, ctx.params.monitoring.retrain.triggers, requested)

@@ -78,7 +78,7 @@ def _attribution_drift(inputs: CheckInputs, params: Params, out_dir: Path) -> Fi
 
 def _anomaly(inputs: CheckInputs, params: Params, out_dir: Path) -> Finding:
 
-    return check_anomalies(inputs.window, params.monitoring.anomaly)
+    return check_anomalies(inputs.window, params.monitoring.anomaly, out_dir=out_dir)
 
 
 CHECKS: dict[str, Callable[[CheckInputs, Params, Path], Finding]] = {

@@ -147,6 +147,39 @@ def plan_capacity(rps_per_worker: float, inputs: dict[str, Any]) -> CapacityPlan
     )
 
 
+@dataclass(frozen=True)
+class CapacityCurve:
+    """The plan at a range of peaks (same inputs otherwise), and the planned peak's plan among them."""
+
+    peaks: list[float]
+    plans: list[CapacityPlan]
+    planned_peak: float
+    planned: CapacityPlan
+    hours_per_month: float
+
+
+def capacity_curve(rps_per_worker: float, inputs: dict[str, Any], points: int = 60) -> CapacityCurve:
+    """`plan_capacity` at ``points`` peaks (and at the planned one), up to three times the planned peak or
+    three times what the availability floor's pods can carry at full size, whichever is larger."""
+    planned_peak = float(inputs["load"]["peak_rps"])
+    floor_reach = (  # req/s the floor's pods carry at their largest size (a worker per core)
+        int(inputs["availability"]["min_replicas"])
+        * rps_per_worker
+        * inputs["pod"]["workers"]
+        * float(inputs["headroom"]["target_cpu_utilization"])
+    )
+    top = max(3.0 * planned_peak, 3.0 * floor_reach)
+    step = (top - 0.1 * planned_peak) / (points - 1)
+    peaks = sorted({round(0.1 * planned_peak + i * step, 6) for i in range(points)} | {planned_peak})
+
+    def at(peak: float) -> CapacityPlan:
+        return plan_capacity(rps_per_worker, inputs | {"load": inputs["load"] | {"peak_rps": peak}})
+
+    plans = [at(peak) for peak in peaks]
+    planned = plan_capacity(rps_per_worker, inputs)
+    return CapacityCurve(peaks, plans, planned_peak, planned, float(inputs["prices"]["hours_per_month"]))
+
+
 def canary_traffic_shares(replicas: int, weights: list[int]) -> list[float]:
     """The canary's real share of pods at each ``setWeight`` of a replica-weighted Argo canary.
 

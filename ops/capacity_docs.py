@@ -8,24 +8,35 @@ them as the kustomize patch ``k8s/overlays/prod/capacity-patch.yaml``, so `mlops
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from core.paths import REPO
-from ops.capacity import CapacityPlan, ServingRow, build_plan, load_inputs, platform_requests
+from ops.capacity import CapacityPlan, ServingRow, build_plan, capacity_curve, load_inputs, platform_requests
+from ops.capacity_plot import plot_capacity
 from ops.k8s_objects import render
 
 PATCH = REPO / "k8s" / "overlays" / "prod" / "capacity-patch.yaml"
 REPORT = REPO / "docs" / "capacity.md"
+PICTURE = "capacity.png"  # next to the report
 
 
-def write_capacity_docs() -> str:
-    """Plan from the committed inputs, then write the prod patch and docs/capacity.md; says what was written."""
+def write_capacity_docs(report: Path = REPORT, patch: Path = PATCH) -> str:
+    """Plan from the committed inputs, then write the prod patch, docs/capacity.md and its picture.
+
+    Says what was written. The picture (replicas and cost vs peak) goes next to the report, which embeds it.
+    """
     inputs = load_inputs()
     plan, row, rows = build_plan(inputs)
-    PATCH.write_text(render_patch(plan))  # first: the docs list the rendered prod overlay's requests
-    REPORT.write_text(render_markdown(plan, row, rows, inputs, platform_requests(render("prod"))))
+    patch.write_text(render_patch(plan))  # first: the docs list the rendered prod overlay's requests
+    report.write_text(render_markdown(plan, row, rows, inputs, platform_requests(render("prod"))))
+    plot_capacity(capacity_curve(row.rps, inputs), report.parent / PICTURE)
     sizes = f"{plan.replicas} pods x {plan.cpu_request_m}m, HPA {plan.hpa_min}-{plan.hpa_max}"
-    return f"wrote {PATCH.relative_to(REPO)} and {REPORT.relative_to(REPO)}: {sizes}"
+    return f"wrote {_shown(patch)}, {_shown(report)} and {PICTURE}: {sizes}"
+
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
 def render_patch(plan: CapacityPlan) -> str:
@@ -137,6 +148,13 @@ def render_markdown(
         f"| req/s per pod at the target | {plan.rps_per_pod:,.0f} | per core × request × target |",
         f"| HPA minReplicas | **{plan.hpa_min}** | max(floor, ceil(average / per pod)) |",
         f"| HPA maxReplicas | **{plan.hpa_max}** | ceil(peak × surge / per pod) |",
+        "",
+        f"![Pods and their monthly cost against the planned peak, the plan marked]({PICTURE})",
+        "",
+        "If the peak were not the assumed one: pods at the peak and what they would cost per month, every other "
+        "input unchanged. Until the floor's pods are full-size (a core per worker) the pod count stays at the "
+        "floor and each pod's CPU request grows with the load, and so does the cost; past that, pods are added "
+        "in whole steps.",
         "",
         "## Cost",
         "",

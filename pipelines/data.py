@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from core.params import DatasetConfig, IngestParams
+from pipelines.data_errors import DataFileError as DataFileError
 
 
 def _sklearn_frame(source: str) -> tuple[pd.DataFrame, list[str]]:
@@ -108,5 +109,30 @@ class LoadedData:
 
 
 def load_data(path: Path) -> LoadedData:
-    """Read a data file and fingerprint it (the training file, the gate's holdout)."""
-    return LoadedData(frame=read_csv(path), path=path, md5=file_md5(path))
+    """Read a data file and fingerprint it (the training file, the gate's holdout).
+
+    The file is refused before anything else reads it, each time in one sentence that says what to do:
+
+    Raises:
+        FileNotFoundError: no such file (on a fresh clone, `mlops-lab ingest` writes the raw data).
+        DataFileError: not UTF-8, not a CSV table, or empty (no header or no rows).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(
+            f"data file not found: {p} (on a fresh clone, run `mlops-lab ingest` first; your own CSV: check its path)"
+        )
+    try:
+        frame = pd.read_csv(p)
+    except UnicodeDecodeError as err:  # the message, never the bytes: they would fill the log
+        raise DataFileError(
+            f"{p} is not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start}): save it as UTF-8, "
+            f"e.g. `iconv -f latin1 -t utf-8 {p.name} > {p.stem}-utf8.csv`"
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise DataFileError(f"{p} is empty: no header, no rows") from None
+    except pd.errors.ParserError as err:
+        raise DataFileError(f"{p} is not a CSV table: {str(err).strip()[:200]}") from None
+    if frame.empty:
+        raise DataFileError(f"{p} has a header but no rows")
+    return LoadedData(frame=frame, path=p, md5=file_md5(p))

@@ -379,6 +379,23 @@ def load_alias_model(settings: Settings, alias: str) -> Any | None:
     return load_version_model(settings, str(version))
 
 
+OUTSIDE_MOVE = "alias moved outside mlops-lab"
+
+
+def move_audited(settings: Settings, alias: str, version: str | None) -> bool:
+    """Does the trail's latest entry for ``alias`` lead to ``version`` (None: the alias removed)?"""
+    entries = [e for e in audit_log(settings) if e.alias == alias]
+    return bool(entries) and entries[-1].to_version == version
+
+
+def record_outside_move(settings: Settings, alias: str, from_version: str | None, to_version: str | None) -> AuditEntry:
+    """Audit a move nobody recorded (a plain MLflow client): actor ``unknown``, action ``outside_move``."""
+    client = mlflow_client(settings)
+    return append_entry(
+        client, settings.model_name, _now(), "unknown", "outside_move", alias, from_version, to_version, OUTSIDE_MOVE
+    )
+
+
 def audit_log(settings: Settings) -> list[AuditEntry]:
     """The registry-side audit trail, oldest first; empty when nothing is registered yet."""
     try:

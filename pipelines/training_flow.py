@@ -24,6 +24,7 @@ from core.context import flow_context
 from core.params import Params
 from core.settings import Settings
 from pipelines import training_steps as steps
+from pipelines.data_errors import DataFileError
 from pipelines.flow_runs import run_logger, tag_this_run
 from pipelines.training_steps import Steps, TrainingOutcome, run_training
 
@@ -34,8 +35,19 @@ def validation_cache_key(_context: Any, parameters: dict[str, Any]) -> str:
     return f"validate-{parameters['data'].md5}-{hashlib.sha256(contract.encode()).hexdigest()[:16]}"
 
 
+def retry_unless_refused(_task: Any, _task_run: Any, state: Any) -> bool:
+    """Retry a failed load on I/O trouble, never on a refusal: a missing or unreadable file stays so."""
+    try:
+        state.result()
+    except (FileNotFoundError, DataFileError):
+        return False
+    except Exception:  # any other failure may be transient: that is what the retries are for
+        return True
+    return True
+
+
 TASKS = Steps(
-    load=task(name="load", retries=2, retry_delay_seconds=1)(steps.load_data),
+    load=task(name="load", retries=2, retry_delay_seconds=1, retry_condition_fn=retry_unless_refused)(steps.load_data),
     validate=task(name="validate", cache_key_fn=validation_cache_key, persist_result=True)(steps.validate_data),
     train=task(name="train")(steps.train_candidate),
     gate=task(name="gate", retries=1, retry_delay_seconds=1)(steps.gate_candidate),

@@ -33,7 +33,7 @@ from pipelines.quality_gate import HoldoutScore, evaluate_gate
 from pipelines.registry import ensure_experiment, load_alias_model, register_candidate
 from pipelines.slices import parity_check, slice_metrics
 from pipelines.tracking import log_training_run
-from pipelines.validation import validate_frame
+from pipelines.validation import FIRST_DATA_LINE, validate_frame
 
 if TYPE_CHECKING:
     from core.params import Params
@@ -72,7 +72,7 @@ def training_validation_name(path: Path) -> str:
 def validate_data(data: LoadedData, params: Params, docs_dir: Path | None) -> dict[str, Any]:
     """Run the expectation suite; raise DataValidationError (nothing trained) on any failure."""
     name = training_validation_name(data.path)
-    result = validate_frame(data.frame, params.dataset, docs_dir=docs_dir, batch_name=name)
+    result = validate_frame(data.frame, params.dataset, docs_dir=docs_dir, batch_name=name, first_line=FIRST_DATA_LINE)
     result.raise_for_failures()
     return {"success": result.success, "statistics": result.statistics, "docs": str(result.docs_path or "")}
 

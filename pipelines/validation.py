@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipelines.data_docs_offline import list_offline
+from pipelines.validation_report import FIRST_DATA_LINE as FIRST_DATA_LINE
 from pipelines.validation_report import MAX_EXAMPLES as MAX_EXAMPLES
 from pipelines.validation_report import NOT_EVALUATED as NOT_EVALUATED
 from pipelines.validation_report import NUMERIC_TYPES as NUMERIC_TYPES
@@ -108,7 +109,11 @@ def _context(docs_dir: Path | None) -> Any:
 
 
 def validate_frame(
-    frame: pd.DataFrame, cfg: DatasetConfig, docs_dir: Path | None = None, batch_name: str = "batch"
+    frame: pd.DataFrame,
+    cfg: DatasetConfig,
+    docs_dir: Path | None = None,
+    batch_name: str = "batch",
+    first_line: int | None = None,
 ) -> ValidationResult:
     """Validate one batch against the contract; with docs_dir also (re)build the Data Docs.
 
@@ -117,6 +122,8 @@ def validate_frame(
         cfg: the dataset contract from params.yaml.
         docs_dir: folder for stored results and Data Docs (e.g. ``settings.gx_dir``); None: none.
         batch_name: shown in the report and used as the run name in the Data Docs.
+        first_line: the file line of the frame's first row (``FIRST_DATA_LINE`` for a CSV read whole): bad
+            rows are then named by file line; None: by the frame's 0-based row index.
     """
     import great_expectations as gx
     from great_expectations.core.run_identifier import RunIdentifier
@@ -145,7 +152,7 @@ def validate_frame(
         stats["evaluated"] += int(run.statistics["evaluated_expectations"])
         stats["successful"] += int(run.statistics["successful_expectations"])
         stats["unsuccessful"] += int(run.statistics["unsuccessful_expectations"])
-        failures += [_failure(r) for r in run.results if not r.success]
+        failures += [_failure(r, first_line) for r in run.results if not r.success]
     failures = _readable(failures, suite)
     docs = docs_dir / "data_docs" / "local_site" / "index.html" if docs_dir is not None else None
     return ValidationResult(
@@ -170,4 +177,4 @@ def validate_file(path: str | Path, cfg: DatasetConfig, docs_dir: Path | None = 
         failure = ExpectationFailure("file_is_a_readable_csv", None, [], f"unreadable: {str(err).strip()[:200]}")
         stats = {"evaluated": 1, "successful": 0, "unsuccessful": 1}
         return ValidationResult(False, [failure], stats, batch=Path(path).name, suite=f"{cfg.name}_contract")
-    return validate_frame(frame, cfg, docs_dir=docs_dir, batch_name=Path(path).name)
+    return validate_frame(frame, cfg, docs_dir=docs_dir, batch_name=Path(path).name, first_line=FIRST_DATA_LINE)

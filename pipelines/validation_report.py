@@ -135,8 +135,16 @@ _PROBLEMS = {
 NOT_EVALUATED = "could not be evaluated"
 
 
-def _failure(r: Any) -> ExpectationFailure:
-    """Turn one failed GX expectation result into a readable failure."""
+# A CSV's header is line 1, so the data row at 0-based index i is on line i + 2 of the file.
+FIRST_DATA_LINE = 2
+
+
+def _failure(r: Any, first_line: int | None = None) -> ExpectationFailure:
+    """Turn one failed GX expectation result into a readable failure.
+
+    ``first_line``: the file line of the frame's first row (``FIRST_DATA_LINE`` for a CSV read whole), so
+    offending rows are named by the line an editor shows; None (a frame not read from a file): by row index.
+    """
     kind, kw, res = r.expectation_config.type, r.expectation_config.kwargs, r.result or {}
     column = kw.get("column")
     if r.exception_info and not res:
@@ -162,8 +170,13 @@ def _failure(r: Any) -> ExpectationFailure:
     if noun == "rows":
         bad = bad[:2]  # whole rows are long
     examples = _examples(bad)
-    rows = ", ".join(str(i) for i in (res.get("partial_unexpected_index_list") or [])[:MAX_EXAMPLES])
-    where = f" (first at rows {rows})" if rows else ""
+    indices = [int(i) for i in (res.get("partial_unexpected_index_list") or [])[:MAX_EXAMPLES]]
+    if not indices:
+        where = ""
+    elif first_line is None:
+        where = f" (first at rows {', '.join(map(str, indices))})"
+    else:
+        where = f" (first at file lines {', '.join(str(i + first_line) for i in indices)}; the header is line 1)"
     count, total = res.get("unexpected_count", 0), res.get("element_count", 0)
     return ExpectationFailure(kind, column, examples, f"{count} of {total} {noun} {problem}{where}")
 

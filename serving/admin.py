@@ -16,6 +16,8 @@ Security: the router is mounted only when ``MLOPS_ADMIN_TOKEN`` is set (otherwis
 plain 404: nothing to probe). Requests need ``Authorization: Bearer <token>``: none is 401 with
 ``WWW-Authenticate``, a wrong one 403 (`serving.credentials.AdminGate`, the one check shared with
 ``X-Force-Arm`` and operator feedback, and one failed-authentication budget per client for all of them).
+The check runs before the body is read (`AdminAuth`, an ASGI middleware): a stranger's body, however
+malformed or large, is never parsed, so it gets 401 / 403, not a 422 that describes our schema.
 The comparison is ``hmac.compare_digest``, whose time does not depend on where the strings differ, so the
 token cannot be guessed a byte at a time from latencies. A token shorter than 16 characters stops the
 service at start-up, and a client that fails to authenticate more than 10 times is answered 429 before
@@ -37,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from pipelines import registry
 from serving import rollout_controller
 from serving.contract import Problem
-from serving.credentials import MIN_TOKEN_CHARS, AdminGate, CredentialError
+from serving.credentials import MIN_TOKEN_CHARS, AdminGate, CredentialError, bearer_token
 from serving.errors import documented, error_response
 from serving.limits import client_key
 from serving.rollout import RolloutTransitionError
@@ -46,6 +48,8 @@ from serving.state_store import StateConflictError, StateStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
     from serving.runtime import Runtime
 
@@ -135,6 +139,39 @@ def _authorize(gate: AdminGate) -> Callable[..., None]:
             raise AdminError(err.status, str(err), err.field, err.headers) from err
 
     return authorize
+
+
+class AdminAuth:
+    """Authenticate every ``/v1/admin`` request before a byte of its body is read or judged.
+
+    Pure ASGI, mounted inside the rate limit and outside the body limits (`serving.limits.install`), so an
+    unauthenticated request is 401 / 403 / 429 in the API's error shape whatever its body: malformed JSON,
+    bytes that are not UTF-8, a body over ``MLOPS_MAX_BODY_BYTES`` or one that never finishes arriving.
+    FastAPI would decode the JSON body before any route dependency runs (a 422 to a stranger). The route
+    dependency (`_authorize`) checks again, so the router is never open without this middleware.
+    """
+
+    def __init__(self, app: ASGIApp, gate: AdminGate) -> None:
+        self.app, self.gate = app, gate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path == PREFIX or path.startswith(PREFIX + "/"):
+            authorization = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None)
+            try:
+                self.gate.check(client_key(scope), bearer_token(authorization), "admin API")
+            except CredentialError as err:
+                refusal = error_response(
+                    err.status, str(err), [Problem(err.field, str(err), "admin_error")], err.headers
+                )
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def before_body(runtime: Runtime) -> list[tuple[Callable[..., ASGIApp], dict[str, Any]]]:
+    """The middleware that authenticates the admin API before its bodies (`serving.limits.install`), if it is on."""
+    return [(AdminAuth, {"gate": runtime.gate})] if (runtime.settings.admin_token or "").strip() else []
 
 
 async def _admin_error(_request: Request, exc: Exception) -> Response:

@@ -19,7 +19,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi_offline import FastAPIOffline
@@ -31,10 +30,12 @@ from core.startup import configure_runtime
 from core.state_lease import shared_lease
 from serving import admin, hot_routes, limits
 from serving.access_log import AccessLog
-from serving.contract import Problem, RequestContract
+from serving.contract import RequestContract
 from serving.errors import (
     DATABASE_OUTAGES,
     database_unavailable,
+    http_error,
+    internal_error,
     invalid_request,
     shared_responses,
     validation_problems,
@@ -80,10 +81,12 @@ def create_app(settings: Settings | None = None, params: Params | None = None) -
     app.state.runtime = runtime
     hot: dict[str, tuple[Any, hot_routes.Handler]] = {}  # filled once the routes exist (below)
     app.add_middleware(HotRoutes, table=hot)  # added first = innermost: inside the limits and the metrics
-    limits.install(app, settings)  # body size, rate limit, CORS; inside the metrics, so 413/429 are counted
+    # body size, admin authentication, rate limit, CORS; inside the metrics, so 401/413/429 are counted
+    limits.install(app, settings, before_body=admin.before_body(runtime))
     app.add_middleware(MetricsMiddleware, metrics=metrics, access=access, routes=app.router.routes)
     app.add_exception_handler(RequestValidationError, _invalid_request)
-    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(HTTPException, http_error)  # 404 / 405 in the one error shape
+    app.add_exception_handler(Exception, internal_error)  # a 500 too (Starlette's is plain text)
     for outage in DATABASE_OUTAGES:
         app.add_exception_handler(outage, database_unavailable)
 
@@ -102,18 +105,6 @@ def create_app(settings: Settings | None = None, params: Params | None = None) -
 async def _invalid_request(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     return invalid_request(validation_problems(exc.errors()))
-
-
-UNPARSABLE_BODY = "There was an error parsing the body"  # FastAPI's 400 for a JSON body it cannot decode
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    """A JSON body that is not even text (bytes that are not UTF-8) is invalid JSON like any other: the
-    documented 422 naming the body, not FastAPI's undocumented 400. Other HTTP errors (404, 405) as FastAPI."""
-    assert isinstance(exc, HTTPException)
-    if exc.status_code == 400 and exc.detail == UNPARSABLE_BODY:
-        return invalid_request([Problem("body", "JSON decode error: the body is not UTF-8 JSON", "json_invalid")])
-    return await http_exception_handler(request, exc)
 
 
 def _document_components(app: FastAPI, components: dict[str, Any]) -> None:

@@ -1,11 +1,17 @@
 """The error body of the native and admin APIs: one model, one way to build it.
 
-Concept: bad input gets a clear error (C18, C44). Every 4xx and 5xx of /v1/* has the same shape,
+Concept: bad input gets a clear error (C18, C44). Every 4xx and 5xx of the service has the same shape,
 ``{"error": "<one line>", "detail": [{"field", "msg", "type"}, ...]}``: the line says what to fix,
-``detail`` names each field or header at fault. `ErrorResponse` documents it in the OpenAPI document
-and `error_response` builds it, whether the problems come from the typed schema (a pydantic
-validation error), the routing-header policy or a serving error. MLflow's ``/invocations`` and the
-Open Inference Protocol answer in their own protocols' shapes (`serving.mlflow_protocol`, `serving.oip`).
+``detail`` names each field or header at fault (empty when none is). `ErrorResponse` documents it in the
+OpenAPI document and `error_response` builds it, whether the problems come from the typed schema (a
+pydantic validation error), JSON that does not parse or is not UTF-8, the routing-header policy, a
+serving error, an unknown route (404) or method (405, with ``Allow``), or a bug (500, which names
+nothing of the failure). The edge middlewares (`serving.limits`: 408, 413, 429) and the admin API's
+authentication (`serving.admin.AdminAuth`) send it too. MLflow's ``/invocations`` and the Open Inference
+Protocol keep their protocols' keys (``error_code`` and ``message``; ``error``) and carry ``error`` and
+``detail`` beside them (`error_body`), so stock clients and our own read the same answer.
+Not this shape: the health answers (/readyz, /v2/health/ready and model readiness are 503 with their
+report), which are states, not errors.
 
 The OpenAPI document lists every status a route can answer. The answers that do not come from the
 route itself -- 408 (body too slow), 413 (body size) and 429 (rate, when on) from the edge middlewares
@@ -24,6 +30,7 @@ import sqlalchemy as sa
 from fastapi import Request
 from fastapi.responses import Response
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException
 
 from core.redact import redact
 from serving.contract import Problem
@@ -33,6 +40,7 @@ log = logging.getLogger(__name__)
 # outage, 503 with Retry-After, never a 500 (which would read as a bug and count against a canary).
 DATABASE_OUTAGES = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
 RETRY_AFTER_S = 5
+UNPARSABLE_BODY = "There was an error parsing the body"  # FastAPI's 400 for a JSON body it cannot decode
 
 _BRANCH_TAGS = ("row", "batch")  # the discriminated union's branch names in pydantic error locations
 
@@ -77,13 +85,51 @@ def shared_responses(rate_limited: bool) -> dict[int | str, dict[str, Any]]:
     return shared | ({429: documented("Rate limit of this client exceeded", retry_after=True)} if rate_limited else {})
 
 
+def error_body(message: str, problems: Iterable[Problem] = ()) -> dict[str, Any]:
+    """``{"error": message, "detail": [{field, msg, type}, ...]}``: the keys every error body has."""
+    return {"error": message, "detail": [{"field": p.field, "msg": p.msg, "type": p.type} for p in problems]}
+
+
 def error_response(
     status: int, message: str, problems: Iterable[Problem] = (), headers: Mapping[str, str] | None = None
 ) -> Response:
     """The JSON error answer: ``message`` and one detail entry per problem."""
-    detail = [{"field": p.field, "msg": p.msg, "type": p.type} for p in problems]
-    body = orjson.dumps({"error": message, "detail": detail})
+    body = orjson.dumps(error_body(message, problems))
     return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def credential_problem(err: Any) -> Problem:
+    """The detail entry of a refused credential (`serving.credentials.CredentialError`): the header at fault."""
+    return Problem(err.field, str(err), "credential_refused")
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's HTTP errors in the one shape: 404 names the path, 405 the method (and keeps ``Allow``).
+
+    A JSON body that is not even text (bytes that are not UTF-8) is invalid JSON like any other: the
+    documented 422 naming the body, not FastAPI's undocumented 400 ``{"detail": "There was an error..."}``.
+    """
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 400 and exc.detail == UNPARSABLE_BODY:
+        return invalid_request([Problem("body", "JSON decode error: the body is not UTF-8 JSON", "json_invalid")])
+    where = f"{request.method} {request.url.path}"[:200]
+    if exc.status_code == 404:
+        message, problems = (
+            f"not found: {where}; the routes are listed at /docs",
+            [Problem("path", "no such route", "not_found")],
+        )
+    elif exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        message = f"method not allowed: {where}; allowed: {allowed}"
+        problems = [Problem("method", f"allowed: {allowed}", "method_not_allowed")]
+    else:
+        message, problems = str(exc.detail), []
+    return error_response(exc.status_code, message, problems, exc.headers)
+
+
+async def internal_error(_request: Request, _exc: Exception) -> Response:
+    """500 in the one shape, naming nothing of the failure (the server log has the traceback)."""
+    return error_response(500, "internal server error: nothing to fix on your side; the server log has the details")
 
 
 async def database_unavailable(_request: Request, exc: Exception) -> Response:

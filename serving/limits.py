@@ -31,7 +31,7 @@ import json
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -266,13 +266,20 @@ class RateLimit:
         await self.app(scope, receive, send)
 
 
-def install(app: Starlette, settings: Settings) -> None:
+def install(
+    app: Starlette, settings: Settings, before_body: Sequence[tuple[Callable[..., ASGIApp], dict[str, Any]]] = ()
+) -> None:
     """Add the limits to ``app``. Starlette runs the middleware added *last* first, so the order below
-    (body size, body time, then rate, then CORS) puts CORS outermost -- a browser can read a 413, 408 or
-    429 -- and refuses a flood before its bodies are read.
+    (body size, body time, then ``before_body``, then rate, then CORS) puts CORS outermost -- a browser can
+    read a 413, 408 or 429 -- and refuses a flood before its bodies are read.
+
+    ``before_body``: middlewares (class, keyword arguments) that must answer before any body limit reads or
+    judges the body, inside the rate limit: the admin API's authentication (`serving.admin.AdminAuth`).
     """
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(BodyReadTimeout, seconds=settings.body_timeout_s)
+    for middleware, options in before_body:
+        app.add_middleware(middleware, **options)
     if settings.rate_limit_per_s > 0:
         limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
         app.add_middleware(RateLimit, limiter=limiter)

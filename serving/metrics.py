@@ -1,15 +1,18 @@
 """Prometheus metrics of the serving API: traffic, latency, predictions per version and arm.
 
 Concept: operational monitoring of a model service (C18, C21). A canary analysis, an alert or a
-Grafana panel needs the same few series every model server exposes: requests by endpoint and
+Grafana panel needs the same few series every model server exposes: requests by route, method and
 status, a latency histogram, predictions by model version / arm / class (a sudden class shift is
-often the first visible symptom of drift), errors, and which versions are loaded right now.
+often the first visible symptom of drift), errors, and which versions are loaded right now. Names
+follow one scheme (`serving.metric_names`): the usual ``http_requests_total`` and
+``http_request_duration_seconds`` for HTTP, ``mlops_`` and a base unit for everything else.
 
 Each app gets its *own* ``CollectorRegistry``: the global default registry would raise
 "Duplicated timeseries" as soon as a second app is created in one process (tests, reloads), and
 it would mix in unrelated collectors. Request metrics come from a pure ASGI middleware (cheaper
 than ``BaseHTTPMiddleware``) labelled with the route *template* (``/v2/models/{name}/infer``), never
-the raw path, so a client cannot explode the label cardinality with made-up URLs. With several
+the raw path, and with the method only when it is a standard one (else ``other``), so a client cannot
+explode the label cardinality with made-up URLs or methods. With several
 uvicorn workers each process has its own counters; Prometheus scrapes per process (or use the
 client's multiprocess mode behind a single exporter).
 
@@ -33,6 +36,7 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
 from serving.access_log import utc_timestamp
+from serving.metric_names import HTTP_METHODS, OTHER_METHOD
 from serving.monitor_metrics import MonitorCollector
 
 if TYPE_CHECKING:
@@ -57,9 +61,9 @@ LOG_OUTCOMES = ("enqueued", "written", "refused", "failed", "dropped")
 class LogCollector:
     """The prediction log's own counters at scrape time (in-memory, no database read): is nothing lost?
 
-    ``prediction_log_rows_total{outcome}``: rows accepted (enqueued), committed (written), refused with a
-    503 (refused), rejected by the database (failed) and given up at shutdown (dropped);
-    ``prediction_log_queued_rows``: accepted, not yet committed; ``prediction_log_write_ok``: 0 while writes
+    ``mlops_prediction_log_rows_total{outcome}``: rows accepted (enqueued), committed (written), refused with
+    a 503 (refused), rejected by the database (failed) and given up at shutdown (dropped);
+    ``mlops_prediction_log_queued_rows``: accepted, not yet committed; ``mlops_prediction_log_write_ok``: 0 while writes
     fail (a full disk, a database that is down), when a backlog is building up that shutdown may drop.
     """
 
@@ -76,13 +80,15 @@ class LogCollector:
         if self._stats is None:
             return
         stats = self._stats()
-        rows = CounterMetricFamily("prediction_log_rows", "Prediction log rows by outcome", labels=["outcome"])
+        rows = CounterMetricFamily("mlops_prediction_log_rows", "Prediction log rows by outcome", labels=["outcome"])
         for outcome in LOG_OUTCOMES:
             rows.add_metric([outcome], getattr(stats, outcome))
         yield rows
-        yield GaugeMetricFamily("prediction_log_queued_rows", "Rows accepted, not yet committed", value=stats.queued)
         yield GaugeMetricFamily(
-            "prediction_log_write_ok",
+            "mlops_prediction_log_queued_rows", "Rows accepted, not yet committed", value=stats.queued
+        )
+        yield GaugeMetricFamily(
+            "mlops_prediction_log_write_ok",
             "0 while the prediction log's writes fail",
             value=float(stats.write_error is None),
         )
@@ -94,33 +100,40 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter("requests", "HTTP requests", ["endpoint", "status"], registry=r)
+        self.requests = Counter("http_requests", "HTTP requests", ["route", "method", "status"], registry=r)
         self.latency = Histogram(
-            "request_latency_seconds", "Request latency", ["endpoint"], buckets=LATENCY_BUCKETS, registry=r
-        )
-        self.predictions = Counter(
-            "predictions", "Rows predicted", ["model_version", "arm", "predicted_class"], registry=r
-        )
-        self.prediction_errors = Counter("prediction_errors", "Rows the model failed to score", ["arm"], registry=r)
-        self.shadow_agreement = Counter(
-            "shadow_predictions", "Shadow rows scored, by agreement with the served answer", ["agreed"], registry=r
-        )
-        self.shadow_model_time = Histogram(
-            "shadow_model_seconds", "Shadow model time per mirrored request, after the response (not user-facing)",
+            "http_request_duration_seconds", "HTTP request duration", ["route", "method"],
             buckets=LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
-        self.reloads = Counter("model_reloads", "Model snapshot swaps after an alias moved", registry=r)
+        self.predictions = Counter(
+            "mlops_predictions", "Rows predicted", ["model_version", "arm", "predicted_class"], registry=r
+        )
+        self.prediction_errors = Counter(
+            "mlops_prediction_errors", "Rows the model failed to score", ["arm"], registry=r
+        )
+        self.shadow_agreement = Counter(
+            "mlops_shadow_predictions", "Shadow rows scored, by agreement with the served answer", ["agreed"],
+            registry=r,
+        )  # fmt: skip
+        self.shadow_model_time = Histogram(
+            "mlops_shadow_model_duration_seconds",
+            "Shadow model time per mirrored request, after the response (not user-facing)",
+            buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.reloads = Counter("mlops_model_reloads", "Model snapshot swaps after an alias moved", registry=r)
         self.model_call_rows = Histogram(
-            "model_call_rows", "Rows scored per model call (one request, or a micro-batch of several)",
+            "mlops_model_call_rows", "Rows scored per model call (one request, or a micro-batch of several)",
             buckets=MODEL_CALL_ROW_BUCKETS, registry=r,
         )  # fmt: skip
-        self.model_info = Gauge("model_info", "Loaded model per alias (value 1)", ["alias", "version"], registry=r)
+        self.model_info = Gauge(
+            "mlops_model_info", "Loaded model per alias (value 1)", ["alias", "version"], registry=r
+        )
         self.monitor = MonitorCollector()  # findings + rollout gauges; the runtime attaches the state store
         r.register(self.monitor)
         self.log = LogCollector()  # the runtime attaches its prediction log
         r.register(self.log)
         self._predicted: dict[tuple[str, str, str], Any] = {}
-        self._per_request: dict[tuple[str, int], tuple[Any, Any]] = {}
+        self._per_request: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def count_predictions(self, version: str, arm: str, labels: Sequence[str]) -> None:
         if len(labels) == 1:  # one row, the common request: no Counter to build
@@ -140,13 +153,19 @@ class Metrics:
             child = self._predicted[key] = self.predictions.labels(version, arm, label)
         return child
 
-    def request_children(self, endpoint: str, status: int) -> tuple[Any, Any]:
-        """The (request counter, latency histogram) children of a route and status, cached like above."""
-        key = (endpoint, status)
+    def request_children(self, route: str, method: str, status: int) -> tuple[Any, Any]:
+        """The (request counter, latency histogram) children of a route, method and status, cached like above.
+
+        A method outside `HTTP_METHODS` is counted as ``other``: a client may send any token as a method,
+        and every distinct label value is a new series kept for the life of the process.
+        """
+        key = (route, method, status)
         children = self._per_request.get(key)
         if children is None:
-            children = (self.requests.labels(endpoint, str(status)), self.latency.labels(endpoint))
-            self._per_request[key] = children
+            label = method if method in HTTP_METHODS else OTHER_METHOD
+            children = (self.requests.labels(route, label, str(status)), self.latency.labels(route, label))
+            if method in HTTP_METHODS:  # an unknown method is not cached either: the cache must stay bounded too
+                self._per_request[key] = children
         return children
 
     def observe_batch(self, rows: int) -> None:
@@ -225,7 +244,7 @@ class MetricsMiddleware:
         finally:
             elapsed = (answered if answered is not None else time.perf_counter()) - start
             endpoint = self.endpoint(scope)
-            counter, histogram = self.metrics.request_children(endpoint, status)
+            counter, histogram = self.metrics.request_children(endpoint, scope["method"], status)
             counter.inc()
             histogram.observe(elapsed)
             writer = self.access if self.access is not None and self.access.running else None

@@ -49,15 +49,17 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from serving import headers
-from serving.contract import RequestContract
+from serving.contract import Problem, RequestContract
 from serving.credentials import CredentialError
-from serving.errors import documented
+from serving.errors import ErrorDetail, credential_problem, documented, error_body
 from serving.fast_input import ContractMatrix
 from serving.hot_routes import AsgiEndpoint, header_values, read_body, send_json
 from serving.limits import client_key
 from serving.predict import SERVING_ERRORS, NotReadyError, http_status
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from starlette.types import Receive, Scope, Send
 
     from serving.runtime import Runtime
@@ -156,10 +158,12 @@ def fast_values(body: bytes, matrix: ContractMatrix) -> np.ndarray | None:
 
 
 class MlflowError(BaseModel):
-    """MLflow's error body."""
+    """MLflow's error body, with the project's ``error`` and ``detail`` beside it (the same line)."""
 
     error_code: str
     message: str
+    error: str
+    detail: list[ErrorDetail] = []
 
 
 class MlflowPredictions(BaseModel):
@@ -233,8 +237,10 @@ def request_body(contract: RequestContract) -> dict[str, Any]:
     }
 
 
-def _mlflow_error(code: str, message: str, status: int = 400) -> JSONResponse:
-    return JSONResponse({"error_code": code, "message": message}, status_code=status)
+def _mlflow_error(code: str, message: str, status: int = 400, problems: Iterable[Problem] = ()) -> JSONResponse:
+    """MLflow's ``error_code`` and ``message``, plus the project's ``error`` and ``detail`` (`serving.errors`)."""
+    body = {"error_code": code, "message": message} | error_body(message, problems)
+    return JSONResponse(body, status_code=status)
 
 
 class MlflowProtocol:
@@ -288,10 +294,10 @@ class MlflowProtocol:
                 client_id=routing.client_id,
             )  # fmt: skip
         except headers.HeaderError as err:
-            await _mlflow_error(INVALID, str(err))(scope, receive, send)
+            await _mlflow_error(INVALID, str(err), problems=err.problems)(scope, receive, send)
             return
         except CredentialError as err:
-            answer = _mlflow_error(CREDENTIAL_CODES[err.status], str(err), err.status)
+            answer = _mlflow_error(CREDENTIAL_CODES[err.status], str(err), err.status, [credential_problem(err)])
             answer.headers.update(err.headers or {})
             await answer(scope, receive, send)
             return

@@ -1,6 +1,7 @@
 """Models behind registry aliases, cached in memory and swapped atomically when an alias moves.
 
-Concepts: zero-downtime hot reload (C28) and resilience (C49). ``refresh`` asks the registry which
+Concepts: zero-downtime hot reload (C28), resilience (C49) and governance (C16: an alias moved
+outside mlops-lab is noticed and audited, `serving.alias_watch`). ``refresh`` asks the registry which
 version each alias points to and loads only what changed. The cache hands out immutable
 snapshots: a request takes one snapshot at its start and finishes on it, so a swap never changes
 a model under a request in flight. If the registry (or its database) is unreachable, the cache
@@ -18,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from core.mlflow_config import mlflow_client
 from core.redact import redact
-from pipelines.registry import load_version_model
+from pipelines.registry import load_version_model, move_audited, record_outside_move
+from serving.alias_watch import AliasWatch
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -74,6 +76,7 @@ class ModelCache:
     backoff: Backoff = field(default_factory=Backoff)
     clock: Callable[[], float] = time.monotonic
     health: CacheHealth = field(default_factory=CacheHealth)
+    watch: AliasWatch | None = None  # audits alias moves made outside mlops-lab (`serving.alias_watch`)
 
     def __post_init__(self) -> None:
         self._models: Mapping[str, LoadedModel] = MappingProxyType({})
@@ -111,6 +114,11 @@ class ModelCache:
                 return self._failed(f"{type(err).__name__}: {err}")
             self.aliases = MappingProxyType({a: t[0] for a, t in targets.items() if t is not None})
             errors = []
+            if self.watch is not None:
+                try:
+                    self.watch.observe(self.aliases, ALIASES)
+                except Exception as err:  # reported below like any registry error; the move stays pending
+                    errors.append(f"auditing an alias moved outside mlops-lab failed: {type(err).__name__}: {err}")
             for alias, target in targets.items():
                 if target is None:
                     current.pop(alias, None)
@@ -175,4 +183,8 @@ def registry_cache(
     def load(version: str) -> Any:
         return load_version_model(settings, version, features)
 
-    return ModelCache(resolve=resolve, load=load, backoff=backoff or Backoff())
+    def record(alias: str, from_version: str | None, to_version: str | None) -> None:
+        record_outside_move(settings, alias, from_version, to_version)
+
+    watch = AliasWatch(audited=lambda alias, version: move_audited(settings, alias, version), record=record)
+    return ModelCache(resolve=resolve, load=load, backoff=backoff or Backoff(), watch=watch)

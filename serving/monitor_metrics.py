@@ -10,7 +10,7 @@ and abort time.
 Built as a custom collector over a snapshot that the serving `Poller` refreshes every
 ``poll_interval_s``, never at scrape time: the request path (and ``/metrics`` is one) never waits on
 the database, exactly like the routing state. If the database cannot be read the last snapshot stays
-exported, ``monitor_state_read_ok`` drops to 0 and the failure is logged, so a database outage never
+exported, ``mlops_monitor_state_read_ok`` drops to 0 and the failure is logged, so a database outage never
 fails a scrape or blanks the dashboards. Every replica reads the same rows, so the series are equal
 across replicas (up to one poll interval): rules aggregate them with ``max()``. From ``details`` only
 the documented keys are read (data drift ``features``, concept drift ``versions``, anomaly
@@ -88,12 +88,14 @@ def _add(family: GaugeMetricFamily, labels: Sequence[str], value: Any) -> None:
 
 def check_families(findings: Mapping[str, Finding]) -> list[Metric]:
     """Status, score, threshold, rows and time of every check's latest finding (pure: no I/O)."""
-    status = _gauge("monitor_check_status", "Latest status of each check (1 for the current one)", ["check", "status"])
-    score = _gauge("monitor_check_score", "Headline score of the latest check", ["check"])
-    threshold = _gauge("monitor_check_threshold", "Threshold the latest score was compared with", ["check"])
-    rows = _gauge("monitor_check_rows", "Rows the latest check looked at", ["check"])
-    when = _gauge("monitor_check_timestamp_seconds", "Unix time of the latest check's finding", ["check"])
-    last = _gauge("monitor_last_check_timestamp_seconds", "Unix time of the newest finding of any check")
+    status = _gauge(
+        "mlops_monitor_check_status", "Latest status of each check (1 for the current one)", ["check", "status"]
+    )
+    score = _gauge("mlops_monitor_check_score", "Headline score of the latest check", ["check"])
+    threshold = _gauge("mlops_monitor_check_threshold", "Threshold the latest score was compared with", ["check"])
+    rows = _gauge("mlops_monitor_check_rows", "Rows the latest check looked at", ["check"])
+    when = _gauge("mlops_monitor_check_timestamp_seconds", "Unix time of the latest check's finding", ["check"])
+    last = _gauge("mlops_monitor_last_check_timestamp_seconds", "Unix time of the newest finding of any check")
     for name, finding in sorted(findings.items()):
         for s in FINDING_STATUSES:
             status.add_metric([name, s], float(finding.status == s))
@@ -109,14 +111,22 @@ def check_families(findings: Mapping[str, Finding]) -> list[Metric]:
 
 def detail_families(findings: Mapping[str, Finding]) -> list[Metric]:
     """Per-feature drift, per-version accuracy and per-metric anomaly scores from ``details`` (pure)."""
-    share = _gauge("monitor_drift_share", "Share of features that drifted in the latest data drift check")
-    feature = _gauge("monitor_feature_drift_score", "Drift test statistic per feature", ["feature", "method"])
-    feature_threshold = _gauge("monitor_feature_drift_threshold", "Drift test threshold per feature", ["feature"])
-    drifted = _gauge("monitor_feature_drifted", "1 if the feature drifted in the latest data drift check", ["feature"])
-    online = _gauge("monitor_online_accuracy", "Online accuracy from feedback labels", ["model_version"])
-    offline = _gauge("monitor_offline_accuracy", "Held-out test accuracy at registration", ["model_version"])
-    labels = _gauge("monitor_online_labels", "Labels behind monitor_online_accuracy", ["model_version"])
-    anomaly = _gauge("monitor_anomaly_score", "Largest robust z-score toward bad per live metric", ["metric"])
+    share = _gauge(
+        "mlops_monitor_drifted_features_ratio", "Share of features that drifted in the latest data drift check"
+    )
+    feature = _gauge("mlops_monitor_feature_drift_score", "Drift test statistic per feature", ["feature", "method"])
+    feature_threshold = _gauge("mlops_monitor_feature_drift_threshold", "Drift test threshold per feature", ["feature"])
+    drifted = _gauge(
+        "mlops_monitor_feature_drifted", "1 if the feature drifted in the latest data drift check", ["feature"]
+    )
+    online = _gauge("mlops_monitor_online_accuracy_ratio", "Online accuracy from feedback labels", ["model_version"])
+    offline = _gauge(
+        "mlops_monitor_offline_accuracy_ratio", "Held-out test accuracy at registration", ["model_version"]
+    )
+    labels = _gauge(
+        "mlops_monitor_online_labels", "Labels behind mlops_monitor_online_accuracy_ratio", ["model_version"]
+    )
+    anomaly = _gauge("mlops_monitor_anomaly_score", "Largest robust z-score toward bad per live metric", ["metric"])
     if (data := findings.get("data_drift")) is not None:
         _add(share, [], data.score)  # the check's score is the drifted share; details["drift_share"] is its threshold
         for name, entry in _entries(data.details, "features"):
@@ -137,20 +147,20 @@ def detail_families(findings: Mapping[str, Finding]) -> list[Metric]:
 
 def rollout_families(rollout: RolloutState) -> list[Metric]:
     """Status, weight, step, challenger and times of the persisted rollout (pure); ``idle`` if none ever ran."""
-    status = _gauge("rollout_status", "Rollout status (1 for the current one)", ["status"])
+    status = _gauge("mlops_rollout_status", "Rollout status (1 for the current one)", ["status"])
     for s in STATUSES:
         status.add_metric([s], float(rollout.status == s))
-    weight = _gauge("rollout_challenger_weight", "Challenger's share of traffic set by the rollout (0-1)")
+    weight = _gauge("mlops_rollout_challenger_weight_ratio", "Challenger's share of traffic set by the rollout (0-1)")
     weight.add_metric([], rollout.weight)
-    step = _gauge("rollout_step", "Index of the current step in rollout.steps (0 = first)")
+    step = _gauge("mlops_rollout_step", "Index of the current step in rollout.steps (0 = first)")
     step.add_metric([], float(rollout.step_index))
-    info = _gauge("rollout_challenger_info", "Challenger version of the current rollout (value 1)", ["version"])
+    info = _gauge("mlops_rollout_challenger_info", "Challenger version of the current rollout (value 1)", ["version"])
     if rollout.challenger_version is not None:
         info.add_metric([str(rollout.challenger_version)], 1.0)
-    started = _gauge("rollout_started_timestamp_seconds", "Unix time the current rollout started")
+    started = _gauge("mlops_rollout_started_timestamp_seconds", "Unix time the current rollout started")
     if rollout.started_at is not None:
         started.add_metric([], rollout.started_at.timestamp())
-    aborted = _gauge("rollout_aborted_timestamp_seconds", "Unix time the current rollout was aborted")
+    aborted = _gauge("mlops_rollout_aborted_timestamp_seconds", "Unix time the current rollout was aborted")
     aborts = [event.at for event in rollout.history if event.event == "abort"]
     if rollout.status == "aborted" and aborts:
         aborted.add_metric([], aborts[-1].timestamp())
@@ -196,10 +206,12 @@ class MonitorCollector:
     def collect(self) -> Iterator[Metric]:
         state = self._state  # one reference read: a consistent snapshot even while the poller swaps it
         yield GaugeMetricFamily(
-            "monitor_state_read_ok", "1 if the last read of findings and rollout state succeeded", value=self._read_ok
+            "mlops_monitor_state_read_ok",
+            "1 if the last read of findings and rollout state succeeded",
+            value=self._read_ok,
         )
         yield CounterMetricFamily(
-            "monitor_state_read_failures", "Failed reads of findings and rollout state", value=self._failures
+            "mlops_monitor_state_read_failures", "Failed reads of findings and rollout state", value=self._failures
         )
         if state is not None:
             yield from check_families(state.findings)

@@ -3,52 +3,74 @@
 Concept: standard serving protocols (C19). The V2 protocol is what Kubernetes model servers speak,
 so clients, load generators and gateways built for them work against this service too:
 server and model health, model metadata, and ``infer`` with typed tensors. The model takes one
-input tensor ``[n, n_features]`` (FP32 or FP64, features in the contract's column order, data
-row-major flat or nested, or as raw little-endian bytes via the binary-tensor extension, which
-``tritonclient`` uses by default) and returns two outputs: ``label`` (BYTES, ``[n]``) and
-``probabilities`` (FP64, ``[n, n_classes]``, the model's class order). The request ``id`` is echoed.
+input tensor ``[n, n_features]`` (FP32 or FP64, features in the contract's column order) and returns
+two outputs: ``label`` (BYTES, ``[n]``) and ``probabilities`` (FP64, ``[n, n_classes]``, the model's
+class order, also named in that output's ``parameters.classes``). The request ``id`` is echoed.
+
+What `parse_infer` and `binary_outputs` check (each refusal a 400 naming the field): the body is an
+InferenceRequest with exactly one input; its datatype is FP32 or FP64; its shape is ``[n, n_features]``
+with n >= 1; its values are numbers, as JSON ``data`` (row-major flat or nested) or as raw bytes; their
+count is n x n_features; the outputs asked for exist; ``binary_data_output`` / ``binary_data`` are booleans;
+and no output asks for ``classification`` (Triton's top-k extension, not implemented: refused, not ignored).
+
+Binary tensor data extension (listed in ``GET /v2`` as ``binary_tensor_data``), both ways, as Triton
+lays it out: the JSON comes first, its length in the ``Inference-Header-Content-Length`` header, then
+the tensors' raw little-endian bytes in order. *Inputs*: a tensor with ``parameters.binary_data_size``
+is read from the bytes after the JSON (a whole number of values, all present). *Outputs*: a request's
+``parameters.binary_data_output: true`` asks for every output as bytes, an output's own
+``parameters.binary_data`` overrides that; each such output then has ``parameters.binary_data_size``
+instead of ``data`` (BYTES elements as a 4-byte length and the UTF-8 text) and the answer is
+``application/octet-stream``. ``tritonclient`` asks for binary outputs by default, so its ``as_numpy``
+gives the labels as ``bytes``, as it does from Triton.
 
 The model name is the registry name; its versions are the ones currently loaded behind aliases.
 ``/v2/models/{name}/infer`` is routed like /v1/predict (canary, A/B, ...) with the same routing headers
 (`serving.headers`; without ``X-Request-Id`` the body's ``id`` is the request id when it is a valid
 one); ``.../versions/{v}/infer`` pins that exact version. The tensor's values must meet the data
 contract like every protocol's (`serving.contract.RequestContract.problem`: finite, in range, missing
-only where allowed). Errors: 400 ``{"error"}`` for an invalid request or header, 401 / 403 for
-``X-Force-Arm`` without the right admin token (429 after too many failures), 404 for an unknown model or
-version, 409 for a request id already used for other rows, 503 while no champion is loaded. The answer's
-``parameters`` and the ``X-Feedback-Token`` header carry the feedback token for ``/v1/feedback``; a
-version-pinned request is logged with strategy ``pinned``, which no analysis counts.
+only where allowed). Errors are the protocol's ``{"error": "..."}`` with the project's ``detail`` list
+beside it (`serving.errors.error_body`, the fields at fault when known): 400 for an invalid request or
+header, 401 / 403 for ``X-Force-Arm`` without the right admin token (429 after too many failures), 404
+for an unknown model or version, 409 for a request id already used for other rows, 503 while no champion
+is loaded. The answer's ``parameters`` and the ``X-Feedback-Token`` header carry the feedback token for
+``/v1/feedback``; a version-pinned request is logged with strategy ``pinned``, which no analysis counts.
 
 The OpenAPI document declares the InferenceRequest (`request_body`) from the data contract. The rule
 that ties ``shape`` to the number of ``data`` values spans fields, so the document describes the strict
 form every client can send -- one row, ``shape`` ``[1, n_features]``, JSON data in the contract's ranges
 -- and every request it allows is accepted; the server accepts more (``[n, n_features]`` batches,
-nested data, the binary-data extension), as the protocol allows.
+nested data, binary inputs), as the protocol allows.
 """
 
 from __future__ import annotations
 
+import struct
 from importlib.metadata import version as package_version
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import orjson
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 
 from serving import headers
-from serving.contract import RequestContract
+from serving.contract import Problem, RequestContract
 from serving.credentials import CredentialError
-from serving.errors import documented, validation_problems
+from serving.errors import ErrorDetail, credential_problem, documented, error_body, validation_problems
 from serving.limits import client_key
 from serving.predict import SERVING_ERRORS, NotReadyError, http_status
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from serving.predict import Served
     from serving.runtime import Runtime
 
 DTYPES = {"FP32": "<f4", "FP64": "<f8"}
 OUTPUTS = ("label", "probabilities")
+EXTENSIONS = ("binary_tensor_data",)  # the names Triton lists in its server metadata
+BINARY_HEADER = "Inference-Header-Content-Length"  # where the JSON ends and the raw tensor bytes begin
 
 
 class TensorIn(BaseModel):
@@ -72,7 +94,10 @@ class InferRequest(BaseModel):
 
 
 class OipErrorBody(BaseModel):
+    """The protocol's ``{"error"}``, with the project's ``detail`` beside it (the fields at fault, if any)."""
+
     error: str
+    detail: list[ErrorDetail] = []
 
 
 class ModelReadiness(BaseModel):
@@ -129,6 +154,17 @@ MODEL_ERRORS: dict[int | str, dict[str, Any]] = {
     503: documented("No champion loaded yet", OipErrorBody),
 }
 INFER_ERRORS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The InferenceResponse: JSON, or with binary outputs asked for, its JSON (the first "
+        "Inference-Header-Content-Length bytes) followed by the raw tensor bytes",
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        "headers": {
+            BINARY_HEADER: {
+                "description": "Length of the JSON part (binary answers only)",
+                "schema": {"type": "integer"},
+            }
+        },
+    },
     400: documented("Invalid InferenceRequest, tensor values or routing header, naming it", OipErrorBody),
     401: documented("X-Force-Arm without Authorization: Bearer <MLOPS_ADMIN_TOKEN>", OipErrorBody),
     403: documented("X-Force-Arm with a wrong admin token", OipErrorBody),
@@ -160,13 +196,20 @@ def request_body(contract: RequestContract) -> dict[str, Any]:
         "title": "InferenceRequest",
         "properties": {
             "id": {"type": "string"},
-            "parameters": {"type": "object"},
+            "parameters": {"type": "object", "properties": {"binary_data_output": {"type": "boolean"}}},
             "inputs": {"type": "array", "items": tensor, "minItems": 1, "maxItems": 1},
             "outputs": {
                 "type": "array",
                 "items": {
                     "type": "object",
-                    "properties": {"name": {"enum": list(OUTPUTS)}, "parameters": {"type": "object"}},
+                    "properties": {
+                        "name": {"enum": list(OUTPUTS)},
+                        "parameters": {
+                            "type": "object",
+                            "properties": {"binary_data": {"type": "boolean"}},
+                            "not": {"required": ["classification"]},
+                        },
+                    },
                     "required": ["name"],
                 },
             },
@@ -179,9 +222,11 @@ def request_body(contract: RequestContract) -> dict[str, Any]:
 
 
 class OipError(ValueError):
-    def __init__(self, message: str, status: int = 400) -> None:
+    """A refused V2 request: the message, the HTTP status, and the fields at fault when they are known."""
+
+    def __init__(self, message: str, status: int = 400, problems: Sequence[Problem] = ()) -> None:
         super().__init__(message)
-        self.status = status
+        self.status, self.problems = status, list(problems)
 
 
 def parse_infer(body: bytes, header_length: str | None, n_features: int) -> tuple[InferRequest, np.ndarray]:
@@ -192,7 +237,7 @@ def parse_infer(body: bytes, header_length: str | None, n_features: int) -> tupl
     except ValueError as err:  # ValidationError and a bad header length are both ValueErrors
         problems = validation_problems(err.errors()) if isinstance(err, ValidationError) else []
         message = "; ".join(f"{p.field}: {p.msg}" for p in problems) or f"header: {err}"
-        raise OipError(f"invalid infer request: {message}") from err
+        raise OipError(f"invalid infer request: {message}", problems=problems) from err
     tensor = request.inputs[0]
     if tensor.datatype not in DTYPES:
         raise OipError(f"input {tensor.name!r}: datatype must be FP32 or FP64, got {tensor.datatype}")
@@ -221,6 +266,63 @@ def parse_infer(body: bytes, header_length: str | None, n_features: int) -> tupl
     if unknown:
         raise OipError(f"unknown output(s) {unknown}; this model has {list(OUTPUTS)}")
     return request, matrix
+
+
+def binary_outputs(request: InferRequest) -> frozenset[str]:
+    """The outputs to send as raw bytes (the binary tensor data extension), checking the parameters that ask.
+
+    ``parameters.binary_data_output`` (request) is the default for every output; an output's own
+    ``parameters.binary_data`` overrides it. Both must be booleans. ``classification`` (Triton's top-k
+    extension) is refused rather than ignored: this server does not implement it.
+    """
+    default = request.parameters.get("binary_data_output", False)
+    if not isinstance(default, bool):
+        problem = Problem("parameters.binary_data_output", f"must be true or false, got {default!r}", "bool_type")
+        raise OipError(f"{problem.field} {problem.msg}", problems=[problem])
+    wanted = [OutputRequest(name=name) for name in OUTPUTS] if request.outputs is None else request.outputs
+    binary = set()
+    for i, output in enumerate(wanted):
+        field = f"outputs.{i}.parameters"
+        if "classification" in output.parameters:
+            problem = Problem(f"{field}.classification", "the classification extension is not supported", "unsupported")
+            raise OipError(f"{problem.field}: {problem.msg}; ask for 'probabilities' instead", problems=[problem])
+        flag = output.parameters.get("binary_data", default)
+        if not isinstance(flag, bool):
+            problem = Problem(f"{field}.binary_data", f"must be true or false, got {flag!r}", "bool_type")
+            raise OipError(f"{problem.field} {problem.msg}", problems=[problem])
+        if flag:
+            binary.add(output.name)
+    return frozenset(binary)
+
+
+def tensor_bytes(output: dict[str, Any]) -> bytes:
+    """An output tensor's data as the binary extension lays it out: row-major little-endian values, and for
+    BYTES each element as a 4-byte little-endian length followed by its UTF-8 bytes."""
+    if output["datatype"] == "BYTES":
+        encoded = [str(v).encode() for v in output["data"]]
+        return b"".join(struct.pack("<I", len(e)) + e for e in encoded)
+    return np.asarray(output["data"], dtype=DTYPES[output["datatype"]]).tobytes()
+
+
+def binary_answer(answer: dict[str, Any], binary: frozenset[str], headers: dict[str, str]) -> Response:
+    """The InferenceResponse with the ``binary`` outputs moved after the JSON: each such output has
+    ``parameters.binary_data_size`` instead of ``data``, its bytes follow in output order, and the
+    ``Inference-Header-Content-Length`` header says where the JSON ends. Without binary outputs: plain JSON."""
+    if not binary:
+        return JSONResponse(answer, headers=headers)
+    chunks = []
+    for output in answer["outputs"]:
+        if output["name"] in binary:
+            raw = tensor_bytes(output)
+            del output["data"]
+            output["parameters"] = {**output.get("parameters", {}), "binary_data_size": len(raw)}
+            chunks.append(raw)
+    header = orjson.dumps(answer)
+    return Response(
+        header + b"".join(chunks),
+        media_type="application/octet-stream",
+        headers={**headers, BINARY_HEADER: str(len(header))},
+    )
 
 
 class OpenInferenceApi:
@@ -272,7 +374,7 @@ class OpenInferenceApi:
             raise OipError(f"model {name!r} has no loaded version {version!r}; loaded: {self.loaded_versions()}", 404)
 
     async def server_metadata(self) -> dict[str, Any]:
-        return {"name": "mlops-lab", "version": package_version("mlops-lab"), "extensions": []}
+        return {"name": "mlops-lab", "version": package_version("mlops-lab"), "extensions": list(EXTENSIONS)}
 
     async def live(self) -> dict[str, bool]:
         return {"live": True}
@@ -308,7 +410,7 @@ class OpenInferenceApi:
             self.check_model(name, version)
         except (OipError, NotReadyError) as err:
             status = err.status if isinstance(err, OipError) else 503
-            body = {"name": name, "ready": False} if status == 503 else {"error": str(err)}
+            body = {"name": name, "ready": False} if status == 503 else error_body(str(err))
             return JSONResponse(body, status_code=status)
         return JSONResponse({"name": name, "ready": True})
 
@@ -319,9 +421,8 @@ class OpenInferenceApi:
         try:
             self.check_model(name, version)
             body = await request.body()
-            infer_request, values = parse_infer(
-                body, request.headers.get("inference-header-content-length"), len(self.contract.features)
-            )
+            infer_request, values = parse_infer(body, request.headers.get(BINARY_HEADER), len(self.contract.features))
+            binary = binary_outputs(infer_request)
             if problem := self.contract.problem(values):
                 raise OipError(f"input {infer_request.inputs[0].name!r}: {problem}")
             raw = {k: request.headers[k.decode()] for k in headers.NAMES if k.decode() in request.headers}
@@ -338,7 +439,7 @@ class OpenInferenceApi:
         background.add_task(self.runtime.after_response, served, values)
         answer = infer_response(self.model_name, served, infer_request, rid)
         answer["parameters"]["feedback_token"] = token
-        return JSONResponse(answer, headers={"X-Request-Id": rid, "X-Feedback-Token": token})
+        return binary_answer(answer, binary, {"X-Request-Id": rid, "X-Feedback-Token": token})
 
 
 def infer_response(model_name: str, served: Served, infer_request: InferRequest, rid: str) -> dict[str, Any]:
@@ -365,9 +466,15 @@ def infer_response(model_name: str, served: Served, infer_request: InferRequest,
 
 
 def _error(err: Exception) -> JSONResponse:
+    """The protocol's ``{"error": ...}`` with the project's ``detail`` list (`serving.errors.error_body`)."""
     if isinstance(err, CredentialError):
-        return JSONResponse({"error": str(err)}, status_code=err.status, headers=err.headers)
-    status = (
-        err.status if isinstance(err, OipError) else 400 if isinstance(err, headers.HeaderError) else http_status(err)
-    )
-    return JSONResponse({"error": str(err)}, status_code=400 if status == 422 else status)
+        return JSONResponse(
+            error_body(str(err), [credential_problem(err)]), status_code=err.status, headers=err.headers
+        )
+    if isinstance(err, OipError):
+        status, problems = err.status, err.problems
+    elif isinstance(err, headers.HeaderError):
+        status, problems = 400, err.problems
+    else:
+        status, problems = http_status(err), []
+    return JSONResponse(error_body(str(err), problems), status_code=400 if status == 422 else status)

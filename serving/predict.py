@@ -341,8 +341,8 @@ class Predictor:
     def shadow(self, served: Served, values: np.ndarray) -> None:
         """Score the mirrored alias after the response was sent; its answer is only logged and counted.
 
-        Its ``latency_ms`` in the log (and ``shadow_model_seconds``) is the shadow's own model time on the
-        worker that runs it after the response: what mirroring costs, not what a user waits for.
+        Its ``latency_ms`` in the log (and ``mlops_shadow_model_duration_seconds``) is the shadow's own model
+        time on the worker that runs it after the response: what mirroring costs, not what a user waits for.
         """
         alias = served.decision.shadow_alias
         loaded = self.cache.snapshot().get(alias) if alias else None

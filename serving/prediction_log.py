@@ -22,7 +22,7 @@ Faults that last (a full disk, a database that is down): the writer retries with
 as long as the service runs, in transactions of at most ``chunk_rows`` rows (a request's own rows are
 never split), so the log recovers piece by piece as space frees instead of waiting for room for the
 whole backlog at once. While writes fail, ``stats().write_error`` says why (the readiness report shows
-it as degraded, /metrics as ``prediction_log_write_ok 0``), the backlog fills, and then new requests are
+it as degraded, /metrics as ``mlops_prediction_log_write_ok 0``), the backlog fills, and then new requests are
 refused with 503 as above. At shutdown the writer tries a few more times and then gives up: those rows
 are counted in ``stats().dropped`` and logged as an error with their number, never silently.
 

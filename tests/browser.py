@@ -13,6 +13,16 @@ from pathlib import Path
 from tests.system_tools import system_tool
 
 BLOCKED_NETWORK = ["--proxy-server=127.0.0.1:9"]  # loopback bypasses a proxy by default; the rest goes nowhere
+# Chromium's own background traffic (component updates, sync, field trials, QUIC probes) stays off, so a run is
+# the page alone and no request can wait on a proxy that never answers.
+NO_BACKGROUND = [
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-dev-shm-usage",  # small /dev/shm in containers crashes renderers
+]
 
 
 def rendered_dom(url: str, profile: Path, budget_ms: int = 15_000, timeout_s: float = 120) -> str:
@@ -25,6 +35,7 @@ def rendered_dom(url: str, profile: Path, budget_ms: int = 15_000, timeout_s: fl
         "--disable-gpu",
         f"--user-data-dir={profile}",
         *BLOCKED_NETWORK,
+        *NO_BACKGROUND,
         f"--virtual-time-budget={budget_ms}",
         "--dump-dom",
         url,

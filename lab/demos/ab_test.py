@@ -17,8 +17,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from lab.demos.prep import ensure_champion
+from lab.demos.prep import display_path, ensure_champion
 from lab.demos.traffic import ARM_COLUMNS, arm_table, ensure_challenger, running_service, users
+from monitoring.ab_picture import PICTURE_NAME, write_ab_picture
 from monitoring.ab_stats import ArmOutcome, Decision, arm_outcomes, compare_regret, decide, horizon
 from serving.log_reader import labelled_window
 
@@ -41,7 +42,8 @@ def outcomes(service: DemoService, since: datetime, planned: int) -> dict[str, A
     return arm_outcomes(frame[frame["strategy"] == "ab"], planned)
 
 
-def _report(n: Narrator, result: dict[str, ArmOutcome], params: ABTestParams) -> Decision:
+def _report(n: Narrator, ctx: LabContext, result: dict[str, ArmOutcome], params: ABTestParams, name: str) -> Decision:
+    """The arms' table and the decision, said and drawn (``reports/ab-test/<name>`` in the demo's state)."""
     a, b = result.get("champion", ArmOutcome(0, 0)), result.get("challenger", ArmOutcome(0, 0))
     n.table(
         "online accuracy per arm (from feedback)",
@@ -49,6 +51,9 @@ def _report(n: Narrator, result: dict[str, ArmOutcome], params: ABTestParams) ->
         [[name, o.labelled, o.correct, f"{o.accuracy:.1%}"] for name, o in (("A champion", a), ("B challenger", b))],
     )
     decision = decide(a, b, params)
+    picture = ctx.settings.reports_dir / "ab-test" / name
+    write_ab_picture(decision, a, b, params, horizon(params), picture)
+    n.say(f"picture of the interval and the labels vs the horizon: {display_path(ctx, picture)}")
     test = decision.comparison
     if test is None:
         n.bad(f"no verdict yet: {decision.reason}")
@@ -100,7 +105,7 @@ def run(n: Narrator, ctx: LabContext) -> None:
         n.step("First look after 40 requests (each answer gets its true label as feedback)")
         early = service.send(users("ab-user", 40), seed=21)
         n.table("40 users", ARM_COLUMNS, arm_table(early))
-        _report(n, outcomes(service, started, planned), stats)
+        _report(n, ctx, outcomes(service, started, planned), stats, "ab-interval-first-look.png")
         n.why(
             "peeking and stopping when it looks good inflates false positives (`mlops-lab study ab`): "
             "no verdict before the horizon, then one test on the first labels that arrived"
@@ -111,7 +116,7 @@ def run(n: Narrator, ctx: LabContext) -> None:
         kept = sum(early.arm_of_user[u] == later.arm_of_user.get(u) for u in early.arm_of_user)
         n.table("300 users", ARM_COLUMNS, arm_table(later))
         n.ok(f"returning users kept their arm: {kept}/{len(early.arm_of_user)}")
-        decision = _report(n, outcomes(service, started, planned), stats)
+        decision = _report(n, ctx, outcomes(service, started, planned), stats, PICTURE_NAME)
         if decision.verdict in ("a_better", "b_better"):
             winner = "B (challenger)" if decision.verdict == "b_better" else "A (champion)"
             n.ok(f"significant ({decision.reason}): {winner} is more accurate; the interval says by how much")

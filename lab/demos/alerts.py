@@ -40,13 +40,14 @@ if TYPE_CHECKING:
 PROMETHEUS_DIR = Path("monitoring/prometheus")
 DASHBOARD = Path("monitoring/grafana/dashboards/mlops-lab.json")
 SHOWN = re.compile(
-    r"^(requests_total\{endpoint=\"/v1/predict\"[^}]*\}"
-    r"|request_latency_seconds_count\{endpoint=\"/v1/predict\"\}"
-    r"|predictions_total\{[^}]*\}"
-    r"|monitor_check_status\{check=\"data_drift\",status=\"fired\"\}"
-    r"|monitor_drift_share|monitor_feature_drift_score\{feature=\"sepal_[^}]*\}"
-    r"|rollout_status\{status=\"aborted\"\}|rollout_challenger_weight|rollout_aborted_timestamp_seconds"
-    r"|monitor_state_read_ok) (\S+)$",
+    r"^(http_requests_total\{method=\"POST\",route=\"/v1/predict\"[^}]*\}"
+    r"|http_request_duration_seconds_count\{method=\"POST\",route=\"/v1/predict\"\}"
+    r"|mlops_predictions_total\{[^}]*\}"
+    r"|mlops_monitor_check_status\{check=\"data_drift\",status=\"fired\"\}"
+    r"|mlops_monitor_drifted_features_ratio|mlops_monitor_feature_drift_score\{feature=\"sepal_[^}]*\}"
+    r"|mlops_rollout_status\{status=\"aborted\"\}|mlops_rollout_challenger_weight_ratio"
+    r"|mlops_rollout_aborted_timestamp_seconds"
+    r"|mlops_monitor_state_read_ok) (\S+)$",
     re.MULTILINE,
 )
 

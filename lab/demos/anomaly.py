@@ -5,7 +5,9 @@ Concept: anomaly detection on live metrics (C36). Two parts. First a seeded p99-
 scheduler would feed it; a spike and a lasting slowdown are injected. Then a simulated hour of
 served predictions is written to a prediction log of its own (a separate SQLite file in the state
 folder, so no real traffic is mixed with it), read back with the same reader the monitoring uses,
-turned into per-minute series and checked: the finding names the metric and the minute.
+turned into per-minute series and checked: the finding names the metric and the minute. Both parts
+are drawn into the demo's report folder (``reports/anomaly-demo``): each series with its EWMA baseline,
+the band it must stay in, and the flagged points.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from monitoring.anomaly import LIVE_METRICS, EwmaDetector, check_anomalies, live_metrics
+from lab.demos.prep import display_path
+from monitoring.anomaly import LIVE_METRICS, EwmaDetector, check_anomalies, detect, live_metrics
+from monitoring.anomaly_plot import PICTURE, plot_anomaly_band
 from serving.log_reader import recent_predictions
 from serving.prediction_log import PredictionLog, PredictionRecord
 
@@ -26,6 +30,7 @@ if TYPE_CHECKING:
 
 SPIKE_MINUTE, SLOWDOWN_MINUTE, MINUTES = 50, 75, 100
 LOG_SPIKE, LOG_ERRORS, LOG_MINUTES, PER_MINUTE = 40, 52, 60, 20
+STREAM_PICTURE = "latency-stream.png"
 
 
 def latency_series(seed: int = 7) -> list[float]:
@@ -93,6 +98,10 @@ def run(n: Narrator, ctx: LabContext) -> None:
             rows.append([minute, f"{value:.1f}", f"{verdict.score:+.1f}", "ANOMALY" if verdict.is_anomaly else ""])
     n.table("selected minutes", ["minute", "p99 ms", "robust z (log scale)", "flag"], rows)
     n.ok(f"flagged minutes: {flagged}")
+    out_dir = ctx.settings.reports_dir / "anomaly-demo"
+    streamed = detect(latency_series(), cfg, spec.min_scale, spec.direction, log=True)  # the same detector, batched
+    plot_anomaly_band({"latency_p99": streamed}, out_dir / STREAM_PICTURE, cfg.warmup, "p99 per minute")
+    n.say(f"picture: {display_path(ctx, out_dir / STREAM_PICTURE)} (the series, its EWMA, the band, the flags)")
     n.why(
         f"baseline = EWMA (alpha {cfg.alpha}); noise = median absolute deviation of recent residuals, which a "
         f"spike cannot inflate; flag when z > {cfg.z_threshold}, never in the first {cfg.warmup} points"
@@ -107,7 +116,7 @@ def run(n: Narrator, ctx: LabContext) -> None:
         f"{len(frame)} logged predictions -> {len(series)} one-minute intervals of "
         "latency p50/p99, error rate, mean confidence"
     )
-    finding = check_anomalies(frame, cfg)
+    finding = check_anomalies(frame, cfg, out_dir=out_dir)
     n.table(
         "per metric",
         ["metric", "direction", "flagged minutes (z)"],
@@ -122,6 +131,7 @@ def run(n: Narrator, ctx: LabContext) -> None:
     )
     (n.bad if finding.fired else n.ok)(f"anomaly {finding.status}: {finding.summary}")
     n.why("each metric is judged against its own history; latency on a log scale, because its noise is multiplicative")
+    n.say(f"picture: {display_path(ctx, out_dir / PICTURE)} (each metric, its band, the flagged minutes)")
     n.code(
         "monitoring/anomaly.py::EwmaDetector",
         "monitoring/anomaly.py::live_metrics",

@@ -9,7 +9,8 @@ margin), each only once it has its minimum sample; too little data is *inconclus
 controller waits. At 100 % the champion's baseline is its window of the previous step. Passing the
 last step promotes the challenger in the registry; any breach aborts: weight back to 0, challenger
 tagged rejected with the reason, audited. The second episode plants a model trained on swapped labels
-to show that abort.
+to show that abort. Its report folder (``reports/canary`` in the demo's state) gets a picture of each
+episode's weight steps and verdicts and one of online accuracy per version over the whole demo.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import math
 from typing import TYPE_CHECKING
 
 from core.mlflow_config import mlflow_client
-from lab.demos.prep import ensure_champion
+from lab.demos.prep import display_path, ensure_champion
 from lab.demos.traffic import (
     ARM_COLUMNS,
     Traffic,
@@ -29,12 +30,18 @@ from lab.demos.traffic import (
     users,
 )
 from lab.demos.traffic import users as user_ids
+from monitoring.online_accuracy import PICTURE_NAME as ONLINE_ACCURACY
+from monitoring.online_accuracy import accuracy_over_time, write_accuracy_picture
 from pipelines.registry import RegistryError, current_aliases
+from serving.log_reader import labelled_window
 from serving.rollout import RolloutTransitionError
 from serving.rollout_controller import begin_rollout, operate, tick
+from serving.rollout_picture import write_rollout_picture
 from serving.router import bucket
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from core.context import LabContext
     from core.params import Params
     from lab.demos.traffic import DemoService
@@ -94,6 +101,31 @@ def drive_rollout(
     if result.action.kind not in ("promote", "abort"):
         n.bad(f"no decision after {MAX_ROUNDS} rounds; `mlops-lab rollout status` shows where it stands")
     return result
+
+
+def report_dir(ctx: LabContext) -> Path:
+    """Where this demo's pictures go: ``reports/canary`` in the demo's state."""
+    return ctx.settings.reports_dir / "canary"
+
+
+def draw_rollout(n: Narrator, ctx: LabContext, result: Tick, name: str) -> None:
+    """The episode's weight steps and verdicts, from the rollout history the controller kept."""
+    out = report_dir(ctx) / name
+    write_rollout_picture(result.state, out)
+    n.say(f"picture of the weight steps and verdicts: {display_path(ctx, out)}")
+
+
+def draw_online_accuracy(n: Narrator, ctx: LabContext, service: DemoService) -> None:
+    """Online accuracy per version over the whole demo, from the labels the feedback joined to the log."""
+    service.flush()
+    if service.runtime.log is None:
+        return
+    table = accuracy_over_time(labelled_window(service.runtime.log.engine, model_name=ctx.settings.model_name))
+    if table.empty:
+        return
+    out = report_dir(ctx) / ONLINE_ACCURACY
+    write_accuracy_picture(table, out, "Canary demo: online accuracy per version (champion, promoted, planted)")
+    n.say(f"picture of online accuracy per version over time: {display_path(ctx, out)}")
 
 
 def start_rollout(n: Narrator, service: DemoService, params: Params) -> bool:
@@ -156,6 +188,7 @@ def run(n: Narrator, ctx: LabContext) -> None:
         n.step("The controller analyses each step and moves the weight (true labels arrive as feedback)")
         both = Traffic(arms=first.arms + again.arms)
         result = drive_rollout(n, service, params, seed=10, before=both)
+        draw_rollout(n, ctx, result, "episode-1-promote.png")
         if result.action.kind == "promote":
             n.ok(
                 f"rollout promoted: champion v{champion} → v{current_aliases(s)['champion']} (old one kept as previous)"
@@ -174,6 +207,7 @@ def run(n: Narrator, ctx: LabContext) -> None:
         if not start_rollout(n, service, params):
             return
         result = drive_rollout(n, service, params, seed=40)
+        draw_rollout(n, ctx, result, "episode-2-abort.png")
         if result.action.kind == "abort":
             n.ok(f"rollout aborted: {result.action.reason}")
         else:
@@ -188,6 +222,7 @@ def run(n: Narrator, ctx: LabContext) -> None:
             "confidence bound on its accuracy minus the champion's fell below the margin, a test, not two "
             "numbers compared; the controller acted without a human: abort = weight 0 + rejected + audit entry"
         )
+        draw_online_accuracy(n, ctx, service)
     n.code(
         "serving/router.py (bucket, route)",
         "serving/rollout_controller.py (begin_rollout, tick)",

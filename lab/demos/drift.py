@@ -10,6 +10,8 @@ The model is the champion when the registry has one; otherwise a pipeline is fit
 raw data (not registered), so the demo stays well under 30 s on a fresh state: Evidently's import
 alone takes about 7 s. In production the current side comes from the prediction log
 (``recent_predictions`` and ``predictions_from_log``); here the generated windows are scored directly.
+The four windows' scores are drawn as if they were four monitoring runs (``reports/drift-demo/
+findings-over-time.png``), the picture ``mlops-lab monitor`` draws from its history.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from lab.demos.prep import display_path, ensure_raw_data
 from monitoring.data_drift import data_drift
+from monitoring.findings_plot import PICTURE, plot_findings
 from monitoring.prediction_drift import prediction_drift, reference_predictions
 from pipelines.batches import generate_batch
 from pipelines.data import read_csv, split_features_target
@@ -120,6 +123,9 @@ def run(n: Narrator, ctx: LabContext) -> None:
     for kind, (data, _) in findings.items():
         n.say(f"{kind}: {display_path(ctx, Path(data.reports['html']))}")
     n.why("the HTML shows each feature's distributions side by side: where a person starts an investigation")
+    picture = ctx.settings.reports_dir / "drift-demo" / PICTURE
+    plot_findings([(kind, pair) for kind, pair in findings.items()], picture, "the four windows, one after another")
+    n.say(f"scores against thresholds, window by window: {display_path(ctx, picture)}")
     n.say("false-alarm and detection rates over 30 seeds: docs/drift-detection.md")
     n.code(
         "monitoring/data_drift.py (data_drift, read_snapshot)",

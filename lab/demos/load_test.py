@@ -135,8 +135,8 @@ def model_calls(port: int) -> tuple[float, float]:
         text = conn.getresponse().read().decode()
     finally:
         conn.close()
-    samples = dict(line.split(" ", 1) for line in text.splitlines() if line.startswith("model_call_rows_"))
-    return float(samples.get("model_call_rows_count", 0)), float(samples.get("model_call_rows_sum", 0))
+    samples = dict(line.split(" ", 1) for line in text.splitlines() if line.startswith("mlops_model_call_rows_"))
+    return float(samples.get("mlops_model_call_rows_count", 0)), float(samples.get("mlops_model_call_rows_sum", 0))
 
 
 def _one_refusal(target: Target) -> tuple[int, str, str]:

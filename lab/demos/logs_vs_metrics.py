@@ -34,7 +34,9 @@ if TYPE_CHECKING:
     from lab.narrate import Narrator
 
 ACCESS_LOGGER = "serving.access"
-SERIES = re.compile(r"^(requests_total|request_latency_seconds_count|predictions_total)\{(.*)\} ([0-9.e+]+)$")
+SERIES = re.compile(
+    r"^(http_requests_total|http_request_duration_seconds_count|mlops_predictions_total)\{(.*)\} ([0-9.e+]+)$"
+)
 
 
 class Captured(logging.Handler):
@@ -123,16 +125,16 @@ def run(n: Narrator, ctx: LabContext) -> None:
             for name, labels, value in series
         ],
     )
-    counted = {(s["endpoint"], s["status"]): v for name, s, v in series if name == "requests_total"}
-    logged = Counter((line["path"], str(line["status"])) for line in lines)
+    counted = {(s["route"], s["method"], s["status"]): v for name, s, v in series if name == "http_requests_total"}
+    logged = Counter((line["path"], line["method"], str(line["status"])) for line in lines)
     agree = counted == {key: float(count) for key, count in logged.items()}
     (n.ok if agree else n.bad)(
-        f"requests_total matches the log lines for every (route, status): {dict(sorted(logged.items()))}"
+        f"http_requests_total matches the log lines for every (route, method, status): {dict(sorted(logged.items()))}"
     )
-    rows = sum(v for name, _, v in series if name == "predictions_total")
-    n.say(f"predictions_total counts rows, not requests: {rows:g} rows predicted (the batch counts 3)")
+    rows = sum(v for name, _, v in series if name == "mlops_predictions_total")
+    n.say(f"mlops_predictions_total counts rows, not requests: {rows:g} rows predicted (the batch counts 3)")
     n.say(
-        'the made-up URL is counted under endpoint="unmatched": labels are route templates, never raw paths, '
+        'the made-up URL is counted under route="unmatched": labels are route templates, never raw paths, '
         "so a client cannot create new series"
     )
     n.why(
@@ -149,7 +151,7 @@ def run(n: Narrator, ctx: LabContext) -> None:
             ["is the 5xx rate above 1 % for 5 minutes?", "metrics", "an aggregate over time: alert rule"],
             ["p99 latency per endpoint this week", "metrics", "histogram buckets, fixed cost"],
             ["which client sent the 422s, and with what?", "log line", "per-request detail (sampled if heavy)"],
-            ["is the challenger's class mix shifting?", "metrics", "predictions_total by version, arm and class"],
+            ["is the challenger's class mix shifting?", "metrics", "mlops_predictions_total by version, arm and class"],
         ],
     )
     n.why("alerts fire on metrics; the log lines are where you go next, to find the requests behind the alert")

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from lab.demos.traffic import DemoService
     from lab.narrate import Narrator
 
-AGREEMENT = re.compile(r'^shadow_predictions_total\{agreed="(true|false)"\} ([0-9.e+]+)$', re.MULTILINE)
+AGREEMENT = re.compile(r'^mlops_shadow_predictions_total\{agreed="(true|false)"\} ([0-9.e+]+)$', re.MULTILINE)
 
 
 def _answer(body: dict[str, Any]) -> str:
@@ -84,7 +84,7 @@ def run(n: Narrator, ctx: LabContext) -> None:
         n.step("What the shadow saw: agreement and latency, from /metrics and the prediction log")
         counts = {k: float(v) for k, v in AGREEMENT.findall(service.client.get("/metrics").text)}
         agreed, total = counts.get("true", 0.0), counts.get("true", 0.0) + counts.get("false", 0.0)
-        n.say(f'/metrics: shadow_predictions_total{{agreed="true"}} {agreed:g} of {total:g}')
+        n.say(f'/metrics: mlops_shadow_predictions_total{{agreed="true"}} {agreed:g} of {total:g}')
         ids = [b["request_id"] for b in mirrored.bodies]
         log = _logged(service, ids)
         pairs = [(log[i], log[f"{i}:shadow"]) for i in ids if i in log and f"{i}:shadow" in log]
@@ -112,7 +112,8 @@ def run(n: Narrator, ctx: LabContext) -> None:
         )
         n.why(
             "the shadow's latency is its own model time on a worker after the answer was sent: what mirroring "
-            "costs in compute, never part of a user's wait (request_latency_seconds stops at the answer's last byte)"
+            "costs in compute, never part of a user's wait (http_request_duration_seconds stops at the answer's "
+            "last byte)"
         )
         rate = agree / len(pairs) if pairs else 0.0
         n.ok(f"agreement rate {rate:.1%} ({agree}/{len(pairs)} rows); each disagreement is in the log to inspect")

@@ -73,6 +73,13 @@ LABS: dict[int, Lab] = {
         Lab(6, "drift-to-retrain", "Trigger drift, watch the retrain", ("C32", "C37", "C01"), "lab.labs.lab06_drift"),
         Lab(7, "roll-back", "Roll back a bad release", ("C15", "C16", "C28"), "lab.labs.lab07_rollback"),
         Lab(8, "review-k8s", "Render and review the Kubernetes overlay", ("C47", "C48", "C51"), "lab.labs.lab08_k8s"),
+        Lab(
+            9,
+            "bring-your-own-dataset",
+            "Bring your own dataset",
+            ("C06", "C07", "C48"),
+            "lab.labs.lab09_own_dataset",
+        ),
     )
 }
 

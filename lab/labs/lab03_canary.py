@@ -7,7 +7,8 @@ tick. The checker reads what that left: the rollout state in the shared database
 history), the challenger's registry tags, the routing weight and the champion alias; only a rollout
 started since ``lab setup 3`` counts. It wants an
 abort *by the controller*, with a reason naming the metric that breached: an operator's manual
-``rollout abort`` proves nothing about automatic rollback.
+``rollout abort`` proves nothing about automatic rollback. Once the rollout has a history the check
+also draws it (``reports/lab03/rollout-weights.png`` in the state: weight steps and every verdict).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from lab.labs import Check
 from lab.labs.progress import counts
 from lab.labs.scenario import LineNarrator, abort_stale_rollout, version_tags
 from pipelines.registry import current_aliases
+from serving.rollout_picture import PICTURE_NAME, write_rollout_picture
 from serving.state_store import StateStore
 
 if TYPE_CHECKING:
@@ -95,6 +97,9 @@ def check(ctx: LabContext, answer: str | None, since: datetime) -> list[Check]:
         found = "no rollout history"
     else:
         found = f"last event: {last.event} by {last.actor} at {100 * last.weight:g} %: {reason[:160]}"
+        picture = ctx.settings.reports_dir / "lab03" / PICTURE_NAME
+        write_rollout_picture(state, picture)
+        found += f"; picture of the steps and verdicts: {picture}"
     checks.append(
         Check(
             "the controller aborted it on a metric",

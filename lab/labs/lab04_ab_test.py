@@ -13,7 +13,9 @@ from the test, never from a stored string:
 - ``ship``: B is significantly more accurate (p < alpha);
 - ``keep``: A is significantly better, or there is no significant difference (B has not earned it).
 
-Running ``lab check 4`` without an answer prints the statistics to read.
+Running ``lab check 4`` without an answer prints the statistics to read; every check also draws them
+(``reports/lab04/ab-interval.png`` in the state: the interval against zero and the planned effect, and the
+labels per arm against the horizon).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from lab.demos.prep import ensure_champion
 from lab.demos.traffic import ensure_challenger
 from lab.labs import Check
 from lab.labs.scenario import LineNarrator, abort_stale_rollout, registered_at
+from monitoring.ab_picture import PICTURE_NAME, write_ab_picture
 from monitoring.ab_stats import ArmOutcome, arm_outcomes, decide, horizon
 from pipelines.registry import current_aliases
 from serving.log_reader import labelled_window, recent_predictions
@@ -119,6 +122,8 @@ def check(ctx: LabContext, answer: str | None, since: datetime) -> list[Check]:
         labelled_window(s.prediction_log_uri, model_name=s.model_name, since=since), champion, challenger, planned
     )
     decision = decide(a, b, stats)
+    picture = s.reports_dir / "lab04" / PICTURE_NAME
+    write_ab_picture(decision, a, b, stats, planned, picture)
     supported = ANSWERS[decision.verdict]
     given = normalise(answer)
     if given is None:
@@ -153,7 +158,7 @@ def check(ctx: LabContext, answer: str | None, since: datetime) -> list[Check]:
         Check(
             "your decision is the one the statistics support",
             given == supported,
-            describe(a, b, decision, stats) + (f"; you answered {given}" if given else ""),
+            describe(a, b, decision, stats) + f"; picture: {picture}" + (f"; you answered {given}" if given else ""),
             verdict_hint,
         ),
     ]

@@ -49,5 +49,14 @@ def test_rollout_commands_start_pause_resume_abort(
     status = runner.invoke(app, ["rollout", "status"]).output
     assert "aborted" in status
     assert "canary weight 0 %" in status
+    picture = settings.reports_dir / "rollout" / "rollout-weights.png"  # drawn next to the state's reports
+    assert picture.read_bytes()[:4] == b"\x89PNG"
+    assert "rollout-weights.png" in status.replace("\n", "")
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the picture's folder would go", encoding="utf-8")
+    unwritable = runner.invoke(app, ["rollout", "status", "--picture", str(blocker / "weights.png")])
+    assert unwritable.exit_code == 0, unwritable.output  # the status is still shown, the picture's failure said
+    assert "aborted" in unwritable.output
+    assert "could not draw the picture" in unwritable.output
     assert current_aliases(settings)["champion"] == "1"
     assert {v.version: v.status for v in list_versions(settings)}["2"] == "rejected"

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -21,6 +22,7 @@ from lab.demos.traffic import DemoService, running_service, users
 from monitoring.retrain_guard import guard_state
 from pipelines.registry import current_aliases, list_versions
 from pipelines.training_steps import run_training
+from serving.log_reader import labelled_window
 from serving.prediction_log import make_engine
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -65,11 +67,22 @@ def test_clean_traffic_is_checked_recorded_and_starts_no_retrain(loop: LabContex
     assert not outcome.decision.retrain
     assert outcome.retrain is None
     assert (Path(outcome.report_dir) / "data-drift.html").exists()
+    assert (Path(outcome.report_dir) / "findings-over-time.png").stat().st_size > 10_000  # drawn from the history
+    assert (Path(outcome.report_dir) / "anomaly-band.png").exists() == ("png" in found["anomaly"].reports)
     engine = make_engine(loop.settings.prediction_log_uri)
     try:
         assert latest_findings(engine)["data_drift"].status == "ok"  # what /metrics exports
+        window = loop.params.monitoring.concept_drift.window * 4  # the labelled window the checks read
+        labelled = labelled_window(engine, last_n=window, model_name=loop.settings.model_name)
     finally:
         engine.dispose()
+    # The online accuracy picture sits with the reports, drawn from the table beside it, which counts the log's labels.
+    assert (Path(outcome.report_dir) / "online-accuracy.png").read_bytes()[:4] == b"\x89PNG"
+    table = pd.read_csv(Path(outcome.report_dir) / "online-accuracy.csv", dtype={"model_version": str})
+    assert len(labelled) > 0
+    assert table["labelled"].sum() == len(labelled)
+    assert table["correct"].sum() == int(labelled["correct"].sum())
+    assert set(table["model_version"]) == set(labelled["model_version"].astype(str))
 
 
 def test_drift_starts_exactly_one_retrain_whose_challenger_goes_out_as_a_canary(

@@ -202,7 +202,7 @@ def test_prometheus_fires_data_drift_alert_after_shifted_traffic(tmp_path: Path,
         _serve_rows(api_port, generate_batch("clean", reference, params, rows=200, seed=3), features)
         clean = _drift_check(settings, params, logged=200)
         assert clean.status == "ok", clean.summary
-        fired_series = 'max(monitor_check_status{job="mlops-lab",check="data_drift",status="fired"})'
+        fired_series = 'max(mlops_monitor_check_status{job="mlops-lab",check="data_drift",status="fired"})'
         silent = _poll(
             "the ok finding in Prometheus",
             lambda: r if (r := _api(prom_port, "/api/v1/query", query=fired_series)["result"]) else None,
@@ -227,5 +227,5 @@ def test_prometheus_fires_data_drift_alert_after_shifted_traffic(tmp_path: Path,
         )
         assert alert["labels"]["severity"] == "warning"
         assert alert["annotations"]["summary"] == f"Data drift: {drifted.score:.0%} of the features drifted"
-        per_feature = _api(prom_port, "/api/v1/query", query='monitor_feature_drift_score{job="mlops-lab"}')
+        per_feature = _api(prom_port, "/api/v1/query", query='mlops_monitor_feature_drift_score{job="mlops-lab"}')
         assert {s["metric"]["feature"] for s in per_feature["result"]} == set(features)

@@ -129,6 +129,37 @@ def test_every_endpoint_needs_the_right_token(client: TestClient, method: str, p
     assert current_aliases(runtime.settings) == {"champion": "1", "challenger": "2"}
 
 
+BAD_BODIES = {
+    "malformed JSON": b'{"strategy": ',
+    "not UTF-8": b"\xff\xfe\x00garbage",
+    "not JSON at all": b"strategy=shadow",
+}
+
+
+@pytest.mark.parametrize(("method", "path", "body"), ENDPOINTS, ids=ENDPOINT_IDS)
+def test_the_token_is_checked_before_the_body_is_parsed(
+    client: TestClient, settings: Settings, method: str, path: str, body: Any
+) -> None:
+    # Its own address per endpoint, below the failed-authentication lockout (the wrong tokens count).
+    client = TestClient(client.app, client=(f"192.0.2.{100 + ENDPOINT_IDS.index(f'{method} {path}')}", 50000))
+    url, json_type = f"/v1/admin{path}", {"Content-Type": "application/json"}
+    oversized = b"x" * (settings.max_body_bytes + 1)
+    for name, content in {**BAD_BODIES, "over MLOPS_MAX_BODY_BYTES": oversized}.items():
+        for streamed in (False, True):  # with Content-Length, and chunked
+            sent = iter([content]) if streamed else content
+            missing = client.request(method, url, content=sent, headers=json_type)
+            assert missing.status_code == 401, (name, streamed, missing.text)
+            assert missing.headers["www-authenticate"].startswith("Bearer")
+            assert missing.json()["error"].startswith("admin API needs the header Authorization")
+            assert [d["field"] for d in missing.json()["detail"]] == ["Authorization"]
+        wrong = client.request(method, url, content=content, headers={**json_type, "Authorization": "Bearer wrong"})
+        assert (wrong.status_code, wrong.json()["detail"][0]["field"]) == (403, "Authorization"), name
+    # With the right token the body is judged as before: the documented 422 naming it.
+    if body is not None:
+        judged = client.request(method, url, content=BAD_BODIES["malformed JSON"], headers={**json_type, **AUTH})
+        assert (judged.status_code, judged.json()["detail"][0]["field"]) == (422, "body")
+
+
 def test_a_guessing_client_is_locked_out_before_its_token_is_compared(client: TestClient) -> None:
     from serving.credentials import FAILED_AUTH_BURST
 

@@ -330,7 +330,7 @@ def test_shadow_scores_the_challenger_after_the_response_and_never_changes_it(cl
     records = logged(client, "mirror-1", "mirror-1:shadow")  # TestClient returns after the background task
     assert (records["mirror-1"]["arm"], records["mirror-1"]["model_version"]) == ("champion", "1")
     assert (records["mirror-1:shadow"]["arm"], records["mirror-1:shadow"]["model_version"]) == ("shadow", "2")
-    assert 'shadow_predictions_total{agreed="true"}' in client.get("/metrics").text
+    assert 'mlops_shadow_predictions_total{agreed="true"}' in client.get("/metrics").text
 
 
 def test_a_locked_database_answers_503_with_retry_after_and_the_label_is_stored_on_retry(client: TestClient) -> None:
@@ -494,11 +494,13 @@ def test_hot_reload_under_concurrent_load_fails_no_request(client: TestClient, r
         first_new = seen.index("2")
         assert set(seen[first_new:]) == {"2"}  # once swapped, never back
     metrics = client.get("/metrics").text
-    assert "model_reloads_total" in metrics
-    assert 'requests_total{endpoint="/v1/predict",status="200"}' in metrics
-    assert 'predictions_total{arm="champion",model_version="2",predicted_class="setosa"}' in metrics
-    assert 'request_latency_seconds_bucket{endpoint="/v1/predict"' in metrics
-    assert 'model_info{alias="champion",version="1"} 1.0' in metrics
+    assert "mlops_model_reloads_total" in metrics
+    assert 'http_requests_total{method="POST",route="/v1/predict",status="200"}' in metrics
+    assert 'mlops_predictions_total{arm="champion",model_version="2",predicted_class="setosa"}' in metrics
+    assert re.search(
+        r'^http_request_duration_seconds_bucket\{le="[^"]+",method="POST",route="/v1/predict"\}', metrics, re.M
+    )
+    assert 'mlops_model_info{alias="champion",version="1"} 1.0' in metrics
 
 
 def test_readyz_is_503_before_any_model_exists(tmp_path: Path, make_settings, params: Params) -> None:
@@ -527,7 +529,7 @@ def test_a_full_disk_under_the_log_shows_on_readyz_and_metrics_and_nothing_is_lo
         lines = [line for line in client.get("/metrics").text.splitlines() if line.startswith(name + " ")]
         return float(lines[0].split()[1])
 
-    assert metric("prediction_log_write_ok") == 1.0
+    assert metric("mlops_prediction_log_write_ok") == 1.0
     with full_disk(settings.state / "predictions.db") as disk:
         disk.pages = disk.pages_now()
         ids: list[str] = []
@@ -540,11 +542,11 @@ def test_a_full_disk_under_the_log_shows_on_readyz_and_metrics_and_nothing_is_lo
         assert ready["degraded"] is True
         assert "full" in ready["prediction_log"]["write_error"]
         assert ready["prediction_log"]["queued_rows"] > 0
-        assert metric("prediction_log_write_ok") == 0.0
-        assert metric("prediction_log_queued_rows") > 0
+        assert metric("mlops_prediction_log_write_ok") == 0.0
+        assert metric("mlops_prediction_log_queued_rows") > 0
         disk.pages = None  # space again
         assert runtime.log.flush(timeout=30)
     assert client.get("/readyz").json()["degraded"] is False
-    assert metric("prediction_log_write_ok") == 1.0
-    assert metric("prediction_log_queued_rows") == 0
+    assert metric("mlops_prediction_log_write_ok") == 1.0
+    assert metric("mlops_prediction_log_queued_rows") == 0
     assert set(logged(client, *ids)) == set(ids)

@@ -6,11 +6,14 @@ driven by the real ``tritonclient`` against a real uvicorn server on a free loop
 
 from __future__ import annotations
 
+import json
+import struct
 import threading
 import time
 from collections.abc import Iterator
 from importlib.metadata import version as package_version
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -121,7 +124,9 @@ def test_deeply_nested_json_on_invocations_is_a_400_not_a_500(client: TestClient
     deep = b"[" * 100_000 + b"]" * 100_000  # the stdlib parser's recursion limit, not a server fault
     response = client.post("/invocations", content=deep, headers=JSON)
     assert response.status_code == 400
-    assert response.json() == {"error_code": "BAD_REQUEST", "message": "malformed JSON: nested too deeply"}
+    body = response.json()
+    assert (body["error_code"], body["message"]) == ("BAD_REQUEST", "malformed JSON: nested too deeply")
+    assert (body["error"], body["detail"]) == (body["message"], [])  # the project's keys beside MLflow's
 
 
 def test_invocations_csv_errors_and_media_types(client: TestClient) -> None:
@@ -198,10 +203,23 @@ def _models(registry) -> dict[str, object]:
     return {v: mlflow.sklearn.load_model(f"models:/{settings.model_name}/{v}") for v in ("1", "2")}
 
 
+def test_mlflow_scoring_client_over_real_http(server_url: str, registry, pyfunc_predictions: list[str]) -> None:
+    """MLflow's own scoring client (what `mlflow models predict` uses on a served model), unchanged."""
+    from mlflow.pyfunc.scoring_server.client import ScoringServerClient
+
+    host, port = server_url.split(":")
+    scoring = ScoringServerClient(host, int(port))
+    scoring.wait_server_ready(timeout=30)
+    answer = scoring.invoke(registry[1])  # a DataFrame: the client sends dataframe_split
+    assert [str(v) for v in answer["predictions"]] == pyfunc_predictions
+    assert scoring.get_version() == package_version("mlflow")
+
+
 def test_oip_health_and_metadata(triton, server_url: str) -> None:
     assert triton.is_server_live()
     assert triton.is_server_ready()
     assert triton.get_server_metadata()["name"] == "mlops-lab"
+    assert triton.get_server_metadata()["extensions"] == ["binary_tensor_data"]
     assert triton.is_model_ready("iris-classifier")
     assert triton.is_model_ready("iris-classifier", "2")
     assert not triton.is_model_ready("iris-classifier", "99")
@@ -223,7 +241,8 @@ def test_oip_infer_binary_fp64_routes_and_echoes_the_request_id(triton, registry
     assert (response["id"], response["model_version"], response["parameters"]["arm"]) == ("req-42", "1", "champion")
     champion = _models(registry)["1"]
     frame = registry[1]
-    assert [str(v) for v in result.as_numpy("label")] == [str(v) for v in champion.predict(frame)]  # type: ignore[attr-defined]
+    labels = result.as_numpy("label")  # binary outputs (tritonclient's default): BYTES come back as bytes
+    assert [v.decode() for v in labels] == [str(v) for v in champion.predict(frame)]  # type: ignore[attr-defined]
     np.testing.assert_allclose(result.as_numpy("probabilities"), champion.predict_proba(frame), rtol=0, atol=1e-12)  # type: ignore[attr-defined]
 
 
@@ -240,6 +259,79 @@ def test_oip_infer_json_fp32_pinned_version_and_selected_output(triton, registry
     proba = result.as_numpy("probabilities")
     assert proba.shape == (len(rows), 3)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+
+
+@pytest.mark.parametrize("batch", [1, 10])
+def test_oip_binary_outputs_through_tritonclient_equal_the_json_answer(triton, registry, batch: int) -> None:
+    import tritonclient.http as httpclient
+
+    rows = registry[1].to_numpy(dtype="float64")[:batch]
+
+    def infer(binary: bool) -> Any:
+        features = httpclient.InferInput("features", list(rows.shape), "FP64")
+        features.set_data_from_numpy(rows, binary_data=binary)
+        outputs = [httpclient.InferRequestedOutput(name, binary_data=binary) for name in ("label", "probabilities")]
+        return triton.infer("iris-classifier", [features], model_version="1", outputs=outputs)
+
+    as_bytes, as_json = infer(binary=True), infer(binary=False)
+    for output in as_bytes.get_response()["outputs"]:  # sent as raw bytes, not as JSON data
+        assert "data" not in output, output
+        assert output["parameters"]["binary_data_size"] > 0, output
+    assert all("data" in output for output in as_json.get_response()["outputs"])
+    assert [v.decode() for v in as_bytes.as_numpy("label")] == list(as_json.as_numpy("label"))
+    np.testing.assert_array_equal(as_bytes.as_numpy("probabilities"), as_json.as_numpy("probabilities"))
+    assert as_bytes.as_numpy("probabilities").shape == (batch, 3)
+
+
+def test_oip_binary_output_layout_by_hand(server_url: str, registry) -> None:
+    """Per the binary tensor data extension, without tritonclient: the JSON, its length in a header, then the
+    bytes of each binary output in order; an output's own binary_data overrides the request's default."""
+    rows = registry[1].to_numpy(dtype="float64")[:3]
+    body = {
+        "inputs": [{"name": "features", "shape": [3, 4], "datatype": "FP64", "data": rows.ravel().tolist()}],
+        "parameters": {"binary_data_output": True},
+        "outputs": [{"name": "label"}, {"name": "probabilities", "parameters": {"binary_data": False}}],
+    }
+    url = f"http://{server_url}/v2/models/iris-classifier/versions/1/infer"
+    response = httpx.post(url, json=body)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/octet-stream"
+    split = int(response.headers["inference-header-content-length"])
+    header, raw = json.loads(response.content[:split]), response.content[split:]
+    label, probabilities = header["outputs"]
+    assert label["parameters"]["binary_data_size"] == len(raw)
+    assert "data" not in label
+    assert len(probabilities["data"]) == 9  # JSON, as its own parameter asked
+    texts, offset = [], 0
+    while offset < len(raw):  # BYTES: a 4-byte little-endian length, then the UTF-8 text
+        (length,) = struct.unpack_from("<I", raw, offset)
+        texts.append(raw[offset + 4 : offset + 4 + length].decode())
+        offset += 4 + length
+    plain = httpx.post(url, json={"inputs": body["inputs"]}).json()  # no parameters: all JSON, as before
+    assert texts == plain["outputs"][0]["data"]
+    assert probabilities["data"] == plain["outputs"][1]["data"]
+
+
+@pytest.mark.parametrize(
+    ("parameters", "outputs", "field"),
+    [
+        ({"binary_data_output": "yes"}, None, "parameters.binary_data_output"),
+        ({}, [{"name": "label", "parameters": {"binary_data": 1}}], "outputs.0.parameters.binary_data"),
+        ({}, [{"name": "probabilities", "parameters": {"classification": 2}}], "outputs.0.parameters.classification"),
+    ],
+    ids=["request-flag-not-bool", "output-flag-not-bool", "classification"],
+)
+def test_oip_refuses_binary_parameters_it_cannot_honour(
+    server_url: str, parameters: dict[str, Any], outputs: list[dict[str, Any]] | None, field: str
+) -> None:
+    body: dict[str, Any] = {
+        "inputs": [{"name": "f", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]
+    }
+    body |= {"parameters": parameters} | ({"outputs": outputs} if outputs else {})
+    response = httpx.post(f"http://{server_url}/v2/models/iris-classifier/infer", json=body)
+    assert response.status_code == 400
+    assert field in response.json()["error"]
+    assert [d["field"] for d in response.json()["detail"]] == [field]
 
 
 @pytest.mark.parametrize(

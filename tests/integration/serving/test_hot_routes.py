@@ -112,9 +112,11 @@ def test_both_ways_log_one_row_each_and_label_metrics_by_route(clients: dict[str
         )
         assert sorted(ids) == ["log-hot", "log-routed"]
     text = hot.get("/metrics").text
-    assert 'requests_total{endpoint="/v1/predict",status="200"}' in text
-    assert 'requests_total{endpoint="/invocations",status="200"}' in text
-    assert "unmatched" not in text.split("requests_total{endpoint=")[1].split("}")[0]
+    assert 'http_requests_total{method="POST",route="/v1/predict",status="200"}' in text
+    assert 'http_requests_total{method="POST",route="/invocations",status="200"}' in text
+    requests = [line for line in text.splitlines() if line.startswith("http_requests_total{")]
+    assert requests
+    assert not [line for line in requests if 'route="unmatched"' in line]
 
 
 def test_other_methods_still_go_through_the_router(clients: dict[str, Any]) -> None:

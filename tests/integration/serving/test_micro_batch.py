@@ -53,7 +53,9 @@ def runtime_of(client: TestClient) -> Any:
 def model_calls(client: TestClient) -> tuple[float, float]:
     """(model calls so far, rows scored by them) from the app's own metrics."""
     registry = runtime_of(client).metrics.registry
-    return registry.get_sample_value("model_call_rows_count") or 0.0, registry.get_sample_value("model_call_rows_sum")
+    return registry.get_sample_value("mlops_model_call_rows_count") or 0.0, registry.get_sample_value(
+        "mlops_model_call_rows_sum"
+    )
 
 
 def rows(n: int, seed: int, params: Params) -> list[np.ndarray]:

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from core.mlflow_config import mlflow_client
 from core.params import Params
 from core.settings import Settings
+from pipelines.audit import append_entry
 from pipelines.data import ingest
-from pipelines.registry import promote, rollback
+from pipelines.registry import OUTSIDE_MOVE, audit_log, promote, rollback
 from pipelines.training_steps import run_training
 from serving.model_cache import Backoff, ModelCache, registry_cache
 
@@ -54,6 +56,72 @@ def test_alias_move_swaps_the_snapshot_but_not_one_in_flight(registry) -> None:
         rollback(settings, "tester", "restore for the next test")
     assert cache.refresh() is True
     assert cache.snapshot()["champion"].version == "1"
+
+
+def _outside_moves(settings: Settings) -> list[tuple[str, str, str | None, str | None, str]]:
+    return [
+        (e.actor, e.alias, e.from_version, e.to_version, e.reason)
+        for e in audit_log(settings)
+        if e.action == "outside_move"
+    ]
+
+
+def _audit_as_our_path_does(settings: Settings, from_version: str | None, to_version: str) -> None:
+    """The entry `pipelines.registry` writes just after it moved the challenger alias."""
+    args = ("tester", "register", "challenger", from_version, to_version, "test")
+    append_entry(mlflow_client(settings), settings.model_name, "2026-01-01T00:00:00+00:00", *args)
+
+
+def test_an_alias_moved_with_a_plain_mlflow_client_is_audited_once(registry) -> None:
+    settings, _ = registry
+    client = mlflow_client(settings)
+    worker, other_worker = registry_cache(settings), registry_cache(settings)
+    assert worker.refresh() is True
+    other_worker.refresh()
+    before = _outside_moves(settings)
+    client.set_registered_model_alias(settings.model_name, "champion", "2")  # not through mlops-lab
+    try:
+        assert worker.refresh() is True  # served at once...
+        assert worker.snapshot()["champion"].version == "2"
+        assert _outside_moves(settings) == before  # ...judged one poll later (our own path audits just after it moves)
+        worker.refresh()
+        assert _outside_moves(settings) == [*before, ("unknown", "champion", "1", "2", OUTSIDE_MOVE)]
+        for _ in range(2):  # later polls and other workers find it audited: one entry, not one per worker
+            worker.refresh()
+            other_worker.refresh()
+        assert len(_outside_moves(settings)) == len(before) + 1
+        assert worker.health.last_error is None
+    finally:
+        client.set_registered_model_alias(settings.model_name, "champion", "1")
+
+
+def test_our_own_moves_are_not_taken_for_outside_ones(registry) -> None:
+    settings, _ = registry
+    client = mlflow_client(settings)
+    client.set_registered_model_alias(settings.model_name, "challenger", "2")  # a promotion before removed it
+    worker = registry_cache(settings)
+    worker.refresh()
+    before = _outside_moves(settings)
+    promote(settings, "tester", "not an outside move")
+    worker.refresh()
+    worker.refresh()
+    rollback(settings, "tester", "restore for the next test")
+    worker.refresh()
+    worker.refresh()
+    # Our path moves the alias, then writes its entry: a poll in between sees an unaudited move for a moment.
+    client.set_registered_model_alias(settings.model_name, "challenger", "2")
+    _audit_as_our_path_does(settings, None, "2")
+    worker.refresh()
+    worker.refresh()
+    client.set_registered_model_alias(settings.model_name, "challenger", "1")
+    worker.refresh()  # the poll that lands in the gap
+    _audit_as_our_path_does(settings, "2", "1")
+    worker.refresh()
+    client.set_registered_model_alias(settings.model_name, "challenger", "2")
+    _audit_as_our_path_does(settings, "1", "2")
+    worker.refresh()
+    worker.refresh()
+    assert _outside_moves(settings) == before
 
 
 def test_registry_outage_keeps_serving_reports_degraded_and_backs_off(registry) -> None:

@@ -158,7 +158,7 @@ def test_cli_serve_with_two_workers_answers_and_shuts_down_cleanly(tmp_path: Pat
     assert statuses == {"/healthz": 200, "/readyz": 503, "/v2/health/live": 200, "/metrics": 200}
     ready = json.loads(answers[1][2])
     assert (ready["ready"], ready["models"]) == (False, {})
-    assert b"requests_total" in answers[3][2]
+    assert b"http_requests_total" in answers[3][2]
 
 
 def test_every_prediction_and_label_is_logged_exactly_once_through_a_sigterm(

@@ -105,8 +105,8 @@ def held_challenger(client: TestClient) -> Iterator[HeldModel]:
         cache._models = snapshot
 
 
-def sample(text: str, name: str, endpoint: str | None = None) -> float:
-    labels = rf'\{{endpoint="{re.escape(endpoint)}"\}}' if endpoint else ""
+def sample(text: str, name: str, route: str | None = None) -> float:
+    labels = rf'\{{method="POST",route="{re.escape(route)}"\}}' if route else ""
     match = re.search(rf"^{name}{labels} ([0-9.e+-]+)$", text, re.MULTILINE)
     return float(match.group(1)) if match else 0.0
 
@@ -126,20 +126,22 @@ def test_the_answer_and_its_latency_do_not_wait_for_the_shadow(client: TestClien
         deadline = time.monotonic() + 30
         while True:  # the middleware records the request when the app returns, after the shadow
             after = http.get("/metrics").text
-            if sample(after, "request_latency_seconds_count", "/v1/predict") > sample(
-                before, "request_latency_seconds_count", "/v1/predict"
+            if sample(after, "http_request_duration_seconds_count", "/v1/predict") > sample(
+                before, "http_request_duration_seconds_count", "/v1/predict"
             ):
                 break
             assert time.monotonic() < deadline, "the request was never recorded"
             time.sleep(0.01)
-    recorded = sample(after, "request_latency_seconds_sum", "/v1/predict") - sample(
-        before, "request_latency_seconds_sum", "/v1/predict"
+    recorded = sample(after, "http_request_duration_seconds_sum", "/v1/predict") - sample(
+        before, "http_request_duration_seconds_sum", "/v1/predict"
     )
     # The server's clock for this request started after `sent` and stopped when its answer went out, which
     # was before the shadow started, so before `release_at`: what it records lies inside that interval.
     # Before the fix it ran on until the shadow returned, at least SLOW_S after `release_at`.
     assert recorded < release_at - sent
-    shadow_time = sample(after, "shadow_model_seconds_sum") - sample(before, "shadow_model_seconds_sum")
+    shadow_time = sample(after, "mlops_shadow_model_duration_seconds_sum") - sample(
+        before, "mlops_shadow_model_duration_seconds_sum"
+    )
     assert shadow_time >= release_at - held.started_at + HeldModel.SLOW_S  # the shadow's own model time
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
     assert runtime.log.flush()

@@ -97,7 +97,7 @@ def _predict_status_counts(address: tuple[str, int]) -> dict[str, float]:
     counts: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if sample.name.endswith("requests_total") and sample.labels.get("endpoint") == "/v1/predict":
+            if sample.name.endswith("http_requests_total") and sample.labels.get("route") == "/v1/predict":
                 counts[sample.labels["status"]] = sample.value
     return counts
 

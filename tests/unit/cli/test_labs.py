@@ -13,7 +13,7 @@ from lab.labs import LABS
 REPO = Path(__file__).resolve().parents[3]
 
 
-@pytest.mark.parametrize("number", [1, 2, 3, 4, 5, 6, 7, 8])
+@pytest.mark.parametrize("number", [1, 2, 3, 4, 5, 6, 7, 8, 9])
 def test_lab_show_prints_the_page(number: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLOPS_PROJECT_DIR", str(REPO))
     result = CliRunner().invoke(app, ["lab", "show", str(number)], env={"COLUMNS": "200"})

@@ -83,3 +83,22 @@ def test_fluent_mlflow_refuses_a_process_configured_for_another_store(
     assert SECRET not in str(refused.value)
     configure_mlflow(here)
     require_mlflow_configured(here)  # configured: no error
+
+
+README = Path(__file__).resolve().parents[3] / "README.md"
+
+
+def test_the_readme_names_every_setting() -> None:
+    text = README.read_text(encoding="utf-8")
+    missing = [f"MLOPS_{name.upper()}" for name in Settings.model_fields if f"MLOPS_{name.upper()}" not in text]
+    assert not missing, f"README's settings list lacks {missing}"
+
+
+def test_the_readme_states_the_rate_limit_defaults_and_what_a_load_test_sees() -> None:
+    text = " ".join(README.read_text(encoding="utf-8").split())
+    fields = Settings.model_fields
+    rate, burst = fields["rate_limit_per_s"].default, fields["rate_limit_burst"].default
+    assert f"default {rate:g} requests/s with a burst of {burst}" in text
+    assert f"first {burst} requests at any speed and then {rate:g} a second per worker" in text
+    assert "`429 Too Many Requests` with a `Retry-After` header" in text
+    assert "MLOPS_RATE_LIMIT_PER_S=0" in text  # how to take the limit out of a load test

@@ -29,7 +29,7 @@ DASHBOARDS = sorted((REPO / "monitoring/grafana/dashboards").glob("*.json"))
 DOCS = REPO / "docs/metrics.md"
 SEVERITIES = {"critical", "warning", "info"}
 # Alerts on a monitoring finding or on the rollout's own decision: no `for:` needed (see alerts.yml).
-DECISION_SERIES = ("monitor_check_status", "rollout_aborted_timestamp_seconds")
+DECISION_SERIES = ("mlops_monitor_check_status", "mlops_rollout_aborted_timestamp_seconds")
 
 
 def promtool(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
@@ -51,7 +51,7 @@ def test_rules_pass_promtool_check() -> None:
 def test_promtool_rejects_a_rule_with_broken_promql(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yml"
     broken.write_text(
-        "groups:\n  - name: g\n    rules:\n      - alert: X\n        expr: sum(rate(requests_total[5m]) > 1\n"
+        "groups:\n  - name: g\n    rules:\n      - alert: X\n        expr: sum(rate(http_requests_total[5m]) > 1\n"
     )
     result = promtool("check", "rules", str(broken))
     assert result.returncode != 0

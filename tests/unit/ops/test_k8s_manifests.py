@@ -472,9 +472,9 @@ def test_every_pod_reaches_dns_and_exactly_the_stores_its_labels_declare(
 
 # ---- the canary analysis, evaluated by promtool --------------------------------------------------------
 
-LABELS = 'job="mlops-lab",namespace="ns",endpoint="/v1/predict"'
-SERIES = "requests_total{{" + LABELS + ',rollouts_pod_template_hash="{hash}",status="{status}"}}'
-BUCKET = "request_latency_seconds_bucket{{" + LABELS + ',rollouts_pod_template_hash="canary",le="{le}"}}'
+LABELS = 'job="mlops-lab",namespace="ns",route="/v1/predict",method="POST"'
+SERIES = "http_requests_total{{" + LABELS + ',rollouts_pod_template_hash="{hash}",status="{status}"}}'
+BUCKET = "http_request_duration_seconds_bucket{{" + LABELS + ',rollouts_pod_template_hash="canary",le="{le}"}}'
 
 
 CONDITION = re.compile(r"^len\(result\) > 0 && result\[0\] (<=|>) ([0-9.]+)$")

@@ -206,3 +206,18 @@ def test_result_round_trips_to_json(params, iris_frame):
     assert data["success"] is False
     assert data["statistics"]["unsuccessful"] == len(data["failures"]) > 0
     assert isinstance(result, ValidationResult)
+
+
+def test_a_file_names_its_offending_rows_by_file_line(params, iris_frame, tmp_path):
+    """validate names the line an editor shows (1-based, the header is line 1), not a 0-based data index."""
+    frame = iris_frame.head(20).copy()
+    frame.loc[[2, 7], "sepal_length"] = 55.0  # data rows 2 and 7: file lines 4 and 9
+    path = tmp_path / "bad.csv"
+    frame.to_csv(path, index=False)
+    assert path.read_text().splitlines()[3].startswith("55.0,")  # line 4 of the file, counted as an editor does
+    result = validate_file(path, params.dataset)
+    (failure,) = [f for f in result.failures if f.expectation == "expect_column_values_to_be_between"]
+    assert "(first at file lines 4, 9; the header is line 1)" in failure.detail
+    in_memory = validate_frame(frame, params.dataset)  # a frame read from no file keeps its row index
+    (failure,) = [f for f in in_memory.failures if f.expectation == "expect_column_values_to_be_between"]
+    assert "(first at rows 2, 7)" in failure.detail

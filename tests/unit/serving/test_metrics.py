@@ -44,7 +44,12 @@ def run(middleware: MetricsMiddleware, messages: list[dict[str, Any]], clock: Si
 
 
 def count(metrics: Metrics, status: str) -> float:
-    return metrics.registry.get_sample_value("requests_total", {"endpoint": "unmatched", "status": status}) or 0.0
+    return (
+        metrics.registry.get_sample_value(
+            "http_requests_total", {"route": "unmatched", "method": "POST", "status": status}
+        )
+        or 0.0
+    )
 
 
 def test_a_client_that_hangs_up_mid_body_is_a_499_not_a_server_error() -> None:
@@ -67,7 +72,9 @@ def test_latency_counts_from_the_end_of_the_body_not_the_clients_upload(monkeypa
     ]
     run(MetricsMiddleware(echo_app, metrics), trickled, clock)
     assert count(metrics, "200") == 1
-    latency = metrics.registry.get_sample_value("request_latency_seconds_sum", {"endpoint": "unmatched"})
+    latency = metrics.registry.get_sample_value(
+        "http_request_duration_seconds_sum", {"route": "unmatched", "method": "POST"}
+    )
     assert latency == pytest.approx(1.0)  # two sends of 0.5 s each after the body; not the 20 s upload
 
 
@@ -100,8 +107,8 @@ def test_an_answer_given_before_routing_is_counted_and_logged_under_its_route_te
         asyncio.run(MetricsMiddleware(refuse, metrics, routes=routes)(scope, receive, send))
     finally:
         access.removeHandler(handler)
-    labels = {"endpoint": "/v2/models/{name}/infer", "status": "429"}
-    assert metrics.registry.get_sample_value("requests_total", labels) == 1.0
+    labels = {"route": "/v2/models/{name}/infer", "method": "POST", "status": "429"}
+    assert metrics.registry.get_sample_value("http_requests_total", labels) == 1.0
     (record,) = records
     line = json.loads(record.getMessage())
     assert list(line)[:2] == ["ts", "level"]
@@ -117,3 +124,39 @@ def test_uvicorn_lines_are_json_with_the_same_leading_keys() -> None:
     line = json.loads(JsonLogFormatter().format(record))
     assert list(line) == ["ts", "level", "logger", "message"]
     assert (line["level"], line["logger"], line["message"]) == ("info", "uvicorn.error", "Started server process [42]")
+
+
+def test_a_made_up_http_method_is_counted_as_other_so_clients_cannot_grow_the_series() -> None:
+    """HTTP allows any token as a method; each new label value would be a series kept for the process's life."""
+    metrics = Metrics()
+    middleware = MetricsMiddleware(echo_app, metrics)
+    body = {"type": "http.request", "body": b"{}", "more_body": False}
+    for i in range(50):
+        scope = {"type": "http", "method": f"BREW{i}", "path": "/v1/predict", "headers": []}
+        asyncio.run(middleware(scope, lambda: _next(body), _ignore))
+    scope = {"type": "http", "method": "POST", "path": "/v1/predict", "headers": []}
+    asyncio.run(middleware(scope, lambda: _next(body), _ignore))
+    methods = {
+        sample.labels["method"]
+        for family in metrics.registry.collect()
+        if family.name in ("http_requests", "http_request_duration_seconds")
+        for sample in family.samples
+        if "method" in sample.labels
+    }
+    assert methods == {"other", "POST"}
+    assert count_for(metrics, "other") == 50
+    assert count_for(metrics, "POST") == 1
+    assert len(metrics._per_request) == 1  # the children cache holds known methods only
+
+
+async def _next(message: dict[str, Any]) -> dict[str, Any]:
+    return dict(message)
+
+
+async def _ignore(_message: dict[str, Any]) -> None:
+    return None
+
+
+def count_for(metrics: Metrics, method: str) -> float:
+    labels = {"route": "unmatched", "method": method, "status": "200"}
+    return metrics.registry.get_sample_value("http_requests_total", labels) or 0.0

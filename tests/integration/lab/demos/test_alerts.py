@@ -28,10 +28,10 @@ def test_alerts_demo_scrapes_series_and_runs_promtool(run_demo, ctx: LabContext)
 
     assert "no champion yet: training the first model" in out
     assert "40 predictions answered by v1, and one invalid request (422)" in out
-    assert re.search(r'requests_total\{endpoint="/v1/predict",status="200"\}\s+│ 40\.0', out)
-    assert re.search(r'monitor_check_status\{check="data_drift",status="fired"\}\s+│ 1\.0', out)
-    assert re.search(r"monitor_drift_share\s+│ 0\.5", out)
-    assert re.search(r'rollout_status\{status="aborted"\}\s+│ 1\.0', out)
+    assert re.search(r'http_requests_total\{method="POST",route="/v1/predict",status="200"\}\s+│ 40\.0', out)
+    assert re.search(r'mlops_monitor_check_status\{check="data_drift",status="fired"\}\s+│ 1\.0', out)
+    assert re.search(r"mlops_monitor_drifted_features_ratio\s+│ 0\.5", out)
+    assert re.search(r'mlops_rollout_status\{status="aborted"\}\s+│ 1\.0', out)
     assert re.search(r"✔ promtool check rules: SUCCESS: \d+ rules found", out)
     assert re.search(r"✔ promtool test rules: SUCCESS: \d+ scenarios, \d+ expected firings", out)
     assert "✔ a wrong expectation fails the unit tests (exit 1)" in out

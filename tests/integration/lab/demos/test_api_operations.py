@@ -48,7 +48,7 @@ def test_logs_vs_metrics_demo_counts_every_logged_request(run_demo, ctx: LabCont
     )
     assert '"path":"/v1/predict","status":422' in out
     assert '"path":"unmatched","status":404' in out
-    assert "✔ requests_total matches the log lines for every (route, status)" in out
+    assert "✔ http_requests_total matches the log lines for every (route, method, status)" in out
     assert "4 rows predicted (the batch counts 3)" in out  # no challenger here: 1 + 3 rows
     assert "✘" not in out
 
@@ -121,7 +121,9 @@ def test_bounded_load_answers_every_request(ctx: LabContext) -> None:
     assert len(result.latencies) == requests  # every request sent was answered 200
     p50, p95, p99 = (percentile(result.latencies, q) for q in (50, 95, 99))
     assert 0 < p50 <= p95 <= p99 <= max(result.latencies)
-    counted = re.search(r'^requests_total\{endpoint="/v1/predict",status="200"\} ([0-9.]+)$', scrape, re.MULTILINE)
+    counted = re.search(
+        r'^http_requests_total\{method="POST",route="/v1/predict",status="200"\} ([0-9.]+)$', scrape, re.MULTILINE
+    )
     assert counted is not None
     assert float(counted.group(1)) == requests  # the server counted exactly what the client sent
     assert not re.search(r'status="5\d\d"', scrape)

@@ -76,3 +76,7 @@ def test_anomaly_demo_flags_the_spike_the_slowdown_and_the_error_burst(run_demo,
     assert "latency_p99 at 09:40" in out  # the simulated log's spike minute (LOG_SPIKE = 40)
     assert "error_rate at 09:52" in out  # and its error burst (LOG_ERRORS = 52)
     assert "mean_confidence at" not in out
+    pictures = ctx.settings.reports_dir / "anomaly-demo"
+    for name in ("latency-stream.png", "anomaly-band.png"):  # the band pictures, in the demo's report folder
+        assert (pictures / name).stat().st_size > 10_000
+        assert f"anomaly-demo/{name}" in out

@@ -44,6 +44,8 @@ def test_drift_demo_shows_what_each_check_can_see(run_demo, ctx: LabContext) -> 
         html = reports / kind / "data-drift.html"
         assert html.stat().st_size > 100_000  # Evidently's self-contained page
         assert str(Path(kind) / "data-drift.html") in out
+    assert (reports / "findings-over-time.png").stat().st_size > 10_000  # the windows' scores, drawn
+    assert "drift-demo/findings-over-time.png" in out
 
 
 def test_drift_demo_uses_the_champion_when_there_is_one(run_demo, ctx: LabContext) -> None:

@@ -56,6 +56,10 @@ def test_canary_demo_promotes_a_good_challenger_and_aborts_a_planted_one(run_dem
     assert "previous" in aliases  # the good challenger was promoted, the old champion kept
     assert set(planted_statuses(ctx)) == {"rejected"}
     assert routing_now(ctx).canary_weight == 0.0
+    pictures = ctx.settings.reports_dir / "canary"  # the report folder: each episode, and accuracy per version
+    for name in ("episode-1-promote.png", "episode-2-abort.png", "online-accuracy.png"):
+        assert (pictures / name).read_bytes()[:4] == b"\x89PNG", name
+        assert f"canary/{name}" in out.replace("\n", "")
 
 
 @pytest.mark.integration
@@ -73,7 +77,7 @@ def test_blue_green_demo_switches_everyone_and_back(run_demo, ctx: LabContext) -
 def test_shadow_demo_never_changes_a_response(run_demo, ctx: LabContext) -> None:
     out = run_demo("shadow", ctx, width=200)
     assert "responses identical to champion-only answers: 150/150" in out
-    assert 'shadow_predictions_total{agreed="true"}' in out
+    assert 'mlops_shadow_predictions_total{agreed="true"}' in out
     assert re.search(r"agreement rate \d+\.\d% \(\d+/150 rows\)", out)
     assert "both models scored on the same 150 labelled requests" in out
     assert re.search(r"shadow +accuracy \d\.\d{3} \(\d+/150\), 95% Wilson", out)
@@ -88,6 +92,8 @@ def test_ab_test_demo_guards_then_tests(run_demo, ctx: LabContext) -> None:
     assert "returning users kept their arm: 40/40" in out
     assert re.search(r"95 % CI \[[+-]\d+\.\d%, [+-]\d+\.\d%\], z = -?\d+\.\d+, p = \d\.\d{3} \(score test", out)
     assert routing_now(ctx).strategy == ctx.params.routing.strategy
+    for name in ("ab-interval-first-look.png", "ab-interval.png"):  # in the demo's report folder
+        assert (ctx.settings.reports_dir / "ab-test" / name).read_bytes()[:4] == b"\x89PNG", name
 
 
 @pytest.mark.integration

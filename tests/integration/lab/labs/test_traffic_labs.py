@@ -95,6 +95,9 @@ def test_lab3_the_controller_aborts_the_planted_canary(ctx: LabContext, service:
     checks = run_check(3, ctx)
     assert unmet(checks) == [], checks
     assert "online_accuracy" in checks[2].detail
+    picture = ctx.settings.reports_dir / "lab03" / "rollout-weights.png"  # the check draws the rollout it judged
+    assert picture.read_bytes()[:4] == b"\x89PNG"
+    assert any(str(picture) in c.detail for c in checks if c.name == "the controller aborted it on a metric")
 
 
 def test_lab3_started_again_does_not_count_the_earlier_abort(ctx: LabContext, service: DemoService) -> None:
@@ -131,6 +134,9 @@ def test_lab4_the_only_accepted_decision_is_the_one_the_ab_test_supports(ctx: La
     peek = send(service, 60, seed=0)
     early = run_check(4, ctx, "wait")
     assert unmet(early) == [f"{planned} labels per arm (the planned sample)"], early
+    picture = ctx.settings.reports_dir / "lab04" / "ab-interval.png"  # the check draws what it judged
+    assert picture.read_bytes()[:4] == b"\x89PNG"
+    assert str(picture) in early[-1].detail
     later = send(service, 1000, seed=1, users=1000)
     assert min(sum(r.arms[arm].labelled for r in (peek, later)) for arm in ("champion", "challenger")) >= planned
     service.flush()

@@ -1,0 +1,99 @@
+"""Params checked as a whole: every problem of a parameters file, in one readable list.
+
+Concept: configuration as code (C07, C48). A params file is one contract: its sections name the
+dataset's columns and classes again and again (derived features, directional tests, batch shifts,
+the group column). Changing one section and not the others used to fail on the first key, one
+traceback per attempt. Here the schema errors (pydantic's, every one of them) and the cross-references
+are collected together, so a new dataset's params file is fixed in one round.
+
+``cross_reference_problems`` reads the raw mapping defensively: it still reports unknown columns
+when another part of the file has a type error. ``ParamsError`` carries the list; the CLI prints it
+without a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+
+class ParamsError(ValueError):
+    """A parameters file that does not hold together; ``problems`` lists every one found."""
+
+    def __init__(self, path: Path | str, problems: Sequence[str]) -> None:
+        self.path = Path(path)
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(
+            f"invalid parameters in {self.path}: {len(self.problems)} problem(s), nothing was run:\n{lines}"
+        )
+
+
+def _section(raw: Mapping[str, Any], *keys: str) -> Any:
+    node: Any = raw
+    for key in keys:
+        node = node.get(key) if isinstance(node, Mapping) else None
+    return node
+
+
+def _names(value: Any) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, (list, tuple)) else []
+
+
+def cross_reference_problems(raw: Mapping[str, Any]) -> list[str]:
+    """Every place a section names a column or class the ``dataset`` section does not define.
+
+    Checked: derived features (``features.products/ratios``), directional tests (``gate.directional``),
+    the slice column (``dataset.group_column``), the batch shifts (``batches.*``) and the dataset's
+    own consistency (target not a feature, classes unique).
+    """
+    dataset = _section(raw, "dataset")
+    if not isinstance(dataset, Mapping):
+        return []  # the schema error ("dataset: field required") says it
+    features = dataset.get("features")
+    known = {str(k) for k in features} if isinstance(features, Mapping) else set()
+    classes = _names(dataset.get("classes"))
+    target = dataset.get("target")
+    problems: list[str] = []
+
+    def unknown_columns(where: str, names: list[str]) -> None:
+        if known and (missing := [n for n in names if n not in known]):
+            problems.append(f"{where}: unknown column(s) {missing}; the features are {sorted(known)}")
+
+    def unknown_classes(where: str, names: list[str]) -> None:
+        if classes and (missing := [n for n in names if n not in classes]):
+            problems.append(f"{where}: unknown class(es) {missing}; the classes are {classes}")
+
+    if target is not None and str(target) in known:
+        problems.append(f"dataset.target: {target!r} is also listed under dataset.features")
+    if len(set(classes)) != len(classes):
+        problems.append(f"dataset.classes: listed twice: {sorted({c for c in classes if classes.count(c) > 1})}")
+    group = dataset.get("group_column")
+    if group is not None and (str(group) in known or group == target):
+        problems.append(f"dataset.group_column: {group!r} is a feature or the target; slices need a column of its own")
+    for kind in ("products", "ratios"):
+        for i, pair in enumerate(_section(raw, "features", kind) or []):
+            unknown_columns(f"features.{kind}[{i}]", _names(pair))
+    for i, spec in enumerate(_section(raw, "gate", "directional") or []):
+        if isinstance(spec, Mapping):
+            unknown_columns(f"gate.directional[{i}].feature", _names([spec.get("feature")]))
+            unknown_classes(f"gate.directional[{i}]", _names([spec.get("from_class"), spec.get("towards_class")]))
+    unknown_columns("batches.covariate_shift.features", _names(_section(raw, "batches", "covariate_shift", "features")))
+    unknown_classes("batches.concept_shift.swap", _names(_section(raw, "batches", "concept_shift", "swap")))
+    weights = _section(raw, "batches", "prior_shift", "weights")
+    if isinstance(weights, list) and classes and len(weights) != len(classes):
+        problems.append(
+            f"batches.prior_shift.weights: {len(weights)} weight(s) for {len(classes)} classes (one per class)"
+        )
+    return problems
+
+
+def schema_problems(err: Any) -> list[str]:
+    """pydantic's ValidationError as lines ``where: what`` (every error, not only the first)."""
+    lines = []
+    for e in err.errors():
+        where = ".".join(str(part) for part in e.get("loc", ())) or "(file)"
+        message = str(e.get("msg", "invalid")).removeprefix("Value error, ")
+        lines.append(f"{where}: {message}")
+    return lines
