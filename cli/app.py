@@ -18,6 +18,7 @@ from cli import (
     catalog,
     data,
     dataset,
+    db,
     generated,
     images,
     labs,
@@ -95,6 +96,7 @@ COMMAND_MODULES = (
     shadow,
     admin,
     ops,
+    db,
     images,
 )
 for module in (*COMMAND_MODULES, catalog, ask, quiz, labs, bench, generated):

@@ -21,6 +21,8 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from core.schema import ensure_schema
+
 Status = Literal["ok", "fired", "inconclusive"]
 CHECKS = ("data_drift", "prediction_drift", "concept_drift", "attribution_drift", "anomaly")
 
@@ -78,10 +80,8 @@ history_table = sa.Table(
 
 
 def ensure_tables(engine: sa.Engine) -> None:
-    try:
-        metadata.create_all(engine)
-    except sa.exc.DBAPIError:  # another process created them between the check and the CREATE
-        metadata.create_all(engine)
+    """The findings tables exist: the database is at the migrations' head (`core.schema`)."""
+    ensure_schema(engine)
 
 
 def save_findings(engine: sa.Engine, findings: Sequence[Finding], now: datetime | None = None) -> None:

@@ -34,6 +34,7 @@ from monitoring.checks import run_checks
 from monitoring.findings_plot import write_findings_picture
 from monitoring.retrain_plan import decide
 from monitoring.window import load_inputs
+from pipelines.flow_runs import tag_this_run
 from pipelines.registry import ensure_experiment
 from serving.prediction_log import make_engine
 
@@ -122,6 +123,7 @@ def monitoring_flow(
         retrain: False to only check and report (a dry run).
         requested: "manual" or "schedule" to retrain whatever the checks say.
     """
+    tag_this_run("mlops-lab", "monitoring", "dry-run" if not retrain else f"requested:{requested or 'checks'}")
     ctx = flow_context(settings, params)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     out_dir = ctx.settings.reports_dir / f"check-{stamp}"

@@ -31,6 +31,7 @@ from monitoring.reference import champion_reference
 from monitoring.retrain_guard import release, try_acquire
 from monitoring.retrain_plan import production_rows, training_set
 from pipelines.data import write_csv
+from pipelines.flow_runs import tag_this_run
 from pipelines.training_flow import training_flow
 from pipelines.validation import validate_frame
 from serving.log_reader import labelled_window
@@ -106,6 +107,7 @@ def retraining_flow(
 
     ``settings`` and ``params`` are what to retrain; a deployment's run passes neither (read from its environment).
     """
+    tag_this_run("mlops-lab", "retraining", f"trigger:{trigger}")
     ctx = flow_context(settings, params)
     knobs = ctx.params.monitoring.retrain
     engine = make_engine(ctx.settings.prediction_log_uri)

@@ -21,6 +21,7 @@ from prefect.cache_policies import NO_CACHE
 from core.context import flow_context
 from core.params import load_params
 from core.settings import Settings
+from pipelines.flow_runs import tag_this_run
 from serving.rollout_controller import Tick, controller_parts, tick
 
 ACTIVE = ("running", "paused")  # statuses the controller keeps analysing; anything else is finished
@@ -82,6 +83,7 @@ def rollout_flow(settings: Settings | None = None, interval_s: float = 10.0, max
     """
     if interval_s < 0 or max_ticks < 0:
         raise ValueError(f"interval_s and max_ticks must be >= 0, got {interval_s} and {max_ticks}")
+    tag_this_run("mlops-lab", "rollout")
     settings = flow_context(settings, None).settings  # a deployment's run passes none: its environment's
     ticks = 0
     while True:

@@ -23,6 +23,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from core.schema import ensure_schema
+
 metadata = sa.MetaData()
 guard_table = sa.Table(
     "retrain_guard",
@@ -48,10 +50,7 @@ class GuardDecision:
 
 
 def _ensure_row(engine: sa.Engine) -> None:
-    try:
-        metadata.create_all(engine)
-    except sa.exc.DBAPIError:  # another process created the table meanwhile
-        metadata.create_all(engine)
+    ensure_schema(engine)  # the table comes from the migrations (core.schema), once per engine
     insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
     with engine.begin() as conn:
         conn.execute(insert(guard_table).values(id=_ROW, starts=0).on_conflict_do_nothing(index_elements=["id"]))

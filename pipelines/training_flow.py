@@ -25,6 +25,7 @@ from core.params import Params
 from core.settings import Settings
 from pipelines import training_steps as steps
 from pipelines.data_errors import DataFileError
+from pipelines.flow_runs import run_logger, tag_this_run
 from pipelines.training_steps import Steps, TrainingOutcome, run_training
 
 
@@ -84,8 +85,17 @@ def training_flow(
     ``purpose`` names the runs (`train`, or `retrain-<trigger>` from the retraining flow): the Prefect flow
     run after it and the training file, the MLflow run after it and the version it became.
     """
+    tag_this_run("mlops-lab", "training", f"purpose:{purpose}")
     ctx = flow_context(settings, params)
     path = ctx.settings.resolve(data_path) if data_path else None
+    log = run_logger()
+    log.info("training on %s (sweep: %s)", path or "the ingested raw data", sweep)
     outcome = run_training(ctx.settings, ctx.params, path, sweep, steps=TASKS, purpose=purpose)
+    log.info(
+        "training outcome: %s%s; MLflow run %s",
+        outcome.status,
+        f", version {outcome.version} as {outcome.alias}" if outcome.version else "",
+        outcome.run_id,
+    )
     create_markdown_artifact(key="training-decision", markdown=decision_markdown(outcome))
     return outcome

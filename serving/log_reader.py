@@ -48,8 +48,8 @@ def _connect(engine_or_url: sa.Engine | str) -> Iterator[sa.Connection | None]:
 def _select(conn: sa.Connection | None, names: list[str]) -> list[sa.ColumnElement[Any]]:
     """The predictions columns ``names``; one a log from an older release lacks (``user_key``) reads as NULL.
 
-    The writer adds missing columns when it starts (`serving.log_schema.add_missing_columns`); a reader
-    of an old file nobody served from since must not fail on them.
+    The writer migrates the database to head when it starts (`core.schema`); a reader never changes
+    the file, so an old one nobody served from since must still be readable.
     """
     present = {c["name"] for c in sa.inspect(conn).get_columns(predictions_table.name)} if conn else set(names)
     return [P[c] if c in present else sa.null().label(c) for c in names]

@@ -3,7 +3,9 @@
 Concept: the data contract of online monitoring. Predictions and feedback are two tables joined by
 request id (the primary key of both, so every write can be made idempotent with ON CONFLICT DO
 NOTHING). The same SQLAlchemy Core definitions serve SQLite (a file in WAL mode, the default) and
-PostgreSQL (JSONB columns), chosen by URL alone.
+PostgreSQL (JSONB columns), chosen by URL alone. They are what the code reads and writes; the
+database is built and changed by the Alembic migrations in ``core/migrations`` (`core.schema`), and a
+test holds the two equal.
 """
 
 from __future__ import annotations
@@ -39,10 +41,9 @@ predictions_table = sa.Table(
     sa.Column("probabilities", _JSON),
     sa.Column("latency_ms", sa.Float),
     sa.Column("status", sa.String(32), nullable=False),
-    # Added after the first release: `add_missing_columns` adds it to a log created without it.
+    # Added after the first release by migration 0002 (core/migrations/versions); NULL in older rows.
     sa.Column("user_key", sa.String(32)),  # keyed hash of X-User-Id (serving.credentials.UserKeys); None without
 )
-ADDED_COLUMNS = ("user_key",)  # predictions columns newer than the first schema, nullable, added in place
 feedback_table = sa.Table(
     "feedback",
     metadata,
@@ -227,32 +228,6 @@ def make_engine(url: str) -> sa.Engine:
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     return engine
-
-
-def add_missing_columns(engine: sa.Engine) -> list[str]:
-    """Add the predictions columns a log created by an older release lacks (``ADDED_COLUMNS``); their names.
-
-    Each is nullable, so old rows read as NULL. Several workers may start at once: a column another
-    worker added between our look and our ALTER is not an error.
-    """
-    added: list[str] = []
-    for name in ADDED_COLUMNS:
-        with engine.begin() as conn:
-            present = {c["name"] for c in sa.inspect(conn).get_columns(predictions_table.name)}
-            if name in present:
-                continue
-            column = predictions_table.c[name]
-            kind = column.type.compile(dialect=engine.dialect)
-            try:
-                conn.execute(sa.text(f"ALTER TABLE {predictions_table.name} ADD COLUMN {name} {kind}"))
-            except sa.exc.DBAPIError:
-                conn.rollback()
-                with engine.connect() as again:
-                    if name in {c["name"] for c in sa.inspect(again).get_columns(predictions_table.name)}:
-                        continue
-                raise
-            added.append(name)
-    return added
 
 
 def insert_ignoring_duplicates(engine: sa.Engine, table: sa.Table) -> Any:

@@ -51,6 +51,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from core.redact import redact
+from core.schema import ensure_schema
 from serving.log_file import DatabaseFile, FileState
 from serving.log_insert import DriverInsert
 from serving.log_schema import (
@@ -63,7 +64,6 @@ from serving.log_schema import (
     PredictionLogError,
     PredictionRecord,
     ServedRows,
-    add_missing_columns,
     feedback_table,
     insert_ignoring_duplicates,
     make_engine,
@@ -152,13 +152,7 @@ class PredictionLog:
 
     def _open(self) -> None:
         self._engine = make_engine(self.url)
-        try:
-            metadata.create_all(self._engine)  # checks, then CREATE TABLE, on both engines
-        except sa.exc.DBAPIError:  # another worker created the tables between our check and our CREATE
-            metadata.create_all(self._engine)
-        added = add_missing_columns(self._engine)  # a log created by an older release keeps working
-        if added:
-            log.info("prediction log: added column(s) %s to an existing predictions table", ", ".join(added))
+        ensure_schema(self._engine)  # migrations to head, under the database's lock; once per open, not per write
         self._driver = DriverInsert.for_engine(self._engine)
 
     def _file_writable(self) -> bool:

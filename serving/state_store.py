@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.redact import redact
+from core.schema import ensure_schema
 from serving.bandit import DEFAULT_ARMS, BanditState
 from serving.rollout import RolloutState
 from serving.router import RoutingState
@@ -110,14 +111,11 @@ class StateStore:
     """Routing, rollout and bandit state in a shared database, safe across threads and processes."""
 
     def __init__(self, url: str, defaults: RoutingParams) -> None:
-        """Open the database at ``url`` (creating the tables if needed); ``defaults`` seed absent state."""
+        """Open the database at ``url`` (migrating it to head if needed); ``defaults`` seed absent state."""
         self.defaults = defaults
         self.engine = _engine(url)
         self._insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
-        try:
-            metadata.create_all(self.engine)
-        except sa.exc.DBAPIError:  # another worker created the tables between our check and our CREATE
-            metadata.create_all(self.engine)
+        ensure_schema(self.engine)  # migrations to head (core.schema), safe when workers start at once
 
     def close(self) -> None:
         """Release the connection pool."""

@@ -26,9 +26,9 @@ from serving.prediction_log import (
     PredictionRecord,
     feedback_table,
     make_engine,
-    metadata,
     predictions_table,
 )
+from tests.fresh_database import drop_our_tables
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[3]
@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parents[3]
 def log_url(database_url: str) -> str:
     if database_url.startswith("postgresql"):
         engine = make_engine(database_url)
-        metadata.drop_all(engine)
+        drop_our_tables(engine)
         engine.dispose()
     return database_url
 

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from core.params import RoutingParams
-from serving.state_store import StateStore, metadata
+from serving.state_store import StateStore
+from tests.fresh_database import drop_our_tables
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[3]
@@ -54,7 +55,7 @@ print(json.dumps({"versions": versions}), flush=True)
 def url(database_url: str) -> str:
     if database_url.startswith("postgresql"):
         store = StateStore(database_url, RoutingParams())
-        metadata.drop_all(store.engine)  # the children race to create the tables again
+        drop_our_tables(store.engine)  # the children race to migrate the database again
         store.close()
     return database_url
 
