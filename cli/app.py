@@ -41,13 +41,29 @@ class _App(typer.Typer):
     """The console entry point: a params file that does not hold together ends in its list of problems."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from core.params_check import ParamsError
+        from core.params_check import ParamsError, ParamsFileNotFound
 
         try:
             return super().__call__(*args, **kwargs)
         except ParamsError as err:  # every problem, one per line, and no traceback
             typer.echo(str(err), err=True)
             raise SystemExit(EXIT_INVALID_PARAMS) from None
+        except ParamsFileNotFound as err:  # e.g. the file `dataset use` chose was moved or deleted since
+            typer.echo(f"{err}; nothing was run", err=True)
+            typer.echo(_params_choice_hint(), err=True)
+            raise SystemExit(EXIT_INVALID_PARAMS) from None
+
+
+def _params_choice_hint() -> str:
+    """Where the missing params file was chosen, and how to choose another."""
+    from core.settings import Settings
+
+    source = Settings().params_source
+    if source == "state":
+        return "it was chosen with `mlops-lab dataset use`; choose another, or `mlops-lab dataset use params.yaml`"
+    if source == "env":
+        return "it is named by MLOPS_PARAMS_FILE; fix or unset that variable"
+    return "run from the repository root, set MLOPS_PARAMS_FILE, or choose one with `mlops-lab dataset use PARAMS`"
 
 
 app = _App(

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from core.params_check import ParamsError as ParamsError  # re-exported: callers catch it from here
+from core.params_check import ParamsFileNotFound as ParamsFileNotFound
 from core.params_check import cross_reference_problems, schema_problems
 
 CROSS_REFERENCES = "cross-references: "
@@ -268,14 +269,12 @@ def load_params(path: str | Path) -> Params:
     """Read and validate a params file as a whole.
 
     Raises:
-        FileNotFoundError: no such file.
+        ParamsFileNotFound: no such file (a FileNotFoundError).
         ParamsError: every problem found (schema errors and cross-references together), one per line.
     """
     p = Path(path)
     if not p.exists():
-        raise FileNotFoundError(
-            f"parameters file not found: {p} (run from the repository root or set MLOPS_PARAMS_FILE)"
-        )
+        raise ParamsFileNotFound(f"parameters file not found: {p}")
     try:
         raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as err:

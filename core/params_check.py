@@ -18,6 +18,10 @@ from pathlib import Path
 from typing import Any
 
 
+class ParamsFileNotFound(FileNotFoundError):
+    """The params file named by the settings (MLOPS_PARAMS_FILE, `dataset use`, or the default) is not there."""
+
+
 class ParamsError(ValueError):
     """A parameters file that does not hold together; ``problems`` lists every one found."""
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from typer.testing import CliRunner
 
 from cli import dataset as dataset_commands
 from cli.app import app
+from core.exit_codes import EXIT_INVALID_PARAMS
 from core.params import load_params
 from core.settings import ACTIVE_PARAMS_FILE, Settings
 from lab.labs.lab09_own_dataset import write_wine_with_gaps
@@ -117,3 +120,27 @@ def test_init_refuses_a_target_of_numbers_and_says_why(project: Path) -> None:
     assert refused.exit_code == 1
     assert "holds numbers (0, 1, 2): the contract needs class names" in refused.output
     assert not (project / "state" / "datasets").exists()
+
+
+def test_a_chosen_params_file_that_was_deleted_ends_in_two_lines_not_a_traceback(project: Path) -> None:
+    """`dataset use` wrote a path and the file went away: a command refuses in two lines and says how to fix it."""
+    gone = project / "moved-away.yaml"
+    (project / "state").mkdir(parents=True, exist_ok=True)
+    (project / "state" / ACTIVE_PARAMS_FILE).write_text(f"{gone}\n")
+    env = {**os.environ, "COLUMNS": "200"}
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("mlops-lab")), "validate", str(REPO / "data" / "holdout.csv")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == EXIT_INVALID_PARAMS, done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    lines = done.stderr.strip().splitlines()
+    assert lines == [
+        f"parameters file not found: {gone}; nothing was run",
+        "it was chosen with `mlops-lab dataset use`; choose another, or `mlops-lab dataset use params.yaml`",
+    ]
