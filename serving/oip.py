@@ -265,6 +265,10 @@ def parse_infer(body: bytes, header_length: str | None, n_features: int) -> tupl
     unknown = [o.name for o in request.outputs or [] if o.name not in OUTPUTS]
     if unknown:
         raise OipError(f"unknown output(s) {unknown}; this model has {list(OUTPUTS)}")
+    names = [o.name for o in request.outputs or []]
+    if (twice := next((i for i, name in enumerate(names) if name in names[:i]), None)) is not None:
+        problem = Problem(f"outputs.{twice}.name", f"{names[twice]!r} is asked for twice", "duplicate")
+        raise OipError(f"{problem.field}: {problem.msg}; name each output once", problems=[problem])
     return request, matrix
 
 
@@ -461,7 +465,7 @@ def infer_response(model_name: str, served: Served, infer_request: InferRequest,
         "model_version": served.model.version,
         "id": infer_request.id if infer_request.id is not None else rid,
         "parameters": {"request_id": rid, "arm": served.decision.arm, "strategy": served.decision.strategy},
-        "outputs": [outputs[w] for w in wanted],
+        "outputs": [dict(outputs[w]) for w in wanted],  # a copy each: the binary extension edits them in place
     }
 
 

@@ -318,8 +318,13 @@ def test_oip_binary_output_layout_by_hand(server_url: str, registry) -> None:
         ({"binary_data_output": "yes"}, None, "parameters.binary_data_output"),
         ({}, [{"name": "label", "parameters": {"binary_data": 1}}], "outputs.0.parameters.binary_data"),
         ({}, [{"name": "probabilities", "parameters": {"classification": 2}}], "outputs.0.parameters.classification"),
+        (
+            {"binary_data_output": True},
+            [{"name": "label"}, {"name": "label"}],
+            "outputs.1.name",
+        ),  # found by the fuzz demo
     ],
-    ids=["request-flag-not-bool", "output-flag-not-bool", "classification"],
+    ids=["request-flag-not-bool", "output-flag-not-bool", "classification", "same-output-twice"],
 )
 def test_oip_refuses_binary_parameters_it_cannot_honour(
     server_url: str, parameters: dict[str, Any], outputs: list[dict[str, Any]] | None, field: str

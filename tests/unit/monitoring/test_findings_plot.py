@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from core.findings import Finding, finding_runs, history_table, metadata, save_findings
+from core.findings import Finding, finding_runs, history_table, save_findings
 from monitoring.findings_plot import PICTURE, plot_findings, run_label, write_findings_picture
 from serving.prediction_log import make_engine
+from tests.fresh_database import drop_our_tables
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -32,7 +33,7 @@ RUNS = [run(0.0, 0.01), run(0.25, 0.02), run(None, 0.01), run(0.75, 0.04, "fired
 @pytest.fixture
 def engine(database_url: str) -> sa.Engine:
     engine = make_engine(database_url)
-    metadata.drop_all(engine)  # PostgreSQL outlives a test
+    drop_our_tables(engine)  # PostgreSQL outlives a test; the next open migrates from nothing
     for i, findings in enumerate(RUNS):
         save_findings(engine, findings, now=T0 + timedelta(hours=i))
     return engine
