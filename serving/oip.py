@@ -449,7 +449,7 @@ class OpenInferenceApi:
 def infer_response(model_name: str, served: Served, infer_request: InferRequest, rid: str) -> dict[str, Any]:
     """The V2 InferenceResponse: the outputs the client asked for (all by default), its id echoed."""
     n, probabilities = len(served.scored.labels), served.scored.probabilities
-    outputs = {
+    outputs: dict[str, dict[str, Any]] = {
         "label": {"name": "label", "datatype": "BYTES", "shape": [n], "data": served.scored.labels},
         "probabilities": {
             "name": "probabilities",
