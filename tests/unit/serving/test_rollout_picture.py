@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from core.params import RolloutParams
 from serving.canary_analysis import ArmMetrics, analyse
 from serving.rollout import RolloutState, abort, advance, pause, resume, start
 from serving.rollout_picture import VerdictMark, WeightSeries, weight_series, write_rollout_picture
+from tests.unit.serving.test_rollout import CHAMPION, PASS, T0, P  # the same plan and arms as the rollout tests
 
-P = RolloutParams(
-    steps=[10, 25, 50, 100],
-    min_requests=200,
-    min_feedback=50,
-    max_error_rate=0.02,
-    max_error_rate_increase=0.01,
-    max_p99_latency_ms=500.0,
-    accuracy_margin=0.01,
-    accuracy_alpha=0.05,
-)
-T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
-CHAMPION = ArmMetrics(requests=1000, errors=5, p99_ms=80.0, labelled=200, correct=186)
-PASS = analyse(CHAMPION, ArmMetrics(requests=400, errors=2, p99_ms=90.0, labelled=100, correct=94), P)
 WAIT = analyse(CHAMPION, ArmMetrics(), P)
 BREACH = analyse(CHAMPION, ArmMetrics(requests=400, errors=40, p99_ms=90.0, labelled=100, correct=94), P)
 
