@@ -57,7 +57,7 @@ class StateNotExternalError(RuntimeError):
 
 
 def external_state_problems(settings: Settings, environ: Mapping[str, str]) -> list[str]:
-    """Why this configuration would lose state on Lambda ([] off Lambda, or when everything is external).
+    """Why this configuration would lose or split state on Lambda ([] off Lambda, or when all of it is shared).
 
     An execution environment's disk lives as long as the environment, and each concurrent request runs in
     its own environment: a SQLite registry there is empty, and a SQLite prediction log is lost and split.
@@ -71,6 +71,11 @@ def external_state_problems(settings: Settings, environ: Mapping[str, str]) -> l
         problems.append(
             "MLOPS_PREDICTION_LOG_URL is SQLite in the environment's own disk: point it at PostgreSQL "
             "(postgresql+psycopg://...), shared by every environment and by the long-running service"
+        )
+    if not (settings.feedback_key or settings.admin_token):
+        problems.append(
+            "MLOPS_FEEDBACK_KEY is unset: each environment would sign feedback tokens with a random key of its own, "
+            "and /v1/feedback answered by another environment would refuse them"
         )
     return problems
 
