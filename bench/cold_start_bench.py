@@ -143,7 +143,7 @@ def _prepare(env: BenchEnv, state: Path) -> tuple[dict[str, str], str, Path, lis
         "MLOPS_ACCESS_LOG": "false",
         "MLOPS_POLL_INTERVAL_S": "3600",
         "MLOPS_STARTUP_MODEL_WAIT_S": "120",  # measure the load, however slow the machine, never a timeout
-        "MLOPS_FEEDBACK_KEY": "bench-feedback-key-not-secret",
+        "MLOPS_FEEDBACK_KEY": "bench-feedback-key-example",
     }
     for name in ("MLOPS_TRACKING_URI", "MLOPS_REGISTRY_URI", "MLOPS_PREDICTION_LOG_URL", "MLOPS_PARAMS_FILE"):
         probe_env.pop(name, None)
