@@ -10,10 +10,11 @@ champion:
   and the median of warm requests, each request an API Gateway HTTP API event from
   tests/fixtures/api_gateway_v2/ through Mangum;
 - the model alone, scikit-learn path against ONNX path: the libraries' import, then model load and the
-  first one-row score. The sklearn path loads the registered version as the service does
-  (`pipelines.registry.load_version_model`: registry lookup, artifact, skops); the ONNX path builds an
-  ONNX Runtime session with `pipelines.onnx_export.OnnxModel` from the same model's ONNX bytes (exported
-  by the ONNX core, read from a local file: the serving setting that selects ONNX is not on this branch).
+  first one-row score, both from local files. The sklearn path takes the registered version as the
+  service does (`pipelines.registry.load_version_model`, split here: registry lookup and artifact
+  download, timed apart, then the verified skops load); the ONNX path builds an ONNX Runtime session
+  with `pipelines.onnx_export.OnnxModel` from the same model's ONNX bytes (exported by the ONNX core and
+  read from a local file: the serving setting that selects ONNX is not on this branch).
 
 ``measure_cold_start`` is the ``cold-start`` section of ``mlops-lab bench``.
 """
@@ -64,17 +65,25 @@ _SKLEARN = """
 import json, sys, time
 t0 = time.perf_counter()
 import numpy, sklearn, mlflow
+from pathlib import Path
+from mlflow.artifacts import download_artifacts
+from core.mlflow_config import mlflow_client
 from core.settings import Settings
 from core.startup import configure_environment
-from pipelines.registry import load_version_model
+from pipelines.model_files import load_verified_model
 t1 = time.perf_counter()
 settings = Settings()
 configure_environment(settings)
-model = load_version_model(settings, sys.argv[1])
+client = mlflow_client(settings)
+version = client.get_model_version(settings.model_name, sys.argv[1])
+where = client.get_model_version_download_uri(settings.model_name, sys.argv[1])
+local = Path(download_artifacts(artifact_uri=where, tracking_uri=settings.mlflow_tracking_uri))
 t2 = time.perf_counter()
-model.predict_proba(numpy.asarray([json.loads(sys.argv[2])], dtype=float))
+model = load_verified_model(local, version.tags.get("model_sha256"), "bench", None)
 t3 = time.perf_counter()
-print(json.dumps({"import": t1 - t0, "load": t2 - t1, "first": t3 - t2}))
+model.predict_proba(numpy.asarray([json.loads(sys.argv[2])], dtype=float))
+t4 = time.perf_counter()
+print(json.dumps({"import": t1 - t0, "registry": t2 - t1, "load": t3 - t2, "first": t4 - t3}))
 """
 _ONNX = """
 import json, sys, time
@@ -190,8 +199,10 @@ def cold_start_section(runs: dict[str, list[dict[str, float]]], repeats: int, wa
         Row("first request after the start", "warm request", "first request", warm, collect(handler, "first")),
         Row("scoring libraries imported", "scikit-learn path (sklearn, mlflow)", "ONNX path (onnx, onnxruntime)",
             collect(sklearn, "import"), collect(onnx, "import")),
-        Row("model load + first one-row score", "scikit-learn path (registry, skops)",
+        Row("model load + first one-row score, from local files", "scikit-learn path (skops, verified)",
             "ONNX path (OnnxModel from bytes)", total(sklearn, ("load", "first")), total(onnx, ("load", "first"))),
+        Row("registry lookup + artifact download (before either load)", "—", "MLflow client, SQLite store", None,
+            collect(sklearn, "registry")),
     ]  # fmt: skip
     share = cold.median and collect(handler, "import").median / cold.median
     notes = [

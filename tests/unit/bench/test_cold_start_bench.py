@@ -23,7 +23,7 @@ def test_the_rows_add_the_phases_of_each_fresh_process() -> None:
         {"import": 1.0, "init": 0.5, "first": 0.1, "warm": 0.002},
         {"import": 3.0, "init": 1.5, "first": 0.3, "warm": 0.004},
     ]
-    sklearn = [{"import": 2.0, "load": 0.2, "first": 0.01}] * 2
+    sklearn = [{"import": 2.0, "registry": 0.5, "load": 0.2, "first": 0.01}] * 2
     onnx = [{"import": 0.5, "load": 0.02, "first": 0.001}] * 2
     section = cold_start_section({"handler": handler, "sklearn": sklearn, "onnx": onnx}, repeats=2, warm_requests=5)
     rows = {row.what: row for row in section.rows}
@@ -31,7 +31,7 @@ def test_the_rows_add_the_phases_of_each_fresh_process() -> None:
     assert cold.subject_time is not None
     assert cold.subject_time.samples == pytest.approx((1.6, 4.8))
     assert cold.ratio == pytest.approx(3.2 / 0.003)
-    model = rows["model load + first one-row score"]
+    model = rows["model load + first one-row score, from local files"]
     assert model.baseline_time is not None
     assert model.subject_time is not None
     assert model.baseline_time.samples == pytest.approx((0.21, 0.21))
