@@ -225,3 +225,25 @@ def test_the_entry_point_builds_the_app_once_from_the_environment(
     finally:
         if lambda_handler._built is not None:
             lambda_handler._built.close()
+
+
+def test_access_lines_are_written_during_the_invocation_once_each(
+    trained: Settings, params: Params, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Lambda may freeze the environment after the answer: the access line cannot wait for a writer thread."""
+    import logging
+
+    access = logging.getLogger("serving.access")
+    saved = (list(access.handlers), access.propagate, access.level)
+    app = LambdaApp(trained.model_copy(update={"access_log": True}), params)
+    try:
+        capsys.readouterr()
+        answer = app(event("predict", request_id="apigw-access-line"), LambdaContext())
+        assert answer["statusCode"] == 200
+        lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "apigw-access-line" in line]
+        assert len(lines) == 1
+        assert (lines[0]["status"], lines[0]["request_id"]) == (200, "apigw-access-line")
+    finally:
+        app.close()
+        access.handlers[:], access.propagate = saved[0], saved[1]
+        access.setLevel(saved[2])
