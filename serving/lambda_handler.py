@@ -128,6 +128,7 @@ class LambdaApp:
             self._closed = True
             self._lifespan.__exit__(None, None, None)
             self.loop.close()
+            asyncio.set_event_loop(None)  # no closed loop left behind as the thread's current one
 
 
 def _access_lines_to_stdout() -> None:
