@@ -43,6 +43,7 @@ SECTIONS = {
     "training": "bench.sections:measure_training",
     "serving": "bench.serving_bench:measure_serving",
     "drift": "bench.drift_bench:measure_drift",
+    "cold-start": "bench.cold_start_bench:measure_cold_start",
     "demo": "bench.demo_bench:measure_demo",
 }
 COLUMNS = ("measurement", "baseline", "baseline median", "subject", "subject median", "ratio", "target", "verdict")

@@ -21,7 +21,10 @@ def bench(
     out: Annotated[Path | None, typer.Option(help="Report file (default: docs/benchmarks.md).")] = None,
     only: Annotated[
         list[str] | None,
-        typer.Option("--only", help="Only this section (cli, validation, training, serving, drift, demo); repeatable."),
+        typer.Option(
+            "--only",
+            help="Only this section (cli, validation, training, serving, drift, cold-start, demo); repeatable.",
+        ),
     ] = None,
 ) -> None:
     """Time CLI start-up, validation and training side by side with baselines; write docs/benchmarks.md."""

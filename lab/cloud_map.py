@@ -88,7 +88,8 @@ CLOUD_MAP: tuple[Equivalent, ...] = (
         "AWS Lambda (or SageMaker Serverless Inference)",
         "Cloud Run functions",
         "Azure Functions",
-        "not built: the API is a long-running service that keeps the model loaded, so no cold start reloads it",
+        "the same app as a Lambda handler (Mangum, lifespan once per environment) and its image",
+        ("serving/lambda_handler.py::handler", "docker/lambda.Dockerfile"),
     ),
     Equivalent(
         "Shadow (mirrored) traffic",

@@ -29,6 +29,8 @@ TWO_PART_VERSIONS = frozenset({"postgres"})
 _TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")  # Docker's grammar for a tag
 _VERSION_RE = re.compile(r"v?(\d+)\.(\d+)(?:\.(\d+))?(?![\d.])")
 _DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
+# AWS Lambda base images are rebuilt under a dated tag per build: <python>.<yyyy>.<mm>.<dd>.<hh>[-arch]
+_DATED_BUILD_RE = re.compile(r"\d+\.\d+\.20\d\d\.\d\d\.\d\d\.\d\d(?:-(?:x86_64|arm64))?")
 
 
 class ImageTagError(ValueError):
@@ -51,12 +53,14 @@ class ImageSpec:
     dockerfile: str  # repository path
     env_var: str  # the compose variable that holds its reference
     carries_model: bool  # tagged with the champion version too
+    in_compose: bool = True  # built by docker/compose.yaml (the Lambda image is deployed to AWS Lambda instead)
 
 
 IMAGES: tuple[ImageSpec, ...] = (
     ImageSpec("mlops-lab-api", "docker/api.Dockerfile", "API_IMAGE", carries_model=True),
     ImageSpec("mlops-lab-pipeline", "docker/pipeline.Dockerfile", "PIPELINE_IMAGE", carries_model=False),
     ImageSpec("mlops-lab-mlflow", "docker/mlflow.Dockerfile", "MLFLOW_IMAGE", carries_model=False),
+    ImageSpec("mlops-lab-lambda", "docker/lambda.Dockerfile", "LAMBDA_IMAGE", carries_model=True, in_compose=False),
 )
 
 
@@ -145,10 +149,10 @@ def plan_tags(
 
 
 def env_lines(git: GitState, images: list[TaggedImage], champion: str) -> list[str]:
-    """``KEY=value`` lines for docker/compose.yaml: build metadata and one reference per image."""
+    """``KEY=value`` lines for docker/compose.yaml: build metadata and one reference per image the stack builds."""
     revision = git.sha + (DIRTY_SUFFIX if git.dirty else "")
     return [f"GIT_REVISION={revision}", f"MODEL_VERSION={champion}"] + [
-        f"{image.spec.env_var}={image.reference}" for image in images
+        f"{image.spec.env_var}={image.reference}" for image in images if image.spec.in_compose
     ]
 
 
@@ -166,7 +170,8 @@ def pinning_problem(reference: str) -> str | None:
     """Why ``reference`` is not an immutable choice of image, or None when it is.
 
     Accepted: a ``@sha256:`` digest, or a tag holding an exact version (major.minor.patch, or major.minor
-    for projects numbered that way, `TWO_PART_VERSIONS`); for our own `IMAGES`, a computed release tag.
+    for projects numbered that way, `TWO_PART_VERSIONS`, or a dated build such as the Lambda base images'
+    ``3.12.2026.10.03.13``); for our own `IMAGES`, a computed release tag.
     Refused: no tag (that is ``latest``), a floating tag (``latest``, ``stable``...), a partial version
     (``3.11``) or a malformed tag.
     """
@@ -182,6 +187,8 @@ def pinning_problem(reference: str) -> str | None:
     short_name = repository.rsplit("/", 1)[-1]
     if short_name in {spec.name for spec in IMAGES}:  # ours: only a computed release tag will do
         return None if is_release_tag(tag) else f"{reference}: our images carry `mlops-lab images tags` tags only"
+    if _DATED_BUILD_RE.fullmatch(tag):  # one build of a base image, e.g. public.ecr.aws/lambda/python
+        return None
     version = _VERSION_RE.match(tag)
     if version is None:
         return f"{reference}: tag {tag!r} is not an exact version (want major.minor.patch, e.g. 3.11.7)"

@@ -71,7 +71,7 @@ def test_the_cloud_services_of_the_interview_list_are_mapped() -> None:
         assert product in named, product
 
 
-def test_serverless_inference_is_honestly_not_built() -> None:
+def test_serverless_inference_maps_to_the_lambda_handler_and_its_image() -> None:
     row = BY_CAPABILITY["Serverless inference (a function per request)"]
-    assert not row.built
-    assert row.ours.startswith("not built")
+    assert row.built
+    assert row.local == ("serving/lambda_handler.py::handler", "docker/lambda.Dockerfile")

@@ -36,7 +36,9 @@ EXPECTED = {
     "api.Dockerfile": ("mlops-lab serve", "http://127.0.0.1:8000/healthz"),
     "pipeline.Dockerfile": ("mlops-lab monitor --serve", "http://127.0.0.1:8080/health"),
     "mlflow.Dockerfile": ("--serve-artifacts", "http://127.0.0.1:5000/health"),
+    "lambda.Dockerfile": ("serving.lambda_handler.handler", None),  # Lambda probes nothing; no port
 }
+LAMBDA_BASE = "public.ecr.aws/lambda/python:"
 BUILD_TOOLS = ("gcc", "g++", "build-essential", "make", "uv ", "/uv", "pip install", "apt-get")
 
 
@@ -93,6 +95,10 @@ def test_multi_stage_with_the_locked_environment_built_apart(path: Path) -> None
     if path.name == "mlflow.Dockerfile":
         assert "uv export --frozen --no-dev" in builder
         assert "--constraint" in builder
+    elif path.name == "lambda.Dockerfile":  # Lambda imports from its task root: the lock installed into a folder
+        assert "uv export --frozen --no-dev --no-emit-project" in builder
+        assert "uv pip install --requirement requirements.txt --target /opt/task" in builder
+        assert "uv pip install --no-deps --target /opt/task ." in builder
     else:
         assert builder.count("uv sync --frozen --no-dev") == 2  # dependencies layer, then our package
         assert "--no-install-project" in builder
@@ -115,7 +121,7 @@ def test_the_files_the_project_build_reads_are_copied_before_it_is_installed(pat
     for keyword, args in builder:
         if keyword == "COPY" and not args.startswith("--from"):
             copied.update(args.split()[:-1])
-        if keyword == "RUN" and "--no-editable" in args:
+        if keyword == "RUN" and ("--no-editable" in args or "--no-deps" in args):
             break
     assert needed <= copied, f"{path.name} installs the project without {sorted(needed - copied)}"
 
@@ -127,8 +133,12 @@ def test_every_base_image_is_pinned_and_python_is_the_same_everywhere(path: Path
     external = [b for b in bases if b not in stage_names]
     assert external, "at least one upstream base"
     assert [pinning_problem(b) for b in external] == [None] * len(external)
-    pythons = {b for b in external if b.startswith("python:")}
-    assert pythons == {"python:3.11.7-slim-bookworm"}  # = the interpreter of the lock's dev environment
+    pythons = {b for b in external if b.startswith(("python:", LAMBDA_BASE))}
+    if path.name == "lambda.Dockerfile":  # 3.12: the 3.11 Lambda images cannot load the lock's wheels
+        assert len(pythons) == 1
+        assert next(iter(pythons)).startswith(f"{LAMBDA_BASE}3.12.")  # tests/unit/ops/test_lambda_image.py
+    else:
+        assert pythons == {"python:3.11.7-slim-bookworm"}  # = the interpreter of the lock's dev environment
 
 
 @pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
@@ -141,6 +151,11 @@ def test_final_stage_is_non_root_with_a_healthcheck_on_its_own_port(path: Path) 
     assert int(uid) >= 1000, "not root, not a system account"
     command, url = EXPECTED[path.name]
     checks = [args for keyword, args in runtime if keyword == "HEALTHCHECK"]
+    if url is None:  # Lambda: no HEALTHCHECK, no port; the CMD names the handler the runtime client calls
+        assert checks == []
+        assert [args for keyword, args in runtime if keyword == "EXPOSE"] == []
+        assert [args for keyword, args in runtime if keyword == "CMD"] == [f'["{command}"]']
+        return
     assert len(checks) == 1
     assert "CMD" in checks[0]
     assert url in checks[0]

@@ -28,6 +28,7 @@ def test_immutable_infra_demo_tags_by_commit_and_champion_and_refuses_latest(run
     dirty = r"(?:-dirty)?"
     assert re.search(rf"mlops-lab-api\s+│ {sha.group(1)}-m{champion}{dirty}\s+│ docker/api\.Dockerfile", out)
     assert re.search(rf"mlops-lab-mlflow\s+│ {sha.group(1)}{dirty}\s+│ docker/mlflow\.Dockerfile", out)
+    assert re.search(rf"mlops-lab-lambda\s+│ {sha.group(1)}-m{champion}{dirty}\s+│ docker/lambda\.Dockerfile", out)
     # packaging (C17): the champion as an MLflow pyfunc whose signature names the contract's features
     assert "flavours: python_function, sklearn" in out
     assert (
@@ -60,7 +61,7 @@ def test_immutable_infra_demo_tags_by_commit_and_champion_and_refuses_latest(run
     assert re.search(r"│ prometheus\s+│ prom/prometheus:v\d+\.\d+\.\d+\s+│ accepted: exact", out)
     assert "✔ no service runs a moving tag" in out
     # hadolint, live: ours clean, the careless one refused with the rules that explain why
-    assert "✔ docker/*.Dockerfile (3 files): no finding" in out
+    assert "✔ docker/*.Dockerfile (4 files): no finding" in out
     for rule in ("DL3007", "DL3008", "DL3025"):
         assert rule in out
     assert re.search(r"✔ hadolint refuses it with \d+ findings \(exit code 1\)", out)
