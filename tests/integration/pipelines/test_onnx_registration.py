@@ -11,6 +11,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import numpy as np
 import pytest
 from sklearn.base import clone
@@ -26,7 +27,7 @@ from pipelines.model_files import UntrustedModelError
 from pipelines.onnx_registry import ONNX_ARTIFACT, load_version_onnx
 from pipelines.registry import load_version_model
 from pipelines.tracking import log_training_run
-from pipelines.training_steps import run_training
+from pipelines.training_steps import Steps, run_training
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -121,8 +122,6 @@ def test_the_registered_onnx_model_answers_as_the_registered_pipeline(lab, first
 
 
 def test_the_gate_report_and_model_card_show_the_parity_check(lab, first) -> None:
-    import mlflow
-
     settings, _, _ = lab
     advisory = {c["name"]: c for c in first.gate["advisory"]}
     assert advisory["onnx_parity"]["passed"] is True
@@ -154,3 +153,58 @@ def test_a_replaced_onnx_file_is_refused_at_load(lab, first) -> None:
     finally:
         stored.write_bytes(original)
     assert load_version_onnx(settings, first.version) is not None
+
+
+@pytest.fixture(scope="module")
+def diverged(lab, first):
+    settings, params, data = lab
+    _register_plain_converter()
+    return run_training(settings, params, data, steps=Steps(train=planted_train(TemperedLogisticRegression(0.25))))
+
+
+@pytest.fixture(scope="module")
+def unconvertible(lab, diverged):
+    settings, params, data = lab
+    return run_training(settings, params, data, steps=Steps(train=planted_train(UnconvertibleLogisticRegression())))
+
+
+def test_a_diverging_model_is_registered_without_onnx_and_says_why(lab, diverged) -> None:
+    settings, params, _ = lab
+    assert diverged.status == "registered"  # the parity check never rejects: a good sklearn model stays good
+    tags = _version_tags(settings, diverged.version)
+    assert tags["onnx.status"] == "diverged"
+    assert tags["onnx.reason"].startswith("diverged on")
+    assert "registered without ONNX" in tags["onnx.reason"]
+    assert float(tags["onnx.max_abs_diff"]) > params.gate.onnx.tolerance
+    assert "onnx_sha256" not in tags
+    assert "onnx.artifact" not in tags
+    files = {a.path for a in mlflow_client(settings).list_artifacts(diverged.run_id, "onnx")}
+    assert files == {"onnx/parity.json"}  # the report, never the file
+    assert load_version_onnx(settings, diverged.version, params.dataset.feature_names) is None
+    assert {c["name"]: c["passed"] for c in diverged.gate["advisory"]} == {"onnx_parity": False}
+
+
+def test_a_model_without_a_converter_is_registered_without_onnx_and_says_why(lab, unconvertible) -> None:
+    settings, params, _ = lab
+    assert unconvertible.status == "registered"
+    tags = _version_tags(settings, unconvertible.version)
+    assert tags["onnx.status"] == "export_failed"
+    assert "UnconvertibleLogisticRegression" in tags["onnx.reason"]
+    assert "onnx.rows_checked" not in tags
+    assert "onnx_sha256" not in tags
+    assert load_version_onnx(settings, unconvertible.version, params.dataset.feature_names) is None
+    card = mlflow.artifacts.load_text(f"runs:/{unconvertible.run_id}/model_card.md")
+    assert "export_failed (no: served by scikit-learn only)" in card
+
+
+def test_a_version_forged_to_passed_without_a_digest_is_refused(lab, unconvertible) -> None:
+    """Tags are writable by anyone with registry access: a "passed" status alone never loads a file."""
+    settings, _, _ = lab
+    client = mlflow_client(settings)
+    client.set_model_version_tag(settings.model_name, unconvertible.version, "onnx.status", "passed")
+    client.set_model_version_tag(settings.model_name, unconvertible.version, "onnx.artifact", "../model/model.skops")
+    with pytest.raises(UntrustedModelError, match="not a file inside the run's onnx/ folder"):
+        load_version_onnx(settings, unconvertible.version)
+    client.set_model_version_tag(settings.model_name, unconvertible.version, "onnx.artifact", ONNX_ARTIFACT)
+    with pytest.raises(UntrustedModelError, match="no onnx_sha256 tag"):
+        load_version_onnx(settings, unconvertible.version)
