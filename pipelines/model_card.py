@@ -148,6 +148,11 @@ def _check_row(value: object) -> list[object]:
     return [value, ""]
 
 
+def _variant_cell(key: str, value: object) -> object:
+    """Probability differences span 1e-16 to 1e-1: scientific notation, not four decimals."""
+    return f"{value:.2g}" if key == "max_abs_diff" and isinstance(value, float) else value
+
+
 def _onnx_lines(onnx: dict[str, Any]) -> list[str]:
     """Whether this version carries an ONNX file, why, the parity figures and the quantised variants."""
     status = onnx.get("status", "unknown")
@@ -167,12 +172,19 @@ def _onnx_lines(onnx: dict[str, Any]) -> list[str]:
         )
     variants = onnx.get("variants") or []
     if variants:
-        header = ["variant", "size bytes", "size vs float64", "holdout accuracy", "accuracy delta", "note"]
-        rows = [
-            [v.get(k, "") for k in ("name", "size_bytes", "size_ratio", "accuracy", "accuracy_delta", "note")]
-            for v in variants
+        header = [
+            "variant",
+            "size bytes",
+            "size vs served",
+            "holdout accuracy",
+            "accuracy delta",
+            "max abs diff",
+            "note",
         ]
-        lines += ["", *_table(header, rows)]
+        keys = ("name", "size_bytes", "size_ratio", "accuracy", "accuracy_delta", "max_abs_diff", "note")
+        rows = [["-" if v.get(k) is None else _variant_cell(k, v[k]) for k in keys] for v in variants]
+        lines += ["", "Edge variants (reported, never served; the served file is the float64 one above):", ""]
+        lines += _table(header, rows)
     return lines
 
 

@@ -21,6 +21,7 @@ the standard operator domains, and its input width must be the contract's.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import tempfile
@@ -142,7 +143,9 @@ def onnx_for_candidate(pipeline: Any, params: Params, holdout: pd.DataFrame, ref
         holdout: the gate's holdout (features used; labels too, for the variants' accuracy).
         reference: labelled training rows the batch generator fits to.
     """
+    from pipelines.data import split_features_target
     from pipelines.onnx_parity import parity_rows
+    from pipelines.onnx_variants import build_variants
 
     knobs = params.gate.onnx
     if not knobs.enabled:
@@ -151,10 +154,15 @@ def onnx_for_candidate(pipeline: Any, params: Params, holdout: pd.DataFrame, ref
     try:
         groups = parity_rows(params, holdout, reference, knobs.rows_per_kind, seed=params.train.seed)
         outcome, _model = export_and_check(pipeline, len(params.dataset.feature_names), groups, knobs.tolerance)
+        if knobs.int8 and outcome.servable and outcome.exported is not None:
+            X, y = split_features_target(holdout, params.dataset)
+            served = len(outcome.exported.onnx_bytes)
+            variants = build_variants(pipeline, served, X.to_numpy(dtype="float64"), y.to_numpy())
+            outcome = dataclasses.replace(outcome, variants=[v.to_dict() for v in variants])
     except Exception as err:  # the ONNX step must never stop a registration: it only decides the ONNX file
         reason = f"the ONNX step failed: {type(err).__name__}: {err}; registered without ONNX"
         return OnnxOutcome(EXPORT_FAILED, reason, seconds=time.perf_counter() - started)
-    return outcome
+    return dataclasses.replace(outcome, seconds=time.perf_counter() - started)
 
 
 def log_onnx(client: MlflowClient, run_id: str, outcome: OnnxOutcome) -> dict[str, str]:

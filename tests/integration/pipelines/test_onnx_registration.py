@@ -133,6 +133,8 @@ def test_the_gate_report_and_model_card_show_the_parity_check(lab, first) -> Non
     assert "## ONNX" in card
     assert "passed" in card
     assert "tolerance 1e-05" in card
+    assert "| int8 (dynamic) |" in card  # the edge variants' table, with float16 skipped and why
+    assert "onnxconverter-common" in card
 
 
 def test_a_wrong_input_width_is_refused(lab, first) -> None:
