@@ -89,9 +89,8 @@ def _planted(n: Narrator, pipeline: Any, data: bytes, groups: dict[str, np.ndarr
 
 def _replaced(n: Narrator, ctx: LabContext, version: str) -> None:
     n.step("A replaced file in the artifact store is refused at load (C44)")
-    run = mlflow_client(ctx.settings).get_run(
-        mlflow_client(ctx.settings).get_model_version(ctx.settings.model_name, version).run_id
-    )
+    client = mlflow_client(ctx.settings)
+    run = client.get_run(str(client.get_model_version(ctx.settings.model_name, version).run_id))
     stored = Path(run.info.artifact_uri.removeprefix("file://")) / ONNX_ARTIFACT
     original = stored.read_bytes()
     try:
