@@ -177,14 +177,19 @@ def onnx_for_candidate(pipeline: Any, params: Params, holdout: pd.DataFrame, ref
     try:
         groups = parity_rows(params, holdout, reference, knobs.rows_per_kind, seed=params.train.seed)
         outcome, _model = export_and_check(pipeline, len(params.dataset.feature_names), groups, knobs.tolerance)
-        if knobs.int8 and outcome.servable and outcome.exported is not None:
-            X, y = split_features_target(holdout, params.dataset)
-            served = len(outcome.exported.onnx_bytes)
-            variants = build_variants(pipeline, served, X.to_numpy(dtype="float64"), y.to_numpy())
-            outcome = dataclasses.replace(outcome, variants=[v.to_dict() for v in variants])
     except Exception as err:  # the ONNX step must never stop a registration: it only decides the ONNX file
         reason = f"the ONNX step failed: {type(err).__name__}: {err}; registered without ONNX"
         return OnnxOutcome(EXPORT_FAILED, reason, seconds=time.perf_counter() - started)
+    if knobs.int8 and outcome.servable and outcome.exported is not None:
+        try:  # the variants only inform the card: a failure here changes neither the status nor the file
+            X, y = split_features_target(holdout, params.dataset)
+            served = len(outcome.exported.onnx_bytes)
+            variants = [
+                v.to_dict() for v in build_variants(pipeline, served, X.to_numpy(dtype="float64"), y.to_numpy())
+            ]
+        except Exception as err:
+            variants = [{"name": "variants", "note": f"not built: {type(err).__name__}: {err}"}]
+        outcome = dataclasses.replace(outcome, variants=variants)
     return dataclasses.replace(outcome, seconds=time.perf_counter() - started)
 
 
