@@ -66,6 +66,7 @@ DEMOS: dict[str, str] = {
     "technical-debt": "lab.demos.technical_debt",
     "cloud-equivalents": "lab.demos.cloud_equivalents",
     "serverless": "lab.demos.serverless",
+    "onnx": "lab.demos.onnx_optimisation",
 }
 
 
