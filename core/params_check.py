@@ -135,15 +135,24 @@ def _dimension_problems(where: str, spec: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+REPLACED_SWEEP = (
+    "train.sweep: the grid sweep was replaced by a search (`mlops-lab train --search`); give ranges under "
+    "train.search.space.<estimator> instead (see params.yaml)"
+)
+
+
 def search_problems(raw: Mapping[str, Any]) -> list[str]:
     """The search section: known estimators and hyperparameters, sound ranges, pruning that can prune.
 
     Checked only where the file has a ``train.search`` section (the defaults in core/params.py are sound).
     """
+    problems: list[str] = []
+    train = _section(raw, "train")
+    if isinstance(train, Mapping) and "sweep" in train:
+        problems.append(REPLACED_SWEEP)
     search = _section(raw, "train", "search")
     if not isinstance(search, Mapping):
-        return []
-    problems: list[str] = []
+        return problems
     space = search.get("space")
     estimator = _section(raw, "train", "estimator") or "logistic_regression"
     if isinstance(space, Mapping):

@@ -137,3 +137,14 @@ def test_each_searchable_name_is_a_parameter_of_its_estimator() -> None:
         assert names <= accepted, (estimator, names - accepted)
     assert set(SEARCHABLE) == set(TrainParams.model_fields["estimator"].annotation.__args__)
     assert set(TrainParams().search.space) == set(SEARCHABLE)  # the defaults cover every estimator
+
+
+def test_a_params_file_with_the_old_grid_sweep_is_told_what_replaced_it(tmp_path: Path) -> None:
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["train"]["sweep"] = {"C": [0.1, 1.0, 10.0]}
+    with pytest.raises(ParamsError) as caught:
+        load_params(_write(tmp_path, raw))
+    assert caught.value.problems == [
+        "train.sweep: the grid sweep was replaced by a search (`mlops-lab train --search`); give ranges under "
+        "train.search.space.<estimator> instead (see params.yaml)"
+    ]
