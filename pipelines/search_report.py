@@ -98,6 +98,6 @@ def plot_objective(outcome: StudyOutcome, path: Path) -> dict[str, tuple[list[fl
     ax.set_xlabel("trial")
     ax.set_ylabel("mean CV accuracy (training part)")
     ax.set_title("Objective by trial (pruned: mean of the folds run)")
-    ax.legend(loc="lower right")
+    ax.legend(loc="best")
     save(fig, path)
     return series

@@ -161,3 +161,13 @@ def test_search_logs_a_parent_nested_trials_and_the_winner_as_candidate(settings
     }
     logged_csv = mlflow.artifacts.load_text(f"runs:/{runs.parent_id}/search/trials.csv")
     assert logged_csv == trials_csv(outcome)
+
+
+def test_optunas_own_log_stays_off_the_console(training_part, params: Params, capfd: pytest.CaptureFixture) -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.INFO)  # as a fresh process starts: Optuna logs every trial
+    run_study(*training_part, searching(params, trials=2))
+    out, err = capfd.readouterr()
+    assert "Trial 0 finished" not in out + err
+    assert "A new study created" not in out + err
