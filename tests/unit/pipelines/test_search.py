@@ -21,13 +21,18 @@ from pipelines.fit import fit_and_evaluate, split_data
 from pipelines.search import COMPLETE, PRUNED, StudyOutcome, run_study
 from pipelines.search_report import best_so_far, plot_objective, trials_csv, trials_markdown
 
-# Log-uniform C from 1e-6 (a model that barely learns: about 0.3 to 0.9 per fold) to 100 (about 0.99).
-BAD_AND_GOOD = {"C": SearchDimension(low=1e-6, high=100.0, log=True)}
+# k nearest neighbours (fast to fit) with k up to 70 of the ~83 rows a fold trains on: large k spans the
+# classes (about 0.67 accuracy per fold), small k is good (0.9 to 1.0): a space with a bad region.
+BAD_AND_GOOD = {"n_neighbors": SearchDimension(type="int", low=1, high=70)}
 
 
-def searching(params: Params, space: dict[str, SearchDimension] | None = None, **search: Any) -> Params:
+def searching(
+    params: Params, space: dict[str, SearchDimension] | None = None, estimator: str | None = None, **search: Any
+) -> Params:
     """``params`` with the search settings (and the configured estimator's space) replaced."""
     train = params.train
+    if estimator is not None:
+        train = train.model_copy(update={"estimator": estimator, "hyperparams": {}})
     spaces = dict(train.search.space)
     if space is not None:
         spaces[train.estimator] = space
@@ -43,7 +48,7 @@ def training_part(iris_frame, params: Params):
 
 @pytest.fixture(scope="module")
 def pruned_study(training_part, params: Params) -> tuple[Params, StudyOutcome]:
-    tuned = searching(params, BAD_AND_GOOD, trials=10, seed=3, startup_trials=3, min_folds=2, pruning=True)
+    tuned = searching(params, BAD_AND_GOOD, "knn", trials=8, seed=3, startup_trials=3, min_folds=2, pruning=True)
     return tuned, run_study(*training_part, tuned)
 
 
@@ -61,7 +66,7 @@ def test_pruning_stops_bad_trials_after_the_minimum_folds(pruned_study) -> None:
 
 
 def test_without_pruning_every_trial_runs_every_fold(training_part, params: Params) -> None:
-    tuned = searching(params, BAD_AND_GOOD, trials=6, seed=3, startup_trials=2, pruning=False)
+    tuned = searching(params, BAD_AND_GOOD, "knn", trials=6, seed=3, startup_trials=2, pruning=False)
     outcome = run_study(*training_part, tuned)
     assert [t.state for t in outcome.trials] == [COMPLETE] * 6
     assert {t.folds_run for t in outcome.trials} == {tuned.train.cv_folds}
@@ -90,8 +95,7 @@ def test_a_complete_trials_value_is_the_cv_mean_its_refit_logs(pruned_study, iri
 
 
 def test_switching_estimator_switches_space(training_part, params: Params) -> None:
-    knn = params.model_copy(update={"train": params.train.model_copy(update={"estimator": "knn", "hyperparams": {}})})
-    outcome = run_study(*training_part, searching(knn, trials=3))
+    outcome = run_study(*training_part, searching(params, estimator="knn", trials=3))
     assert all(set(t.params) == {"n_neighbors", "weights"} for t in outcome.trials)
     assert all(isinstance(t.params["n_neighbors"], int) and 1 <= t.params["n_neighbors"] <= 30 for t in outcome.trials)
     assert {t.params["weights"] for t in outcome.trials} <= {"uniform", "distance"}
@@ -99,10 +103,11 @@ def test_switching_estimator_switches_space(training_part, params: Params) -> No
 
 def test_the_timeout_lets_the_trial_in_progress_finish_and_starts_no_other(training_part, params: Params) -> None:
     ticks = itertools.count(0.0, 10.0)  # a scripted clock: 10 s per reading (start, then after each trial)
-    outcome = run_study(*training_part, searching(params, trials=8, timeout_s=25.0), clock=lambda: next(ticks))
+    timed = searching(params, estimator="knn", trials=8, timeout_s=25.0)
+    outcome = run_study(*training_part, timed, clock=lambda: next(ticks))
     assert len(outcome.trials) == 3  # readings 10, 20 go on; 30 >= 25 stops after the third trial
     assert outcome.stopped_by_timeout
-    untimed = run_study(*training_part, searching(params, trials=2, timeout_s=None), clock=lambda: next(ticks))
+    untimed = run_study(*training_part, searching(timed, trials=2, timeout_s=None), clock=lambda: next(ticks))
     assert (len(untimed.trials), untimed.stopped_by_timeout) == (2, False)
 
 
@@ -136,7 +141,7 @@ def test_the_table_lists_every_trial_with_state_cv_and_folds(pruned_study) -> No
 def test_search_logs_a_parent_nested_trials_and_the_winner_as_candidate(settings, iris_frame, params: Params) -> None:
     from pipelines.search_tracking import search_candidate
 
-    tuned = searching(params, BAD_AND_GOOD, trials=6, seed=3, startup_trials=2)
+    tuned = searching(params, BAD_AND_GOOD, "knn", trials=4, seed=3, startup_trials=2)
     result, logged, runs, outcome = search_candidate(settings, tuned, iris_frame, {"data_md5": "fake-md5"})
     client = mlflow_client(settings)
     trials = [client.get_run(r) for r in runs.trial_ids]
@@ -144,7 +149,7 @@ def test_search_logs_a_parent_nested_trials_and_the_winner_as_candidate(settings
     for run, trial in zip(trials, outcome.trials, strict=True):
         assert run.data.tags["mlflow.parentRunId"] == runs.parent_id
         assert run.data.tags["search.state"] == trial.state
-        assert run.data.params["model.C"] == str(trial.params["C"])
+        assert run.data.params["model.n_neighbors"] == str(trial.params["n_neighbors"])
         history = client.get_metric_history(run.info.run_id, "cv_fold_accuracy")
         assert [m.value for m in sorted(history, key=lambda m: m.step)] == list(trial.fold_scores)
     candidate = client.get_run(logged.run_id)
@@ -167,7 +172,7 @@ def test_optunas_own_log_stays_off_the_console(training_part, params: Params, ca
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.INFO)  # as a fresh process starts: Optuna logs every trial
-    run_study(*training_part, searching(params, trials=2))
+    run_study(*training_part, searching(params, estimator="knn", trials=2))
     out, err = capfd.readouterr()
     assert "Trial 0 finished" not in out + err
     assert "A new study created" not in out + err
