@@ -176,3 +176,18 @@ def test_optunas_own_log_stays_off_the_console(training_part, params: Params, ca
     out, err = capfd.readouterr()
     assert "Trial 0 finished" not in out + err
     assert "A new study created" not in out + err
+
+
+def test_the_cli_line_and_the_flow_artifact_name_trials_pruned_and_the_winner(pruned_study) -> None:
+    from pipelines.training_flow import decision_markdown
+    from pipelines.training_report import search_line
+    from pipelines.training_steps import TrainingOutcome
+
+    _, outcome = pruned_study
+    line = search_line(outcome.summary())
+    best = outcome.best
+    assert line.startswith(f"search: {len(outcome.trials)} trials ({len(outcome.pruned)} pruned); ")
+    assert f"best by CV: trial {best.number} (n_neighbors={best.params['n_neighbors']}), " in line
+    assert line.endswith(f"CV accuracy {best.mean:.4f}")
+    done = TrainingOutcome("registered", "run-1", {}, {"reasons": []}, "3", "challenger", search=outcome.summary())
+    assert f"- {line}" in decision_markdown(done)
