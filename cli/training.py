@@ -26,14 +26,23 @@ console = Console()
 
 def train(
     data: Annotated[Path | None, typer.Option(help="Training CSV (default: dataset.path in params.yaml).")] = None,
-    sweep: Annotated[bool, typer.Option(help="Run the train.sweep grid as nested MLflow runs; best CV wins.")] = False,
+    search: Annotated[
+        bool, typer.Option(help="Optuna search over train.search.space (nested MLflow runs); best CV mean wins.")
+    ] = False,
+    trials: Annotated[
+        int | None, typer.Option(min=1, help="Trials of the search (default: train.search.trials).")
+    ] = None,
 ) -> None:
     """Validate → train → gate → register, as the Prefect `training` flow (local API, no server needed)."""
     from core.context import load_context
+    from core.params import with_search_trials
     from core.quiet_refusals import quiet_refusals
     from pipelines.training_flow import training_flow
 
+    if trials is not None and not search:
+        raise typer.BadParameter("--trials sets the search's trials: use it with --search", param_hint="--trials")
     ctx = load_context()
+    params = ctx.params if trials is None else with_search_trials(ctx.params, trials)
     try:
         with (
             quiet_refusals(
@@ -41,7 +50,7 @@ def train(
             ),  # explained below, once, without a traceback
             console.status("training: load → validate → train → gate → register (Prefect flow `training`)"),
         ):  # the spinner shows on a terminal only; logs and CI output stay as they are
-            outcome = training_flow(ctx.settings, ctx.params, data_path=str(data) if data else None, sweep=sweep)
+            outcome = training_flow(ctx.settings, params, data_path=str(data) if data else None, search=search)
     except DataValidationError as err:
         console.print("[bold red]invalid data: nothing was trained or registered[/bold red]")
         console.print(err.result.summary())

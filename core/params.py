@@ -20,6 +20,7 @@ from core.params_check import ParamsFileNotFound as ParamsFileNotFound
 from core.params_check import cross_reference_problems, schema_problems
 
 CROSS_REFERENCES = "cross-references: "
+RETIRED_SWEEP = "train.sweep: Extra inputs are not permitted"  # pydantic's line; REPLACED_SWEEP says it better
 
 
 class _Strict(BaseModel):
@@ -75,13 +76,64 @@ class FeatureParams(_Strict):
     ratios: list[tuple[str, str]] = []
 
 
+class SearchDimension(_Strict):
+    """One hyperparameter's range: a float or int interval (log-uniform when ``log``) or a list of choices.
+
+    Ranges are checked with the rest of the file (core/params_check.py): low below high, log only above 0,
+    whole-number bounds for ints, choices for a categorical and only there.
+    """
+
+    type: Literal["float", "int", "categorical"] = "float"
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: list[str | int | float | bool] | None = None
+
+
+def _dimension(**fields: Any) -> SearchDimension:
+    return SearchDimension.model_validate(fields)
+
+
+# The space searched when params.yaml names none: one per estimator, so switching estimator switches space.
+DEFAULT_SEARCH_SPACE: dict[str, dict[str, SearchDimension]] = {
+    "logistic_regression": {"C": _dimension(low=0.001, high=100.0, log=True)},
+    "random_forest": {
+        "n_estimators": _dimension(type="int", low=10, high=200),
+        "max_depth": _dimension(type="int", low=1, high=10),
+        "min_samples_leaf": _dimension(type="int", low=1, high=10),
+    },
+    "svc": {"C": _dimension(low=0.01, high=100.0, log=True), "gamma": _dimension(low=0.0001, high=1.0, log=True)},
+    "knn": {
+        "n_neighbors": _dimension(type="int", low=1, high=30),
+        "weights": _dimension(type="categorical", choices=["uniform", "distance"]),
+    },
+}
+
+
+class SearchParams(_Strict):
+    """`mlops-lab train --search`: an Optuna study (TPE sampler, median pruning on the CV folds)."""
+
+    trials: int = Field(default=12, ge=1)
+    seed: int = 42  # TPE's seed: same seed + same data -> same trials and the same winner
+    pruning: bool = True  # stop a trial whose running CV mean is below the median of earlier trials at that fold
+    startup_trials: int = Field(default=4, ge=0)  # random trials before TPE models the space; never pruned
+    min_folds: int = Field(default=2, ge=1)  # folds every trial runs before it may be pruned
+    timeout_s: float | None = Field(default=120.0, gt=0)  # no new trial starts after this; None: no bound
+    space: dict[str, dict[str, SearchDimension]] = DEFAULT_SEARCH_SPACE
+
+
 class TrainParams(_Strict):
     seed: int = 42
     test_size: float = Field(default=0.3, gt=0, lt=1)
     cv_folds: int = Field(default=5, ge=2)
     estimator: Literal["logistic_regression", "random_forest", "svc", "knn"] = "logistic_regression"
     hyperparams: dict[str, Any] = {}
-    sweep: dict[str, list[Any]] = {}
+    search: SearchParams = SearchParams()
+
+    @property
+    def search_space(self) -> dict[str, SearchDimension]:
+        """The configured estimator's space (params_check guarantees it exists)."""
+        return self.search.space.get(self.estimator, {})
 
 
 class InvarianceParams(_Strict):
@@ -275,6 +327,14 @@ class Params(BaseModel):
         return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def with_search_trials(params: Params, trials: int) -> Params:
+    """``params`` with ``train.search.trials`` replaced (``mlops-lab train --search --trials N``)."""
+    if trials < 1:
+        raise ValueError(f"a search needs at least one trial, got {trials}")
+    search = params.train.search.model_copy(update={"trials": trials})
+    return params.model_copy(update={"train": params.train.model_copy(update={"search": search})})
+
+
 def load_params(path: str | Path) -> Params:
     """Read and validate a params file as a whole.
 
@@ -295,7 +355,8 @@ def load_params(path: str | Path) -> Params:
     try:
         params = Params.model_validate(raw)
     except ValidationError as err:
-        schema = [line for line in schema_problems(err) if CROSS_REFERENCES not in line]
+        # cross-references and the retired train.sweep are said once, by `problems`, not again by the schema
+        schema = [line for line in schema_problems(err) if CROSS_REFERENCES not in line and line != RETIRED_SWEEP]
         raise ParamsError(p, [*schema, *problems]) from None
     if problems:  # pragma: no cover - the model validator raised them above
         raise ParamsError(p, problems)

@@ -90,6 +90,99 @@ def cross_reference_problems(raw: Mapping[str, Any]) -> list[str]:
         problems.append(
             f"batches.prior_shift.weights: {len(weights)} weight(s) for {len(classes)} classes (one per class)"
         )
+    return problems + search_problems(raw)
+
+
+# The hyperparameters a search may vary, per estimator: constructor arguments of the scikit-learn class
+# (tests/unit/core/test_params_check.py checks each name against the class). Anything else is a typo.
+SEARCHABLE: dict[str, frozenset[str]] = {
+    "logistic_regression": frozenset({"C", "l1_ratio", "tol", "max_iter"}),
+    "random_forest": frozenset(
+        {"n_estimators", "max_depth", "min_samples_leaf", "min_samples_split", "max_features", "criterion"}
+    ),
+    "svc": frozenset({"C", "gamma", "kernel", "degree"}),
+    "knn": frozenset({"n_neighbors", "weights", "p", "leaf_size"}),
+}
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _dimension_problems(where: str, spec: Mapping[str, Any]) -> list[str]:
+    kind = spec.get("type", "float")
+    low, high = _number(spec.get("low")), _number(spec.get("high"))
+    if kind == "categorical":
+        choices = spec.get("choices")
+        if not isinstance(choices, list) or not choices:
+            return [f"{where}: a categorical needs a non-empty list of choices"]
+        if spec.get("low") is not None or spec.get("high") is not None or spec.get("log"):
+            return [f"{where}: a categorical takes choices only, not low/high/log"]
+        return []
+    if kind not in ("float", "int"):
+        return []  # the schema error names the allowed types
+    if spec.get("choices") is not None:
+        return [f"{where}: choices belong to a categorical; a {kind} takes low and high"]
+    if low is None or high is None:
+        return [f"{where}: a {kind} range needs numeric low and high"]
+    problems = []
+    if low >= high:
+        problems.append(f"{where}: low ({low:g}) must be below high ({high:g})")
+    if spec.get("log") and low <= 0:
+        problems.append(f"{where}: a log range needs low > 0 (got {low:g})")
+    if kind == "int" and not (low.is_integer() and high.is_integer()):
+        problems.append(f"{where}: an int range needs whole-number bounds (got {low:g}..{high:g})")
+    return problems
+
+
+REPLACED_SWEEP = (
+    "train.sweep: the grid sweep was replaced by a search (`mlops-lab train --search`); give ranges under "
+    "train.search.space.<estimator> instead (see params.yaml)"
+)
+
+
+def search_problems(raw: Mapping[str, Any]) -> list[str]:
+    """The search section: known estimators and hyperparameters, sound ranges, pruning that can prune.
+
+    Checked only where the file has a ``train.search`` section (the defaults in core/params.py are sound).
+    """
+    problems: list[str] = []
+    train = _section(raw, "train")
+    if isinstance(train, Mapping) and "sweep" in train:
+        problems.append(REPLACED_SWEEP)
+    search = _section(raw, "train", "search")
+    if not isinstance(search, Mapping):
+        return problems
+    space = search.get("space")
+    estimator = _section(raw, "train", "estimator") or "logistic_regression"
+    if isinstance(space, Mapping):
+        for name, dims in space.items():
+            where = f"train.search.space.{name}"
+            if name not in SEARCHABLE:
+                problems.append(f"{where}: unknown estimator; the estimators are {sorted(SEARCHABLE)}")
+                continue
+            if not isinstance(dims, Mapping) or not dims:
+                problems.append(f"{where}: give at least one hyperparameter range")
+                continue
+            for hp, spec in dims.items():
+                if hp not in SEARCHABLE[name]:
+                    problems.append(
+                        f"{where}.{hp}: not a hyperparameter the search may vary for {name}; "
+                        f"use one of {sorted(SEARCHABLE[name])}"
+                    )
+                elif isinstance(spec, Mapping):
+                    problems.extend(_dimension_problems(f"{where}.{hp}", spec))
+        if estimator in SEARCHABLE and estimator not in space:
+            problems.append(
+                f"train.search.space: no space for the configured estimator {estimator!r} "
+                f"(spaces given: {sorted(map(str, space))})"
+            )
+    folds, min_folds = _section(raw, "train", "cv_folds"), search.get("min_folds")
+    if search.get("pruning", True) and isinstance(folds, int) and isinstance(min_folds, int) and min_folds >= folds:
+        problems.append(
+            f"train.search.min_folds: {min_folds} is not below train.cv_folds ({folds}), so pruning could never "
+            "stop a trial early; lower it or set pruning: false"
+        )
     return problems
 
 

@@ -54,7 +54,8 @@ def _ids(*numbers: int) -> tuple[str, ...]:
 # The grouping starts from the agenda blocks of docs/instructor-guide.md and assigns every concept to
 # exactly one area: model tests (C40, C41) sit with the gate that runs them, packaging (C17) and
 # resilience (C49) with the operations they belong to, and the lifecycle, MLOps-vs-DevOps, test
-# pyramid, debt and cloud map form the big picture.
+# pyramid, debt and cloud map form the big picture. Hyperparameter search (C56) has a sheet of its own:
+# sheet 1, where training lives, is at its one-page budget.
 AREAS: tuple[Area, ...] = (
     Area(
         1,
@@ -149,6 +150,22 @@ AREAS: tuple[Area, ...] = (
             "SageMaker, Vertex AI or here.",
             "Most tests should be fast unit tests of pure functions; the few integration tests start real "
             "engines, because a mock only tests your assumptions about them.",
+        ),
+    ),
+    Area(
+        6,
+        "tuning",
+        "Model tuning",
+        "Making the model better before it ships: a hyperparameter search judged on cross-validation, with "
+        "pruning, whose winner still faces the gate.",
+        _ids(56),
+        (
+            "The best of many trials scored on the test set is an optimistic score: choose on cross-validation "
+            "of the training part, then score the winner once.",
+            "A grid grows as the product of its axes and repeats values of settings that do not matter; a seeded "
+            "TPE spends the same trials where good ones were.",
+            "Pruning can stop a slow starter that would have won: it trades that risk for more trials in the "
+            "same budget.",
         ),
     ),
 )

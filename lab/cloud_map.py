@@ -64,8 +64,8 @@ CLOUD_MAP: tuple[Equivalent, ...] = (
         "SageMaker automatic model tuning",
         "Vertex AI hyperparameter tuning",
         "Azure ML sweep jobs",
-        "a small sweep logged as nested MLflow runs",
-        ("pipelines/training_steps.py::sweep_grid",),
+        "an Optuna study (TPE, median pruning on CV folds) logged as nested MLflow runs, on this machine",
+        ("pipelines/search.py::run_study", "pipelines/search_tracking.py::search_candidate"),
     ),
     Equivalent(
         "Model registry with versions",

@@ -130,7 +130,7 @@ DEBTS: tuple[Debt, ...] = (
     Debt(
         name="Dead experimental code paths",
         risk="Branches kept for old experiments pile up, untested, and one day run by accident.",
-        guard="Experiments are parameters, not branches: the estimator and sweep come from params and "
+        guard="Experiments are parameters, not branches: the estimator and search space come from params and "
         "every listed estimator is trained in tests. No coverage gate finds unused code.",
         status="partly",
         code=("pipelines/features.py::make_estimator", "params.yaml"),

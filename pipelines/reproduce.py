@@ -75,6 +75,18 @@ def locate_data(project_dir: Path, data_path: str, md5: str) -> Path:
     )
 
 
+def logged_params(text: str) -> Params:
+    """The params a run logged (``evaluation/params.json``), readable by today's schema.
+
+    Runs logged before the search replaced the grid sweep carry ``train.sweep``; it never shaped the logged
+    model by itself (a sweep's winner has its values in ``hyperparams.json``), so it is dropped, not refused.
+    """
+    raw = json.loads(text)
+    if isinstance(raw.get("train"), dict):
+        raw["train"].pop("sweep", None)
+    return Params.model_validate(raw)
+
+
 def reproduce_version(settings: Settings, version: str) -> ReproductionReport:
     """Retrain registered `version` from its logged lineage and compare with the registered model."""
     import mlflow
@@ -97,7 +109,7 @@ def reproduce_version(settings: Settings, version: str) -> ReproductionReport:
     if "data_md5" not in tags:
         raise ReproductionError(f"run {mv.run_id} has no data_md5 tag: it was not logged by this project's training")
     artifacts = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="evaluation")
-    params = Params.model_validate_json(Path(artifacts, "params.json").read_text())
+    params = logged_params(Path(artifacts, "params.json").read_text())
     hyperparams = json.loads(Path(artifacts, "hyperparams.json").read_text())
 
     data_path = locate_data(settings.project_dir, tags["data_path"], tags["data_md5"])

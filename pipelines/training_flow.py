@@ -26,6 +26,7 @@ from core.settings import Settings
 from pipelines import training_steps as steps
 from pipelines.data_errors import DataFileError
 from pipelines.flow_runs import run_logger, tag_this_run
+from pipelines.training_report import search_line
 from pipelines.training_steps import Steps, TrainingOutcome, run_training
 
 
@@ -59,6 +60,8 @@ def decision_markdown(outcome: TrainingOutcome) -> str:
     lines = [f"# Training: {outcome.status}", "", f"- run: `{outcome.run_id}`"]
     if outcome.version:
         lines.append(f"- registered version **{outcome.version}** as `{outcome.alias}`")
+    if outcome.search:
+        lines.append(f"- {search_line(outcome.search)}")
     lines += ["", "## Gate", *(f"- {reason}" for reason in outcome.gate.get("reasons", []))]
     return "\n".join(lines)
 
@@ -77,7 +80,7 @@ def training_flow(
     settings: Settings | None = None,
     params: Params | None = None,
     data_path: str | None = None,
-    sweep: bool = False,
+    search: bool = False,
     purpose: str = "train",
 ) -> TrainingOutcome:
     """load → validate → train → gate → register; invalid data fails the flow before training.
@@ -89,8 +92,8 @@ def training_flow(
     ctx = flow_context(settings, params)
     path = ctx.settings.resolve(data_path) if data_path else None
     log = run_logger()
-    log.info("training on %s (sweep: %s)", path or "the ingested raw data", sweep)
-    outcome = run_training(ctx.settings, ctx.params, path, sweep, steps=TASKS, purpose=purpose)
+    log.info("training on %s (search: %s)", path or "the ingested raw data", search)
+    outcome = run_training(ctx.settings, ctx.params, path, search, steps=TASKS, purpose=purpose)
     log.info(
         "training outcome: %s%s; MLflow run %s",
         outcome.status,

@@ -5,12 +5,22 @@ Shared by ``mlops-lab train`` and the narrated demos.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 if TYPE_CHECKING:
     from pipelines.training_steps import TrainingOutcome
+
+
+def search_line(summary: dict[str, Any]) -> str:
+    """One line on a search: trials run and pruned, the winner's params and its CV mean."""
+    best = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary["best_params"].items())
+    timeout = "; stopped by the timeout" if summary.get("stopped_by_timeout") else ""
+    return (
+        f"search: {summary['trials']} trials ({summary['pruned']} pruned){timeout}; best by CV: trial "
+        f"{summary['best_trial']} ({best}), CV accuracy {summary['best_cv_accuracy_mean']:.4f}"
+    )
 
 
 def print_outcome(outcome: TrainingOutcome, out: Console | None = None) -> None:
@@ -21,6 +31,8 @@ def print_outcome(outcome: TrainingOutcome, out: Console | None = None) -> None:
     out = out or Console()
     colour = "green" if outcome.status == "registered" else "red"
     out.print(f"[bold {colour}]{outcome.status}[/bold {colour}]  run {outcome.run_id}")
+    if outcome.search:
+        out.print(search_line(outcome.search), soft_wrap=True, markup=False)
     if outcome.version:
         out.print(f"registered version [bold]{outcome.version}[/bold] as alias [bold]{outcome.alias}[/bold]")
     table = Table("metric", "candidate", "champion", title="held-out test set", title_justify="left")

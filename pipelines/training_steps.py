@@ -10,7 +10,6 @@ both scored on the *same* holdout (its md5 is a run tag), is registered and gets
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 from collections.abc import Callable
@@ -31,7 +30,7 @@ from pipelines.lineage import lineage_tags
 from pipelines.model_card import ModelCardInfo, dataset_fields, render_model_card
 from pipelines.onnx_registry import OnnxOutcome, log_onnx, onnx_for_candidate
 from pipelines.quality_gate import HoldoutScore, evaluate_gate
-from pipelines.registry import ensure_experiment, load_alias_model, register_candidate
+from pipelines.registry import load_alias_model, register_candidate
 from pipelines.slices import parity_check, slice_metrics
 from pipelines.tracking import log_training_run
 from pipelines.validation import FIRST_DATA_LINE, validate_frame
@@ -56,7 +55,17 @@ class TrainingOutcome:
     version: str | None = None
     alias: str | None = None
     champion_metrics: dict[str, float] | None = None
-    sweep_run_ids: list[str] = field(default_factory=list)
+    search_run_ids: list[str] = field(default_factory=list)  # the search's parent run, then its trials in order
+    search: dict[str, Any] | None = None  # the study's summary (trials, pruned, best params and CV mean)
+
+
+@dataclass(frozen=True)
+class SearchInfo:
+    """What a search left besides its candidate: its MLflow runs and the study's summary."""
+
+    parent_run_id: str
+    trial_run_ids: list[str]
+    summary: dict[str, Any]
 
 
 # Training's validation runs are stored in Great Expectations (Data Docs, results) as "training:<file>", so
@@ -78,23 +87,16 @@ def validate_data(data: LoadedData, params: Params, docs_dir: Path | None) -> di
     return {"success": result.success, "statistics": result.statistics, "docs": str(result.docs_path or "")}
 
 
-def sweep_grid(params: Params) -> list[dict[str, Any]]:
-    """Every combination of the values listed under train.sweep."""
-    keys = list(params.train.sweep)
-    return [dict(zip(keys, values, strict=True)) for values in itertools.product(*params.train.sweep.values())]
-
-
 def train_candidate(
-    settings: Settings, params: Params, data: LoadedData, sweep: bool = False
-) -> tuple[TrainResult, LoggedRun, list[str]]:
-    """Fit (optionally a small sweep as nested runs) and log the candidate to MLflow.
+    settings: Settings, params: Params, data: LoadedData, search: bool = False
+) -> tuple[TrainResult, LoggedRun, SearchInfo | None]:
+    """Fit and log the candidate to MLflow; with ``search``, the winner of a hyperparameter search.
 
-    In a sweep the winner is chosen on cross-validation accuracy only, never on the test set,
-    so the held-out score used by the gate stays an honest estimate. The holdout's rows are removed
-    first, whatever the file (a retrain's file holds the raw rows too); its md5 is tagged ``holdout_md5``.
+    A search (`pipelines.search_tracking`) chooses on cross-validation accuracy of the training part only,
+    never on the test split or the holdout, so the held-out scores the gate uses stay honest estimates.
+    The holdout's rows are removed first, whatever the file (a retrain's file holds the raw rows too);
+    its md5 is tagged ``holdout_md5``.
     """
-    import mlflow
-
     holdout = load_holdout(settings, params, data.frame)
     frame = without_holdout(data.frame, holdout.frame, params.dataset)
     tags = {
@@ -103,21 +105,13 @@ def train_candidate(
         "holdout_path": str(holdout.path),
         "holdout_rows_removed": str(len(data.frame) - len(frame)),
     }
-    if not sweep or not params.train.sweep:
+    if not search:
         result = fit_and_evaluate(frame, params)
-        return result, log_training_run(settings, params, result, tags, run_name="candidate"), []
-    with mlflow.start_run(experiment_id=ensure_experiment(settings), run_name="sweep") as parent:
-        mlflow.set_tags({**tags, "sweep": "parent"})
-        trials = []
-        for hp in sweep_grid(params):
-            result = fit_and_evaluate(frame, params, hp)
-            name = "trial " + ", ".join(f"{k}={v}" for k, v in hp.items())
-            trials.append((result, log_training_run(settings, params, result, tags, run_name=name, nested=True)))
-        best_result, best_run = max(trials, key=lambda t: t[0].metrics["cv_accuracy_mean"])
-        mlflow.log_params({f"best.{k}": v for k, v in best_result.hyperparams.items()})
-        mlflow.log_metrics({"best_cv_accuracy_mean": best_result.metrics["cv_accuracy_mean"]})
-        mlflow.set_tag("best_run_id", best_run.run_id)
-    return best_result, best_run, [parent.info.run_id, *(run.run_id for _, run in trials)]
+        return result, log_training_run(settings, params, result, tags, run_name="candidate"), None
+    from pipelines.search_tracking import search_candidate
+
+    result, logged, runs, study = search_candidate(settings, params, frame, tags)
+    return result, logged, SearchInfo(runs.parent_id, runs.trial_ids, study.summary())
 
 
 @dataclass(frozen=True)
@@ -218,7 +212,7 @@ def register_or_reject(
             data_path=tags.get("data_path", str(data.path)),
             data_md5=data.md5,
             data_rows=len(data.frame),
-            params=_card_params(params, result, swept="mlflow.parentRunId" in tags),
+            params=_card_params(params, result, searched="search.parent_run_id" in tags),
             test_metrics=result.evaluation.metrics,
             holdout_metrics=report.holdout_metrics,
             cv_metrics={k: v for k, v in result.metrics.items() if k.startswith("cv_")},
@@ -247,9 +241,13 @@ def register_or_reject(
     return outcome
 
 
-def _card_params(params: Params, result: TrainResult, swept: bool) -> dict[str, Any]:
-    """The training parameters a card shows: the sweep's grid only when a sweep chose this model."""
-    shown = params.train.model_dump(mode="json", exclude=None if swept else {"sweep"})
+def _card_params(params: Params, result: TrainResult, searched: bool) -> dict[str, Any]:
+    """The training parameters a card shows: the search settings and space only when a search chose this model."""
+    shown = params.train.model_dump(mode="json", exclude={"search"})
+    if searched:
+        search = params.train.search.model_dump(mode="json", exclude={"space"})
+        space = {k: v.model_dump(mode="json", exclude_none=True) for k, v in params.train.search_space.items()}
+        shown["search"] = {**search, "space": space}
     return {**shown, "hyperparams": result.hyperparams}
 
 
@@ -263,7 +261,9 @@ class Steps:
 
     load: Callable[[Path], LoadedData] = load_data
     validate: Callable[[LoadedData, Params, Path | None], dict[str, Any]] = validate_data
-    train: Callable[[Settings, Params, LoadedData, bool], tuple[TrainResult, LoggedRun, list[str]]] = train_candidate
+    train: Callable[[Settings, Params, LoadedData, bool], tuple[TrainResult, LoggedRun, SearchInfo | None]] = (
+        train_candidate
+    )
     gate: Callable[[Settings, Params, TrainResult], GateReport] = gate_candidate
     register: Callable[[Settings, Params, TrainResult, LoggedRun, GateReport, LoadedData], TrainingOutcome] = (
         register_or_reject
@@ -284,24 +284,26 @@ def run_training(
     settings: Settings,
     params: Params,
     data_path: Path | None = None,
-    sweep: bool = False,
+    search: bool = False,
     steps: Steps | None = None,
     purpose: str = "train",
 ) -> TrainingOutcome:
     """load → validate → train → gate → register; invalid data raises before anything is trained.
 
     The run is logged as ``candidate`` and renamed after the gate (`run_name`), so the MLflow UI lists
-    ``train-v1``, ``retrain-drift-v2``, ``train-rejected-...`` instead of a column of identical names; in a
-    sweep the parent run is renamed (``train-v3-sweep``) and the trials keep their ``trial C=...`` names.
+    ``train-v1``, ``retrain-drift-v2``, ``train-rejected-...`` instead of a column of identical names; with a
+    search the candidate is named so too, its parent run ``train-v3-search``, and the trials keep ``trial N``.
     """
     steps = steps or Steps()
     data = steps.load(data_path or settings.resolve(params.dataset.path))
     steps.validate(data, params, settings.gx_dir)
-    result, logged, sweep_runs = steps.train(settings, params, data, sweep)
+    result, logged, searched = steps.train(settings, params, data, search)
     report = steps.gate(settings, params, result)
     outcome = steps.register(settings, params, result, logged, report, data)
-    outcome.sweep_run_ids = sweep_runs
-    # A sweep's trials keep their "trial C=..." names; its parent run takes the name (train-v3-sweep).
-    named, suffix = (sweep_runs[0], "-sweep") if sweep_runs else (outcome.run_id, "")
-    mlflow_client(settings).update_run(named, name=run_name(purpose, outcome) + suffix)
+    client, name = mlflow_client(settings), run_name(purpose, outcome)
+    client.update_run(outcome.run_id, name=name)
+    if searched is not None:  # the trials keep their "trial N" names; the parent is named after the candidate
+        outcome.search_run_ids = [searched.parent_run_id, *searched.trial_run_ids]
+        outcome.search = searched.summary
+        client.update_run(searched.parent_run_id, name=f"{name}-search")
     return outcome

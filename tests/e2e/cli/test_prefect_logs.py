@@ -60,6 +60,6 @@ def test_a_training_run_logs_to_prefect_and_not_to_the_console(tmp_path: Path) -
     (flow_run,) = [r for r in json.loads(read.stdout.strip().splitlines()[-1]) if r["name"] == "train-raw"]
     assert flow_run["tags"] == ["mlops-lab", "purpose:train", "training"]
     messages = [message for level, message in flow_run["logs"] if level == 20]  # ...and reaches the Logs tab
-    assert "training on the ingested raw data (sweep: False)" in messages
+    assert "training on the ingested raw data (search: False)" in messages
     assert any(m.startswith("training outcome: registered, version 1 as champion; MLflow run ") for m in messages)
     assert "Finished in state Completed()" in messages  # Prefect's own INFO lines about the run too

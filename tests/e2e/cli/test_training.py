@@ -58,3 +58,21 @@ def test_train_twice_then_refuse_a_corrupted_batch_then_reproduce(env: dict[str,
     reproduced = mlops(env, "reproduce", "1")
     assert reproduced.returncode == 0, reproduced.stdout + reproduced.stderr
     assert "identical metrics and predictions" in reproduced.stdout
+
+
+def test_train_search_runs_the_trials_through_the_flow_and_says_what_won(tmp_path: Path) -> None:
+    env = {**os.environ, "MLOPS_STATE_DIR": str(tmp_path / "state"), "COLUMNS": "200"}
+    for key in [k for k in env if k.startswith("PREFECT_")]:
+        del env[key]
+    wrong = mlops(env, "train", "--trials", "3")
+    assert wrong.returncode == 2
+    assert "use it with --search" in wrong.stdout + wrong.stderr
+    assert mlops(env, "ingest").returncode == 0
+    searched = mlops(env, "train", "--search", "--trials", "5")
+    assert searched.returncode == 0, searched.stdout + searched.stderr
+    line = next(x for x in searched.stdout.splitlines() if x.startswith("search: "))
+    assert line.startswith("search: 5 trials (")
+    assert "pruned); best by CV: trial " in line
+    assert "(C=" in line
+    assert "CV accuracy 0.9" in line
+    assert "as alias champion" in searched.stdout

@@ -13,7 +13,7 @@ import mlflow
 import pytest
 
 from core.mlflow_config import configure_mlflow, mlflow_client
-from core.params import Params
+from core.params import Params, with_search_trials
 from core.settings import Settings
 from lab.demos.prep import with_hyperparams
 from pipelines.batches import generate_batch, write_batch
@@ -181,7 +181,7 @@ def test_runs_are_named_after_their_purpose_and_version_and_read_in_the_ui(lab, 
     card = Path(client.download_artifacts(first.run_id, "model_card.md")).read_text(encoding="utf-8")
     assert "### Confusion matrix (test split)" in card
     assert "cv cv_" not in card
-    assert "| sweep |" not in card  # no sweep ran, so no grid that played no part
+    assert "| search |" not in card  # no search ran, so no space that played no part
 
     retrained = run_training(settings, params, data, purpose="retrain-data_drift")
     assert client.get_run(retrained.run_id).info.run_name == f"retrain-data-drift-v{retrained.version}"
@@ -233,23 +233,48 @@ def test_reproduce_unknown_version_is_a_clear_error(lab) -> None:
         reproduce_version(settings, "999")
 
 
-def test_sweep_logs_nested_runs_and_picks_best_cv(lab, first) -> None:
+def test_search_logs_nested_trials_and_a_report_and_registers_the_best_by_cv(lab, first) -> None:
     settings, params, data = lab
-    outcome = run_training(settings, params, data, sweep=True)
-    parent_id, *trial_ids = outcome.sweep_run_ids
-    assert len(trial_ids) == len(params.train.sweep["C"])
+    searching = with_search_trials(params, 8)
+    outcome = run_training(settings, searching, data, search=True)
+    parent_id, *trial_ids = outcome.search_run_ids
+    summary = outcome.search
+    assert summary is not None
+    assert len(trial_ids) == summary["trials"] == 8
     client = mlflow_client(settings)
     trials = [client.get_run(r) for r in trial_ids]
     assert all(t.data.tags["mlflow.parentRunId"] == parent_id for t in trials)
-    best = max(trials, key=lambda t: t.data.metrics["cv_accuracy_mean"])
-    assert outcome.run_id == best.info.run_id
-    assert client.get_run(parent_id).data.tags["best_run_id"] == best.info.run_id
-    assert json.loads(json.dumps(outcome.gate))["passed"] is (outcome.status == "registered")
-    assert outcome.status == "registered"  # non-inferior to the champion on the same data
-    assert client.get_run(parent_id).info.run_name == f"train-v{outcome.version}-sweep"
-    assert all(client.get_run(r).info.run_name.startswith("trial ") for r in trial_ids)  # the winner's too
+    states = [t.data.tags["search.state"] for t in trials]
+    assert set(states) <= {"COMPLETE", "PRUNED"}
+    assert states.count("PRUNED") == summary["pruned"]
+    assert [t.info.run_name for t in trials] == [f"trial {i}" for i in range(8)]
+    complete = [t for t in trials if t.data.tags["search.state"] == "COMPLETE"]
+    best = max(complete, key=lambda t: t.data.metrics["cv_accuracy_mean"])
+    assert best.data.tags["search.trial"] == str(summary["best_trial"])
+    # The candidate is the winner refitted and logged like any candidate: same CV mean, its params on the run.
+    candidate = client.get_run(outcome.run_id)
+    assert candidate.data.tags["mlflow.parentRunId"] == parent_id
+    assert candidate.data.metrics["cv_accuracy_mean"] == best.data.metrics["cv_accuracy_mean"]
+    hyperparams = json.loads(Path(client.download_artifacts(outcome.run_id, "evaluation/hyperparams.json")).read_text())
+    assert hyperparams == {**params.train.hyperparams, **summary["best_params"]}
+    assert {k: str(v) for k, v in summary["best_params"].items()} == {
+        k.removeprefix("model."): v for k, v in best.data.params.items()
+    }
+    # ... then the same gate and registration as a plain training run.
+    assert outcome.status == "registered"
+    assert candidate.data.tags["gate.status"] == "passed"
+    version = client.get_model_version(settings.model_name, outcome.version)
+    assert version.run_id == outcome.run_id
+    assert candidate.info.run_name == f"train-v{outcome.version}"
+    parent = client.get_run(parent_id)
+    assert parent.info.run_name == f"train-v{outcome.version}-search"
+    assert {a.path for a in client.list_artifacts(parent_id, "search")} >= {"search/trials.md", "search/objective.png"}
     card = Path(client.download_artifacts(outcome.run_id, "model_card.md")).read_text(encoding="utf-8")
-    assert "| sweep |" in card  # the sweep chose this model, so its card shows the grid it searched
+    assert "| search |" in card  # the search chose this model, so its card shows the space it searched
+    # `mlops-lab reproduce` rebuilds the chosen model from the registered version's run: identical predictions.
+    report = reproduce_version(settings, outcome.version)
+    assert report.identical
+    assert report.max_probability_diff == 0.0
 
 
 def test_slices_by_group_column_reach_the_gate(lab, tmp_path: Path) -> None:

@@ -86,3 +86,65 @@ def test_a_file_that_is_not_a_params_mapping_is_one_problem(tmp_path: Path, cont
     path.write_text(content)
     with pytest.raises(ParamsError, match=expected):
         load_params(path)
+
+
+def test_every_search_space_problem_is_listed_in_one_error(tmp_path: Path) -> None:
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    space = raw["train"]["search"]["space"]
+    space["logistic_regression"] = {"C": {"type": "float", "low": 0.0, "high": 10.0, "log": True}}
+    space["random_forest"]["max_depth"] = {"type": "int", "low": 12, "high": 3}
+    space["random_forest"]["min_samples_leaf"] = {"type": "int", "low": 1.5, "high": 4}
+    space["svc"]["gama"] = {"type": "float", "low": 0.1, "high": 1.0}
+    space["knn"]["weights"] = {"type": "categorical", "choices": []}
+    space["xgboost"] = {"eta": {"low": 0.1, "high": 0.3}}
+    raw["train"]["search"]["min_folds"] = 5  # cv_folds is 5: pruning could never stop a trial early
+    with pytest.raises(ParamsError) as caught:
+        load_params(_write(tmp_path, raw))
+    problems = caught.value.problems
+    text = "\n".join(problems)
+    assert "train.search.space.logistic_regression.C: a log range needs low > 0 (got 0)" in text
+    assert "train.search.space.random_forest.max_depth: low (12) must be below high (3)" in text
+    assert "train.search.space.random_forest.min_samples_leaf: an int range needs whole-number bounds" in text
+    assert "train.search.space.svc.gama: not a hyperparameter the search may vary for svc" in text
+    assert "train.search.space.knn.weights: a categorical needs a non-empty list of choices" in text
+    assert "train.search.space.xgboost: unknown estimator" in text
+    assert "train.search.min_folds: 5 is not below train.cv_folds (5)" in text
+    assert len(problems) == 7, problems
+
+
+def test_the_configured_estimator_needs_a_space(tmp_path: Path) -> None:
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["train"]["estimator"] = "knn"
+    raw["train"]["hyperparams"] = {}
+    del raw["train"]["search"]["space"]["knn"]
+    with pytest.raises(ParamsError) as caught:
+        load_params(_write(tmp_path, raw))
+    assert caught.value.problems == [
+        "train.search.space: no space for the configured estimator 'knn' "
+        "(spaces given: ['logistic_regression', 'random_forest', 'svc'])"
+    ]
+
+
+def test_each_searchable_name_is_a_parameter_of_its_estimator() -> None:
+    from core.params import TrainParams
+    from core.params_check import SEARCHABLE
+    from pipelines.features import make_estimator
+
+    for estimator, names in SEARCHABLE.items():
+        model = make_estimator(TrainParams(estimator=estimator))  # type: ignore[arg-type]
+        inner = model.estimator if estimator == "svc" else model  # svc is wrapped in a calibrator
+        accepted = set(inner.get_params(deep=False))
+        assert names <= accepted, (estimator, names - accepted)
+    assert set(SEARCHABLE) == set(TrainParams.model_fields["estimator"].annotation.__args__)
+    assert set(TrainParams().search.space) == set(SEARCHABLE)  # the defaults cover every estimator
+
+
+def test_a_params_file_with_the_old_grid_sweep_is_told_what_replaced_it(tmp_path: Path) -> None:
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["train"]["sweep"] = {"C": [0.1, 1.0, 10.0]}
+    with pytest.raises(ParamsError) as caught:
+        load_params(_write(tmp_path, raw))
+    assert caught.value.problems == [
+        "train.sweep: the grid sweep was replaced by a search (`mlops-lab train --search`); give ranges under "
+        "train.search.space.<estimator> instead (see params.yaml)"
+    ]

@@ -54,10 +54,15 @@ def test_reproducibility_demo_rebuilds_identically(run_demo, ctx: LabContext) ->
     assert "identical metrics and predictions: True" in out
 
 
-def test_tracking_demo_logs_a_sweep_of_nested_runs(run_demo, ctx: LabContext) -> None:
+def test_tracking_demo_narrates_a_search_of_nested_runs_then_the_gate(run_demo, ctx: LabContext) -> None:
     out = run_demo("tracking", ctx)
-    assert out.count("trial C=") == len(ctx.params.train.sweep["C"])
-    assert "← candidate" in out
+    trials = ctx.params.train.search.trials
+    assert sum(f"│ trial {i} " in out for i in range(trials)) == trials  # one table row per trial
+    assert out.count("← winner") == 1
+    pruned = out.count("PRUNED")
+    assert f"{trials} trials, {pruned} pruned; the winner by CV is trial" in out
+    assert "went through the same quality gate" in out
+    assert "registered version" in out or "rejected" in out
 
 
 def test_loop_demo_tells_the_whole_story(run_demo, ctx: LabContext, flow_env: None) -> None:
