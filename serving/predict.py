@@ -29,6 +29,7 @@ import logging
 import random
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 SHADOW_ARM = "shadow"
+SKLEARN_RUNTIME = "sklearn"  # a model without a ``runtime`` attribute is the fitted scikit-learn Pipeline
 
 
 class NotReadyError(RuntimeError):
@@ -140,9 +142,17 @@ def to_matrix(rows: Sequence[Mapping[str, float | None]], features: Sequence[str
     return values.reshape(len(rows), len(features))
 
 
+def _unvalidated(model: Any) -> AbstractContextManager[Any]:
+    """scikit-learn's per-call parameter validation off (the fitted model's params were validated at fit);
+    nothing to switch for a model that is not scikit-learn's (`pipelines.onnx_export.OnnxModel`)."""
+    if getattr(model, "runtime", SKLEARN_RUNTIME) != SKLEARN_RUNTIME:
+        return nullcontext()
+    return sklearn.config_context(skip_parameter_validation=True)
+
+
 def score(model: Any, values: np.ndarray) -> Scored:
     """Class probabilities and the most probable class per row, in the model's class order."""
-    with sklearn.config_context(skip_parameter_validation=True):  # the fitted model's params were validated
+    with _unvalidated(model):
         proba = np.asarray(model.predict_proba(values), dtype="float64")
     classes = [str(c) for c in model.classes_]
     return Scored([classes[i] for i in proba.argmax(axis=1)], proba, classes)
@@ -150,7 +160,7 @@ def score(model: Any, values: np.ndarray) -> Scored:
 
 def predict_labels(model: Any, values: np.ndarray) -> Scored:
     """``model.predict`` only -- exactly what ``mlflow.pyfunc`` returns for an sklearn model."""
-    with sklearn.config_context(skip_parameter_validation=True):
+    with _unvalidated(model):
         labels = np.asarray(model.predict(values)).tolist()
     return Scored([str(v) for v in labels], None, [str(c) for c in model.classes_])
 
