@@ -111,6 +111,15 @@ class HoldoutParams(_Strict):
     seed: int = 2024
 
 
+class OnnxGateParams(_Strict):
+    """ONNX export and parity check at registration (pipelines/onnx_registry.py); never a reason to reject."""
+
+    enabled: bool = True
+    tolerance: float = Field(default=1e-5, gt=0, lt=1)  # max |p_onnx - p_sklearn| on any row and class
+    rows_per_kind: int = Field(default=200, ge=1)  # rows of each generated batch kind in the parity check
+    int8: bool = True  # also build the int8 (dynamic quantisation) variant and report it in the model card
+
+
 class GateParams(_Strict):
     mode: Literal["non_inferiority", "superiority"] = "non_inferiority"
     metric: str = "accuracy"
@@ -120,6 +129,7 @@ class GateParams(_Strict):
     invariance: InvarianceParams = InvarianceParams()
     directional: list[DirectionalSpec] = []
     slice_parity: SliceParityParams = SliceParityParams()
+    onnx: OnnxGateParams = OnnxGateParams()
 
 
 class CovariateShiftParams(_Strict):

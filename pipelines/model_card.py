@@ -48,6 +48,7 @@ class ModelCardInfo:
     git_sha: str | None = None
     params_hash: str | None = None
     library_versions: dict[str, str] = field(default_factory=dict)
+    onnx: dict[str, Any] | None = None  # `OnnxOutcome.to_dict()`: status, reason, opset, parity, variants
 
 
 def dataset_fields(cfg: DatasetConfig) -> dict[str, Any]:
@@ -105,6 +106,7 @@ def _gate_lines(gate: dict[str, Any] | None) -> list[str]:
         rows = [[name, *_check_row(value)] for name, value in checks.items()]
     else:
         rows = [[c.get("name", "?"), *_check_row(c)] for c in checks]
+    rows += [[f"{c.get('name', '?')} (advisory)", *_check_row(c)] for c in gate.get("advisory") or []]
     if rows:
         lines += ["", *_table(["check", "passed", "detail"], rows)]
     return lines
@@ -144,6 +146,46 @@ def _check_row(value: object) -> list[object]:
         extra = ", ".join(f"{k} {_fmt(v)}" for k, v in value.items() if k not in _NOT_IN_TABLE)
         return [value.get("passed", ""), value.get("detail", extra)]
     return [value, ""]
+
+
+def _variant_cell(key: str, value: object) -> object:
+    """Probability differences span 1e-16 to 1e-1: scientific notation, not four decimals."""
+    return f"{value:.2g}" if key == "max_abs_diff" and isinstance(value, float) else value
+
+
+def _onnx_lines(onnx: dict[str, Any]) -> list[str]:
+    """Whether this version carries an ONNX file, why, the parity figures and the quantised variants."""
+    status = onnx.get("status", "unknown")
+    served = "yes: may be served by ONNX Runtime" if status == "passed" else "no: served by scikit-learn only"
+    lines = [f"- **Status:** {status} ({served})", f"- **Why:** {onnx.get('reason', '')}"]
+    if onnx.get("opset") is not None:
+        converters = ", ".join(f"{k} {v}" for k, v in sorted((onnx.get("converters") or {}).items()))
+        lines += [f"- **Opset:** ai.onnx {onnx['opset']}", f"- **Converters:** {converters}"]
+        lines.append(f"- **Size:** {onnx.get('size_bytes')} bytes")
+    parity = onnx.get("parity")
+    if isinstance(parity, dict):
+        sources = ", ".join(f"{k} {v}" for k, v in (parity.get("rows_by_source") or {}).items())
+        lines.append(
+            f"- **Parity:** {parity.get('rows_checked')} rows ({sources}); {parity.get('class_mismatches')} class "
+            f"mismatches; max abs probability difference {parity.get('max_abs_diff'):.3g} "
+            f"(tolerance {parity.get('tolerance'):g})"
+        )
+    variants = onnx.get("variants") or []
+    if variants:
+        header = [
+            "variant",
+            "size bytes",
+            "size vs served",
+            "holdout accuracy",
+            "accuracy delta",
+            "max abs diff",
+            "note",
+        ]
+        keys = ("name", "size_bytes", "size_ratio", "accuracy", "accuracy_delta", "max_abs_diff", "note")
+        rows = [["-" if v.get(k) is None else _variant_cell(k, v[k]) for k in keys] for v in variants]
+        lines += ["", "Edge variants (reported, never served; the served file is the float64 one above):", ""]
+        lines += _table(header, rows)
+    return lines
 
 
 def render_model_card(info: ModelCardInfo) -> str:
@@ -191,6 +233,8 @@ def render_model_card(info: ModelCardInfo) -> str:
     if info.slice_metrics:
         lines += ["### Per slice", "", *_metric_table("slice", info.slice_metrics), ""]
     lines += ["## Quality gate", "", *_gate_lines(info.gate), ""]
+    if info.onnx is not None:
+        lines += ["## ONNX", "", *_onnx_lines(info.onnx), ""]
     lines += [
         "## Lineage",
         "",

@@ -19,6 +19,11 @@ the same md5 on both sides. A candidate is promoted only if it passes, in order:
    pass. A bigger holdout is the only way to see smaller differences.
 3. **every check** (behavioural tests, slice parity).
 
+*Advisory* checks are reported with the decision (summary, markdown, ``to_dict``, model card) but never
+decide it: the ONNX parity check (`pipelines.onnx_registry`) is one. A model whose ONNX export fails or
+diverges is still a good scikit-learn model; it is registered without the ONNX file, which is the
+consequence, so it is not in ``checks``, where any failure rejects.
+
 First model (no champion): floor and checks only; ``register_candidate`` then makes it champion. That
 is a policy, not an accident: without a champion there is nothing to compare with, and refusing
 would leave serving with no model. The risk is that the floor is the only guard on model one (and on
@@ -66,6 +71,7 @@ class GateDecision:
     reasons: list[str]
     comparisons: dict[str, Any] = field(default_factory=dict)
     checks: list[CheckResult] = field(default_factory=list)
+    advisory: list[CheckResult] = field(default_factory=list)  # reported, never a reason to reject
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -73,11 +79,13 @@ class GateDecision:
             "reasons": list(self.reasons),
             "comparisons": self.comparisons,
             "checks": [c.to_dict() for c in self.checks],
+            "advisory": [c.to_dict() for c in self.advisory],
         }
 
     def summary(self) -> str:
         verdict = "PASSED" if self.passed else "REJECTED"
-        return f"{verdict}: " + "; ".join(self.reasons)
+        notes = [f"advisory {c.name}: {c.detail}" for c in self.advisory]
+        return f"{verdict}: " + "; ".join([*self.reasons, *notes])
 
     def markdown(self) -> str:
         """The decision as a Markdown page (logged as ``gate/summary.md`` on the run): verdict, reasons, checks."""
@@ -88,6 +96,12 @@ class GateDecision:
             for check in self.checks:
                 detail = check.detail.replace("|", "\\|").replace("\n", " ")
                 lines.append(f"| {check.name} | {'pass' if check.passed else 'FAIL'} | {detail} |")
+        if self.advisory:
+            lines += ["", "## Advisory checks (reported, never a reason to reject)", ""]
+            lines += ["| check | result | detail |", "|---|---|---|"]
+            for check in self.advisory:
+                detail = check.detail.replace("|", "\\|").replace("\n", " ")
+                lines.append(f"| {check.name} | {'pass' if check.passed else 'not passed'} | {detail} |")
         return "\n".join(lines) + "\n"
 
 

@@ -20,7 +20,7 @@ from ``get_registered_model().aliases``.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -189,8 +189,12 @@ def register_candidate(
     card_markdown: str | None,
     actor: str,
     reason: str,
+    extra_tags: Mapping[str, str] | None = None,
 ) -> RegisteredVersion:
     """Register a gated model: the first one becomes champion, later ones challenger.
+
+    ``extra_tags`` are set on the new version with the governance tags, e.g. the ``onnx.*`` tags of
+    `pipelines.onnx_registry` (they cannot override those: ``model_sha256``, ``gate.*``, ``status``...).
 
     Raises:
         RegistryError: the gate result is not an explicit pass (such a model never reaches the registry).
@@ -203,6 +207,7 @@ def register_candidate(
             f"run {run_id} did not pass the quality gate ({summary}); fix the model or data and retrain"
         )
     tags = {
+        **(extra_tags or {}),
         "model_sha256": _model_sha256(settings, model_uri),  # checked at every load (pipelines.model_files)
         "gate.status": "passed",
         "gate.summary": summary,

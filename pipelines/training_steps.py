@@ -29,6 +29,7 @@ from pipelines.fit import fit_and_evaluate
 from pipelines.holdout import load_holdout, without_holdout
 from pipelines.lineage import lineage_tags
 from pipelines.model_card import ModelCardInfo, dataset_fields, render_model_card
+from pipelines.onnx_registry import OnnxOutcome, log_onnx, onnx_for_candidate
 from pipelines.quality_gate import HoldoutScore, evaluate_gate
 from pipelines.registry import ensure_experiment, load_alias_model, register_candidate
 from pipelines.slices import parity_check, slice_metrics
@@ -125,6 +126,7 @@ class GateReport:
     champion_metrics: dict[str, float] | None  # the champion's metrics on the holdout
     slices: list[SliceMetric]
     holdout_metrics: dict[str, float] = field(default_factory=dict)  # the candidate's, on the holdout
+    onnx: OnnxOutcome | None = None  # export + parity check (advisory: decides the ONNX file, not the gate)
 
     @property
     def slice_table(self) -> dict[str, dict[str, float]]:
@@ -173,8 +175,11 @@ def gate_candidate(settings: Settings, params: Params, result: TrainResult) -> G
         version, trained_against = _trained_against(settings, "champion")
         champion_score = score_on_holdout(champion, holdout, params, trained_against, f"champion v{version}")
     decision = evaluate_gate(candidate, champion_score, checks, params.gate)
+    reference = split.X_train.assign(**{params.dataset.target: split.y_train})  # the batch generator fits to it
+    onnx = onnx_for_candidate(result.pipeline, params, holdout.frame, reference)
+    decision.advisory.append(onnx.check())  # shown with the gate; it decides the ONNX file only
     champion_metrics = None if champion_score is None else dict(champion_score.metrics)
-    return GateReport(decision, champion_metrics, slices, dict(candidate.metrics))
+    return GateReport(decision, champion_metrics, slices, dict(candidate.metrics), onnx)
 
 
 def register_or_reject(
@@ -192,6 +197,7 @@ def register_or_reject(
     client.log_text(logged.run_id, decision.markdown(), "gate/summary.md")
     for key, value in report.holdout_metrics.items():
         client.log_metric(logged.run_id, f"holdout_{key}", value)
+    onnx_tags = {} if report.onnx is None else log_onnx(client, logged.run_id, report.onnx)
     outcome = TrainingOutcome(
         status="registered" if decision.passed else "rejected",
         run_id=logged.run_id,
@@ -224,10 +230,18 @@ def register_or_reject(
             git_sha=tags.get("git_sha"),
             params_hash=tags.get("params_hash"),
             library_versions={k.removeprefix("lib."): v for k, v in tags.items() if k.startswith("lib.")},
+            onnx=None if report.onnx is None else report.onnx.to_dict(),
         )
     )
     registered = register_candidate(
-        settings, logged.run_id, logged.model_uri, gate, card, settings.actor, reason="passed the quality gate"
+        settings,
+        logged.run_id,
+        logged.model_uri,
+        gate,
+        card,
+        settings.actor,
+        reason="passed the quality gate",
+        extra_tags=onnx_tags,
     )
     outcome.version, outcome.alias = registered.version, registered.alias
     return outcome
