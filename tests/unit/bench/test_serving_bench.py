@@ -133,5 +133,19 @@ def test_the_serving_section_renders_every_subject_and_the_c1_verdicts_from_tiny
     floor_row = next(line for line in markdown.splitlines() if "c=1 | floor" in line and "ours `/v1/predict`" in line)
     assert "| 3.00× | ≤ 4× | pass |" in floor_row  # 0.3 ms per request over the floor's 0.1 ms
     assert "ours served the champion through onnx" in markdown
+    assert "Where the time goes (a profile, not this run)" in markdown
     assert "ours does 6.7× mlflow serve's requests/s (target ≥ 5×) and takes 3.0× the floor's" in markdown
     assert "**FAIL**" not in markdown.split("| time per request, 2 workers")[0]  # every one-worker target met
+
+
+def test_the_profile_note_accounts_for_the_whole_request_and_names_the_floors_share() -> None:
+    from bench.serving_bench import HOT_PATH_PROFILE, MODEL_PART, profile_note
+
+    assert sum(HOT_PATH_PROFILE.values()) == pytest.approx(100, abs=0.2)  # every sample given to one part
+    note = profile_note()
+    listed = note.split(". So ")[0].split("; ")
+    shares = [float(part.split(" % ")[0].rsplit(" ", 1)[-1]) for part in listed]
+    assert shares == sorted(shares, reverse=True)  # largest first
+    server = sum(v for k, v in HOT_PATH_PROFILE.items() if k.startswith(("uvicorn", "the event loop")))
+    assert f"So {server:.1f} % is uvicorn and the event loop" in note
+    assert f"the model is {HOT_PATH_PROFILE[MODEL_PART]:g} %" in note
