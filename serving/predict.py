@@ -2,11 +2,14 @@
 
 Concept: REST serving without training-serving skew (C18, C19). Every endpoint -- native
 /v1/predict, MLflow's /invocations, Open Inference Protocol V2 -- ends here: rows become a
-float matrix in the *contract's* column order and go through the one logged scikit-learn Pipeline,
-so preprocessing is never re-implemented in the API. The matrix is a numpy array, not a DataFrame:
-the pipeline's first step reads an array in contract order (`DerivedFeatures`), and skipping the
-DataFrame plus scikit-learn's per-call parameter validation makes scoring one row much cheaper
-with bit-identical results (tests compare with ``mlflow.pyfunc`` on DataFrames). The `Predictor`
+float matrix in the *contract's* column order and go through the one registered model, so preprocessing
+is never re-implemented in the API: its scikit-learn Pipeline, or the same Pipeline exported to ONNX and
+parity-checked at registration, scored by ONNX Runtime (`serving.model_cache`; both take the same array
+and have the same ``predict_proba`` / ``predict`` / ``classes_``). The matrix is a numpy array, not a
+DataFrame: the pipeline's first step reads an array in contract order (`DerivedFeatures`), and skipping
+the DataFrame plus scikit-learn's per-call parameter validation makes scoring one row much cheaper
+with bit-identical results (tests compare with ``mlflow.pyfunc`` on DataFrames; through ONNX Runtime
+the labels are equal and the probabilities within 1e-9). The `Predictor`
 takes one immutable snapshot of the model cache per request (a hot reload never changes a model
 under a request in flight), asks the router which alias serves, and returns a `Served` value that
 the caller turns into its protocol's response. `Predictor.serve_many` does the same for several
