@@ -118,7 +118,7 @@ AREAS: tuple[Area, ...] = (
         "Delivery and operations",
         "Getting the system built, shipped and kept alive: packaging, images, CI/CD, Kubernetes, "
         "configuration, resilience, recovery and cost.",
-        _ids(17, 29, *range(45, 52)),
+        _ids(17, 29, *range(45, 52), 54),
         (
             "`latest` is not a version: tags are computed from the git sha (and the champion for the API), so a "
             "rollback redeploys a known tag.",

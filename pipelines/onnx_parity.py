@@ -107,6 +107,8 @@ def parity_rows(
 ) -> dict[str, np.ndarray]:
     """The rows the check runs on, by source: ``holdout``, one batch per valid kind, ``edge``.
 
+    A kind the generator cannot draw for this data is left out (the result's ``rows_by_source`` shows it).
+
     Args:
         holdout: the gate's holdout (its feature columns are used).
         reference: labelled rows the batch generator fits its class Gaussians to (the training split).
@@ -117,7 +119,10 @@ def parity_rows(
     features = params.dataset.feature_names
     groups = {"holdout": holdout[features].to_numpy(dtype=np.float64)}
     for i, kind in enumerate(sorted(VALID_KINDS)):
-        batch = generate_batch(kind, reference, params, rows=rows_per_kind, seed=seed + i)
+        try:
+            batch = generate_batch(kind, reference, params, rows=rows_per_kind, seed=seed + i)
+        except (ValueError, RuntimeError, np.linalg.LinAlgError):  # e.g. a class too small to fit a Gaussian to
+            continue  # that kind is left out, and its absence shows in ``rows_by_source``
         groups[str(kind)] = batch[features].to_numpy(dtype=np.float64)
     groups["edge"] = edge_rows(params)
     return groups

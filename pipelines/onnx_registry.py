@@ -16,7 +16,8 @@ and ``onnx.artifact`` (passed only), ``onnx.opset`` and ``onnx.converters`` (JSO
 
 `load_version_onnx` is the only reader: no file unless the status is ``passed``; the bytes' sha256 must
 be the one registered (a replaced file is refused like a replaced skops file), the file must use only
-the standard operator domains, and its input width must be the contract's.
+the standard operator domains, and its input must be the contract's features, in the contract's order (the
+names are stored in the file's metadata ``features``: the graph takes a bare matrix, columns by position).
 """
 
 from __future__ import annotations
@@ -113,6 +114,28 @@ def skipped_outcome() -> OnnxOutcome:
     return OnnxOutcome(SKIPPED, "ONNX export is off (gate.onnx.enabled: false); served by scikit-learn only")
 
 
+FEATURES_META = "features"  # the contract's feature names, in the order the graph's input columns take them
+
+
+def _with_feature_names(exported: ExportedModel, names: Sequence[str] | None) -> ExportedModel:
+    """Record the column order in the file: the graph takes a bare matrix, so an order change would go unseen."""
+    if names is None:
+        return exported
+    import onnx
+
+    model = onnx.load_from_string(exported.onnx_bytes)
+    meta = model.metadata_props.add()
+    meta.key, meta.value = FEATURES_META, json.dumps([str(n) for n in names])
+    return dataclasses.replace(exported, onnx_bytes=model.SerializeToString())
+
+
+def _stored_features(data: bytes) -> list[str] | None:
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load_from_string(data).metadata_props}
+    return None if FEATURES_META not in meta else [str(n) for n in json.loads(meta[FEATURES_META])]
+
+
 def export_and_check(
     pipeline: Any, n_features: int, groups: dict[str, np.ndarray], tolerance: float
 ) -> tuple[OnnxOutcome, OnnxModel | None]:
@@ -122,7 +145,7 @@ def export_and_check(
     """
     started = time.perf_counter()
     try:
-        exported = export_onnx(pipeline, n_features)
+        exported = _with_feature_names(export_onnx(pipeline, n_features), getattr(pipeline, "feature_names_in_", None))
     except OnnxExportError as err:
         return OnnxOutcome(EXPORT_FAILED, str(err), seconds=time.perf_counter() - started), None
     try:
@@ -197,7 +220,7 @@ def load_version_onnx(settings: Settings, version: str, features: Sequence[str] 
 
     Raises:
         UntrustedModelError: no recorded sha256, a file whose sha256 is not the registered one, a file
-            using non-standard operator domains, or an input width other than ``len(features)``.
+            using non-standard operator domains, or an input other than ``features`` in that order.
     """
     from mlflow.artifacts import download_artifacts
 
@@ -229,5 +252,11 @@ def load_version_onnx(settings: Settings, version: str, features: Sequence[str] 
     if features is not None and model.n_features_in_ != len(features):
         raise UntrustedModelError(
             f"{label} takes {model.n_features_in_} features, the data contract has {len(features)}; it is not served"
+        )
+    stored = _stored_features(data)
+    if features is not None and stored is not None and stored != list(features):
+        raise UntrustedModelError(
+            f"{label} takes its columns in the order {stored}, the data contract's is {list(features)}; a matrix "
+            "in the contract's order would feed it the wrong columns, so it is not served"
         )
     return model

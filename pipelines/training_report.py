@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 def print_outcome(outcome: TrainingOutcome, out: Console | None = None) -> None:
     """Readable summary of one training run (shared by the CLI and the demos)."""
+    from rich.markup import escape
     from rich.table import Table
 
     out = out or Console()
@@ -30,3 +31,5 @@ def print_outcome(outcome: TrainingOutcome, out: Console | None = None) -> None:
     out.print(table)
     for reason in outcome.gate.get("reasons", []):
         out.print(f"  gate: {reason}")
+    for check in outcome.gate.get("advisory", []):  # reported, never a reason to reject (the ONNX parity check)
+        out.print(f"  advisory {check['name']}: {escape(str(check['detail']))}", soft_wrap=True)

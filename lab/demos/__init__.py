@@ -65,6 +65,7 @@ DEMOS: dict[str, str] = {
     "test-pyramid": "lab.demos.test_pyramid",
     "technical-debt": "lab.demos.technical_debt",
     "cloud-equivalents": "lab.demos.cloud_equivalents",
+    "onnx": "lab.demos.onnx_optimisation",
 }
 
 

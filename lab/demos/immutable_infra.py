@@ -1,6 +1,6 @@
 """Demo ``immutable-infra``: images named by commit and champion, `latest` refused, Dockerfiles linted live.
 
-Concepts: immutable infrastructure (C29), containers (C46), packaging (C17). A release is an image whose
+Concepts: immutable infrastructure (C29), containers (C46), packaging (C17, C54). A release is an image whose
 tag is computed from what it contains: the git commit (12 hex) for every image, plus the champion's
 version for the API (``ops/images.py``). The demo prints the tags for this checkout and this state's
 champion and what the API image serves (the champion as an MLflow pyfunc with its signature). Then it
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from core.mlflow_config import mlflow_client
 from lab.demos.prep import ensure_champion
 from ops.images import IMAGES, GitState, ImageTagError, pinning_problem, plan_tags, read_git_state
 
@@ -87,7 +88,11 @@ def _packaged_model(n: Narrator, ctx: LabContext) -> None:
         inputs = info.signature.inputs.to_dict()
         n.say("signature inputs: " + ", ".join(f"{c['name']}: {c['type']}" for c in inputs))
     n.why("the image holds code + locked libraries; the model travels through the registry with its own contract")
-    n.say("no ONNX export: DerivedFeatures is our own transformer, so skl2onnx would need a custom converter")
+    tags = mlflow_client(ctx.settings).get_model_version_by_alias(ctx.settings.model_name, "champion").tags
+    n.say(
+        f"second format: ONNX, onnx.status={tags.get('onnx.status', 'none')} "
+        f"({tags.get('onnx.artifact', 'no file')}, parity-checked at registration; `mlops-lab demo onnx`)"
+    )
 
 
 def _what_moves_a_tag(n: Narrator) -> None:

@@ -143,6 +143,14 @@ def test_a_wrong_input_width_is_refused(lab, first) -> None:
         load_version_onnx(settings, first.version, [*params.dataset.feature_names, "extra"])
 
 
+def test_a_contract_with_its_features_in_another_order_is_refused(lab, first) -> None:
+    """The graph takes columns by position: the contract's matrix in another order would feed it wrong values."""
+    settings, params, _ = lab
+    reordered = list(reversed(params.dataset.feature_names))
+    with pytest.raises(UntrustedModelError, match="takes its columns in the order"):
+        load_version_onnx(settings, first.version, reordered)
+
+
 def test_a_replaced_onnx_file_is_refused_at_load(lab, first) -> None:
     settings, _, _ = lab
     run = mlflow_client(settings).get_run(first.run_id)

@@ -123,3 +123,50 @@ def test_unregistered_card_carries_the_version_placeholder(info: ModelCardInfo) 
 def test_pipe_characters_cannot_break_a_table(info: ModelCardInfo) -> None:
     card = render_model_card(replace(info, params={"note": "a|b"}))
     assert "| note | a\\|b |" in card
+
+
+def test_the_onnx_section_says_whether_the_version_has_a_file_and_why(info: ModelCardInfo) -> None:
+    assert "## ONNX" not in render_model_card(info)  # a card rendered before ONNX existed has no section
+    onnx = {
+        "status": "passed",
+        "reason": "parity passed on 868 rows",
+        "opset": 18,
+        "converters": {"skl2onnx": "1.20.0", "onnxruntime": "1.32.0"},
+        "size_bytes": 2656,
+        "parity": {
+            "rows_checked": 868,
+            "class_mismatches": 0,
+            "max_abs_diff": 2.2e-16,
+            "tolerance": 1e-5,
+            "rows_by_source": {"holdout": 45, "edge": 23},
+        },
+        "variants": [
+            {
+                "name": "int8 (dynamic)",
+                "size_bytes": 2984,
+                "size_ratio": 1.12,
+                "accuracy": 0.9556,
+                "accuracy_delta": 0.0,
+                "max_abs_diff": 1.2e-7,
+                "note": "nothing quantised",
+            },
+            {
+                "name": "float16",
+                "size_bytes": None,
+                "size_ratio": None,
+                "accuracy": None,
+                "accuracy_delta": None,
+                "max_abs_diff": None,
+                "note": "not built: needs onnxconverter-common",
+            },
+        ],
+    }
+    card = render_model_card(replace(info, onnx=onnx))
+    assert "- **Status:** passed (yes: may be served by ONNX Runtime)" in card
+    assert "- **Converters:** onnxruntime 1.32.0, skl2onnx 1.20.0" in card
+    assert "868 rows (holdout 45, edge 23); 0 class mismatches; max abs probability difference 2.2e-16" in card
+    assert "| int8 (dynamic) | 2984 | 1.1200 | 0.9556 | 0.0000 | 1.2e-07 | nothing quantised |" in card
+    assert "| float16 | - | - | - | - | - | not built: needs onnxconverter-common |" in card
+    failed = render_model_card(replace(info, onnx={"status": "export_failed", "reason": "no converter"}))
+    assert "- **Status:** export_failed (no: served by scikit-learn only)" in failed
+    assert "- **Why:** no converter" in failed

@@ -170,3 +170,17 @@ def test_the_markdown_summary_lists_every_reason_and_check_without_breaking_its_
     assert "- check directional failed" in text
     assert "| invariance | pass | 5 of 5 stable |" in text
     assert "| directional | FAIL | a \\| b c |" in text  # a pipe or newline in a detail stays inside its cell
+
+
+def test_an_advisory_check_is_reported_everywhere_but_never_decides() -> None:
+    """The ONNX parity check: a diverged export is shown with the decision, and the model still passes."""
+    decision = evaluate_gate(*_paired(43, 1, 1), GOOD_CHECKS, _gate())
+    decision.advisory.append(CheckResult("onnx_parity", False, "diverged: 15 class mismatches"))
+    assert decision.passed
+    assert decision.to_dict()["advisory"] == [
+        {"name": "onnx_parity", "passed": False, "detail": "diverged: 15 class mismatches", "cases": []}
+    ]
+    assert decision.summary().endswith("; advisory onnx_parity: diverged: 15 class mismatches")
+    text = decision.markdown()
+    assert "## Advisory checks (reported, never a reason to reject)" in text
+    assert "| onnx_parity | not passed | diverged: 15 class mismatches |" in text

@@ -33,7 +33,7 @@ def test_immutable_infra_demo_tags_by_commit_and_champion_and_refuses_latest(run
     assert (
         "signature inputs: sepal_length: double, sepal_width: double, petal_length: double, petal_width: double" in out
     )
-    assert "no ONNX export" in out  # said, not hidden
+    assert "second format: ONNX, onnx.status=passed (onnx/model.onnx" in out  # exported and parity-checked (C54)
     # the scratch repository: same inputs, same tag; a promotion moves the API tag only; a commit moves all
     table = re.findall(r"│ (commit [AB][^│]*?)\s+│ ([0-9a-f]{12}-m\d)\s+│ ([0-9a-f]{12})\s+│", out)
     assert [row[0] for row in table] == [
