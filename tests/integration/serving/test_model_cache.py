@@ -12,7 +12,7 @@ from core.params import Params
 from core.settings import Settings
 from pipelines.audit import append_entry
 from pipelines.data import ingest
-from pipelines.registry import OUTSIDE_MOVE, audit_log, promote, rollback
+from pipelines.registry import OUTSIDE_MOVE, RegistryError, audit_log, promote, rollback, servable_challenger
 from pipelines.training_steps import run_training
 from serving.model_cache import Backoff, ModelCache, registry_cache
 
@@ -227,6 +227,8 @@ def test_a_replaced_onnx_file_keeps_its_version_out_as_a_replaced_skops_file_doe
         assert cache.health.degraded
         assert "challenger v2 not loaded" in (cache.health.last_error or "")
         assert "replaced after registration" in (cache.health.last_error or "")
+        with pytest.raises(RegistryError, match=r"v2 cannot go out as a canary: .*replaced after registration"):
+            servable_challenger(settings, params.dataset.feature_names)  # a rollout is refused before it starts
         forced = registry_cache(settings.model_copy(update={"serving_runtime": "sklearn"}))
         forced.refresh()
         assert forced.snapshot()["challenger"].runtime == "sklearn"  # forced: the ONNX file is never read
