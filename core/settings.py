@@ -17,7 +17,7 @@ from __future__ import annotations
 import getpass
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, field_serializer, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -120,6 +120,10 @@ class Settings(BaseSettings):
     micro_batch_rows: int = Field(
         default=64, ge=0, description="Score requests that arrive together in one model call, up to this many "
         "rows (serving.micro_batch); 0 scores each request alone."
+    )  # fmt: skip
+    serving_runtime: Literal["auto", "sklearn"] = Field(
+        default="auto", description="What scores in serving: auto = ONNX Runtime for a version with a parity-checked "
+        "ONNX file, else its scikit-learn Pipeline; sklearn = always the Pipeline (serving.model_cache)."
     )  # fmt: skip
     backup_key: str | None = Field(
         default=None, description="Secret that signs backup manifests (HMAC-SHA256); default: the key file."

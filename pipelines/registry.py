@@ -368,6 +368,10 @@ def servable_challenger(settings: Settings, features: Sequence[str]) -> str:
         )
     try:
         load_version_model(settings, version, features)
+        if settings.serving_runtime != "sklearn":  # served through its ONNX file when it has one: that file too
+            from pipelines.onnx_registry import load_version_onnx
+
+            load_version_onnx(settings, version, features)
     except UntrustedModelError as err:
         raise RegistryError(f"v{version} cannot go out as a canary: {err}") from err
     return version

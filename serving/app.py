@@ -77,6 +77,10 @@ def create_app(settings: Settings | None = None, params: Params | None = None) -
         version="1",
         summary="Native, MLflow and Open Inference Protocol V2 prediction endpoints over registry aliases.",
         lifespan=lifespan,
+        # FastAPI's native OpenTelemetry hooks stay off: nothing here configures a provider, and asking for one
+        # on every request was a measurable share of a one-row prediction (docs/benchmarks.md). Our metrics and
+        # access log are `serving.metrics`.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.runtime = runtime
     hot: dict[str, tuple[Any, hot_routes.Handler]] = {}  # filled once the routes exist (below)

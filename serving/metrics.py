@@ -126,7 +126,10 @@ class Metrics:
             buckets=MODEL_CALL_ROW_BUCKETS, registry=r,
         )  # fmt: skip
         self.model_info = Gauge(
-            "mlops_model_info", "Loaded model per alias (value 1)", ["alias", "version"], registry=r
+            "mlops_model_info",
+            "Loaded model per alias (value 1); runtime: onnx or sklearn",
+            ["alias", "version", "runtime"],
+            registry=r,
         )
         self.monitor = MonitorCollector()  # findings + rollout gauges; the runtime attaches the state store
         r.register(self.monitor)
@@ -183,7 +186,7 @@ class Metrics:
             self.reloads.inc()
         self.model_info.clear()
         for alias, loaded in snapshot.items():
-            self.model_info.labels(alias, loaded.version).set(1)
+            self.model_info.labels(alias, loaded.version, loaded.runtime).set(1)
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type, for GET /metrics."""

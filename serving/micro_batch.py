@@ -1,7 +1,8 @@
 """Micro-batching: small requests that arrive together are scored in one model call.
 
 Concept: REST serving under load (C18, C43). Scoring with the scikit-learn Pipeline costs almost all
-per call (each step re-validates its input), not per row: 64 rows cost about as much as one
+per call (each step re-validates its input), not per row (through ONNX Runtime the cost per call is far
+smaller, but a one-row call is still mostly fixed cost): 64 rows cost about as much as one
 (docs/benchmarks.md has the figures). Model servers built for throughput therefore batch requests that
 arrive at the same moment (Triton's dynamic batcher, TF Serving's batching, Ray Serve's
 ``@serve.batch``). Here the batch forms without a timer: the first request of a turn of the event

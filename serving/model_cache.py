@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.mlflow_config import mlflow_client
 from core.redact import redact
+from pipelines.onnx_registry import load_version_onnx
 from pipelines.registry import load_version_model, move_audited, record_outside_move
 from serving.alias_watch import AliasWatch
 
@@ -28,13 +29,23 @@ if TYPE_CHECKING:
 ALIASES = ("champion", "challenger")
 
 
+SKLEARN, ONNX = "sklearn", "onnx"  # the runtimes a loaded model scores with
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     alias: str
     version: str
     run_id: str
-    model: Any  # the fitted scikit-learn Pipeline (predict / predict_proba / classes_)
+    model: (
+        Any  # the fitted scikit-learn Pipeline, or its parity-checked `OnnxModel` (predict / predict_proba / classes_)
+    )
     loaded_at: float
+
+    @property
+    def runtime(self) -> str:
+        """``onnx`` when ONNX Runtime scores this version, else ``sklearn`` (the Pipeline itself)."""
+        return str(getattr(self.model, "runtime", SKLEARN))
 
 
 @dataclass
@@ -181,7 +192,13 @@ def registry_cache(
         return str(mv.version), str(mv.run_id or "")
 
     def load(version: str) -> Any:
-        return load_version_model(settings, version, features)
+        """The version's Pipeline, checked as always (trusted file, signature); then, unless the settings force
+        scikit-learn, its ONNX model when the version carries a parity-checked file (a replaced file raises)."""
+        pipeline = load_version_model(settings, version, features)
+        if settings.serving_runtime == SKLEARN:
+            return pipeline
+        onnx = load_version_onnx(settings, version, features)
+        return pipeline if onnx is None else onnx
 
     def record(alias: str, from_version: str | None, to_version: str | None) -> None:
         record_outside_move(settings, alias, from_version, to_version)

@@ -2,11 +2,14 @@
 
 Concept: REST serving without training-serving skew (C18, C19). Every endpoint -- native
 /v1/predict, MLflow's /invocations, Open Inference Protocol V2 -- ends here: rows become a
-float matrix in the *contract's* column order and go through the one logged scikit-learn Pipeline,
-so preprocessing is never re-implemented in the API. The matrix is a numpy array, not a DataFrame:
-the pipeline's first step reads an array in contract order (`DerivedFeatures`), and skipping the
-DataFrame plus scikit-learn's per-call parameter validation makes scoring one row much cheaper
-with bit-identical results (tests compare with ``mlflow.pyfunc`` on DataFrames). The `Predictor`
+float matrix in the *contract's* column order and go through the one registered model, so preprocessing
+is never re-implemented in the API: its scikit-learn Pipeline, or the same Pipeline exported to ONNX and
+parity-checked at registration, scored by ONNX Runtime (`serving.model_cache`; both take the same array
+and have the same ``predict_proba`` / ``predict`` / ``classes_``). The matrix is a numpy array, not a
+DataFrame: the pipeline's first step reads an array in contract order (`DerivedFeatures`), and skipping
+the DataFrame plus scikit-learn's per-call parameter validation makes scoring one row much cheaper
+with bit-identical results (tests compare with ``mlflow.pyfunc`` on DataFrames; through ONNX Runtime
+the labels are equal and the probabilities within 1e-9). The `Predictor`
 takes one immutable snapshot of the model cache per request (a hot reload never changes a model
 under a request in flight), asks the router which alias serves, and returns a `Served` value that
 the caller turns into its protocol's response. `Predictor.serve_many` does the same for several
@@ -29,6 +32,7 @@ import logging
 import random
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -49,6 +53,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 SHADOW_ARM = "shadow"
+SKLEARN_RUNTIME = "sklearn"  # a model without a ``runtime`` attribute is the fitted scikit-learn Pipeline
 
 
 class NotReadyError(RuntimeError):
@@ -140,9 +145,17 @@ def to_matrix(rows: Sequence[Mapping[str, float | None]], features: Sequence[str
     return values.reshape(len(rows), len(features))
 
 
+def _unvalidated(model: Any) -> AbstractContextManager[Any]:
+    """scikit-learn's per-call parameter validation off (the fitted model's params were validated at fit);
+    nothing to switch for a model that is not scikit-learn's (`pipelines.onnx_export.OnnxModel`)."""
+    if getattr(model, "runtime", SKLEARN_RUNTIME) != SKLEARN_RUNTIME:
+        return nullcontext()
+    return sklearn.config_context(skip_parameter_validation=True)
+
+
 def score(model: Any, values: np.ndarray) -> Scored:
     """Class probabilities and the most probable class per row, in the model's class order."""
-    with sklearn.config_context(skip_parameter_validation=True):  # the fitted model's params were validated
+    with _unvalidated(model):
         proba = np.asarray(model.predict_proba(values), dtype="float64")
     classes = [str(c) for c in model.classes_]
     return Scored([classes[i] for i in proba.argmax(axis=1)], proba, classes)
@@ -150,7 +163,7 @@ def score(model: Any, values: np.ndarray) -> Scored:
 
 def predict_labels(model: Any, values: np.ndarray) -> Scored:
     """``model.predict`` only -- exactly what ``mlflow.pyfunc`` returns for an sklearn model."""
-    with sklearn.config_context(skip_parameter_validation=True):
+    with _unvalidated(model):
         labels = np.asarray(model.predict(values)).tolist()
     return Scored([str(v) for v in labels], None, [str(c) for c in model.classes_])
 

@@ -299,7 +299,10 @@ class Runtime:
         return {
             "ready": ready,
             "reason": None if ready else self._not_ready_reason(),
-            "models": {a: {"version": m.version, "run_id": m.run_id} for a, m in snapshot.items()},
+            "models": {
+                a: {"version": m.version, "run_id": m.run_id, "runtime": m.runtime} for a, m in snapshot.items()
+            },
+            "serving_runtime": self.settings.serving_runtime,
             "degraded": bool(
                 (health and health.degraded)
                 or (self.routing and self.routing.last_error)

@@ -121,7 +121,10 @@ class Readiness(BaseModel):
     """What /readyz answers (200 when ready, 503 with the same report when not)."""
 
     ready: bool
-    models: dict[str, dict[str, str]] = Field(description="alias -> {version, run_id} of the loaded models")
+    models: dict[str, dict[str, str]] = Field(
+        description="alias -> {version, run_id, runtime} of the loaded models; runtime: onnx or sklearn"
+    )
+    serving_runtime: str = Field(description="MLOPS_SERVING_RUNTIME: auto (ONNX when the version has it) or sklearn")
     degraded: bool
     last_registry_error: str | None
     routing: dict[str, Any] | None

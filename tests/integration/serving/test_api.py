@@ -500,7 +500,7 @@ def test_hot_reload_under_concurrent_load_fails_no_request(client: TestClient, r
     assert re.search(
         r'^http_request_duration_seconds_bucket\{le="[^"]+",method="POST",route="/v1/predict"\}', metrics, re.M
     )
-    assert 'mlops_model_info{alias="champion",version="1"} 1.0' in metrics
+    assert 'mlops_model_info{alias="champion",runtime="onnx",version="1"} 1.0' in metrics  # a parity-checked ONNX file
 
 
 def test_readyz_is_503_before_any_model_exists(tmp_path: Path, make_settings, params: Params) -> None:

@@ -1,7 +1,10 @@
 """Standard protocols against a real registry: MLflow ``/invocations`` and Open Inference Protocol V2.
 
 The MLflow answers are compared with ``mlflow.pyfunc`` on the same rows; the V2 endpoints are
-driven by the real ``tritonclient`` against a real uvicorn server on a free loopback port.
+driven by the real ``tritonclient`` against a real uvicorn server on a free loopback port. Every app here
+runs twice: on ONNX Runtime (the registered versions carry a parity-checked ONNX file, and the default
+``MLOPS_SERVING_RUNTIME=auto`` serves it) and forced onto the scikit-learn Pipeline. Labels must be equal;
+probabilities within `PROBA_TOLERANCE` of scikit-learn's (double precision through the whole graph).
 """
 
 from __future__ import annotations
@@ -32,6 +35,23 @@ from serving.server import bind_tcp_socket
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 JSON, CSV = {"Content-Type": "application/json"}, {"Content-Type": "text/csv"}
+PROBA_TOLERANCE = {"onnx": 1e-9, "sklearn": 1e-12}  # vs scikit-learn's predict_proba, absolute
+SERVING_RUNTIME = {"onnx": "auto", "sklearn": "sklearn"}  # the setting that gives each runtime
+
+
+@pytest.fixture(scope="module", params=["onnx", "sklearn"])
+def runtime(request: pytest.FixtureRequest) -> str:
+    """The runtime the apps of this module score with (each test runs on both)."""
+    return str(request.param)
+
+
+def _app(registry, params: Params, runtime: str) -> Any:
+    return create_app(registry[0].model_copy(update={"serving_runtime": SERVING_RUNTIME[runtime]}), params)
+
+
+def _assert_runtime(ready: dict[str, Any], runtime: str) -> None:
+    """The champion and the challenger really score with ``runtime`` (not a silent fallback)."""
+    assert {alias: m["runtime"] for alias, m in ready["models"].items()} == {"champion": runtime, "challenger": runtime}
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +66,9 @@ def registry(tmp_path_factory: pytest.TempPathFactory, make_settings, params: Pa
 
 
 @pytest.fixture(scope="module")
-def client(registry, params: Params) -> Iterator[TestClient]:
-    with TestClient(create_app(registry[0], params)) as test_client:
+def client(registry, params: Params, runtime: str) -> Iterator[TestClient]:
+    with TestClient(_app(registry, params, runtime)) as test_client:
+        _assert_runtime(test_client.get("/readyz").json(), runtime)
         yield test_client
 
 
@@ -164,10 +185,10 @@ def test_protocols_answer_503_before_a_model_exists(tmp_path: Path, make_setting
 
 
 @pytest.fixture(scope="module")
-def server_url(registry, params: Params) -> Iterator[str]:
+def server_url(registry, params: Params, runtime: str) -> Iterator[str]:
     sock = bind_tcp_socket("127.0.0.1", 0)  # port 0: the kernel picks a free port, no race
     url = f"127.0.0.1:{sock.getsockname()[1]}"
-    server = uvicorn.Server(uvicorn.Config(create_app(registry[0], params), log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(_app(registry, params, runtime), log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
@@ -180,6 +201,7 @@ def server_url(registry, params: Params) -> Iterator[str]:
         assert thread.is_alive(), "the server thread died during start-up"
         assert time.monotonic() < deadline, "server did not become ready within 60 s"
         time.sleep(0.05)
+    _assert_runtime(httpx.get(f"http://{url}/readyz").json(), runtime)
     yield url
     server.should_exit = True
     thread.join(timeout=30)
@@ -230,7 +252,7 @@ def test_oip_health_and_metadata(triton, server_url: str) -> None:
     assert httpx.get(f"http://{server_url}/v2/models/nope").status_code == 404
 
 
-def test_oip_infer_binary_fp64_routes_and_echoes_the_request_id(triton, registry) -> None:
+def test_oip_infer_binary_fp64_routes_and_echoes_the_request_id(triton, registry, runtime: str) -> None:
     import tritonclient.http as httpclient
 
     rows = registry[1].to_numpy(dtype="float64")
@@ -243,7 +265,8 @@ def test_oip_infer_binary_fp64_routes_and_echoes_the_request_id(triton, registry
     frame = registry[1]
     labels = result.as_numpy("label")  # binary outputs (tritonclient's default): BYTES come back as bytes
     assert [v.decode() for v in labels] == [str(v) for v in champion.predict(frame)]  # type: ignore[attr-defined]
-    np.testing.assert_allclose(result.as_numpy("probabilities"), champion.predict_proba(frame), rtol=0, atol=1e-12)  # type: ignore[attr-defined]
+    expected = champion.predict_proba(frame)  # type: ignore[attr-defined]
+    np.testing.assert_allclose(result.as_numpy("probabilities"), expected, rtol=0, atol=PROBA_TOLERANCE[runtime])
 
 
 def test_oip_infer_json_fp32_pinned_version_and_selected_output(triton, registry) -> None:

@@ -12,7 +12,7 @@ from core.params import Params
 from core.settings import Settings
 from pipelines.audit import append_entry
 from pipelines.data import ingest
-from pipelines.registry import OUTSIDE_MOVE, audit_log, promote, rollback
+from pipelines.registry import OUTSIDE_MOVE, RegistryError, audit_log, promote, rollback, servable_challenger
 from pipelines.training_steps import run_training
 from serving.model_cache import Backoff, ModelCache, registry_cache
 
@@ -190,3 +190,54 @@ def test_a_challenger_that_cannot_load_never_keeps_the_champion_out() -> None:
     assert cache.ready
     assert cache.health.degraded  # /readyz says why
     assert cache.health.last_error == "challenger v2 not loaded: RuntimeError: refused: serialized as 'cloudpickle'"
+
+
+def test_a_version_with_a_parity_checked_onnx_file_is_served_by_onnx_runtime_unless_sklearn_is_forced(
+    registry, params: Params
+) -> None:
+    from pipelines.onnx_export import OnnxModel
+
+    settings, _ = registry
+    features = params.dataset.feature_names
+    auto = registry_cache(settings, features=features)
+    assert auto.refresh() is True
+    assert {a: (m.runtime, type(m.model)) for a, m in auto.snapshot().items()} == {
+        "champion": ("onnx", OnnxModel), "challenger": ("onnx", OnnxModel)
+    }  # fmt: skip
+    forced = registry_cache(settings.model_copy(update={"serving_runtime": "sklearn"}), features=features)
+    assert forced.refresh() is True
+    assert {a: (m.runtime, type(m.model).__name__) for a, m in forced.snapshot().items()} == {
+        "champion": ("sklearn", "Pipeline"), "challenger": ("sklearn", "Pipeline")
+    }  # fmt: skip
+
+
+def test_a_replaced_onnx_file_keeps_its_version_out_as_a_replaced_skops_file_does(registry, params: Params) -> None:
+    from pipelines.onnx_registry import ONNX_ARTIFACT
+
+    settings, _ = registry
+    client = mlflow_client(settings)
+    challenger = client.get_model_version_by_alias(settings.model_name, "challenger")
+    stored = Path(client.get_run(challenger.run_id).info.artifact_uri.removeprefix("file://")) / ONNX_ARTIFACT
+    original = stored.read_bytes()
+    try:
+        stored.write_bytes(original + b"\0")  # tampered after registration
+        cache = registry_cache(settings, features=params.dataset.feature_names)
+        cache.refresh()
+        assert set(cache.snapshot()) == {"champion"}  # the challenger is dropped, never served by another runtime
+        assert cache.health.degraded
+        assert "challenger v2 not loaded" in (cache.health.last_error or "")
+        assert "replaced after registration" in (cache.health.last_error or "")
+        marks = {k: v for k, v in challenger.tags.items() if k in ("status", "rollback_reason", "rejection_reason")}
+        for key in marks:  # an earlier test of this module rolled v2 back; here only its file should matter
+            client.delete_model_version_tag(settings.model_name, challenger.version, key)
+        try:
+            with pytest.raises(RegistryError, match=r"v2 cannot go out as a canary: .*replaced after registration"):
+                servable_challenger(settings, params.dataset.feature_names)  # a rollout is refused before it starts
+        finally:
+            for key, value in marks.items():
+                client.set_model_version_tag(settings.model_name, challenger.version, key, value)
+        forced = registry_cache(settings.model_copy(update={"serving_runtime": "sklearn"}))
+        forced.refresh()
+        assert forced.snapshot()["challenger"].runtime == "sklearn"  # forced: the ONNX file is never read
+    finally:
+        stored.write_bytes(original)
