@@ -67,14 +67,14 @@ def _register_plain_converter() -> None:
 def planted_train(estimator: LogisticRegression):
     """A train step that fits the usual pipeline with ``estimator`` as its last step, logged like any candidate."""
 
-    def train(settings: Settings, params: Params, data: LoadedData, sweep: bool) -> tuple[Any, Any, list[str]]:
+    def train(settings: Settings, params: Params, data: LoadedData, search: bool) -> tuple[Any, Any, None]:
         holdout = load_holdout(settings, params, data.frame)
         result = fit_and_evaluate(without_holdout(data.frame, holdout.frame, params.dataset), params)
         pipeline = clone(result.pipeline).set_params(model=estimator)
         pipeline.fit(result.split.X_train, result.split.y_train)
         planted = dataclasses.replace(result, pipeline=pipeline)
         logged = log_training_run(settings, params, planted, {"holdout_md5": holdout.md5}, run_name="candidate")
-        return planted, logged, []
+        return planted, logged, None  # no search
 
     return train
 
