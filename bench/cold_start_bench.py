@@ -14,7 +14,8 @@ champion:
   service does (`pipelines.registry.load_version_model`, split here: registry lookup and artifact
   download, timed apart, then the verified skops load); the ONNX path builds an ONNX Runtime session
   with `pipelines.onnx_export.OnnxModel` from the same model's ONNX bytes (exported by the ONNX core and
-  read from a local file: the serving setting that selects ONNX is not on this branch).
+  read from a local file). The handler rows run the service's default runtime (``MLOPS_SERVING_RUNTIME=auto``):
+  the Pipeline is loaded and verified first, then the version's parity-checked ONNX file, which then scores.
 
 ``measure_cold_start`` is the ``cold-start`` section of ``mlops-lab bench``.
 """
@@ -209,9 +210,9 @@ def cold_start_section(runs: dict[str, list[dict[str, float]]], repeats: int, wa
         f"Every sample is a new Python process ({repeats} per probe, interleaved); the handler answers the "
         f"fixture event tests/fixtures/api_gateway_v2/predict.json through Mangum, warm = median of "
         f"{warm_requests} requests after the first. The import is {share:.0%} of the cold start here.",
-        "The ONNX row uses the ONNX core directly (`OnnxModel` over the champion's exported bytes, read from a "
-        "local file): serving through ONNX Runtime is selected by a setting not on this branch yet, so the "
-        "handler rows are the scikit-learn path.",
+        "The model-load rows time each path alone from local files (`OnnxModel` over the champion's exported "
+        "bytes); the handler rows run the service's default runtime (`MLOPS_SERVING_RUNTIME=auto`): the "
+        "Pipeline is loaded and verified, then the version's parity-checked ONNX file, which scores.",
         "The registry here is SQLite with artifacts on local disk; on Lambda it is an MLflow server and an "
         "object store over the network, and a function's CPU share follows its memory size (one full vCPU "
         "at 1,769 MB), so read the ratios, not the absolute times.",

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from lab.demos.prep import ensure_champion
+from ops.capacity import build_plan
 from ops.serverless_cost import FunctionPrices, breakeven_millions_per_month, cost_per_million
 from serving.prediction_log import predictions_table
 
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
 
 EVENTS = Path("tests/fixtures/api_gateway_v2")
 MEMORY_GB = 1.0  # the function's configured memory in the cost example (an assumption)
-PODS_PER_MONTH = 50.37  # two always-on API pods, docs/capacity.md (its own assumptions)
 
 
 class DemoContext:
@@ -159,10 +159,11 @@ def run(n: Narrator, ctx: LabContext) -> None:
             ["total", "", f"{cost.total:.2f}"],
         ],
     )  # fmt: skip
-    breakeven = breakeven_millions_per_month(PODS_PER_MONTH, cost.total)
+    pods = build_plan()[0]  # the capacity plan from the committed benchmark figures (docs/capacity.md)
+    breakeven = breakeven_millions_per_month(pods.monthly_api_cost, cost.total)
     n.say(
-        f"two always-on pods cost ${PODS_PER_MONTH:.2f} a month whatever the traffic (docs/capacity.md): the "
-        f"function is cheaper below about {breakeven:.0f} million requests a month "
+        f"the always-on API pods cost ${pods.monthly_api_cost:.2f} a month whatever the traffic (docs/capacity.md): "
+        f"the function is cheaper below about {breakeven:.0f} million requests a month "
         f"({breakeven * 1e6 / (730 * 3600):.0f} req/s on average), the pods above"
     )
     n.why("per-request billing wins for low or bursty traffic; a busy, steady service is cheaper on pods")
