@@ -44,6 +44,7 @@ nested data, binary inputs), as the protocol allows.
 
 from __future__ import annotations
 
+import itertools
 import struct
 from importlib.metadata import version as package_version
 from typing import TYPE_CHECKING, Any
@@ -175,6 +176,17 @@ INFER_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _orders_of_two_or_more() -> list[tuple[str, ...]]:
+    """Every order of two or more distinct outputs (two outputs: two orders)."""
+    return [order for k in range(2, len(OUTPUTS) + 1) for order in itertools.permutations(OUTPUTS, k)]
+
+
+def _named_in_order(order: tuple[str, ...]) -> dict[str, Any]:
+    """An outputs array whose items are exactly ``order``'s names, in that order."""
+    items = [{"type": "object", "properties": {"name": {"const": name}}} for name in order]
+    return {"prefixItems": items, "minItems": len(order), "maxItems": len(order)}
+
+
 def request_body(contract: RequestContract) -> dict[str, Any]:
     """The OpenAPI request body of infer: one JSON tensor ``[1, n_features]`` in the contract's ranges."""
     n = len(contract.features)
@@ -200,6 +212,9 @@ def request_body(contract: RequestContract) -> dict[str, Any]:
             "inputs": {"type": "array", "items": tensor, "minItems": 1, "maxItems": 1},
             "outputs": {
                 "type": "array",
+                # Each output at most once (a name asked for twice is a 400): JSON Schema cannot compare items,
+                # so the strict form lists the orders in which two or more distinct outputs may be asked for.
+                "anyOf": [{"maxItems": 1}, *(_named_in_order(order) for order in _orders_of_two_or_more())],
                 "items": {
                     "type": "object",
                     "properties": {
