@@ -45,6 +45,15 @@ def _connect(engine_or_url: sa.Engine | str) -> Iterator[sa.Connection | None]:
             engine.dispose()
 
 
+def rows_of_request(engine_or_url: sa.Engine | str, request_id: str) -> int:
+    """Rows committed under ``request_id`` and its per-row ids (``<id>:<i>``), read with a connection of our own."""
+    with _connect(engine_or_url) as conn:
+        if conn is None:
+            return 0
+        of_request = sa.or_(P.request_id == request_id, P.request_id.like(f"{request_id}:%"))
+        return int(conn.scalar(sa.select(sa.func.count()).where(of_request)) or 0)
+
+
 def _select(conn: sa.Connection | None, names: list[str]) -> list[sa.ColumnElement[Any]]:
     """The predictions columns ``names``; one a log from an older release lacks (``user_key``) reads as NULL.
 

@@ -19,12 +19,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
 from lab.demos.prep import ensure_champion
 from ops.capacity import build_plan
 from ops.serverless_cost import FunctionPrices, breakeven_millions_per_month, cost_per_million
-from serving.prediction_log import predictions_table
+from serving.log_reader import rows_of_request
 
 if TYPE_CHECKING:
     from core.context import LabContext
@@ -75,16 +73,7 @@ def _summary(answer: dict[str, Any]) -> str:
 
 def _logged(ctx: LabContext, request_id: str) -> int:
     """Rows of a request in the prediction log, read with a connection of our own (no flush)."""
-    engine = sa.create_engine(ctx.settings.prediction_log_uri)
-    try:
-        p = predictions_table.c
-        query = sa.select(sa.func.count()).where(
-            sa.or_(p.request_id == request_id, p.request_id.like(f"{request_id}:%"))
-        )
-        with engine.connect() as conn:
-            return int(conn.scalar(query) or 0)
-    finally:
-        engine.dispose()
+    return rows_of_request(ctx.settings.prediction_log_uri, request_id)
 
 
 def run(n: Narrator, ctx: LabContext) -> None:

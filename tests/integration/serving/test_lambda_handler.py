@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from core.params import Params
 from core.settings import Settings
@@ -23,7 +22,7 @@ from pipelines.data import ingest
 from pipelines.training_steps import run_training
 from serving import lambda_handler
 from serving.lambda_handler import LambdaApp
-from serving.prediction_log import predictions_table
+from serving.log_reader import rows_of_request
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 EVENTS = Path(__file__).resolve().parents[2] / "fixtures" / "api_gateway_v2"
@@ -74,16 +73,7 @@ def warm(trained: Settings, params: Params) -> Iterator[LambdaApp]:
 
 def log_count(settings: Settings, request_id: str) -> int:
     """Rows of ``request_id`` (and its per-row ids) committed to the prediction log, read from outside."""
-    engine = sa.create_engine(settings.prediction_log_uri)
-    try:
-        p = predictions_table.c
-        query = sa.select(sa.func.count()).where(
-            sa.or_(p.request_id == request_id, p.request_id.like(f"{request_id}:%"))
-        )
-        with engine.connect() as conn:
-            return int(conn.scalar(query) or 0)
-    finally:
-        engine.dispose()
+    return rows_of_request(settings.prediction_log_uri, request_id)
 
 
 def body(answer: dict[str, Any]) -> Any:
