@@ -139,15 +139,23 @@ def model_calls(port: int) -> tuple[float, float]:
     return float(samples.get("mlops_model_call_rows_count", 0)), float(samples.get("mlops_model_call_rows_sum", 0))
 
 
-def _one_refusal(target: Target) -> tuple[int, str, str]:
-    """One more request to the overloaded server: status, Retry-After, error message."""
+def _first_refusal(target: Target, attempts: int = 50) -> tuple[int, int, str, str]:
+    """Requests to the overloaded server, one at a time, until one is refused (at most ``attempts``).
+
+    The bucket refills while the flood's last answers travel back, so the very next request may be
+    admitted; each admitted one takes the new token, and the next one is refused.
+    Returns (requests admitted first, status of the last, its Retry-After, its error message).
+    """
     conn = target.connect(timeout=10)
     try:
-        conn.request("POST", target.path, target.body, {"Content-Type": "application/json"})
-        response = conn.getresponse()
-        body = response.read()
-        message = json.loads(body).get("error", "") if response.status != 200 else ""
-        return response.status, response.getheader("Retry-After") or "-", message
+        for admitted in range(attempts):
+            conn.request("POST", target.path, target.body, {"Content-Type": "application/json"})
+            response = conn.getresponse()
+            body = response.read()
+            if response.status != 200:
+                message = json.loads(body).get("error", "")
+                return admitted, response.status, response.getheader("Retry-After") or "-", message
+        return attempts, 200, "-", "every request admitted: the limit was not reached"
     finally:
         conn.close()
 
@@ -205,7 +213,7 @@ def run(n: Narrator, ctx: LabContext) -> None:
         limited = Target(ports["limited"], "/v1/predict", body)
         n.step(f"Overload: {OVERLOAD_REQUESTS} requests from {OVERLOAD_CONCURRENCY} clients against the low limit")
         burst = flood(limited, OVERLOAD_CONCURRENCY, OVERLOAD_REQUESTS)
-        status, retry_after, message = _one_refusal(limited)
+        admitted, status, retry_after, message = _first_refusal(limited)
     rows = [[s, c, format_duration(burst.slowest[s])] for s, c in sorted(burst.statuses.items())]
     rows += [[name, c, "-"] for name, c in burst.failures.items()]
     n.table("answers to the flood", ["status", "count", "slowest answer"], rows)
@@ -214,7 +222,8 @@ def run(n: Narrator, ctx: LabContext) -> None:
         f"{burst.statuses[429]} refused with 429, {server_errors} server errors, "
         f"{sum(burst.failures.values())} timeouts or broken connections"
     )
-    n.say(f"the next request: {status}, Retry-After: {retry_after} s: {message}")
+    refilled = f"{admitted} admitted on tokens refilled since the flood, then " if admitted else ""
+    n.say(f"{refilled}the next request: {status}, Retry-After: {retry_after} s: {message}")
     n.why(
         "past capacity the service refuses early and cheaply (the limiter answers before parsing the body), "
         "tells the client when to retry, and keeps serving what it admitted; timeouts would tie up every client"
