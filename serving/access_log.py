@@ -21,10 +21,11 @@ the whole stream.
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import threading
+import time
 from collections import deque
-from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import orjson
@@ -34,9 +35,32 @@ _LEVELS = {"WARNING": "warning", "ERROR": "error", "CRITICAL": "error", "DEBUG":
 
 
 def utc_timestamp(epoch: float | None = None) -> str:
-    """``2026-12-06T22:41:05.123Z``: UTC to the millisecond, the ``ts`` of every log line."""
-    moment = datetime.now(UTC) if epoch is None else datetime.fromtimestamp(epoch, UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """``2026-12-06T22:41:05.123Z``: UTC to the millisecond, the ``ts`` of every log line.
+
+    The same text as ``datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")`` (microseconds
+    rounded half-even as ``datetime`` does, then cut to milliseconds), but the date and time of day are
+    formatted once per second (`_second_text`): every request writes a line, and ``datetime`` cost several
+    microseconds of each.
+    """
+    moment = time.time() if epoch is None else epoch
+    second = math.floor(moment)
+    micros = round((moment - second) * 1e6)
+    if micros >= 1_000_000:  # rounding reached the next second, as in datetime.fromtimestamp
+        second, micros = second + 1, micros - 1_000_000
+    return f"{_second_text(second)}.{micros // 1000:03d}Z"
+
+
+_last_second: tuple[int, str] = (0, "1970-01-01T00:00:00")
+
+
+def _second_text(second: int) -> str:
+    """``2026-12-06T22:41:05`` for a whole UTC second, remembered for the last second asked (one tuple swap)."""
+    global _last_second
+    cached, text = _last_second
+    if second != cached:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _last_second = (second, text)
+    return text
 
 
 class JsonLogFormatter(logging.Formatter):

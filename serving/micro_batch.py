@@ -7,11 +7,14 @@ smaller, but a one-row call is still mostly fixed cost): 64 rows cost about as m
 arrive at the same moment (Triton's dynamic batcher, TF Serving's batching, Ray Serve's
 ``@serve.batch``). Here the batch forms without a timer: the first request of a turn of the event
 loop yields once, every request that is ready to run meanwhile joins it, and the first then scores
-them all. A lone request pays one loop turn; under load the batch is
-whatever arrived together -- no wait, no latency budget to tune. `serving.predict.Predictor.serve_many`
-does the work: it routes each request on its own (canary hashing, overrides, pinned versions),
-scores each model's share in one call and hands every request its own rows, ids, latency and log
-entry.
+them all. Under load the batch is whatever arrived together -- no wait, no latency budget to tune.
+A request that is the only one in flight in its worker does not yield at all: nothing could join it.
+The server tells (`serving.slow_clients` puts uvicorn's set of the worker's request tasks in the
+scope; a task is in it from its headers on, before it first runs, so requests that arrived together
+all count); when no server tells (the TestClient, another server), every request yields as before.
+`serving.predict.Predictor.serve_many` does the work: it routes each request on its own (canary
+hashing, overrides, pinned versions), scores each model's share in one call and hands every request
+its own rows, ids, latency and log entry.
 
 The trade-off, stated: one answer can differ from the same request scored alone in the last bit of a
 probability (a matrix product over 64 rows may round differently from one over a single row, about
@@ -23,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 from serving.predict import Request
@@ -44,20 +47,34 @@ class MicroBatcher:
         self._followers: list[tuple[Request, asyncio.Future[Served]]] = []
         self._leading = False  # a request is gathering this turn's batch
         self.flushes = 0  # batches scored so far (tests read it)
+        self.alone = 0  # of them, requests scored at once because no other request was in flight
 
-    async def serve(self, values: np.ndarray, request_id: str, **options: Any) -> Served:
+    async def serve(
+        self,
+        values: np.ndarray,
+        request_id: str,
+        in_flight: Collection[asyncio.Task[Any]] | None = None,
+        **options: Any,
+    ) -> Served:
         """What `Predictor.serve` returns (or raises) for this request, scored together with its neighbours.
 
         ``options``: `Predictor.serve`'s keywords (user_id, override, version, labels_only). The first
         request of a turn leads: it yields once, so every request that is ready to run joins it (they
-        wait on a future), then scores them all and answers itself directly. A lone request pays one
-        loop turn.
+        wait on a future), then scores them all and answers itself directly. ``in_flight``: the worker's
+        request tasks, when the server publishes them; if no other one is running, the request is scored
+        at once, without the loop turn (`alone`).
         """
         request = Request(values, request_id, start=time.perf_counter(), **options)
         if self._leading:
             answer: asyncio.Future[Served] = asyncio.get_running_loop().create_future()
             self._followers.append((request, answer))
             return await answer
+        if in_flight is not None and alone(in_flight):
+            self.alone += 1
+            mine = self._flush(request, [])
+            if isinstance(mine, Exception):
+                raise mine
+            return mine
         self._leading = True
         try:
             await asyncio.sleep(0)  # one turn of the loop: the requests ready to run reach `serve` meanwhile
@@ -87,6 +104,12 @@ class MicroBatcher:
             else:
                 future.set_result(answer)
         return answers[0]
+
+
+def alone(in_flight: Collection[asyncio.Task[Any]]) -> bool:
+    """No request task but the current one is running (a finished one may wait in the set for its removal)."""
+    current = asyncio.current_task()
+    return not any(task is not current and not task.done() for task in in_flight)
 
 
 def _chunks(requests: list[Request], max_rows: int) -> list[list[Request]]:

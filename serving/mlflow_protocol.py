@@ -56,6 +56,7 @@ from serving.fast_input import ContractMatrix
 from serving.hot_routes import AsgiEndpoint, header_values, read_body, send_json
 from serving.limits import client_key
 from serving.predict import SERVING_ERRORS, NotReadyError, http_status
+from serving.slow_clients import WORKER_TASKS
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -291,7 +292,7 @@ class MlflowProtocol:
             values = self.values(body, mime)
             served = await self.runtime.serve(
                 values, routing.request_id, user_id=routing.user_id, override=routing.force_arm, labels_only=True,
-                client_id=routing.client_id,
+                client_id=routing.client_id, in_flight=scope.get(WORKER_TASKS),
             )  # fmt: skip
         except headers.HeaderError as err:
             await _mlflow_error(INVALID, str(err), problems=err.problems)(scope, receive, send)

@@ -41,6 +41,7 @@ from serving.log_schema import FeedbackBusyError
 from serving.native_body import BodyParser
 from serving.predict import SERVING_ERRORS, Served, http_status
 from serving.schemas import ApiSchemas, FeedbackResponse, PredictResponse, Readiness
+from serving.slow_clients import WORKER_TASKS
 
 if TYPE_CHECKING:
     from starlette.types import Receive, Scope, Send
@@ -156,7 +157,7 @@ class NativeApi:
             values = self.parser.parse(await read_body(receive))  # 422 naming the field, from the typed schema
             served = await self.runtime.serve(
                 values, routing.request_id, user_id=routing.user_id, override=routing.force_arm,
-                client_id=routing.client_id,
+                client_id=routing.client_id, in_flight=scope.get(WORKER_TASKS),
             )  # fmt: skip
         except headers.HeaderError as err:
             await invalid_request(err.problems)(scope, receive, send)

@@ -61,6 +61,7 @@ from serving.credentials import CredentialError
 from serving.errors import ErrorDetail, credential_problem, documented, error_body, validation_problems
 from serving.limits import client_key
 from serving.predict import SERVING_ERRORS, NotReadyError, http_status
+from serving.slow_clients import WORKER_TASKS
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -449,7 +450,7 @@ class OpenInferenceApi:
             headers.authorize_override(routing, self.runtime.gate, client_key(request.scope))
             served = await self.runtime.serve(
                 values, routing.request_id, user_id=routing.user_id, override=routing.force_arm, version=version,
-                client_id=routing.client_id,
+                client_id=routing.client_id, in_flight=request.scope.get(WORKER_TASKS),
             )  # fmt: skip
         except (OipError, headers.HeaderError, CredentialError, *SERVING_ERRORS) as err:
             return _error(err)

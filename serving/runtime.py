@@ -18,10 +18,11 @@ bandit's reward -- exactly once, because only the call that *recorded* the label
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -226,7 +227,15 @@ class Runtime:
             raise NotReadyError("the service is starting (lifespan not run yet)")
         return self._predictor
 
-    async def serve(self, values: np.ndarray, request_id: str, *, client_id: bool = False, **options: Any) -> Served:
+    async def serve(
+        self,
+        values: np.ndarray,
+        request_id: str,
+        *,
+        client_id: bool = False,
+        in_flight: Collection[asyncio.Task[Any]] | None = None,
+        **options: Any,
+    ) -> Served:
         """Score and log a request: small ones micro-batched, bigger ones inline, big batches on the threadpool.
 
         The rows are in the prediction log's queue before this returns, or it raises
@@ -234,23 +243,30 @@ class Runtime:
         event loop on a full log: it tries without waiting, then waits on the threadpool.
         ``client_id``: the client chose ``request_id``; its reuse with other rows is
         `RequestIdConflictError` (409) before anything is scored (`serving.request_ids`).
+        ``in_flight``: the worker's request tasks when the server publishes them (``scope[WORKER_TASKS]``,
+        `serving.slow_clients`); a request alone in it skips the micro-batch's loop turn (`serving.micro_batch`).
         """
         predictor = self.predictor()
         claimed = self.recent.claim(request_id, values) if client_id else None
         try:
-            return await self._serve(predictor, values, request_id, options)
+            return await self._serve(predictor, values, request_id, options, in_flight)
         except BaseException:
             if claimed is not None:  # not answered: a retry of this request must not be refused
                 self.recent.release(request_id, claimed)
             raise
 
     async def _serve(
-        self, predictor: Predictor, values: np.ndarray, request_id: str, options: dict[str, Any]
+        self,
+        predictor: Predictor,
+        values: np.ndarray,
+        request_id: str,
+        options: dict[str, Any],
+        in_flight: Collection[asyncio.Task[Any]] | None = None,
     ) -> Served:
         if len(values) > OFFLOAD_ROWS:
             return await run_in_threadpool(self._serve_logged, values, request_id, options)
         if self._batcher is not None and len(values) <= self._batcher.max_rows:
-            served = await self._batcher.serve(values, request_id, **options)  # scored with its neighbours
+            served = await self._batcher.serve(values, request_id, in_flight, **options)  # with its neighbours
         else:
             served = predictor.serve(values, request_id, **options)
         if not predictor.record(served, values, wait=0):

@@ -25,6 +25,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 TIMEOUT_MESSAGE = b"request headers not received in time; send the whole request promptly"
+WORKER_TASKS = "mlops.worker_tasks"  # scope key: the worker's live request tasks (`HeaderDeadlineProtocol`)
 
 
 class DeadlineConfig(uvicorn.Config):
@@ -54,6 +55,10 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._disarm()
         super().on_headers_complete()
+        # Every request's scope carries the worker's set of request tasks (uvicorn's ServerState.tasks, shared by
+        # all connections): a task enters it when its request's headers are parsed, before it first runs, so a
+        # handler can tell whether other requests are in flight (`serving.micro_batch`). Set before the task runs.
+        self.scope[WORKER_TASKS] = self.tasks  # type: ignore[literal-required]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()

@@ -137,3 +137,61 @@ def test_a_cancelled_leader_still_answers_the_requests_that_joined_it() -> None:
     assert answered.scored.labels == ["big"]
     assert not still_leading  # the next request leads a new batch
     assert model.calls == [2]
+
+
+def test_a_request_alone_in_its_worker_is_scored_without_a_loop_turn() -> None:
+    model = FailsOnNegativeRows()
+    batcher = MicroBatcher(lambda: predictor(model), max_rows=64)
+    ran: list[str] = []
+
+    async def note() -> None:
+        ran.append("bystander")
+
+    async def scenario() -> Served:
+        bystander = asyncio.get_running_loop().create_task(note())
+        try:  # not a request: only the worker's request tasks count, and this task is the only one
+            current = asyncio.current_task()
+            assert current is not None
+            served = await batcher.serve(np.array([[9.0, 9.0]]), "alone", in_flight={current})
+            assert ran == []  # any yield would have let the bystander run first
+            return served
+        finally:
+            await bystander
+
+    served = asyncio.run(scenario())
+
+    assert served.scored.labels == ["big"]
+    assert (batcher.flushes, batcher.alone, model.calls) == (1, 1, [1])
+
+
+def test_requests_in_flight_together_still_share_one_model_call() -> None:
+    model = FailsOnNegativeRows()
+    batcher = MicroBatcher(lambda: predictor(model), max_rows=64)
+
+    async def scenario() -> list[Any]:
+        in_flight: set[asyncio.Task[Any]] = set()  # as uvicorn's: both tasks are in it before either runs
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(batcher.serve(np.array([[v, v]]), f"r{v}", in_flight)) for v in (1.0, 9.0)]
+        in_flight.update(tasks)
+        return await asyncio.gather(*tasks)
+
+    answers = asyncio.run(scenario())
+
+    assert [a.scored.labels for a in answers] == [["small"], ["big"]]
+    assert (batcher.flushes, batcher.alone, model.calls) == (1, 0, [2])
+
+
+def test_a_finished_request_still_in_the_set_does_not_keep_a_lone_request_waiting() -> None:
+    model = FailsOnNegativeRows()
+    batcher = MicroBatcher(lambda: predictor(model), max_rows=64)
+
+    async def scenario() -> None:
+        finished = asyncio.get_running_loop().create_task(asyncio.sleep(0))
+        await finished  # done, but uvicorn removes it from the set only in a later callback
+        current = asyncio.current_task()
+        assert current is not None
+        await batcher.serve(np.array([[1.0, 1.0]]), "next", in_flight={finished, current})
+
+    asyncio.run(scenario())
+
+    assert (batcher.flushes, batcher.alone) == (1, 1)
