@@ -1,12 +1,14 @@
-"""CLI commands: ``registry list | promote | rollback | audit | delivery``.
+"""CLI commands: ``registry list | promote | rollback | request-approval | approve | reject | audit | delivery``.
 
 Concepts: model registry (C12), rollback (C15), governance (C16). A thin shell over
 ``pipelines/registry.py``: every command reads settings, calls one core function and prints the
 result. The acting user (``MLOPS_ACTOR``, default the login name) and ``--reason`` go into the
 registry's audit log, so "who rolled back production, and why?" always has an answer, and
 ``delivery`` turns that log into DORA-style delivery figures (``pipelines/delivery_metrics.py``).
-Expected failures (no challenger, nothing to roll back to) end with a one-line message and exit
-code 1, never a traceback.
+Expected failures (no challenger, nothing to roll back to, a self-approval) end with a one-line message
+and exit code 1, never a traceback. In production mode (``MLOPS_APPROVAL=required``, C60) ``promote``
+refuses a challenger nobody approved: one person runs ``request-approval``, another ``approve`` (which
+promotes) or ``reject``. ``audit`` prints the trail at 80 columns, or as JSON lines with ``--json``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,17 @@ from rich.markup import escape
 from rich.table import Table
 
 from cli.help import group_settings
-from pipelines.registry import RegistryError, audit_log, current_aliases, list_versions, promote, rollback
+from pipelines.registry import (
+    RegistryError,
+    approve,
+    audit_log,
+    current_aliases,
+    list_versions,
+    promote,
+    reject_challenger,
+    request_approval,
+    rollback,
+)
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -70,13 +82,15 @@ def list_cmd() -> None:
         Console().print(f"no versions of {settings.model_name!r} registered yet; run `mlops-lab train` first")
         return
     table = Table(title=f"{settings.model_name} versions", title_justify="left")
-    for column in ("version", "aliases", "status", "accuracy", "run", "created"):
+    for column in ("version", "aliases", "status", "approval", "accuracy", "run", "created"):
         table.add_column(column)
     for v in versions:
         accuracy = "-" if v.accuracy is None else f"{v.accuracy:.3f}"
         created = v.created.replace("T", " ")[:16]
-        table.add_row(v.version, ", ".join(v.aliases) or "-", v.status or "-", accuracy, v.run_id[:8], created)
+        cells = (v.version, ", ".join(v.aliases) or "-", v.status or "-", v.approval or "-", accuracy)
+        table.add_row(*cells, v.run_id[:8], created)
     Console().print(table)
+    Console().print(f"approval mode: {settings.approval} (MLOPS_APPROVAL)")
 
 
 @registry_app.command("promote")
@@ -105,30 +119,65 @@ def rollback_cmd(
     _print_change(change, settings)
 
 
+@registry_app.command("request-approval")
+def request_approval_cmd(
+    reason: Annotated[str, typer.Option(help="Why it should go out; recorded in the audit log.")] = "ready for review",
+) -> None:
+    """Ask for the challenger's approval (production mode); someone other than you approves it."""
+    settings = _settings()
+    try:
+        version = request_approval(settings, settings.actor, reason)
+    except RegistryError as err:
+        _fail(err)
+    Console().print(f"[green]✔[/green] approval of v{version} requested by {escape(settings.actor)}")
+
+
+@registry_app.command("approve")
+def approve_cmd(
+    reason: Annotated[str, typer.Option(help="Why; recorded in the audit log.")] = "approved (CLI)",
+) -> None:
+    """Approve the pending challenger (not your own request) and promote it."""
+    settings = _settings()
+    try:
+        change = approve(settings, settings.actor, reason)
+    except RegistryError as err:
+        _fail(err)
+    _print_change(change, settings)
+
+
+@registry_app.command("reject")
+def reject_cmd(reason: Annotated[str, typer.Option(help="Why; recorded in the audit log and on the version.")]) -> None:
+    """Reject the challenger (answers a pending approval request); it never goes out again."""
+    settings = _settings()
+    try:
+        version = reject_challenger(settings, settings.actor, reason)
+    except RegistryError as err:
+        _fail(err)
+    Console().print(f"[green]✔[/green] v{version} rejected by {escape(settings.actor)}")
+
+
 @registry_app.command("audit")
-def audit_cmd() -> None:
-    """Show who moved which alias, when and why (oldest first)."""
+def audit_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per entry, as stored.")] = False,
+) -> None:
+    """Show who moved which alias, when and why (oldest first), at 80 columns."""
+    import json
+    from dataclasses import asdict
+
+    from pipelines.audit_report import compact_lines
+
     settings = _settings()
     entries = audit_log(settings)
-    if not entries:
-        Console().print(f"no audit entries for {settings.model_name!r} yet")
+    if as_json:
+        for e in entries:
+            typer.echo(json.dumps(asdict(e)))
         return
-    from core.tables import print_rows
-
-    header = ("seq", "time (UTC)", "actor", "action", "alias", "from → to", "reason")
-    rows = [
-        [
-            str(e.seq),
-            e.ts.replace("T", " ")[:19],
-            escape(e.actor),
-            e.action,
-            e.alias,
-            f"{_v(e.from_version)} → {_v(e.to_version)}",
-            escape(e.reason),
-        ]
-        for e in entries
-    ]
-    print_rows(Console(), f"{settings.model_name} audit log", header, rows, named=("seq",))
+    if not entries:
+        typer.echo(f"no audit entries for {settings.model_name!r} yet")
+        return
+    typer.echo(f"{settings.model_name} audit log ({len(entries)} entries, oldest first)"[:80])
+    for line in compact_lines(entries):
+        typer.echo(line)
 
 
 def _hours(seconds: float | None) -> str:

@@ -135,6 +135,10 @@ class Settings(BaseSettings):
     restore_max_bytes: int = Field(
         default=16 << 30, gt=0, description="Most bytes a restore writes, whatever a signed manifest declares."
     )
+    approval: Literal["automatic", "required"] = Field(
+        default="automatic", description="Promotion of a challenger: automatic (development mode) or required = "
+        "production mode: a person other than the requester approves it first (pipelines.registry)."
+    )  # fmt: skip
     api_url: str = Field(default="http://127.0.0.1:8000", description="Base URL of a running service (admin CLI).")
     experiment_name: str = "mlops-lab"
     model_name: str = "iris-classifier"

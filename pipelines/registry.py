@@ -13,6 +13,14 @@ Every alias move records who, when and why in the registry itself (the tag forma
 ``previous`` and clears it: one level of undo, so a second rollback is an error, not a surprise.
 Writes assume one writer at a time (the CLI, a flow or the rollout controller).
 
+Production mode (``settings.approval == "required"``, C60) puts a person between a challenger and the
+champion alias: ``request_approval`` marks the challenger ``approval=pending`` (who asked, when, why),
+``approve`` by anyone but the requester marks it ``approved`` and promotes it, and ``promote`` refuses a
+challenger that is not ``approved``; a rejection (``reject_challenger``) closes a pending request. In
+development mode (the default) ``promote`` needs no approval, as before. After every operation the
+Markdown page of each version it touched (``audit_trail.md``, ``pipelines.audit_report``) is rewritten
+with the trail so far and logged on the version's run (tag ``audit_trail``).
+
 Gotcha: ``search_model_versions`` returns ``aliases=[]`` (mlflow#9783), so aliases are always read
 from ``get_registered_model().aliases``.
 """
@@ -32,6 +40,7 @@ from core.mlflow_config import mlflow_client, require_mlflow_configured
 from pipelines.audit import AUDIT_PREFIX as AUDIT_PREFIX
 from pipelines.audit import AuditEntry as AuditEntry
 from pipelines.audit import append_entry, entries_from_tags
+from pipelines.audit_report import AUDIT_ARTIFACT, version_markdown
 from pipelines.model_card import VERSION_PENDING
 from pipelines.model_files import UntrustedModelError, load_verified_model, model_file
 
@@ -42,6 +51,9 @@ if TYPE_CHECKING:
     from core.settings import Settings
 
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
+PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"  # the ``approval`` tag of a challenger
+# Actors that are processes, not people: none of them may approve a promotion.
+AUTOMATED_ACTORS = frozenset({"rollout-controller", "controller", "unknown"})
 ACCURACY_KEYS = ("test_accuracy", "accuracy")
 
 
@@ -77,6 +89,7 @@ class VersionInfo:
     metrics: dict[str, float]
     created: str
     description: str
+    approval: str = ""  # pending / approved / rejected (production mode), "" when never requested
 
     @property
     def accuracy(self) -> float | None:
@@ -165,7 +178,37 @@ class _Operation:
         self.entries.append(entry)
 
     def change(self, champion_before: str | None) -> AliasChange:
+        self.publish()
         return AliasChange(self.action, champion_before, self.aliases[CHAMPION], self.entries)
+
+    def publish(self) -> None:
+        """Rewrite the Markdown audit page of every version this operation's entries name."""
+        touched = {v for e in self.entries for v in (e.from_version, e.to_version) if v is not None}
+        if touched:
+            write_audit_pages(self.client, self.name, sorted(touched, key=int))
+
+
+def write_audit_pages(client: MlflowClient, name: str, versions: Sequence[str]) -> None:
+    """Log ``audit_trail.md`` for each version on its run and tag the version with where it is.
+
+    The page is a rendering of the trail, which stays in the registered model's tags: a page that cannot
+    be written (the run deleted, the artifact store down) is logged as a warning and the operation stands.
+    """
+    import logging
+
+    from mlflow.exceptions import MlflowException
+
+    entries, written = entries_from_tags(client.get_registered_model(name).tags), _now()
+    for version in versions:
+        try:
+            mv = client.get_model_version(name, version)
+            if not mv.run_id:
+                continue
+            client.log_text(mv.run_id, version_markdown(name, version, mv.tags, entries, written), AUDIT_ARTIFACT)
+            if mv.tags.get("audit_trail") != (where := f"runs:/{mv.run_id}/{AUDIT_ARTIFACT}"):
+                client.set_model_version_tag(name, version, "audit_trail", where)
+        except (MlflowException, OSError) as err:
+            logging.getLogger(__name__).warning("audit page of %s v%s not written: %s", name, version, err)
 
 
 def _gate_summary(gate: dict[str, Any]) -> str:
@@ -235,6 +278,7 @@ def register_candidate(
     if alias == CHAMPION:
         op.tag(version, status="promoted", champion_since=_now(), promoted_by=actor)
     op.move(alias, version)
+    op.publish()
     return RegisteredVersion(name=op.name, version=version, alias=alias, run_id=run_id, replaced=replaced)
 
 
@@ -270,6 +314,12 @@ def promote(settings: Settings, actor: str, reason: str) -> AliasChange:
         raise RegistryError(
             f"challenger v{challenger} was rejected ({tags.get('rejection_reason', 'no reason')}); "
             "train and register a new candidate instead of promoting it"
+        )
+    if settings.approval == "required" and tags.get("approval") != APPROVED:
+        raise RegistryError(
+            f"production mode (MLOPS_APPROVAL=required): challenger v{challenger} needs a person's approval "
+            f"before promotion (approval: {tags.get('approval') or 'not requested'}); request it "
+            "(`mlops-lab registry request-approval`), then someone else approves (`mlops-lab registry approve`)"
         )
     old, now = op.aliases.get(CHAMPION), _now()
     if old is not None:
@@ -314,8 +364,74 @@ def reject_challenger(settings: Settings, actor: str, reason: str) -> str:
     if challenger is None:
         raise RegistryError(f"{op.name!r} has no challenger to reject; nothing to do")
     op.tag(challenger, status="rejected", rejection_reason=reason, rejected_by=actor, rejected_at=_now())
+    if op.client.get_model_version(op.name, challenger).tags.get("approval") == PENDING:
+        op.tag(challenger, approval=REJECTED)  # the rejection answers the pending request
     op.audit(CHALLENGER, challenger, challenger)
+    op.publish()
     return challenger
+
+
+def _challenger_tags(op: _Operation, doing: str) -> tuple[str, dict[str, str]]:
+    challenger = op.aliases.get(CHALLENGER)
+    if challenger is None:
+        raise RegistryError(
+            f"{op.name!r} has no challenger to {doing} (aliases: {op.aliases or 'none'}); "
+            "register a candidate that passes the quality gate first (`mlops-lab train`)"
+        )
+    tags = dict(op.client.get_model_version(op.name, challenger).tags)
+    if tags.get("status") in ("rejected", "rolled_back"):
+        raise RegistryError(f"challenger v{challenger} is {tags['status']}: it never goes out again; train a new one")
+    return challenger, tags
+
+
+def request_approval(settings: Settings, actor: str, reason: str, requester: str | None = None) -> str:
+    """Mark the challenger ``approval=pending``: a person other than ``requester`` must approve it.
+
+    ``requester`` (default ``actor``) is who asks; the rollout controller asks on behalf of whoever started
+    the canary. Asking again while a request is pending changes nothing (the first requester stands), so
+    a retried request is harmless. Returns the challenger's version.
+
+    Raises:
+        RegistryError: no challenger, or one that was rejected or rolled back.
+    """
+    op = _Operation(settings, "request_approval", actor, reason)
+    challenger, tags = _challenger_tags(op, "request approval for")
+    if tags.get("approval") == PENDING:
+        return challenger
+    who = requester or actor
+    op.tag(challenger, approval=PENDING, approval_requested_by=who, approval_requested_at=_now())
+    op.tag(challenger, approval_request_reason=reason[:500])
+    op.audit(CHALLENGER, challenger, challenger)
+    op.publish()
+    return challenger
+
+
+def approve(settings: Settings, approver: str, reason: str) -> AliasChange:
+    """A person other than the requester approves the pending challenger; it is promoted at once.
+
+    Raises:
+        RegistryError: no pending request; the approver is the requester (four eyes: two people) or a
+            process (``AUTOMATED_ACTORS``); a challenger that was rejected or rolled back.
+    """
+    op = _Operation(settings, "approve", approver, reason)
+    challenger, tags = _challenger_tags(op, "approve")
+    if tags.get("approval") != PENDING:
+        raise RegistryError(
+            f"challenger v{challenger} has no pending approval request (approval: {tags.get('approval') or 'none'}); "
+            "request one first (`mlops-lab registry request-approval`, or a canary that passed every step)"
+        )
+    requester = tags.get("approval_requested_by", "")
+    if approver == requester:
+        raise RegistryError(
+            f"{approver!r} requested the approval of v{challenger} and cannot approve it too: another person "
+            "must (set MLOPS_ACTOR or X-Actor to who is approving)"
+        )
+    if approver in AUTOMATED_ACTORS:
+        raise RegistryError(f"{approver!r} is a process, not a person: an approval needs a person's name")
+    op.tag(challenger, approval=APPROVED, approved_by=approver, approved_at=_now(), approval_reason=reason[:500])
+    op.audit(CHALLENGER, challenger, challenger)
+    op.publish()
+    return promote(settings, approver, f"approved: {reason}")
 
 
 def _model_sha256(settings: Settings, model_uri: str) -> str:
@@ -400,9 +516,11 @@ def move_audited(settings: Settings, alias: str, version: str | None) -> bool:
 def record_outside_move(settings: Settings, alias: str, from_version: str | None, to_version: str | None) -> AuditEntry:
     """Audit a move nobody recorded (a plain MLflow client): actor ``unknown``, action ``outside_move``."""
     client = mlflow_client(settings)
-    return append_entry(
+    entry = append_entry(
         client, settings.model_name, _now(), "unknown", "outside_move", alias, from_version, to_version, OUTSIDE_MOVE
     )
+    write_audit_pages(client, settings.model_name, [v for v in (from_version, to_version) if v is not None])
+    return entry
 
 
 def audit_log(settings: Settings) -> list[AuditEntry]:
@@ -451,6 +569,7 @@ def list_versions(settings: Settings) -> list[VersionInfo]:
                 metrics=metrics,
                 created=created,
                 description=mv.description or "",
+                approval=mv.tags.get("approval", ""),
             )
         )
     return out
