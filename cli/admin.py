@@ -27,6 +27,12 @@ rollout_app = typer.Typer(
     **group_settings(), help="Start, pause, resume or abort the canary rollout through the API.", no_args_is_help=True
 )
 admin_app.add_typer(rollout_app, name="rollout")
+approval_app = typer.Typer(
+    **group_settings(),
+    help="Ask for or answer the challenger's approval (production mode: MLOPS_APPROVAL=required).",
+    no_args_is_help=True,
+)
+admin_app.add_typer(approval_app, name="approval")
 Reason = Annotated[str, typer.Option(help="Why (recorded in the audit log).")]
 
 
@@ -87,7 +93,7 @@ def show(ctx: typer.Context, answer: dict[str, Any]) -> None:
         f"A/B {100 * r['ab_split']:g} %, active slot {r['active_slot']} ({r['slots'][r['active_slot']]})"
         + (", paused" if r["paused"] else "")
     )
-    active = ro["status"] in ("running", "paused")
+    active = ro["status"] in ("running", "paused", "awaiting_approval")
     typer.echo(
         f"rollout: {ro['status']}" + (f" v{ro['challenger_version']} at {100 * ro['weight']:g} %" if active else "")
     )
@@ -96,6 +102,9 @@ def show(ctx: typer.Context, answer: dict[str, Any]) -> None:
         return ", ".join(f"{alias} v{version}" for alias, version in sorted(mapping.items())) or "none"
 
     typer.echo(f"registry aliases: {versions(answer['aliases'])}")
+    approval = answer.get("approval") or {}
+    if approval:
+        typer.echo("approval: " + ", ".join(f"{key} {value}" for key, value in approval.items()))
     typer.echo(f"this worker serves: {versions(answer['loaded'])}")
 
 
@@ -164,6 +173,24 @@ def rollout_resume_cmd(ctx: typer.Context, reason: Reason) -> None:
 def rollout_abort_cmd(ctx: typer.Context, reason: Reason) -> None:
     """Weight back to 0; the challenger is marked rejected."""
     show(ctx, call(ctx, "POST", "/rollout/abort", {"reason": reason}))
+
+
+@approval_app.command("request")
+def approval_request_cmd(ctx: typer.Context, reason: Reason) -> None:
+    """Ask for the challenger's approval; someone other than you (MLOPS_ACTOR) answers."""
+    show(ctx, call(ctx, "POST", "/approval/request", {"reason": reason}))
+
+
+@approval_app.command("approve")
+def approval_approve_cmd(ctx: typer.Context, reason: Reason) -> None:
+    """Approve the pending challenger (not your own request): it is promoted, its canary finished."""
+    show(ctx, call(ctx, "POST", "/approval/approve", {"reason": reason}))
+
+
+@approval_app.command("reject")
+def approval_reject_cmd(ctx: typer.Context, reason: Reason) -> None:
+    """Reject the challenger: its canary is aborted (weight 0) and it never goes out again."""
+    show(ctx, call(ctx, "POST", "/approval/reject", {"reason": reason}))
 
 
 def register(app: typer.Typer) -> None:

@@ -65,7 +65,7 @@ def start_cmd() -> None:
 
     ctx, store, _ = _parts()
     try:
-        _show(begin_rollout(ctx.settings, ctx.params, store))
+        _show(begin_rollout(ctx.settings, ctx.params, store, actor=ctx.settings.actor))
     except (RegistryError, RolloutTransitionError) as err:
         console.print(f"[red]{err}[/red]")
         raise typer.Exit(1) from err
@@ -132,6 +132,7 @@ def run_cmd(
             raise typer.Exit(2)
         _watch(interval, max_backoff, heartbeat)
         return
+    from serving.rollout import ACTIVE
     from serving.rollout_controller import tick
 
     ctx, store, engine = _parts()
@@ -148,7 +149,7 @@ def run_cmd(
         result = tick(ctx.settings, ctx.params, store, engine)
         _show(result)
         ticks += 1
-        if result.state.status not in ("running", "paused") or (max_ticks and ticks >= max_ticks):
+        if result.state.status not in ACTIVE or (max_ticks and ticks >= max_ticks):
             return
         time.sleep(interval)  # a controller's polling interval, not test synchronisation
 

@@ -22,9 +22,9 @@ from core.context import flow_context
 from core.params import load_params
 from core.settings import Settings
 from pipelines.flow_runs import tag_this_run
+from serving.rollout import ACTIVE
 from serving.rollout_controller import Tick, controller_parts, tick
 
-ACTIVE = ("running", "paused")  # statuses the controller keeps analysing; anything else is finished
 ARTIFACT_KEY = "rollout-decision"
 
 

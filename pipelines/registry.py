@@ -523,6 +523,18 @@ def record_outside_move(settings: Settings, alias: str, from_version: str | None
     return entry
 
 
+APPROVAL_TAGS = ("approval", "approval_requested_by", "approval_requested_at", "approved_by", "rejected_by")
+
+
+def challenger_approval(settings: Settings) -> dict[str, str]:
+    """The challenger's version and approval tags (``{}`` without a challenger), for the admin state."""
+    version = current_aliases(settings).get(CHALLENGER)
+    if version is None:
+        return {}
+    tags = mlflow_client(settings).get_model_version(settings.model_name, version).tags
+    return {"version": version} | {key: tags[key] for key in APPROVAL_TAGS if key in tags}
+
+
 def audit_log(settings: Settings) -> list[AuditEntry]:
     """The registry-side audit trail, oldest first; empty when nothing is registered yet."""
     try:

@@ -23,6 +23,12 @@ token cannot be guessed a byte at a time from latencies. A token shorter than 16
 service at start-up, and a client that fails to authenticate more than 10 times is answered 429 before
 its token is even compared, for one more try every 6 s.
 ``X-Actor`` only *attributes* a change in the audit log; the token is what authorises it.
+
+Approval (C60): ``POST /approval/request | approve | reject`` ask for and answer a person's approval of
+the challenger, which production mode (``MLOPS_APPROVAL=required``) needs before any promotion. The
+registry refuses an approval by the requester (the ``X-Actor`` that asked, or that started the canary),
+by a process, or with nothing pending (409). ``approval`` in every answer: the mode, the canary awaiting
+approval, and after a registry action the challenger's approval tags.
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ from serving.contract import Problem
 from serving.credentials import MIN_TOKEN_CHARS, AdminGate, CredentialError, bearer_token
 from serving.errors import documented, error_response
 from serving.limits import client_key
-from serving.rollout import RolloutTransitionError
+from serving.rollout import ACTIVE, RolloutTransitionError
 from serving.router import RoutingState, Strategy, switch_slot, with_ab_split, with_strategy, with_weight
 from serving.state_store import StateConflictError, StateStore
 
@@ -122,6 +128,11 @@ class AdminState(BaseModel):
     loaded: dict[str, str] = Field(description="What this worker serves now (alias -> version).")
     registry_error: str | None = Field(
         default=None, description="Why this worker's last model refresh failed (registry unreachable, a model refused)."
+    )
+    approval: dict[str, str] = Field(
+        default_factory=dict,
+        description="Approval mode (automatic | required), the version a canary awaits approval for, and after a "
+        "registry action the challenger's approval tags (approval: pending | approved | rejected, who asked...).",
     )
 
 
@@ -220,6 +231,7 @@ class AdminApi:
             ("/rollback", self.rollback, "Nothing to roll back"),
             ("/rollout/start", self.rollout_start, "Cannot start"),
             ("/rollout/{operation}", self.rollout_operate, "Not now"),
+            ("/approval/{decision}", self.approval, "Self-approval, nothing pending, or not now"),
         ):
             r.add_api_route(
                 path, endpoint, methods=["POST"], response_model=AdminState, responses={409: documented(refused)}
@@ -257,11 +269,12 @@ class AdminApi:
 
         def act() -> str:
             rollout = self.store().rollout()
-            if rollout.status in ("running", "paused"):  # the controller owns a running canary
+            if rollout.status in ACTIVE:  # the controller owns a running canary
+                finish = "approve it (POST /approval/approve)" if rollout.status == "awaiting_approval" else ""
                 raise AdminError(
                     409,
-                    f"a canary of v{rollout.challenger_version} is {rollout.status}: let the controller promote "
-                    f"it, or abort it (POST {PREFIX}/rollout/abort) first",
+                    f"a canary of v{rollout.challenger_version} is {rollout.status}: "
+                    f"{finish or 'let the controller promote it'}, or abort it (POST {PREFIX}/rollout/abort) first",
                 )
             change = registry.promote(self.settings, x_actor or DEFAULT_ACTOR, body.reason)
             self.store().update_routing(lambda s: with_weight(s, 0.0))  # nothing left to canary
@@ -278,11 +291,11 @@ class AdminApi:
 
         return self.carry_out(act)
 
-    def rollout_start(self) -> AdminState:
+    def rollout_start(self, x_actor: Actor = None) -> AdminState:
         """Start a canary of the current challenger at the first of ``rollout.steps``."""
-        params = self.runtime.params
+        params, actor = self.runtime.params, x_actor or DEFAULT_ACTOR
         return self.carry_out(
-            lambda: rollout_controller.begin_rollout(self.settings, params, self.store()).action.reason
+            lambda: rollout_controller.begin_rollout(self.settings, params, self.store(), actor=actor).action.reason
         )
 
     def rollout_operate(
@@ -294,6 +307,21 @@ class AdminApi:
             actor = x_actor or DEFAULT_ACTOR
             tick = rollout_controller.operate(self.settings, self.store(), operation, actor, body.reason)
             return f"rollout {tick.state.status}: {tick.action.reason}"
+
+        return self.carry_out(act)
+
+    def approval(
+        self, decision: Literal["request", "approve", "reject"], body: ReasonBody, x_actor: Actor = None
+    ) -> AdminState:
+        """Ask for the challenger's approval, or answer it: approve promotes it, reject aborts its canary."""
+
+        def act() -> str:
+            actor = x_actor or DEFAULT_ACTOR
+            if decision == "request":
+                version = registry.request_approval(self.settings, actor, body.reason)
+                return f"approval of v{version} requested by {actor}"
+            tick = rollout_controller.answer_approval(self.settings, self.store(), decision, actor, body.reason)
+            return f"{decision}d by {actor}: {tick.action.reason}"
 
         return self.carry_out(act)
 
@@ -325,10 +353,21 @@ class AdminApi:
                     raise
         else:
             poller.refresh_state()  # the database only: a routing change applies here even with MLflow down
+        approval: dict[str, str] = {"mode": self.settings.approval}
+        rollout_state = state_store.rollout()
+        if rollout_state.status == "awaiting_approval" and rollout_state.challenger_version:
+            approval["awaiting"] = rollout_state.challenger_version
+        if registry_changed:
+            try:
+                approval |= registry.challenger_approval(self.settings)
+            except (MlflowException, OSError) as err:
+                if outage(err) is None:
+                    raise
         return AdminState(
             message=message,
+            approval=approval,
             routing=state_store.routing().to_dict(),
-            rollout=state_store.rollout().to_dict(),
+            rollout=rollout_state.to_dict(),
             aliases=aliases,
             loaded={alias: model.version for alias, model in cache.snapshot().items()},
             registry_error=cache.health.last_error,

@@ -10,6 +10,10 @@ The verdicts come from ``canary_analysis.analyse``, over the windows ``analysis_
 the current step (rows logged since it began), except at the 100 % step, where the champion serves nothing and
 its baseline is its window of the previous step, the last one both arms shared (a historical control: a change
 in traffic or label mix between the two windows is not separated from the challenger's effect).
+
+Production mode (``approval_required``, C60): after the last step the rollout does not promote but turns
+``awaiting_approval`` (action ``request_approval``) and keeps its weight; ``approve`` promotes and
+``reject`` aborts, both by a person. While it waits the analysis goes on and a breach still aborts it.
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ from typing import Any, Literal
 from core.params import RolloutParams
 from serving.canary_analysis import Analysis
 
-Status = Literal["idle", "running", "paused", "aborted", "promoted"]
-ActionKind = Literal["set_weight", "promote", "abort", "wait"]
-STATUSES: tuple[Status, ...] = ("idle", "running", "paused", "aborted", "promoted")
+Status = Literal["idle", "running", "paused", "awaiting_approval", "aborted", "promoted"]
+ActionKind = Literal["set_weight", "promote", "request_approval", "abort", "wait"]
+STATUSES: tuple[Status, ...] = ("idle", "running", "paused", "awaiting_approval", "aborted", "promoted")
+ACTIVE: tuple[Status, ...] = ("running", "paused", "awaiting_approval")  # a canary that holds traffic
 
 
 class RolloutTransitionError(RuntimeError):
@@ -37,7 +42,8 @@ class Action:
     """What the caller must do now; ``weight`` is the challenger share to apply (None: keep the current one).
 
     ``promote``: move champion <- challenger in the registry, then set the weight to 0 (nothing left to
-    canary). ``abort``: set the weight to 0 and mark the challenger rejected with ``reason``.
+    canary). ``request_approval``: ask the registry for a person's approval, keep the weight.
+    ``abort``: set the weight to 0 and mark the challenger rejected with ``reason``.
     """
 
     kind: ActionKind
@@ -50,7 +56,7 @@ class RolloutEvent:
     """One audited decision; consecutive waits collapse into one entry (``repeats``) to bound the history."""
 
     at: datetime
-    event: str  # start | step | wait | pause | resume | abort | promote
+    event: str  # start | step | wait | pause | resume | abort | promote | request_approval
     weight: float
     reason: str
     actor: str = "controller"
@@ -160,6 +166,7 @@ def _require(state: RolloutState, allowed: tuple[Status, ...], operation: str) -
         "promoted": "it is finished; start a new rollout",
         "running": "it is running; pause it first",
         "paused": "it is paused; resume it first",
+        "awaiting_approval": "it awaits a person's approval; approve or reject it",
     }[state.status]
     raise RolloutTransitionError(f"cannot {operation} a rollout that is {state.status}: {hint}")
 
@@ -189,19 +196,28 @@ def _finish(
 
 
 def advance(
-    state: RolloutState, analysis: Analysis, params: RolloutParams, now: datetime
+    state: RolloutState, analysis: Analysis, params: RolloutParams, now: datetime, *, approval_required: bool = False
 ) -> tuple[RolloutState, Action]:
-    """Apply one analysis: pass -> next step (promote after the last), breach -> abort, else wait."""
-    _require(state, ("running", "paused"), "advance")
+    """Apply one analysis: pass -> next step (promote after the last), breach -> abort, else wait.
+
+    With ``approval_required`` the last pass asks for approval instead of promoting (weight kept); a
+    rollout awaiting approval only waits, or aborts on a breach.
+    """
+    _require(state, ACTIVE, "advance")
     at = f"at {100 * state.weight:g} %"
     if analysis.verdict == "breach":
         return _finish(state, now, "aborted", f"analysis {at}: {analysis.summary()}", "controller")
-    if state.status == "paused" or analysis.verdict == "inconclusive":
-        why = "paused, weight held" if state.status == "paused" else analysis.summary()
-        reason = f"waiting {at}: {why}"
+    if state.status != "running" or analysis.verdict == "inconclusive":
+        why = {"paused": "paused, weight held", "awaiting_approval": "awaiting a person's approval, weight held"}
+        why_now = why.get(state.status, analysis.summary())
+        reason = f"waiting {at}: {why_now}"
         return _record(state, now, "wait", reason, "controller"), Action("wait", reason)
     # Next step = first one above the current weight, so a schedule edited mid-rollout still goes forward.
     nxt = next((i for i, s in enumerate(params.steps) if s > round(100 * state.weight, 6)), None)
+    if nxt is None and approval_required:
+        reason = f"all steps passed; approval requested; last analysis {at}: {analysis.summary()}"
+        asked = _record(state, now, "request_approval", reason, "controller", status="awaiting_approval")
+        return asked, Action("request_approval", reason)
     if nxt is None:
         return _finish(
             state, now, "promoted", f"all steps passed; last analysis {at}: {analysis.summary()}", "controller"
@@ -237,9 +253,15 @@ def resume(
     return _record(state, now, "resume", why, actor, status="running"), Action("wait", why)
 
 
+def approve(state: RolloutState, now: datetime, reason: str, *, actor: str) -> tuple[RolloutState, Action]:
+    """A person approved the waiting challenger: the rollout is promoted (the registry side is the caller's)."""
+    _require(state, ("awaiting_approval",), "approve")
+    return _finish(state, now, "promoted", f"approved by {actor}: {reason}", actor)
+
+
 def abort(state: RolloutState, now: datetime, reason: str, *, actor: str = "admin") -> tuple[RolloutState, Action]:
-    """Send all traffic back to the champion (weight 0) and record why."""
-    _require(state, ("running", "paused"), "abort")
+    """Send all traffic back to the champion (weight 0) and record why (also: a rejected approval)."""
+    _require(state, ACTIVE, "abort")
     if not reason.strip():
         raise ValueError("abort needs a reason: it is recorded in the audit log and on the rejected challenger")
     return _finish(state, now, "aborted", reason, actor)

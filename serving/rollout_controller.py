@@ -7,13 +7,18 @@ window of the previous step), runs ``canary_analysis.analyse`` and the pure stat
 carries out the action: move the router's weight in the shared state store, promote through the
 registry, or abort (weight 0, challenger tagged rejected with the reason, audited). All state is in
 the database, so a restarted controller continues where the last one stopped.
+
+In production mode (``settings.approval == "required"``, C60) the last passed step asks the registry for
+approval on behalf of whoever started the canary, and the canary keeps its weight: ``answer_approval``
+carries out a person's answer (approve: promote; reject: abort like a failed canary). An answer given in
+the registry directly (``mlops-lab registry approve | reject``) is picked up by the next tick.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import sqlalchemy as sa
 
@@ -22,11 +27,13 @@ from serving import rollout
 from serving.canary_analysis import Analysis, ArmMetrics, analyse
 from serving.log_reader import ANALYSED
 from serving.prediction_log import feedback_table, make_engine, predictions_table
-from serving.rollout import Action, RolloutState, advance, analysis_windows, start
+from serving.rollout import ACTIVE, Action, RolloutState, RolloutTransitionError, advance, analysis_windows, start
 from serving.router import with_paused, with_strategy, with_weight
 from serving.state_store import StateStore
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from core.params import Params
     from core.settings import Settings
 
@@ -97,15 +104,20 @@ def controller_parts(settings: Settings, params: Params) -> tuple[StateStore, sa
     return StateStore(settings.prediction_log_uri, params.routing), make_engine(settings.prediction_log_uri)
 
 
-def begin_rollout(settings: Settings, params: Params, store: StateStore, now: datetime | None = None) -> Tick:
+def begin_rollout(
+    settings: Settings, params: Params, store: StateStore, now: datetime | None = None, actor: str = "controller"
+) -> Tick:
     """Start a canary for the current challenger: first step's weight, strategy canary.
+
+    ``actor`` started it: in production mode the approval is requested on their behalf, so they cannot
+    approve it themselves.
 
     Raises:
         RegistryError: no challenger, or one marked rejected or rolled back, or one that cannot be served
             (an unsafe file, or a signature other than the data contract's features).
     """
     version = registry.servable_challenger(settings, params.dataset.feature_names)
-    state, action = start(version, params.rollout, now or datetime.now(UTC), current=store.rollout())
+    state, action = start(version, params.rollout, now or datetime.now(UTC), current=store.rollout(), actor=actor)
     store.update_routing(lambda r: with_weight(with_strategy(r, "canary"), action.weight or 0.0))
     store.put_rollout(state)
     return Tick(state, action, None)
@@ -122,9 +134,13 @@ def tick(settings: Settings, params: Params, store: StateStore, engine: sa.Engin
         # Called again if an operator changed the rollout meanwhile (compare-and-swap): decide afresh.
         seen.clear()
         before[:] = [state]
-        if state.status not in ("running", "paused"):
+        if state.status not in ACTIVE:
             seen.append(Tick(state, Action("wait", f"no rollout in progress (status {state.status})"), None))
             return state
+        if state.status == "awaiting_approval" and answered:
+            new_state, action = answered[0](state)
+            seen.append(Tick(new_state, action, None))
+            return new_state
         windows, first = analysis_windows(state), params.rollout.min_feedback
         champion = windows.champion
         challenger = windows.challenger
@@ -140,10 +156,12 @@ def tick(settings: Settings, params: Params, store: StateStore, engine: sa.Engin
             ),
             params.rollout,
         )
-        new_state, action = advance(state, analysis, params.rollout, now)
+        required = settings.approval == "required"
+        new_state, action = advance(state, analysis, params.rollout, now, approval_required=required)
         seen.append(Tick(new_state, action, analysis))
         return new_state
 
+    answered = _answered_in_registry(settings, store.rollout(), champion_version, now)
     store.update_rollout(decide)
     result = seen[-1]
     # The decision is committed first, then carried out. A weight change is safe to repeat. If the
@@ -154,6 +172,14 @@ def tick(settings: Settings, params: Params, store: StateStore, engine: sa.Engin
     if action.kind == "set_weight" and action.weight is not None:
         weight = action.weight
         store.update_routing(lambda r: with_weight(r, weight))
+    elif action.kind == "request_approval":
+        try:
+            registry.request_approval(settings, "rollout-controller", action.reason, requester=_starter(result.state))
+        except Exception:
+            store.update_rollout(lambda s: before[0] if s == result.state else s)
+            raise
+    elif action.kind in ("promote", "abort") and result.analysis is None:  # answered in the registry already
+        store.update_routing(lambda r: with_weight(r, 0.0))
     elif action.kind in ("promote", "abort"):
         try:
             if action.kind == "promote":
@@ -167,6 +193,75 @@ def tick(settings: Settings, params: Params, store: StateStore, engine: sa.Engin
             raise
         store.update_routing(lambda r: with_weight(r, 0.0))
     return result
+
+
+def _starter(state: RolloutState) -> str:
+    """Who started the rollout (the approval is requested on their behalf); the controller if unknown."""
+    first = state.history[0] if state.history else None
+    return first.actor if first is not None and first.event == "start" else "rollout-controller"
+
+
+def _answered_in_registry(
+    settings: Settings, state: RolloutState, champion_version: str, now: datetime
+) -> list[Callable[[RolloutState], tuple[RolloutState, Action]]]:
+    """For a rollout awaiting approval: the finish it needs if a person already answered in the registry."""
+    version = state.challenger_version
+    if state.status != "awaiting_approval" or version is None:
+        return []
+    if champion_version == version:
+        return [lambda s: rollout.approve(s, now, "approved in the registry", actor="registry")]
+    tags = registry.mlflow_client(settings).get_model_version(settings.model_name, version).tags
+    if tags.get("status") == "rejected":
+        why = f"rejected in the registry by {tags.get('rejected_by', '?')}: {tags.get('rejection_reason', '')}"
+        return [lambda s: rollout.abort(s, now, why, actor=tags.get("rejected_by", "registry"))]
+    return []
+
+
+def answer_approval(
+    settings: Settings,
+    store: StateStore,
+    decision: Literal["approve", "reject"],
+    actor: str,
+    reason: str,
+    now: datetime | None = None,
+) -> Tick:
+    """A person's answer to the pending approval: approve promotes the challenger, reject aborts the canary.
+
+    The registry judges first (a self-approval, a process as approver or no pending request is refused
+    there and nothing changes); then a rollout awaiting approval is finished and its weight goes to 0.
+
+    Raises:
+        RegistryError: the registry refused the answer.
+        RolloutTransitionError: approving while a canary of the challenger is still stepping.
+    """
+    state, when = store.rollout(), now or datetime.now(UTC)
+    if decision == "reject" and state.status in ACTIVE:
+        return operate(settings, store, "abort", actor, reason, when)  # rejects the challenger too
+    if decision == "approve" and state.status in ("running", "paused"):
+        raise RolloutTransitionError(
+            f"a canary of v{state.challenger_version} is {state.status}: it asks for approval after its last "
+            "step; approve then, or abort it"
+        )
+    if decision == "approve":
+        registry.approve(settings, actor, reason)
+    else:
+        registry.reject_challenger(settings, actor, reason)
+    if state.status != "awaiting_approval":
+        return Tick(state, Action("promote" if decision == "approve" else "abort", reason), None)
+    seen: list[Tick] = []
+
+    def finish(current: RolloutState) -> RolloutState:
+        seen.clear()
+        if current.status != "awaiting_approval" or current.challenger_version != state.challenger_version:
+            seen.append(Tick(current, Action("wait", "the rollout changed meanwhile; left as it is"), None))
+            return current
+        new_state, action = rollout.approve(current, when, reason, actor=actor)
+        seen.append(Tick(new_state, action, None))
+        return new_state
+
+    store.update_rollout(finish)
+    store.update_routing(lambda r: with_paused(with_weight(r, 0.0), False))
+    return seen[-1]
 
 
 def operate(

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from serving.prediction_log import make_engine
-from serving.rollout import Action
+from serving.rollout import ACTIVE, Action
 from serving.rollout_controller import Tick, tick
 from serving.state_store import StateStore
 
@@ -45,7 +45,6 @@ if TYPE_CHECKING:
     from core.settings import Settings
 
 log = logging.getLogger(__name__)
-ACTIVE = ("running", "paused")  # statuses the controller analyses; anything else waits for a new rollout
 HEARTBEAT_FILE = "rollout-controller.heartbeat"  # in the state folder unless told otherwise
 
 

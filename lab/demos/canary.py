@@ -34,7 +34,7 @@ from monitoring.online_accuracy import PICTURE_NAME as ONLINE_ACCURACY
 from monitoring.online_accuracy import accuracy_over_time, write_accuracy_picture
 from pipelines.registry import RegistryError, current_aliases
 from serving.log_reader import labelled_window
-from serving.rollout import RolloutTransitionError
+from serving.rollout import ACTIVE, RolloutTransitionError
 from serving.rollout_controller import begin_rollout, operate, tick
 from serving.rollout_picture import write_rollout_picture
 from serving.router import bucket
@@ -149,7 +149,7 @@ def run(n: Narrator, ctx: LabContext) -> None:
     champion = ensure_champion(ctx, n)
     with running_service(ctx, restore_routing=False) as service:  # the controller owns the weight
         stale = service.store.rollout()
-        if stale.status in ("running", "paused"):
+        if stale.status in ACTIVE:
             try:
                 operate(s, service.store, "abort", s.actor, "demo canary starts a new rollout")
             except RegistryError as err:  # its challenger alias is already gone: nothing left to reject

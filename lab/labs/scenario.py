@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from core.mlflow_config import mlflow_client
 from lab.narrate import Narrator
 from pipelines.registry import RegistryError
+from serving.rollout import ACTIVE
 from serving.rollout_controller import operate
 from serving.state_store import StateStore
 
@@ -72,7 +73,7 @@ def abort_stale_rollout(ctx: LabContext, n: LineNarrator, why: str) -> None:
     store = StateStore(ctx.settings.prediction_log_uri, ctx.params.routing)
     try:
         stale = store.rollout()
-        if stale.status not in ("running", "paused"):
+        if stale.status not in ACTIVE:
             return
         with suppress(RegistryError):  # its challenger alias is already gone: nothing left to reject
             operate(ctx.settings, store, "abort", ctx.settings.actor, why)

@@ -153,11 +153,13 @@ def test_the_markdown_audit_page_follows_the_trail(reg: Settings) -> None:
     assert "## Entries (1)" in _page(reg, "2")  # written at registration
     request_approval(reg, "alice", "canary passed")
     page = _page(reg, "2")
-    assert "| approval | pending |" in page and "| approval_requested_by | alice |" in page
+    assert "| approval | pending |" in page
+    assert "| approval_requested_by | alice |" in page
     assert re.search(r"\| alice \| request_approval \| challenger v2 \| canary passed \|", page)
     approve(reg, "bob", "reviewed")
     page = _page(reg, "2")
-    assert "| approved_by | bob |" in page and "| status | promoted |" in page
+    assert "| approved_by | bob |" in page
+    assert "| status | promoted |" in page
     assert re.search(r"\| bob \| promote \| champion v1 → v2 \| approved: reviewed \|", page)
     assert "## Entries (5)" in page  # registration, request, approval, champion, challenger alias removed
     assert re.search(r"\| bob \| promote \| previous - → v1 \|", _page(reg, "1"))  # the old champion's page too
@@ -173,11 +175,13 @@ def test_cli_request_approve_and_audit_at_80_columns(reg: Settings) -> None:
     alice, bob = CliRunner(env={**env, "MLOPS_ACTOR": "alice"}), CliRunner(env={**env, "MLOPS_ACTOR": "bob"})
 
     refused = alice.invoke(app, ["registry", "promote"])
-    assert refused.exit_code == 1 and "needs a person's approval" in refused.stderr
+    assert refused.exit_code == 1
+    assert "needs a person's approval" in refused.stderr
     asked = alice.invoke(app, ["registry", "request-approval", "--reason", "x" * 200])
     assert asked.exit_code == 0, asked.output
     self_approved = alice.invoke(app, ["registry", "approve"])
-    assert self_approved.exit_code == 1 and "cannot approve it too" in self_approved.stderr
+    assert self_approved.exit_code == 1
+    assert "cannot approve it too" in self_approved.stderr
     assert "Traceback" not in self_approved.output
     approved = bob.invoke(app, ["registry", "approve", "--reason", "reviewed"])
     assert approved.exit_code == 0, approved.output

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,9 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/rollout/pause", REASON),
     ("POST", "/rollout/resume", REASON),
     ("POST", "/rollout/abort", REASON),
+    ("POST", "/approval/request", REASON),
+    ("POST", "/approval/approve", REASON),
+    ("POST", "/approval/reject", REASON),
 ]
 ENDPOINT_IDS = [f"{method} {path}" for method, path, _ in ENDPOINTS]
 
@@ -76,6 +80,8 @@ def restored(client: TestClient, settings: Settings, params: Params) -> Iterator
     if "previous" in current_aliases(settings):
         registry.delete_registered_model_alias(settings.model_name, "previous")
     registry.set_model_version_tag(settings.model_name, "2", "status", "candidate")
+    for key in set(registry.get_model_version(settings.model_name, "2").tags) & {"approval", "approved_by"}:
+        registry.delete_model_version_tag(settings.model_name, "2", key)
     runtime.store.update_routing(lambda _: RoutingState.from_params(params.routing))
     runtime.store.put_rollout(RolloutState())
     runtime.poller.refresh()
@@ -101,9 +107,9 @@ def test_the_endpoint_list_covers_every_admin_route(client: TestClient) -> None:
         if path.startswith("/v1/admin")
         for method in operations
     }
-    listed = {
-        (m, "/rollout/{operation}" if p.split("/")[-1] in ("pause", "resume", "abort") else p) for m, p, _ in ENDPOINTS
-    }
+    templates = {"pause": "/rollout/{operation}", "resume": "/rollout/{operation}", "abort": "/rollout/{operation}"}
+    templates |= dict.fromkeys(("request", "approve", "reject"), "/approval/{decision}")
+    listed = {(m, templates.get(p.split("/")[-1], p)) for m, p, _ in ENDPOINTS}
     assert documented == listed
 
 
@@ -361,6 +367,41 @@ def test_rollout_start_pause_resume_abort(restored: TestClient, settings: Settin
     assert aborted["rollout"]["history"][-1]["actor"] == "bob"
     tags = mlflow_client(settings).get_model_version(settings.model_name, "2").tags
     assert (tags["status"], tags["rejection_reason"]) == ("rejected", "manual stop")
+
+
+def test_production_mode_approval_through_the_api(restored: TestClient, settings: Settings, params: Params) -> None:
+    """A canary awaiting approval: promote is refused, so is the starter's own approval; another person's promotes."""
+    from pipelines.registry import request_approval
+    from serving.rollout import RolloutEvent
+    from serving.router import with_weight
+
+    production = settings.model_copy(update={"approval": "required"})
+    runtime = restored.app.state.runtime  # type: ignore[attr-defined]
+    at = datetime.now(UTC)
+    start = RolloutEvent(at, "start", 0.1, "canary of v2", "alice")
+    runtime.store.put_rollout(RolloutState("awaiting_approval", "2", 3, 1.0, at, at, (start,)))
+    runtime.store.update_routing(lambda r: with_weight(r, 1.0))  # the canary holds its share while it waits
+    request_approval(production, "rollout-controller", "all steps passed", requester="alice")
+    with TestClient(create_app(production, params)) as prod:
+        state = admin(prod, "GET", "/state").json()
+        assert state["approval"] == {"mode": "required", "awaiting": "2"}
+        promote = admin(prod, "POST", "/promote", REASON, **{"X-Actor": "alice"})
+        assert promote.status_code == 409
+        assert "approve it (POST /approval/approve)" in promote.json()["error"]
+        own = admin(prod, "POST", "/approval/approve", {"reason": "mine"}, **{"X-Actor": "alice"})
+        assert own.status_code == 409
+        assert "'alice' requested the approval of v2 and cannot approve it too" in own.json()["error"]
+        assert runtime.store.rollout().status == "awaiting_approval"
+        assert current_aliases(settings)["champion"] == "1"
+        approved = admin(prod, "POST", "/approval/approve", {"reason": "reviewed"}, **{"X-Actor": "bob"})
+        assert approved.status_code == 200, approved.text
+        body = approved.json()
+        assert body["aliases"] == {"champion": "2", "previous": "1"}
+        assert (body["rollout"]["status"], body["routing"]["canary_weight"]) == ("promoted", 0.0)
+        assert body["approval"] == {"mode": "required"}  # no challenger left
+        assert body["message"].startswith("approved by bob")
+    tags = mlflow_client(settings).get_model_version(settings.model_name, "2").tags
+    assert (tags["approval"], tags["approved_by"], tags["approval_requested_by"]) == ("approved", "bob", "alice")
 
 
 # ---- limits ------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from serving.rollout import (
     abort,
     advance,
     analysis_windows,
+    approve,
     pause,
     resume,
     start,
@@ -411,3 +412,36 @@ def test_corrupt_state_is_rejected_with_a_fix(mutate: object) -> None:
     mutate(data)  # type: ignore[operator]
     with pytest.raises(ValueError, match="delete it to reset to idle"):
         RolloutState.from_dict(data)
+
+
+# ---- production mode: approval after the last step (C60) --------------------------------------------------
+
+
+def test_in_production_mode_the_last_pass_asks_for_approval_and_holds_the_weight() -> None:
+    state = _running(steps_passed=3)  # at 100 %
+    asked, action = advance(state, PASS, P, T0 + timedelta(hours=1), approval_required=True)
+    assert (asked.status, asked.weight, action.kind, action.weight) == (
+        "awaiting_approval",
+        1.0,
+        "request_approval",
+        None,
+    )
+    assert asked.history[-1].event == "request_approval"
+    waiting, action = advance(asked, PASS, P, T0 + timedelta(hours=2), approval_required=True)
+    assert (waiting.status, waiting.weight, action.kind) == ("awaiting_approval", 1.0, "wait")  # never promotes
+    assert "awaiting a person's approval" in action.reason
+    done, action = approve(waiting, T0 + timedelta(hours=3), "reviewed", actor="bob")
+    assert (done.status, done.weight, action.kind, done.history[-1].actor) == ("promoted", 0.0, "promote", "bob")
+
+
+def test_a_breach_still_aborts_a_rollout_awaiting_approval_and_so_does_a_rejection() -> None:
+    asked, _ = advance(_running(steps_passed=3), PASS, P, T0 + timedelta(hours=1), approval_required=True)
+    breached, action = advance(asked, BREACH, P, T0 + timedelta(hours=2), approval_required=True)
+    assert (breached.status, breached.weight, action.kind) == ("aborted", 0.0, "abort")
+    rejected, action = abort(asked, T0 + timedelta(hours=2), "not fair enough", actor="bob")
+    assert (rejected.status, rejected.weight, action.kind) == ("aborted", 0.0, "abort")
+    with pytest.raises(RolloutTransitionError, match="awaits a person's approval"):
+        pause(asked, T0 + timedelta(hours=2))
+    with pytest.raises(RolloutTransitionError, match="cannot approve a rollout that is running"):
+        approve(_running(steps_passed=1), T0, "too early", actor="bob")
+    assert RolloutState.from_json(asked.to_json()) == asked
