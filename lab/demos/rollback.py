@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from pipelines.registry import RegisteredVersion
 
 
-def _train_candidate(ctx: LabContext, c: float) -> RegisteredVersion:
+def train_candidate(ctx: LabContext, c: float) -> RegisteredVersion:
     """Fit scaler + LogisticRegression(C=c), log it to MLflow with a model card and register it."""
     from datetime import UTC, datetime
 
@@ -121,7 +121,7 @@ def run(n: Narrator, ctx: LabContext) -> None:
     needed = [c for c, missing in ((1.0, CHAMPION not in aliases), (0.3, challenger is None or rejected)) if missing]
     for c in needed:
         try:
-            reg = _train_candidate(ctx, c)
+            reg = train_candidate(ctx, c)
         except RegistryError as err:  # the gate floor refused it: say so, never promote it
             n.bad(str(err))
             return
