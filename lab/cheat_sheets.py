@@ -55,7 +55,7 @@ def _ids(*numbers: int) -> tuple[str, ...]:
 # exactly one area: model tests (C40, C41) sit with the gate that runs them, packaging (C17) and
 # resilience (C49) with the operations they belong to, and the lifecycle, MLOps-vs-DevOps, test
 # pyramid, debt and cloud map form the big picture. Hyperparameter search (C56) has a sheet of its own:
-# sheet 1, where training lives, is at its one-page budget.
+# sheet 1, where training lives, is at its one-page budget. Responsible AI (approval, C60) has its own too.
 AREAS: tuple[Area, ...] = (
     Area(
         1,
@@ -166,6 +166,22 @@ AREAS: tuple[Area, ...] = (
             "TPE spends the same trials where good ones were.",
             "Pruning can stop a slow starter that would have won: it trades that risk for more trials in the "
             "same budget.",
+        ),
+    ),
+    Area(
+        7,
+        "responsible-ai",
+        "Security, privacy, governance and responsible AI",
+        "Who may change what reaches users, and how it is recorded: a person's approval before promotion, "
+        "separated duties, and an audit trail people can read. Run `uv run mlops-lab demo approval`.",
+        _ids(60),
+        (
+            "A gate and a canary are automated checks; an approval is a person's decision about what metrics "
+            "cannot see. Say which one your system has.",
+            "Four eyes means the system refuses the requester as approver, not that a policy asks nicely: show "
+            "the refusal.",
+            "A name typed in a header is attribution, not identity: behind one shared token anyone can type "
+            "anyone's name.",
         ),
     ),
 )
