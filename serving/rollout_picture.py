@@ -23,7 +23,14 @@ if TYPE_CHECKING:
     from serving.rollout import RolloutState
 
 Mark = Literal["pass", "hold", "promote", "rollback"]
-MARKS: dict[str, Mark] = {"step": "pass", "wait": "hold", "promote": "promote", "abort": "rollback"}
+# A canary that asks for approval (production mode, C60) holds its weight until a person answers: a hold.
+MARKS: dict[str, Mark] = {
+    "step": "pass",
+    "wait": "hold",
+    "request_approval": "hold",
+    "promote": "promote",
+    "abort": "rollback",
+}
 COLOURS: dict[Mark, str] = {"pass": "tab:green", "hold": "tab:orange", "promote": "tab:blue", "rollback": "tab:red"}
 PICTURE_NAME = "rollout-weights.png"
 
