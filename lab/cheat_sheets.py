@@ -168,6 +168,24 @@ AREAS: tuple[Area, ...] = (
             "same budget.",
         ),
     ),
+    Area(
+        7,
+        "security-privacy-governance",
+        "Security, privacy, governance and responsible AI",
+        "What the system keeps about people and for how long: pseudonymised user keys, a retention flow, "
+        "erasure on request, and what an erasure cannot reach.",
+        _ids(59),
+        (
+            "A hash of a user id without a key is not pseudonymisation: anyone can hash a guessed id and look it "
+            "up. Use a keyed hash and keep the key secret.",
+            "Rotating the key breaks the link between a user's old and new rows; keep the old keys until the "
+            "retention has deleted the rows written under them.",
+            "A DELETE is not erasure on disk: freed pages and the WAL keep the bytes until they are zeroed or "
+            "checkpointed, and backups keep them until they expire.",
+            "An erased user's data lives on in trained models: say how they are replaced (retraining policy) "
+            "rather than claiming they are clean.",
+        ),
+    ),
 )
 
 
