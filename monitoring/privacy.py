@@ -223,9 +223,9 @@ def keys_of(settings: Settings) -> UserKeys:
             "no key secret is set (MLOPS_USER_KEY_SECRET, MLOPS_FEEDBACK_KEY or MLOPS_ADMIN_TOKEN): the service keys "
             "users with a random per-process key, so no one can find a user's rows; set the service's secrets here"
         )
-    return user_keys(
-        settings.user_key_secret, settings.user_key_previous, feedback_key(settings.feedback_key, settings.admin_token)
-    )
+    own = bool(settings.user_key_secret and settings.user_key_secret.strip())  # then the feedback key is not needed
+    feedback = None if own else feedback_key(settings.feedback_key, settings.admin_token)
+    return user_keys(settings.user_key_secret, settings.user_key_previous, feedback)
 
 
 def erase(settings: Settings, user_id: str, now: datetime | None = None) -> Removed:

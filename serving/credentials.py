@@ -192,16 +192,19 @@ class UserKeys:
         return [hmac.digest(k, user_id.encode(), "sha256").hex()[:USER_KEY_CHARS] for k in keys]
 
 
-def user_keys(secret: str | None, previous: Sequence[str], feedback: FeedbackKey) -> UserKeys:
+def user_keys(secret: str | None, previous: Sequence[str], feedback: FeedbackKey | None) -> UserKeys:
     """The user keys of the settings: keyed by ``secret`` (MLOPS_USER_KEY_SECRET), else by the feedback key.
 
     Raises:
-        ValueError: a secret (current or previous) shorter than ``MIN_TOKEN_CHARS``.
+        ValueError: a secret (current or previous) shorter than ``MIN_TOKEN_CHARS``, or neither a secret nor
+            a feedback key.
     """
     for name, value in [("MLOPS_USER_KEY_SECRET", secret or ""), *(("MLOPS_USER_KEY_PREVIOUS", p) for p in previous)]:
         if value.strip() and len(value.strip()) < MIN_TOKEN_CHARS:
             raise ValueError(f"{name} holds a secret of {len(value.strip())} characters; it needs {MIN_TOKEN_CHARS}")
     current = FeedbackKey(secret.strip().encode(), "MLOPS_USER_KEY_SECRET") if secret and secret.strip() else feedback
+    if current is None:
+        raise ValueError("user keys need MLOPS_USER_KEY_SECRET or the feedback key")
     return UserKeys(current, [p.strip().encode() for p in previous if p.strip()])
 
 
