@@ -101,3 +101,12 @@ def test_user_keys_take_their_own_secret_and_a_rotation_keeps_the_old_ones_for_l
         user_keys("example-user-key-secret-new-02", ["short"], derived)
     with pytest.raises(ValueError, match="MLOPS_USER_KEY_SECRET"):
         user_keys("short", [], derived)
+
+
+def test_an_old_feedback_key_listed_as_previous_finds_the_rows_keyed_before_its_rotation() -> None:
+    old_secret, new_secret = "example-feedback-key-old-0001", "example-feedback-key-new-0002"
+    before = user_keys(None, [], feedback_key(old_secret, None))  # no user-key secret: keyed by the feedback key
+    after = user_keys(None, [old_secret], feedback_key(new_secret, None))
+    user = "erin.raw-id@example.invalid"
+    assert before.key(user) != after.key(user)
+    assert before.key(user) in after.candidates(user)
