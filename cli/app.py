@@ -24,6 +24,7 @@ from cli import (
     labs,
     monitor,
     ops,
+    privacy,
     quiz,
     registry,
     rollout,
@@ -112,6 +113,7 @@ COMMAND_MODULES = (
     shadow,
     admin,
     ops,
+    privacy,
     db,
     images,
 )

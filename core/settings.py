@@ -86,6 +86,21 @@ class Settings(BaseSettings):
     feedback_key: str | None = Field(
         default=None, description="Key of the feedback tokens (HMAC); default derived from admin_token."
     )
+    user_key_secret: str | None = Field(
+        default=None, description="Key of the pseudonymous user keys (keyed hash of X-User-Id); default derived "
+        "from the feedback key. Rotate by moving the old value to user_key_previous."
+    )  # fmt: skip
+    user_key_previous: list[str] = Field(
+        default_factory=list, description="Earlier user-key secrets, a JSON list, newest first: erasure still finds "
+        "rows written under them; drop one once retention_days have passed since the rotation."
+    )  # fmt: skip
+    retention_days: int = Field(
+        default=30, ge=1, description="Prediction and feedback rows, and the monitoring reports built from them, "
+        "older than this many days are deleted by the retention flow (mlops-lab privacy retention)."
+    )  # fmt: skip
+    retention_schedule: str = Field(
+        default="17 3 * * *", description="Cron of the scheduled retention flow (mlops-lab privacy retention --serve)."
+    )
     max_body_bytes: int = Field(default=1 << 20, gt=0, description="Largest request body accepted (413 above).")
     rate_limit_per_s: float = Field(
         default=200.0, ge=0, description="Requests per second per client IP (429 above); 0 turns the limit off."
@@ -223,9 +238,13 @@ class Settings(BaseSettings):
     def _redact_url(self, value: str | None) -> str | None:
         return None if value is None else redact(value)
 
-    @field_serializer("admin_token", "backup_key", "feedback_key", when_used="json")
+    @field_serializer("admin_token", "backup_key", "feedback_key", "user_key_secret", when_used="json")
     def _redact_token(self, value: str | None) -> str | None:
         return None if value is None else "***"
+
+    @field_serializer("user_key_previous", when_used="json")
+    def _redact_tokens(self, values: list[str]) -> list[str]:
+        return ["***" for _ in values]
 
     def __repr_args__(self) -> Any:  # repr() in tracebacks and logs: no secrets either
         shown = self.model_dump(mode="json")

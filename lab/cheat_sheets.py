@@ -170,14 +170,20 @@ AREAS: tuple[Area, ...] = (
     ),
     Area(
         7,
-        "responsible-ai",
-        "Security, privacy, governance and responsible AI",
-        "Who may change what reaches users, and how it is recorded: a person's approval before promotion, "
-        "separated duties, and an audit trail people can read. Run `uv run mlops-lab demo approval`.",
-        _ids(60),
+        "privacy-governance",
+        "Security, privacy, governance and responsible AI: privacy and approval",
+        "What the system keeps about people and for how long (pseudonymised user keys, a retention flow, erasure "
+        "on request and what it cannot reach), and who may change what reaches users: a person's approval before "
+        "promotion, separated duties, an audit trail people can read. Run `uv run mlops-lab demo privacy` and "
+        "`uv run mlops-lab demo approval`.",
+        _ids(59, 60),
         (
-            "A gate and a canary are automated checks; an approval is a person's decision about what metrics "
-            "cannot see. Say which one your system has.",
+            "A hash of a user id without a key is not pseudonymisation: anyone can hash a guessed id and look it "
+            "up. Use a keyed hash and keep the key secret.",
+            "A DELETE is not erasure on disk: freed pages and the WAL keep the bytes until they are zeroed or "
+            "checkpointed, and backups keep them until they expire.",
+            "An erased user's data lives on in trained models: say how they are replaced (retraining policy) "
+            "rather than claiming they are clean.",
             "Four eyes means the system refuses the requester as approver, not that a policy asks nicely: show "
             "the refusal.",
             "A name typed in a header is attribution, not identity: behind one shared token anyone can type "

@@ -28,6 +28,7 @@ import hmac
 import logging
 import math
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from serving.limits import RateLimiter
@@ -164,22 +165,47 @@ class FeedbackSigner:
 class UserKeys:
     """The pseudonymous user key logged with each prediction: HMAC-SHA256 of ``X-User-Id``, 32 hex characters.
 
-    Keyed with HMAC(feedback key, a label of its own), so every replica that shares the feedback key
-    (or the admin token it is derived from) gives one user the same key, a user key reveals nothing
-    about feedback tokens, and without the key nobody can test a guessed user id against the log. The
-    raw user id is never stored. Rotating the feedback key changes every user key: an A/B test running
-    across a rotation sees its returning users as new ones. With a random per-process key (neither
-    secret set) keys change at every restart.
+    Keyed with HMAC(secret, a label of its own). The secret is ``MLOPS_USER_KEY_SECRET``, else the feedback
+    key (`user_keys`), so every replica that shares it gives one user the same key, a user key reveals
+    nothing about feedback tokens, and without the secret nobody can test a guessed user id against the
+    log. The raw user id is never stored. Rotation (`previous`): new rows get the new key, rows already
+    written keep the old one (the raw id to recompute them is gone), so the log cannot link a user's rows
+    across a rotation -- an A/B test running across it sees returning users as new ones. Only someone who
+    holds the raw id and the previous secrets can find both (`candidates`, which erasure uses). With a
+    random per-process key (no secret set at all) keys change at every restart.
     """
 
-    def __init__(self, key: FeedbackKey) -> None:
+    def __init__(self, key: FeedbackKey, previous: Sequence[bytes] = ()) -> None:
+        self.source = key.source
         self._key = hmac.digest(key.key, USER_KEY_LABEL, "sha256")
+        self._previous = [hmac.digest(p, USER_KEY_LABEL, "sha256") for p in previous]
 
     def key(self, user_id: str | None) -> str | None:
         """The user's key, or None without a user id (the request is then its own unit)."""
         if not user_id:
             return None
         return hmac.digest(self._key, user_id.encode(), "sha256").hex()[:USER_KEY_CHARS]
+
+    def candidates(self, user_id: str) -> list[str]:
+        """The user's key under the current secret and under every previous one: all their rows, across rotations."""
+        keys = [self._key, *self._previous]
+        return [hmac.digest(k, user_id.encode(), "sha256").hex()[:USER_KEY_CHARS] for k in keys]
+
+
+def user_keys(secret: str | None, previous: Sequence[str], feedback: FeedbackKey | None) -> UserKeys:
+    """The user keys of the settings: keyed by ``secret`` (MLOPS_USER_KEY_SECRET), else by the feedback key.
+
+    Raises:
+        ValueError: a secret (current or previous) shorter than ``MIN_TOKEN_CHARS``, or neither a secret nor
+            a feedback key.
+    """
+    for name, value in [("MLOPS_USER_KEY_SECRET", secret or ""), *(("MLOPS_USER_KEY_PREVIOUS", p) for p in previous)]:
+        if value.strip() and len(value.strip()) < MIN_TOKEN_CHARS:
+            raise ValueError(f"{name} holds a secret of {len(value.strip())} characters; it needs {MIN_TOKEN_CHARS}")
+    current = FeedbackKey(secret.strip().encode(), "MLOPS_USER_KEY_SECRET") if secret and secret.strip() else feedback
+    if current is None:
+        raise ValueError("user keys need MLOPS_USER_KEY_SECRET or the feedback key")
+    return UserKeys(current, [p.strip().encode() for p in previous if p.strip()])
 
 
 def check_feedback(

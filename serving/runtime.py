@@ -32,7 +32,7 @@ from starlette.concurrency import run_in_threadpool
 from core.redact import redact
 from serving.bandit import DEFAULT_ARMS, BanditState
 from serving.contract import MAX_BATCH_ROWS
-from serving.credentials import AdminGate, FeedbackSigner, UserKeys, feedback_key
+from serving.credentials import AdminGate, FeedbackSigner, feedback_key, user_keys
 from serving.micro_batch import MicroBatcher
 from serving.model_cache import registry_cache
 from serving.monitor_metrics import read_monitor_state
@@ -182,7 +182,8 @@ class Runtime:
         self.gate = AdminGate(settings.admin_token)
         key = feedback_key(settings.feedback_key, settings.admin_token)
         self.signer = FeedbackSigner(key)
-        self.user_keys = UserKeys(key)  # the prediction log's pseudonymous user key (never the raw X-User-Id)
+        # The prediction log's pseudonymous user key (never the raw X-User-Id); its own secret when one is set.
+        self.user_keys = user_keys(settings.user_key_secret, settings.user_key_previous, key)
         self.recent = RecentRequests()  # client-chosen request ids -> feature digest (409 on reuse)
 
     def start(self) -> None:

@@ -68,6 +68,7 @@ DEMOS: dict[str, str] = {
     "serverless": "lab.demos.serverless",
     "onnx": "lab.demos.onnx_optimisation",
     "approval": "lab.demos.approval",
+    "privacy": "lab.demos.privacy",
 }
 
 

@@ -102,3 +102,13 @@ def test_the_readme_states_the_rate_limit_defaults_and_what_a_load_test_sees() -
     assert f"first {burst} requests at any speed and then {rate:g} a second per worker" in text
     assert "`429 Too Many Requests` with a `Retry-After` header" in text
     assert "MLOPS_RATE_LIMIT_PER_S=0" in text  # how to take the limit out of a load test
+
+
+def test_the_user_key_secrets_are_hidden_too(tmp_path: Path) -> None:
+    current, previous = "example-user-key-secret-current", "example-user-key-secret-previous"
+    settings = Settings(state_dir=tmp_path, user_key_secret=current, user_key_previous=[previous])
+    for text in (settings.model_dump_json(), repr(settings)):
+        assert current not in text
+        assert previous not in text
+    shown = json.loads(settings.model_dump_json())
+    assert (shown["user_key_secret"], shown["user_key_previous"]) == ("***", ["***"])

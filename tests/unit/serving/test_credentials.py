@@ -9,9 +9,11 @@ from serving.credentials import (
     AdminGate,
     CredentialError,
     FeedbackSigner,
+    UserKeys,
     bearer_token,
     check_feedback,
     feedback_key,
+    user_keys,
 )
 from serving.limits import RateLimiter
 
@@ -83,3 +85,28 @@ def test_wrong_feedback_tokens_count_towards_the_lockout() -> None:
     check_feedback(gate, signer, "someone-else", "r-1", signer.token("r-1"), None)  # others are not affected
     clock.now += 6.0
     check_feedback(gate, signer, "guesser", "r-1", signer.token("r-1"), None)  # one more try every 6 s
+
+
+def test_user_keys_take_their_own_secret_and_a_rotation_keeps_the_old_ones_for_lookup() -> None:
+    derived = feedback_key(None, TOKEN)
+    old = user_keys("example-user-key-secret-old-01", [], derived)
+    new = user_keys("example-user-key-secret-new-02", ["example-user-key-secret-old-01"], derived)
+    user = "carol.raw-id@example.invalid"
+    assert old.source == "MLOPS_USER_KEY_SECRET"
+    assert user_keys(None, [], derived).key(user) == UserKeys(derived).key(user)  # unset: as before this setting
+    assert old.key(user) != new.key(user)  # rotated: new rows get a new key
+    assert new.candidates(user) == [new.key(user), old.key(user)]  # and erasure still finds the old rows
+    assert old.key(user) != user_keys(None, [], derived).key(user)  # independent of the feedback key
+    with pytest.raises(ValueError, match="MLOPS_USER_KEY_PREVIOUS"):
+        user_keys("example-user-key-secret-new-02", ["short"], derived)
+    with pytest.raises(ValueError, match="MLOPS_USER_KEY_SECRET"):
+        user_keys("short", [], derived)
+
+
+def test_an_old_feedback_key_listed_as_previous_finds_the_rows_keyed_before_its_rotation() -> None:
+    old_secret, new_secret = "example-feedback-key-old-0001", "example-feedback-key-new-0002"
+    before = user_keys(None, [], feedback_key(old_secret, None))  # no user-key secret: keyed by the feedback key
+    after = user_keys(None, [old_secret], feedback_key(new_secret, None))
+    user = "erin.raw-id@example.invalid"
+    assert before.key(user) != after.key(user)
+    assert before.key(user) in after.candidates(user)
