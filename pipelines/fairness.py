@@ -117,7 +117,7 @@ def fairness_markdown(report: dict[str, Any]) -> list[str]:
     if others:
         lines.append(f"- per class, demographic parity / equalized-odds difference: {others}")
     if report.get("left_out"):
-        lines.append(f"- too few rows to judge: {report['left_out']}")
+        lines.append(f"- left out (too few rows, or no rows of one outcome): {report['left_out']}")
     return lines
 
 
@@ -125,10 +125,19 @@ def _differences(truth: np.ndarray, pred: np.ndarray, groups: np.ndarray, positi
     from fairlearn.metrics import demographic_parity_difference, equalized_odds_difference
 
     yt, yp = (truth == positive).astype(int), (pred == positive).astype(int)
-    return (
-        float(demographic_parity_difference(yt, yp, sensitive_features=groups)),
-        float(equalized_odds_difference(yt, yp, sensitive_features=groups)),
+    both = _with_both_outcomes(yt, groups)  # a rate over no rows is no evidence (fairlearn would count it as 0)
+    rated = np.isin(groups, both)
+    odds = (
+        float(equalized_odds_difference(yt[rated], yp[rated], sensitive_features=groups[rated]))
+        if len(both) >= 2
+        else float("nan")
     )
+    return float(demographic_parity_difference(yt, yp, sensitive_features=groups)), odds
+
+
+def _with_both_outcomes(positive: np.ndarray, groups: np.ndarray) -> list[str]:
+    """Groups with at least one truly positive and one truly negative row: the ones with a TPR and an FPR."""
+    return [g for g in dict.fromkeys(groups.tolist()) if 0 < positive[groups == g].sum() < (groups == g).sum()]
 
 
 def fairness_report(
@@ -141,7 +150,8 @@ def fairness_report(
 ) -> FairnessReport:
     """Fairlearn's metrics for the outcome "predicted ``positive_class``" across ``groups`` (aligned by position).
 
-    Groups with fewer than ``min_group_size`` rows are listed in ``left_out`` and take no part in any figure.
+    Groups with fewer than ``min_group_size`` rows, or without a truly positive or a truly negative row
+    (no true-positive or false-positive rate to compare), are listed in ``left_out`` and take no part.
     """
     from fairlearn.metrics import (
         MetricFrame,
@@ -157,11 +167,16 @@ def fairness_report(
             f"row-aligned inputs needed: {len(truth)} labels, {len(pred)} predictions, {len(group)} groups"
         )
     sizes = pd.Series(group).value_counts()
-    left_out = {str(g): int(n) for g, n in sizes.items() if n < min_group_size}
+    positive = truth == positive_class
+    rated = _with_both_outcomes(positive, group)
+    left_out = {str(g): int(n) for g, n in sizes.items() if n < min_group_size or g not in rated}
     keep = ~np.isin(group, list(left_out))
     truth, pred, group = truth[keep], pred[keep], group[keep]
     if len(set(group)) < 2:
-        raise ValueError(f"fairness needs two groups with >= {min_group_size} rows; got {dict(sizes)}")
+        raise ValueError(
+            f"fairness needs two groups with >= {min_group_size} rows, each with rows of {positive_class!r} "
+            f"and of other classes; got {dict(sizes)}"
+        )
     yt, yp = (truth == positive_class).astype(int), (pred == positive_class).astype(int)
     rates = MetricFrame(
         metrics={"selection_rate": selection_rate, "tpr": true_positive_rate, "fpr": false_positive_rate},
@@ -177,8 +192,8 @@ def fairness_report(
             n=int((group == g).sum()),
             positives=int(yt[group == g].sum()),
             selection_rate=float(table.loc[g, "selection_rate"]),
-            true_positive_rate=float(table.loc[g, "tpr"]) if yt[group == g].any() else float("nan"),
-            false_positive_rate=float(table.loc[g, "fpr"]) if (yt[group == g] == 0).any() else float("nan"),
+            true_positive_rate=float(table.loc[g, "tpr"]),
+            false_positive_rate=float(table.loc[g, "fpr"]),
             accuracy=float(accuracy.by_group.loc[g]),
         )
         for g in table.index

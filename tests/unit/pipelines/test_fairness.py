@@ -64,6 +64,19 @@ def test_small_groups_are_left_out_and_said() -> None:
         fairness_report(TRUTH, PRED, groups, "virginica", "source", min_group_size=8)
 
 
+def test_a_group_without_positives_has_no_recall_to_compare_and_is_left_out() -> None:
+    """fairlearn counts the recall of a group with no virginica as 0: that would be a gap of 1.0 made of nothing."""
+    truth = [*TRUTH, *(["setosa"] * 10)]
+    pred = [*PRED, *(["setosa"] * 10)]
+    report = fairness_report(truth, pred, [*GROUPS, *(["c"] * 10)], "virginica", "source", min_group_size=5)
+    assert report.left_out == {"c": 10}
+    assert report.equalized_odds_difference == pytest.approx(0.5)  # a against b only
+    check, _ = fairness_check(
+        truth, pred, [*GROUPS, *(["c"] * 10)], FairnessGateParams(max_equalized_odds_difference=0.6), CLASSES, "s"
+    )
+    assert check.passed
+
+
 def test_check_refuses_over_the_bound_and_passes_at_it() -> None:
     over = FairnessGateParams(positive_class="virginica", max_equalized_odds_difference=0.49, min_group_size=5)
     check, report = fairness_check(TRUTH, PRED, GROUPS, over, CLASSES, "source")
