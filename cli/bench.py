@@ -105,6 +105,20 @@ def gate_study(
     typer.echo(f"wrote {path}")
 
 
+@study.command("fairness")
+def fairness_study(
+    out: Annotated[Path | None, typer.Option(help="Report file (default: docs/fairness-study.md).")] = None,
+    draws: Annotated[int | None, typer.Option(min=1, help="Simulated gates per cell (default: 4,000).")] = None,
+) -> None:
+    """How often the fairness bound refuses a fair model and passes an unfair one; write docs/fairness-study.md."""
+    from bench.fairness_study import DOC_DRAWS, write_doc
+    from core.context import load_context
+
+    ctx = load_context()
+    path = write_doc(ctx.params, out or ctx.settings.project_dir / "docs" / "fairness-study.md", draws or DOC_DRAWS)
+    typer.echo(f"wrote {path}")
+
+
 @study.command("ab")
 def ab_study(
     out: Annotated[Path | None, typer.Option(help="Report file (default: docs/ab-study.md, plot next to it).")] = None,

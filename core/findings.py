@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from core.schema import ensure_schema
 
 Status = Literal["ok", "fired", "inconclusive"]
-CHECKS = ("data_drift", "prediction_drift", "concept_drift", "attribution_drift", "anomaly")
+CHECKS = ("data_drift", "prediction_drift", "concept_drift", "attribution_drift", "anomaly", "fairness")
 
 
 @dataclass(frozen=True)

@@ -155,6 +155,20 @@ class SliceParityParams(_Strict):
     min_slice_size: int = 5
 
 
+class FairnessGateParams(_Strict):
+    """The gate's fairness bound (pipelines/fairness.py, C58), judged on the rows that carry a group.
+
+    "Positive" is one-vs-rest: a row's outcome is positive when the model predicts ``positive_class``.
+    ``max_equalized_odds_difference`` bounds the largest between-group gap in the true-positive or the
+    false-positive rate of that outcome; groups under ``min_group_size`` rows are reported, not judged.
+    """
+
+    enabled: bool = True
+    positive_class: str | None = None  # None: the last class in dataset.classes
+    max_equalized_odds_difference: float = Field(default=0.3, gt=0, le=1)
+    min_group_size: int = Field(default=10, ge=2)
+
+
 class HoldoutParams(_Strict):
     """The gate's holdout: drawn once at ingest (seeded, stratified), never trained on."""
 
@@ -181,6 +195,7 @@ class GateParams(_Strict):
     invariance: InvarianceParams = InvarianceParams()
     directional: list[DirectionalSpec] = []
     slice_parity: SliceParityParams = SliceParityParams()
+    fairness: FairnessGateParams = FairnessGateParams()
     onnx: OnnxGateParams = OnnxGateParams()
 
 

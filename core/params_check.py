@@ -84,6 +84,8 @@ def cross_reference_problems(raw: Mapping[str, Any]) -> list[str]:
             unknown_columns(f"gate.directional[{i}].feature", _names([spec.get("feature")]))
             unknown_classes(f"gate.directional[{i}]", _names([spec.get("from_class"), spec.get("towards_class")]))
     unknown_columns("batches.covariate_shift.features", _names(_section(raw, "batches", "covariate_shift", "features")))
+    positive = _section(raw, "gate", "fairness", "positive_class")
+    unknown_classes("gate.fairness.positive_class", _names([positive] if positive is not None else []))
     unknown_classes("batches.concept_shift.swap", _names(_section(raw, "batches", "concept_shift", "swap")))
     weights = _section(raw, "batches", "prior_shift", "weights")
     if isinstance(weights, list) and classes and len(weights) != len(classes):

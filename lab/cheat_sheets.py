@@ -190,6 +190,23 @@ AREAS: tuple[Area, ...] = (
             "anyone's name.",
         ),
     ),
+    Area(
+        8,
+        "responsible-ai",
+        "Security, privacy, governance and responsible AI: fairness and explanations",
+        "Using models responsibly: fairness measured by name per group, a gate bound on it, a mitigation with "
+        "its cost, and the same figures on production labels. Run `uv run mlops-lab demo fairness`.",
+        _ids(58),
+        (
+            "Overall accuracy hides groups: name the outcome and the group, then report demographic parity and "
+            "equalized odds per group; they cannot all hold when base rates differ.",
+            "A multiclass model has no single 'positive': say it is one-vs-rest and which class the gate judges.",
+            "A fairness bound on a few dozen rows is noisy: measure how often it refuses a fair model and passes "
+            "a biased one before trusting it.",
+            "Post-processing thresholds need the group at prediction time; reweighting cannot move a boundary for "
+            "a group the model never sees.",
+        ),
+    ),
 )
 
 

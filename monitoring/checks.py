@@ -4,8 +4,9 @@ Concept: four kinds of drift plus anomalies (C32-C36), because each sees what th
 data drift sees moved inputs before any label arrives; prediction drift sees the model's answers
 change (a prior shift, a broken upstream default); concept drift sees accuracy fall from feedback
 labels while the inputs look unchanged; attribution drift sees the model lean on different features;
-the anomaly detector sees sudden jumps in latency, errors or confidence. A check that has too little
-data says ``inconclusive``; a check that breaks says so in its finding instead of hiding the others.
+the anomaly detector sees sudden jumps in latency, errors or confidence; the fairness check (C58)
+sees one group's errors grow apart from another's on labelled rows that carry a group. A check that
+has too little data says ``inconclusive``; a check that breaks says so in its finding instead of hiding the others.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from monitoring.anomaly import check_anomalies
 from monitoring.attribution_drift import check_attribution_drift
 from monitoring.concept_drift import check_concept_drift
 from monitoring.data_drift import data_drift
+from monitoring.fairness_check import check_fairness
 from monitoring.prediction_drift import prediction_drift, predictions_from_log, reference_predictions
 
 if TYPE_CHECKING:
@@ -81,12 +83,18 @@ def _anomaly(inputs: CheckInputs, params: Params, out_dir: Path) -> Finding:
     return check_anomalies(inputs.window, params.monitoring.anomaly, out_dir=out_dir)
 
 
+def _fairness(inputs: CheckInputs, params: Params, out_dir: Path) -> Finding:
+
+    return check_fairness(inputs.labelled, params, champion=inputs.reference.champion)
+
+
 CHECKS: dict[str, Callable[[CheckInputs, Params, Path], Finding]] = {
     "data_drift": _data_drift,
     "prediction_drift": _prediction_drift,
     "concept_drift": _concept_drift,
     "attribution_drift": _attribution_drift,
     "anomaly": _anomaly,
+    "fairness": _fairness,
 }
 
 

@@ -182,6 +182,7 @@ def params_text(profile: DatasetProfile, name: str, base: dict[str, Any], projec
     classes = list(profile.classes)
     gate = {**base.get("gate", {}), "directional": []}
     gate["holdout"] = {**gate.get("holdout", {}), "path": str(holdout)}
+    gate["fairness"] = {**gate.get("fairness", {}), "positive_class": None}  # None: the last class (iris names fail)
     batches = {
         **base.get("batches", {}),
         "covariate_shift": {"features": [c.name for c in profile.features[:2]], "shift_std": 1.5},

@@ -49,6 +49,7 @@ class ModelCardInfo:
     params_hash: str | None = None
     library_versions: dict[str, str] = field(default_factory=dict)
     onnx: dict[str, Any] | None = None  # `OnnxOutcome.to_dict()`: status, reason, opset, parity, variants
+    fairness: dict[str, Any] | None = None  # `FairnessReport.to_dict()` on the test rows; None: not judged
 
 
 def dataset_fields(cfg: DatasetConfig) -> dict[str, Any]:
@@ -188,6 +189,18 @@ def _onnx_lines(onnx: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _fairness_lines(info: ModelCardInfo) -> list[str]:
+    """The fairness figures the gate judged, or why nothing was judged (the gate's own words)."""
+    from pipelines.fairness import fairness_markdown
+
+    checks = (info.gate or {}).get("checks") or []
+    check = next((c for c in checks if isinstance(c, dict) and c.get("name") == "fairness"), None)
+    verdict = [] if check is None else [f"Gate check: {'pass' if check.get('passed') else 'FAIL'} - {check['detail']}"]
+    if info.fairness is None:
+        return verdict or ["Not judged: the gate ran no fairness check."]
+    return [*verdict, "", *fairness_markdown(info.fairness)] if verdict else fairness_markdown(info.fairness)
+
+
 def render_model_card(info: ModelCardInfo) -> str:
     """Render the model card as Markdown."""
     version = info.version or VERSION_PENDING
@@ -233,6 +246,7 @@ def render_model_card(info: ModelCardInfo) -> str:
     if info.slice_metrics:
         lines += ["### Per slice", "", *_metric_table("slice", info.slice_metrics), ""]
     lines += ["## Quality gate", "", *_gate_lines(info.gate), ""]
+    lines += ["## Fairness (test split, by group)", "", *_fairness_lines(info), ""]
     if info.onnx is not None:
         lines += ["## ONNX", "", *_onnx_lines(info.onnx), ""]
     lines += [

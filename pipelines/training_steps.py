@@ -24,6 +24,7 @@ from core.mlflow_config import mlflow_client
 from pipelines.behavioural import run_behavioural_checks
 from pipelines.data import LoadedData, load_data
 from pipelines.evaluate import evaluate_model
+from pipelines.fairness import fairness_check
 from pipelines.fit import fit_and_evaluate
 from pipelines.holdout import load_holdout, without_holdout
 from pipelines.lineage import lineage_tags
@@ -121,6 +122,7 @@ class GateReport:
     slices: list[SliceMetric]
     holdout_metrics: dict[str, float] = field(default_factory=dict)  # the candidate's, on the holdout
     onnx: OnnxOutcome | None = None  # export + parity check (advisory: decides the ONNX file, not the gate)
+    fairness: dict[str, Any] | None = None  # `FairnessReport.to_dict()` of the test rows, None when not judged
 
     @property
     def slice_table(self) -> dict[str, dict[str, float]]:
@@ -161,6 +163,15 @@ def gate_candidate(settings: Settings, params: Params, result: TrainResult) -> G
     groups = None if split.groups_test is None else {params.dataset.group_column or "group": split.groups_test}
     slices = slice_metrics(split.y_test, pd.Series(result.evaluation.predictions, index=split.y_test.index), groups)
     checks.append(parity_check(slices, params.gate.slice_parity))
+    fairness, fairness_figures = fairness_check(
+        split.y_test,
+        result.evaluation.predictions,
+        split.groups_test,
+        params.gate.fairness,
+        list(params.dataset.classes),
+        params.dataset.group_column or "group",
+    )
+    checks.append(fairness)
     # The candidate was trained by train_candidate a moment ago, against this holdout (tagged on its run).
     candidate = score_on_holdout(result.pipeline, holdout, params, holdout.md5, "candidate")
     champion_score = None
@@ -173,7 +184,8 @@ def gate_candidate(settings: Settings, params: Params, result: TrainResult) -> G
     onnx = onnx_for_candidate(result.pipeline, params, holdout.frame, reference)
     decision.advisory.append(onnx.check())  # shown with the gate; it decides the ONNX file only
     champion_metrics = None if champion_score is None else dict(champion_score.metrics)
-    return GateReport(decision, champion_metrics, slices, dict(candidate.metrics), onnx)
+    fairness_dict = None if fairness_figures is None else fairness_figures.to_dict()
+    return GateReport(decision, champion_metrics, slices, dict(candidate.metrics), onnx, fairness_dict)
 
 
 def register_or_reject(
@@ -189,6 +201,8 @@ def register_or_reject(
         client.set_tag(logged.run_id, f"gate.check.{check.name}", "pass" if check.passed else "FAIL")
     client.log_text(logged.run_id, json.dumps(gate, indent=2), "gate/decision.json")
     client.log_text(logged.run_id, decision.markdown(), "gate/summary.md")
+    if report.fairness is not None:  # the figures behind the fairness check, for a rejected candidate too
+        client.log_text(logged.run_id, json.dumps(report.fairness, indent=2), "gate/fairness.json")
     for key, value in report.holdout_metrics.items():
         client.log_metric(logged.run_id, f"holdout_{key}", value)
     onnx_tags = {} if report.onnx is None else log_onnx(client, logged.run_id, report.onnx)
@@ -225,6 +239,7 @@ def register_or_reject(
             params_hash=tags.get("params_hash"),
             library_versions={k.removeprefix("lib."): v for k, v in tags.items() if k.startswith("lib.")},
             onnx=None if report.onnx is None else report.onnx.to_dict(),
+            fairness=report.fairness,
         )
     )
     registered = register_candidate(

@@ -69,6 +69,7 @@ DEMOS: dict[str, str] = {
     "onnx": "lab.demos.onnx_optimisation",
     "approval": "lab.demos.approval",
     "privacy": "lab.demos.privacy",
+    "fairness": "lab.demos.fairness",
 }
 
 

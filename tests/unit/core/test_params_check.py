@@ -46,8 +46,9 @@ def test_every_problem_is_listed_in_one_error(tmp_path: Path) -> None:
     assert "gate.directional[1]: unknown class(es) ['setosa', 'versicolor']" in text
     assert "batches.covariate_shift.features: unknown column(s) ['sepal_length', 'sepal_width']" in text
     assert "batches.concept_shift.swap: unknown class(es) ['versicolor', 'virginica']" in text
-    assert len(problems) == 12  # each problem once: none repeated, none lost behind the first
-    assert str(caught.value).startswith(f"invalid parameters in {tmp_path / 'params.yaml'}: 12 problem(s)")
+    assert "gate.fairness.positive_class: unknown class(es) ['virginica']" in text
+    assert len(problems) == 13  # each problem once: none repeated, none lost behind the first
+    assert str(caught.value).startswith(f"invalid parameters in {tmp_path / 'params.yaml'}: 13 problem(s)")
 
 
 def test_the_sections_that_name_columns_emptied_the_file_loads(tmp_path: Path) -> None:
@@ -58,6 +59,7 @@ def test_the_sections_that_name_columns_emptied_the_file_loads(tmp_path: Path) -
         {"feature": "alcohol", "from_class": "class_0", "towards_class": "class_1", "delta": 1.0}
     ]
     raw["batches"] = {"covariate_shift": {"features": ["alcohol"]}, "prior_shift": {"weights": [0.5, 0.3, 0.2]}}
+    raw["gate"]["fairness"]["positive_class"] = "class_2"
     raw["model_name"] = "wine-classifier"
     params = load_params(_write(tmp_path, raw))
     assert params.model_name == "wine-classifier"

@@ -170,3 +170,22 @@ def test_the_onnx_section_says_whether_the_version_has_a_file_and_why(info: Mode
     failed = render_model_card(replace(info, onnx={"status": "export_failed", "reason": "no converter"}))
     assert "- **Status:** export_failed (no: served by scikit-learn only)" in failed
     assert "- **Why:** no converter" in failed
+
+
+def test_card_has_a_fairness_section_with_the_gates_verdict(info: ModelCardInfo) -> None:
+    from pipelines.fairness import fairness_report
+
+    report = fairness_report(
+        ["virginica", "setosa"] * 4, ["virginica", "setosa"] * 2 + ["setosa"] * 4, ["a"] * 4 + ["b"] * 4, "virginica"
+    )
+    check = {"name": "fairness", "passed": False, "detail": "equalized-odds difference 1.000 exceeds the bound 0.300"}
+    gate = {**(info.gate or {}), "passed": False, "checks": [check]}
+    card = render_model_card(replace(info, fairness=report.to_dict(), gate=gate))
+    section = card[card.index("## Fairness") : card.index("## Lineage")]
+    assert "Gate check: FAIL - equalized-odds difference 1.000 exceeds the bound 0.300" in section
+    assert '"virginica"' in section
+    assert "| b | 4 | 2 | 0.000 | 0.000 | 0.000 | 0.500 |" in section
+    assert "equalized-odds difference: 1.000" in section
+    assert "four-fifths rule NOT met" in section
+    unjudged = render_model_card(info)
+    assert "Not judged: the gate ran no fairness check." in unjudged[unjudged.index("## Fairness") :]
