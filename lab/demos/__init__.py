@@ -67,6 +67,7 @@ DEMOS: dict[str, str] = {
     "cloud-equivalents": "lab.demos.cloud_equivalents",
     "serverless": "lab.demos.serverless",
     "onnx": "lab.demos.onnx_optimisation",
+    "explain": "lab.demos.explain",
 }
 
 
