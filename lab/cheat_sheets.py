@@ -168,6 +168,22 @@ AREAS: tuple[Area, ...] = (
             "same budget.",
         ),
     ),
+    Area(
+        7,
+        "responsible-ai",
+        "Security, privacy, governance and responsible AI",
+        "Answering for a model's decisions: why it gave one answer, in contributions that add up, and whether "
+        "its reasons still hold in production.",
+        _ids(57),
+        (
+            "SHAP values add up only in one output space: a logistic regression is additive in its margin "
+            "(logit), not in probability; say which space your numbers are in.",
+            "A global importance ranking does not explain one decision: a feature that matters on average can "
+            "push a given row the other way.",
+            "Derived or correlated features share credit by convention: splitting a product between its inputs "
+            "is a choice, so show derived features separately too.",
+        ),
+    ),
 )
 
 
