@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -91,6 +92,8 @@ def test_an_explanation_is_not_a_served_prediction(client: TestClient) -> None:
     assert client.post("/v1/predict", json=ROW, headers={"X-Request-Id": "predict-logged"}).status_code == 200
     assert "predict-logged" in logged_ids(client)  # the check above could see a row if there were one
     assert predictions_counted(client) == before + 1
+    metrics = client.get("/metrics").text  # counted as an HTTP request on its own route
+    assert re.search(r'http_requests_total\{[^}]*route="/v1/explain"[^}]*status="200"', metrics), metrics[:2000]
 
 
 @pytest.mark.parametrize(
