@@ -1,7 +1,8 @@
 """``POST /v1/explain``: why the served model gives one row its class, as additive feature contributions.
 
-Concept: model explanations (C57). The request is /v1/predict's, with the same headers and the same 422
-naming the field, but exactly one row. The model explained is the one the router would serve this request
+Concept: model explanations (C57). The request is /v1/predict's one-row body (flat feature fields; a
+``{"rows": [...]}`` batch is a 422 naming ``rows``), with the same headers and the same 422 naming the
+field. The model explained is the one the router would serve this request
 (``X-User-Id`` keeps a user on their arm, ``X-Force-Arm`` works as on predict, admin token and all), or the
 version pinned with ``?version=N``. Where the service scores through ONNX Runtime, the explanation is of
 the verified scikit-learn Pipeline of the same version (`serving.model_cache.explainable_pipeline`), whose
@@ -9,7 +10,7 @@ answers the ONNX file was parity-checked against at registration.
 
 The math is `pipelines.explain`; this module only parses, routes and answers. An explanation is not a
 served prediction: nothing is written to the prediction log and no prediction counter moves, so monitoring
-and analyses never see explain calls. They are counted like any HTTP request (``mlops_http_requests_total``
+and analyses never see explain calls. They are counted like any HTTP request (``http_requests_total``
 and latency with ``endpoint="/v1/explain"``) and written to the access log with their request id, arm and
 version. The work (SHAP for a forest, SVC or KNN) runs on the threadpool, never on the event loop, and the
 /v1/predict hot path (`serving.hot_routes`, the micro-batcher) is untouched.
@@ -22,6 +23,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -50,7 +52,7 @@ KEPT_EXPLAINERS = 4  # explainers kept per process (one per version explained re
 EXPLAIN_ERRORS: dict[int | str, dict[str, Any]] = {
     **{k: v for k, v in PREDICT_ERRORS.items() if k != 409},
     404: documented("The pinned version is not loaded"),
-    422: documented("Invalid body or routing header, or more than one row, naming it"),
+    422: documented("Invalid body or routing header, or a batch (one row only), naming it"),
     503: documented("No champion loaded yet, or no scikit-learn Pipeline to explain", retry_after=True),
 }
 
@@ -85,7 +87,7 @@ class ExplainApi:
     ) -> None:
         self.runtime, self.model_name, self.background = runtime, model_name, background
         self.parser = BodyParser(contract, schemas)
-        body, _ = self.parser.openapi_body()  # its components are added by the native API
+        body = one_row_body(self.parser.openapi_body()[0])  # its components are added by the native API
         self._explainers: dict[str, Explainer] = {}
         self._lock = threading.Lock()  # builds explainers
         self._explaining = threading.Lock()  # runs them
@@ -113,10 +115,11 @@ class ExplainApi:
         try:
             routing = headers.routing_headers(raw)
             headers.authorize_override(routing, self.runtime.gate, client_key(request.scope))
-            values = self.parser.parse(await request.body())
-            if len(values) != 1:
-                problem = Problem("rows", f"explain takes exactly one row; got {len(values)}", "too_many_rows")
+            body = await request.body()
+            if _is_batch(body):
+                problem = Problem("rows", "explain takes one row as flat feature fields, not a batch", "one_row_only")
                 return invalid_request([problem])
+            values = self.parser.parse(body)
             decision, loaded = self.runtime.predictor().decide(
                 routing.request_id, routing.user_id, routing.force_arm, version
             )
@@ -174,6 +177,22 @@ class ExplainApi:
                 self._explainers.pop(next(iter(self._explainers)))
             self._explainers[version] = explainer
             return explainer
+
+
+def one_row_body(predict_body: dict[str, Any]) -> dict[str, Any]:
+    """/v1/predict's documented request body narrowed to its one-row form (a flat object of feature fields)."""
+    schema = predict_body["content"]["application/json"]["schema"]
+    row = schema["oneOf"][0] if "oneOf" in schema else schema
+    return {**predict_body, "content": {"application/json": {"schema": row}}}
+
+
+def _is_batch(body: bytes) -> bool:
+    """A ``{"rows": [...]}`` body (the parser reads it as rows, so it is told apart here)."""
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False  # the parser answers malformed JSON with its own 422
+    return isinstance(parsed, dict) and "rows" in parsed
 
 
 def dataset_background(path: Any, features: list[str]) -> Background:

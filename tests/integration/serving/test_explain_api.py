@@ -102,6 +102,7 @@ def test_an_explanation_is_not_a_served_prediction(client: TestClient) -> None:
         ({k: v for k, v in ROW.items() if k != "petal_width"}, "petal_width"),
         ({**ROW, "sepal_length": "wide"}, "sepal_length"),
         ({"rows": [ROW, ROW]}, "rows"),
+        ({"rows": [ROW]}, "rows"),  # one row, but in the batch form the document does not offer
     ],
 )
 def test_bad_input_is_a_422_naming_the_field_as_on_predict(client: TestClient, body: object, field: str) -> None:
