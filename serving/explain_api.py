@@ -11,7 +11,7 @@ answers the ONNX file was parity-checked against at registration.
 The math is `pipelines.explain`; this module only parses, routes and answers. An explanation is not a
 served prediction: nothing is written to the prediction log and no prediction counter moves, so monitoring
 and analyses never see explain calls. They are counted like any HTTP request (``http_requests_total``
-and latency with ``endpoint="/v1/explain"``) and written to the access log with their request id, arm and
+and latency with ``route="/v1/explain"``) and written to the access log with their request id, arm and
 version. The work (SHAP for a forest, SVC or KNN) runs on the threadpool, never on the event loop, and the
 /v1/predict hot path (`serving.hot_routes`, the micro-batcher) is untouched.
 """
