@@ -193,14 +193,19 @@ AREAS: tuple[Area, ...] = (
     Area(
         8,
         "responsible-ai",
-        "Security, privacy, governance and responsible AI: fairness and explanations",
-        "Using models responsibly: fairness measured by name per group, a gate bound on it, a mitigation with "
-        "its cost, and the same figures on production labels. Run `uv run mlops-lab demo fairness`.",
-        _ids(58),
+        "Security, privacy, governance and responsible AI: explanations and fairness",
+        "Answering for a model's decisions: why it gave one answer, in contributions that add up, and whether it "
+        "treats groups alike: fairness measured by name per group, a gate bound on it, a mitigation with its cost, "
+        "the same figures on production labels. Run `uv run mlops-lab demo explain` and `uv run mlops-lab demo "
+        "fairness`.",
+        _ids(57, 58),
         (
+            "SHAP values add up only in one output space: a logistic regression is additive in its margin "
+            "(logit), not in probability; say which space your numbers are in.",
+            "A global importance ranking does not explain one decision: a feature that matters on average can "
+            "push a given row the other way.",
             "Overall accuracy hides groups: name the outcome and the group, then report demographic parity and "
             "equalized odds per group; they cannot all hold when base rates differ.",
-            "A multiclass model has no single 'positive': say it is one-vs-rest and which class the gate judges.",
             "A fairness bound on a few dozen rows is noisy: measure how often it refuses a fair model and passes "
             "a biased one before trusting it.",
             "Post-processing thresholds need the group at prediction time; reweighting cannot move a boundary for "

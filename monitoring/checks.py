@@ -22,6 +22,7 @@ from monitoring.attribution_drift import check_attribution_drift
 from monitoring.concept_drift import check_concept_drift
 from monitoring.data_drift import data_drift
 from monitoring.fairness_check import check_fairness
+from monitoring.explanation_drift import with_explanations
 from monitoring.prediction_drift import prediction_drift, predictions_from_log, reference_predictions
 
 if TYPE_CHECKING:
@@ -59,6 +60,14 @@ def _attribution_drift(inputs: CheckInputs, params: Params, out_dir: Path) -> Fi
 
     if inputs.model is None:
         return Finding("attribution_drift", "inconclusive", None, None, "no champion to attribute")
+    finding = _permutation_attribution(inputs, params)
+    # beside it, the SHAP-style global explanation of the served rows against the training-time one (C57)
+    seed = params.monitoring.attribution_drift.seed
+    features = params.dataset.feature_names
+    return with_explanations(finding, inputs.model, inputs.reference.frame, inputs.window, features, seed)
+
+
+def _permutation_attribution(inputs: CheckInputs, params: Params) -> Finding:
     features, knobs, target = params.dataset.feature_names, params.monitoring, params.dataset.target
     reference = inputs.reference.frame
     if len(inputs.labelled) >= knobs.min_rows:  # with feedback labels it also sees a changed concept

@@ -50,6 +50,7 @@ class ModelCardInfo:
     library_versions: dict[str, str] = field(default_factory=dict)
     onnx: dict[str, Any] | None = None  # `OnnxOutcome.to_dict()`: status, reason, opset, parity, variants
     fairness: dict[str, Any] | None = None  # `FairnessReport.to_dict()` on the test rows; None: not judged
+    explanation: dict[str, Any] | None = None  # `pipelines.explain.global_explanation` on the holdout, or {"error"}
 
 
 def dataset_fields(cfg: DatasetConfig) -> dict[str, Any]:
@@ -201,6 +202,28 @@ def _fairness_lines(info: ModelCardInfo) -> list[str]:
     return [*verdict, "", *fairness_markdown(info.fairness)] if verdict else fairness_markdown(info.fairness)
 
 
+def _explanation_lines(explanation: dict[str, Any]) -> list[str]:
+    """Mean |contribution| per feature on the holdout: which features this model's decisions rest on."""
+    if "error" in explanation:
+        return [f"Not computed: {explanation['error']}"]
+    space = "margin (logit)" if explanation.get("output") == "margin" else "probability"
+    background = explanation.get("background_rows") or 0
+    lines = [
+        f"Mean absolute contribution to the predicted class over {explanation.get('rows')} holdout rows "
+        f"({explanation.get('method')} method, {space} space"
+        + (f", {background} background rows" if background else "")
+        + "). Derived features are listed under their own names; `by input` splits each one equally between "
+        "the two inputs it is made of (`POST /v1/explain` gives the same per row).",
+        "",
+    ]
+    importance, by_input = explanation.get("importance") or {}, explanation.get("by_input") or {}
+    ranked = sorted(importance.items(), key=lambda kv: -kv[1])
+    lines += _table(["model feature", "mean abs contribution"], [[k, v] for k, v in ranked])
+    if by_input:
+        lines += ["", *_table(["input", "mean abs contribution (by input)"], [[k, v] for k, v in by_input.items()])]
+    return lines
+
+
 def render_model_card(info: ModelCardInfo) -> str:
     """Render the model card as Markdown."""
     version = info.version or VERSION_PENDING
@@ -245,6 +268,8 @@ def render_model_card(info: ModelCardInfo) -> str:
         lines += ["### Confusion matrix (test split)", "", *_confusion_table(info.classes, info.confusion), ""]
     if info.slice_metrics:
         lines += ["### Per slice", "", *_metric_table("slice", info.slice_metrics), ""]
+    if info.explanation is not None:
+        lines += ["## Global explanation", "", *_explanation_lines(info.explanation), ""]
     lines += ["## Quality gate", "", *_gate_lines(info.gate), ""]
     lines += ["## Fairness (test split, by group)", "", *_fairness_lines(info), ""]
     if info.onnx is not None:

@@ -224,6 +224,7 @@ class OnnxModel:
     """
 
     runtime = "onnx"
+    pipeline: Any = None  # the verified scikit-learn Pipeline of the same version, when loaded with it (explanations)
 
     def __init__(self, onnx_bytes: bytes) -> None:
         import onnx

@@ -123,6 +123,7 @@ class GateReport:
     holdout_metrics: dict[str, float] = field(default_factory=dict)  # the candidate's, on the holdout
     onnx: OnnxOutcome | None = None  # export + parity check (advisory: decides the ONNX file, not the gate)
     fairness: dict[str, Any] | None = None  # `FairnessReport.to_dict()` of the test rows, None when not judged
+    explanation: dict[str, Any] | None = None  # global explanation on the holdout, for the model card
 
     @property
     def slice_table(self) -> dict[str, dict[str, float]]:
@@ -185,7 +186,23 @@ def gate_candidate(settings: Settings, params: Params, result: TrainResult) -> G
     decision.advisory.append(onnx.check())  # shown with the gate; it decides the ONNX file only
     champion_metrics = None if champion_score is None else dict(champion_score.metrics)
     fairness_dict = None if fairness_figures is None else fairness_figures.to_dict()
-    return GateReport(decision, champion_metrics, slices, dict(candidate.metrics), onnx, fairness_dict)
+    explanation = explain_on_holdout(result, holdout, params)
+    return GateReport(
+        decision, champion_metrics, slices, dict(candidate.metrics), onnx, fairness_dict, explanation
+    )
+
+
+def explain_on_holdout(result: TrainResult, holdout: LoadedData, params: Params) -> dict[str, Any]:
+    """The candidate's global explanation on the holdout (C57); an error is reported on the card, never fatal."""
+    from pipelines.explain import global_explanation
+
+    features = params.dataset.feature_names
+    try:
+        background = result.split.X_train[features].to_numpy(dtype="float64")
+        values = holdout.frame[features].to_numpy(dtype="float64")
+        return global_explanation(result.pipeline, background, values, params.train.seed)
+    except Exception as err:  # an explanation must never keep a good model out of the registry
+        return {"error": f"{type(err).__name__}: {err}"}
 
 
 def register_or_reject(
@@ -206,6 +223,8 @@ def register_or_reject(
     for key, value in report.holdout_metrics.items():
         client.log_metric(logged.run_id, f"holdout_{key}", value)
     onnx_tags = {} if report.onnx is None else log_onnx(client, logged.run_id, report.onnx)
+    if report.explanation is not None:  # the global explanation at training time, machine-readable (C57)
+        client.log_text(logged.run_id, json.dumps(report.explanation, indent=2), "explanations/global.json")
     outcome = TrainingOutcome(
         status="registered" if decision.passed else "rejected",
         run_id=logged.run_id,
@@ -240,6 +259,7 @@ def register_or_reject(
             library_versions={k.removeprefix("lib."): v for k, v in tags.items() if k.startswith("lib.")},
             onnx=None if report.onnx is None else report.onnx.to_dict(),
             fairness=report.fairness,
+            explanation=report.explanation,
         )
     )
     registered = register_candidate(

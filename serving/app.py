@@ -3,8 +3,9 @@
 Concepts: REST serving (C18), standard protocols (C19), batch endpoint (C20), feedback loop (C38),
 hot reload (C28). Nothing happens at import: `create_app` builds the request contract from the data
 contract (`serving.contract`), the protocols over it -- native (`serving.native_api`), MLflow's
-``/invocations`` (`serving.mlflow_protocol`), Open Inference Protocol V2 (`serving.oip`), and the admin
-API when a token is set (`serving.admin`) -- and a *lifespan* that starts a `serving.runtime.Runtime`
+``/invocations`` (`serving.mlflow_protocol`), Open Inference Protocol V2 (`serving.oip`), explanations
+(`serving.explain_api`), and the admin API when a token is set (`serving.admin`) -- and a *lifespan* that
+starts a `serving.runtime.Runtime`
 (prediction log, shared state store, aliased models, a poller that swaps models when an alias moves)
 and stops it on shutdown, flushing the prediction log. The lifespan holds the state folder's shared
 lease (`core.state_lease`), so a restore cannot replace the files under a running service.
@@ -40,6 +41,7 @@ from serving.errors import (
     shared_responses,
     validation_problems,
 )
+from serving.explain_api import ExplainApi, dataset_background
 from serving.hot_routes import HotRoutes
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.mlflow_protocol import MlflowProtocol
@@ -97,7 +99,10 @@ def create_app(settings: Settings | None = None, params: Params | None = None) -
     native = NativeApi(runtime, contract, build_schemas(contract), metrics, settings.model_name)
     mlflow = MlflowProtocol(runtime, contract)
     shared = shared_responses(rate_limited=settings.rate_limit_per_s > 0)  # every route may answer these
-    for router in (native.router, mlflow.router, OpenInferenceApi(runtime, settings.model_name, contract).router):
+    background = dataset_background(settings.resolve(params.dataset.path), params.dataset.feature_names)
+    explain = ExplainApi(runtime, contract, build_schemas(contract), settings.model_name, background)
+    oip = OpenInferenceApi(runtime, settings.model_name, contract)
+    for router in (native.router, explain.router, mlflow.router, oip.router):
         app.include_router(router, responses=shared)
     hot_routes.register(hot, native.router.routes, "/v1/predict", native.predict_asgi)
     hot_routes.register(hot, mlflow.router.routes, "/invocations", mlflow.invocations_asgi)

@@ -48,6 +48,13 @@ class LoadedModel:
         return str(getattr(self.model, "runtime", SKLEARN))
 
 
+def explainable_pipeline(model: Any) -> Any | None:
+    """The scikit-learn Pipeline behind a loaded model: itself, or the one an ONNX model was verified against."""
+    if getattr(model, "runtime", SKLEARN) == SKLEARN:
+        return model
+    return getattr(model, "pipeline", None)
+
+
 @dataclass
 class CacheHealth:
     """What /readyz reports: the last refresh, the last error, and when the next attempt is due."""
@@ -198,7 +205,10 @@ def registry_cache(
         if settings.serving_runtime == SKLEARN:
             return pipeline
         onnx = load_version_onnx(settings, version, features)
-        return pipeline if onnx is None else onnx
+        if onnx is None:
+            return pipeline
+        onnx.pipeline = pipeline  # explanations need the Pipeline's steps (`explainable_pipeline`)
+        return onnx
 
     def record(alias: str, from_version: str | None, to_version: str | None) -> None:
         record_outside_move(settings, alias, from_version, to_version)

@@ -70,6 +70,7 @@ DEMOS: dict[str, str] = {
     "approval": "lab.demos.approval",
     "privacy": "lab.demos.privacy",
     "fairness": "lab.demos.fairness",
+    "explain": "lab.demos.explain",
 }
 
 

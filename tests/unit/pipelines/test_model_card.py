@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -189,3 +190,39 @@ def test_card_has_a_fairness_section_with_the_gates_verdict(info: ModelCardInfo)
     assert "four-fifths rule NOT met" in section
     unjudged = render_model_card(info)
     assert "Not judged: the gate ran no fairness check." in unjudged[unjudged.index("## Fairness") :]
+
+
+def test_the_global_explanation_ranks_features_by_mean_absolute_contribution(info: ModelCardInfo) -> None:
+    explanation = {
+        "method": "linear",
+        "output": "margin",
+        "rows": 45,
+        "background_rows": 0,
+        "importance": {"sepal_width": 0.25, "petal_width": 1.5, "petal_length_x_petal_width": 0.75},
+        "by_input": {"sepal_width": 0.25, "petal_length": 0.375, "petal_width": 1.875},
+    }
+    card = render_model_card(replace(info, explanation=explanation))
+    section = card[card.index("## Global explanation") : card.index("## Quality gate")]
+    assert "over 45 holdout rows (linear method, margin (logit) space)" in section
+    assert section.index("| petal_width | 1.5000 |") < section.index("| petal_length_x_petal_width | 0.7500 |")
+    assert section.index("| petal_length_x_petal_width | 0.7500 |") < section.index("| sepal_width | 0.2500 |")
+    assert "| petal_width | 1.8750 |" in section  # the by-input table
+    failed = render_model_card(replace(info, explanation={"error": "ValueError: no rows"}))
+    assert "Not computed: ValueError: no rows" in failed
+    assert "## Global explanation" not in render_model_card(info)
+
+
+def test_training_explains_the_candidate_on_the_holdout(iris_frame, params: Params) -> None:
+    from pipelines.data import LoadedData
+    from pipelines.explain import Explainer
+    from pipelines.fit import fit_and_evaluate
+    from pipelines.training_steps import explain_on_holdout
+
+    result = fit_and_evaluate(iris_frame.iloc[:120], params)
+    holdout = LoadedData(iris_frame.iloc[120:], Path("holdout.csv"), "md5-of-the-holdout")
+    explanation = explain_on_holdout(result, holdout, params)
+    assert explanation["rows"] == 29
+    assert (explanation["method"], explanation["output"]) == ("linear", "margin")
+    values = iris_frame.iloc[120:][params.dataset.feature_names].to_numpy()
+    assert explanation["importance"] == pytest.approx(Explainer(result.pipeline).global_importance(values))
+    assert list(explanation["by_input"]) == params.dataset.feature_names
