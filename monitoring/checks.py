@@ -21,8 +21,8 @@ from monitoring.anomaly import check_anomalies
 from monitoring.attribution_drift import check_attribution_drift
 from monitoring.concept_drift import check_concept_drift
 from monitoring.data_drift import data_drift
-from monitoring.fairness_check import check_fairness
 from monitoring.explanation_drift import with_explanations
+from monitoring.fairness_check import check_fairness
 from monitoring.prediction_drift import prediction_drift, predictions_from_log, reference_predictions
 
 if TYPE_CHECKING:

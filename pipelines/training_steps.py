@@ -187,9 +187,7 @@ def gate_candidate(settings: Settings, params: Params, result: TrainResult) -> G
     champion_metrics = None if champion_score is None else dict(champion_score.metrics)
     fairness_dict = None if fairness_figures is None else fairness_figures.to_dict()
     explanation = explain_on_holdout(result, holdout, params)
-    return GateReport(
-        decision, champion_metrics, slices, dict(candidate.metrics), onnx, fairness_dict, explanation
-    )
+    return GateReport(decision, champion_metrics, slices, dict(candidate.metrics), onnx, fairness_dict, explanation)
 
 
 def explain_on_holdout(result: TrainResult, holdout: LoadedData, params: Params) -> dict[str, Any]:
