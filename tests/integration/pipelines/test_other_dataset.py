@@ -50,7 +50,7 @@ def _wine_params(tmp_path: Path, data: Path, features: list[str], frame_ranges: 
     raw["batches"]["covariate_shift"]["features"] = features[:2]  # the batch shifts name columns and classes too
     raw["batches"]["concept_shift"]["swap"] = ["cultivar_0", "cultivar_1"]
     raw["gate"]["min_metric"] = 0.8
-    raw["gate"]["fairness"]["positive_class"] = "cultivar_2"  # params.yaml names an iris class, as `dataset init` would not
+    raw["gate"]["fairness"]["positive_class"] = "cultivar_2"  # params.yaml names an iris class
     raw["gate"]["holdout"]["path"] = str(tmp_path / "wine-holdout.csv")  # its own: drawn from wine.csv at train
     out = tmp_path / "wine-params.yaml"
     out.write_text(yaml.safe_dump(raw))
