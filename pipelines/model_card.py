@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from core.params import DatasetConfig
 
 VERSION_PENDING = "(pending registration)"  # replaced by the version number when registered
+NOT_REGISTERED = "(not registered: refused by the quality gate)"  # what a refused candidate's card says instead
 
 
 @dataclass(frozen=True)

@@ -523,6 +523,25 @@ def record_outside_move(settings: Settings, alias: str, from_version: str | None
     return entry
 
 
+GATE_REJECT = "gate_reject"  # audit action: a trained candidate the quality gate kept out of the registry
+CANDIDATE = "candidate"  # the alias field of a gate rejection: no alias moved, no version was made
+
+
+def record_gate_rejection(settings: Settings, run_id: str, reasons: str, actor: str) -> AuditEntry | None:
+    """Audit a candidate the gate refused: actor, run and the gate's reasons, on the registered model's trail.
+
+    No version exists for such a model, so the entry names the run (``from``/``to`` stay empty). Before the
+    first registration there is no trail to write to: None, and the reasons stay on the run (tags, decision).
+    """
+    client = mlflow_client(settings)
+    try:
+        _model(client, settings.model_name)
+    except RegistryError:
+        return None
+    reason = f"run {run_id}: {reasons}"[:2000]
+    return append_entry(client, settings.model_name, _now(), actor, GATE_REJECT, CANDIDATE, None, None, reason)
+
+
 APPROVAL_TAGS = ("approval", "approval_requested_by", "approval_requested_at", "approved_by", "rejected_by")
 
 

@@ -28,10 +28,10 @@ from pipelines.fairness import fairness_check
 from pipelines.fit import fit_and_evaluate
 from pipelines.holdout import load_holdout, without_holdout
 from pipelines.lineage import lineage_tags
-from pipelines.model_card import ModelCardInfo, dataset_fields, render_model_card
+from pipelines.model_card import NOT_REGISTERED, VERSION_PENDING, ModelCardInfo, dataset_fields, render_model_card
 from pipelines.onnx_registry import OnnxOutcome, log_onnx, onnx_for_candidate
 from pipelines.quality_gate import HoldoutScore, evaluate_gate
-from pipelines.registry import load_alias_model, register_candidate
+from pipelines.registry import load_alias_model, record_gate_rejection, register_candidate
 from pipelines.slices import parity_check, slice_metrics
 from pipelines.tracking import log_training_run
 from pipelines.validation import FIRST_DATA_LINE, validate_frame
@@ -206,7 +206,8 @@ def explain_on_holdout(result: TrainResult, holdout: LoadedData, params: Params)
 def register_or_reject(
     settings: Settings, params: Params, result: TrainResult, logged: LoggedRun, report: GateReport, data: LoadedData
 ) -> TrainingOutcome:
-    """Register a passing candidate (champion if first, else challenger); tag a failing one."""
+    """Register a passing candidate (champion if first, else challenger); a failing one gets tags, its card and an
+    audit entry saying why (`pipelines.registry.record_gate_rejection`)."""
     client = mlflow_client(settings)
     decision = report.decision
     gate = decision.to_dict()
@@ -230,9 +231,6 @@ def register_or_reject(
         gate=gate,
         champion_metrics=report.champion_metrics,
     )
-    if not decision.passed:
-        client.set_tag(logged.run_id, "gate.reason", "; ".join(decision.reasons)[:4000])
-        return outcome
     tags = client.get_run(logged.run_id).data.tags
     card = render_model_card(
         ModelCardInfo(
@@ -260,6 +258,13 @@ def register_or_reject(
             explanation=report.explanation,
         )
     )
+    if not decision.passed:  # kept out of the registry: the reasons on the run, its card and the audit trail
+        reasons = "; ".join(decision.reasons)
+        client.set_tag(logged.run_id, "gate.reason", reasons[:4000])
+        client.log_text(logged.run_id, card.replace(VERSION_PENDING, NOT_REGISTERED), "model_card.md")
+        client.set_tag(logged.run_id, "model_card", f"runs:/{logged.run_id}/model_card.md")
+        record_gate_rejection(settings, logged.run_id, reasons, settings.actor)
+        return outcome
     registered = register_candidate(
         settings,
         logged.run_id,

@@ -17,6 +17,8 @@ from core.params import Params
 from core.settings import Settings
 from pipelines.data import ingest, read_csv
 from pipelines.fair_groups import biased_rows
+from pipelines.model_card import NOT_REGISTERED
+from pipelines.registry import GATE_REJECT, audit_log
 from pipelines.training_steps import run_training
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -56,6 +58,16 @@ def test_a_fair_candidate_passes_and_its_card_shows_the_figures(lab, tmp_path: P
 
 def test_a_biased_candidate_is_refused_with_the_reason_on_its_run(lab, tmp_path: Path) -> None:
     settings, params, data = lab
+    if not audit_log(settings):  # a trail to write to: a fair model registered first (the other test may have)
+        assert (
+            run_training(
+                settings,
+                params,
+                _write(biased_rows(read_csv(data), params, rows=400, seed=3, shift_cm=0.0), tmp_path / "fair.csv"),
+            ).status
+            == "registered"
+        )
+    before = len(audit_log(settings))
     rows = biased_rows(
         read_csv(data), params, rows=400, seed=11
     )  # the stated default bias: 0.6 cm short on 30 % of rows
@@ -73,3 +85,15 @@ def test_a_biased_candidate_is_refused_with_the_reason_on_its_run(lab, tmp_path:
     figures = json.loads(Path(client.download_artifacts(outcome.run_id, "gate/fairness.json")).read_text())
     assert figures["equalized_odds_difference"] > bound
     assert figures["positive_class"] == params.gate.fairness.positive_class
+    # The card and the registry's audit trail say it too, though no version was made.
+    card = Path(client.download_artifacts(outcome.run_id, "model_card.md")).read_text(encoding="utf-8")
+    assert f"version {NOT_REGISTERED}" in card
+    assert "Gate check: FAIL - equalized-odds difference" in card[card.index("## Fairness") :]
+    assert run.data.tags["model_card"] == f"runs:/{outcome.run_id}/model_card.md"
+    trail = audit_log(settings)
+    assert len(trail) == before + 1
+    entry = trail[-1]
+    assert (entry.action, entry.alias, entry.from_version, entry.to_version) == (GATE_REJECT, "candidate", None, None)
+    assert entry.reason.startswith(f"run {outcome.run_id}: ")
+    assert "equalized-odds difference" in entry.reason
+    assert entry.actor == settings.actor
