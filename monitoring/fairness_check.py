@@ -2,7 +2,8 @@
 
 The gate judged a candidate's fairness on its test split; production can drift apart by group (a new
 instrument at one site, a population change). This check takes the labelled window (predictions with
-a feedback label) whose logged features carry ``dataset.group_column`` and computes the same
+a feedback label) whose request named its group -- the ``dataset.group_column`` field of a /v1/predict
+row, logged as ``predictions.sensitive_group`` and never given to the model -- and computes the same
 fairlearn figures as the gate (pipelines/fairness.py), for the same positive class, against the same
 bound. Rows without a group, and groups under ``gate.fairness.min_group_size`` rows, are left out;
 without two judged groups the finding is ``inconclusive``, never "fair".
@@ -21,21 +22,30 @@ if TYPE_CHECKING:
     from core.params import Params
 
 
+GROUP = "sensitive_group"  # the prediction log's column holding each row's group
+
+
 def check_fairness(labelled: pd.DataFrame, params: Params, champion: str | None = None) -> Finding:
-    """Equalized-odds difference of "predicted positive class" across groups in the labelled window."""
+    """Equalized-odds difference of "predicted positive class" across groups in the labelled window.
+
+    ``labelled``: `serving.log_reader.labelled_window`'s frame (the groups in its ``sensitive_group`` column).
+    """
     cfg, column = params.gate.fairness, params.dataset.group_column
     bound = cfg.max_equalized_odds_difference
     if column is None:
         return Finding("fairness", "inconclusive", None, bound, "no dataset.group_column: no groups to compare")
-    if column not in labelled or labelled.empty:
-        return Finding("fairness", "inconclusive", None, bound, f"no labelled rows carry {column!r}")
-    rows = labelled[labelled[column].notna()]
+    if GROUP not in labelled or labelled.empty or labelled[GROUP].isna().all():
+        return Finding(
+            "fairness", "inconclusive", None, bound,
+            f"no labelled rows carry a {column!r} (send it with each /v1/predict row to judge fairness in production)",
+        )  # fmt: skip
+    rows = labelled[labelled[GROUP].notna()]
     if champion is not None and "model_version" in rows:  # the champion's answers only, like prediction drift
         rows = rows[rows["model_version"].astype(str) == champion]
     rows = rows.tail(params.monitoring.window)
     positive = positive_class_of(cfg, list(params.dataset.classes))
     try:
-        report = fairness_report(rows["label"], rows["prediction"], rows[column], positive, column, cfg.min_group_size)
+        report = fairness_report(rows["label"], rows["prediction"], rows[GROUP], positive, column, cfg.min_group_size)
     except ValueError as err:
         return Finding("fairness", "inconclusive", None, bound, f"{len(rows)} labelled rows with a group: {err}")
     eod = report.equalized_odds_difference

@@ -23,6 +23,7 @@ import numpy as np
 from core.params import DatasetConfig
 
 MAX_BATCH_ROWS = 10_000
+GROUP_PATTERN = r"^[\w .:+-]{1,64}$"  # a group value: letters, digits, space and . : + - _, at most 64 characters
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class RequestContract:
     allow_missing: bool
     classes: tuple[str, ...]
     max_rows: int = MAX_BATCH_ROWS
+    group: str | None = None  # ``dataset.group_column``: an optional per-row field that is logged, never scored
 
     @classmethod
     def from_dataset(cls, dataset: DatasetConfig, max_rows: int = MAX_BATCH_ROWS) -> RequestContract:
@@ -58,6 +60,7 @@ class RequestContract:
             allow_missing=dataset.allow_missing,
             classes=tuple(dataset.classes),
             max_rows=max_rows,
+            group=dataset.group_column,
         )
 
     @property

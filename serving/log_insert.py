@@ -29,7 +29,7 @@ from serving.log_schema import LogItem, ServedRows, insert_ignoring_duplicates, 
 # The column order `DriverInsert.served` builds tuples in; checked against the compiled statement.
 COLUMNS = (
     "request_id", "ts", "model_name", "model_version", "arm", "strategy",
-    "features", "prediction", "probabilities", "latency_ms", "status", "user_key",
+    "features", "prediction", "probabilities", "latency_ms", "status", "user_key", "sensitive_group",
 )  # fmt: skip
 Processor = Callable[[Any], Any] | None
 
@@ -37,7 +37,7 @@ Processor = Callable[[Any], Any] | None
 class DriverInsert:
     """Tuples for the predictions table, and the multi-row statements that insert them."""
 
-    ROWS_PER_STATEMENT = 64  # 64 x 12 parameters stays under SQLite's oldest default limit of 999
+    ROWS_PER_STATEMENT = 64  # 64 x 13 parameters stays under SQLite's oldest default limit of 999
 
     def __init__(self, sql: str, processors: Sequence[Processor]) -> None:
         start = sql.index(" VALUES (") + len(" VALUES ")
@@ -94,11 +94,13 @@ class DriverInsert:
         else:
             probabilities = [encode(None)] * n
         matrix = item.values.tolist()
+        groups: Sequence[str | None] = item.groups if item.groups is not None else [None] * n
+        rows = zip(item.request_ids, matrix, labels, probabilities, groups, strict=True)
         return [
             (rid, ts, item.model_name, item.model_version, item.arm, item.strategy,
              encode({f: (v if v == v else None) for f, v in zip(names, values, strict=True)}),
-             label, proba, item.latency_ms, item.status, item.user_key)
-            for rid, values, label, proba in zip(item.request_ids, matrix, labels, probabilities, strict=True)
+             label, proba, item.latency_ms, item.status, item.user_key, group)
+            for rid, values, label, proba, group in rows
         ]  # fmt: skip
 
     def sql(self, n: int) -> str:

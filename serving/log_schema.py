@@ -43,6 +43,9 @@ predictions_table = sa.Table(
     sa.Column("status", sa.String(32), nullable=False),
     # Added after the first release by migration 0002 (core/migrations/versions); NULL in older rows.
     sa.Column("user_key", sa.String(32)),  # keyed hash of X-User-Id (serving.credentials.UserKeys); None without
+    # Migration 0003: the row's dataset.group_column value (e.g. a site), sent with the request and never scored;
+    # what the monitoring fairness check compares (C58). NULL when the request named no group.
+    sa.Column("sensitive_group", sa.String(64)),
 )
 feedback_table = sa.Table(
     "feedback",
@@ -73,6 +76,7 @@ class PredictionRecord:
     status: str = "ok"
     ts: datetime = field(default_factory=utc_now)
     user_key: str | None = None
+    sensitive_group: str | None = None
 
     def __len__(self) -> int:
         return 1
@@ -104,6 +108,7 @@ class ServedRows:
     status: str = "ok"
     ts: datetime = field(default_factory=utc_now)
     user_key: str | None = None  # one request, one user
+    groups: Sequence[str | None] | None = None  # per row: its dataset.group_column value (None: no group)
 
     def __len__(self) -> int:
         return len(self.request_ids)
@@ -119,6 +124,7 @@ class ServedRows:
             if self.probabilities is not None
             else [None] * n
         )
+        groups: Sequence[str | None] = self.groups if self.groups is not None else [None] * n
         shared = {
             "model_name": self.model_name,
             "model_version": self.model_version,
@@ -129,10 +135,12 @@ class ServedRows:
             "ts": self.ts,
             "user_key": self.user_key,
         }
+        rows = zip(self.request_ids, features, predictions, probabilities, groups, strict=True)
         return [
-            {"request_id": rid, "features": feats, "prediction": label, "probabilities": proba, **shared}
-            for rid, feats, label, proba in zip(self.request_ids, features, predictions, probabilities, strict=True)
-        ]
+            {"request_id": rid, "features": feats, "prediction": label, "probabilities": proba,
+             "sensitive_group": group, **shared}
+            for rid, feats, label, proba, group in rows
+        ]  # fmt: skip
 
 
 LogItem = PredictionRecord | ServedRows

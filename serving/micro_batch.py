@@ -58,7 +58,7 @@ class MicroBatcher:
     ) -> Served:
         """What `Predictor.serve` returns (or raises) for this request, scored together with its neighbours.
 
-        ``options``: `Predictor.serve`'s keywords (user_id, override, version, labels_only). The first
+        ``options``: `Predictor.serve`'s keywords (user_id, override, version, labels_only, groups). The first
         request of a turn leads: it yields once, so every request that is ready to run joins it (they
         wait on a future), then scores them all and answers itself directly. ``in_flight``: the worker's
         request tasks, when the server publishes them; if no other one is running, the request is scored

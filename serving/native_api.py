@@ -154,10 +154,10 @@ class NativeApi:
         try:
             routing = headers.routing_headers(raw)
             headers.authorize_override(routing, self.runtime.gate, client_key(scope))
-            values = self.parser.parse(await read_body(receive))  # 422 naming the field, from the typed schema
+            values, groups = self.parser.parse_request(await read_body(receive))  # 422 naming the field
             served = await self.runtime.serve(
                 values, routing.request_id, user_id=routing.user_id, override=routing.force_arm,
-                client_id=routing.client_id, in_flight=scope.get(WORKER_TASKS),
+                client_id=routing.client_id, in_flight=scope.get(WORKER_TASKS), groups=groups,
             )  # fmt: skip
         except headers.HeaderError as err:
             await invalid_request(err.problems)(scope, receive, send)

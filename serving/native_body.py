@@ -10,6 +10,10 @@ So a body takes one of two paths:
 - **Fast path** (every valid body the service normally gets): ``orjson`` parses it, the shape is a
   flat row or ``{"rows": [...]}``, and `serving.fast_input.ContractMatrix` checks in one pass that
   every row has exactly the contract's fields with JSON numbers inside the contract's ranges.
+- **Rows with a group** (``dataset.group_column``, e.g. ``source``): an optional string per row that is
+  not a model input. `BodyParser.parse_request` takes it off each row (checked against the same
+  pattern as the schema), reads the features through the fast path and returns the groups beside the
+  matrix, for the prediction log (fairness per group, C58).
 - **Slow path** (anything the fast path does not accept): the pydantic union validates the raw body
   and raises the usual `RequestValidationError`, so the 422 is exactly what the schema says. If the
   schema accepts what the fast path did not (a row omitting an optional field), its result is used.
@@ -20,6 +24,7 @@ disagree about a valid body; tests check both paths against the schema on valid 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -27,10 +32,13 @@ import orjson
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
 
-from serving.contract import RequestContract
+from serving.contract import GROUP_PATTERN, RequestContract
 from serving.fast_input import ContractMatrix
 from serving.predict import to_matrix
 from serving.schemas import ApiSchemas
+
+Groups = tuple[str | None, ...] | None  # one per row; None when no row names a group
+_GROUP = re.compile(GROUP_PATTERN)
 
 
 class BodyParser:
@@ -38,6 +46,7 @@ class BodyParser:
 
     def __init__(self, contract: RequestContract, schemas: ApiSchemas) -> None:
         self.features = list(contract.features)
+        self.group = contract.group
         self.matrix = ContractMatrix(contract)
         self.adapter: TypeAdapter[Any] = TypeAdapter(schemas.predict_body)
 
@@ -53,6 +62,50 @@ class BodyParser:
             values = None
         return values if values is not None else self.slow(body)
 
+    def parse_request(self, body: bytes) -> tuple[np.ndarray, Groups]:
+        """`parse`, and each row's group (``dataset.group_column``) when any row names one.
+
+        Raises:
+            RequestValidationError: the body breaks the schema (a group that is not a short string included).
+        """
+        try:
+            obj = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            obj = None
+        values = self.fast(obj)
+        if values is not None:
+            return values, None
+        if self.group is not None and (grouped := self._fast_grouped(obj)) is not None:
+            return grouped
+        return self._slow_grouped(body)
+
+    def _fast_grouped(self, obj: Any) -> tuple[np.ndarray, Groups] | None:
+        """The rows of a plainly valid body whose rows may carry the group field, or None."""
+        if type(obj) is not dict:
+            return None
+        rows = obj["rows"] if "rows" in obj and len(obj) == 1 else [obj]
+        if type(rows) is not list or not all(type(row) is dict for row in rows):
+            return None
+        group, groups, plain = self.group, [], []
+        for row in rows:
+            value = row.get(group)
+            if value is not None and (type(value) is not str or not _GROUP.fullmatch(value)):
+                return None  # the schema names the field in its 422
+            groups.append(value)
+            plain.append({k: v for k, v in row.items() if k != group} if group in row else row)
+        values = self.matrix.records(plain, exact=True)
+        if values is None:
+            return None
+        return values, (tuple(groups) if any(g is not None for g in groups) else None)
+
+    def _slow_grouped(self, body: bytes) -> tuple[np.ndarray, Groups]:
+        rows = self._validated_rows(body)
+        values = to_matrix([row.__dict__ for row in rows], self.features)
+        if self.group is None:
+            return values, None
+        groups = tuple(getattr(row, self.group) for row in rows)
+        return values, (groups if any(g is not None for g in groups) else None)
+
     def fast(self, obj: Any) -> np.ndarray | None:
         """The matrix if ``obj`` is plainly valid, else None (the slow path decides)."""
         if type(obj) is not dict:
@@ -63,13 +116,15 @@ class BodyParser:
 
     def slow(self, body: bytes) -> np.ndarray:
         """Validate with the pydantic schema: its 422, or its rows when it accepts the body."""
+        return to_matrix([row.__dict__ for row in self._validated_rows(body)], self.features)
+
+    def _validated_rows(self, body: bytes) -> list[Any]:
         try:
             parsed = self.adapter.validate_json(body)
         except ValidationError as err:
             errors = [{**e, "loc": ("body", *e["loc"])} for e in err.errors(include_url=False)]
             raise RequestValidationError(errors) from None
-        rows = getattr(parsed, "rows", None) or [parsed]
-        return to_matrix([row.__dict__ for row in rows], self.features)
+        return list(getattr(parsed, "rows", None) or [parsed])
 
     def openapi_body(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """The request-body schema for the OpenAPI document and the component schemas it refers to."""

@@ -126,6 +126,7 @@ class Request:
     user_id: str | None = None
     override: str | None = None
     version: str | None = None
+    groups: tuple[str | None, ...] | None = None  # each row's dataset.group_column value: logged, not scored
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,7 @@ class Served:
     scored: Scored
     latency_ms: float
     user_key: str | None = None  # pseudonymous key of X-User-Id, logged with the rows (never the raw id)
+    groups: tuple[str | None, ...] | None = None  # each row's group (``Request.groups``), logged with it
 
 
 def to_matrix(rows: Sequence[Mapping[str, float | None]], features: Sequence[str]) -> np.ndarray:
@@ -231,14 +233,17 @@ class Predictor:
         override: str | None = None,
         version: str | None = None,
         labels_only: bool = False,
+        groups: tuple[str | None, ...] | None = None,
     ) -> Served:
         """Route and score ``values``; on a model failure log the rows as errors and raise ScoringError.
 
-        The caller hands the returned `Served` to `record` before it answers.
+        The caller hands the returned `Served` to `record` before it answers. ``groups``: each row's
+        ``dataset.group_column`` value, logged with the row and never given to the model.
         """
         start = time.perf_counter()
         decision, loaded = self.decide(request_id, user_id, override, version)
-        return self._score_one(Request(values, request_id, labels_only, start, user_id), decision, loaded)
+        request = Request(values, request_id, labels_only, start, user_id, groups=groups)
+        return self._score_one(request, decision, loaded)
 
     def serve_many(self, requests: Sequence[Request]) -> list[Served | Exception]:
         """Route each request on its own, then score the requests that go to one model in one call.
@@ -284,7 +289,9 @@ class Predictor:
                 )
                 ids = row_ids(request.request_id, n)
                 key = self._user_key(request.user_id)
-                answers[i] = Served(request.request_id, ids, decision, loaded, part, _ms(request.start), key)
+                answers[i] = Served(
+                    request.request_id, ids, decision, loaded, part, _ms(request.start), key, request.groups
+                )
                 self.metrics.count_predictions(loaded.version, decision.arm, part.labels)
                 offset += n
         return [answers[i] for i in range(len(requests))]
@@ -308,12 +315,12 @@ class Predictor:
             self.metrics.prediction_errors.labels(decision.arm).inc(len(values))
             failed = Scored([], None, [])
             key = self._user_key(request.user_id)
-            self.record(
-                Served(request_id, ids, decision, loaded, failed, _ms(start), key), values, status="error", wait=0
-            )
+            failure = Served(request_id, ids, decision, loaded, failed, _ms(start), key, request.groups)
+            self.record(failure, values, status="error", wait=0)
             raise ScoringError(f"model version {loaded.version} failed to score: {type(err).__name__}: {err}") from err
         self.metrics.observe_batch(len(values))
-        served = Served(request_id, ids, decision, loaded, scored, _ms(start), self._user_key(request.user_id))
+        key = self._user_key(request.user_id)
+        served = Served(request_id, ids, decision, loaded, scored, _ms(start), key, request.groups)
         self.metrics.count_predictions(loaded.version, decision.arm, scored.labels)
         return served
 
@@ -348,6 +355,7 @@ class Predictor:
             latency_ms=served.latency_ms,
             status=status,
             user_key=served.user_key,
+            groups=served.groups,
         )
         return self.log.record(item, timeout=wait)
 

@@ -22,7 +22,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_model
 from pydantic.config import JsonDict
 
-from serving.contract import RequestContract
+from serving.contract import GROUP_PATTERN, RequestContract
+
+GROUP_DESCRIPTION = (
+    "Optional group of the row (dataset.group_column, e.g. a site): not a model input, logged beside the prediction "
+    "so that fairness can be judged per group on labelled production rows (C58)."
+)
 
 
 def _branch(body: Any) -> str:
@@ -58,6 +63,8 @@ def build_schemas(contract: RequestContract) -> ApiSchemas:
     Each model carries an example valid under the contract, shown by /docs ("Try it out") and /redoc.
     """
     fields = {name: _feature_field(low, high, contract.allow_missing) for name, (low, high) in contract.ranges.items()}
+    if contract.group is not None:
+        fields[contract.group] = (str | None, Field(None, pattern=GROUP_PATTERN, description=GROUP_DESCRIPTION))
     one = example_row(contract)
     row = create_model(  # type: ignore[call-overload]
         "PredictRow",

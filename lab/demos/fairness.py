@@ -116,7 +116,7 @@ def run(n: Narrator, ctx: LabContext) -> None:
 
     n.step("Monitoring: the same check on labelled production rows that carry a site")
     labelled = pd.DataFrame(
-        {"prediction": model.predict(fresh[features]), "label": fresh[target], column: fresh[column]}
+        {"prediction": model.predict(fresh[features]), "label": fresh[target], "sensitive_group": fresh[column]}
     )
     finding = check_fairness(labelled, params)
     (n.bad if finding.fired else n.ok)(f"fairness {finding.status}: {finding.summary}")

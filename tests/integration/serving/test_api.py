@@ -550,3 +550,32 @@ def test_a_full_disk_under_the_log_shows_on_readyz_and_metrics_and_nothing_is_lo
     assert metric("mlops_prediction_log_write_ok") == 1.0
     assert metric("mlops_prediction_log_queued_rows") == 0
     assert set(logged(client, *ids)) == set(ids)
+
+
+def test_each_rows_group_is_logged_beside_it_and_production_fairness_is_judged_from_it(
+    client: TestClient, registry, params: Params
+) -> None:
+    from monitoring.fairness_check import check_fairness
+    from pipelines.data import read_csv
+    from pipelines.fair_groups import biased_rows
+    from serving.log_reader import labelled_window
+
+    settings, data = registry
+    rows = biased_rows(read_csv(data), params, rows=300, seed=58, shift_cm=1.0, share_b=0.5)
+    features, target, column = params.dataset.feature_names, params.dataset.target, params.dataset.group_column
+    body = {"rows": [{**{f: float(r[f]) for f in features}, column: r[column]} for _, r in rows.iterrows()]}
+    answer = client.post("/v1/predict", json=body, headers={"X-Request-Id": "sites-1"}).json()
+    plain = client.post("/v1/predict", json={"rows": [{f: row[f] for f in features} for row in body["rows"]]}).json()
+    assert [p["class"] for p in answer["predictions"]] == [p["class"] for p in plain["predictions"]]  # never scored
+    for prediction, truth in zip(answer["predictions"], rows[target], strict=True):
+        assert label(client, answer, truth, request_id=prediction["id"]).json()["status"] == "recorded"
+    stored = logged(client, *(p["id"] for p in answer["predictions"]), plain["predictions"][0]["id"])
+    assert [stored[p["id"]]["sensitive_group"] for p in answer["predictions"]] == rows[column].tolist()
+    assert stored[plain["predictions"][0]["id"]]["sensitive_group"] is None  # no group sent: NULL
+    assert column not in stored["sites-1:0"]["features"]  # beside the features, not among them
+
+    labelled = labelled_window(client.app.state.runtime.log.engine, model_name=settings.model_name)  # type: ignore[attr-defined]
+    finding = check_fairness(labelled[labelled["request_id"].str.startswith("sites-1:")], params, champion="1")
+    assert finding.status == "fired", finding.summary  # site B's petals read 1 cm short: its virginica are missed
+    groups = {g["group"]: g for g in finding.details["groups"]}
+    assert groups["site-b"]["true_positive_rate"] < groups["site-a"]["true_positive_rate"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,8 +25,9 @@ def _log_rows(url: str, rows: list[tuple[str, str, str, str | None]]) -> None:
     log = PredictionLog(url, batch_size=16, max_delay=0.05).start()
     try:
         for i, (version, predicted, _, source) in enumerate(rows):
-            features = {"petal_width": 1.8, **({"source": source} if source is not None else {})}
-            log.record(PredictionRecord(f"r{i}", "iris", version, features, predicted, ts=T0 + timedelta(seconds=i)))
+            ts = T0 + timedelta(seconds=i)
+            record = PredictionRecord(f"r{i}", "iris", version, {"petal_width": 1.8}, predicted, ts=ts)
+            log.record(replace(record, sensitive_group=source))
         assert log.flush()
         for i, (_, _, label, _) in enumerate(rows):
             log.record_feedback(f"r{i}", label)
@@ -81,7 +83,7 @@ def test_without_groups_or_with_too_few_rows_it_is_inconclusive(params: Params, 
     few = params.gate.fairness.min_group_size - 1
     small = pd.DataFrame(
         {"prediction": ["virginica"] * (few + 20), "label": ["virginica"] * (few + 20)}
-        | {"source": ["site-a"] * 20 + ["site-b"] * few}
+        | {"sensitive_group": ["site-a"] * 20 + ["site-b"] * few}
     )
     finding = check_fairness(small, params)
     assert finding.status == "inconclusive"

@@ -17,7 +17,8 @@ def test_every_listed_table_and_column_exists_and_every_personal_column_is_liste
     listed = set(re.findall(r"`(predictions|feedback)\.(\w+)`", PAGE))
     columns = {(t.name, c.name) for t in metadata.tables.values() if t.name in ("predictions", "feedback") for c in t.c}
     assert listed <= columns, listed - columns
-    personal = {("predictions", n) for n in ("user_key", "features", "prediction", "probabilities", "request_id")}
+    names = ("user_key", "features", "prediction", "probabilities", "request_id", "sensitive_group")
+    personal = {("predictions", n) for n in names}
     assert personal | {("feedback", "label")} <= listed
 
 

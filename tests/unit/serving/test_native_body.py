@@ -124,3 +124,66 @@ def test_openapi_body_refers_to_documented_components(params: Params) -> None:
     refs = {option["$ref"].rsplit("/", 1)[1] for option in schema["oneOf"]}
     assert refs == {"PredictRow", "PredictBatch"}
     assert refs <= set(components)
+
+
+GROUP_VALUES = ("site-a", "site b", "Ünïcode_1", None, "", "x" * 65, "x" * 64, "site\n", "a\tb", 3, True, ["site-a"])
+
+
+def _schema_groups(parser: BodyParser, body: bytes) -> tuple[np.ndarray, tuple[Any, ...]] | None:
+    """What the pydantic schema makes of a body: its matrix and each row's group, or None when it refuses."""
+    try:
+        parsed = parser.adapter.validate_json(body)
+    except ValidationError:
+        return None
+    rows = getattr(parsed, "rows", None) or [parsed]
+    return parser.slow(body), tuple(getattr(row, "source") for row in rows)
+
+
+def test_a_row_may_name_its_group_which_is_returned_beside_the_features_never_in_them(params: Params) -> None:
+    parser = parser_for(params, allow_missing=False)
+    assert parser.group == params.dataset.group_column == "source"
+    rng = random.Random(SEED)
+    accepted = refused = 0
+    for i in range(300):
+        rows = [valid_row(parser, rng) for _ in range(rng.randint(1, 12))]  # up to 12: both matrix paths
+        for row in rows:
+            if rng.random() < 0.7:
+                row["source"] = rng.choice(GROUP_VALUES)
+        if i % 5 == 0:  # and sometimes a broken feature beside the group
+            k, name = rng.randrange(len(rows)), rng.choice(parser.features)
+            rows[k] = rng.choice(MUTATIONS)(rows[k], name, rng)
+        body = json.dumps(rows[0] if i % 2 else {"rows": rows}).encode()
+        expected = _schema_groups(parser, body)
+        if expected is None:
+            refused += 1
+            with pytest.raises(RequestValidationError):
+                parser.parse_request(body)
+            continue
+        accepted += 1
+        values, groups = parser.parse_request(body)
+        np.testing.assert_array_equal(values, expected[0])  # the group is not a column of the matrix
+        assert values.shape[1] == len(parser.features)
+        assert groups == (expected[1] if any(g is not None for g in expected[1]) else None)
+    assert accepted >= 50
+    assert refused >= 50
+
+
+def test_a_bad_group_is_a_422_naming_the_field(params: Params) -> None:
+    parser = parser_for(params, allow_missing=False)
+    row = {name: float(np.ceil(low)) for name, low in zip(parser.features, parser.matrix.low, strict=True)}
+    for bad in (3, "x" * 65, "site\n", ""):
+        with pytest.raises(RequestValidationError) as caught:
+            parser.parse_request(json.dumps({"rows": [row, row | {"source": bad}]}).encode())
+        assert caught.value.errors()[0]["loc"][-3:] == ("rows", 1, "source")
+    assert parser.parse_request(json.dumps(row).encode())[1] is None  # no group named: nothing to log
+    assert parser.parse_request(json.dumps(row | {"source": "site-a"}).encode())[1] == ("site-a",)
+
+
+def test_without_a_group_column_the_field_is_refused_like_any_unknown_one(params: Params) -> None:
+    dataset = params.dataset.model_copy(update={"group_column": None})
+    contract = RequestContract.from_dataset(dataset, max_rows=50)
+    parser = BodyParser(contract, build_schemas(contract))
+    row = {name: float(np.ceil(low)) for name, low in zip(parser.features, parser.matrix.low, strict=True)}
+    with pytest.raises(RequestValidationError) as caught:
+        parser.parse_request(json.dumps(row | {"source": "site-a"}).encode())
+    assert caught.value.errors()[0]["loc"][-1] == "source"
