@@ -102,9 +102,9 @@ class HttpTransport:
 
 @dataclass(frozen=True)
 class LabelledRow:
-    """One request's features and, when known, its true class."""
+    """One request's body (features, and the row's group when the data has one) and, when known, its true class."""
 
-    features: dict[str, float]
+    features: dict[str, float | str]
     label: str | None
 
 
@@ -175,14 +175,22 @@ def batch_rows(kind: str, reference: pd.DataFrame, params: Params, rows: int, se
 
 
 def frame_rows(frame: pd.DataFrame, params: Params) -> list[LabelledRow]:
-    """Rows of a frame holding the feature columns and, optionally, the target column."""
-    features, target = params.dataset.feature_names, params.dataset.target
+    """Rows of a frame holding the feature columns and, optionally, the target and ``dataset.group_column``.
+
+    A row's group (a site) goes into its body, so the service logs it for the production fairness check (C58).
+    """
+    features, target, group = params.dataset.feature_names, params.dataset.target, params.dataset.group_column
     missing = [f for f in features if f not in frame.columns]
     if missing:
         raise ValueError(f"the data has no column(s) {missing}; it needs {features} (and {target!r} for feedback)")
     labels = frame[target].astype(str).tolist() if target in frame.columns else [None] * len(frame)
+    groups = frame[group].tolist() if group is not None and group in frame.columns else [None] * len(frame)
     records = frame[features].astype(float).to_dict("records")
-    return [LabelledRow({k: float(v) for k, v in r.items()}, y) for r, y in zip(records, labels, strict=True)]
+    named = [{group: str(g)} if group and g is not None and g == g else {} for g in groups]  # NaN != NaN: no group
+    return [
+        LabelledRow({k: float(v) for k, v in r.items()} | extra, y)
+        for r, y, extra in zip(records, labels, named, strict=True)
+    ]
 
 
 def user_pool(count: int, prefix: str = "user") -> list[str]:

@@ -137,6 +137,14 @@ def test_rows_of_a_frame_carry_their_label_when_the_target_column_is_there(param
         frame_rows(iris_frame.drop(columns=["sepal_length"]), params)
 
 
+def test_a_rows_group_goes_into_its_body_when_the_data_has_the_group_column(params, iris_frame) -> None:
+    column = params.dataset.group_column
+    sites = iris_frame.head(3).assign(**{column: ["site-a", None, "site-b"]})
+    bodies = [r.features for r in frame_rows(sites, params)]
+    assert [b.get(column) for b in bodies] == ["site-a", None, "site-b"]
+    assert all(set(b) - {column} == set(params.dataset.feature_names) for b in bodies)
+
+
 def test_batch_rows_come_from_the_batch_generator(params, iris_frame) -> None:
     from bench.traffic_client import batch_rows
 
