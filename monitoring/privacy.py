@@ -13,7 +13,8 @@ reports built from windows of that log. Two operations bound how long and for wh
   may hold them), here and in the MLflow monitoring runs that carry the reports as artifacts.
 
 Deletes on SQLite run with ``secure_delete`` (freed pages are zeroed) and end with a WAL checkpoint that
-truncates the log file, so the bytes are gone from disk too, not only from queries. Each run appends one
+truncates the log file, so the bytes are gone from disk too, not only from queries; on PostgreSQL they end
+with a ``VACUUM`` of both tables. Each run appends one
 line to the privacy audit log (`AUDIT_FILE`): when, who, and counts -- never the user id or key.
 """
 
@@ -50,7 +51,8 @@ UNREACHABLE = (
      "them; a model is not edited, it is replaced (retraining policy: scheduled retrain, monitoring.retrain)"),
     ("training sets written for retrains (state/retrain/*.csv) and their MLflow copies", "features and labels "
      "without user key or request id, kept with the model version they trained for lineage"),
-    ("a PostgreSQL log's dead tuples", "removed by the next VACUUM (autovacuum); SQLite is zeroed at once"),
+    ("a PostgreSQL log's freed space and write-ahead log", "the erasure VACUUMs the tables at once; the old bytes "
+     "stay in freed page space and WAL segments until reused or recycled; SQLite is zeroed at once"),
 )  # fmt: skip
 
 
@@ -98,7 +100,17 @@ def _deleting(engine: sa.Engine) -> Iterator[sa.Connection]:
 
 
 def _checkpoint(engine: sa.Engine) -> bool:
-    """SQLite: copy the WAL into the database and truncate it, so old page versions leave the disk too."""
+    """Make deleted rows leave the tables' storage, not only the queries' answers.
+
+    SQLite: copy the WAL into the database and truncate it, so old page versions leave the disk too.
+    PostgreSQL: ``VACUUM`` both tables at once instead of at the next autovacuum, so the dead tuples are
+    removed from their pages (a plain VACUUM takes no lock that stops the service's writes; the freed space
+    and the write-ahead log keep the old bytes until they are reused or recycled: docs/privacy.md).
+    """
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql(f"VACUUM {predictions_table.name}, {feedback_table.name}")
+        return True
     if engine.dialect.name != "sqlite":
         return True
     with engine.connect() as conn:

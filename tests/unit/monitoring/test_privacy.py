@@ -19,6 +19,7 @@ from monitoring.privacy import (
     apply_retention,
     audit_entries,
     erase,
+    erase_user,
 )
 from serving.credentials import feedback_key, user_keys
 from serving.prediction_log import (
@@ -30,6 +31,7 @@ from serving.prediction_log import (
     make_engine,
     predictions_table,
 )
+from tests.fresh_database import drop_our_tables
 
 CUTOFF = datetime(2026, 3, 1, 0, 0, tzinfo=UTC)
 OLD_SECRET = "example-user-key-secret-old-0001"
@@ -115,6 +117,33 @@ def test_retention_on_a_log_that_was_never_written_deletes_only_old_reports(tmp_
     finally:
         engine.dispose()
     assert (removed.predictions, removed.feedback, len(removed.reports)) == (0, 0, 1)
+
+
+def test_on_either_database_retention_and_erasure_delete_the_rows_and_reclaim_their_storage(
+    database_url: str, settings: Settings, tmp_path: Path
+) -> None:
+    engine = make_engine(database_url)
+    drop_our_tables(engine)  # PostgreSQL outlives a test
+    keys = user_keys(NEW_SECRET, [], feedback_key(None, None))
+    try:
+        items = [record("old", CUTOFF - timedelta(days=1), keys.key(BOB)), record("a-1", CUTOFF, keys.key(ALICE)),
+                 record("b-1", CUTOFF, keys.key(BOB))]  # fmt: skip
+        write(database_url, items, [FeedbackRecord(rid, "setosa", ts=CUTOFF) for rid in ("a-1", "b-1")])
+        retained = apply_retention(engine, tmp_path / "reports", CUTOFF)
+        erased = erase_user(settings, engine, keys.candidates(ALICE))
+        assert (retained.predictions, erased.predictions, erased.feedback) == (1, 1, 1)
+        assert request_ids(database_url) == request_ids(database_url, feedback_table) == ["b-1"]
+        assert retained.checkpointed
+        assert erased.checkpointed
+        if engine.dialect.name == "postgresql":  # both tables were vacuumed now, not at the next autovacuum
+            with engine.connect() as conn:
+                vacuumed = conn.execute(
+                    sa.text("SELECT relname FROM pg_stat_user_tables WHERE last_vacuum IS NOT NULL "
+                            "AND relname IN ('predictions', 'feedback') ORDER BY relname")
+                ).scalars().all()  # fmt: skip
+            assert vacuumed == ["feedback", "predictions"]
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture
