@@ -161,3 +161,30 @@ def test_the_api_serves_from_the_server_follows_alias_moves_and_logs_to_postgres
     assert list(served.values()) == ["1"] * 5 + ["2"] * 5 + ["1"] * 5
     assert logged == served
     assert server.rows("SELECT alias, version FROM registered_model_aliases") == [("champion", 1)]
+
+
+def test_erasure_deletes_monitoring_reports_through_the_servers_artifact_proxy(
+    server: TrackingServer, remote: Settings, tmp_path: Path
+) -> None:
+    """`privacy erase` reaches report copies on a tracking server too: deleted through its proxy, files gone."""
+    from mlflow import MlflowClient
+
+    from monitoring.privacy import REPORT_PREFIX, erase_mlflow_reports
+
+    client = MlflowClient(tracking_uri=remote.mlflow_tracking_uri)
+    experiment = client.create_experiment(f"{remote.experiment_name}-monitoring")
+    names = [f"{REPORT_PREFIX}20260301T000000000000", f"{REPORT_PREFIX}20260302T000000000000"]
+    runs = {}
+    for name in names:
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "window.csv").write_text("request_id,sepal_length\nerase-me-7f3a,5.0\n")
+        run = client.create_run(experiment, run_name=f"monitoring-{name}")
+        client.log_artifacts(run.info.run_id, str(folder), "reports")
+        runs[name] = run.info.run_id
+    assert erase_mlflow_reports(remote, names[:1]) == 1
+    assert client.list_artifacts(runs[names[0]], "reports") == []
+    assert [f.path for f in client.list_artifacts(runs[names[1]], "reports")] == ["reports/window.csv"]
+    stored = [p for p in server.artifacts.rglob("window.csv")]  # what the server's folder still holds
+    assert len(stored) == 1
+    assert runs[names[1]] in stored[0].as_posix()
