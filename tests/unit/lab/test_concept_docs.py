@@ -79,3 +79,12 @@ def test_architecture_has_its_three_diagrams_and_names_real_modules() -> None:
     paths = set(re.findall(pattern, text))
     assert len(paths) >= 15
     assert [p for p in paths if not (REPO / p).exists()] == []
+
+
+def test_the_counts_the_readme_and_the_quiz_page_state_are_the_catalogs() -> None:
+    repo = Path(__file__).resolve().parents[3]
+    concepts = len(load_catalog())
+    readme = (repo / "README.md").read_text(encoding="utf-8")
+    quiz = (repo / "docs" / "quiz.md").read_text(encoding="utf-8")
+    assert re.findall(r"the (\d+) concepts", readme) == [str(concepts)]
+    assert f"the {3 * concepts} catalog questions ({concepts} concepts × 3)" in quiz
