@@ -31,6 +31,7 @@ from serving.router import RoutingState, bucket
 from tests.live_server import served_on_loopback
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+REPO = Path(__file__).resolve().parents[3]
 TOKEN = "admin-test-token-4f9c2b7e1d"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
@@ -51,6 +52,8 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/approval/reject", REASON),
 ]
 ENDPOINT_IDS = [f"{method} {path}" for method, path, _ in ENDPOINTS]
+DECISION_TAGS = {"approval", "approval_requested_by", "approval_requested_at", "approval_request_reason"}
+DECISION_TAGS |= {"approved_by", "approved_at", "approval_reason", "rejected_by", "rejected_at", "rejection_reason"}
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +83,7 @@ def restored(client: TestClient, settings: Settings, params: Params) -> Iterator
     if "previous" in current_aliases(settings):
         registry.delete_registered_model_alias(settings.model_name, "previous")
     registry.set_model_version_tag(settings.model_name, "2", "status", "candidate")
-    for key in set(registry.get_model_version(settings.model_name, "2").tags) & {"approval", "approved_by"}:
+    for key in set(registry.get_model_version(settings.model_name, "2").tags) & DECISION_TAGS:
         registry.delete_model_version_tag(settings.model_name, "2", key)
     runtime.store.update_routing(lambda _: RoutingState.from_params(params.routing))
     runtime.store.put_rollout(RolloutState())
@@ -383,8 +386,14 @@ def test_production_mode_approval_through_the_api(restored: TestClient, settings
     runtime.store.update_routing(lambda r: with_weight(r, 1.0))  # the canary holds its share while it waits
     request_approval(production, "rollout-controller", "all steps passed", requester="alice")
     with TestClient(create_app(production, params)) as prod:
-        state = admin(prod, "GET", "/state").json()
-        assert state["approval"] == {"mode": "required", "awaiting": "2"}
+        approval = admin(prod, "GET", "/state").json()["approval"]
+        assert {k: approval[k] for k in ("mode", "awaiting", "version", "approval")} == {
+            "mode": "required",
+            "awaiting": "2",
+            "version": "2",
+            "approval": "pending",
+        }
+        assert approval["approval_requested_by"] == "alice"
         promote = admin(prod, "POST", "/promote", REASON, **{"X-Actor": "alice"})
         assert promote.status_code == 409
         assert "approve it (POST /approval/approve)" in promote.json()["error"]
@@ -516,6 +525,23 @@ def test_admin_cli_over_http(api_url: str, restored: TestClient, monkeypatch: py
     assert "403" in wrong.output
 
 
+def registry_cli(settings: Settings, actor: str) -> CliRunner:
+    """`mlops-lab registry ...` on the module's registry (not through the service), acting as ``actor``."""
+    env = {"MLOPS_PROJECT_DIR": str(REPO), "MLOPS_STATE_DIR": str(settings.state), "MLOPS_ACTOR": actor}
+    return CliRunner(env=env | {"MLOPS_MODEL_NAME": settings.model_name, "COLUMNS": "300"})
+
+
+def test_a_plain_get_state_shows_an_approval_requested_from_the_registry_cli(
+    restored: TestClient, settings: Settings
+) -> None:
+    before = admin(restored, "GET", "/state").json()["approval"]
+    assert before == {"mode": "automatic", "version": "2"}  # the challenger, no request yet
+    asked = registry_cli(settings, "alice").invoke(cli, ["registry", "request-approval", "--reason", "from a shell"])
+    assert asked.exit_code == 0, asked.output
+    approval = admin(restored, "GET", "/state").json()["approval"]  # no registry action through the API since
+    assert (approval["version"], approval["approval"], approval["approval_requested_by"]) == ("2", "pending", "alice")
+
+
 def test_a_registry_outage_is_a_503_for_actions_and_a_degraded_state_not_a_500(
     client: TestClient, settings: Settings
 ) -> None:
@@ -531,7 +557,8 @@ def test_a_registry_outage_is_a_503_for_actions_and_a_degraded_state_not_a_500(
         runtime.cache.refresh()  # the poller's next model refresh fails
         state = client.get("/v1/admin/state", headers=AUTH)
         assert state.status_code == 200  # routing and rollout state still come from the shared store
-        assert state.json()["aliases"] == known  # as last read: GET /state never waits on the registry
+        assert state.json()["aliases"] == known  # as last read
+        assert state.json()["approval"] == {"mode": "automatic"}  # a registry known to be down is not read
         assert "DatabaseError" in state.json()["registry_error"]
         promote = client.post("/v1/admin/promote", headers=AUTH, json={"reason": "during an outage"})
         assert promote.status_code == 503
