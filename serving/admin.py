@@ -323,7 +323,8 @@ class AdminApi:
                 version = registry.request_approval(self.settings, actor, body.reason)
                 return f"approval of v{version} requested by {actor}"
             tick = rollout_controller.answer_approval(self.settings, self.store(), decision, actor, body.reason)
-            return f"{decision}d by {actor}: {tick.action.reason}"
+            done = {"approve": "approved", "reject": "rejected"}[decision]
+            return f"{done} by {actor}: {tick.action.reason}"
 
         return self.carry_out(act)
 

@@ -542,6 +542,84 @@ def test_a_plain_get_state_shows_an_approval_requested_from_the_registry_cli(
     assert (approval["version"], approval["approval"], approval["approval_requested_by"]) == ("2", "pending", "alice")
 
 
+def admin_cli(url: str, actor: str) -> CliRunner:
+    """`mlops-lab admin ...` against the service at ``url`` with the admin token, acting as ``actor``."""
+    env = {"MLOPS_API_URL": url, "MLOPS_ADMIN_TOKEN": TOKEN, "MLOPS_ACTOR": actor, "COLUMNS": "300"}
+    return CliRunner(env=env)
+
+
+@pytest.fixture
+def production_url(restored: TestClient, settings: Settings, params: Params) -> Iterator[str]:
+    """The module's registry served in production mode (MLOPS_APPROVAL=required) by uvicorn on loopback."""
+    production = settings.model_copy(update={"approval": "required"})
+    with TestClient(create_app(production, params)) as prod, served_on_loopback(prod.app) as url:
+        yield url
+
+
+def _decisions(settings: Settings, since: int) -> list[tuple[str, str]]:
+    from pipelines.registry import audit_log
+
+    return [(e.actor, e.action) for e in audit_log(settings)[since:] if e.alias == "challenger"]
+
+
+def test_admin_approval_cli_over_http_refuses_a_self_approval_and_promotes_on_another_persons(
+    production_url: str, settings: Settings
+) -> None:
+    from pipelines.registry import audit_log
+
+    alice, bob = admin_cli(production_url, "alice"), admin_cli(production_url, "bob")
+    since = len(audit_log(settings))
+    asked = alice.invoke(cli, ["admin", "approval", "request", "--reason", "canary report attached"])
+    assert asked.exit_code == 0, asked.output
+    assert "approval of v2 requested by alice" in asked.stdout
+    assert "approval: mode required, version 2, approval pending, approval_requested_by alice" in asked.stdout
+
+    own = alice.invoke(cli, ["admin", "approval", "approve", "--reason", "mine"])
+    assert own.exit_code == 1
+    assert "error: 409: 'alice' requested the approval of v2 and cannot approve it too" in own.stderr
+    assert "Traceback" not in own.output
+    assert current_aliases(settings) == {"champion": "1", "challenger": "2"}  # nothing changed
+
+    approved = bob.invoke(cli, ["admin", "approval", "approve", "--reason", "read the report"])
+    assert approved.exit_code == 0, approved.output
+    assert "approved by bob" in approved.stdout
+    assert "registry aliases: champion v2, previous v1" in approved.stdout
+    assert current_aliases(settings) == {"champion": "2", "previous": "1"}
+    assert _decisions(settings, since) == [("alice", "request_approval"), ("bob", "approve"), ("bob", "promote")]
+    tags = mlflow_client(settings).get_model_version(settings.model_name, "2").tags
+    assert (tags["approval_requested_by"], tags["approved_by"], tags["approval_reason"]) == (
+        "alice",
+        "bob",
+        "read the report",
+    )
+
+
+def test_admin_approval_cli_over_http_rejects(production_url: str, settings: Settings) -> None:
+    from pipelines.registry import audit_log
+
+    since = len(audit_log(settings))
+    asked = admin_cli(production_url, "alice").invoke(cli, ["admin", "approval", "request", "--reason", "please"])
+    assert asked.exit_code == 0, asked.output
+    rejected = admin_cli(production_url, "bob").invoke(
+        cli, ["admin", "approval", "reject", "--reason", "fairness gap too wide"]
+    )
+    assert rejected.exit_code == 0, rejected.output
+    assert "rejected by bob" in rejected.stdout
+    assert "approval rejected" in rejected.stdout
+    tags = mlflow_client(settings).get_model_version(settings.model_name, "2").tags
+    assert (tags["status"], tags["approval"], tags["rejected_by"], tags["rejection_reason"]) == (
+        "rejected",
+        "rejected",
+        "bob",
+        "fairness gap too wide",
+    )
+    assert current_aliases(settings)["champion"] == "1"
+    assert _decisions(settings, since) == [("alice", "request_approval"), ("bob", "reject")]
+    again = admin_cli(production_url, "carol").invoke(cli, ["admin", "approval", "approve", "--reason", "overrule"])
+    assert again.exit_code == 1
+    assert "is rejected: it never goes out again" in again.stderr
+
+
 def test_a_registry_outage_is_a_503_for_actions_and_a_degraded_state_not_a_500(
     client: TestClient, settings: Settings
 ) -> None:
