@@ -8,7 +8,10 @@ registry's audit log, so "who rolled back production, and why?" always has an an
 Expected failures (no challenger, nothing to roll back to, a self-approval) end with a one-line message
 and exit code 1, never a traceback. In production mode (``MLOPS_APPROVAL=required``, C60) ``promote``
 refuses a challenger nobody approved: one person runs ``request-approval``, another ``approve`` (which
-promotes) or ``reject``. ``audit`` prints the trail at 80 columns, or as JSON lines with ``--json``.
+promotes) or ``reject``. ``approve`` goes the admin API's way, through
+``serving.rollout_controller.answer_approval`` (the registry cannot see the rollout, which lives in the
+shared database): refused while a canary of the challenger is still stepping, and a canary awaiting the
+approval is finished at once. ``audit`` prints the trail at 80 columns, or as JSON lines with ``--json``.
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ from rich.table import Table
 from cli.help import group_settings
 from pipelines.registry import (
     RegistryError,
-    approve,
     audit_log,
     current_aliases,
     list_versions,
@@ -136,13 +138,34 @@ def request_approval_cmd(
 def approve_cmd(
     reason: Annotated[str, typer.Option(help="Why; recorded in the audit log.")] = "approved (CLI)",
 ) -> None:
-    """Approve the pending challenger (not your own request) and promote it."""
+    """Approve the pending challenger (not your own request) and promote it; a canary awaiting it finishes."""
+    import sqlalchemy as sa
+
+    from core.params import load_params
+    from serving.rollout import RolloutTransitionError
+    from serving.rollout_controller import answer_approval
+    from serving.state_store import StateConflictError, StateStore
+
     settings = _settings()
-    try:
-        change = approve(settings, settings.actor, reason)
-    except RegistryError as err:
+    before = current_aliases(settings).get("champion")
+    try:  # the admin API's own path: refused while a canary of the challenger is still stepping
+        store = StateStore(settings.prediction_log_uri, load_params(settings.params_path).routing)
+        try:
+            waiting = store.rollout().status == "awaiting_approval"
+            tick = answer_approval(settings, store, "approve", settings.actor, reason)
+        finally:
+            store.close()
+    except (RegistryError, RolloutTransitionError, StateConflictError) as err:
         _fail(err)
-    _print_change(change, settings)
+    except sa.exc.OperationalError as err:
+        _fail(RuntimeError(f"the shared database is unreachable ({type(err).__name__}): whether a canary is still "
+                           "stepping is unknown, so nothing was approved"))  # fmt: skip
+    aliases = current_aliases(settings)
+    console = Console()
+    console.print(f"[green]✔[/green] approve: champion {_v(before)} → {_v(aliases.get('champion'))}")
+    if waiting and tick.state.status == "promoted":
+        console.print(f"the canary of v{tick.state.challenger_version} that awaited it is finished (weight 0)")
+    console.print("aliases now: " + ", ".join(f"{a}=v{v}" for a, v in sorted(aliases.items())))
 
 
 @registry_app.command("reject")

@@ -136,6 +136,10 @@ class Settings(BaseSettings):
         default=64, ge=0, description="Score requests that arrive together in one model call, up to this many "
         "rows (serving.micro_batch); 0 scores each request alone."
     )  # fmt: skip
+    explain_queue: int = Field(
+        default=8, ge=1, description="Explanations that may wait per process while one runs (they run one at a "
+        "time); POST /v1/explain answers 503 with Retry-After beyond it (serving.explain_api)."
+    )  # fmt: skip
     serving_runtime: Literal["auto", "sklearn"] = Field(
         default="auto", description="What scores in serving: auto = ONNX Runtime for a version with a parity-checked "
         "ONNX file, else its scikit-learn Pipeline; sklearn = always the Pipeline (serving.model_cache)."

@@ -545,9 +545,12 @@ def record_gate_rejection(settings: Settings, run_id: str, reasons: str, actor: 
 APPROVAL_TAGS = ("approval", "approval_requested_by", "approval_requested_at", "approved_by", "rejected_by")
 
 
-def challenger_approval(settings: Settings) -> dict[str, str]:
-    """The challenger's version and approval tags (``{}`` without a challenger), for the admin state."""
-    version = current_aliases(settings).get(CHALLENGER)
+def challenger_approval(settings: Settings, version: str | None = None) -> dict[str, str]:
+    """The challenger's version and approval tags (``{}`` without a challenger), for the admin state.
+
+    ``version``: the challenger's version when the caller knows it already (one registry read, not two).
+    """
+    version = version or current_aliases(settings).get(CHALLENGER)
     if version is None:
         return {}
     tags = mlflow_client(settings).get_model_version(settings.model_name, version).tags

@@ -9,8 +9,9 @@ roll back, pause or abort a canary. Each endpoint is a thin shell over a core fu
 - registry changes go through ``pipelines.registry`` (audited with the actor from ``X-Actor``);
 - then the change is applied in *this* worker at once (routing from the store; models too after a
   registry change); every other worker and replica picks it up within ``poll_interval_s``. ``loaded``
-  in the answer shows what this worker serves now. Reading the state never calls the registry, so
-  ``GET /state`` and routing changes answer at once while MLflow is down.
+  in the answer shows what this worker serves now. Reading the state calls the registry once (the
+  challenger's approval tags), and not at all while the model poller reports it down, so ``GET /state`` and
+  routing changes answer at once while MLflow is known to be down.
 
 Security: the router is mounted only when ``MLOPS_ADMIN_TOKEN`` is set (otherwise ``/v1/admin/*`` is a
 plain 404: nothing to probe). Requests need ``Authorization: Bearer <token>``: none is 401 with
@@ -28,7 +29,7 @@ Approval (C60): ``POST /approval/request | approve | reject`` ask for and answer
 the challenger, which production mode (``MLOPS_APPROVAL=required``) needs before any promotion. The
 registry refuses an approval by the requester (the ``X-Actor`` that asked, or that started the canary),
 by a process, or with nothing pending (409). ``approval`` in every answer: the mode, the canary awaiting
-approval, and after a registry action the challenger's approval tags.
+approval, and the challenger's approval tags as the registry has them now (however they were set).
 """
 
 from __future__ import annotations
@@ -131,8 +132,9 @@ class AdminState(BaseModel):
     )
     approval: dict[str, str] = Field(
         default_factory=dict,
-        description="Approval mode (automatic | required), the version a canary awaits approval for, and after a "
-        "registry action the challenger's approval tags (approval: pending | approved | rejected, who asked...).",
+        description="Approval mode (automatic | required), the version a canary awaits approval for, and the "
+        "challenger's approval tags as the registry has them (approval: pending | approved | rejected, who asked...; "
+        "left out while registry_error says the registry is down).",
     )
 
 
@@ -321,7 +323,8 @@ class AdminApi:
                 version = registry.request_approval(self.settings, actor, body.reason)
                 return f"approval of v{version} requested by {actor}"
             tick = rollout_controller.answer_approval(self.settings, self.store(), decision, actor, body.reason)
-            return f"{decision}d by {actor}: {tick.action.reason}"
+            done = {"approve": "approved", "reject": "rejected"}[decision]
+            return f"{done} by {actor}: {tick.action.reason}"
 
         return self.carry_out(act)
 
@@ -334,9 +337,11 @@ class AdminApi:
     def answer(self, message: str, *, registry_changed: bool = False) -> AdminState:
         """Apply the stored state in this worker now, then report it.
 
-        Reads the shared store and this worker's memory only, never the registry, so it answers at once
-        while the registry is down: ``aliases`` are the champion and challenger as the model poller last
-        read them, and ``registry_error`` its last error. After an action on the registry (which just
+        Routing, rollout and ``aliases`` come from the shared store and this worker's memory: ``aliases`` are
+        the champion and challenger as the model poller last read them, and ``registry_error`` its last error.
+        The one registry read is the challenger's approval tags, so a request made elsewhere (the CLI) shows
+        at once; it is skipped while the poller's last refresh failed (``registry_error`` set), so the answer
+        comes at once during a known outage, without them. After an action on the registry (which just
         answered) the models are refreshed here at once and the aliases read afresh.
         """
         state_store = self.store()
@@ -357,9 +362,10 @@ class AdminApi:
         rollout_state = state_store.rollout()
         if rollout_state.status == "awaiting_approval" and rollout_state.challenger_version:
             approval["awaiting"] = rollout_state.challenger_version
-        if registry_changed:
-            try:
-                approval |= registry.challenger_approval(self.settings)
+        challenger = aliases.get("challenger")
+        if challenger is not None and (registry_changed or not cache.health.degraded):
+            try:  # one registry read: the challenger's tags
+                approval |= registry.challenger_approval(self.settings, challenger)
             except (MlflowException, OSError) as err:
                 if outage(err) is None:
                     raise

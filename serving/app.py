@@ -101,6 +101,7 @@ def create_app(settings: Settings | None = None, params: Params | None = None) -
     shared = shared_responses(rate_limited=settings.rate_limit_per_s > 0)  # every route may answer these
     background = dataset_background(settings.resolve(params.dataset.path), params.dataset.feature_names)
     explain = ExplainApi(runtime, contract, build_schemas(contract), settings.model_name, background)
+    app.state.explain = explain  # its queue (`waiting`), for operators' and tests' eyes
     oip = OpenInferenceApi(runtime, settings.model_name, contract)
     for router in (native.router, explain.router, mlflow.router, oip.router):
         app.include_router(router, responses=shared)

@@ -14,6 +14,11 @@ and analyses never see explain calls. They are counted like any HTTP request (``
 and latency with ``route="/v1/explain"``) and written to the access log with their request id, arm and
 version. The work (SHAP for a forest, SVC or KNN) runs on the threadpool, never on the event loop, and the
 /v1/predict hot path (`serving.hot_routes`, the micro-batcher) is untouched.
+
+Explanations run one at a time per process (SHAP's explainers keep per-call state), and each one waiting for its
+turn holds a threadpool worker. So at most ``MLOPS_EXPLAIN_QUEUE`` (``settings.explain_queue``) may wait while
+one runs; a request beyond that is answered 503 with ``Retry-After`` at once, before any work, and counted like
+any answer (``http_requests_total{route="/v1/explain",status="503"}``).
 """
 
 from __future__ import annotations
@@ -48,12 +53,17 @@ if TYPE_CHECKING:
 
 Background = Callable[[], "np.ndarray | None"]  # training rows in contract order, or None when unavailable
 KEPT_EXPLAINERS = 4  # explainers kept per process (one per version explained recently)
+QUEUE_RETRY_AFTER_S = 1
 
 EXPLAIN_ERRORS: dict[int | str, dict[str, Any]] = {
     **{k: v for k, v in PREDICT_ERRORS.items() if k != 409},
     404: documented("The pinned version is not loaded"),
     422: documented("Invalid body or routing header, or a batch (one row only), naming it"),
-    503: documented("No champion loaded yet, or no scikit-learn Pipeline to explain", retry_after=True),
+    503: documented(
+        "No champion loaded yet, no scikit-learn Pipeline to explain, or MLOPS_EXPLAIN_QUEUE explanations already "
+        "waiting in this process (nothing was computed)",
+        retry_after=True,
+    ),
 }
 
 
@@ -91,6 +101,9 @@ class ExplainApi:
         self._explainers: dict[str, Explainer] = {}
         self._lock = threading.Lock()  # builds explainers
         self._explaining = threading.Lock()  # runs them
+        self.queue_limit = runtime.settings.explain_queue
+        self._waiting = 0  # admitted, not explaining yet (building an explainer or waiting for `_explaining`)
+        self._admission = threading.Lock()  # guards `_waiting`
         self.router = APIRouter()
         self.router.add_api_route(
             "/v1/explain",
@@ -134,6 +147,8 @@ class ExplainApi:
         pipeline = explainable_pipeline(loaded.model)
         if pipeline is None:
             return serving_error(NotReadyError(f"version {loaded.version} has no scikit-learn Pipeline to explain"))
+        if not self._admit():
+            return self._queue_full()
         explainer, explanation = await run_in_threadpool(self._explain, loaded.version, pipeline, values)
         probabilities = pipeline.predict_proba(values)[0]
         request.state.access = {"request_id": routing.request_id, "arm": decision.arm, "version": loaded.version}
@@ -157,11 +172,39 @@ class ExplainApi:
         }
         return JSONResponse(answer, headers={"X-Request-Id": routing.request_id})
 
+    @property
+    def waiting(self) -> int:
+        """Explanations admitted that do not run yet: at most ``queue_limit``."""
+        return self._waiting
+
+    def _admit(self) -> bool:
+        """Take a place in the queue, or False when ``queue_limit`` explanations wait already."""
+        with self._admission:
+            if self._waiting >= self.queue_limit:
+                return False
+            self._waiting += 1
+            return True
+
+    def _queue_full(self) -> Response:
+        message = (
+            f"the explanation queue of this process is full ({self.queue_limit} waiting while one runs, "
+            f"MLOPS_EXPLAIN_QUEUE); nothing was computed, retry after {QUEUE_RETRY_AFTER_S} s"
+        )
+        problem = Problem("explain", message, "explain_queue_full")
+        return error_response(503, message, [problem], {"Retry-After": str(QUEUE_RETRY_AFTER_S)})
+
     def _explain(self, version: str, pipeline: Any, values: np.ndarray) -> tuple[Explainer, Explanation]:
-        """One explanation at a time: SHAP's explainers keep per-call state on themselves."""
-        explainer = self._explainer(version, pipeline)
-        with self._explaining:
+        """One explanation at a time (SHAP's explainers keep per-call state); leaves the queue when it starts."""
+        try:
+            explainer = self._explainer(version, pipeline)
+            self._explaining.acquire()
+        finally:
+            with self._admission:
+                self._waiting -= 1
+        try:
             return explainer, explainer.explain(values)[0]
+        finally:
+            self._explaining.release()
 
     def _explainer(self, version: str, pipeline: Any) -> Explainer:
         """The version's explainer, built on first use (SHAP's import and a background sample take seconds)."""

@@ -10,8 +10,9 @@ the database, so a restarted controller continues where the last one stopped.
 
 In production mode (``settings.approval == "required"``, C60) the last passed step asks the registry for
 approval on behalf of whoever started the canary, and the canary keeps its weight: ``answer_approval``
-carries out a person's answer (approve: promote; reject: abort like a failed canary). An answer given in
-the registry directly (``mlops-lab registry approve | reject``) is picked up by the next tick.
+carries out a person's answer (approve: promote; reject: abort like a failed canary) for the admin API and
+``mlops-lab registry approve``. An answer given in the registry directly (``mlops-lab registry reject``, a
+call of ``pipelines.registry.approve``) is picked up by the next tick.
 """
 
 from __future__ import annotations

@@ -201,3 +201,39 @@ def test_cli_request_approve_and_audit_at_80_columns(reg: Settings) -> None:
         "promote",
         "promote",
     ]
+
+
+def test_cli_approve_is_refused_while_a_canary_is_stepping_as_through_the_api(reg: Settings, params) -> None:
+    """`registry approve` answers as POST /v1/admin/approval/approve: never mid-canary, and after its last step."""
+    from datetime import UTC, datetime
+
+    from cli.app import app
+    from serving.rollout import RolloutEvent, RolloutState
+    from serving.state_store import StateStore
+
+    env = {"MLOPS_PROJECT_DIR": str(REPO), "MLOPS_STATE_DIR": str(reg.state), "MLOPS_MODEL_NAME": reg.model_name}
+    env |= {"MLOPS_APPROVAL": "required", "COLUMNS": "300"}
+    bob = CliRunner(env={**env, "MLOPS_ACTOR": "bob"})
+    store = StateStore(reg.prediction_log_uri, params.routing)
+    at = datetime.now(UTC)
+    start = RolloutEvent(at, "start", 0.1, "canary of v2", "alice")
+    try:
+        request_approval(reg, "alice", "please look at v2")  # pending, asked by someone else than bob
+        for status in ("running", "paused"):
+            store.put_rollout(RolloutState(status, "2", 0, 0.1, at, at, (start,)))
+            refused = bob.invoke(app, ["registry", "approve", "--reason", "too early"])
+            assert refused.exit_code == 1, refused.output
+            assert f"a canary of v2 is {status}: it asks for approval after its last step" in refused.stderr
+            assert "Traceback" not in refused.output
+            assert current_aliases(reg) == {"champion": "1", "challenger": "2"}  # nothing changed
+            assert _tags(reg, "2")["approval"] == "pending"
+
+        store.put_rollout(RolloutState("awaiting_approval", "2", 3, 1.0, at, at, (start,)))
+        approved = bob.invoke(app, ["registry", "approve", "--reason", "canary passed"])
+        assert approved.exit_code == 0, approved.output
+        assert "the canary of v2 that awaited it is finished (weight 0)" in approved.stdout
+        assert current_aliases(reg) == {"champion": "2", "previous": "1"}
+        assert (store.rollout().status, store.rollout().history[-1].actor) == ("promoted", "bob")
+    finally:
+        store.put_rollout(RolloutState())  # the module's other tests share this database
+        store.close()

@@ -31,6 +31,7 @@ from serving.router import RoutingState, bucket
 from tests.live_server import served_on_loopback
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+REPO = Path(__file__).resolve().parents[3]
 TOKEN = "admin-test-token-4f9c2b7e1d"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
@@ -51,6 +52,8 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/approval/reject", REASON),
 ]
 ENDPOINT_IDS = [f"{method} {path}" for method, path, _ in ENDPOINTS]
+DECISION_TAGS = {"approval", "approval_requested_by", "approval_requested_at", "approval_request_reason"}
+DECISION_TAGS |= {"approved_by", "approved_at", "approval_reason", "rejected_by", "rejected_at", "rejection_reason"}
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +83,7 @@ def restored(client: TestClient, settings: Settings, params: Params) -> Iterator
     if "previous" in current_aliases(settings):
         registry.delete_registered_model_alias(settings.model_name, "previous")
     registry.set_model_version_tag(settings.model_name, "2", "status", "candidate")
-    for key in set(registry.get_model_version(settings.model_name, "2").tags) & {"approval", "approved_by"}:
+    for key in set(registry.get_model_version(settings.model_name, "2").tags) & DECISION_TAGS:
         registry.delete_model_version_tag(settings.model_name, "2", key)
     runtime.store.update_routing(lambda _: RoutingState.from_params(params.routing))
     runtime.store.put_rollout(RolloutState())
@@ -383,8 +386,14 @@ def test_production_mode_approval_through_the_api(restored: TestClient, settings
     runtime.store.update_routing(lambda r: with_weight(r, 1.0))  # the canary holds its share while it waits
     request_approval(production, "rollout-controller", "all steps passed", requester="alice")
     with TestClient(create_app(production, params)) as prod:
-        state = admin(prod, "GET", "/state").json()
-        assert state["approval"] == {"mode": "required", "awaiting": "2"}
+        approval = admin(prod, "GET", "/state").json()["approval"]
+        assert {k: approval[k] for k in ("mode", "awaiting", "version", "approval")} == {
+            "mode": "required",
+            "awaiting": "2",
+            "version": "2",
+            "approval": "pending",
+        }
+        assert approval["approval_requested_by"] == "alice"
         promote = admin(prod, "POST", "/promote", REASON, **{"X-Actor": "alice"})
         assert promote.status_code == 409
         assert "approve it (POST /approval/approve)" in promote.json()["error"]
@@ -516,6 +525,101 @@ def test_admin_cli_over_http(api_url: str, restored: TestClient, monkeypatch: py
     assert "403" in wrong.output
 
 
+def registry_cli(settings: Settings, actor: str) -> CliRunner:
+    """`mlops-lab registry ...` on the module's registry (not through the service), acting as ``actor``."""
+    env = {"MLOPS_PROJECT_DIR": str(REPO), "MLOPS_STATE_DIR": str(settings.state), "MLOPS_ACTOR": actor}
+    return CliRunner(env=env | {"MLOPS_MODEL_NAME": settings.model_name, "COLUMNS": "300"})
+
+
+def test_a_plain_get_state_shows_an_approval_requested_from_the_registry_cli(
+    restored: TestClient, settings: Settings
+) -> None:
+    before = admin(restored, "GET", "/state").json()["approval"]
+    assert before == {"mode": "automatic", "version": "2"}  # the challenger, no request yet
+    asked = registry_cli(settings, "alice").invoke(cli, ["registry", "request-approval", "--reason", "from a shell"])
+    assert asked.exit_code == 0, asked.output
+    approval = admin(restored, "GET", "/state").json()["approval"]  # no registry action through the API since
+    assert (approval["version"], approval["approval"], approval["approval_requested_by"]) == ("2", "pending", "alice")
+
+
+def admin_cli(url: str, actor: str) -> CliRunner:
+    """`mlops-lab admin ...` against the service at ``url`` with the admin token, acting as ``actor``."""
+    env = {"MLOPS_API_URL": url, "MLOPS_ADMIN_TOKEN": TOKEN, "MLOPS_ACTOR": actor, "COLUMNS": "300"}
+    return CliRunner(env=env)
+
+
+@pytest.fixture
+def production_url(restored: TestClient, settings: Settings, params: Params) -> Iterator[str]:
+    """The module's registry served in production mode (MLOPS_APPROVAL=required) by uvicorn on loopback."""
+    production = settings.model_copy(update={"approval": "required"})
+    with TestClient(create_app(production, params)) as prod, served_on_loopback(prod.app) as url:
+        yield url
+
+
+def _decisions(settings: Settings, since: int) -> list[tuple[str, str]]:
+    from pipelines.registry import audit_log
+
+    return [(e.actor, e.action) for e in audit_log(settings)[since:] if e.alias == "challenger"]
+
+
+def test_admin_approval_cli_over_http_refuses_a_self_approval_and_promotes_on_another_persons(
+    production_url: str, settings: Settings
+) -> None:
+    from pipelines.registry import audit_log
+
+    alice, bob = admin_cli(production_url, "alice"), admin_cli(production_url, "bob")
+    since = len(audit_log(settings))
+    asked = alice.invoke(cli, ["admin", "approval", "request", "--reason", "canary report attached"])
+    assert asked.exit_code == 0, asked.output
+    assert "approval of v2 requested by alice" in asked.stdout
+    assert "approval: mode required, version 2, approval pending, approval_requested_by alice" in asked.stdout
+
+    own = alice.invoke(cli, ["admin", "approval", "approve", "--reason", "mine"])
+    assert own.exit_code == 1
+    assert "error: 409: 'alice' requested the approval of v2 and cannot approve it too" in own.stderr
+    assert "Traceback" not in own.output
+    assert current_aliases(settings) == {"champion": "1", "challenger": "2"}  # nothing changed
+
+    approved = bob.invoke(cli, ["admin", "approval", "approve", "--reason", "read the report"])
+    assert approved.exit_code == 0, approved.output
+    assert "approved by bob" in approved.stdout
+    assert "registry aliases: champion v2, previous v1" in approved.stdout
+    assert current_aliases(settings) == {"champion": "2", "previous": "1"}
+    assert _decisions(settings, since) == [("alice", "request_approval"), ("bob", "approve"), ("bob", "promote")]
+    tags = mlflow_client(settings).get_model_version(settings.model_name, "2").tags
+    assert (tags["approval_requested_by"], tags["approved_by"], tags["approval_reason"]) == (
+        "alice",
+        "bob",
+        "read the report",
+    )
+
+
+def test_admin_approval_cli_over_http_rejects(production_url: str, settings: Settings) -> None:
+    from pipelines.registry import audit_log
+
+    since = len(audit_log(settings))
+    asked = admin_cli(production_url, "alice").invoke(cli, ["admin", "approval", "request", "--reason", "please"])
+    assert asked.exit_code == 0, asked.output
+    rejected = admin_cli(production_url, "bob").invoke(
+        cli, ["admin", "approval", "reject", "--reason", "fairness gap too wide"]
+    )
+    assert rejected.exit_code == 0, rejected.output
+    assert "rejected by bob" in rejected.stdout
+    assert "approval rejected" in rejected.stdout
+    tags = mlflow_client(settings).get_model_version(settings.model_name, "2").tags
+    assert (tags["status"], tags["approval"], tags["rejected_by"], tags["rejection_reason"]) == (
+        "rejected",
+        "rejected",
+        "bob",
+        "fairness gap too wide",
+    )
+    assert current_aliases(settings)["champion"] == "1"
+    assert _decisions(settings, since) == [("alice", "request_approval"), ("bob", "reject")]
+    again = admin_cli(production_url, "carol").invoke(cli, ["admin", "approval", "approve", "--reason", "overrule"])
+    assert again.exit_code == 1
+    assert "is rejected: it never goes out again" in again.stderr
+
+
 def test_a_registry_outage_is_a_503_for_actions_and_a_degraded_state_not_a_500(
     client: TestClient, settings: Settings
 ) -> None:
@@ -531,7 +635,8 @@ def test_a_registry_outage_is_a_503_for_actions_and_a_degraded_state_not_a_500(
         runtime.cache.refresh()  # the poller's next model refresh fails
         state = client.get("/v1/admin/state", headers=AUTH)
         assert state.status_code == 200  # routing and rollout state still come from the shared store
-        assert state.json()["aliases"] == known  # as last read: GET /state never waits on the registry
+        assert state.json()["aliases"] == known  # as last read
+        assert state.json()["approval"] == {"mode": "automatic"}  # a registry known to be down is not read
         assert "DatabaseError" in state.json()["registry_error"]
         promote = client.post("/v1/admin/promote", headers=AUTH, json={"reason": "during an outage"})
         assert promote.status_code == 503

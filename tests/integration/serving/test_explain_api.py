@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +20,7 @@ from pipelines.data import ingest
 from pipelines.registry import load_version_model
 from pipelines.training_steps import run_training
 from serving.app import create_app
+from serving.explain_api import ExplainApi
 from serving.prediction_log import predictions_table
 from serving.router import RoutingState
 
@@ -142,3 +145,41 @@ def test_the_openapi_document_describes_the_endpoint(client: TestClient) -> None
     assert {"200", "404", "422", "503"} <= set(operation["responses"])
     assert operation["requestBody"]["required"] is True
     assert "version" in [p["name"] for p in operation["parameters"]]
+
+
+def test_beyond_the_queue_bound_an_explanation_is_a_503_with_retry_after(registry, params: Params) -> None:
+    """MLOPS_EXPLAIN_QUEUE=1, an explanation running (its lock held here): one waits, the next is refused at once."""
+    import httpx
+
+    from tests.live_server import served_on_loopback
+
+    settings, _ = registry
+    bounded = settings.model_copy(update={"explain_queue": 1})
+    with TestClient(create_app(bounded, params)) as client, served_on_loopback(client.app) as url:
+        api: ExplainApi = client.app.state.explain  # type: ignore[attr-defined]
+        answers: list[httpx.Response] = []
+        waiter = threading.Thread(target=lambda: answers.append(httpx.post(f"{url}/v1/explain", json=ROW, timeout=60)))
+        api._explaining.acquire()  # an explanation is running
+        try:
+            waiter.start()
+            deadline = time.monotonic() + 30
+            while api.waiting < 1:  # the first request is admitted and waits for its turn
+                assert time.monotonic() < deadline, "the first explanation never queued"
+                time.sleep(0.01)
+            refused = httpx.post(f"{url}/v1/explain", json=ROW, timeout=30)
+        finally:
+            api._explaining.release()
+        waiter.join(timeout=60)
+        assert not waiter.is_alive()
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "1"
+        assert "explanation queue of this process is full (1 waiting while one runs" in refused.json()["error"]
+        assert refused.json()["detail"][0]["type"] == "explain_queue_full"
+        assert [a.status_code for a in answers] == [200]  # the one that waited got its explanation
+        assert api.waiting == 0
+        assert httpx.post(f"{url}/v1/explain", json=ROW, timeout=30).status_code == 200  # room again
+        metrics = httpx.get(f"{url}/metrics", timeout=30).text
+        assert re.search(r'http_requests_total\{[^}]*route="/v1/explain"[^}]*status="503"\} 1\.0', metrics)
+        operation = client.get("/openapi.json").json()["paths"]["/v1/explain"]["post"]
+        assert "MLOPS_EXPLAIN_QUEUE" in operation["responses"]["503"]["description"]
+        assert "Retry-After" in operation["responses"]["503"]["headers"]

@@ -112,3 +112,15 @@ def test_the_user_key_secrets_are_hidden_too(tmp_path: Path) -> None:
         assert previous not in text
     shown = json.loads(settings.model_dump_json())
     assert (shown["user_key_secret"], shown["user_key_previous"]) == ("***", ["***"])
+
+
+def test_the_explain_queue_is_at_least_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    monkeypatch.setenv("MLOPS_EXPLAIN_QUEUE", "0")
+    with pytest.raises(ValidationError, match="explain_queue"):
+        Settings(state_dir=tmp_path)
+    monkeypatch.setenv("MLOPS_EXPLAIN_QUEUE", "3")
+    assert Settings(state_dir=tmp_path).explain_queue == 3
+    monkeypatch.delenv("MLOPS_EXPLAIN_QUEUE")
+    assert Settings(state_dir=tmp_path).explain_queue == 8
