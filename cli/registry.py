@@ -17,7 +17,7 @@ approval is finished at once. ``audit`` prints the trail at 80 columns, or as JS
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Literal, NoReturn
 
 import typer
 from rich.console import Console
@@ -31,7 +31,6 @@ from pipelines.registry import (
     current_aliases,
     list_versions,
     promote,
-    reject_challenger,
     request_approval,
     rollback,
 )
@@ -39,6 +38,7 @@ from pipelines.registry import (
 if TYPE_CHECKING:
     from core.settings import Settings
     from pipelines.registry import AliasChange
+    from serving.rollout_controller import Tick
 
 registry_app = typer.Typer(
     **group_settings(),
@@ -134,11 +134,12 @@ def request_approval_cmd(
     Console().print(f"[green]✔[/green] approval of v{version} requested by {escape(settings.actor)}")
 
 
-@registry_app.command("approve")
-def approve_cmd(
-    reason: Annotated[str, typer.Option(help="Why; recorded in the audit log.")] = "approved (CLI)",
-) -> None:
-    """Approve the pending challenger (not your own request) and promote it; a canary awaiting it finishes."""
+def _answer(decision: Literal["approve", "reject"], reason: str) -> tuple[Tick, str]:
+    """The admin API's own path for a person's answer: refused while a canary of the challenger is still stepping
+    (approve), and a running canary is aborted (reject); exits with the reason when refused.
+
+    Returns the controller's tick and the rollout's status before the answer.
+    """
     import sqlalchemy as sa
 
     from core.params import load_params
@@ -147,36 +148,47 @@ def approve_cmd(
     from serving.state_store import StateConflictError, StateStore
 
     settings = _settings()
-    before = current_aliases(settings).get("champion")
-    try:  # the admin API's own path: refused while a canary of the challenger is still stepping
+    try:
         store = StateStore(settings.prediction_log_uri, load_params(settings.params_path).routing)
         try:
-            waiting = store.rollout().status == "awaiting_approval"
-            tick = answer_approval(settings, store, "approve", settings.actor, reason)
+            before = store.rollout().status
+            return answer_approval(settings, store, decision, settings.actor, reason), before
         finally:
             store.close()
     except (RegistryError, RolloutTransitionError, StateConflictError) as err:
         _fail(err)
     except sa.exc.OperationalError as err:
         _fail(RuntimeError(f"the shared database is unreachable ({type(err).__name__}): whether a canary is still "
-                           "stepping is unknown, so nothing was approved"))  # fmt: skip
+                           f"stepping is unknown, so nothing was {decision}d"))  # fmt: skip
+    raise AssertionError("unreachable")  # _fail exits
+
+
+@registry_app.command("approve")
+def approve_cmd(
+    reason: Annotated[str, typer.Option(help="Why; recorded in the audit log.")] = "approved (CLI)",
+) -> None:
+    """Approve the pending challenger (not your own request) and promote it; a canary awaiting it finishes."""
+    settings = _settings()
+    before = current_aliases(settings).get("champion")
+    tick, rollout_before = _answer("approve", reason)
     aliases = current_aliases(settings)
     console = Console()
     console.print(f"[green]✔[/green] approve: champion {_v(before)} → {_v(aliases.get('champion'))}")
-    if waiting and tick.state.status == "promoted":
+    if rollout_before == "awaiting_approval" and tick.state.status == "promoted":
         console.print(f"the canary of v{tick.state.challenger_version} that awaited it is finished (weight 0)")
     console.print("aliases now: " + ", ".join(f"{a}=v{v}" for a, v in sorted(aliases.items())))
 
 
 @registry_app.command("reject")
 def reject_cmd(reason: Annotated[str, typer.Option(help="Why; recorded in the audit log and on the version.")]) -> None:
-    """Reject the challenger (answers a pending approval request); it never goes out again."""
+    """Reject the challenger (answers a pending approval request); it never goes out again, a canary of it stops."""
     settings = _settings()
-    try:
-        version = reject_challenger(settings, settings.actor, reason)
-    except RegistryError as err:
-        _fail(err)
-    Console().print(f"[green]✔[/green] v{version} rejected by {escape(settings.actor)}")
+    from serving.rollout import ACTIVE
+
+    tick, rollout_before = _answer("reject", reason)
+    Console().print(f"[green]✔[/green] challenger rejected by {escape(settings.actor)}: {escape(tick.action.reason)}")
+    if rollout_before in ACTIVE and tick.state.status == "aborted":
+        Console().print(f"the canary of v{tick.state.challenger_version} is aborted (weight 0)")
 
 
 @registry_app.command("audit")

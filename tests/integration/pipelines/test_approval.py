@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -236,4 +237,32 @@ def test_cli_approve_is_refused_while_a_canary_is_stepping_as_through_the_api(re
         assert (store.rollout().status, store.rollout().history[-1].actor) == ("promoted", "bob")
     finally:
         store.put_rollout(RolloutState())  # the module's other tests share this database
+        store.close()
+
+
+def test_cli_reject_aborts_a_running_canary_of_the_challenger_as_through_the_api(reg: Settings, params) -> None:
+    """`registry reject` answers as POST /v1/admin/approval/reject: a canary still holding traffic is aborted."""
+    from datetime import UTC, datetime
+
+    from cli.app import app
+    from serving.rollout import RolloutEvent, RolloutState
+    from serving.state_store import StateStore
+
+    env = {"MLOPS_PROJECT_DIR": str(REPO), "MLOPS_STATE_DIR": str(reg.state), "MLOPS_MODEL_NAME": reg.model_name}
+    bob = CliRunner(env={**env, "MLOPS_APPROVAL": "required", "COLUMNS": "300", "MLOPS_ACTOR": "bob"})
+    store = StateStore(reg.prediction_log_uri, params.routing)
+    at = datetime.now(UTC)
+    try:
+        store.put_rollout(RolloutState("running", "2", 1, 0.25, at, at, (RolloutEvent(at, "start", 0.1, "", "alice"),)))
+        store.update_routing(lambda r: replace(r, canary_weight=0.25))
+        rejected = bob.invoke(app, ["registry", "reject", "--reason", "fairness gap too wide"])
+        assert rejected.exit_code == 0, rejected.output
+        assert "the canary of v2 is aborted (weight 0)" in rejected.stdout
+        assert (store.rollout().status, store.rollout().history[-1].actor) == ("aborted", "bob")
+        assert store.routing().canary_weight == 0.0  # no traffic left on the rejected challenger
+        assert (_tags(reg, "2")["status"], _tags(reg, "2")["rejected_by"]) == ("rejected", "bob")
+        assert current_aliases(reg)["champion"] == "1"
+    finally:
+        store.put_rollout(RolloutState())  # the module's other tests share this database
+        store.update_routing(lambda r: replace(r, canary_weight=0.0))
         store.close()
