@@ -59,12 +59,16 @@ def call(ctx: typer.Context, method: str, path: str, body: dict[str, Any] | None
 
     settings = Settings()
     base = (ctx.obj["url"] or settings.api_url).rstrip("/")
-    if not settings.admin_token:
-        raise _fail("set MLOPS_ADMIN_TOKEN to the service's admin token")
-    headers = {
-        "Authorization": f"Bearer {settings.admin_token}",
-        "X-Actor": re.sub(r"[^\w.@:-]", "_", settings.actor)[:100] or "cli",
-    }
+    personal = path.startswith("/approval/") and bool(settings.approver_token)
+    if personal:  # the service knows who holds this token: it names the actor, X-Actor is not sent
+        headers = {"Authorization": f"Bearer {settings.approver_token}"}
+    elif not settings.admin_token:
+        raise _fail("set MLOPS_ADMIN_TOKEN to the service's admin token (or MLOPS_APPROVER_TOKEN for approvals)")
+    else:
+        headers = {
+            "Authorization": f"Bearer {settings.admin_token}",
+            "X-Actor": re.sub(r"[^\w.@:-]", "_", settings.actor)[:100] or "cli",
+        }
     try:
         response = httpx.request(method, f"{base}/v1/admin{path}", json=body, headers=headers, timeout=60.0)
     except httpx.HTTPError as err:

@@ -83,6 +83,15 @@ class Settings(BaseSettings):
     )
     poll_interval_s: float = Field(default=5.0, gt=0, description="How often serving re-reads aliases and state.")
     admin_token: str | None = Field(default=None, description="Bearer token for /v1/admin/*; admin API off if unset.")
+    approver_tokens: dict[str, str] = Field(
+        default_factory=dict, description="Personal approval tokens, a JSON object name -> token (each at least 16 "
+        "characters): when set, /v1/admin/approval/* takes a person's own token, the actor is its owner (X-Actor "
+        "cannot name another), and the admin token alone cannot ask for or answer an approval."
+    )  # fmt: skip
+    approver_token: str | None = Field(
+        default=None, description="Your own approval token (one of the service's approver_tokens): "
+        "`mlops-lab admin approval ...` sends it instead of the admin token."
+    )  # fmt: skip
     feedback_key: str | None = Field(
         default=None, description="Key of the feedback tokens (HMAC); default derived from admin_token."
     )
@@ -242,13 +251,19 @@ class Settings(BaseSettings):
     def _redact_url(self, value: str | None) -> str | None:
         return None if value is None else redact(value)
 
-    @field_serializer("admin_token", "backup_key", "feedback_key", "user_key_secret", when_used="json")
+    @field_serializer(
+        "admin_token", "approver_token", "backup_key", "feedback_key", "user_key_secret", when_used="json"
+    )
     def _redact_token(self, value: str | None) -> str | None:
         return None if value is None else "***"
 
     @field_serializer("user_key_previous", when_used="json")
     def _redact_tokens(self, values: list[str]) -> list[str]:
         return ["***" for _ in values]
+
+    @field_serializer("approver_tokens", when_used="json")
+    def _redact_named_tokens(self, values: dict[str, str]) -> dict[str, str]:
+        return dict.fromkeys(values, "***")
 
     def __repr_args__(self) -> Any:  # repr() in tracebacks and logs: no secrets either
         shown = self.model_dump(mode="json")

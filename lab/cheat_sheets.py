@@ -187,7 +187,7 @@ AREAS: tuple[Area, ...] = (
             "Four eyes means the system refuses the requester as approver, not that a policy asks nicely: show "
             "the refusal.",
             "A name typed in a header is attribution, not identity: behind one shared token anyone can type "
-            "anyone's name.",
+            "anyone's name; personal approval tokens make the approver a fact.",
         ),
     ),
     Area(

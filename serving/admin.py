@@ -23,7 +23,10 @@ The comparison is ``hmac.compare_digest``, whose time does not depend on where t
 token cannot be guessed a byte at a time from latencies. A token shorter than 16 characters stops the
 service at start-up, and a client that fails to authenticate more than 10 times is answered 429 before
 its token is even compared, for one more try every 6 s.
-``X-Actor`` only *attributes* a change in the audit log; the token is what authorises it.
+``X-Actor`` only *attributes* a change in the audit log; the token is what authorises it. Approvals can be
+personal: with ``MLOPS_APPROVER_TOKENS`` (name -> token) the approval routes take a person's own token, the
+actor is its owner, and the shared admin token can no longer ask for or answer an approval, so "not the
+requester" is a fact about two credentials, not two header values. A personal token opens nothing else.
 
 Approval (C60): ``POST /approval/request | approve | reject`` ask for and answer a person's approval of
 the challenger, which production mode (``MLOPS_APPROVAL=required``) needs before any promotion. The
@@ -35,6 +38,7 @@ approval, and the challenger's approval tags as the registry has them now (howev
 from __future__ import annotations
 
 import logging
+import re
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Request, Security
@@ -63,10 +67,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 PREFIX = "/v1/admin"
 DEFAULT_ACTOR = "admin-api"
+APPROVAL = PREFIX + "/approval/"  # the routes a personal approval token (MLOPS_APPROVER_TOKENS) may call
 bearer = HTTPBearer(auto_error=False, description="MLOPS_ADMIN_TOKEN of the service")
 Fraction = Annotated[float, Field(ge=0.0, le=1.0, strict=True)]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
-Actor = Annotated[str | None, Header(pattern=r"^[\w.@:-]{1,100}$", description="Who acts (audit log).")]
+ACTOR_PATTERN = r"^[\w.@:-]{1,100}$"
+Actor = Annotated[str | None, Header(pattern=ACTOR_PATTERN, description="Who acts (audit log).")]
 
 
 class AdminError(Exception):
@@ -142,12 +148,18 @@ class WeakAdminTokenError(ValueError):
     """MLOPS_ADMIN_TOKEN is too short to resist guessing; the service does not start with it."""
 
 
+def _approval_path(path: str) -> bool:
+    """The routes a personal approval token may call (`APPROVAL`)."""
+    return path.startswith(APPROVAL)
+
+
 def _authorize(gate: AdminGate) -> Callable[..., None]:
     def authorize(
         request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
     ) -> None:
+        token, personal = credentials.credentials if credentials else None, _approval_path(request.url.path)
         try:
-            gate.check(client_key(request.scope), credentials.credentials if credentials else None, "admin API")
+            request.state.approver = gate.check(client_key(request.scope), token, "admin API", personal=personal)
         except CredentialError as err:
             raise AdminError(err.status, str(err), err.field, err.headers) from err
 
@@ -172,7 +184,9 @@ class AdminAuth:
         if path == PREFIX or path.startswith(PREFIX + "/"):
             authorization = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None)
             try:
-                self.gate.check(client_key(scope), bearer_token(authorization), "admin API")
+                self.gate.check(
+                    client_key(scope), bearer_token(authorization), "admin API", personal=_approval_path(path)
+                )
             except CredentialError as err:
                 refusal = error_response(
                     err.status, str(err), [Problem(err.field, str(err), "admin_error")], err.headers
@@ -313,12 +327,20 @@ class AdminApi:
         return self.carry_out(act)
 
     def approval(
-        self, decision: Literal["request", "approve", "reject"], body: ReasonBody, x_actor: Actor = None
+        self,
+        decision: Literal["request", "approve", "reject"],
+        body: ReasonBody,
+        request: Request,
+        x_actor: Actor = None,
     ) -> AdminState:
-        """Ask for the challenger's approval, or answer it: approve promotes it, reject aborts its canary."""
+        """Ask for the challenger's approval, or answer it: approve promotes it, reject aborts its canary.
+
+        With personal approval tokens (``MLOPS_APPROVER_TOKENS``) the actor is the token's owner; without
+        them it is ``X-Actor``, an attribution behind the one shared admin token.
+        """
+        actor = self.approver(getattr(request.state, "approver", None), x_actor)
 
         def act() -> str:
-            actor = x_actor or DEFAULT_ACTOR
             if decision == "request":
                 version = registry.request_approval(self.settings, actor, body.reason)
                 return f"approval of v{version} requested by {actor}"
@@ -327,6 +349,21 @@ class AdminApi:
             return f"{done} by {actor}: {tick.action.reason}"
 
         return self.carry_out(act)
+
+    def approver(self, owner: str | None, x_actor: str | None) -> str:
+        """Who asks or answers: the personal token's owner when the service has personal tokens, else X-Actor."""
+        if not self.runtime.gate.personal:
+            return x_actor or DEFAULT_ACTOR
+        if owner is None:
+            raise AdminError(
+                403,
+                "this service takes approvals with personal tokens (MLOPS_APPROVER_TOKENS): send your own token "
+                "(MLOPS_APPROVER_TOKEN); the shared admin token cannot ask for or answer an approval",
+                "Authorization",
+            )
+        if x_actor is not None and x_actor != owner:
+            raise AdminError(403, f"X-Actor {x_actor!r} is not the owner of this approval token", "X-Actor")
+        return owner
 
     # ---- shared steps ------------------------------------------------------------------------
     def store(self) -> StateStore:
@@ -359,6 +396,8 @@ class AdminApi:
         else:
             poller.refresh_state()  # the database only: a routing change applies here even with MLflow down
         approval: dict[str, str] = {"mode": self.settings.approval}
+        if self.runtime.gate.personal:
+            approval["approvers"] = "personal tokens (MLOPS_APPROVER_TOKENS)"
         rollout_state = state_store.rollout()
         if rollout_state.status == "awaiting_approval" and rollout_state.challenger_version:
             approval["awaiting"] = rollout_state.challenger_version
@@ -416,6 +455,29 @@ def check_admin_token(token: str) -> None:
         )
 
 
+def check_approver_tokens(tokens: dict[str, str], admin_token: str) -> None:
+    """Refuse personal approval tokens that are guessable, shared, the admin token, or owned by a bad name.
+
+    Raises:
+        WeakAdminTokenError: names the owner and what is wrong (never the token).
+    """
+    seen: set[str] = set()
+    for name, secret in tokens.items():
+        value = secret.strip()
+        if not re.fullmatch(ACTOR_PATTERN, name):
+            raise WeakAdminTokenError(f"MLOPS_APPROVER_TOKENS: the name {name[:40]!r} must match {ACTOR_PATTERN}")
+        if len(value) < MIN_TOKEN_CHARS:
+            raise WeakAdminTokenError(
+                f"MLOPS_APPROVER_TOKENS: {name}'s token has {len(value)} characters; it needs at least "
+                f"{MIN_TOKEN_CHARS}"
+            )
+        if value == admin_token or value in seen:
+            raise WeakAdminTokenError(
+                f"MLOPS_APPROVER_TOKENS: {name}'s token is the admin token or another person's; each must be its own"
+            )
+        seen.add(value)
+
+
 def install(app: FastAPI, runtime: Runtime, shared: dict[int | str, dict[str, Any]] | None = None) -> None:
     """Mount the admin API under ``/v1/admin`` if ``settings.admin_token`` is set; leave it absent otherwise.
 
@@ -425,5 +487,6 @@ def install(app: FastAPI, runtime: Runtime, shared: dict[int | str, dict[str, An
     if not token:
         return
     check_admin_token(token)
+    check_approver_tokens(runtime.settings.approver_tokens, token)
     app.include_router(AdminApi(runtime).router, prefix=PREFIX, responses=shared)
     app.add_exception_handler(AdminError, _admin_error)

@@ -28,7 +28,7 @@ import hmac
 import logging
 import math
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from serving.limits import RateLimiter
@@ -63,14 +63,30 @@ def bearer_token(authorization: str | None) -> str | None:
 class AdminGate:
     """The admin token check shared by the admin API and every other place that needs the operator."""
 
-    def __init__(self, token: str | None, failures: RateLimiter | None = None) -> None:
+    def __init__(
+        self, token: str | None, failures: RateLimiter | None = None, people: Mapping[str, str] | None = None
+    ) -> None:
         token = (token or "").strip()
         self._expected = token.encode() if token else None
         self.failures = failures or RateLimiter(FAILED_AUTH_PER_S, FAILED_AUTH_BURST)
+        self._people = [(name, secret.strip().encode()) for name, secret in (people or {}).items()]
 
     @property
     def configured(self) -> bool:
         return self._expected is not None
+
+    @property
+    def personal(self) -> bool:
+        """Personal approval tokens are set (``MLOPS_APPROVER_TOKENS``): approvals carry an authenticated name."""
+        return bool(self._people)
+
+    def person(self, token: str) -> str | None:
+        """The owner of a personal approval token, or None; every token is compared (constant time each)."""
+        given, owner = token.encode(), None
+        for name, secret in self._people:
+            if hmac.compare_digest(given, secret):
+                owner = name
+        return owner
 
     def admits(self, token: str | None) -> bool:
         """True for the admin token (constant-time); counts nothing, for callers that have another way in."""
@@ -90,13 +106,17 @@ class AdminGate:
         """Count a failed authentication against ``client``'s budget."""
         self.failures.check(client)
 
-    def check(self, client: str, token: str | None, what: str) -> None:
+    def check(self, client: str, token: str | None, what: str, *, personal: bool = False) -> str | None:
         """Let the admin token through; 429 / 401 / 403 otherwise, naming ``what`` needs it.
 
         Args:
             client: the rate-limit key of the caller (`serving.limits.client_key`).
             token: the bearer token the request sent (`bearer_token`), None without one.
             what: what is being authorised, e.g. "admin API" or "X-Force-Arm", for the message.
+            personal: a personal approval token is let through too (the approval routes).
+
+        Returns:
+            The owner's name when a personal token was let through; None for the admin token.
         """
         self.throttled(client, what)
         if token is None:
@@ -106,12 +126,16 @@ class AdminGate:
                 "Authorization",
                 {"WWW-Authenticate": 'Bearer realm="mlops-lab admin"'},
             )
-        if not self.admits(token):
-            self.failed(client)
-            unset = "" if self.configured else " (no MLOPS_ADMIN_TOKEN is set on this service, so nothing is)"
-            raise CredentialError(
-                403, f"{what}: wrong token; use the service's MLOPS_ADMIN_TOKEN{unset}", "Authorization"
-            )
+        if self.admits(token):
+            return None
+        if personal and (owner := self.person(token)) is not None:
+            return owner
+        self.failed(client)
+        unset = "" if self.configured else " (no MLOPS_ADMIN_TOKEN is set on this service, so nothing is)"
+        yours = " or your own MLOPS_APPROVER_TOKEN" if personal and self.personal else ""
+        raise CredentialError(
+            403, f"{what}: wrong token; use the service's MLOPS_ADMIN_TOKEN{yours}{unset}", "Authorization"
+        )
 
 
 @dataclass(frozen=True)

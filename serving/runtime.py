@@ -179,7 +179,7 @@ class Runtime:
         self._predictor: Predictor | None = None
         self._batcher: MicroBatcher | None = None
         # Credentials: one admin check and failed-auth budget for the admin API, X-Force-Arm and feedback.
-        self.gate = AdminGate(settings.admin_token)
+        self.gate = AdminGate(settings.admin_token, people=settings.approver_tokens)
         key = feedback_key(settings.feedback_key, settings.admin_token)
         self.signer = FeedbackSigner(key)
         # The prediction log's pseudonymous user key (never the raw X-User-Id); its own secret when one is set.

@@ -8,6 +8,7 @@ Apps that only need their middleware (limits, CORS, disabled admin) are created 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -647,3 +648,93 @@ def test_a_registry_outage_is_a_503_for_actions_and_a_degraded_state_not_a_500(
     back = client.get("/v1/admin/state", headers=AUTH).json()
     assert back["registry_error"] is None
     assert back["aliases"]
+
+
+# ---- personal approval tokens (MLOPS_APPROVER_TOKENS) --------------------------------------------
+
+ALICE_TOKEN, BOB_TOKEN = "alice-approval-test-token-0001", "bob-approval-test-token-00002"
+
+
+@pytest.fixture
+def personal(restored: TestClient, settings: Settings, params: Params) -> Iterator[TestClient]:
+    """The module's registry served in production mode with personal approval tokens for alice and bob."""
+    people = settings.model_copy(
+        update={"approval": "required", "approver_tokens": {"alice": ALICE_TOKEN, "bob": BOB_TOKEN}}
+    )
+    with TestClient(create_app(people, params), client=("192.0.2.200", 50000)) as client:
+        yield client
+
+
+def approval(client: TestClient, decision: str, token: str, **headers: str) -> Any:
+    auth = {"Authorization": f"Bearer {token}", **headers}
+    return client.post(f"/v1/admin/approval/{decision}", json={"reason": f"{decision} test"}, headers=auth)
+
+
+def test_with_personal_tokens_the_actor_is_the_tokens_owner_and_the_admin_token_cannot_approve(
+    personal: TestClient, settings: Settings
+) -> None:
+    from pipelines.registry import audit_log
+
+    since = len(audit_log(settings))
+    shared = approval(personal, "request", TOKEN, **{"X-Actor": "alice"})
+    assert shared.status_code == 403
+    assert "the shared admin token cannot ask for or answer an approval" in shared.json()["error"]
+    asked = approval(personal, "request", ALICE_TOKEN)
+    assert asked.status_code == 200, asked.text
+    assert asked.json()["approval"]["approval_requested_by"] == "alice"
+    assert asked.json()["approval"]["approvers"] == "personal tokens (MLOPS_APPROVER_TOKENS)"
+    posing = approval(personal, "approve", ALICE_TOKEN, **{"X-Actor": "bob"})  # alice naming herself bob
+    assert posing.status_code == 403
+    assert posing.json()["detail"][0]["field"] == "X-Actor"
+    own = approval(personal, "approve", ALICE_TOKEN)
+    assert own.status_code == 409
+    assert "'alice' requested the approval of v2 and cannot approve it too" in own.json()["error"]
+    elsewhere = personal.put(
+        "/v1/admin/weights", json={"canary_weight": 0.5}, headers={"Authorization": f"Bearer {BOB_TOKEN}"}
+    )
+    assert elsewhere.status_code == 403  # a personal token opens the approval routes only
+    assert current_aliases(settings) == {"champion": "1", "challenger": "2"}  # nothing changed so far
+    approved = approval(personal, "approve", BOB_TOKEN)
+    assert approved.status_code == 200, approved.text
+    assert current_aliases(settings) == {"champion": "2", "previous": "1"}
+    assert _decisions(settings, since) == [("alice", "request_approval"), ("bob", "approve"), ("bob", "promote")]
+
+
+def test_the_approval_cli_sends_the_personal_token_and_the_service_names_its_owner(
+    personal: TestClient, settings: Settings
+) -> None:
+    with served_on_loopback(personal.app) as url:
+        env = {"MLOPS_API_URL": url, "MLOPS_ACTOR": "mallory", "COLUMNS": "300"}  # no admin token, a false name
+        asked = CliRunner(env={**env, "MLOPS_APPROVER_TOKEN": ALICE_TOKEN}).invoke(
+            cli, ["admin", "approval", "request", "--reason", "report attached"]
+        )
+        assert asked.exit_code == 0, asked.output
+        assert "approval of v2 requested by alice" in asked.stdout
+        wrong = CliRunner(env={**env, "MLOPS_APPROVER_TOKEN": BOB_TOKEN + "x"}).invoke(
+            cli, ["admin", "approval", "approve", "--reason", "guess"]
+        )
+        assert wrong.exit_code == 1
+        assert "403" in wrong.stderr
+        assert "wrong token" in wrong.stderr
+    tags = mlflow_client(settings).get_model_version(settings.model_name, "2").tags
+    assert (tags["approval"], tags["approval_requested_by"]) == ("pending", "alice")
+
+
+@pytest.mark.parametrize(
+    ("tokens", "complaint"),
+    [
+        ({"alice": "short"}, "alice's token has 5 characters"),
+        ({"alice": TOKEN}, "alice's token is the admin token or another person's"),
+        ({"alice": ALICE_TOKEN, "bob": ALICE_TOKEN}, "bob's token is the admin token or another person's"),
+        ({"al ice": ALICE_TOKEN}, "the name 'al ice' must match"),
+    ],
+)
+def test_weak_or_shared_personal_tokens_stop_the_service_at_start_up(
+    settings: Settings, params: Params, tokens: dict[str, str], complaint: str
+) -> None:
+    from serving.admin import WeakAdminTokenError
+
+    bad = settings.model_copy(update={"approver_tokens": tokens})
+    with pytest.raises(WeakAdminTokenError, match=re.escape(complaint)), TestClient(create_app(bad, params)):
+        pass
+    assert ALICE_TOKEN not in bad.model_dump_json()  # never shown
