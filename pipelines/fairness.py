@@ -118,7 +118,27 @@ def fairness_markdown(report: dict[str, Any]) -> list[str]:
         lines.append(f"- per class, demographic parity / equalized-odds difference: {others}")
     if report.get("left_out"):
         lines.append(f"- left out (too few rows, or no rows of one outcome): {report['left_out']}")
+    if (what_if := report.get("mitigation")) is not None:
+        lines += ["", *mitigation_markdown(what_if)]
     return lines
+
+
+def mitigation_markdown(what_if: dict[str, Any]) -> list[str]:
+    """The what-if mitigation lines of a fairness report (`pipelines.fairness_what_if`)."""
+    if "error" in what_if:
+        return [f"What a mitigation would give: not computed ({what_if['error']})."]
+    before, after = what_if["before"], what_if["after"]
+    return [
+        f"What a mitigation would give (not served): {what_if['method']}, fitted on {what_if['fitted_on']}.",
+        "",
+        "| | equalized-odds difference | demographic parity difference | accuracy |",
+        "|---|---|---|---|",
+        *(
+            f"| {name} | " + " | ".join(_cell(f[k]) for k in ("equalized_odds_difference",
+                                                           "demographic_parity_difference", "accuracy")) + " |"
+            for name, f in (("as trained", before), ("mitigated", after))
+        ),
+    ]  # fmt: skip
 
 
 def _differences(truth: np.ndarray, pred: np.ndarray, groups: np.ndarray, positive: str) -> tuple[float, float]:
@@ -289,14 +309,18 @@ class ThresholdMitigation:
 
     def predict(self, X: pd.DataFrame, groups: Any) -> np.ndarray:
         proba = np.asarray(self.model.predict_proba(X))
-        index = self.classes.index(self.positive_class)
         positive = np.asarray(
             self.optimizer.predict(X, sensitive_features=np.asarray(groups).astype(str), random_state=self.seed)
         ).astype(bool)
-        others = proba.copy()
-        others[:, index] = -1.0
-        labels = np.asarray(self.classes)
-        return np.where(positive, self.positive_class, labels[others.argmax(axis=1)])
+        return relabel(proba, positive, self.classes, self.positive_class)
+
+
+def relabel(proba: np.ndarray, positive: np.ndarray, classes: list[str], positive_class: str) -> np.ndarray:
+    """Multiclass answers from a thresholded yes/no on ``positive_class``: yes gives that class, no the model's
+    most probable other class (the model's own answer wherever the two agree)."""
+    others = np.array(proba, dtype="float64", copy=True)
+    others[:, classes.index(positive_class)] = -1.0
+    return np.where(positive, positive_class, np.asarray(classes)[others.argmax(axis=1)])
 
 
 def mitigate_with_thresholds(

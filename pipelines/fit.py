@@ -29,6 +29,7 @@ class Split:
     y_train: pd.Series
     y_test: pd.Series
     groups_test: pd.Series | None  # the optional slice column, aligned with X_test
+    groups_train: pd.Series | None = None  # the same column, aligned with X_train
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ def split_data(frame: pd.DataFrame, params: Params) -> Split:
         y_train=y.loc[index_train],
         y_test=y.loc[index_test],
         groups_test=None if groups is None else groups.loc[index_test],
+        groups_train=None if groups is None else groups.loc[index_train],
     )
 
 

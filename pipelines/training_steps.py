@@ -25,6 +25,7 @@ from pipelines.behavioural import run_behavioural_checks
 from pipelines.data import LoadedData, load_data
 from pipelines.evaluate import evaluate_model
 from pipelines.fairness import fairness_check
+from pipelines.fairness_what_if import mitigation_what_if
 from pipelines.fit import fit_and_evaluate
 from pipelines.holdout import load_holdout, without_holdout
 from pipelines.lineage import lineage_tags
@@ -186,6 +187,8 @@ def gate_candidate(settings: Settings, params: Params, result: TrainResult) -> G
     decision.advisory.append(onnx.check())  # shown with the gate; it decides the ONNX file only
     champion_metrics = None if champion_score is None else dict(champion_score.metrics)
     fairness_dict = None if fairness_figures is None else fairness_figures.to_dict()
+    if fairness_dict is not None:  # what a threshold mitigation would give, in the same report (never served)
+        fairness_dict["mitigation"] = mitigation_what_if(result.pipeline, split, params)
     explanation = explain_on_holdout(result, holdout, params)
     return GateReport(decision, champion_metrics, slices, dict(candidate.metrics), onnx, fairness_dict, explanation)
 

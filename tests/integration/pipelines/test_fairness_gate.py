@@ -85,10 +85,17 @@ def test_a_biased_candidate_is_refused_with_the_reason_on_its_run(lab, tmp_path:
     figures = json.loads(Path(client.download_artifacts(outcome.run_id, "gate/fairness.json")).read_text())
     assert figures["equalized_odds_difference"] > bound
     assert figures["positive_class"] == params.gate.fairness.positive_class
+    # The same report says what a threshold mitigation would give on the same test rows (a what-if, not served).
+    what_if = figures["mitigation"]
+    assert what_if["served"] is False
+    assert what_if["before"]["equalized_odds_difference"] == figures["equalized_odds_difference"]
+    assert what_if["after"]["equalized_odds_difference"] < what_if["before"]["equalized_odds_difference"]
     # The card and the registry's audit trail say it too, though no version was made.
     card = Path(client.download_artifacts(outcome.run_id, "model_card.md")).read_text(encoding="utf-8")
     assert f"version {NOT_REGISTERED}" in card
     assert "Gate check: FAIL - equalized-odds difference" in card[card.index("## Fairness") :]
+    assert "What a mitigation would give (not served): fairlearn ThresholdOptimizer" in card
+    assert "| mitigated |" in card
     assert run.data.tags["model_card"] == f"runs:/{outcome.run_id}/model_card.md"
     trail = audit_log(settings)
     assert len(trail) == before + 1

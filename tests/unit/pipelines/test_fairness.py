@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -155,3 +157,24 @@ def test_threshold_mitigation_closes_the_gap_of_a_biased_model(params: Params, i
     # Only the virginica decision moves: a row keeps the model's class unless it enters or leaves virginica.
     untouched = (predicted != "virginica") & (model.predict(test[features]) != "virginica")
     assert (predicted[untouched] == model.predict(test[features])[untouched]).all()
+
+
+def test_the_what_if_mitigation_is_fitted_out_of_fold_and_closes_the_gap_on_the_test_rows(params) -> None:
+    from pipelines.data import build_raw_frame
+    from pipelines.fairness_what_if import mitigation_what_if
+
+    reference = build_raw_frame(params.dataset, params.ingest)
+    result = fit_and_evaluate(biased_rows(reference, params, rows=400, seed=12), params)
+    what_if = mitigation_what_if(result.pipeline, result.split, params)
+    assert what_if is not None
+    gate = fairness_report(
+        result.split.y_test, result.evaluation.predictions, result.split.groups_test, "virginica", "source",
+        params.gate.fairness.min_group_size,
+    )  # fmt: skip
+    assert what_if["before"]["equalized_odds_difference"] == round(gate.equalized_odds_difference, 4)
+    assert what_if["after"]["equalized_odds_difference"] < 0.5 * what_if["before"]["equalized_odds_difference"]
+    assert what_if["served"] is False
+    unfair_test_only = replace(result.split, groups_train=None)
+    assert mitigation_what_if(result.pipeline, unfair_test_only, params) is None  # no groups to fit on
+    one_group = replace(result.split, groups_train=result.split.groups_train.map(lambda _: "site-a"))
+    assert "error" in mitigation_what_if(result.pipeline, one_group, params)  # reported, never raised
