@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from cli.confirm import confirm_or_exit
 from core.exit_codes import EXIT_FAILED
 
 console = Console()
@@ -102,13 +103,7 @@ def reset(
     for entry in plan.entries:
         console.print(f"  {escape(entry.name)}  {human_size(entry.bytes)}")
     if not yes:
-        try:
-            confirmed = typer.confirm("Remove all of it? Stop any running `mlops-lab serve` first", default=False)
-        except typer.Abort:  # end of input: no answer is a no
-            confirmed = False
-        if not confirmed:
-            console.print("nothing removed (add --yes to skip the question)")
-            raise typer.Exit(EXIT_FAILED)
+        confirm_or_exit(console, "Remove all of it? Stop any running `mlops-lab serve` first", "nothing removed")
     try:
         apply_reset(plan)
     except ResetRefusedError as err:

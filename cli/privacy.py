@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from cli.confirm import confirm_or_exit
 from cli.help import group_settings
 from core.exit_codes import EXIT_FAILED
 
@@ -43,13 +44,7 @@ def erase(
         console.print(f"[bold red]refused:[/bold red] {escape(str(err))}")
         raise typer.Exit(EXIT_FAILED) from None
     if not yes:
-        try:
-            confirmed = typer.confirm("Delete this user's rows, labels and the reports made since?", default=False)
-        except typer.Abort:  # end of input: no answer is a no
-            confirmed = False
-        if not confirmed:
-            console.print("nothing erased (add --yes to skip the question)")
-            raise typer.Exit(EXIT_FAILED)
+        confirm_or_exit(console, "Delete this user's rows, labels and the reports made since?", "nothing erased")
     try:
         removed = erase(settings, user)
     except ErasureRefusedError as err:
