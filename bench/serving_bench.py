@@ -367,12 +367,14 @@ SINCE_PROFILE = (
 FLOOR_TARGET, MLFLOW_TARGET, BARE_TARGET = 4.0, 0.2, 1 / 0.85  # time-per-request ratios (DESIGN.md, issue 19)
 
 
-def _throughput_rows(c: int, runs: dict[str, list[LoadResult]]) -> list[Row]:
+def _throughput_rows(c: int, runs: dict[str, list[LoadResult]], wrk: bool = True) -> list[Row]:
     """The time-per-request rows at concurrency ``c``; ours is the deployed runtime (ONNX when the version has it).
 
     Targets: ours >= 5x `mlflow models serve`'s req/s at every level; at c=1, ours <= 4x the floor's time per
     request; at c > 1, the ONNX path no slower than the scikit-learn path (today's); and ours on scikit-learn
     within 15 % of the bare endpoint with the same estimator (what routing and logging may cost).
+    The floor target is judged only with wrk (``wrk``): the Python client's own time per request is several
+    times the floor's, so with it the ratio says how slow the client is, and would pass whatever the server did.
     """
     t = {name: _per_request(rounds) for name, rounds in runs.items()}
     bare, floor, mlflow, what = t["bare"], t["floor"], t["mlflow serve"], f"time per request, c={c}"
@@ -380,7 +382,9 @@ def _throughput_rows(c: int, runs: dict[str, list[LoadResult]]) -> list[Row]:
     floor_name = "floor (raw ASGI, constant answer)"
     rows = [
         Row(what, floor_name, f"ours `{path}`", floor, t[f"ours {path}"], f"≤ {FLOOR_TARGET:g}×",
-            t[f"ours {path}"].median <= FLOOR_TARGET * floor.median) if c == 1
+            t[f"ours {path}"].median <= FLOOR_TARGET * floor.median) if c == 1 and wrk
+        else Row(what, floor_name, f"ours `{path}`", floor, t[f"ours {path}"],
+                 f"≤ {FLOOR_TARGET:g}×: judged with wrk only") if c == 1
         else Row(what, floor_name, f"ours `{path}`", floor, t[f"ours {path}"])
         for path in paths
     ]  # fmt: skip
@@ -465,7 +469,8 @@ def _section(
 ) -> Section:
     combined = {c: {name: combine(rounds) for name, rounds in by.items()} for c, by in runs.items()}
     combined2 = {c: {name: combine(rounds) for name, rounds in by.items()} for c, by in runs2.items()}
-    c1, rows = combined[CONCURRENCY[0]], [r for c in CONCURRENCY for r in _throughput_rows(c, runs[c])]
+    wrk = generator == "wrk"
+    c1, rows = combined[CONCURRENCY[0]], [r for c in CONCURRENCY for r in _throughput_rows(c, runs[c], wrk)]
     rows += [r for c in CONCURRENCY for r in _two_worker_rows(c, runs2[c])]
     ours_p50, bare_p50 = (percentile(c1[name].latencies, 50) for name in ("ours /v1/predict", "bare"))
     native, mlflow, n = batch["ours /v1/predict"], batch["ours /invocations"], f"{BATCH_ROWS:,}-row batch"

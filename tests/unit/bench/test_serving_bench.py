@@ -54,6 +54,17 @@ def test_at_concurrency_1_ours_is_held_to_4x_the_floor_and_a_fifth_of_mlflow_ser
     assert rows[(FLOOR, "ours sklearn `/v1/predict`")].passed is None  # "today about 12x": information
 
 
+def test_the_floor_target_is_not_judged_with_the_python_client() -> None:
+    """The Python client's own time per request dwarfs the floor's: the ratio would pass whatever the server did."""
+    runs = _runs(ours_v1_predict=0.9, ours_invocations=0.9, floor=0.1)  # 9x the floor: a fail under wrk
+    judged = _by_pair(_throughput_rows(1, runs, wrk=True))[(FLOOR, "ours `/v1/predict`")]
+    assert judged.passed is False
+    unjudged = _by_pair(_throughput_rows(1, runs, wrk=False))[(FLOOR, "ours `/v1/predict`")]
+    assert unjudged.passed is None  # shown, not judged
+    assert unjudged.target == "≤ 4×: judged with wrk only"
+    assert unjudged.ratio == pytest.approx(9.0)
+
+
 @pytest.mark.parametrize(("onnx", "sklearn", "passes"), [(0.5, 0.5, True), (0.51, 0.5, False), (0.2, 0.5, True)])
 def test_under_concurrency_the_onnx_path_may_be_no_slower_than_the_sklearn_path(
     onnx: float, sklearn: float, passes: bool
