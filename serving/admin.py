@@ -157,7 +157,7 @@ def _authorize(gate: AdminGate) -> Callable[..., None]:
     def authorize(
         request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
     ) -> None:
-        token, personal = credentials.credentials if credentials else None, _approval_path(request.url.path)
+        token, personal = credentials.credentials if credentials else None, _approval_path(request.scope["path"])
         try:
             request.state.approver = gate.check(client_key(request.scope), token, "admin API", personal=personal)
         except CredentialError as err:

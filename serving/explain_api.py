@@ -102,8 +102,9 @@ class ExplainApi:
         self._lock = threading.Lock()  # builds explainers
         self._explaining = threading.Lock()  # runs them
         self.queue_limit = runtime.settings.explain_queue
-        self._waiting = 0  # admitted, not explaining yet (building an explainer or waiting for `_explaining`)
-        self._admission = threading.Lock()  # guards `_waiting`
+        self._admitted = 0  # requests past admission whose explanation has not returned (waiting or running)
+        self._running = 0  # of them, the one holding `_explaining` (0 or 1)
+        self._admission = threading.Lock()  # guards both counts
         self.router = APIRouter()
         self.router.add_api_route(
             "/v1/explain",
@@ -149,7 +150,11 @@ class ExplainApi:
             return serving_error(NotReadyError(f"version {loaded.version} has no scikit-learn Pipeline to explain"))
         if not self._admit():
             return self._queue_full()
-        explainer, explanation = await run_in_threadpool(self._explain, loaded.version, pipeline, values)
+        try:  # left here, not in the thread: a request cancelled before its thread started leaves the queue too
+            explainer, explanation = await run_in_threadpool(self._explain, loaded.version, pipeline, values)
+        finally:
+            with self._admission:
+                self._admitted -= 1
         probabilities = pipeline.predict_proba(values)[0]
         request.state.access = {"request_id": routing.request_id, "arm": decision.arm, "version": loaded.version}
         answer = {
@@ -175,14 +180,14 @@ class ExplainApi:
     @property
     def waiting(self) -> int:
         """Explanations admitted that do not run yet: at most ``queue_limit``."""
-        return self._waiting
+        return self._admitted - self._running
 
     def _admit(self) -> bool:
         """Take a place in the queue, or False when ``queue_limit`` explanations wait already."""
         with self._admission:
-            if self._waiting >= self.queue_limit:
+            if self._admitted - self._running >= self.queue_limit:
                 return False
-            self._waiting += 1
+            self._admitted += 1
             return True
 
     def _queue_full(self) -> Response:
@@ -194,17 +199,16 @@ class ExplainApi:
         return error_response(503, message, [problem], {"Retry-After": str(QUEUE_RETRY_AFTER_S)})
 
     def _explain(self, version: str, pipeline: Any, values: np.ndarray) -> tuple[Explainer, Explanation]:
-        """One explanation at a time (SHAP's explainers keep per-call state); leaves the queue when it starts."""
-        try:
-            explainer = self._explainer(version, pipeline)
-            self._explaining.acquire()
-        finally:
+        """One explanation at a time (SHAP's explainers keep per-call state); it stops waiting when it runs."""
+        explainer = self._explainer(version, pipeline)
+        with self._explaining:
             with self._admission:
-                self._waiting -= 1
-        try:
-            return explainer, explainer.explain(values)[0]
-        finally:
-            self._explaining.release()
+                self._running += 1
+            try:
+                return explainer, explainer.explain(values)[0]
+            finally:
+                with self._admission:
+                    self._running -= 1
 
     def _explainer(self, version: str, pipeline: Any) -> Explainer:
         """The version's explainer, built on first use (SHAP's import and a background sample take seconds)."""

@@ -41,6 +41,11 @@ Groups = tuple[str | None, ...] | None  # one per row; None when no row names a 
 _GROUP = re.compile(GROUP_PATTERN)
 
 
+def _named(groups: list[str | None]) -> Groups:
+    """The rows' groups, or None when no row names one (nothing to log)."""
+    return tuple(groups) if any(g is not None for g in groups) else None
+
+
 class BodyParser:
     """Turns a /v1/predict body into a float matrix in contract order, or raises a 422."""
 
@@ -51,16 +56,12 @@ class BodyParser:
         self.adapter: TypeAdapter[Any] = TypeAdapter(schemas.predict_body)
 
     def parse(self, body: bytes) -> np.ndarray:
-        """The rows of ``body`` as an ``n x features`` float64 matrix (NaN = missing).
+        """The rows of ``body`` as an ``n x features`` float64 matrix (NaN = missing); a row's group is not kept.
 
         Raises:
             RequestValidationError: the body breaks the schema; errors name the field.
         """
-        try:
-            values = self.fast(orjson.loads(body))
-        except orjson.JSONDecodeError:
-            values = None
-        return values if values is not None else self.slow(body)
+        return self.parse_request(body)[0]
 
     def parse_request(self, body: bytes) -> tuple[np.ndarray, Groups]:
         """`parse`, and each row's group (``dataset.group_column``) when any row names one.
@@ -96,15 +97,12 @@ class BodyParser:
         values = self.matrix.records(plain, exact=True)
         if values is None:
             return None
-        return values, (tuple(groups) if any(g is not None for g in groups) else None)
+        return values, _named(groups)
 
     def _slow_grouped(self, body: bytes) -> tuple[np.ndarray, Groups]:
         rows = self._validated_rows(body)
         values = to_matrix([row.__dict__ for row in rows], self.features)
-        if self.group is None:
-            return values, None
-        groups = tuple(getattr(row, self.group) for row in rows)
-        return values, (groups if any(g is not None for g in groups) else None)
+        return values, None if self.group is None else _named([getattr(row, self.group) for row in rows])
 
     def fast(self, obj: Any) -> np.ndarray | None:
         """The matrix if ``obj`` is plainly valid, else None (the slow path decides)."""
