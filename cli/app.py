@@ -14,6 +14,7 @@ import typer
 from cli import (
     admin,
     ask,
+    batch,
     bench,
     catalog,
     data,
@@ -107,6 +108,7 @@ COMMAND_MODULES = (
     training,
     explanations,
     stages,
+    batch,
     registry,
     rollout,
     serve,

@@ -81,8 +81,12 @@ def generate_batch(
     rows: Annotated[int | None, typer.Option(help="Rows (default: batches.rows in params.yaml).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same batch.")] = 0,
     with_source: Annotated[bool, typer.Option(help="Add the optional dataset.group_column (sites).")] = False,
+    for_scoring: Annotated[
+        bool,
+        typer.Option(help="An input for batch-score: no label, a specimen_id first, repeated rows allowed (any size)."),
+    ] = False,
 ) -> None:
-    """Write a synthetic production batch: clean, shifted, or with one classic defect."""
+    """Write a synthetic production batch (CSV, or Parquet for a .parquet name): clean, shifted, or one defect."""
     from core.context import load_context
     from pipelines.data import ingest as ingest_raw
     from pipelines.data import read_csv
@@ -93,10 +97,16 @@ def generate_batch(
         console.print(f"no reference data yet: ingesting {escape(str(raw))}")
         ingest_raw(ctx.params.dataset, ctx.params.ingest, raw)
     try:
-        frame = generate(kind, read_csv(raw), ctx.params, rows=rows, seed=seed, with_source=with_source)
+        frame = generate(
+            kind, read_csv(raw), ctx.params, rows=rows, seed=seed, with_source=with_source,
+            unique_rows=False if for_scoring else None,
+        )  # fmt: skip
     except ValueError as err:
         console.print(f"[red]{escape(str(err))}[/red]")
         raise typer.Exit(2) from err
+    if for_scoring:
+        frame = frame.drop(columns=[ctx.params.dataset.target], errors="ignore")
+        frame.insert(0, "specimen_id", range(len(frame)))
     path = write_batch(frame, output, kind, ctx.params.dataset.decimals)
     console.print(
         f"wrote {kind.value} batch: {len(frame)} rows x {frame.shape[1]} columns -> [bold]{escape(str(path))}[/bold]"

@@ -153,6 +153,18 @@ class Settings(BaseSettings):
         default="auto", description="What scores in serving: auto = ONNX Runtime for a version with a parity-checked "
         "ONNX file, else its scikit-learn Pipeline; sklearn = always the Pipeline (serving.model_cache)."
     )  # fmt: skip
+    batch_runner: Literal["dask", "threads"] = Field(
+        default="dask", description="Where the batch-scoring flow runs its chunks: dask = prefect-dask's task "
+        "runner (a LocalCluster, or the scheduler at dask_address); threads = threads of this one process."
+    )  # fmt: skip
+    batch_workers: int = Field(
+        default=2, ge=1, le=64, description="Workers of the batch-scoring flow: processes of the LocalCluster "
+        "(one thread each), or threads with batch_runner=threads. A remote scheduler has its own."
+    )  # fmt: skip
+    dask_address: str | None = Field(
+        default=None, description="Address of a running Dask scheduler (tcp://host:8786) for batch scoring; "
+        "unset = a LocalCluster on this machine. Its workers must see the output folder and a Prefect API."
+    )  # fmt: skip
     backup_key: str | None = Field(
         default=None, description="Secret that signs backup manifests (HMAC-SHA256); default: the key file."
     )

@@ -32,6 +32,7 @@ _QUIET_ENV = {
     "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING",
     "PREFECT_UI_ENABLED": "false",
     "GIT_PYTHON_REFRESH": "quiet",
+    "DASK_LOGGING__DISTRIBUTED": "warning",  # a LocalCluster's start and stop are a screen of INFO lines
 }
 
 

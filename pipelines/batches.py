@@ -100,8 +100,9 @@ def _draw(
     rows: int,
     cfg: DatasetConfig,
     rng: np.random.Generator,
+    unique: bool,
 ) -> pd.DataFrame:
-    """Rows from the class Gaussians: clipped to the valid ranges, rounded, without exact duplicates."""
+    """Rows from the class Gaussians: clipped to the valid ranges, rounded; ``unique``: without exact duplicates."""
     import numpy as np
     import pandas as pd
 
@@ -126,7 +127,7 @@ def _draw(
     frame[cfg.target] = pd.Series(labels, dtype=object)
     for _ in range(50):  # redraw duplicates, keeping their labels so class shares stay exact
         dup = frame.duplicated().to_numpy()
-        if not cfg.unique_rows or not dup.any():
+        if not unique or not dup.any():
             return frame
         frame.loc[dup, cfg.feature_names] = sample(dup)
     raise RuntimeError(
@@ -212,6 +213,7 @@ def generate_batch(
     rows: int | None = None,
     seed: int = 0,
     with_source: bool = False,
+    unique_rows: bool | None = None,
 ) -> pd.DataFrame:
     """One synthetic production batch of the given kind, reproducible from its seed.
 
@@ -222,6 +224,8 @@ def generate_batch(
         rows: number of rows (default ``params.batches.rows``).
         seed: random seed; the same seed gives the same batch.
         with_source: add the optional ``dataset.group_column`` with a few synthetic sites.
+        unique_rows: draw no exact duplicate rows (default ``dataset.unique_rows``); a file to score may repeat
+            rows, and a million distinct rows do not fit on a one-decimal grid.
     """
     import numpy as np
 
@@ -247,7 +251,7 @@ def generate_batch(
         fitted = {c: (mean + offset, cov, prior) for c, (mean, cov, prior) in fitted.items()}
 
     rng = np.random.default_rng(seed)
-    frame = _draw(fitted, weights, n, cfg, rng)
+    frame = _draw(fitted, weights, n, cfg, rng, cfg.unique_rows if unique_rows is None else unique_rows)
     if kind is BatchKind.CONCEPT_SHIFT:  # same inputs as clean, two labels exchanged
         a, b = knobs.concept_shift.swap or (cfg.classes[-2], cfg.classes[-1])
         if {a, b} - set(cfg.classes):
@@ -263,12 +267,17 @@ def generate_batch(
 
 
 def write_batch(frame: pd.DataFrame, path: str | Path, kind: BatchKind | str, decimals: int | None = None) -> Path:
-    """Write a batch as CSV; an ``empty`` batch becomes a 0-byte file, as a failed export would."""
+    """Write a batch as CSV (Parquet for a ``.parquet`` name); an ``empty`` batch becomes a 0-byte file, as a
+    failed export would."""
     from pipelines.data import write_csv
 
+    out = Path(path)
     if BatchKind(kind) is BatchKind.EMPTY:
-        out = Path(path)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(b"")
+        return out
+    if out.suffix.lower() == ".parquet":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_parquet(out, index=False)
         return out
     return write_csv(frame, path, decimals)

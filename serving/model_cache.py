@@ -179,6 +179,20 @@ class ModelCache:
         return changed
 
 
+def load_served_model(settings: Settings, version: str, features: Sequence[str] | None = None) -> Any:
+    """What serves a registered version: its Pipeline, checked as always (trusted file, signature); then, unless
+    the settings force scikit-learn, its ONNX model when the version carries a parity-checked file (a replaced
+    file raises). The service's cache and the batch-scoring flow load through here, so both score alike."""
+    pipeline = load_version_model(settings, version, features)
+    if settings.serving_runtime == SKLEARN:
+        return pipeline
+    onnx = load_version_onnx(settings, version, features)
+    if onnx is None:
+        return pipeline
+    onnx.pipeline = pipeline  # explanations need the Pipeline's steps (`explainable_pipeline`)
+    return onnx
+
+
 def registry_cache(
     settings: Settings, backoff: Backoff | None = None, features: Sequence[str] | None = None
 ) -> ModelCache:
@@ -199,16 +213,7 @@ def registry_cache(
         return str(mv.version), str(mv.run_id or "")
 
     def load(version: str) -> Any:
-        """The version's Pipeline, checked as always (trusted file, signature); then, unless the settings force
-        scikit-learn, its ONNX model when the version carries a parity-checked file (a replaced file raises)."""
-        pipeline = load_version_model(settings, version, features)
-        if settings.serving_runtime == SKLEARN:
-            return pipeline
-        onnx = load_version_onnx(settings, version, features)
-        if onnx is None:
-            return pipeline
-        onnx.pipeline = pipeline  # explanations need the Pipeline's steps (`explainable_pipeline`)
-        return onnx
+        return load_served_model(settings, version, features)
 
     def record(alias: str, from_version: str | None, to_version: str | None) -> None:
         record_outside_move(settings, alias, from_version, to_version)
