@@ -20,6 +20,7 @@ start a temporary server of its own on the same database). Workers of a remote s
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -127,6 +128,7 @@ def task_runner(settings: Settings) -> tuple[TaskRunner[Any], str]:
         return DaskTaskRunner(address=settings.dask_address), f"Dask at {settings.dask_address}"
     cluster: dict[str, Any] = {"n_workers": settings.batch_workers, "threads_per_worker": 1, "processes": True}
     cluster["dashboard_address"] = None  # no dashboard port: only loopback, nothing to browse
+    cluster["silence_logs"] = logging.ERROR  # a worker that takes a moment to exit is killed and says so
     runner = DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs=cluster)
     return runner, f"Dask LocalCluster of {settings.batch_workers} processes"
 

@@ -118,8 +118,8 @@ AREAS: tuple[Area, ...] = (
         "delivery-and-operations",
         "Delivery and operations",
         "Getting the system built, shipped and kept alive: packaging, images, CI/CD, Kubernetes, "
-        "configuration, resilience, recovery and cost.",
-        _ids(17, 29, *range(45, 52), 54, 55),
+        "configuration, resilience, recovery, batch scoring at scale and cost.",
+        _ids(17, 29, *range(45, 52), 54, 55, 61),
         (
             "`latest` is not a version: tags are computed from the git sha (and the champion for the API), so a "
             "rollback redeploys a known tag.",

@@ -71,6 +71,7 @@ DEMOS: dict[str, str] = {
     "privacy": "lab.demos.privacy",
     "fairness": "lab.demos.fairness",
     "explain": "lab.demos.explain",
+    "batch-scoring": "lab.demos.batch_scoring",
 }
 
 
