@@ -170,3 +170,50 @@ def test_a_refused_version_scores_nothing_and_a_moved_alias_does_not_mix_two_mod
     finally:
         client.delete_model_version_tag(settings.model_name, "2", "status")
     assert not (tmp_path / "fresh").exists()
+
+
+def test_the_same_flow_runs_on_a_separate_dask_scheduler_named_by_its_address(
+    registered: tuple[Settings, Params, pd.DataFrame], tmp_path: Path
+) -> None:
+    """`dask scheduler` and `dask worker` as their own processes on loopback, as on a cluster of their own."""
+    from distributed import Client
+    from prefect.settings import PREFECT_API_URL
+
+    settings, params, frame = registered
+    source = tmp_path / "in.parquet"
+    frame.head(6_000).to_parquet(source, index=False)
+    dask = str(Path(sys.executable).with_name("dask"))
+    scheduler_file = tmp_path / "scheduler.json"
+    # The workers report task runs to the flow's Prefect API: on a real cluster, PREFECT_API_URL of a Prefect server.
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()), "DASK_LOGGING__DISTRIBUTED": "error"}
+    common = ["--host", "127.0.0.1", "--scheduler-file", str(scheduler_file), "--no-dashboard"]
+    started = [subprocess.Popen([dask, "scheduler", "--port", "0", *common], env=env, stderr=subprocess.DEVNULL)]
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists():  # the scheduler writes its address once it listens
+            assert started[0].poll() is None, "the Dask scheduler exited"
+            assert time.monotonic() < deadline, "the Dask scheduler wrote no address within 60 s"
+            time.sleep(0.05)
+        worker = [dask, "worker", "--nworkers", "1", "--nthreads", "1", *common]
+        started.append(subprocess.Popen(worker, env=env, cwd=REPO, stderr=subprocess.DEVNULL))
+        with Client(scheduler_file=str(scheduler_file), timeout=60) as client:
+            client.wait_for_workers(1, timeout=60)
+            address = client.scheduler.address
+            remote = settings.model_copy(update={"batch_runner": "dask", "dask_address": address})
+            contract = RequestContract.from_dataset(params.dataset)
+            job, summary = run_batch_scoring(remote, contract, source, tmp_path / "out", chunk_rows=2_000)
+
+            assert summary is not None
+            assert summary.runner == f"Dask at {address}"
+            assert summary.chunks_scored == 3
+            # The chunks ran in the worker process: it holds the model it loaded for them.
+            held = client.run(lambda: len(__import__("flows.batch_scoring_flow").batch_scoring_flow._models))
+            assert list(held.values()) == [1]
+        out = read_output(tmp_path / "out")
+        assert out["row"].tolist() == list(range(6_000))
+        expected = score(load_served_model(settings, job.version, FEATURES), frame.head(6_000)[FEATURES].to_numpy())
+        assert out["prediction"].tolist() == expected.labels
+    finally:
+        for process in reversed(started):
+            process.terminate()
+            process.wait(timeout=30)
