@@ -45,6 +45,9 @@ SERVICES = {
     "pipeline-worker",
     "rollout-controller",
     "trainer",
+    "dask-scheduler",
+    "dask-worker",
+    "batch-scorer",
     "api",
     "prometheus",
     "grafana",
@@ -366,3 +369,20 @@ def test_the_mlflow_server_runs_basic_auth_and_every_client_logs_in(compose: dic
     for name in clients:
         env = services[name]["environment"]
         assert (env.get("MLFLOW_TRACKING_USERNAME"), env.get("MLFLOW_TRACKING_PASSWORD")) == ("mlops", password), name
+
+
+def test_batch_scoring_workers_reach_the_scheduler_and_share_the_scorers_output_folder(compose: dict[str, Any]) -> None:
+    """C61: the scorer submits to the scheduler service; its workers write where the scorer reads, and report
+    to the Prefect server and log in to MLflow like every other client."""
+    services = compose["services"]
+    scorer, worker, scheduler = services["batch-scorer"], services["dask-worker"], services["dask-scheduler"]
+    assert scorer["environment"]["MLOPS_BATCH_RUNNER"] == "dask"
+    host, port = re.fullmatch(r"tcp://([\w-]+):(\d+)", scorer["environment"]["MLOPS_DASK_ADDRESS"]).groups()
+    assert host == "dask-scheduler"
+    assert scheduler["command"][scheduler["command"].index("--port") + 1] == port
+    assert f"tcp://{host}:{port}" in worker["command"]
+    output = scorer["command"][scorer["command"].index("--output") + 1]
+    batch_mounts = {v.split(":")[1] for v in worker["volumes"]} & {v.split(":")[1] for v in scorer["volumes"]}
+    assert any(output.startswith(mount + "/") for mount in batch_mounts), "workers write the parts the scorer reads"
+    assert worker["environment"]["PREFECT_API_URL"] == scorer["environment"]["PREFECT_API_URL"]
+    assert worker["environment"]["MLFLOW_TRACKING_USERNAME"] == "mlops"

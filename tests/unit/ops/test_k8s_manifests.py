@@ -55,7 +55,7 @@ EXPECTED = {
     "Rollout": {"mlops-lab-api"},
     "AnalysisTemplate": {"mlops-lab-api-canary"},
     "StatefulSet": {"postgres"},
-    "CronJob": {"monitor"},
+    "CronJob": {"monitor", "batch-scoring"},
     "HorizontalPodAutoscaler": {"mlops-lab-api"},
     "PodDisruptionBudget": {"mlops-lab-api"},
     "Ingress": {"mlops-lab-api"},
