@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -140,8 +140,14 @@ def _write_atomically(path: Path, write: Callable[[Path], object]) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def read_input(path: Path) -> pa.Table:
-    """The input file as an Arrow table (CSV or Parquet by suffix)."""
+def _record_batches(path: Path) -> tuple[list[str], Iterator[pa.RecordBatch]]:
+    """The input's column names and its rows as a stream of Arrow record batches (CSV or Parquet by suffix).
+
+    A CSV file has no types: every column is read as text (an empty field as missing), and the features are
+    parsed per row when a chunk is scored, so one bad value refuses its own row, not the file.
+    """
+    import csv
+
     import pyarrow as pa
     import pyarrow.csv as pcsv
     import pyarrow.parquet as pq
@@ -149,12 +155,76 @@ def read_input(path: Path) -> pa.Table:
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
-            return pcsv.read_csv(path)
+            with path.open(encoding="utf-8", newline="") as handle:
+                header = next(csv.reader(handle), [])
+            if not header:
+                raise BatchError(f"cannot read {path}: it has no header line")
+            text = pcsv.ConvertOptions(column_types={c: pa.string() for c in header}, strings_can_be_null=True)
+            reader = pcsv.open_csv(path, convert_options=text)
+            return list(reader.schema.names), iter(reader)
         if suffix in (".parquet", ".pq"):
-            return pq.read_table(path)
-    except (OSError, pa.ArrowInvalid) as err:
+            parquet = pq.ParquetFile(path)
+            return list(parquet.schema_arrow.names), parquet.iter_batches(batch_size=65_536)
+    except (OSError, UnicodeDecodeError, pa.ArrowInvalid) as err:
         raise BatchError(f"cannot read {path}: {err}") from None
     raise BatchError(f"{path}: score a .csv or .parquet file, not {suffix or 'a file without suffix'}")
+
+
+def _stage(source: Path, staged: Path, chunk_rows: int, features: Sequence[str]) -> tuple[list[str], int]:
+    """Copy the input, streamed, to Parquet with one row group per chunk; its columns and rows.
+
+    Memory holds one chunk at a time, whatever the file's size, and each worker later reads its own chunk only.
+
+    Raises:
+        BatchError: unreadable, lacking a contract column, or empty.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns, batches = _record_batches(source)
+    missing = [f for f in features if f not in columns]
+    if missing:
+        raise BatchError(f"{source} has no column(s) {missing}; the data contract needs {list(features)}")
+    rows = 0
+
+    def write(tmp: Path) -> None:
+        nonlocal rows
+        writer: pq.ParquetWriter | None = None
+        try:
+            for batch in _rechunked(batches, chunk_rows):
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, batch.schema)
+                writer.write_table(batch, row_group_size=chunk_rows)
+                rows += batch.num_rows
+        except pa.ArrowInvalid as err:
+            raise BatchError(f"cannot read {source}: {err}") from None
+        finally:
+            if writer is not None:
+                writer.close()
+        if rows == 0:
+            raise BatchError(f"{source} has no rows")
+
+    _write_atomically(staged, write)
+    return columns, rows
+
+
+def _rechunked(batches: Iterator[pa.RecordBatch], size: int) -> Iterator[pa.Table]:
+    """Tables of exactly ``size`` rows (the last one shorter) from batches of any size."""
+    import pyarrow as pa
+
+    held: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        held.append(batch)
+        count += batch.num_rows
+        while count >= size:
+            table = pa.Table.from_batches(held)
+            yield table.slice(0, size)
+            rest = table.slice(size)
+            held = rest.to_batches()
+            count = rest.num_rows
+    if count:
+        yield pa.Table.from_batches(held)
 
 
 def prepare_job(
@@ -185,18 +255,14 @@ def prepare_job(
         job = replace(BatchJob.from_json(job_file.read_text(encoding="utf-8")), output_dir=str(output_dir))
         _same_job(job, sha, chunk_rows, model)
         if not job.staged.exists():
-            _stage(read_input(source), job)
+            _stage(source, job.staged, chunk_rows, job.features)
         return job
     if model is None:
         raise BatchError(f"{output_dir} holds no job to resume; name a version or alias to score with")
     if any(p.name.startswith(PART_PREFIX) for p in output_dir.iterdir()):
         raise BatchError(f"{output_dir} holds part files but no {JOB_FILE}: choose an empty folder")
-    table = read_input(source)
-    missing = [f for f in contract.features if f not in table.column_names]
-    if missing:
-        raise BatchError(f"{source} has no column(s) {missing}; the data contract needs {list(contract.features)}")
-    if table.num_rows == 0:
-        raise BatchError(f"{source} has no rows")
+    staged = output_dir / STAGED_FILE
+    columns, rows = _stage(source, staged, chunk_rows, contract.features)
     version, run_id = model
     job = BatchJob(
         input_path=str(source),
@@ -206,12 +272,11 @@ def prepare_job(
         version=version,
         run_id=run_id,
         features=tuple(contract.features),
-        passthrough=tuple(c for c in table.column_names if c not in contract.features and c not in (ROW, ERROR)),
-        rows=table.num_rows,
+        passthrough=tuple(c for c in columns if c not in contract.features and c not in (ROW, ERROR)),
+        rows=rows,
         chunk_rows=chunk_rows,
     )
-    _stage(table, job)
-    _write_atomically(job_file, lambda tmp: tmp.write_text(job.to_json(), encoding="utf-8"))
+    _write_atomically(output_dir / JOB_FILE, lambda tmp: tmp.write_text(job.to_json(), encoding="utf-8"))
     return job
 
 
@@ -229,13 +294,6 @@ def _same_job(job: BatchJob, sha: str, chunk_rows: int, model: tuple[str, str] |
             f"{where} is being scored by {job.model_name} v{job.version}, not v{model[0]}: its finished chunks would "
             f"mix two models. Resume with that version (`--resume`), or score into an empty folder"
         )
-
-
-def _stage(table: pa.Table, job: BatchJob) -> None:
-    """The input as Parquet with one row group per chunk, so each worker reads its own chunk only."""
-    import pyarrow.parquet as pq
-
-    _write_atomically(job.staged, lambda tmp: pq.write_table(table, tmp, row_group_size=job.chunk_rows))
 
 
 def numeric_matrix(frame: pd.DataFrame, features: Sequence[str]) -> np.ndarray:

@@ -220,3 +220,34 @@ def test_a_folder_with_parts_but_no_job_file_is_not_taken_over(tmp_path: Path, c
         prepare_job(source, tmp_path / "out", contract, "iris", ("1", "r"))
     with pytest.raises(BatchError, match="no job to resume"):
         prepare_job(source, tmp_path / "empty", contract, "iris", None)
+
+
+def test_the_input_is_restaged_with_one_row_group_per_chunk_whatever_its_own_row_groups(
+    tmp_path: Path, inputs: pd.DataFrame, contract: RequestContract
+) -> None:
+    import pyarrow.parquet as pq
+
+    source = tmp_path / "in.parquet"
+    inputs.to_parquet(source, index=False, row_group_size=333)  # 8 row groups of its own, none a chunk
+    job = prepare_job(source, tmp_path / "out", contract, "iris", ("1", "r"), chunk_rows=1_000)
+    staged = pq.ParquetFile(job.staged)
+    assert [staged.metadata.row_group(i).num_rows for i in range(staged.num_row_groups)] == [1_000, 1_000, 500]
+    assert staged.read().to_pandas().equals(inputs)
+
+
+def test_a_bad_value_deep_in_a_large_csv_refuses_its_row_not_the_file(
+    tmp_path: Path, inputs: pd.DataFrame, contract: RequestContract, model: object
+) -> None:
+    frame = pd.concat([inputs] * 40, ignore_index=True)  # 100,000 rows: the CSV is read in several blocks
+    frame = frame.astype({"petal_width": object, "specimen_id": object})
+    frame.loc[97_001, "petal_width"] = "three"  # (an empty field or n/a would be a missing value)
+    frame.loc[98_000, "specimen_id"] = 12345  # a number among text ids, far from the first block
+    source = tmp_path / "in.csv"
+    frame.to_csv(source, index=False)
+    job = prepare_job(source, tmp_path / "out", contract, "iris", ("1", "r"), chunk_rows=25_000)
+    _run(job, contract, model)
+    out = read_output(tmp_path / "out")
+    assert len(out) == 100_000
+    assert out.loc[97_001, "error"] == "petal_width: not a number"
+    assert out.loc[98_000, "specimen_id"] == "12345"
+    assert out["error"].notna().sum() == 3 * 40 + 1  # the three broken rows of each copy, and the new one

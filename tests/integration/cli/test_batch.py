@@ -1,0 +1,55 @@
+"""`mlops-lab generate-batch --for-scoring` and `mlops-lab batch-score` through the real CLI: the input it makes,
+and a refusal that exits 1 with the reason and writes nothing (the flow itself: tests/integration/flows)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from cli import batch as batch_commands
+from cli import data as data_commands
+from cli.app import app
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A throwaway project folder (params.yaml copy) with its own state and an empty registry."""
+    saved = dict(os.environ)
+    root = tmp_path / "project"
+    root.mkdir()
+    shutil.copy(REPO / "params.yaml", root / "params.yaml")
+    monkeypatch.setenv("MLOPS_PROJECT_DIR", str(root))
+    monkeypatch.setenv("MLOPS_STATE_DIR", str(root / ".state"))
+    for module in (batch_commands, data_commands):
+        monkeypatch.setattr(module, "console", Console(width=200))
+    yield root
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def test_a_scoring_input_of_any_size_then_a_refusal_with_the_reason_and_nothing_written(project: Path) -> None:
+    source = project / "specimens.parquet"
+    made = CliRunner().invoke(
+        app, ["generate-batch", "clean", "--for-scoring", "--rows", "20000", "--seed", "4", "-o", str(source)]
+    )
+    assert made.exit_code == 0, made.output
+    frame = pd.read_parquet(source)
+    assert len(frame) == 20_000
+    assert frame.columns[0] == "specimen_id"
+    assert "species" not in frame.columns  # no label: it is what the scoring is for
+    assert frame.duplicated(subset=list(frame.columns[1:])).any()  # 20,000 rows on a 0.1 grid repeat some
+
+    refused = CliRunner().invoke(app, ["batch-score", str(source), "-o", str(project / "out"), "--runner", "threads"])
+    assert refused.exit_code == 1
+    assert "refused: iris-classifier has no alias 'champion' in the registry" in refused.output
+    assert not (project / "out").exists()
