@@ -44,6 +44,7 @@ SECTIONS = {
     "serving": "bench.serving_bench:measure_serving",
     "drift": "bench.drift_bench:measure_drift",
     "cold-start": "bench.cold_start_bench:measure_cold_start",
+    "batch-scoring": "bench.batch_bench:measure_batch_scoring",
     "demo": "bench.demo_bench:measure_demo",
 }
 COLUMNS = ("measurement", "baseline", "baseline median", "subject", "subject median", "ratio", "target", "verdict")

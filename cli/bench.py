@@ -23,7 +23,8 @@ def bench(
         list[str] | None,
         typer.Option(
             "--only",
-            help="Only this section (cli, validation, training, serving, drift, cold-start, demo); repeatable.",
+            help="Only this section (cli, validation, training, serving, drift, cold-start, batch-scoring, demo); "
+            "repeatable.",
         ),
     ] = None,
 ) -> None:
