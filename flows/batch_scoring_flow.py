@@ -127,7 +127,8 @@ def task_runner(settings: Settings) -> tuple[TaskRunner[Any], str]:
     if settings.dask_address:
         return DaskTaskRunner(address=settings.dask_address), f"Dask at {settings.dask_address}"
     cluster: dict[str, Any] = {"n_workers": settings.batch_workers, "threads_per_worker": 1, "processes": True}
-    cluster["dashboard_address"] = None  # no dashboard port: only loopback, nothing to browse
+    cluster["host"] = "127.0.0.1"  # scheduler, workers and the scheduler's own HTTP routes listen on loopback only
+    cluster["dashboard_address"] = None  # no dashboard (its HTTP server still answers /health, on loopback)
     cluster["silence_logs"] = logging.ERROR  # a worker that takes a moment to exit is killed and says so
     runner = DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs=cluster)
     return runner, f"Dask LocalCluster of {settings.batch_workers} processes"
