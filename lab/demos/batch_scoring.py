@@ -10,6 +10,7 @@ service's own scoring of the same rows.
 from __future__ import annotations
 
 import json
+import threading
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -31,8 +32,28 @@ ROWS, CHUNK_ROWS = 200_000, 25_000
 BROKEN = {1_000: ("petal_length", 42.0), 77_777: ("sepal_width", float("nan")), 150_001: ("sepal_length", -1.0)}
 
 
+def _start_prefect_api() -> threading.Thread:
+    """Prefect's temporary server (about 10 s to start here) starting while the model trains, unless an API is set.
+
+    Joined before the first flow: its ``start`` marks the server running before it answers, so a flow that asked
+    for it meanwhile would not wait for it.
+    """
+    from prefect.settings import PREFECT_API_URL
+
+    def start() -> None:
+        if not PREFECT_API_URL.value():
+            from prefect.server.api.server import SubprocessASGIServer
+
+            SubprocessASGIServer().start()
+
+    thread = threading.Thread(target=start, name="prefect-api", daemon=True)
+    thread.start()
+    return thread
+
+
 def run(n: Narrator, ctx: LabContext) -> None:
     n.title("Batch scoring at scale: chunks on Dask, resumable, with lineage", "C61")
+    prefect_api = _start_prefect_api()
     version = ensure_champion(ctx, n)
     s, dataset = ctx.settings, ctx.params.dataset
     features = list(dataset.features)
@@ -53,6 +74,7 @@ def run(n: Narrator, ctx: LabContext) -> None:
 
     n.step(f"Run 1, on threads, with a budget of 3 chunks of {CHUNK_ROWS:,}: it stops early, as a killed run would")
     threads = s.model_copy(update={"batch_runner": "threads", "batch_workers": 2})
+    prefect_api.join()
     job, summary = run_batch_scoring(threads, contract, source, out, chunk_rows=CHUNK_ROWS, max_chunks=3)
     parts = sorted(p.name for p in out.glob("part-*.parquet"))
     n.say(f"champion v{job.version} pinned in _job.json; {len(parts)} of {job.chunks} part files: {', '.join(parts)}")
