@@ -25,6 +25,7 @@ import json
 import os
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from serving.contract import RequestContract
 
 JOB_FILE = "_job.json"
+LOCK_FILE = "_job.lock"
 MANIFEST_FILE = "_manifest.json"
 STAGED_FILE = "_input.parquet"
 PART_PREFIX = "part-"
@@ -126,6 +128,32 @@ class BatchSummary:
             f"({self.chunks_scored} now, {self.chunks_skipped} already done): {self.scored:,} scored, "
             f"{self.rejected:,} refused by the contract; {self.seconds:.1f} s on {self.runner}"
         )
+
+
+@contextmanager
+def folder_lock(output_dir: Path) -> Iterator[None]:
+    """This process holds the output folder for the duration; another run on it is refused, not interleaved.
+
+    An advisory ``flock`` on ``_job.lock``: the kernel releases it when the holder exits, even killed, so a crash
+    never leaves the folder locked. It guards the runs that start jobs; the workers only write part files.
+
+    Raises:
+        BatchError: another run holds the folder.
+    """
+    import fcntl
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with (output_dir / LOCK_FILE).open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BatchError(
+                f"another batch-score run holds {output_dir}; wait for it, or score into another folder"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _write_atomically(path: Path, write: Callable[[Path], object]) -> None:

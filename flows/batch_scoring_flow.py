@@ -44,6 +44,7 @@ from flows.batch_scoring import (
     BatchSummary,
     ChunkResult,
     finish,
+    folder_lock,
     pending_chunks,
     prepare_job,
     score_chunk,
@@ -205,9 +206,11 @@ def run_batch_scoring(
         UntrustedModelError: the version's file is not the one registered (it never loads anywhere).
     """
     model = model_to_score(settings, alias, version) if (alias or version) else None
-    job = prepare_job(source, output_dir, contract, settings.model_name, model, chunk_rows)
-    worker_model(settings, job.version, job.features)  # a refused or broken model stops here, before any worker
-    runner, described = task_runner(settings)
-    with prefect_api_for_workers() if settings.batch_runner == "dask" else nullcontext():
-        summary = batch_scoring_flow.with_options(task_runner=runner)(job, contract, settings, max_chunks, described)
+    with folder_lock(output_dir):
+        job = prepare_job(source, output_dir, contract, settings.model_name, model, chunk_rows)
+        worker_model(settings, job.version, job.features)  # a refused or broken model stops here, before any worker
+        runner, described = task_runner(settings)
+        with prefect_api_for_workers() if settings.batch_runner == "dask" else nullcontext():
+            flow = batch_scoring_flow.with_options(task_runner=runner)
+            summary = flow(job, contract, settings, max_chunks, described)
     return job, summary

@@ -26,6 +26,7 @@ from flows.batch_scoring import (
     BatchJob,
     finish,
     finished_chunk,
+    folder_lock,
     pending_chunks,
     prepare_job,
     read_output,
@@ -251,3 +252,29 @@ def test_a_bad_value_deep_in_a_large_csv_refuses_its_row_not_the_file(
     assert out.loc[97_001, "error"] == "petal_width: not a number"
     assert out.loc[98_000, "specimen_id"] == "12345"
     assert out["error"].notna().sum() == 3 * 40 + 1  # the three broken rows of each copy, and the new one
+
+
+def test_a_folder_held_by_one_run_refuses_a_second_and_a_killed_holder_releases_it(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    with folder_lock(out), pytest.raises(BatchError, match="another batch-score run holds"), folder_lock(out):
+        pass
+    with folder_lock(out):  # released on exit
+        pass
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from pathlib import Path; from flows.batch_scoring import folder_lock\n"
+         f"with folder_lock(Path({str(out)!r})):\n    print('held', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(BatchError, match="another batch-score run holds"), folder_lock(out):
+        pass
+    holder.send_signal(signal.SIGKILL)
+    holder.wait(timeout=30)
+    with folder_lock(out):  # the kernel released the killed holder's lock
+        pass
