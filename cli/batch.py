@@ -44,7 +44,7 @@ def batch_score(
     """Score a large file in chunks with a registered model: Parquet parts with version and lineage, resumable."""
     from core.context import load_context
     from core.startup import configure_runtime
-    from flows.batch_scoring import BatchError
+    from flows.batch_scoring import BatchError, pending_chunks
     from flows.batch_scoring_flow import run_batch_scoring
     from pipelines.model_files import UntrustedModelError
     from serving.contract import RequestContract
@@ -63,7 +63,11 @@ def batch_score(
         console.print(f"[bold red]refused:[/bold red] {escape(str(err))}")
         raise typer.Exit(EXIT_FAILED) from None
     if summary is None:
-        console.print(f"[yellow]stopped early[/yellow]: run the same command again to score the rest of {job.chunks}")
+        left = len(pending_chunks(job))
+        console.print(
+            f"[yellow]stopped early[/yellow]: {job.chunks - left} of {job.chunks} chunks done (v{job.version}); "
+            "run the same command again to score the rest"
+        )
         return
     console.print(f"[bold green]done[/bold green]: {escape(summary.line())}")
     console.print(f"output: {escape(str(output))}/part-*.parquet; lineage and totals in _manifest.json")

@@ -53,3 +53,25 @@ def test_a_scoring_input_of_any_size_then_a_refusal_with_the_reason_and_nothing_
     assert refused.exit_code == 1
     assert "refused: iris-classifier has no alias 'champion' in the registry" in refused.output
     assert not (project / "out").exists()
+
+
+def test_a_run_with_a_chunk_budget_says_how_far_it_got_and_the_next_finishes(
+    project: Path, make_settings, params
+) -> None:
+    from pipelines.data import ingest
+    from pipelines.training_steps import run_training
+
+    settings = make_settings(project / ".state")
+    assert run_training(settings, params, ingest(params.dataset, params.ingest, project / "iris.csv")).status == (
+        "registered"
+    )
+    source = project / "specimens.parquet"
+    made = CliRunner().invoke(app, ["generate-batch", "clean", "--for-scoring", "--rows", "5000", "-o", str(source)])
+    assert made.exit_code == 0, made.output
+    args = ["batch-score", str(source), "-o", str(project / "out"), "--runner", "threads", "--chunk-rows", "1000"]
+    first = CliRunner().invoke(app, [*args, "--max-chunks", "2"])
+    assert first.exit_code == 0, first.output
+    assert "stopped early: 2 of 5 chunks done (v1)" in first.output
+    second = CliRunner().invoke(app, [*args, "--resume"])
+    assert second.exit_code == 0, second.output
+    assert "in 5 chunks (3 now, 2 already done): 5,000 scored, 0 refused" in second.output
