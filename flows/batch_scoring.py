@@ -48,6 +48,7 @@ PART_PREFIX = "part-"
 META_KEY = b"mlops_lab.batch"
 DEFAULT_CHUNK_ROWS = 100_000
 ROW, PREDICTION, ERROR = "row", "prediction", "error"  # columns every part file has
+PROBA_PREFIX = "proba_"  # and one per class
 
 
 class BatchError(RuntimeError):
@@ -183,7 +184,7 @@ def _record_batches(path: Path) -> tuple[list[str], Iterator[pa.RecordBatch]]:
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
-            with path.open(encoding="utf-8", newline="") as handle:
+            with path.open(encoding="utf-8-sig", newline="") as handle:  # a BOM is not part of the first name
                 header = next(csv.reader(handle), [])
             if not header:
                 raise BatchError(f"cannot read {path}: it has no header line")
@@ -213,6 +214,9 @@ def _stage(source: Path, staged: Path, chunk_rows: int, features: Sequence[str])
     missing = [f for f in features if f not in columns]
     if missing:
         raise BatchError(f"{source} has no column(s) {missing}; the data contract needs {list(features)}")
+    taken = [c for c in columns if c in (ROW, PREDICTION, ERROR) or c.startswith(PROBA_PREFIX)]
+    if taken:
+        raise BatchError(f"{source}: column(s) {taken} are names of the output's own columns; rename them")
     rows = 0
 
     def write(tmp: Path) -> None:
@@ -300,7 +304,7 @@ def prepare_job(
         version=version,
         run_id=run_id,
         features=tuple(contract.features),
-        passthrough=tuple(c for c in columns if c not in contract.features and c not in (ROW, ERROR)),
+        passthrough=tuple(c for c in columns if c not in contract.features),
         rows=rows,
         chunk_rows=chunk_rows,
     )
@@ -420,7 +424,7 @@ def score_chunk(job: BatchJob, index: int, contract: RequestContract, model: Any
         probabilities[ok] = scored.probabilities
     out[PREDICTION] = pd.array(predictions, dtype="string")
     for j, name in enumerate(classes):
-        out[f"proba_{name}"] = probabilities[:, j]
+        out[f"{PROBA_PREFIX}{name}"] = probabilities[:, j]
     out[ERROR] = pd.array(reasons, dtype="string")
     table = pa.Table.from_pandas(out, preserve_index=False)
     n_ok = int(ok.sum())

@@ -196,6 +196,7 @@ def test_a_folder_never_mixes_two_inputs_two_models_or_two_chunk_sizes(
     [
         ("in.parquet", pd.DataFrame({"sepal_length": [5.0]}), r"no column\(s\) \['sepal_width'"),
         ("in.parquet", pd.DataFrame({f: pd.Series([], dtype="float64") for f in FEATURES}), "has no rows"),
+        ("in.parquet", pd.DataFrame({**{f: [1.0] for f in FEATURES}, "prediction": ["a"]}), "output's own columns"),
         ("in.json", None, r"a \.csv or \.parquet file"),
         ("in.csv", None, "cannot read"),
     ],
