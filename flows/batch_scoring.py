@@ -157,6 +157,21 @@ def folder_lock(output_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def remove_leftovers(output_dir: Path) -> list[str]:
+    """Delete the temporary files a killed run left (a part, the staged input or the job file half written).
+
+    Called when a run starts, under the folder's lock: no other run of this folder is writing. A temporary
+    file is never read (only renamed into place by the process that wrote it), so this frees disk, nothing else.
+    """
+    names = (f"{PART_PREFIX}*", STAGED_FILE, JOB_FILE, MANIFEST_FILE)
+    removed = []
+    for name in names:
+        for leftover in output_dir.glob(f".{name}.*.tmp"):
+            leftover.unlink(missing_ok=True)
+            removed.append(leftover.name)
+    return removed
+
+
 def _write_atomically(path: Path, write: Callable[[Path], object]) -> None:
     """``write`` to a unique temporary name beside ``path``, flush it to disk, then rename it over ``path``."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
@@ -282,6 +297,7 @@ def prepare_job(
         raise BatchError(f"no input file {source}")
     sha = file_sha256(source)
     output_dir.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(output_dir)
     job_file = output_dir / JOB_FILE
     if job_file.exists():
         job = replace(BatchJob.from_json(job_file.read_text(encoding="utf-8")), output_dir=str(output_dir))

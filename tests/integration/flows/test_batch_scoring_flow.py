@@ -137,13 +137,15 @@ def test_a_killed_run_resumes_and_loses_no_row_and_duplicates_none(
     victim.wait(timeout=30)
     written = len(list(out.glob("part-*.parquet")))
     assert 1 <= written < 25, f"{written} of 25 chunks were written before the kill"
+    # A kill that lands while a chunk is being written leaves its temporary file; make sure there is one.
+    (out / ".part-00024.parquet.0123456789abcdef.tmp").write_bytes(b"PAR1 half a part")
 
     finished = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stdout + finished.stderr
     assert f"({25 - written} now, {written} already done)" in finished.stdout
     result = read_output(out)
     _assert_complete(result, frame, _expected(settings, frame, "1"))
-    assert not list(out.glob("*.tmp"))  # a temporary file of the killed run is removed or was never renamed
+    assert not list(out.glob("*.tmp"))  # a temporary file the killed run left mid-write was removed by the next
 
 
 def test_a_refused_version_scores_nothing_and_a_moved_alias_does_not_mix_two_models(

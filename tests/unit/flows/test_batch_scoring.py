@@ -159,9 +159,13 @@ def test_a_part_file_half_written_by_a_crash_is_never_read_and_the_chunk_is_scor
     job = prepare_job(source, tmp_path / "out", contract, "iris", ("3", "r"), chunk_rows=1_000)
     _run(job, contract, model, limit=1)
     # What a process killed mid-write leaves: a temporary file, never the part's own name.
-    (tmp_path / "out" / f".{job.part(1).name}.deadbeef.tmp").write_bytes(b"PAR1 half a file")
+    leftover = tmp_path / "out" / f".{job.part(1).name}.deadbeef.tmp"
+    leftover.write_bytes(b"PAR1 half a file")
     assert pending_chunks(job) == [1, 2]
-    _run(job, contract, model)
+    again = prepare_job(source, tmp_path / "out", contract, "iris", None, chunk_rows=1_000)  # the next run starts
+    assert not leftover.exists()  # the dead run's temporary file is gone, nothing else
+    assert pending_chunks(again) == [1, 2]
+    _run(again, contract, model)
     out = read_output(tmp_path / "out")
     assert out["row"].is_unique
     assert len(out) == len(inputs)
