@@ -165,6 +165,14 @@ class Settings(BaseSettings):
         default=None, description="Address of a running Dask scheduler (tcp://host:8786) for batch scoring; "
         "unset = a LocalCluster on this machine. Its workers must see the output folder and a Prefect API."
     )  # fmt: skip
+    feature_repo: Path | None = Field(
+        default=None, description="Folder of the Feast feature store (offline Parquet, online SQLite, registry); "
+        "default <state>/feature_repo. Serving reads it only for /v1/predict rows sent as an entity id."
+    )  # fmt: skip
+    feature_max_age_s: float = Field(
+        default=86400.0, gt=0, description="Serving by entity id: online features measured longer ago than "
+        "this are stale, and the row is refused (422) rather than scored on old values."
+    )  # fmt: skip
     backup_key: str | None = Field(
         default=None, description="Secret that signs backup manifests (HMAC-SHA256); default: the key file."
     )
@@ -244,6 +252,10 @@ class Settings(BaseSettings):
     @property
     def prefect_home(self) -> Path:
         return self.state / "prefect"
+
+    @property
+    def feature_store_dir(self) -> Path:
+        return (self.feature_repo or self.state / "feature_repo").resolve()
 
     @property
     def reports_dir(self) -> Path:
