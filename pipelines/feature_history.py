@@ -3,7 +3,7 @@
 Concept: feature store and point-in-time joins (C62). A feature store only matters when features change
 over time, so this module fabricates such a history from a seed. Each specimen (entity ``specimen_id``)
 is a plant of one species, drawn from the per-class Gaussians fitted to the reference data, measured a
-few times while it grows (sizes at 65-85 % of the adult's, plus measurement noise). After its last
+few times while it grows (sizes at 70-90 % of the adult's, plus measurement noise). After its last
 young measurement someone asks for a prediction (``asked_at``); days later a lab confirms the species
 and, at the same moment, records the adult's measurements. That last record is the trap: it is written
 *after* the moment of the prediction and it carries what the lab learned. A join that takes each
@@ -30,7 +30,7 @@ EVENT_TIME = "event_timestamp"
 CREATED_TIME = "created_timestamp"
 ASKED_AT = "event_timestamp"  # the label table's "as of" column: Feast joins on this name
 LABELLED_AT = "labelled_at"
-GROWTH = (0.65, 0.85)  # young sizes as a share of the adult's (clipped to the valid ranges)
+GROWTH = (0.7, 0.9)  # young sizes as a share of the adult's (the contract's batch means still hold)
 NOISE_SD = 0.08  # measurement noise (cm) of a young measurement
 
 
@@ -72,9 +72,10 @@ def generate_history(
     classes = list(fitted)
     priors = np.array([fitted[c][2] for c in classes])
     names = cfg.feature_names
-    lows = np.array([s.min for s in cfg.features.values()])
-    highs = np.array([s.max for s in cfg.features.values()])
     scale = 10.0**cfg.decimals
+    # The valid ranges shrunk to the measurement grid, so clipping stays on it (a 0.05 floor becomes 0.1).
+    lows = np.ceil(np.array([s.min for s in cfg.features.values()]) * scale - 1e-9) / scale
+    highs = np.floor(np.array([s.max for s in cfg.features.values()]) * scale + 1e-9) / scale
 
     def clean(values: np.ndarray) -> np.ndarray:
         return np.clip(np.round(values * scale) / scale, lows, highs)

@@ -26,6 +26,8 @@ from pipelines.data import LoadedData, load_data
 from pipelines.evaluate import evaluate_model
 from pipelines.fairness import fairness_check
 from pipelines.fairness_what_if import mitigation_what_if
+from pipelines.feature_training import TAG_PREFIX as FEATURE_TAG_PREFIX
+from pipelines.feature_training import feature_lineage_tags
 from pipelines.fit import fit_and_evaluate
 from pipelines.holdout import load_holdout, without_holdout
 from pipelines.lineage import lineage_tags
@@ -106,6 +108,7 @@ def train_candidate(
         "holdout_md5": holdout.md5,
         "holdout_path": str(holdout.path),
         "holdout_rows_removed": str(len(data.frame) - len(frame)),
+        **feature_lineage_tags(data.path),  # feature_store.* when the file was exported from the feature store
     }
     if not search:
         result = fit_and_evaluate(frame, params)
@@ -276,7 +279,7 @@ def register_or_reject(
         card,
         settings.actor,
         reason="passed the quality gate",
-        extra_tags=onnx_tags,
+        extra_tags={**onnx_tags, **{k: v for k, v in tags.items() if k.startswith(FEATURE_TAG_PREFIX)}},
     )
     outcome.version, outcome.alias = registered.version, registered.alias
     return outcome
