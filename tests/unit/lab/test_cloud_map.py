@@ -25,16 +25,17 @@ def test_the_core_capabilities_are_mapped_to_our_components() -> None:
         "Online endpoint with weighted traffic split": "serving/router.py::route",
         "Request/response capture": "serving/prediction_log.py",
         "Model monitoring (drift, quality)": "monitoring/checks.py::run_checks",
-        "Batch scoring": "serving/contract.py::MAX_BATCH_ROWS",
+        "Batch scoring": "flows/batch_scoring_flow.py::batch_scoring_flow",
+        "Feature store": "pipelines/feature_store.py::historical",
     }
     for capability, path in wanted.items():
         assert path in BY_CAPABILITY[capability].local, capability
 
 
-def test_the_feature_store_is_honestly_not_built() -> None:
-    row = BY_CAPABILITY["Feature store"]
-    assert not row.built
-    assert row.ours.startswith("not built")
+def test_the_feature_store_and_batch_scoring_rows_point_at_the_components_that_do_it() -> None:
+    assert BY_CAPABILITY["Feature store"].built
+    assert "pipelines/feature_store.py::online" in BY_CAPABILITY["Feature store"].local
+    assert "flows/batch_scoring_flow.py::batch_scoring_flow" in BY_CAPABILITY["Batch scoring"].local
 
 
 @pytest.mark.parametrize(
