@@ -32,6 +32,7 @@ from pipelines.feature_history import CREATED_TIME, ENTITY_KEY, EVENT_TIME
 
 if TYPE_CHECKING:
     import pandas as pd
+    from feast import FeatureStore
 
     from core.params import DatasetConfig, Params
     from pipelines.feature_history import History
@@ -123,7 +124,9 @@ def point_in_time_join(
     return joined.sort_values("_row").drop(columns="_row").reset_index(drop=True)
 
 
-def split_specimens(labels: pd.DataFrame, cfg: DatasetConfig, test_size: float, seed: int) -> tuple[list[str], list[str]]:
+def split_specimens(
+    labels: pd.DataFrame, cfg: DatasetConfig, test_size: float, seed: int
+) -> tuple[list[str], list[str]]:
     """Train and test specimen ids: stratified by label, seeded, the same for both joins."""
     from sklearn.model_selection import train_test_split
 
@@ -165,6 +168,24 @@ def training_sets(history: History, cfg: DatasetConfig) -> tuple[pd.DataFrame, p
     return pit, latest_join(history.measurements, history.labels, cfg)
 
 
+def feast_training_sets(store: FeatureStore, history: History, cfg: DatasetConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`training_sets` with the point-in-time rows from Feast (``store`` applied on the history's measurements)."""
+    from pipelines.feature_store import historical, latest_join
+
+    return historical(store, history.labels, cfg), latest_join(history.measurements, history.labels, cfg)
+
+
+def compare_on_history(history: History, params: Params, seed: int, store: FeatureStore | None = None) -> LeakageResult:
+    """Both training sets of a history, trained and scored on one seeded split (`compare_joins`).
+
+    With ``store`` (a Feast store applied on this history) the point-in-time rows come from Feast, otherwise
+    from `point_in_time_join`; the two are equal (tests/integration/pipelines/test_feature_leakage.py).
+    """
+    if store is None:
+        return compare_joins(*training_sets(history, params.dataset), params, seed)
+    return compare_joins(*feast_training_sets(store, history, params.dataset), params, seed)
+
+
 def leakage_study(
     reference: pd.DataFrame, params: Params, seeds: int = 20, specimens: int = 400, first_seed: int = 0
 ) -> StudySummary:
@@ -174,5 +195,5 @@ def leakage_study(
     results = []
     for seed in range(first_seed, first_seed + seeds):
         history = generate_history(reference, params.dataset, specimens=specimens, seed=seed, end=STUDY_END)
-        results.append(compare_joins(*training_sets(history, params.dataset), params, seed))
+        results.append(compare_on_history(history, params, seed))
     return StudySummary(results)
