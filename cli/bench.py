@@ -162,6 +162,26 @@ def canary_study(
     typer.echo(f"wrote {path} and {path.with_suffix('.png').name}")
 
 
+@study.command("leakage")
+def leakage_study(
+    out: Annotated[Path | None, typer.Option(help="Report file (default: docs/feature-leakage-study.md).")] = None,
+    seeds: Annotated[int | None, typer.Option(min=1, help="Seeded histories (default: 20).")] = None,
+    specimens: Annotated[int | None, typer.Option(min=20, help="Specimens per history (default: 400).")] = None,
+) -> None:
+    """How much a naive feature join inflates offline accuracy; write docs/feature-leakage-study.md."""
+    from bench.feature_leakage_study import DOC_SEEDS, DOC_SPECIMENS, run_and_write
+    from core.context import load_context
+
+    ctx = load_context()
+    path = run_and_write(
+        ctx.params,
+        out or ctx.settings.project_dir / "docs" / "feature-leakage-study.md",
+        seeds or DOC_SEEDS,
+        specimens or DOC_SPECIMENS,
+    )
+    typer.echo(f"wrote {path}")
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the CLI."""
     app.command("bench")(bench)

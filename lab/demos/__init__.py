@@ -72,6 +72,7 @@ DEMOS: dict[str, str] = {
     "fairness": "lab.demos.fairness",
     "explain": "lab.demos.explain",
     "batch-scoring": "lab.demos.batch_scoring",
+    "feature-store": "lab.demos.feature_store",
 }
 
 
