@@ -58,6 +58,48 @@ def history(specimens: Specimens = 400, seed: Seed = 0) -> None:
     console.print(f"store: {repo.root}")
 
 
+@features.command("materialize")
+def materialize_online() -> None:
+    """Copy each specimen's latest values (up to now) from the offline store to the online store."""
+    from core.context import load_context
+    from pipelines.feature_store import FeatureRepo, materialize, open_store
+
+    ctx = load_context()
+    repo = FeatureRepo(ctx.settings.feature_store_dir)
+    if not repo.registry.is_file():
+        console.print(f"[red]no feature store at {repo.root}[/red]: run `mlops-lab features history` first")
+        raise typer.Exit(1)
+    end = datetime.now(UTC)
+    materialize(open_store(repo), end)
+    console.print(f"materialized up to {end:%Y-%m-%d %H:%M:%S} UTC into {repo.online_db}")
+
+
+@features.command("training-set")
+def training_set(
+    out: Annotated[Path, typer.Option("--out", "-o", help="The training CSV to write (its lineage beside it).")],
+) -> None:
+    """Point-in-time training rows from the store's labels, as a training CSV for `train --data`."""
+    from core.context import load_context
+    from pipelines.feature_store import FeatureRepo
+    from pipelines.feature_training import export_training_set, lineage_path
+
+    ctx = load_context()
+    try:
+        record = export_training_set(FeatureRepo(ctx.settings.feature_store_dir), ctx.params.dataset, out)
+    except FileNotFoundError as err:
+        console.print(f"[red]{err}[/red]")
+        raise typer.Exit(1) from None
+    console.print(
+        f"wrote {record.rows} rows to {out} (point-in-time join; {record.dropped_no_features} labels without "
+        f"features in the time-to-live and {record.dropped_duplicates} duplicate rows dropped)"
+    )
+    console.print(
+        f"lineage: {lineage_path(out)} (feature view {record.feature_view}, definition "
+        f"{record.definition_sha256[:12]}, measurements {record.measurements_sha256[:12]})"
+    )
+    console.print(f"next: mlops-lab train --data {out}  (the version will carry feature_store.* tags)")
+
+
 @features.command("leakage")
 def leakage(specimens: Specimens = 400, seed: Seed = 0) -> None:
     """Train on a point-in-time join (Feast) and on a naive latest join; print offline vs online accuracy."""

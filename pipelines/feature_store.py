@@ -162,8 +162,10 @@ def materialize(store: FeatureStore, end: datetime, start: datetime | None = Non
 def historical(store: FeatureStore, entity_rows: pd.DataFrame, cfg: DatasetConfig) -> pd.DataFrame:
     """Point-in-time join: for each (specimen_id, event_timestamp) row, the values as they were then.
 
-    Row order and extra columns of ``entity_rows`` are kept; a specimen with no value at or before its time
-    (within the time-to-live) gets NaN.
+    Row order and extra columns of ``entity_rows`` are kept for the rows Feast returns. A specimen with no value
+    at all gets NaN; one whose values are all older than the time-to-live at its time is *dropped* by Feast
+    0.67's file offline store (tests/integration/pipelines/test_feature_leakage.py pins it), so count rows
+    against the input, not the output.
     """
     import pandas as pd
 

@@ -61,8 +61,10 @@ def lineage_path(csv_path: Path) -> Path:
 def export_training_set(repo: FeatureRepo, cfg: DatasetConfig, out: Path) -> TrainingSetRecord:
     """Point-in-time training rows from the store's labels, as a training CSV plus its lineage record.
 
-    A label whose specimen had no value within the view's time-to-live at its time is dropped (counted), and so
-    are exact duplicate rows (the expectation suite refuses them: two young plants can measure the same).
+    A label whose specimen had no value within the view's time-to-live at its time is dropped (counted against
+    the label table: Feast's file store leaves some such rows out of its answer, see
+    `pipelines.feature_store.historical`), and so are exact duplicate rows (the expectation suite refuses them:
+    two young plants can measure the same).
     """
     import pandas as pd
 
@@ -87,7 +89,7 @@ def export_training_set(repo: FeatureRepo, cfg: DatasetConfig, out: Path) -> Tra
         measurements_sha256=file_sha256(repo.measurements),
         labels_sha256=file_sha256(repo.labels),
         rows=len(unique),
-        dropped_no_features=len(joined) - len(complete),
+        dropped_no_features=len(labels) - len(complete),  # Feast drops rows past the TTL; NaN rows dropped here
         dropped_duplicates=len(rows) - len(unique),
         as_of_first=str(labels[EVENT_TIME].min()),
         as_of_last=str(labels[EVENT_TIME].max()),

@@ -3,13 +3,10 @@ and a refusal that exits 1 with the reason and writes nothing (the flow itself: 
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from rich.console import Console
 from typer.testing import CliRunner
 
 from cli import batch as batch_commands
@@ -22,19 +19,9 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def project(cli_project) -> Path:
     """A throwaway project folder (params.yaml copy) with its own state and an empty registry."""
-    saved = dict(os.environ)
-    root = tmp_path / "project"
-    root.mkdir()
-    shutil.copy(REPO / "params.yaml", root / "params.yaml")
-    monkeypatch.setenv("MLOPS_PROJECT_DIR", str(root))
-    monkeypatch.setenv("MLOPS_STATE_DIR", str(root / ".state"))
-    for module in (batch_commands, data_commands):
-        monkeypatch.setattr(module, "console", Console(width=200))
-    yield root
-    os.environ.clear()
-    os.environ.update(saved)
+    return cli_project(batch_commands, data_commands)
 
 
 def test_a_scoring_input_of_any_size_then_a_refusal_with_the_reason_and_nothing_written(project: Path) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -22,18 +20,9 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """A throwaway project folder (params.yaml copy) so ingest never writes into the repository."""
-    saved = dict(os.environ)
-    root = tmp_path / "project"
-    root.mkdir()
-    shutil.copy(REPO / "params.yaml", root / "params.yaml")
-    monkeypatch.setenv("MLOPS_PROJECT_DIR", str(root))
-    monkeypatch.setenv("MLOPS_STATE_DIR", str(root / ".state"))
-    monkeypatch.setattr(data_commands, "console", Console(width=200))  # wide: table cells stay unwrapped
-    yield root
-    os.environ.clear()
-    os.environ.update(saved)
+def project(cli_project) -> Path:
+    """A throwaway project folder (params.yaml copy) with its own state and an empty registry."""
+    return cli_project(data_commands)
 
 
 def _run(*args: str):
