@@ -55,7 +55,8 @@ def _ids(*numbers: int) -> tuple[str, ...]:
 # exactly one area: model tests (C40, C41) sit with the gate that runs them, packaging (C17) and
 # resilience (C49) with the operations they belong to, and the lifecycle, MLOps-vs-DevOps, test
 # pyramid, debt and cloud map form the big picture. Hyperparameter search (C56) has a sheet of its own:
-# sheet 1, where training lives, is at its one-page budget. Responsible AI (approval, C60) has its own too.
+# sheet 1, where training lives, is at its one-page budget. Responsible AI (approval, C60) has its own too,
+# and so has the feature store (C62).
 AREAS: tuple[Area, ...] = (
     Area(
         1,
@@ -210,6 +211,25 @@ AREAS: tuple[Area, ...] = (
             "a biased one before trusting it.",
             "Post-processing thresholds need the group at prediction time; reweighting cannot move a boundary for "
             "a group the model never sees.",
+        ),
+    ),
+    Area(
+        9,
+        "features-in-production",
+        "Data and features in production: the feature store",
+        "Features that change over time, kept once for training and serving: a history joined point in time for "
+        "training, an online store served by entity id, and a model that names the feature definitions it was "
+        "trained on. Run `uv run mlops-lab demo feature-store`.",
+        _ids(62),
+        (
+            "A join on each entity's latest values puts later facts into earlier rows: the model looks better "
+            "offline than it serves, and no metric on that training set shows it.",
+            "The online store only holds what `materialize` copied: a value measured after the last run is "
+            "invisible to serving, so freshness is a schedule you choose and monitor.",
+            "A stale value is not a missing one: refuse a row whose features are older than the agreed age "
+            "instead of scoring yesterday's numbers silently.",
+            "Feature lineage claimed from a file that changed since its export is a false claim: tie it to the "
+            "file's hash, and drop it when the hash differs.",
         ),
     ),
 )
