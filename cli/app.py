@@ -33,6 +33,7 @@ from cli import (
     serve,
     shadow,
     stages,
+    stream,
     traffic,
     training,
 )
@@ -109,6 +110,7 @@ COMMAND_MODULES = (
     explanations,
     stages,
     batch,
+    stream,
     registry,
     rollout,
     serve,

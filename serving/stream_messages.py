@@ -3,8 +3,9 @@
 Concept: streaming inference (C62). A feature event is one Redis stream entry whose field ``payload`` holds a
 JSON object: the feature fields of one row, exactly as ``/v1/predict`` takes a flat row (the same
 `serving.native_body.BodyParser` over the same `serving.contract.RequestContract`, so the stream accepts and
-refuses the same values as HTTP), plus optional ``request_id`` (the producer's id: the routing key when there is
-no ``user_id``, as ``X-Request-Id`` is on HTTP) and ``user_id`` (the sticky routing key, as ``X-User-Id``).
+refuses the same values as HTTP), plus optional ``user_id`` (the sticky routing key and the log's pseudonymous
+user key, as ``X-User-Id``) and ``request_id`` (the producer's own id, checked like ``X-Request-Id`` and named in
+the worker's log lines; it is not the log's id, see below).
 
 The id the prediction log de-duplicates on is the *message id*: the broker made it, it is unique in the stream,
 and a message redelivered after a crash carries it again, so the log's ``ON CONFLICT DO NOTHING`` writes its
@@ -45,7 +46,8 @@ class Event:
     message_id: str  # the prediction log's request id
     values: np.ndarray  # 1 x features, float64
     groups: Groups
-    user_id: str | None  # routing key; the producer's request_id stands in when there is none
+    user_id: str | None  # routing key (else the message id) and, pseudonymised, the log's user key
+    request_id: str | None  # the producer's own id, for its log lines
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,7 @@ class MessageReader:
             return Poison(message_id, "; ".join(f"{p.field}: {p.msg}" for p in problems) or "invalid event")
         if (problem := self.contract.problem(values)) is not None:
             return Poison(message_id, f"{problem.field}: {problem.msg}")
-        return Event(message_id, values, groups, user_id or request_id)
+        return Event(message_id, values, groups, user_id, request_id)
 
 
 def outcome_of(answer: object) -> tuple[Outcome, str | None]:

@@ -41,11 +41,11 @@ def test_a_valid_event_is_one_row_in_contract_order_with_its_routing_key(reader:
     assert isinstance(event, Event)
     assert event.message_id == "1-0"
     np.testing.assert_array_equal(event.values, [[5.1, 3.5, 1.4, 0.2]])
-    assert event.user_id == "u-7"  # the user is the sticky key, as X-User-Id
+    assert (event.user_id, event.request_id) == ("u-7", "r1")
     assert event.groups == ("site-a",)
-    only_request = reader.read("1-1", entry({**ROW, "request_id": "r1"}))
-    assert isinstance(only_request, Event)
-    assert only_request.user_id == "r1"  # as X-Request-Id is without X-User-Id
+    bare = reader.read("1-1", entry(ROW))
+    assert isinstance(bare, Event)
+    assert (bare.user_id, bare.request_id, bare.groups) == (None, None, None)
 
 
 @pytest.mark.parametrize(
