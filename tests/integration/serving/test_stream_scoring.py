@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 import redis
 import sqlalchemy as sa
+from prometheus_client import CollectorRegistry
 
 from core.params import Params
 from core.settings import Settings
@@ -91,6 +92,11 @@ def logged_ids(settings: Settings) -> list[str]:
 def group_state(client: redis.Redis, settings: Settings) -> dict[str, int]:
     (info,) = [g for g in client.xinfo_groups(settings.stream_name) if g["name"] == settings.stream_group.encode()]
     return {"pending": int(info["pending"]), "lag": int(info["lag"])}
+
+
+def victims_pending(client: redis.Redis, settings: Settings) -> int:
+    consumers = client.xinfo_consumers(settings.stream_name, settings.stream_group)
+    return sum(int(c["pending"]) for c in consumers if c["name"] == b"victim")
 
 
 def clean_ids(client: redis.Redis, settings: Settings) -> set[str]:
@@ -180,10 +186,12 @@ def test_a_message_delivered_again_after_a_crash_before_its_ack_is_logged_once(
     runtime.start()
     try:
         reader = MessageReader(RequestContract.from_dataset(params.dataset))
+        registries: dict[str, CollectorRegistry] = {}
 
         def worker(name: str) -> StreamWorker:
             config = StreamConfig(settings.stream_name, settings.stream_group, name, settings.stream_claim_idle_s)
-            return StreamWorker(broker, runtime, reader, config, StreamMetrics(type(runtime.metrics)().registry))
+            registries[name] = CollectorRegistry()
+            return StreamWorker(broker, runtime, reader, config, StreamMetrics(registries[name]))
 
         first = worker("crashes-before-ack")
         with monkeypatch.context() as patch:  # the log write happens, the ack does not: a crash in between
@@ -196,7 +204,8 @@ def test_a_message_delivered_again_after_a_crash_before_its_ack_is_logged_once(
         assert second.run(max_messages=30) == 30  # claims them once idle > 1 s, scores them again
     finally:
         runtime.stop()
-    assert second.metrics.messages.labels("claimed")._value.get() == 30
+    claimed = registries["rescuer"].get_sample_value("mlops_stream_messages_total", {"outcome": "claimed"})
+    assert claimed == 30
     ids = logged_ids(settings)
     assert sorted(ids) == sorted(clean_ids(broker, settings))  # 30 rows: the second write of each was a no-op
     assert group_state(broker, settings) == {"pending": 0, "lag": 0}
@@ -221,15 +230,27 @@ def test_a_worker_killed_mid_stream_loses_nothing_a_second_worker_claims_its_mes
         [cli, "stream-score", "--consumer", "victim"], env=env, cwd=REPO, start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    try:
-        wait_for(lambda: victim.poll() is not None or len(logged_ids(settings)) > 0, "the victim's first logged rows")
+
+    def frozen_with_messages_in_hand() -> bool:
+        """Freeze the victim (SIGSTOP); keep it frozen once it has logged rows and holds unacked messages."""
         assert victim.poll() is None, "the victim exited before it could be killed"
+        if not logged_ids(settings):
+            return False
+        os.killpg(victim.pid, signal.SIGSTOP)
+        if victims_pending(broker, settings) > 0:
+            return True
+        os.killpg(victim.pid, signal.SIGCONT)  # between an ack and its next read: let it go on a little
+        return False
+
+    try:
+        wait_for(frozen_with_messages_in_hand, "the victim holding unacked messages after its first logged rows")
     finally:
         os.killpg(victim.pid, signal.SIGKILL)
         victim.wait(timeout=30)
     at_kill = len(logged_ids(settings))
     state = group_state(broker, settings)
     assert 0 < at_kill < total, f"{at_kill} of {total} rows logged at the kill"
+    assert victims_pending(broker, settings) > 0
     left = state["pending"] + state["lag"]  # delivered and unacked, plus never delivered
     assert 0 < left <= total - at_kill + state["pending"]
 
@@ -244,8 +265,7 @@ def test_a_worker_killed_mid_stream_loses_nothing_a_second_worker_claims_its_mes
     assert len(ids) == total
     assert set(ids) == clean_ids(broker, settings)  # every message once
     assert group_state(broker, settings) == {"pending": 0, "lag": 0}
-    consumers = {c["name"].decode(): c["pending"] for c in broker.xinfo_consumers(settings.stream_name, "scorers")}
-    assert consumers["victim"] == 0  # its pending list was claimed and acked by the rescuer
+    assert victims_pending(broker, settings) == 0  # what it held was claimed, scored and acked by the rescuer
 
 
 def test_sigterm_finishes_the_messages_in_hand_flushes_the_log_and_exits_0(
