@@ -1,6 +1,6 @@
 """CLI commands: `mlops-lab stream-score` (a worker of the consumer group) and `mlops-lab stream-produce`.
 
-Concept: streaming inference (C62). Thin shells over ``serving/stream_worker.py`` and ``serving/stream_producer.py``;
+Concept: streaming inference (C63). Thin shells over ``serving/stream_worker.py`` and ``serving/stream_producer.py``;
 the broker is ``MLOPS_REDIS_URL``, the stream ``MLOPS_STREAM_NAME``, the group ``MLOPS_STREAM_GROUP``. SIGTERM or
 SIGINT stops a worker gracefully: the messages in hand are finished, the prediction log is flushed, exit 0.
 """

@@ -1,6 +1,6 @@
 """Stream messages: what a feature event on the broker looks like, and what a worker does with each one.
 
-Concept: streaming inference (C62). A feature event is one Redis stream entry whose field ``payload`` holds a
+Concept: streaming inference (C63). A feature event is one Redis stream entry whose field ``payload`` holds a
 JSON object: the feature fields of one row, exactly as ``/v1/predict`` takes a flat row (the same
 `serving.native_body.BodyParser` over the same `serving.contract.RequestContract`, so the stream accepts and
 refuses the same values as HTTP), plus optional ``user_id`` (the sticky routing key and the log's pseudonymous

@@ -1,6 +1,6 @@
 """Feature events onto the stream: the rows of a seeded production batch, and a few poison messages.
 
-Concept: streaming inference (C62). What a real producer (a sensor gateway, an app backend) would send: one entry
+Concept: streaming inference (C63). What a real producer (a sensor gateway, an app backend) would send: one entry
 per row, ``XADD <stream> * payload <JSON object>`` (`serving.stream_messages`), each row drawn from the clean
 production batch of `pipelines.batches`. Poison messages (for demos and tests) cover what a dead-letter stream
 exists for: bytes that are not JSON, a missing field, a value outside the contract, a JSON value that is not an

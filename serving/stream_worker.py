@@ -1,6 +1,6 @@
 """The stream-scoring worker: a consumer in a Redis Streams consumer group, scoring with the service's own runtime.
 
-Concept: streaming inference (C62), next to online (``/v1/predict``: a client waits for the answer) and batch
+Concept: streaming inference (C63), next to online (``/v1/predict``: a client waits for the answer) and batch
 (``batch-score``: a file, offline). Feature events arrive on a stream; a group of workers shares them (each entry
 goes to one worker); nobody waits for an answer, the prediction goes to the prediction log.
 
