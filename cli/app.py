@@ -34,6 +34,7 @@ from cli import (
     serve,
     shadow,
     stages,
+    stream,
     traffic,
     training,
 )
@@ -111,6 +112,7 @@ COMMAND_MODULES = (
     stages,
     batch,
     features,
+    stream,
     registry,
     rollout,
     serve,

@@ -29,7 +29,7 @@ from core.redact import redact
 ACTIVE_PARAMS_FILE = "active-params"
 
 # Fields that may hold a password (in a URL) or are a secret themselves.
-_URL_FIELDS = ("tracking_uri", "registry_uri", "artifact_root", "prediction_log_url")
+_URL_FIELDS = ("tracking_uri", "registry_uri", "artifact_root", "prediction_log_url", "redis_url")
 
 
 def _default_actor() -> str:
@@ -172,6 +172,22 @@ class Settings(BaseSettings):
     feature_max_age_s: float = Field(
         default=86400.0, gt=0, description="Serving by entity id: online features measured longer ago than "
         "this are stale, and the row is refused (422) rather than scored on old values."
+    )  # fmt: skip
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0", description="The Redis server whose streams carry feature events to "
+        "the stream-scoring workers (mlops-lab stream-score); a password in it is never printed."
+    )  # fmt: skip
+    stream_name: str = Field(
+        default="mlops:features", min_length=1, description="The Redis stream of feature events; poison messages "
+        "go to <stream_name>:dead, the dead-letter stream."
+    )  # fmt: skip
+    stream_group: str = Field(
+        default="scorers", min_length=1, description="The consumer group the stream-scoring workers share: each "
+        "message goes to one of them."
+    )  # fmt: skip
+    stream_claim_idle_s: float = Field(
+        default=30.0, gt=0, description="A message pending (delivered, not acknowledged) longer than this is "
+        "claimed by another worker: its consumer is presumed dead."
     )  # fmt: skip
     backup_key: str | None = Field(
         default=None, description="Secret that signs backup manifests (HMAC-SHA256); default: the key file."

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The system tools some tests start or call, installed when this machine allows it (`make test` runs this).
 # Debian's packages: prometheus (promtool, and a Prometheus server for the alert tests), wrk (the load
-# generator's wrk engine) and chromium (the headless browser that renders the offline docs and reports).
+# generator's wrk engine), chromium (the headless browser that renders the offline docs and reports) and
+# redis-server (the real broker the streaming tests start on loopback).
 # With root or passwordless sudo and apt-get they are installed; otherwise this says which are missing and
 # the command that installs them, and those tests are skipped (in CI, where CI=true, they fail instead:
 # tests/system_tools.py::system_tool). Never fails itself.
-declare -A PACKAGE=([promtool]=prometheus [prometheus]=prometheus [wrk]=wrk [chromium]=chromium)
+declare -A PACKAGE=([promtool]=prometheus [prometheus]=prometheus [wrk]=wrk [chromium]=chromium [redis-server]=redis-server)
 missing=()
 for tool in "${!PACKAGE[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${PACKAGE[$tool]}")

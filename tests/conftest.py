@@ -45,6 +45,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return POSTGRES_URL
 
 
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    """A real redis-server on a free loopback port, empty, files in tmp_path; stopped after the test."""
+    from tests.redis_server import redis_on_loopback
+
+    with redis_on_loopback(tmp_path / "redis") as url:
+        yield url
+
+
 @pytest.fixture(scope="session", autouse=True)
 def backup_key_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Backups sign with a key file of the session, never the user's own (~/.config/mlops-lab/backup.key)."""

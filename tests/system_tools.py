@@ -17,6 +17,7 @@ INSTALL = {
     "prometheus": "sudo apt-get install -y --no-install-recommends prometheus",
     "wrk": "sudo apt-get install -y --no-install-recommends wrk",
     "chromium": "sudo apt-get install -y --no-install-recommends chromium",
+    "redis-server": "sudo apt-get install -y --no-install-recommends redis-server",
     "kubectl": "install kubectl (https://kubernetes.io/docs/tasks/tools/); Debian 12 does not package it",
 }
 

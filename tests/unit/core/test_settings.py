@@ -124,3 +124,16 @@ def test_the_explain_queue_is_at_least_one(tmp_path: Path, monkeypatch: pytest.M
     assert Settings(state_dir=tmp_path).explain_queue == 3
     monkeypatch.delenv("MLOPS_EXPLAIN_QUEUE")
     assert Settings(state_dir=tmp_path).explain_queue == 8
+
+
+def test_the_redis_password_is_never_shown_and_the_stream_defaults_hold(tmp_path: Path) -> None:
+    secret = "example-redis-password"
+    settings = Settings(state_dir=tmp_path, redis_url=f"redis://:{secret}@broker:6379/0")
+    for text in (settings.model_dump_json(), repr(settings)):
+        assert secret not in text
+        assert "redis://:***@broker:6379/0" in text
+    assert (settings.stream_name, settings.stream_group, settings.stream_claim_idle_s) == (
+        "mlops:features",
+        "scorers",
+        30,
+    )

@@ -190,10 +190,22 @@ def scrape(tmp_path_factory: pytest.TempPathFactory, make_settings, params) -> s
 
 @pytest.fixture(scope="module")
 def exported(scrape: str) -> tuple[set[str], dict[str, dict[str, set[str]]]]:
-    """(every sample name the scrape can hold, sample name -> label -> values seen)."""
+    """(every sample name the scrape can hold, sample name -> label -> values seen).
+
+    The API's scrape, and the series a stream-scoring worker adds to the same runtime registry (serving.stream_worker).
+    """
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from serving.stream_worker import StreamMetrics
+
+    stream = CollectorRegistry()
+    StreamMetrics(stream)
     names: set[str] = set()
     labels: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
-    for family in text_string_to_metric_families(scrape):
+    for family in [
+        *text_string_to_metric_families(scrape),
+        *text_string_to_metric_families(generate_latest(stream).decode()),
+    ]:
         names.update(family.name + suffix for suffix in SUFFIXES.get(family.type, ("",)))
         for sample in family.samples:
             names.add(sample.name)
