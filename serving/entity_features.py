@@ -110,6 +110,12 @@ class EntityFeatures:
         self.repo, self.dataset, self.contract, self.max_age_s, self.now = repo, dataset, contract, max_age_s, now
         self._store: FeatureStore | None = None
         self._lock = threading.Lock()
+        self.warming: threading.Thread | None = None  # the start-up thread opening the store, if one ran
+
+    @property
+    def opened(self) -> bool:
+        """Is the store open (no request will pay Feast's import any more)?"""
+        return self._store is not None
 
     def _open(self) -> FeatureStore:
         """The store, opened on first use (call with the lock held)."""
@@ -132,9 +138,9 @@ class EntityFeatures:
         """Open the store (and read once) on a daemon thread if it exists; None when there is none."""
         if not self.repo.registry.is_file():
             return None
-        thread = threading.Thread(target=self._warm, name="feature-store-warm-up", daemon=True)
-        thread.start()
-        return thread
+        self.warming = threading.Thread(target=self._warm, name="feature-store-warm-up", daemon=True)
+        self.warming.start()
+        return self.warming
 
     def _warm(self) -> None:
         try:
