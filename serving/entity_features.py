@@ -117,13 +117,13 @@ class EntityFeatures:
         """Is the store open (no request will pay Feast's import any more)?"""
         return self._store is not None
 
-    def _open(self) -> FeatureStore:
-        """The store, opened on first use (call with the lock held)."""
+    def _open(self, field: str) -> FeatureStore:
+        """The store, opened on first use (call with the lock held); ``field``: what a refusal names."""
         if self._store is None:
             if not self.repo.registry.is_file():
                 raise FeatureStoreUnavailableError(
                     Problem(
-                        ENTITY_KEY,
+                        field,
                         f"no feature store at {self.repo.root} (no registry.db): rows sent as an entity id cannot be "
                         "served here; send the features instead, or build the store and set MLOPS_FEATURE_REPO",
                         "feature_store_unavailable",
@@ -144,15 +144,15 @@ class EntityFeatures:
 
     def _warm(self) -> None:
         try:
-            self._read([WARMUP_ID])
+            self._read([WARMUP_ID], ENTITY_KEY)
         except Exception:  # a broken store must not stop the service: entity requests will say what is wrong
             log.exception("feature store at %s could not be opened at start-up", self.repo.root)
 
-    def _read(self, ids: Sequence[str]) -> list[OnlineRow]:
+    def _read(self, ids: Sequence[str], field: str) -> list[OnlineRow]:
         from pipelines.feature_store import online
 
         with self._lock:
-            return online(self._open(), list(ids), self.dataset)
+            return online(self._open(field), list(ids), self.dataset)
 
     def lookup(self, request: EntityRequest) -> tuple[np.ndarray, Entities]:
         """The rows' values (``n x features``, contract order) and when they were measured; blocking I/O.
@@ -160,7 +160,7 @@ class EntityFeatures:
         Raises:
             EntityError: the first row that cannot be served, naming its field (nothing is served then).
         """
-        rows = self._read(request.ids)
+        rows = self._read(request.ids, request.field(0))
         now = self.now()
         for i, row in enumerate(rows):
             if row.values is None or row.measured_at is None:
