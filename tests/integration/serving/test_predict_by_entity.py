@@ -9,7 +9,7 @@ contract. Every refusal is checked to leave the prediction log untouched.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,8 @@ from pipelines.feature_history import ENTITY_KEY, EVENT_TIME, History, generate_
 from pipelines.feature_store import FeatureRepo, apply, materialize, write_history
 from pipelines.training_steps import run_training
 from serving.app import create_app
+from serving.contract import RequestContract
+from serving.entity_features import Entities, EntityFeatures, EntityRequest, StaleFeaturesError
 from serving.prediction_log import predictions_table
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -222,3 +224,22 @@ def test_without_a_feature_store_entity_rows_are_a_503_and_feature_rows_still_se
         assert answer["detail"][0]["field"] == ENTITY_KEY
         assert "retry-after" not in {k.lower() for k in client.post("/v1/predict", json={ENTITY_KEY: "a"}).headers}
         assert client.post("/v1/predict", json=row).status_code == 200
+
+
+def test_the_age_limit_is_inclusive_to_the_second(world, params: Params) -> None:
+    """On the store itself, with a fixed clock: measured exactly ``max age`` ago is served, a second more is not."""
+    settings, history, _ = world
+    sid = fresh(world)[0]
+    _, measured = latest(history, sid, params.dataset.feature_names)
+    contract = RequestContract.from_dataset(params.dataset)
+
+    def at(age_s: float) -> EntityFeatures:
+        clock = measured + timedelta(seconds=age_s)
+        return EntityFeatures(FeatureRepo(settings.feature_store_dir), params.dataset, contract, 600.0, lambda: clock)
+
+    values, entities = at(600).lookup(EntityRequest((sid,), batch=False))
+    assert entities == Entities((sid,), (measured,))
+    assert values.shape == (1, len(params.dataset.feature_names))
+    with pytest.raises(StaleFeaturesError) as caught:
+        at(601).lookup(EntityRequest((sid,), batch=True))
+    assert caught.value.problem.field == f"rows.0.{ENTITY_KEY}"
