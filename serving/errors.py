@@ -42,7 +42,12 @@ DATABASE_OUTAGES = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.Timeo
 RETRY_AFTER_S = 5
 UNPARSABLE_BODY = "There was an error parsing the body"  # FastAPI's 400 for a JSON body it cannot decode
 
-_BRANCH_TAGS = ("row", "batch")  # the discriminated union's branch names in pydantic error locations
+_BRANCH_TAGS = (
+    "row",
+    "batch",
+    "entity_row",
+    "entity_batch",
+)  # the discriminated union's branch names in pydantic error locations
 
 
 class ErrorDetail(BaseModel):

@@ -30,6 +30,7 @@ from serving.log_schema import LogItem, ServedRows, insert_ignoring_duplicates, 
 COLUMNS = (
     "request_id", "ts", "model_name", "model_version", "arm", "strategy",
     "features", "prediction", "probabilities", "latency_ms", "status", "user_key", "sensitive_group",
+    "entity_id", "features_at",
 )  # fmt: skip
 Processor = Callable[[Any], Any] | None
 
@@ -37,7 +38,7 @@ Processor = Callable[[Any], Any] | None
 class DriverInsert:
     """Tuples for the predictions table, and the multi-row statements that insert them."""
 
-    ROWS_PER_STATEMENT = 64  # 64 x 13 parameters stays under SQLite's oldest default limit of 999
+    ROWS_PER_STATEMENT = 64  # 64 x 15 parameters stays under SQLite's oldest default limit of 999
 
     def __init__(self, sql: str, processors: Sequence[Processor]) -> None:
         start = sql.index(" VALUES (") + len(" VALUES ")
@@ -45,6 +46,7 @@ class DriverInsert:
         self.head, self.group, self.tail = sql[:start], sql[start:end], sql[end:]  # "INSERT ... VALUES ", "(?, ...)"
         self.processors = list(processors)
         self._ts, encode = processors[COLUMNS.index("ts")], processors[COLUMNS.index("features")]
+        self._at = processors[COLUMNS.index("features_at")]  # the same DATETIME processor as ``ts``
         if encode is None:
             raise ValueError("the JSON columns need SQLAlchemy's JSON bind processor; use the general insert path")
         self._json: Callable[[Any], Any] = encode
@@ -95,12 +97,17 @@ class DriverInsert:
             probabilities = [encode(None)] * n
         matrix = item.values.tolist()
         groups: Sequence[str | None] = item.groups if item.groups is not None else [None] * n
-        rows = zip(item.request_ids, matrix, labels, probabilities, groups, strict=True)
+        entities: Sequence[str | None] = item.entity_ids if item.entity_ids is not None else [None] * n
+        measured: list[Any] = [None] * n
+        if item.features_at is not None:
+            at = self._at
+            measured = [at(t) if at is not None else t for t in item.features_at]
+        rows = zip(item.request_ids, matrix, labels, probabilities, groups, entities, measured, strict=True)
         return [
             (rid, ts, item.model_name, item.model_version, item.arm, item.strategy,
              encode({f: (v if v == v else None) for f, v in zip(names, values, strict=True)}),
-             label, proba, item.latency_ms, item.status, item.user_key, group)
-            for rid, values, label, proba, group in rows
+             label, proba, item.latency_ms, item.status, item.user_key, group, entity, at_)
+            for rid, values, label, proba, group, entity, at_ in rows
         ]  # fmt: skip
 
     def sql(self, n: int) -> str:

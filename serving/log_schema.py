@@ -46,6 +46,10 @@ predictions_table = sa.Table(
     # Migration 0003: the row's dataset.group_column value (e.g. a site), sent with the request and never scored;
     # what the monitoring fairness check compares (C58). NULL when the request named no group.
     sa.Column("sensitive_group", sa.String(64)),
+    # Migration 0004: for a row sent as an entity id (`serving.entity_features`), the id and when the features
+    # read from the online store were measured; ``features`` holds those values. NULL for rows sent as features.
+    sa.Column("entity_id", sa.String(64)),
+    sa.Column("features_at", sa.DateTime(timezone=True)),
 )
 feedback_table = sa.Table(
     "feedback",
@@ -77,6 +81,8 @@ class PredictionRecord:
     ts: datetime = field(default_factory=utc_now)
     user_key: str | None = None
     sensitive_group: str | None = None
+    entity_id: str | None = None
+    features_at: datetime | None = None
 
     def __len__(self) -> int:
         return 1
@@ -109,6 +115,8 @@ class ServedRows:
     ts: datetime = field(default_factory=utc_now)
     user_key: str | None = None  # one request, one user
     groups: Sequence[str | None] | None = None  # per row: its dataset.group_column value (None: no group)
+    entity_ids: Sequence[str] | None = None  # per row, for rows sent as an entity id (`serving.entity_features`)
+    features_at: Sequence[datetime] | None = None  # per row: when those rows' features were measured
 
     def __len__(self) -> int:
         return len(self.request_ids)
@@ -125,6 +133,8 @@ class ServedRows:
             else [None] * n
         )
         groups: Sequence[str | None] = self.groups if self.groups is not None else [None] * n
+        entities: Sequence[str | None] = self.entity_ids if self.entity_ids is not None else [None] * n
+        measured: Sequence[datetime | None] = self.features_at if self.features_at is not None else [None] * n
         shared = {
             "model_name": self.model_name,
             "model_version": self.model_version,
@@ -135,11 +145,11 @@ class ServedRows:
             "ts": self.ts,
             "user_key": self.user_key,
         }
-        rows = zip(self.request_ids, features, predictions, probabilities, groups, strict=True)
+        rows = zip(self.request_ids, features, predictions, probabilities, groups, entities, measured, strict=True)
         return [
             {"request_id": rid, "features": feats, "prediction": label, "probabilities": proba,
-             "sensitive_group": group, **shared}
-            for rid, feats, label, proba, group in rows
+             "sensitive_group": group, "entity_id": entity, "features_at": at, **shared}
+            for rid, feats, label, proba, group, entity, at in rows
         ]  # fmt: skip
 
 

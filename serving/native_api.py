@@ -34,6 +34,7 @@ from starlette.concurrency import run_in_threadpool
 from serving import headers
 from serving.contract import Problem, RequestContract
 from serving.credentials import FEEDBACK_HEADER, CredentialError, bearer_token, check_feedback
+from serving.entity_features import EntityError, EntityRequest
 from serving.errors import documented, error_response, invalid_request, validation_problems
 from serving.hot_routes import AsgiEndpoint, header_values, read_body, send_json
 from serving.limits import client_key
@@ -57,9 +58,14 @@ PREDICT_ERRORS: dict[int | str, dict[str, Any]] = {
     403: documented("X-Force-Arm with a wrong admin token"),
     409: documented("X-Request-Id already used for other features"),
     415: documented("Content-Type is not application/json"),
-    422: documented("Invalid body or routing header (or an X-Force-Arm arm with no model loaded), naming it"),
+    404: documented("A row's entity id is not in the online feature store (the field and id are named)"),
+    422: documented(
+        "Invalid body or routing header (or an X-Force-Arm arm with no model loaded), naming it; for entity rows "
+        "also features measured longer ago than MLOPS_FEATURE_MAX_AGE_S or stored values outside the data contract"
+    ),
     503: documented(
-        "No champion loaded yet, the prediction log is saturated or the database is down (nothing was served)",
+        "No champion loaded yet, the prediction log is saturated or the database is down, or entity rows were sent "
+        "and there is no feature store (nothing was served)",
         retry_after=True,
     ),
     **AUTH_ERRORS,
@@ -154,10 +160,15 @@ class NativeApi:
         try:
             routing = headers.routing_headers(raw)
             headers.authorize_override(routing, self.runtime.gate, client_key(scope))
-            values, groups = self.parser.parse_request(await read_body(receive))  # 422 naming the field
+            parsed = self.parser.parse_predict(await read_body(receive))  # 422 naming the field
+            if isinstance(parsed, EntityRequest):  # rows sent as entity ids: their features from the feature store
+                values, entities = await self.runtime.entity_rows(parsed)
+                groups = None
+            else:
+                (values, groups), entities = parsed, None
             served = await self.runtime.serve(
                 values, routing.request_id, user_id=routing.user_id, override=routing.force_arm,
-                client_id=routing.client_id, in_flight=scope.get(WORKER_TASKS), groups=groups,
+                client_id=routing.client_id, in_flight=scope.get(WORKER_TASKS), groups=groups, entities=entities,
             )  # fmt: skip
         except headers.HeaderError as err:
             await invalid_request(err.problems)(scope, receive, send)
@@ -167,6 +178,9 @@ class NativeApi:
             return
         except RequestValidationError as err:
             await invalid_request(validation_problems(err.errors()))(scope, receive, send)
+            return
+        except EntityError as err:
+            await entity_error(err)(scope, receive, send)
             return
         except SERVING_ERRORS as err:
             await serving_error(err)(scope, receive, send)
@@ -226,6 +240,11 @@ def predict_payload(served: Served, model_name: str, feedback_token: str) -> byt
         {"id": rid, "class": label, "probabilities": dict(zip(classes, row, strict=True))}
         for rid, label, row in zip(served.row_ids, served.scored.labels, probabilities, strict=True)
     ]
+    if served.entities is not None:  # rows sent as entity ids: which one, and how fresh its features were
+        for prediction, entity, measured in zip(
+            predictions, served.entities.ids, served.entities.measured_at, strict=True
+        ):
+            prediction["entity_id"], prediction["features_measured_at"] = entity, measured.isoformat()
     return orjson.dumps(
         {
             "request_id": served.request_id,
@@ -245,6 +264,14 @@ def serving_error(err: Exception) -> Response:
     retry = {"Retry-After": "1"} if isinstance(err, FeedbackBusyError) else None
     field = {422: "X-Force-Arm", 409: "X-Request-Id"}.get(status)
     return error_response(status, str(err), [Problem(field, str(err))] if field else [], retry)
+
+
+def entity_error(err: EntityError) -> Response:
+    """A refused body of entity rows: 404 unknown id, 422 stale or out-of-contract features, 503 no store."""
+    p = err.problem
+    if err.status == 422:
+        return invalid_request([p])
+    return error_response(err.status, f"{p.field}: {p.msg}", [p])
 
 
 def credential_error(err: CredentialError, field: str) -> Response:

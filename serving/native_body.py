@@ -14,6 +14,10 @@ So a body takes one of two paths:
   not a model input. `BodyParser.parse_request` takes it off each row (checked against the same
   pattern as the schema), reads the features through the fast path and returns the groups beside the
   matrix, for the prediction log (fairness per group, C58).
+- **Entity rows** (``{"specimen_id": ...}`` or a batch of them, `serving.entity_features`): tried only once
+  the fast path has refused the body, after a cheap look for the entity key, so feature bodies pay nothing
+  for them. `BodyParser.parse_predict` returns their ids (an `EntityRequest`); a body mixing entity and
+  feature rows is a 422 naming the first row that differs, anything else the schema's 422.
 - **Slow path** (anything the fast path does not accept): the pydantic union validates the raw body
   and raises the usual `RequestValidationError`, so the 422 is exactly what the schema says. If the
   schema accepts what the fast path did not (a row omitting an optional field), its result is used.
@@ -32,7 +36,9 @@ import orjson
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
 
+from pipelines.feature_history import ENTITY_KEY
 from serving.contract import GROUP_PATTERN, RequestContract
+from serving.entity_features import EntityRequest, valid_entity_id
 from serving.fast_input import ContractMatrix
 from serving.predict import to_matrix
 from serving.schemas import ApiSchemas
@@ -53,6 +59,7 @@ class BodyParser:
         self.features = list(contract.features)
         self.group = contract.group
         self.matrix = ContractMatrix(contract)
+        self.max_rows = contract.max_rows
         self.adapter: TypeAdapter[Any] = TypeAdapter(schemas.predict_body)
 
     def parse(self, body: bytes) -> np.ndarray:
@@ -66,8 +73,24 @@ class BodyParser:
     def parse_request(self, body: bytes) -> tuple[np.ndarray, Groups]:
         """`parse`, and each row's group (``dataset.group_column``) when any row names one.
 
+        For endpoints that take feature rows only: a body of entity rows is a 422 naming the entity key.
+
         Raises:
             RequestValidationError: the body breaks the schema (a group that is not a short string included).
+        """
+        parsed = self.parse_predict(body)
+        if isinstance(parsed, EntityRequest):
+            raise RequestValidationError(
+                [{"loc": ("body", ENTITY_KEY), "msg": "this endpoint takes the features, not an entity id",
+                  "type": "entity_not_supported"}]
+            )  # fmt: skip
+        return parsed
+
+    def parse_predict(self, body: bytes) -> tuple[np.ndarray, Groups] | EntityRequest:
+        """/v1/predict's body: feature rows as `parse_request` reads them, or entity rows as their ids.
+
+        Raises:
+            RequestValidationError: the body breaks the schema, or mixes entity and feature rows.
         """
         try:
             obj = orjson.loads(body)
@@ -78,7 +101,33 @@ class BodyParser:
             return values, None
         if self.group is not None and (grouped := self._fast_grouped(obj)) is not None:
             return grouped
+        if names_entities(obj):  # only bodies the fast path refused pay for this look
+            return self._entities(obj, body)
         return self._slow_grouped(body)
+
+    def _entities(self, obj: dict[str, Any], body: bytes) -> EntityRequest:
+        """The ids of a body of entity rows; a mixed body or an invalid id is a 422 naming the field."""
+        batch = "rows" in obj
+        rows = obj["rows"] if batch else [obj]
+        if (
+            type(rows) is list
+            and 1 <= len(rows) <= self.max_rows
+            and (not batch or len(obj) == 1)
+            and all(type(row) is dict and len(row) == 1 and valid_entity_id(row.get(ENTITY_KEY)) for row in rows)
+        ):
+            return EntityRequest(tuple(row[ENTITY_KEY] for row in rows), batch)
+        if batch and type(rows) is list:
+            kinds = [type(row) is dict and ENTITY_KEY in row for row in rows]
+            if not all(kinds):
+                i = kinds.index(not kinds[0])
+                first, this = ("an entity row", "a feature row") if kinds[0] else ("a feature row", "an entity row")
+                raise RequestValidationError(
+                    [{"loc": ("body", "rows", i, ENTITY_KEY), "type": "mixed_rows",
+                      "msg": f"a body's rows are all feature rows or all entity rows ({{{ENTITY_KEY!r}: ...}}); "
+                             f"rows[0] is {first}, rows[{i}] is {this}"}]
+                )  # fmt: skip
+        rows = self._validated_rows(body)  # the schema's 422 names the field
+        return EntityRequest(tuple(getattr(row, ENTITY_KEY) for row in rows), batch)
 
     def _fast_grouped(self, obj: Any) -> tuple[np.ndarray, Groups] | None:
         """The rows of a plainly valid body whose rows may carry the group field, or None."""
@@ -130,3 +179,13 @@ class BodyParser:
         components = schema.pop("$defs", {})
         body = {"required": True, "content": {"application/json": {"schema": {**schema, "title": "Body"}}}}
         return body, components
+
+
+def names_entities(obj: Any) -> bool:
+    """Does this parsed body name an entity: a row with the entity key, or a batch with any such row?"""
+    if type(obj) is not dict:
+        return False
+    if "rows" not in obj:
+        return ENTITY_KEY in obj
+    rows = obj["rows"]
+    return type(rows) is list and any(type(row) is dict and ENTITY_KEY in row for row in rows)

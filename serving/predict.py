@@ -47,6 +47,7 @@ from serving.router import CHALLENGER, CHAMPION, OVERRIDES, PINNED, Arm, Decisio
 
 if TYPE_CHECKING:
     from serving.credentials import UserKeys
+    from serving.entity_features import Entities
     from serving.metrics import Metrics
     from serving.model_cache import LoadedModel, ModelCache
     from serving.prediction_log import PredictionLog
@@ -127,6 +128,7 @@ class Request:
     override: str | None = None
     version: str | None = None
     groups: tuple[str | None, ...] | None = None  # each row's dataset.group_column value: logged, not scored
+    entities: Entities | None = None  # rows sent as entity ids: the ids and when their features were measured
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,7 @@ class Served:
     latency_ms: float
     user_key: str | None = None  # pseudonymous key of X-User-Id, logged with the rows (never the raw id)
     groups: tuple[str | None, ...] | None = None  # each row's group (``Request.groups``), logged with it
+    entities: Entities | None = None  # ``Request.entities``: answered and logged with the rows
 
 
 def to_matrix(rows: Sequence[Mapping[str, float | None]], features: Sequence[str]) -> np.ndarray:
@@ -234,15 +237,17 @@ class Predictor:
         version: str | None = None,
         labels_only: bool = False,
         groups: tuple[str | None, ...] | None = None,
+        entities: Entities | None = None,
     ) -> Served:
         """Route and score ``values``; on a model failure log the rows as errors and raise ScoringError.
 
         The caller hands the returned `Served` to `record` before it answers. ``groups``: each row's
-        ``dataset.group_column`` value, logged with the row and never given to the model.
+        ``dataset.group_column`` value, logged with the row and never given to the model. ``entities``: for
+        rows sent as entity ids, the ids and measuring times, answered and logged with the rows.
         """
         start = time.perf_counter()
         decision, loaded = self.decide(request_id, user_id, override, version)
-        request = Request(values, request_id, labels_only, start, user_id, groups=groups)
+        request = Request(values, request_id, labels_only, start, user_id, groups=groups, entities=entities)
         return self._score_one(request, decision, loaded)
 
     def serve_many(self, requests: Sequence[Request]) -> list[Served | Exception]:
@@ -290,8 +295,9 @@ class Predictor:
                 ids = row_ids(request.request_id, n)
                 key = self._user_key(request.user_id)
                 answers[i] = Served(
-                    request.request_id, ids, decision, loaded, part, _ms(request.start), key, request.groups
-                )
+                    request.request_id, ids, decision, loaded, part, _ms(request.start), key, request.groups,
+                    request.entities,
+                )  # fmt: skip
                 self.metrics.count_predictions(loaded.version, decision.arm, part.labels)
                 offset += n
         return [answers[i] for i in range(len(requests))]
@@ -315,12 +321,13 @@ class Predictor:
             self.metrics.prediction_errors.labels(decision.arm).inc(len(values))
             failed = Scored([], None, [])
             key = self._user_key(request.user_id)
-            failure = Served(request_id, ids, decision, loaded, failed, _ms(start), key, request.groups)
+            failure = Served(request_id, ids, decision, loaded, failed, _ms(start), key, request.groups,
+                             request.entities)  # fmt: skip
             self.record(failure, values, status="error", wait=0)
             raise ScoringError(f"model version {loaded.version} failed to score: {type(err).__name__}: {err}") from err
         self.metrics.observe_batch(len(values))
         key = self._user_key(request.user_id)
-        served = Served(request_id, ids, decision, loaded, scored, _ms(start), key, request.groups)
+        served = Served(request_id, ids, decision, loaded, scored, _ms(start), key, request.groups, request.entities)
         self.metrics.count_predictions(loaded.version, decision.arm, scored.labels)
         return served
 
@@ -356,6 +363,8 @@ class Predictor:
             status=status,
             user_key=served.user_key,
             groups=served.groups,
+            entity_ids=served.entities.ids if served.entities is not None else None,
+            features_at=served.entities.measured_at if served.entities is not None else None,
         )
         return self.log.record(item, timeout=wait)
 

@@ -30,9 +30,11 @@ import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
 
 from core.redact import redact
+from pipelines.feature_store import FeatureRepo
 from serving.bandit import DEFAULT_ARMS, BanditState
-from serving.contract import MAX_BATCH_ROWS
+from serving.contract import MAX_BATCH_ROWS, RequestContract
 from serving.credentials import AdminGate, FeedbackSigner, feedback_key, user_keys
+from serving.entity_features import EntityFeatures
 from serving.micro_batch import MicroBatcher
 from serving.model_cache import registry_cache
 from serving.monitor_metrics import read_monitor_state
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
 
     from core.params import Params
     from core.settings import Settings
+    from serving.entity_features import Entities, EntityRequest
     from serving.metrics import Metrics
     from serving.model_cache import ModelCache
     from serving.predict import Served
@@ -185,6 +188,13 @@ class Runtime:
         # The prediction log's pseudonymous user key (never the raw X-User-Id); its own secret when one is set.
         self.user_keys = user_keys(settings.user_key_secret, settings.user_key_previous, key)
         self.recent = RecentRequests()  # client-chosen request ids -> feature digest (409 on reuse)
+        # Rows sent as entity ids read the feature store's online store, opened once (`serving.entity_features`).
+        self.entities = EntityFeatures(
+            FeatureRepo(settings.feature_store_dir),
+            params.dataset,
+            RequestContract.from_dataset(params.dataset),
+            settings.feature_max_age_s,
+        )
 
     def start(self) -> None:
         self.log = PredictionLog(self.settings.prediction_log_uri, max_pending_rows=LOG_CAPACITY).start()
@@ -208,6 +218,7 @@ class Runtime:
             self._batcher = MicroBatcher(self.predictor, self.settings.micro_batch_rows)
         self.poller.refresh_state()  # the shared database: routing is right from the first request
         self.poller.start()
+        self.entities.warm()  # Feast's import (seconds) on a background thread, if there is a feature store
         # The first models load on the poller's thread. Start-up waits for them, but never longer than
         # startup_model_wait_s: with the registry down the service still starts, /healthz answers, and
         # /readyz says why it is not ready until a champion is loaded.
@@ -227,6 +238,10 @@ class Runtime:
         if self._predictor is None:
             raise NotReadyError("the service is starting (lifespan not run yet)")
         return self._predictor
+
+    async def entity_rows(self, request: EntityRequest) -> tuple[np.ndarray, Entities]:
+        """The features of rows sent as entity ids, read on the threadpool (SQLite I/O); raises `EntityError`."""
+        return await run_in_threadpool(self.entities.lookup, request)
 
     async def serve(
         self,

@@ -8,22 +8,31 @@ never disagree about what a valid row is, and a value out of range is a 422 that
 instead of a silent bad prediction. Values must be finite JSON numbers (strict: ``"5.1"`` and ``true`` are type errors);
 a feature may be ``null`` only when ``allow_missing`` is set (the model's imputer fills it).
 
-One row is a flat object; a batch is ``{"rows": [...]}``. A *callable discriminator* picks the
+One row is a flat object; a batch is ``{"rows": [...]}``. A row may also name an entity instead of
+sending its features (``{"specimen_id": "sp-00360"}``, `serving.entity_features`): the service reads them
+from the feature store. A body is all feature rows or all entity rows. A *callable discriminator* picks the
 branch from the body's shape before validating, so an invalid body gets the errors of the branch
-it meant, not a confusing union of both.
+it meant, not a confusing union of all four.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_model
 from pydantic.config import JsonDict
 
+from pipelines.feature_history import ENTITY_KEY
 from serving.contract import GROUP_PATTERN, RequestContract
+from serving.entity_features import ENTITY_ID_PATTERN
 
+ENTITY_DESCRIPTION = (
+    "The entity to score: its latest features are read from the feature store's online store (they must have "
+    "been measured within MLOPS_FEATURE_MAX_AGE_S). Letters, digits and - _ . :, at most 64 characters."
+)
 GROUP_DESCRIPTION = (
     "Optional group of the row (dataset.group_column, e.g. a site): not a model input, logged beside the prediction "
     "so that fairness can be judged per group on labelled production rows (C58)."
@@ -31,8 +40,15 @@ GROUP_DESCRIPTION = (
 
 
 def _branch(body: Any) -> str:
-    """The discriminator: a body with a ``rows`` key is a batch, anything else is one row."""
-    return "batch" if isinstance(body, Mapping) and "rows" in body else "row"
+    """The discriminator: a body with a ``rows`` key is a batch, anything else is one row; a row (a batch's
+    first row) with the entity key is an entity row."""
+    if not isinstance(body, Mapping):
+        return "row"
+    if "rows" not in body:
+        return "entity_row" if ENTITY_KEY in body else "row"
+    rows = body["rows"]
+    first = rows[0] if isinstance(rows, list) and rows else None
+    return "entity_batch" if isinstance(first, Mapping) and ENTITY_KEY in first else "batch"
 
 
 def _feature_field(spec_min: float, spec_max: float, allow_missing: bool) -> tuple[Any, Any]:
@@ -46,7 +62,7 @@ class ApiSchemas:
 
     row: type[BaseModel]
     batch: type[BaseModel]
-    predict_body: Any  # Annotated discriminated union of row | batch, usable as a FastAPI body type
+    predict_body: Any  # discriminated union of row | batch | entity row | entity batch, usable as a FastAPI body type
     feedback: type[BaseModel]
 
 
@@ -80,8 +96,28 @@ def build_schemas(contract: RequestContract) -> ApiSchemas:
         ),
         rows=(list[row], Field(min_length=1, max_length=contract.max_rows)),  # type: ignore[valid-type]
     )
+    entity_example: JsonDict = {ENTITY_KEY: "sp-00360"}
+    entity_row = create_model(  # type: ignore[call-overload]
+        "PredictEntityRow",
+        __config__=ConfigDict(
+            extra="forbid", title="One row named by its entity id", json_schema_extra={"examples": [entity_example]}
+        ),
+        **{ENTITY_KEY: (str, Field(pattern=ENTITY_ID_PATTERN, description=ENTITY_DESCRIPTION))},
+    )
+    entity_batch = create_model(
+        "PredictEntityBatch",
+        __config__=ConfigDict(
+            extra="forbid",
+            title="A batch of rows named by their entity ids",
+            json_schema_extra={"examples": [{"rows": [entity_example, {ENTITY_KEY: "sp-00361"}]}]},
+        ),
+        rows=(list[entity_row], Field(min_length=1, max_length=contract.max_rows)),  # type: ignore[valid-type]
+    )
     body = Annotated[
-        Annotated[row, Tag("row")] | Annotated[batch, Tag("batch")],  # type: ignore[valid-type]
+        Annotated[row, Tag("row")]  # type: ignore[valid-type]
+        | Annotated[batch, Tag("batch")]  # type: ignore[valid-type]
+        | Annotated[entity_row, Tag("entity_row")]  # type: ignore[valid-type]
+        | Annotated[entity_batch, Tag("entity_batch")],  # type: ignore[valid-type]
         Discriminator(_branch),
     ]
     label: Any = Literal[contract.classes]
@@ -103,6 +139,10 @@ class ClassPrediction(BaseModel):
     id: str
     predicted_class: str = Field(alias="class")
     probabilities: dict[str, float]
+    entity_id: str | None = Field(None, description="Rows sent as an entity id only: the id scored.")
+    features_measured_at: datetime | None = Field(
+        None, description="Rows sent as an entity id only: when the features read from the store were measured (UTC)."
+    )
 
 
 class PredictResponse(BaseModel):

@@ -4,7 +4,8 @@ Every operation of ``/openapi.json`` -- the native, MLflow and Open Inference (V
 and metrics, and the admin API -- is called in-process (ASGI) with requests that schemathesis
 derives from the published document: valid ones and deliberately invalid ones (wrong types, missing
 or extra fields, values out of range), each sent with the admin token or without it, against a real
-registry (v1 champion, v2 challenger). Every check the installed schemathesis has is run on every
+registry (v1 champion, v2 challenger) and a real feature store (a small seeded history, for rows sent as an
+entity id). Every check the installed schemathesis has is run on every
 answer (`CHECKS`): no 5xx; the status, media type, body and headers are the documented ones; a
 request the document allows is accepted and one it forbids is refused. The stateful checks
 (``use_after_free``, ``ensure_resource_availability``) and the coverage-phase ones
@@ -14,8 +15,9 @@ trivially here: this API creates and deletes no resources, and cases come from t
 The document describes the raw-body protocols itself (``/invocations``: MLflow's JSON shapes and CSV;
 ``/v2/.../infer``: the InferenceRequest), in the strict form where a rule spans fields (see
 `serving.mlflow_protocol` and `serving.oip`). The test works on a copy that only narrows free
-strings to real values so valid cases reach real work: ``{name}``/``{version}`` and feedback ids are
-drawn from the served model, its versions and served requests, plus one unknown of each (invalid
+strings to real values so valid cases reach real work: ``{name}``/``{version}``, feedback ids and entity ids
+are drawn from the served model, its versions, served requests and the store's specimens, plus one unknown
+of each (invalid
 cases still send arbitrary strings). Statuses are read from the document, never listed here: a
 route that learns a new, documented answer passes unchanged.
 
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +47,9 @@ from schemathesis.checks import CHECKS, load_all_checks
 
 from core.params import Params, load_params
 from core.settings import Settings
-from pipelines.data import ingest
+from pipelines.data import build_raw_frame, ingest
+from pipelines.feature_history import ENTITY_KEY, generate_history, specimen_id
+from pipelines.feature_store import FeatureRepo, apply, materialize, write_history
 from pipelines.training_steps import run_training
 from serving import credentials
 from serving.app import create_app
@@ -57,6 +62,10 @@ VERSIONS = ["1", "2"]  # the registry the `app` fixture builds
 # Request ids the `app` fixture serves, so feedback is fuzzed against known predictions: an unknown id
 # is answered 404 only after a bounded wait (~1 s: another worker may not have written it yet).
 SERVED = ["fuzz-served-0", "fuzz-served-1"]
+SPECIMENS = 10  # the feature store's seeded history: ids sp-00000..sp-00009, measured within 30 days
+# Within the age limit, so a schema-valid entity row is served (or 404 for the unknown id). A stale one is a 422,
+# which schemathesis counts as valid data refused; that refusal is tested in test_predict_by_entity.py.
+FEATURE_MAX_AGE_S = 45 * 86400.0
 PARAMS = load_params(REPO / "params.yaml")  # the spec is built from the dataset contract
 APP_SETTINGS = {"admin_token": TOKEN, "rate_limit_per_s": 0.0}
 SPEC_SETTINGS = Settings(
@@ -78,6 +87,8 @@ def with_real_names(spec: dict[str, Any], model_name: str) -> dict[str, Any]:
                     parameter["schema"] = {"type": "string", "enum": known[parameter["name"]]}
     feedback_id = spec["components"]["schemas"]["FeedbackRequest"]["properties"]["request_id"]
     feedback_id["enum"] = [*SERVED, "never-served"]  # see SERVED
+    entity_id = spec["components"]["schemas"]["PredictEntityRow"]["properties"][ENTITY_KEY]
+    entity_id["enum"] = [*(specimen_id(i) for i in range(SPECIMENS)), "sp-99999"]  # see SPECIMENS
     return spec
 
 
@@ -147,10 +158,17 @@ def app(tmp_path_factory: pytest.TempPathFactory, make_settings, params: Params)
 
 
 def _served_app(root: Path, make_settings, params: Params) -> FastAPI:
-    state = make_settings(root / "state", poll_interval_s=3600, **APP_SETTINGS)
+    repo = FeatureRepo(root / "feature_repo")
+    state = make_settings(root / "state", poll_interval_s=3600, feature_repo=repo.root,
+                          feature_max_age_s=FEATURE_MAX_AGE_S, **APP_SETTINGS)  # fmt: skip
     assert state.model_name == SPEC_SETTINGS.model_name
     data = ingest(params.dataset, params.ingest, root / "iris.csv")
     assert [run_training(state, params, data).version for _ in VERSIONS] == VERSIONS
+    now = datetime.now(UTC)
+    history = generate_history(build_raw_frame(params.dataset, params.ingest), params.dataset, specimens=SPECIMENS,
+                               open_share=0.3, seed=3, end=now)  # fmt: skip
+    write_history(repo, history)
+    materialize(apply(repo, params.dataset), end=now)
     app = create_app(state, params)
     assert app.openapi() == create_app(SPEC_SETTINGS, params).openapi()  # the document fuzzed is this app's
     for request_id in SERVED:

@@ -21,15 +21,15 @@ def test_db_current_and_upgrade_on_the_state_database(tmp_path: Path, monkeypatc
     assert "run: mlops-lab db upgrade" in before.output
     first = runner.invoke(app, ["db", "upgrade"])
     assert first.exit_code == 0, first.output
-    assert "upgraded: none -> 0003" in first.output
+    assert "upgraded: none -> 0004" in first.output
     again = runner.invoke(app, ["db", "upgrade"])
-    assert "is at 0003 already" in again.output
+    assert "is at 0004 already" in again.output
     after = runner.invoke(app, ["db", "current"])
     assert after.exit_code == 0
-    assert "0003  (up to date)" in after.output
+    assert "0004  (up to date)" in after.output
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'state' / 'predictions.db'}")
     with engine.connect() as conn:
-        assert conn.scalar(sa.text("SELECT version_num FROM alembic_version")) == "0003"
+        assert conn.scalar(sa.text("SELECT version_num FROM alembic_version")) == "0004"
     engine.dispose()
 
 

@@ -55,7 +55,7 @@ def test_the_migrated_database_is_exactly_the_tables_the_code_uses(engine: sa.En
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), CODE_TABLES)  # type: ignore[arg-type]
     assert diff == []
-    assert version(engine) == [head_revision()] == ["0003"]
+    assert version(engine) == [head_revision()] == ["0004"]
 
 
 def test_a_log_at_the_previous_revision_is_upgraded_with_its_rows_intact(engine: sa.Engine) -> None:
@@ -78,8 +78,8 @@ def test_a_log_at_the_previous_revision_is_upgraded_with_its_rows_intact(engine:
         assert log.record_feedback("old-1", "setosa").status.value == "duplicate"  # the old label is there
     finally:
         log.close()
-    assert columns(engine, "predictions")[-2:] == ["user_key", "sensitive_group"]
-    assert version(engine) == ["0003"]
+    assert columns(engine, "predictions")[-4:] == ["user_key", "sensitive_group", "entity_id", "features_at"]
+    assert version(engine) == ["0004"]
     with engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT request_id, prediction, user_key FROM predictions ORDER BY request_id"))
         assert [tuple(r) for r in rows] == [("new-1", "virginica", "k" * 32), ("old-1", "setosa", None)]
@@ -97,7 +97,7 @@ def test_tables_made_before_migrations_are_adopted_and_completed(engine: sa.Engi
             conn.execute(sa.text(statement))
     found = upgrade(engine)
     assert (found.current, found.adopted) == ((), True)
-    assert version(engine) == ["0003"]
+    assert version(engine) == ["0004"]
     assert "user_key" in columns(engine, "predictions")  # the missing tables were created at head
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT version FROM routing_state")).scalar_one() == 7  # kept, not recreated
@@ -109,7 +109,7 @@ def test_a_database_newer_than_the_code_is_refused_unchanged(engine: sa.Engine) 
         conn.execute(sa.text("UPDATE alembic_version SET version_num = '0099_from_the_future'"))
     url = engine.url.render_as_string(hide_password=False)
     with pytest.raises(
-        SchemaError, match=re.escape("0099_from_the_future, which this code does not know (its newest is 0003)")
+        SchemaError, match=re.escape("0099_from_the_future, which this code does not know (its newest is 0004)")
     ) as err:
         PredictionLog(url).start()
     assert "newer mlops-lab" in str(err.value)
@@ -178,8 +178,8 @@ def test_processes_starting_at_once_migrate_the_database_once(engine: sa.Engine,
             w.cancel()
     assert [p.returncode for p in procs] == [0, 0, 0], [err[-2000:] for _, err in outcomes]
     befores = sorted(json.loads(out.strip().splitlines()[-1])["before"] for out, _ in outcomes)
-    assert befores == [[], ["0003"], ["0003"]]  # one found it empty and migrated; the others found it done
-    assert version(engine) == ["0003"]
+    assert befores == [[], ["0004"], ["0004"]]  # one found it empty and migrated; the others found it done
+    assert version(engine) == ["0004"]
 
 
 def test_the_migrations_run_from_an_installed_copy_of_core_without_alembic_ini(tmp_path: Path) -> None:
@@ -203,5 +203,5 @@ def test_the_migrations_run_from_an_installed_copy_of_core_without_alembic_ini(t
         timeout=120,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip() == "0003"
+    assert done.stdout.strip() == "0004"
     assert not list(work.iterdir())  # no alembic.ini needed, nothing written where it ran

@@ -122,7 +122,7 @@ def test_openapi_body_refers_to_documented_components(params: Params) -> None:
     body, components = parser_for(params, allow_missing=False).openapi_body()
     schema = body["content"]["application/json"]["schema"]
     refs = {option["$ref"].rsplit("/", 1)[1] for option in schema["oneOf"]}
-    assert refs == {"PredictRow", "PredictBatch"}
+    assert refs == {"PredictRow", "PredictBatch", "PredictEntityRow", "PredictEntityBatch"}  # entity rows: by id
     assert refs <= set(components)
 
 

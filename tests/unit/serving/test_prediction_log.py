@@ -440,7 +440,7 @@ def test_a_log_created_by_the_previous_schema_is_read_and_then_extended_with_the
     assert frame[["request_id", "user_key"]].values.tolist() == [["old-1", None], ["req-1", "k" * 32]]
     assert labelled_window(url)["correct"].tolist() == [True]  # the old row and its label still join
     with sqlite3.connect(path) as conn:  # adopted by the migrations: stamped at head, the state tables made
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0003",)]
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0004",)]
         assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'routing_state'").fetchone() == (1,)
     log = PredictionLog(url).start()  # a second start finds the database at head and changes nothing
     log.close()
