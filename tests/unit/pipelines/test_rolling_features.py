@@ -1,4 +1,4 @@
-"""The rolling window's definition: the latest WINDOW distinct events by time; batch and stream agree by construction."""
+"""The rolling window: the latest WINDOW distinct events by time; batch and stream agree by construction."""
 
 from __future__ import annotations
 
@@ -65,7 +65,8 @@ def test_batch_recomputation_is_a_groupby_with_the_same_definition() -> None:
     frame = pd.DataFrame(rows + rows[:3])  # a log written at least once holds duplicates
     out = batch_rolling(frame, "specimen_id", FEATURES).set_index("specimen_id")
     assert list(out.columns) == feature_names(FEATURES)
-    assert out.loc["sp-a", COUNT] == WINDOW and out.loc["sp-b", COUNT] == 2
+    assert out.loc["sp-a", COUNT] == WINDOW
+    assert out.loc["sp-b", COUNT] == 2
     assert out.loc["sp-a", "petal_length_last"] == 7.0
     assert out.loc["sp-b", "petal_length_mean"] == 1.5
 

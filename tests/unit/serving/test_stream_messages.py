@@ -110,7 +110,8 @@ def test_an_event_names_its_specimen_and_its_time_or_takes_the_message_ids_milli
     assert isinstance(timed, Event)
     assert (timed.entity_id, timed.event_ms) == ("sp-00007", 1738324800250)
     offset = reader.read("1-0", entry({**ROW, "event_timestamp": "2025-01-31T13:00:00.250+01:00"}))
-    assert isinstance(offset, Event) and offset.event_ms == 1738324800250  # the same instant
+    assert isinstance(offset, Event)
+    assert offset.event_ms == 1738324800250  # the same instant
     plain = reader.read("1700000000123-0", entry(ROW))
     assert isinstance(plain, Event)
     assert (plain.entity_id, plain.event_ms) == (None, 1700000000123)  # the broker's receive time
