@@ -3,17 +3,23 @@
 Concept: streaming inference (C63). Thin shells over ``serving/stream_worker.py`` and ``serving/stream_producer.py``;
 the broker is ``MLOPS_REDIS_URL``, the stream ``MLOPS_STREAM_NAME``, the group ``MLOPS_STREAM_GROUP``. SIGTERM or
 SIGINT stops a worker gracefully: the messages in hand are finished, the prediction log is flushed, exit 0.
+The worker's anomaly detector (`monitoring.stream_anomaly`, judged against the champion's training data) is wired
+here, in the top layer, because serving may not import monitoring.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+
+if TYPE_CHECKING:
+    from core.context import LabContext
+    from monitoring.stream_anomaly import StreamAnomalyDetector
 
 console = Console()
 
@@ -28,6 +34,9 @@ def stream_score(
     metrics_port: Annotated[
         int, typer.Option(min=0, max=65535, help="Serve /metrics on 127.0.0.1 at this port; 0 = off.")
     ] = 0,
+    anomalies: Annotated[
+        bool, typer.Option(help="Judge each scored event's novelty against the champion's training data.")
+    ] = True,
 ) -> None:
     """Score feature events from the Redis stream as one worker of the consumer group, into the prediction log."""
     import signal
@@ -39,6 +48,7 @@ def stream_score(
 
     ctx = load_context()
     settings = ctx.settings
+    observer = _anomaly_detector(ctx) if anomalies else None
     name = consumer or f"{socket.gethostname()}-{os.getpid()}"
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -48,8 +58,24 @@ def stream_score(
         f"{escape(settings.stream_name)} at {escape(redact(settings.redis_url))} "
         f"(dead letters: {escape(dead_stream(settings.stream_name))})"
     )
-    finished = serve_stream(settings, ctx.params, name, max_messages=max_messages, metrics_port=metrics_port, stop=stop)
+    finished = serve_stream(
+        settings, ctx.params, name, max_messages=max_messages, metrics_port=metrics_port, stop=stop, observer=observer
+    )
     console.print(f"stream-score: {finished} messages finished; prediction log flushed")
+
+
+def _anomaly_detector(ctx: LabContext) -> StreamAnomalyDetector | None:
+    """The per-message detector on the champion's training data (None, said aloud, if there is no such file)."""
+    from monitoring.reference import champion_reference
+    from monitoring.stream_anomaly import StreamAnomalyDetector
+
+    try:
+        reference = champion_reference(ctx.settings, ctx.params)
+    except FileNotFoundError as err:
+        console.print(f"stream-score: anomaly detection off, no reference data ({escape(str(err))})")
+        return None
+    console.print(f"stream-score: anomaly detection against {escape(reference.note)}")
+    return StreamAnomalyDetector.from_reference(reference.frame, ctx.params.dataset, ctx.params.monitoring.anomaly)
 
 
 def stream_produce(

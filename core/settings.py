@@ -189,6 +189,11 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="A message pending (delivered, not acknowledged) longer than this is "
         "claimed by another worker: its consumer is presumed dead."
     )  # fmt: skip
+    stream_features: bool = Field(
+        default=False, description="Stream-scoring workers keep each specimen's rolling features (its last 5 "
+        "events, when a message names a specimen_id) and push them to the feature store's online store "
+        "(feature_repo, its definitions applied by `mlops-lab features history`); off: scoring only."
+    )  # fmt: skip
     backup_key: str | None = Field(
         default=None, description="Secret that signs backup manifests (HMAC-SHA256); default: the key file."
     )

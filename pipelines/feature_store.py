@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipelines.feature_history import CREATED_TIME, ENTITY_KEY, EVENT_TIME
+from pipelines.rolling_features import COUNT, WINDOW, feature_names
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,6 +41,10 @@ ENTITY = "specimen"
 FEATURE_VIEW = "specimen_measurements"
 TTL = timedelta(days=45)  # a value older than this at the join time is missing, not stale-but-used
 MEASUREMENTS_FILE = "measurements.parquet"
+ROLLING_VIEW = "specimen_rolling"  # the stream's rolling aggregates (pipelines.rolling_features)
+ROLLING_PUSH = "specimen_rolling_push"  # the push source the stream writes them through
+ROLLING_FILE = "rolling.parquet"  # the push source's batch source (Feast wants one; nothing writes it yet)
+ROLLING_TTL = timedelta(days=1)
 LABELS_FILE = "labels.parquet"
 
 
@@ -56,6 +61,10 @@ class FeatureRepo:
     @property
     def labels(self) -> Path:
         return self.root / LABELS_FILE
+
+    @property
+    def rolling(self) -> Path:
+        return self.root / ROLLING_FILE
 
     @property
     def registry(self) -> Path:
@@ -95,7 +104,7 @@ def definition_digest(cfg: DatasetConfig) -> str:
 
 
 def definitions(repo: FeatureRepo, cfg: DatasetConfig) -> list[Any]:
-    """The Feast objects: the specimen entity, the measurements source and the feature view over it."""
+    """The Feast objects: the specimen entity, the measurements view, and the stream's rolling view."""
     from feast import Entity, FeatureView, Field, FileSource, ValueType
     from feast.types import Float64
 
@@ -116,7 +125,28 @@ def definitions(repo: FeatureRepo, cfg: DatasetConfig) -> list[Any]:
         tags={"definition_sha256": definition_digest(cfg)},
         description="Measurements of one specimen over time (cm).",
     )
-    return [specimen, view]
+    return [specimen, view, rolling_view(repo, cfg, specimen)]
+
+
+def rolling_view(repo: FeatureRepo, cfg: DatasetConfig, specimen: Any) -> Any:
+    """The rolling view: written by the stream through a push source (``store.push``), never materialized."""
+    from feast import FeatureView, Field, FileSource, PushSource
+    from feast.types import Float64, Int64
+
+    # Feast requires a batch source behind a push source (for materialize and historical reads); this one
+    # names the file a batch recomputation could write, with the stream's columns.
+    batch = FileSource(name="rolling_batch", path=str(repo.rolling), timestamp_field=EVENT_TIME)
+    push = PushSource(name=ROLLING_PUSH, batch_source=batch)
+    return FeatureView(
+        name=ROLLING_VIEW,
+        entities=[specimen],
+        ttl=ROLLING_TTL,
+        schema=[Field(name=n, dtype=Int64 if n == COUNT else Float64) for n in feature_names(cfg.feature_names)],
+        source=push,
+        online=True,
+        tags={"window_events": str(WINDOW)},
+        description=f"Count, mean and last value of each measurement over a specimen's last {WINDOW} stream events.",
+    )
 
 
 def open_store(repo: FeatureRepo) -> FeatureStore:

@@ -5,7 +5,10 @@ JSON object: the feature fields of one row, exactly as ``/v1/predict`` takes a f
 `serving.native_body.BodyParser` over the same `serving.contract.RequestContract`, so the stream accepts and
 refuses the same values as HTTP), plus optional ``user_id`` (the sticky routing key and the log's pseudonymous
 user key, as ``X-User-Id``) and ``request_id`` (the producer's own id, checked like ``X-Request-Id`` and named in
-the worker's log lines; it is not the log's id, see below).
+the worker's log lines; it is not the log's id, see below). It may also carry ``specimen_id`` (the feature
+store's entity key: the worker then updates that specimen's rolling features, `serving.stream_features`) and
+``event_timestamp`` (when the measurement was taken, ISO 8601 with a UTC offset; default: the message id's
+milliseconds, i.e. when the broker received it).
 
 The id the prediction log de-duplicates on is the *message id*: the broker made it, it is unique in the stream,
 and a message redelivered after a crash carries it again, so the log's ``ON CONFLICT DO NOTHING`` writes its
@@ -20,6 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 import numpy as np
@@ -37,6 +41,8 @@ PAYLOAD = b"payload"  # the entry field that holds the JSON event
 DEAD_REASON, DEAD_ORIGINAL_ID = b"dead_letter_reason", b"original_id"  # added to a dead letter's fields
 MAX_PAYLOAD_BYTES = 64 * 1024  # one row is ~100 bytes; anything this large is not an event
 _REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
+ENTITY_KEY, EVENT_TIME = "specimen_id", "event_timestamp"  # as in pipelines.feature_history
+_ENTITY_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,8 @@ class Event:
     groups: Groups
     user_id: str | None  # routing key (else the message id) and, pseudonymised, the log's user key
     request_id: str | None  # the producer's own id, for its log lines
+    entity_id: str | None = None  # the specimen whose rolling features this event updates
+    event_ms: int = 0  # when it was measured (ms since the epoch, UTC): its place in the specimen's window
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,13 @@ class MessageReader:
         if "rows" in obj:
             return Poison(message_id, "one event per message: send each row as its own message, not 'rows'")
         request_id, user_id = obj.pop("request_id", None), obj.pop("user_id", None)
+        entity_id, stamp = obj.pop(ENTITY_KEY, None), obj.pop(EVENT_TIME, None)
+        if entity_id is not None and not (isinstance(entity_id, str) and _ENTITY_ID.fullmatch(entity_id)):
+            return Poison(message_id, f"{ENTITY_KEY} must be a string of 1 to 64 letters, digits or ._:-")
+        event_ms = event_millis(message_id, stamp)
+        if event_ms is None:
+            return Poison(message_id, f"{EVENT_TIME} must be an ISO 8601 time with a UTC offset, e.g. "
+                                      "2025-01-31T12:00:00Z")  # fmt: skip
         if request_id is not None and not (isinstance(request_id, str) and _REQUEST_ID.fullmatch(request_id)):
             return Poison(message_id, f"request_id must be a string matching {REQUEST_ID_PATTERN}")
         if user_id is not None and not (isinstance(user_id, str) and 0 < len(user_id) <= MAX_USER_ID):
@@ -102,7 +117,22 @@ class MessageReader:
             return Poison(message_id, "; ".join(f"{p.field}: {p.msg}" for p in problems) or "invalid event")
         if (problem := self.contract.problem(values)) is not None:
             return Poison(message_id, f"{problem.field}: {problem.msg}")
-        return Event(message_id, values, groups, user_id, request_id)
+        return Event(message_id, values, groups, user_id, request_id, entity_id, event_ms)
+
+
+def event_millis(message_id: str, stamp: object) -> int | None:
+    """The event time in ms: ``stamp`` (ISO 8601 with an offset) if given, else the message id's ms; None if bad."""
+    if stamp is None:
+        return int(message_id.split("-", 1)[0])
+    if not isinstance(stamp, str):
+        return None
+    try:
+        when = datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    if when.tzinfo is None:  # a local time would be read differently on every machine
+        return None
+    return round(when.timestamp() * 1000)
 
 
 def outcome_of(answer: object) -> tuple[Outcome, str | None]:

@@ -11,7 +11,11 @@ shared store, and prediction log as the HTTP service -- fed by ``XREADGROUP`` in
 1. reads each entry (`serving.stream_messages.MessageReader`: the HTTP contract) into an event or poison;
 2. routes and scores the events (`Predictor.serve_many`: each keeps its own routing, one model call per model) and
    hands each prediction to the log under the *message id*;
-3. flushes the log (the rows are committed), then in one Redis transaction writes the dead letters and acks.
+3. flushes the log (the rows are committed); with real-time features on, updates the rolling windows of the
+   scored events that name a specimen and pushes their aggregates to the online store
+   (`serving.stream_features`); then in one Redis transaction writes the dead letters and acks;
+4. hands each message it acked as scored to the observer, if it has one (the anomaly detector,
+   `serving.stream_observer`), and exports its verdict.
 
 So an entry is acked only once its prediction is durable, and a crash anywhere before the ack leaves it pending:
 it is delivered again (to this consumer's pending read, or to another worker that ``XAUTOCLAIM``s it after
@@ -42,6 +46,8 @@ if TYPE_CHECKING:
     from core.params import Params
     from core.settings import Settings
     from serving.runtime import Runtime
+    from serving.stream_features import RollingFeatures
+    from serving.stream_observer import ScoredObserver
 
 log = logging.getLogger(__name__)
 Entry = tuple[bytes, dict[bytes, bytes] | None]  # (message id, fields); fields None: deleted from the stream
@@ -77,6 +83,13 @@ class StreamMetrics:
             "mlops_stream_processing_seconds", "From a message's read to its ack (its batch's flush included)",
             buckets=LATENCY_BUCKETS, registry=registry,
         )  # fmt: skip
+        self.anomaly_score = Gauge(
+            "mlops_stream_anomaly_score", "Robust z-score of the latest scored message's novelty (the anomaly "
+            "detector fed per message; 0 until it has seen one)", registry=registry,
+        )  # fmt: skip
+        self.anomalies = Counter(
+            "mlops_stream_anomalies", "Scored messages the anomaly detector flagged", registry=registry
+        )
 
 
 @dataclass(frozen=True)
@@ -102,9 +115,13 @@ class StreamWorker:
         config: StreamConfig,
         metrics: StreamMetrics,
         stop: threading.Event | None = None,
+        *,
+        features: RollingFeatures | None = None,
+        observer: ScoredObserver | None = None,
     ) -> None:
         self.client, self.runtime, self.reader, self.config, self.metrics = client, runtime, reader, config, metrics
         self.stop = stop or threading.Event()
+        self.features, self.observer = features, observer
         self.finished = 0  # messages acked by this worker (scored or dead-lettered)
 
     def ensure_group(self) -> None:
@@ -175,12 +192,16 @@ class StreamWorker:
         decided: dict[str, tuple[Outcome, str | None]] = {
             p.message_id: (Outcome.DEAD_LETTERED, p.reason) for p in parsed if isinstance(p, Poison)
         }
+        served: dict[str, Served] = {}
         if events:
-            decided.update(self._score(events, start))
+            decided.update(self._score(events, start, served))
         durable = self.runtime.log.flush(FLUSH_TIMEOUT_S) if events and self.runtime.log else True
         if not durable:
             log.warning("prediction log did not commit within %g s; %d messages stay pending", FLUSH_TIMEOUT_S,
                         len(events))  # fmt: skip
+        scored = [e for e in events if decided[e.message_id][0] is Outcome.SCORED]
+        if self.features is not None and durable:  # before the ack: a crash here redelivers, and replays are no-ops
+            self.features.apply(scored)
         fields = {mid.decode("ascii"): f for mid, f in entries}
         dead = dead_stream(self.config.stream)
         acked: list[str] = []
@@ -200,16 +221,35 @@ class StreamWorker:
             self.metrics.messages.labels(decided[message_id][0].value).inc()
             self.metrics.processing.observe(elapsed)
         self.finished += len(acked)
+        if self.observer is not None:
+            done = set(acked)
+            self._observe([e for e in scored if e.message_id in done], served)
         return len(acked) < len(entries)
 
-    def _score(self, events: list[Event], start: float) -> dict[str, tuple[Outcome, str | None]]:
-        """Route and score the events as the HTTP service would; hand each prediction to the log."""
+    def _observe(self, events: list[Event], served: dict[str, Served]) -> None:
+        """Feed the observer each acked, scored message in stream order; export its verdicts."""
+        assert self.observer is not None
+        for event in events:
+            alarm = self.observer.observe(event, served[event.message_id])
+            self.metrics.anomaly_score.set(alarm.score)
+            if alarm.anomaly:
+                self.metrics.anomalies.inc()
+                log.warning("message %s is an anomaly (z=%+.1f)", event.message_id, alarm.score)
+
+    def _score(
+        self, events: list[Event], start: float, served: dict[str, Served]
+    ) -> dict[str, tuple[Outcome, str | None]]:
+        """Route and score the events as the HTTP service would; hand each prediction to the log.
+
+        Each prediction is also put in ``served`` by message id (for the observer).
+        """
         predictor = self.runtime.predictor()
         requests = [Request(e.values, e.message_id, start=start, user_id=e.user_id, groups=e.groups) for e in events]
         decided: dict[str, tuple[Outcome, str | None]] = {}
         for event, answer in zip(events, predictor.serve_many(requests), strict=True):
             outcome, reason = outcome_of(answer)
             if isinstance(answer, Served):
+                served[event.message_id] = answer
                 if not predictor.record(answer, event.values):  # the log is full: not logged, so not acked
                     outcome = Outcome.RETRY
                 elif answer.decision.shadow_alias is not None:
@@ -238,11 +278,14 @@ def serve_stream(
     max_messages: int | None = None,
     metrics_port: int = 0,
     stop: threading.Event | None = None,
+    observer: ScoredObserver | None = None,
 ) -> int:
     """Start a runtime (models, routing, log) and a worker on ``settings.redis_url``; run until stopped.
 
-    ``metrics_port``: serve /metrics on 127.0.0.1 at this port (0: off). The prediction log is flushed and
-    closed on the way out, whatever ends the run. Returns how many messages this worker finished.
+    ``metrics_port``: serve /metrics on 127.0.0.1 at this port (0: off). ``settings.stream_features``: keep
+    rolling features and push them to the feature store at ``settings.feature_store_dir`` (its definitions
+    applied). ``observer``: fed each scored message (`serving.stream_observer`). The prediction log is flushed
+    and closed on the way out, whatever ends the run. Returns how many messages this worker finished.
     """
     import redis
     from prometheus_client import start_http_server
@@ -256,15 +299,35 @@ def serve_stream(
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=30, socket_connect_timeout=10)
     config = StreamConfig(settings.stream_name, settings.stream_group, consumer, settings.stream_claim_idle_s)
     reader = MessageReader(RequestContract.from_dataset(params.dataset))
+    features = rolling_features(settings, params, client) if settings.stream_features else None
     server = None
     runtime.start()
     try:
         if metrics_port:
             server, _thread = start_http_server(metrics_port, addr="127.0.0.1", registry=runtime.metrics.registry)
-        worker = StreamWorker(client, runtime, reader, config, metrics, stop)
+        worker = StreamWorker(client, runtime, reader, config, metrics, stop, features=features, observer=observer)
         return worker.run(max_messages)
     finally:
         if server is not None:
             server.shutdown()
         runtime.stop()  # flushes every prediction handed to the log
         client.close()
+
+
+def rolling_features(settings: Settings, params: Params, client: redis.Redis) -> RollingFeatures:
+    """The real-time feature writer on the feature store's folder; its rolling view must be applied there."""
+    from feast.errors import FeatureViewNotFoundException
+
+    from pipelines.feature_store import ROLLING_VIEW, FeatureRepo, open_store
+    from serving.stream_features import RollingFeatures
+
+    repo = FeatureRepo(settings.feature_store_dir)
+    store = open_store(repo)
+    try:
+        store.get_feature_view(ROLLING_VIEW)
+    except FeatureViewNotFoundException:
+        raise RuntimeError(
+            f"MLOPS_STREAM_FEATURES is on but the feature store at {repo.root} has no {ROLLING_VIEW!r} view; "
+            "run `mlops-lab features history` (it applies the definitions) or set MLOPS_STREAM_FEATURES=false"
+        ) from None
+    return RollingFeatures(client, store, settings.stream_name, params.dataset.feature_names)

@@ -101,3 +101,34 @@ def test_claims_run_at_start_and_every_half_timeout() -> None:
     assert claim_due(100.0, None, 30)
     assert not claim_due(114.9, 100.0, 30)
     assert claim_due(115.0, 100.0, 30)
+
+
+def test_an_event_names_its_specimen_and_its_time_or_takes_the_message_ids_milliseconds(reader: MessageReader) -> None:
+    timed = reader.read(
+        "1700000000000-3", entry({**ROW, "specimen_id": "sp-00007", "event_timestamp": "2025-01-31T12:00:00.250Z"})
+    )
+    assert isinstance(timed, Event)
+    assert (timed.entity_id, timed.event_ms) == ("sp-00007", 1738324800250)
+    offset = reader.read("1-0", entry({**ROW, "event_timestamp": "2025-01-31T13:00:00.250+01:00"}))
+    assert isinstance(offset, Event)
+    assert offset.event_ms == 1738324800250  # the same instant
+    plain = reader.read("1700000000123-0", entry(ROW))
+    assert isinstance(plain, Event)
+    assert (plain.entity_id, plain.event_ms) == (None, 1700000000123)  # the broker's receive time
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"specimen_id": 7}, "specimen_id"),
+        ({"specimen_id": ""}, "specimen_id"),
+        ({"specimen_id": "sp 7"}, "specimen_id"),
+        ({"event_timestamp": "2025-01-31T12:00:00"}, "event_timestamp"),  # no offset: whose local time?
+        ({"event_timestamp": "yesterday"}, "event_timestamp"),
+        ({"event_timestamp": 1738324800}, "event_timestamp"),
+    ],
+)
+def test_a_bad_specimen_or_time_is_poison_naming_the_field(reader: MessageReader, extra: dict, field: str) -> None:
+    poison = reader.read("1-0", entry({**ROW, **extra}))
+    assert isinstance(poison, Poison)
+    assert poison.reason.startswith(field)
