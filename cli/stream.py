@@ -26,8 +26,11 @@ def stream_score(
         int | None, typer.Option(min=1, help="Stop after finishing this many messages (default: run until stopped).")
     ] = None,
     metrics_port: Annotated[
-        int, typer.Option(min=0, max=65535, help="Serve /metrics on 127.0.0.1 at this port; 0 = off.")
+        int, typer.Option(min=0, max=65535, help="Serve /metrics at this port; 0 = off.")
     ] = 0,
+    metrics_host: Annotated[
+        str, typer.Option(help="The address /metrics listens on: 0.0.0.0 in a container, for Prometheus.")
+    ] = "127.0.0.1",
 ) -> None:
     """Score feature events from the Redis stream as one worker of the consumer group, into the prediction log."""
     import signal
@@ -48,7 +51,10 @@ def stream_score(
         f"{escape(settings.stream_name)} at {escape(redact(settings.redis_url))} "
         f"(dead letters: {escape(dead_stream(settings.stream_name))})"
     )
-    finished = serve_stream(settings, ctx.params, name, max_messages=max_messages, metrics_port=metrics_port, stop=stop)
+    finished = serve_stream(
+        settings, ctx.params, name, max_messages=max_messages, metrics_port=metrics_port, metrics_host=metrics_host,
+        stop=stop,
+    )  # fmt: skip
     console.print(f"stream-score: {finished} messages finished; prediction log flushed")
 
 
