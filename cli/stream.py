@@ -25,9 +25,7 @@ def stream_score(
     max_messages: Annotated[
         int | None, typer.Option(min=1, help="Stop after finishing this many messages (default: run until stopped).")
     ] = None,
-    metrics_port: Annotated[
-        int, typer.Option(min=0, max=65535, help="Serve /metrics at this port; 0 = off.")
-    ] = 0,
+    metrics_port: Annotated[int, typer.Option(min=0, max=65535, help="Serve /metrics at this port; 0 = off.")] = 0,
     metrics_host: Annotated[
         str, typer.Option(help="The address /metrics listens on: 0.0.0.0 in a container, for Prometheus.")
     ] = "127.0.0.1",

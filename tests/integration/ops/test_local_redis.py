@@ -30,7 +30,9 @@ def test_without_redis_server_on_path_the_error_names_the_install_command(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # an empty folder: no redis-server anywhere
-    with pytest.raises(RedisNotInstalledError, match="apt-get install .*redis-server"):
-        with redis_on_loopback(tmp_path / "redis"):
-            pass
+    with (
+        pytest.raises(RedisNotInstalledError, match=r"apt-get install .*redis-server"),
+        redis_on_loopback(tmp_path / "redis"),
+    ):
+        pass
     assert not (tmp_path / "redis").exists(), "nothing is started or created before the binary is found"
