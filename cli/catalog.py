@@ -96,11 +96,11 @@ def explain(
 
 def demo(name: Annotated[str, typer.Argument(help="Demo name, concept id or slug, e.g. data-validation.")]) -> None:
     """Run a narrated demo of a concept (under 30 seconds)."""
-    from lab.demos import DemoNotBuiltError, UnknownDemoError, run_demo
+    from lab.demos import DemoNotBuiltError, MissingPrerequisiteError, UnknownDemoError, run_demo
 
     try:
         run_demo(name)
-    except (UnknownDemoError, DemoNotBuiltError) as err:
+    except (UnknownDemoError, DemoNotBuiltError, MissingPrerequisiteError) as err:
         raise _fail(str(err)) from None
 
 

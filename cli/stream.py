@@ -31,9 +31,10 @@ def stream_score(
     max_messages: Annotated[
         int | None, typer.Option(min=1, help="Stop after finishing this many messages (default: run until stopped).")
     ] = None,
-    metrics_port: Annotated[
-        int, typer.Option(min=0, max=65535, help="Serve /metrics on 127.0.0.1 at this port; 0 = off.")
-    ] = 0,
+    metrics_port: Annotated[int, typer.Option(min=0, max=65535, help="Serve /metrics at this port; 0 = off.")] = 0,
+    metrics_host: Annotated[
+        str, typer.Option(help="The address /metrics listens on: 0.0.0.0 in a container, for Prometheus.")
+    ] = "127.0.0.1",
     anomalies: Annotated[
         bool, typer.Option(help="Judge each scored event's novelty against the champion's training data.")
     ] = True,
@@ -59,8 +60,9 @@ def stream_score(
         f"(dead letters: {escape(dead_stream(settings.stream_name))})"
     )
     finished = serve_stream(
-        settings, ctx.params, name, max_messages=max_messages, metrics_port=metrics_port, stop=stop, observer=observer
-    )
+        settings, ctx.params, name, max_messages=max_messages, metrics_port=metrics_port, metrics_host=metrics_host,
+        stop=stop, observer=observer,
+    )  # fmt: skip
     console.print(f"stream-score: {finished} messages finished; prediction log flushed")
 
 

@@ -277,15 +277,17 @@ def serve_stream(
     *,
     max_messages: int | None = None,
     metrics_port: int = 0,
+    metrics_host: str = "127.0.0.1",
     stop: threading.Event | None = None,
     observer: ScoredObserver | None = None,
 ) -> int:
     """Start a runtime (models, routing, log) and a worker on ``settings.redis_url``; run until stopped.
 
-    ``metrics_port``: serve /metrics on 127.0.0.1 at this port (0: off). ``settings.stream_features``: keep
-    rolling features and push them to the feature store at ``settings.feature_store_dir`` (its definitions
-    applied). ``observer``: fed each scored message (`serving.stream_observer`). The prediction log is flushed
-    and closed on the way out, whatever ends the run. Returns how many messages this worker finished.
+    ``metrics_port``: serve /metrics at this port (0: off), on ``metrics_host`` (loopback unless a container's
+    Prometheus must reach it). ``settings.stream_features``: keep rolling features and push them to the feature
+    store at ``settings.feature_store_dir`` (its definitions applied). ``observer``: fed each scored message
+    (`serving.stream_observer`). The prediction log is flushed and closed on the way out, whatever ends the run.
+    Returns how many messages this worker finished.
     """
     import redis
     from prometheus_client import start_http_server
@@ -304,7 +306,7 @@ def serve_stream(
     runtime.start()
     try:
         if metrics_port:
-            server, _thread = start_http_server(metrics_port, addr="127.0.0.1", registry=runtime.metrics.registry)
+            server, _thread = start_http_server(metrics_port, addr=metrics_host, registry=runtime.metrics.registry)
         worker = StreamWorker(client, runtime, reader, config, metrics, stop, features=features, observer=observer)
         return worker.run(max_messages)
     finally:

@@ -47,10 +47,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def redis_url(tmp_path: Path) -> Iterator[str]:
-    """A real redis-server on a free loopback port, empty, files in tmp_path; stopped after the test."""
-    from tests.redis_server import redis_on_loopback
+    """A real redis-server on a free loopback port, empty, files in tmp_path; stopped after the test.
 
-    with redis_on_loopback(tmp_path / "redis") as url:
+    Without redis-server the test is skipped (in CI: failed) with the install command (tests/system_tools.py).
+    """
+    from ops.local_redis import redis_on_loopback
+    from tests.system_tools import system_tool
+
+    with redis_on_loopback(tmp_path / "redis", system_tool("redis-server")) as url:
         yield url
 
 

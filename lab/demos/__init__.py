@@ -73,6 +73,7 @@ DEMOS: dict[str, str] = {
     "explain": "lab.demos.explain",
     "batch-scoring": "lab.demos.batch_scoring",
     "feature-store": "lab.demos.feature_store",
+    "streaming": "lab.demos.streaming",
 }
 
 
@@ -82,6 +83,10 @@ class UnknownDemoError(LookupError):
 
 class DemoNotBuiltError(LookupError):
     """The demo is registered but its module (or its ``run`` function) does not exist yet."""
+
+
+class MissingPrerequisiteError(RuntimeError):
+    """A system tool the demo runs (a real broker, say) is not installed; the message says how to install it."""
 
 
 def _available() -> str:

@@ -1,4 +1,4 @@
-"""The API image ships only what serving needs: core/, pipelines/, serving/ and cli/.
+"""The API image ships only what serving needs: core/, pipelines/, serving/ and cli/ (the API and the stream workers).
 
 docker/api.Dockerfile copies those four packages into the wheel it installs (hatchling builds the
 wheel from what is there). This holds two ways: the Dockerfile copies exactly these packages, and in a
@@ -48,6 +48,19 @@ def test_the_cli_serves_without_the_packages_left_out() -> None:
     result = _run(code)
     assert result.returncode == 0, result.stderr
     assert "Serve the model API" in result.stdout
+
+
+def test_the_stream_worker_runs_from_the_api_image_without_the_packages_left_out() -> None:
+    """docker/compose.yaml and k8s/base/stream-scorer.yaml run `mlops-lab stream-score` from this image (C63)."""
+    code = (
+        "from cli.app import app\n"
+        "app(['stream-score', '--help'], standalone_mode=False)\n"
+        "import core.context, core.redact, serving.contract, serving.metrics, serving.runtime  # what it loads lazily\n"
+        "from serving.stream_worker import serve_stream\n"
+    )
+    result = _run(code)
+    assert result.returncode == 0, result.stderr
+    assert "Score feature events from the Redis stream" in result.stdout
 
 
 def test_the_app_builds_without_the_packages_left_out(tmp_path: Path) -> None:

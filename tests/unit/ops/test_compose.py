@@ -48,6 +48,9 @@ SERVICES = {
     "dask-scheduler",
     "dask-worker",
     "batch-scorer",
+    "redis",
+    "stream-scorer",
+    "stream-producer",
     "api",
     "prometheus",
     "grafana",
@@ -203,7 +206,9 @@ def test_mlops_variables_are_settings_fields_and_urls_point_at_real_services(com
         unknown = [key for key in service.get("environment", {}) if key.startswith("MLOPS_") and key not in fields]
         assert unknown == [], f"{name}: not Settings fields: {unknown}"
         for key, value in service.get("environment", {}).items():
-            for host, port in re.findall(r"(?:https?|postgresql\+\w+)://(?:\w+@)?([a-z][\w-]*):(\d+)", str(value)):
+            for host, port in re.findall(
+                r"(?:https?|redis|postgresql\+\w+)://(?:\w+@)?([a-z][\w-]*):(\d+)", str(value)
+            ):
                 if host == "localhost":  # a URL for the browser: this service must publish that port
                     assert f"127.0.0.1:{port}:{port}" in service.get("ports", []), f"{name}.{key}: {port} unpublished"
                     continue
@@ -244,13 +249,16 @@ def listening_ports(service: dict[str, Any]) -> set[str]:
     """Container ports a service listens on: its --port, the Dockerfile's EXPOSE, well-known upstream ports."""
     ports = {str(p).rsplit(":", 1)[-1].split("/")[0] for p in service.get("ports", [])}
     command = service.get("command", [])
-    if "--port" in command:
-        ports.add(str(command[command.index("--port") + 1]))
+    for option in ("--port", "--metrics-port"):
+        if option in command:
+            ports.add(str(command[command.index(option) + 1]))
     spec = next((s for s in IMAGES if split_reference(service["image"])[0] == s.name), None)
     if spec is not None and "command" not in service:
         ports |= set(re.findall(r"^EXPOSE (\d+)", (REPO / spec.dockerfile).read_text(), re.MULTILINE))
     if service["image"].startswith("postgres:"):
         ports.add("5432")
+    if service["image"].startswith("redis:"):
+        ports.add("6379")
     return ports
 
 
@@ -386,3 +394,55 @@ def test_batch_scoring_workers_reach_the_scheduler_and_share_the_scorers_output_
     assert any(output.startswith(mount + "/") for mount in batch_mounts), "workers write the parts the scorer reads"
     assert worker["environment"]["PREFECT_API_URL"] == scorer["environment"]["PREFECT_API_URL"]
     assert worker["environment"]["MLFLOW_TRACKING_USERNAME"] == "mlops"
+
+
+def test_stream_scoring_workers_reach_the_broker_with_the_apis_settings_and_are_scraped(
+    compose: dict[str, Any],
+) -> None:
+    """C63, profile `stream`: an in-memory Redis on the backend network only, two workers built from the API's
+    image with the API's settings (one registry, one prediction log), /metrics on a port Prometheus scrapes and the
+    health check probes, and a producer that reads the raw data the trainer ingested."""
+    import typer.main
+
+    from cli.app import app
+
+    services = compose["services"]
+    broker, scorer, producer, api = (services[n] for n in ("redis", "stream-scorer", "stream-producer", "api"))
+    assert {n for n, svc in services.items() if "stream" in svc.get("profiles", [])} == {
+        "redis", "stream-scorer", "stream-producer"
+    }  # fmt: skip
+    assert broker["networks"] == ["backend"]
+    assert "ports" not in broker, "the broker is not published"
+    assert "volumes" not in broker, "in memory only"
+    assert broker["command"][-4:] == ["--save", "", "--appendonly", "no"]
+    assert broker["healthcheck"]["test"][1:] == ["redis-cli", "ping"]
+
+    assert (scorer["build"], scorer["image"]) == (api["build"], api["image"]), "the API's image, one build"
+    assert scorer["deploy"]["replicas"] == 2
+    command = scorer["command"]
+    assert command[:2] == ["mlops-lab", "stream-score"]
+    stream_score = typer.main.get_command(app).commands["stream-score"]  # type: ignore[attr-defined]
+    options = {opt for param in stream_score.params for opt in param.opts}
+    assert {c for c in command[2:] if c.startswith("--")} <= options, "only options stream-score has"
+    port = command[command.index("--metrics-port") + 1]
+    assert command[command.index("--metrics-host") + 1] == "0.0.0.0", "reachable from Prometheus's container"
+    assert scorer["healthcheck"]["test"][-1] == f"http://127.0.0.1:{port}/metrics"
+    env = scorer["environment"]
+    assert env["MLOPS_REDIS_URL"] == producer["environment"]["MLOPS_REDIS_URL"] == "redis://redis:6379/0"
+    for key in ("MLOPS_TRACKING_URI", "MLOPS_PREDICTION_LOG_URL", "MLFLOW_TRACKING_USERNAME", "MLOPS_POLL_INTERVAL_S"):
+        assert env[key] == api["environment"][key], f"{key}: the workers share the API's stores"
+    assert {d: r["condition"] for d, r in scorer["depends_on"].items()} == {
+        "redis": "service_healthy", "postgres": "service_healthy", "mlflow": "service_healthy"
+    }  # fmt: skip
+
+    prometheus = services["prometheus"]
+    config = yaml.safe_load(mounts(prometheus)["/etc/prometheus/prometheus.yml"].read_text())
+    job = next(j for j in config["scrape_configs"] if j["job_name"] == "stream-scorer")
+    (sd,) = job["dns_sd_configs"]
+    assert (sd["names"], str(sd["port"])) == (["stream-scorer"], port)
+    assert set(scorer["networks"]) & set(prometheus["networks"]), "prometheus reaches the workers"
+
+    assert producer["command"][:2] == ["mlops-lab", "stream-produce"]
+    trainer_data = {v for v in services["trainer"]["volumes"] if v.endswith(":/app/data")}
+    assert trainer_data
+    assert trainer_data <= set(producer["volumes"]), "the producer reads the trainer's raw data"

@@ -51,13 +51,21 @@ def api_container(objects: Objects) -> K8sObject:
 
 EXPECTED = {
     "Namespace": {"mlops-lab"},
-    "Deployment": {"mlops-lab-api", "mlflow", "prefect-server", "prefect-worker", "rollout-controller"},
+    "Deployment": {
+        "mlops-lab-api",
+        "mlflow",
+        "prefect-server",
+        "prefect-worker",
+        "rollout-controller",
+        "redis",
+        "stream-scorer",
+    },
     "Rollout": {"mlops-lab-api"},
     "AnalysisTemplate": {"mlops-lab-api-canary"},
     "StatefulSet": {"postgres"},
     "CronJob": {"monitor", "batch-scoring"},
     "HorizontalPodAutoscaler": {"mlops-lab-api"},
-    "PodDisruptionBudget": {"mlops-lab-api"},
+    "PodDisruptionBudget": {"mlops-lab-api", "stream-scorer"},
     "Ingress": {"mlops-lab-api"},
     "Service": {
         "mlops-lab-api",
@@ -66,6 +74,7 @@ EXPECTED = {
         "mlflow",
         "postgres",
         "prefect-server",
+        "redis",
     },
     "Secret": {"postgres-credentials", "mlflow-server", "mlflow-client", "prefect-server", "mlops-lab-api"},
     "NetworkPolicy": {
@@ -79,6 +88,9 @@ EXPECTED = {
         "postgres-clients-egress",
         "mlflow-clients-egress",
         "prefect-clients-egress",
+        "redis-ingress",
+        "redis-clients-egress",
+        "stream-scorer-metrics-ingress",
     },
 }
 
@@ -424,6 +436,53 @@ def test_the_rollout_controller_runs_once_watching_and_reaches_its_databases(
     assert admitting == [], "no policy opens a port on the controller"
 
 
+@pytest.mark.parametrize("env", OVERLAYS)
+def test_stream_scorers_reach_the_broker_with_the_apis_image_and_settings(
+    rendered: dict[str, Objects], env: str
+) -> None:
+    """C63: two workers on the API's image and stores, probed and scraped on their metrics port; a pinned,
+    in-memory Redis that only the workers' label reaches."""
+    objects = rendered[env]
+    worker = get(objects, "Deployment", "stream-scorer")
+    pod = worker["spec"]["template"]
+    [container] = pod["spec"]["containers"]
+    api = api_container(objects)
+    assert worker["spec"]["replicas"] == 2
+    assert container["image"] == api["image"], "the API's image, pinned by the same overlay entry"
+    assert container["envFrom"] == api["envFrom"], "the API's settings and MLflow login"
+    log = next(e for e in container["env"] if e["name"] == "MLOPS_PREDICTION_LOG_URL")
+    assert log == next(e for e in api["env"] if e["name"] == "MLOPS_PREDICTION_LOG_URL"), "one prediction log"
+    command = [*container["command"], *container["args"]]
+    assert command[:2] == ["mlops-lab", "stream-score"]
+    port = int(command[command.index("--metrics-port") + 1])
+    assert command[command.index("--metrics-host") + 1] == "0.0.0.0"
+    [declared] = container["ports"]
+    assert declared["containerPort"] == port == int(pod["metadata"]["annotations"]["prometheus.io/port"])
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/metrics", "port": declared["name"]}, probe
+    config = next(o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("mlops-lab-s"))
+    host, redis_port = re.fullmatch(r"redis://([\w-]+):(\d+)/\d+", config["data"]["MLOPS_REDIS_URL"]).groups()  # type: ignore[union-attr]
+    service = get(objects, "Service", host)
+    assert [p["port"] for p in service["spec"]["ports"]] == [int(redis_port)]
+    broker = get(objects, "Deployment", host)
+    [redis] = broker["spec"]["template"]["spec"]["containers"]
+    assert redis["image"] == "redis:7.2.5-alpine"
+    assert redis["args"][-4:] == ["--save", "", "--appendonly", "no"], "in memory only, as in compose"
+    assert "volumes" not in broker["spec"]["template"]["spec"] or all(
+        "persistentVolumeClaim" not in v for v in broker["spec"]["template"]["spec"]["volumes"]
+    )
+    [peer] = get(objects, "NetworkPolicy", "redis-ingress")["spec"]["ingress"][0]["from"]
+    clients = [o for o in objects if o["kind"] in ("Deployment", "StatefulSet", "CronJob")]
+    admitted = {
+        o["metadata"]["name"]
+        for o in clients
+        if o["kind"] != "CronJob" and selector_matches(peer["podSelector"], o["spec"]["template"]["metadata"]["labels"])
+    }
+    assert admitted == {"stream-scorer"}, "only the workers reach the broker"
+    compose = yaml.safe_load((Path(__file__).resolve().parents[3] / "docker/compose.yaml").read_text())
+    assert compose["services"]["redis"]["image"] == redis["image"], "one Redis version in compose and k8s"
+
+
 def test_api_port_is_reached_only_from_the_ingress_and_prometheus_namespaces(rendered: dict[str, Objects]) -> None:
     policy = get(rendered["prod"], "NetworkPolicy", "api-ingress")
     peers = [p for rule in policy["spec"]["ingress"] for p in rule["from"]]
@@ -442,6 +501,7 @@ STORES = {
     "mlops-lab/postgres-client": "postgres",
     "mlops-lab/mlflow-client": "mlflow",
     "mlops-lab/prefect-client": "prefect-server",
+    "mlops-lab/redis-client": "redis",
 }
 
 

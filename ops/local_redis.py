@@ -1,11 +1,16 @@
-"""A real redis-server on a loopback port, for the streaming tests: started in a temp folder, stopped after.
+"""A real redis-server on a free loopback port, started in a folder of its own and stopped after: the broker
+the streaming demo and tests run on.
 
-Debian's ``redis-server`` (scripts/system-tools.sh installs it; `tests.system_tools.system_tool` skips or, in CI,
-fails a test without it). No persistence (``--save ""``, no append-only file): each test gets an empty broker.
+Concept: streaming inference on a real broker (C63), with no Docker engine and no configuration. Debian's
+``redis-server`` binary starts in milliseconds; it is given a free port, ``127.0.0.1`` only, and no
+persistence (``--save ""``, no append-only file), so each run gets an empty broker that leaves nothing behind.
+Start-up is a bounded readiness poll (PING), and a port another process takes between our probe and redis's
+bind is retried on a new one.
 """
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -13,9 +18,25 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ops.local_servers import free_port
-from tests.system_tools import system_tool
 
 START_TIMEOUT_S = 20.0
+INSTALL_HINT = "sudo apt-get install -y --no-install-recommends redis-server"
+
+
+class RedisNotInstalledError(RuntimeError):
+    """No ``redis-server`` on PATH; the message says how to install it."""
+
+
+def redis_binary() -> str:
+    """The path of ``redis-server``.
+
+    Raises:
+        RedisNotInstalledError: it is not on PATH (the message names ``apt-get install redis-server``).
+    """
+    path = shutil.which("redis-server")
+    if path is None:
+        raise RedisNotInstalledError(f"redis-server is not installed (a real broker is needed): {INSTALL_HINT}")
+    return path
 
 
 def _answers(url: str) -> bool:
@@ -31,9 +52,14 @@ def _answers(url: str) -> bool:
 
 
 @contextmanager
-def redis_on_loopback(folder: Path) -> Iterator[str]:
-    """Start redis-server on a free loopback port with its files in ``folder``; yield its URL; stop it."""
-    binary = system_tool("redis-server")
+def redis_on_loopback(folder: Path, binary: str | None = None) -> Iterator[str]:
+    """Start redis-server on a free loopback port with its files in ``folder``; yield its URL; stop it.
+
+    Raises:
+        RedisNotInstalledError: no ``binary`` given and none on PATH.
+        RuntimeError: it did not answer PING within START_TIMEOUT_S, or exited at start three times.
+    """
+    binary = binary or redis_binary()
     folder.mkdir(parents=True, exist_ok=True)
     for _attempt in range(3):  # another process may take the free port between our probe and redis's bind
         port = free_port()
