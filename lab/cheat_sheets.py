@@ -56,7 +56,7 @@ def _ids(*numbers: int) -> tuple[str, ...]:
 # resilience (C49) with the operations they belong to, and the lifecycle, MLOps-vs-DevOps, test
 # pyramid, debt and cloud map form the big picture. Hyperparameter search (C56) has a sheet of its own:
 # sheet 1, where training lives, is at its one-page budget. Responsible AI (approval, C60) has its own too,
-# and so has the feature store (C62).
+# and so have the feature store and streaming (C62, C63).
 AREAS: tuple[Area, ...] = (
     Area(
         1,
@@ -216,11 +216,12 @@ AREAS: tuple[Area, ...] = (
     Area(
         9,
         "features-in-production",
-        "Data and features in production: the feature store",
+        "Data and features in production: feature store and streaming",
         "Features that change over time, kept once for training and serving: a history joined point in time for "
-        "training, an online store served by entity id, and a model that names the feature definitions it was "
-        "trained on. Run `uv run mlops-lab demo feature-store`.",
-        _ids(62),
+        "training, an online store served by entity id, a model that names the feature definitions it was "
+        "trained on; and events scored from a broker as they arrive. Run `uv run mlops-lab demo feature-store` "
+        "and `uv run mlops-lab demo streaming`.",
+        _ids(62, 63),
         (
             "A join on each entity's latest values puts later facts into earlier rows: the model looks better "
             "offline than it serves, and no metric on that training set shows it.",
@@ -230,6 +231,8 @@ AREAS: tuple[Area, ...] = (
             "instead of scoring yesterday's numbers silently.",
             "Feature lineage claimed from a file that changed since its export is a false claim: tie it to the "
             "file's hash, and drop it when the hash differs.",
+            "Ack before the write loses a message on a crash, write without an idempotency key doubles it: write "
+            "keyed by the message id, then ack.",
         ),
     ),
 )

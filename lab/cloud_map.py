@@ -140,6 +140,14 @@ CLOUD_MAP: tuple[Equivalent, ...] = (
         ("flows/batch_scoring_flow.py::batch_scoring_flow", "flows/batch_scoring.py::score_chunk"),
     ),
     Equivalent(
+        "Streaming inference (events from a broker)",
+        "Amazon Kinesis Data Streams",
+        "Pub/Sub with Dataflow",
+        "Azure Event Hubs",
+        "a Redis Streams consumer group of stream-score workers, logging each prediction once by message id",
+        ("serving/stream_worker.py::StreamWorker", "serving/stream_messages.py::may_ack"),
+    ),
+    Equivalent(
         "Feature store",
         "SageMaker Feature Store",
         "Vertex AI Feature Store",
