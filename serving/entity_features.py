@@ -11,7 +11,8 @@ measured.
 `EntityFeatures` turns ids into the float matrix, or refuses the whole body with an `EntityError` that names
 the field: an id not in the online store (404), values measured longer ago than ``feature_max_age_s`` (422: a
 stale value is a wrong answer given confidently), values outside the data contract (422), or no feature store
-at all (503: the service is not set up for entity rows; feature rows are still served).
+at all (404 too: no entity can be found here, and the client can send the features; feature rows are still
+served).
 
 Feast costs seconds to import and its store is built from files, so the store is opened once per process and
 kept, behind a lock. If the store exists when the service starts, `EntityFeatures.warm` opens it (and reads
@@ -93,7 +94,9 @@ class FeaturesOutOfContractError(EntityError):
 
 
 class FeatureStoreUnavailableError(EntityError):
-    status = 503
+    # 404, not 503: with no store no entity can be found, and the client can always send the features instead;
+    # a 5xx would say the server failed, and retrying would never help.
+    status = 404
 
 
 class EntityFeatures:

@@ -58,14 +58,16 @@ PREDICT_ERRORS: dict[int | str, dict[str, Any]] = {
     403: documented("X-Force-Arm with a wrong admin token"),
     409: documented("X-Request-Id already used for other features"),
     415: documented("Content-Type is not application/json"),
-    404: documented("A row's entity id is not in the online feature store (the field and id are named)"),
+    404: documented(
+        "A row's entity id is not in the online feature store, or the service has no feature store (the field and "
+        "id are named)"
+    ),
     422: documented(
         "Invalid body or routing header (or an X-Force-Arm arm with no model loaded), naming it; for entity rows "
         "also features measured longer ago than MLOPS_FEATURE_MAX_AGE_S or stored values outside the data contract"
     ),
     503: documented(
-        "No champion loaded yet, the prediction log is saturated or the database is down, or entity rows were sent "
-        "and there is no feature store (nothing was served)",
+        "No champion loaded yet, the prediction log is saturated or the database is down (nothing was served)",
         retry_after=True,
     ),
     **AUTH_ERRORS,
@@ -267,7 +269,7 @@ def serving_error(err: Exception) -> Response:
 
 
 def entity_error(err: EntityError) -> Response:
-    """A refused body of entity rows: 404 unknown id, 422 stale or out-of-contract features, 503 no store."""
+    """A refused body of entity rows: 404 unknown id or no store, 422 stale or out-of-contract features."""
     p = err.problem
     if err.status == 422:
         return invalid_request([p])

@@ -211,7 +211,7 @@ def test_the_openapi_document_shows_the_entity_form(client) -> None:
     assert {"entity_id", "features_measured_at"} <= set(answer)
 
 
-def test_without_a_feature_store_entity_rows_are_a_503_and_feature_rows_still_served(
+def test_without_a_feature_store_entity_rows_are_a_404_and_feature_rows_still_served(
     world, params: Params, tmp_path: Path
 ) -> None:
     settings, _, _ = world
@@ -219,7 +219,7 @@ def test_without_a_feature_store_entity_rows_are_a_503_and_feature_rows_still_se
     row = {name: (spec.min + spec.max) / 2 for name, spec in params.dataset.features.items()}
     with TestClient(create_app(bare, params)) as client:
         assert client.app.state.runtime.entities.warming is None  # type: ignore[attr-defined]
-        answer = refused(client, {ENTITY_KEY: "sp-00001"}, 503)
+        answer = refused(client, {ENTITY_KEY: "sp-00001"}, 404)
         assert "no feature store" in answer["error"]
         assert answer["detail"][0]["field"] == ENTITY_KEY
         assert "retry-after" not in {k.lower() for k in client.post("/v1/predict", json={ENTITY_KEY: "a"}).headers}

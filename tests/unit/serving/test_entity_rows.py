@@ -104,7 +104,7 @@ def test_without_a_feature_store_entity_rows_are_refused_as_unavailable(tmp_path
     assert entities.warm() is None  # nothing to open at start-up
     with pytest.raises(FeatureStoreUnavailableError) as caught:
         entities.lookup(EntityRequest(("sp-1", "sp-2"), True))
-    assert caught.value.status == 503
+    assert caught.value.status == 404
     assert caught.value.problem.field == f"rows.0.{ENTITY_KEY}"
     assert str(repo.root) in caught.value.problem.msg
     assert not entities.opened
