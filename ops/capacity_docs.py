@@ -165,7 +165,8 @@ def render_markdown(
         f"| per million predictions at the average (HPA floor) | ${plan.cost_per_million_average:.4f} |",
         f"| predictions per month | {plan.monthly_millions:,.0f} million |",
         f"| API pods per month | ${plan.monthly_api_cost:,.2f} |",
-        "| platform pods per month (MLflow, PostgreSQL, Prefect server and worker, rollout controller; requests "
+        "| platform pods per month (MLflow, PostgreSQL, Prefect server and worker, rollout controller, Redis and two "
+        "stream-scorer workers; requests "
         "from the prod overlay; the hourly monitor Job runs minutes and is left out) | "
         f"${platform_month:,.2f} ({platform['cpu']:g} vCPU, {platform['memory_gib']:g} GiB) |",
         f"| all pods per month, per million predictions | ${total_month:,.2f}, "

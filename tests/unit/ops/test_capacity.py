@@ -169,9 +169,9 @@ def test_an_overlay_edited_without_the_plan_is_caught(prod: list[dict[str, Any]]
 
 def test_platform_requests_sum_the_fixed_pods_and_leave_the_api_out(prod: list[dict[str, Any]]) -> None:
     totals = platform_requests(prod)
-    # postgres 250m + mlflow 250m + prefect server 250m + worker 500m + rollout controller 50m (256Mi);
-    # the API's template Deployment has 0 replicas
-    assert totals == {"cpu": 1.3, "memory_gib": 3.0}
+    # postgres 250m + mlflow 250m + prefect server 250m + worker 500m + rollout controller 50m (256Mi)
+    # + redis 100m (128Mi) + two stream-scorers 250m each (512Mi each); the API's template Deployment has 0 replicas
+    assert totals == {"cpu": 1.9, "memory_gib": 4.125}
 
 
 def test_docs_capacity_md_is_the_generators_output(prod: list[dict[str, Any]]) -> None:
