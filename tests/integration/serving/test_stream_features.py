@@ -35,7 +35,7 @@ from serving.metrics import Metrics
 from serving.runtime import Runtime
 from serving.stream_messages import PAYLOAD, MessageReader
 from serving.stream_worker import StreamConfig, StreamMetrics, StreamWorker, rolling_features, serve_stream
-from tests.integration.serving.test_stream_scoring import sample, scrape, wait_for
+from tests.integration.serving.stream_helpers import sample, scrape, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 DEADLINE_S = 120.0

@@ -13,8 +13,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -36,6 +34,7 @@ from serving.runtime import Runtime
 from serving.stream_messages import DEAD_ORIGINAL_ID, DEAD_REASON, PAYLOAD, MessageReader
 from serving.stream_producer import feature_payloads, poison_payloads, produce
 from serving.stream_worker import StreamConfig, StreamMetrics, StreamWorker, dead_stream, serve_stream
+from tests.integration.serving.stream_helpers import sample, scrape, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[3]
@@ -103,23 +102,6 @@ def clean_ids(client: redis.Redis, settings: Settings) -> set[str]:
     """The ids of the stream's entries that are not in the dead-letter stream."""
     dead = {f[DEAD_ORIGINAL_ID].decode() for _, f in client.xrange(dead_stream(settings.stream_name))}
     return {mid.decode() for mid, _ in client.xrange(settings.stream_name)} - dead
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = DEADLINE_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():  # a bounded poll on the condition itself, never a fixed sleep
-        assert time.monotonic() < deadline, f"{what} did not happen within {timeout_s:g} s"
-        time.sleep(0.05)
-
-
-def scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
-        return answer.read().decode()
-
-
-def sample(text: str, series: str) -> float | None:
-    match = re.search(rf"^{re.escape(series)} (\S+)$", text, re.MULTILINE)
-    return float(match.group(1)) if match else None
 
 
 def test_every_message_is_logged_once_and_poison_is_dead_lettered_without_blocking_the_group(
